@@ -1,0 +1,62 @@
+# Swarm: `make run` starts everything on the embedded default; `make test` runs the whole suite.
+# Both do all set-up themselves and are idempotent (stamps skip work already done).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.requirements.stamp
+NPM_STAMP := node_modules/.package.stamp
+VENDOR_STAMP := static/vendor/.stamp
+
+# Test services (real PostgreSQL and Redis; .ci/run starts them when they are down).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
+
+.PHONY: setup run test test-python test-js test-browser lint typecheck vectors clean
+
+setup: $(PY_STAMP) $(VENDOR_STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py swarm_keys
+
+$(PY_STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENDOR_STAMP): $(NPM_STAMP) scripts/vendor.mjs
+	node scripts/vendor.mjs
+	touch $@
+
+run: setup
+	$(VENV)/bin/honcho start -f Procfile
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(VENV)/bin/mypy
+
+vectors: $(PY_STAMP)
+	$(PY) scripts/make_vectors.py
+
+test: setup lint typecheck test-python test-js test-browser
+
+test-python: setup
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests --ignore=tests/browser
+	# The beacon again on the embedded default: SQLite and per-process limits, no Redis.
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest tests/test_beacon_api.py tests/test_beacon_fuzz.py
+
+test-js: $(VENDOR_STAMP)
+	@ls tests/js/*.test.js >/dev/null  # no test files is a failure, not a pass
+	node --test tests/js/
+
+test-browser: setup
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests/browser
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

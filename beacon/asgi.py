@@ -1,0 +1,172 @@
+"""The beacon API as a lean ASGI app in front of Django (the announce hot path).
+
+Django's request handling costs more than verifying and storing a ticket, so
+``/beacon/v1/<community>/announce`` and ``/peers`` are served here directly; every
+other path (the OpenAPI document included) falls through to Django.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from swarmweb.clock import now_ms
+
+from . import services
+from .exceptions import BeaconError, too_large
+from .limits import retry_after_header
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PREFIX = "/beacon/v1/"
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"Retry-After"),
+]
+ALLOWED = {"announce": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
+
+
+class BeaconApp:
+    def __init__(self, fallback: ASGIApp) -> None:
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = _route(scope)
+        if route is None:
+            await self.fallback(scope, receive, send)
+            return
+        community, action = route
+        try:
+            status, body, headers = await self._handle(scope, receive, community, action)
+        except BeaconError as error:
+            status, body, headers = _error(error)
+        except Exception:  # a fault of ours (database down...), never the client's input
+            log.exception("beacon %s failed", action)
+            status, body, headers = _error(
+                BeaconError(503, "unavailable", "the beacon cannot answer right now")
+            )
+        await _respond(send, status, body, headers, head=scope["method"] == "HEAD")
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, community: str, action: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        method = scope["method"]
+        if method == "OPTIONS":
+            return 204, b"", _preflight(ALLOWED[action])
+        allowed = ALLOWED[action].replace(", OPTIONS", "").split(", ")
+        if method not in allowed:
+            error = BeaconError(405, "method_not_allowed", f"use {' or '.join(allowed)}")
+            status, body, headers = _error(error)
+            return status, body, [*headers, (b"allow", ALLOWED[action].encode())]
+        ip = _client_ip(scope)
+        now = now_ms()
+        if action == "announce":
+            raw = await _read_body(scope, receive, settings.SWARM_ANNOUNCE_MAX_BYTES)
+            result = await services.ticket_announce(community=community, raw=raw, ip=ip, now=now)
+            return 200, _peers_body(result.peers_json), []
+        limit = _limit_param(scope)
+        peers = await services.peers_list(community=community, ip=ip, now=now, limit=limit)
+        return 200, _peers_body(peers), []
+
+
+def _route(scope: Scope) -> tuple[str, str] | None:
+    if scope["type"] != "http":
+        return None
+    path: str = scope["path"]
+    if not path.startswith(PREFIX):
+        return None
+    community, _, action = path[len(PREFIX) :].partition("/")
+    if action not in ALLOWED or not community:
+        return None
+    return community, action
+
+
+def _client_ip(scope: Scope) -> str | None:
+    if settings.SWARM_TRUST_X_FORWARDED_FOR:
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                return str(value.decode("latin-1").split(",")[0].strip()) or None
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _limit_param(scope: Scope) -> int:
+    from urllib.parse import parse_qs
+
+    maximum: int = settings.SWARM_BEACON_MAX_PEERS
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("limit")
+    if not values:
+        return maximum
+    value = values[0]
+    if not value.isdigit() or int(value) < 1:
+        raise BeaconError(400, "bad_limit", "limit must be a positive integer")
+    return min(int(value), maximum)
+
+
+def _peers_body(peers_json: list[str]) -> bytes:
+    # Stored tickets are already JSON: splice them in rather than parse and re-dump.
+    return ('{"ok":true,"peers":[' + ",".join(peers_json) + "]}").encode()
+
+
+def _error(error: BeaconError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    body = json.dumps({"ok": False, "error": {"code": error.code, "message": error.message}})
+    headers = []
+    if error.retry_after is not None:
+        headers.append((b"retry-after", retry_after_header(error.retry_after).encode()))
+    return error.status, body.encode(), headers
+
+
+def _preflight(methods: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"access-control-allow-methods", methods.encode()),
+        (b"access-control-allow-headers", b"content-type"),
+        (b"access-control-max-age", b"86400"),
+    ]
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]], *, head: bool
+) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *CORS_HEADERS,
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -1,0 +1,184 @@
+"""Beacon operations: announcing a ticket, listing peers, pruning, blocking.
+
+The announce path is async end to end (it is the hot path, served by the ASGI
+fast path in ``beacon.asgi``); the rest is ordinary synchronous Django code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from peers.protocol.errors import REPLAY, ProtocolError
+from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket
+from swarmweb import metrics
+
+from . import blocks, store
+from .exceptions import BeaconError, bad_json, blocked, rate_limited
+from .limits import get_state
+from .models import Block, PresenceTicket
+
+metrics.describe("swarm_beacon_announces_total", "Announces by result (accepted or error code).")
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceResult:
+    ticket: Ticket
+    peers_json: list[str]
+
+
+def parse_json_body(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad_json() from exc
+
+
+def check_community(name: str) -> None:
+    if not is_valid_community(name):
+        raise BeaconError(404, "bad_community", "community name is invalid")
+
+
+async def ticket_announce(
+    *, community: str, raw: bytes, ip: str | None, now: int
+) -> AnnounceResult:
+    """Verify and store one presence ticket; return the peers to hand back."""
+    try:
+        result = await _announce(community=community, raw=raw, ip=ip, now=now)
+    except BeaconError as exc:
+        metrics.incr("swarm_beacon_announces_total", result=exc.code)
+        raise
+    metrics.incr("swarm_beacon_announces_total", result="accepted")
+    return result
+
+
+def _claimed_peer(envelope: object) -> str | None:
+    """The peer id a (not yet verified) ticket claims, to fetch its rate state early."""
+    if isinstance(envelope, dict):
+        body = envelope.get("body")
+        if isinstance(body, dict) and isinstance(body.get("peer_id"), str):
+            return str(body["peer_id"])[:64]
+    return None
+
+
+async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> AnnounceResult:
+    check_community(community)
+    envelope = parse_json_body(raw)
+    claimed = _claimed_peer(envelope)
+    peer_key = f"peer:{community}:{claimed}" if claimed else None
+    state = get_state()
+    pre = await state.precheck(
+        ip_key=f"ip:{ip}" if ip else None,
+        rate=settings.SWARM_BEACON_IP_RATE,
+        burst=settings.SWARM_BEACON_IP_BURST,
+        peer_key=peer_key,
+        now_ms=now,
+    )
+    if pre.ip_wait > 0:
+        raise rate_limited(pre.ip_wait, "per address")
+    try:
+        ticket = verify_ticket(
+            envelope,
+            now=now,
+            community=community,
+            max_ttl_ms=settings.SWARM_TICKET_MAX_TTL_MS,
+            skew_ms=settings.SWARM_CLOCK_SKEW_MS,
+        )
+    except ProtocolError as exc:
+        raise BeaconError.from_protocol(exc) from exc
+    block_set = await blocks.current(pre.blocks_version)
+    if block_set.blocks(public_key=ticket.envelope["pk"], peer_id=ticket.peer_id, ip=ip):
+        raise blocked()
+    if pre.peer_recent is not None:
+        wait, memo = pre.peer_recent
+        issued_at, _, nonce = memo.partition(" ")
+        # Inside the window the memo of the last accepted ticket tells a replay (422)
+        # from a genuine refresh that came too soon (429) without touching the database.
+        if ticket.issued_at <= int(issued_at or 0) or ticket.nonce == nonce:
+            raise _replay()
+        raise rate_limited(wait, "per peer")
+    peers = await _store(community, ticket, ip, now)
+    await state.remember(
+        f"peer:{community}:{ticket.peer_id}",
+        settings.SWARM_BEACON_PEER_INTERVAL_S,
+        now,
+        f"{ticket.issued_at} {ticket.nonce}",
+    )
+    return AnnounceResult(ticket=ticket, peers_json=peers)
+
+
+def _replay() -> BeaconError:
+    return BeaconError.from_protocol(
+        ProtocolError(REPLAY, "an equal or newer ticket of this peer is already stored")
+    )
+
+
+async def _store(community: str, ticket: Ticket, ip: str | None, now: int) -> list[str]:
+    params = [
+        ticket.peer_id,
+        ticket.envelope["pk"],
+        ticket.issued_at,
+        ticket.expires_at,
+        ticket.nonce,
+        json.dumps(ticket.envelope, separators=(",", ":"), ensure_ascii=False),
+        ip,
+        community,
+    ]
+    database = await store.get_database()
+    async with database.session() as session:
+        row = await session.one(store.UPSERT, params)
+        if row is None and await _create_community(session, community):
+            row = await session.one(store.UPSERT, params)
+        if row is None:
+            raise _replay()
+        return await session.cap_and_peers(
+            cid=int(row[0]),
+            now=now,
+            cap=settings.SWARM_BEACON_MAX_LIVE,
+            me=ticket.peer_id,
+            limit=settings.SWARM_BEACON_MAX_PEERS,
+        )
+
+
+async def _create_community(session: store.Session, name: str) -> bool:
+    """After a refused upsert: create the community if it was missing (True: retry),
+    refuse a closed one; False means the refusal was a replay."""
+    if await session.one(store.CREATE_COMMUNITY, [name]) is not None:
+        return True
+    row = await session.one(store.COMMUNITY_OPEN, [name])
+    if row is not None and not row[0]:
+        raise BeaconError(403, "community_closed", "this community is closed")
+    return False
+
+
+async def peers_list(*, community: str, ip: str | None, now: int, limit: int) -> list[str]:
+    check_community(community)
+    if ip:
+        pre = await get_state().precheck(
+            ip_key=f"read:{ip}",
+            rate=settings.SWARM_BEACON_READ_IP_RATE,
+            burst=settings.SWARM_BEACON_READ_IP_BURST,
+            peer_key=None,
+            now_ms=now,
+        )
+        if pre.ip_wait > 0:
+            raise rate_limited(pre.ip_wait, "per address")
+    database = await store.get_database()
+    async with database.session() as session:
+        rows = await session.all(store.PEERS_BY_NAME, [community, now, limit])
+    return [r[0] for r in rows]
+
+
+def tickets_prune(*, now: int) -> int:
+    """Delete expired tickets; returns how many."""
+    deleted, _ = PresenceTicket.objects.filter(expires_at__lte=now).delete()
+    return deleted
+
+
+def block_create(*, kind: str, value: str, reason: str = "") -> Block:
+    block = Block(kind=kind, value=value, reason=reason)
+    block.full_clean()
+    block.save()
+    return block

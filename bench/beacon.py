@@ -1,0 +1,215 @@
+"""Beacon announce throughput: verify + store + respond, over real HTTP.
+
+Runs N concurrent keep-alive clients against one daphne process and then two
+(clients spread over both), on PostgreSQL + Redis, next to the bare Ed25519
+verifications per second of this machine measured in the same run.
+
+    .venv/bin/python bench/beacon.py [--seconds 10] [--concurrency 32]
+
+Targets (issue 2): one process >= 1/15 of the bare verify rate, p99 < 50 ms at 32
+concurrent clients, two processes >= 1.7x one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.common import ROOT, HttpConnection, git_revision, machine, percentile
+from peers.protocol.envelope import DOMAIN_TICKET, signing_input
+from peers.protocol.ticket import make_ticket, verify_ticket
+from tests.support.live import Server, free_port, wait_http
+
+COMMUNITY = "bench"
+
+
+def bare_verify_rate(envelopes: list[dict[str, object]], seconds: float = 2.0) -> float:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from peers.protocol.encoding import b64url_decode
+
+    prepared = []
+    for env in envelopes[:2000]:
+        pk = b64url_decode(env["pk"], field="pk")
+        sig = b64url_decode(env["sig"], field="sig")
+        prepared.append((pk, sig, signing_input(DOMAIN_TICKET, env["body"])))  # type: ignore[arg-type]
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for pk, sig, msg in prepared:
+            Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg)
+        count += len(prepared)
+    return count / (time.perf_counter() - start)
+
+
+def full_verify_rate(envelopes: list[dict[str, object]], now: int, seconds: float = 2.0) -> float:
+    """Parse + verify_ticket (what the server does before storing), single core."""
+    raw = [json.dumps(e).encode() for e in envelopes[:2000]]
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for body in raw:
+            verify_ticket(json.loads(body), now=now, community=COMMUNITY)
+        count += len(raw)
+    return count / (time.perf_counter() - start)
+
+
+def make_tickets(count: int) -> list[bytes]:
+    now = int(time.time() * 1000)
+    return [
+        json.dumps(make_ticket(Ed25519PrivateKey.generate(), community=COMMUNITY, now=now)).encode()
+        for _ in range(count)
+    ]
+
+
+def prepare_database(url: str) -> None:
+    admin_url, _, name = url.rpartition("/")
+    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
+def start_servers(count: int, env: dict[str, str], log_dir: Path) -> list[Server]:
+    servers = []
+    for index in range(count):
+        port = free_port()
+        log_path = log_dir / f"bench-beacon-{index}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "daphne"),
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "swarmweb.asgi:application",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(name=f"web{index}", proc=proc, log_path=log_path, port=port, env=env)
+        wait_http(server, "/healthz")
+        servers.append(server)
+    return servers
+
+
+async def load(
+    servers: list[Server], tickets: list[bytes], concurrency: int, seconds: float
+) -> dict[str, float]:
+    queue = iter(tickets)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop_at = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        server = servers[index % len(servers)]
+        conn = HttpConnection("127.0.0.1", server.port)
+        path = f"/beacon/v1/{COMMUNITY}/announce"
+        while time.perf_counter() < stop_at:
+            body = next(queue, None)
+            if body is None:
+                return
+            started = time.perf_counter()
+            response = await conn.request("POST", path, body)
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+        conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ok = statuses.get(200, 0)
+    return {
+        "rate": ok / elapsed,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "ok": ok,
+        "errors": sum(v for k, v in statuses.items() if k != 200),
+        "exhausted": float(next(queue, None) is None),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/swarm_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
+    parser.add_argument("--tickets", type=int, default=40_000)
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    print(f"revision: {git_revision()}")
+    print(f"generating {args.tickets} signed tickets ...", flush=True)
+    tickets = make_tickets(args.tickets)
+    envelopes = [json.loads(t) for t in tickets[:2000]]
+    bare = bare_verify_rate(envelopes)
+    full = full_verify_rate(envelopes, now=int(time.time() * 1000))
+    print(f"bare Ed25519 verify: {bare:,.0f}/s on one core; parse+verify_ticket: {full:,.0f}/s")
+
+    prepare_database(args.database_url)
+    log_dir = ROOT / "test-artifacts"
+    log_dir.mkdir(exist_ok=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SWARM_")},
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "SWARM_VAR_DIR": str(log_dir / "bench-var"),
+        "DJANGO_SECRET_KEY": "bench",
+        "SWARM_BEACON_IP_RATE": "1000000",
+        "SWARM_BEACON_IP_BURST": "1000000",
+        "SWARM_LOG_LEVEL": "WARNING",
+    }
+    results = {}
+    offset = 0
+    for processes in (1, 2):
+        redis.Redis.from_url(args.redis_url).flushdb()
+        servers = start_servers(processes, env, log_dir)
+        try:
+            share = tickets[offset:]
+            asyncio.run(load(servers, share[:500], 8, 2.0))  # warm-up (connections, caches)
+            result = asyncio.run(load(servers, share[500:], args.concurrency, args.seconds))
+            offset += 500 + int(result["ok"] + result["errors"])
+        finally:
+            for server in servers:
+                server.stop()
+        results[processes] = result
+        print(
+            f"{processes} web process(es), {args.concurrency} clients: {result['rate']:,.0f} announces/s, "
+            f"p50 {result['p50'] * 1000:.1f} ms, p99 {result['p99'] * 1000:.1f} ms, "
+            f"{int(result['errors'])} errors"
+            + (" (ran out of tickets)" if result["exhausted"] else ""),
+            flush=True,
+        )
+    one, two = results[1]["rate"], results[2]["rate"]
+    print(f"ratio one process / bare verify: 1/{bare / one:.1f} (target at least 1/15)")
+    print(f"two processes / one: {two / one:.2f}x (target 1.7x)")
+    print(
+        f"p99 at {args.concurrency} clients, one process: {results[1]['p99'] * 1000:.1f} ms (target < 50 ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Stable error codes for protocol objects.
+
+Each code is part of the public contract: the beacon API returns it, the browser
+peer shows it, and tests assert on it. Never rename one.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(ValueError):
+    """An object failed parsing or verification; ``code`` is stable."""
+
+    code: str = "invalid"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ProtocolError({self.code!r}, {self.message!r})"
+
+
+# Envelope and signature.
+BAD_ENVELOPE = "bad_envelope"
+BAD_SIGNATURE = "bad_signature"
+# Body shape (field missing, wrong type, out of range, unknown field).
+BAD_BODY = "bad_body"
+# Time window.
+EXPIRED = "expired"
+NOT_YET_VALID = "not_yet_valid"
+TTL_TOO_LONG = "ttl_too_long"
+# Binding between key, id and context.
+PEER_MISMATCH = "peer_mismatch"
+WRONG_COMMUNITY = "wrong_community"
+UNTRUSTED_KEY = "untrusted_key"
+REPLAY = "replay"

@@ -1,0 +1,233 @@
+"""Write the shared test vectors in tests/vectors/ (checked by pytest and node --test).
+
+Deterministic: keys come from fixed seeds and Ed25519 signatures are deterministic,
+so running this again gives byte-identical files (a test checks that).
+Usage: python scripts/make_vectors.py [--check]
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from peers.protocol.encoding import b64url_encode, peer_id_for_key
+from peers.protocol.envelope import DOMAIN_POST, DOMAIN_TICKET, sign, signing_input
+from peers.protocol.ticket import make_ticket
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
+NOW = 1_800_000_000_000  # fixed "current time" (ms) for every time-dependent vector
+COMMUNITY = "main"
+
+
+def seeded_key(label: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(label.encode()).digest())
+
+
+def key_vectors() -> list[dict[str, Any]]:
+    out = []
+    for label in ("alice", "bob", "carol"):
+        key = seeded_key(label)
+        pk = key.public_key().public_bytes_raw()
+        out.append(
+            {
+                "label": label,
+                "seed_hex": hashlib.sha256(label.encode()).hexdigest(),
+                "pk": b64url_encode(pk),
+                "peer_id": peer_id_for_key(pk),
+            }
+        )
+    return out
+
+
+def canonical_vectors() -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = [
+        {"b": 2, "a": 1},
+        {"z": [3, 1, 2], "a": {"y": None, "x": True}},
+        {"text": "héllo \u2603 \U0001f600", "n": -9007199254740991},
+        {"esc": 'quote " backslash \\ newline \n tab \t ctrl \u0001'},
+        {"\u00e9": 1, "e": 2, "\U0001f600": 3, "\uff41": 4},
+    ]
+    return [
+        {
+            "body": body,
+            "domain": DOMAIN_POST,
+            "signing_input_hex": signing_input(DOMAIN_POST, body).hex(),
+        }
+        for body in bodies
+    ]
+
+
+def resign(envelope: dict[str, Any], key: Ed25519PrivateKey, domain: str) -> dict[str, Any]:
+    """Re-sign a modified body, so the only fault left is the one under test."""
+    return sign(domain, envelope["body"], key)
+
+
+def ticket_vectors() -> dict[str, Any]:
+    alice = seeded_key("alice")
+    bob = seeded_key("bob")
+
+    def ticket(**kw: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {"community": COMMUNITY, "now": NOW - 1000, "nonce": "bm9uY2UtMDAx"}
+        args.update(kw)
+        return make_ticket(alice, **args)
+
+    valid = [
+        {"name": "minimal", "ticket": ticket()},
+        {
+            "name": "with_signal_and_caps",
+            "ticket": ticket(signal=["wss://signal.example/signal/"], caps=["superpeer", "relay"]),
+        },
+        {"name": "max_ttl", "ticket": ticket(ttl_ms=600_000)},
+        {"name": "issued_at_skew_edge", "ticket": ticket(now=NOW + 15_000)},
+        {"name": "expires_in_1ms", "ticket": ticket(now=NOW - 179_999)},
+    ]
+    invalid: list[dict[str, Any]] = []
+
+    def bad(name: str, envelope: Any, error: str) -> None:
+        invalid.append({"name": name, "ticket": envelope, "error": error})
+
+    base = ticket()
+    t = copy.deepcopy(base)
+    t["sig"] = b64url_encode(bytes(64))
+    bad("zero_signature", t, "bad_signature")
+    t = copy.deepcopy(base)
+    t["body"]["nonce"] = "bm9uY2UtMDAy"
+    bad("body_changed_after_signing", t, "bad_signature")
+    bad("signed_with_other_domain", sign(DOMAIN_POST, base["body"], alice), "bad_signature")
+    t = copy.deepcopy(base)
+    t["v"] = 2
+    bad("unknown_version", t, "bad_envelope")
+    t = copy.deepcopy(base)
+    t["alg"] = "rsa"
+    bad("unknown_alg", t, "bad_envelope")
+    t = copy.deepcopy(base)
+    t["pk"] = t["pk"] + "+"
+    bad("pk_not_base64url", t, "bad_envelope")
+    t = copy.deepcopy(base)
+    t["pk"] = b64url_encode(bytes(31))
+    bad("pk_wrong_length", t, "bad_envelope")
+    t = copy.deepcopy(base)
+    t["sig"] = t["sig"][:-4]
+    bad("sig_wrong_length", t, "bad_envelope")
+    t = copy.deepcopy(base)
+    t["extra"] = 1
+    bad("envelope_unknown_field", t, "bad_envelope")
+    t = copy.deepcopy(base)
+    del t["sig"]
+    bad("envelope_missing_sig", t, "bad_envelope")
+    bad("not_an_object", [base], "bad_envelope")
+    bad(
+        "peer_id_of_other_key",
+        make_ticket(
+            bob,
+            community=COMMUNITY,
+            now=NOW,
+            peer_id=peer_id_for_key(alice.public_key().public_bytes_raw()),
+            nonce="bm9uY2UtMDAz",
+        ),
+        "peer_mismatch",
+    )
+    bad("wrong_community", ticket(community="other"), "wrong_community")
+    bad("expired", ticket(now=NOW - 180_000), "expired")
+    bad("not_yet_valid", ticket(now=NOW + 15_001), "not_yet_valid")
+    bad("ttl_too_long", ticket(ttl_ms=600_001), "ttl_too_long")
+    bad(
+        "expires_before_issued",
+        resign(_with_body(base, expires_at=NOW - 2000), alice, DOMAIN_TICKET),
+        "bad_body",
+    )
+    bad(
+        "unknown_body_field",
+        resign(_with_body(base, color="red"), alice, DOMAIN_TICKET),
+        "bad_body",
+    )
+    bad(
+        "issued_at_string",
+        resign(_with_body(base, issued_at=str(NOW)), alice, DOMAIN_TICKET),
+        "bad_body",
+    )
+    bad(
+        "issued_at_bool", resign(_with_body(base, issued_at=True), alice, DOMAIN_TICKET), "bad_body"
+    )
+    bad("nonce_too_short", resign(_with_body(base, nonce="abc"), alice, DOMAIN_TICKET), "bad_body")
+    bad(
+        "bad_community_name",
+        resign(_with_body(base, community="Main!"), alice, DOMAIN_TICKET),
+        "bad_body",
+    )
+    bad(
+        "signal_not_url",
+        resign(_with_body(base, signal=["ftp://x"]), alice, DOMAIN_TICKET),
+        "bad_body",
+    )
+    bad("missing_nonce", resign(_without(base, "nonce"), alice, DOMAIN_TICKET), "bad_body")
+    return {
+        "description": "Presence tickets (domain swarm/ticket/v1). Verify each at `now` for "
+        "`community`; valid ones must verify, invalid ones must fail with `error`.",
+        "now": NOW,
+        "community": COMMUNITY,
+        "max_ttl_ms": 600_000,
+        "skew_ms": 15_000,
+        "valid": valid,
+        "invalid": invalid,
+    }
+
+
+def _with_body(envelope: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(envelope)
+    out["body"].update(changes)
+    return out
+
+
+def _without(envelope: dict[str, Any], field: str) -> dict[str, Any]:
+    out = copy.deepcopy(envelope)
+    del out["body"][field]
+    return out
+
+
+def files() -> dict[str, Any]:
+    return {
+        "keys.json": {
+            "description": "Ed25519 keys from 32-byte seeds; "
+            "peer_id = 'p' + base32(SHA-256(pk)[:20]).",
+            "keys": key_vectors(),
+        },
+        "canonical.json": {
+            "description": "RFC 8785 canonical JSON: signing input = domain + '\\n' + JCS(body).",
+            "cases": canonical_vectors(),
+        },
+        "tickets.json": ticket_vectors(),
+    }
+
+
+def render(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    stale = []
+    for name, data in files().items():
+        path = OUT / name
+        text = render(data)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("stale vectors (run scripts/make_vectors.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,20 @@
+// Stable error codes shared with peers/protocol/errors.py: tests and the UI match on `code`.
+
+export const BAD_ENVELOPE = "bad_envelope";
+export const BAD_SIGNATURE = "bad_signature";
+export const BAD_BODY = "bad_body";
+export const EXPIRED = "expired";
+export const NOT_YET_VALID = "not_yet_valid";
+export const TTL_TOO_LONG = "ttl_too_long";
+export const PEER_MISMATCH = "peer_mismatch";
+export const WRONG_COMMUNITY = "wrong_community";
+export const UNTRUSTED_KEY = "untrusted_key";
+export const REPLAY = "replay";
+
+export class ProtocolError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "ProtocolError";
+    this.code = code;
+  }
+}

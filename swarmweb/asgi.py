@@ -1,0 +1,24 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels routing."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "swarmweb.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_http = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from beacon.asgi import BeaconApp  # noqa: E402
+from swarmweb.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": BeaconApp(ASGIStaticFilesHandler(django_http)),  # type: ignore[arg-type]
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

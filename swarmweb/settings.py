@@ -1,0 +1,191 @@
+"""Swarm settings: environment variables only (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import django_stubs_ext
+import environ
+
+# Lets admin classes and querysets be written with type parameters (ModelAdmin[Model]).
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+VAR_DIR = Path(env.str("SWARM_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    configured = env.str("DJANGO_SECRET_KEY", default="")
+    if configured:
+        return str(configured)
+    # Embedded default: one random key per var/ directory, created on first start.
+    path = VAR_DIR / "django-secret-key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "corsheaders",
+    "django_celery_beat",
+    "beacon",
+    "peers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "swarmweb.urls"
+ASGI_APPLICATION = "swarmweb.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite under var/ by default, PostgreSQL with DATABASE_URL. ---
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'swarm.sqlite3'}")}
+_db: dict[str, Any] = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # web, worker, beat and super-peer share the file: WAL and immediate
+    # transactions avoid "database is locked" under concurrent writers.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # A file (not :memory:) so that server processes started by tests share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("SWARM_DB_POOL_SIZE", default=8),
+        "timeout": 10,
+    }
+    _db["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: rate limits, shared counters, cache, channel layer and broker. ---
+REDIS_URL = env.str("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "swarm",
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "swarm:ch"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Celery: Redis broker, or kombu's filesystem transport with no server. ---
+CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+if not REDIS_URL:
+    _queue_dir = VAR_DIR / "celery" / "queue"
+    _processed_dir = VAR_DIR / "celery" / "processed"
+    _control_dir = VAR_DIR / "celery" / "control"
+    for _dir in (_queue_dir, _processed_dir, _control_dir):
+        _dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(_processed_dir),
+        "control_folder": str(_control_dir),
+        "store_processed": False,
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("SWARM_CELERY_EAGER", default=False)
+
+# --- Static files: served by daphne itself (docs/operations.md). ---
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticroot"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+
+# Cross-origin pages (static mirrors, other deployments) may use the beacon and capsules.
+# (The beacon's announce/peers fast path sets its own CORS headers: beacon/asgi.py.)
+CORS_URLS_REGEX = r"^/(beacon|capsules)/.*$"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("SWARM_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+# --- Swarm: community and beacon rules (DESIGN section 4). ---
+SWARM_COMMUNITY = env.str("SWARM_COMMUNITY", default="main")
+SWARM_TICKET_MAX_TTL_MS = env.int("SWARM_TICKET_MAX_TTL_MS", default=600_000)
+SWARM_CLOCK_SKEW_MS = env.int("SWARM_CLOCK_SKEW_MS", default=15_000)
+SWARM_ANNOUNCE_MAX_BYTES = env.int("SWARM_ANNOUNCE_MAX_BYTES", default=4096)
+SWARM_BEACON_MAX_LIVE = env.int("SWARM_BEACON_MAX_LIVE", default=200)
+SWARM_BEACON_MAX_PEERS = env.int("SWARM_BEACON_MAX_PEERS", default=50)
+SWARM_BEACON_PEER_INTERVAL_S = env.float("SWARM_BEACON_PEER_INTERVAL_S", default=15.0)
+SWARM_BEACON_IP_RATE = env.float("SWARM_BEACON_IP_RATE", default=5.0)
+SWARM_BEACON_IP_BURST = env.int("SWARM_BEACON_IP_BURST", default=50)
+SWARM_BEACON_READ_IP_RATE = env.float("SWARM_BEACON_READ_IP_RATE", default=10.0)
+SWARM_BEACON_READ_IP_BURST = env.int("SWARM_BEACON_READ_IP_BURST", default=60)
+SWARM_BEACON_DB_POOL_SIZE = env.int("SWARM_BEACON_DB_POOL_SIZE", default=8)
+SWARM_TRUST_X_FORWARDED_FOR = env.bool("SWARM_TRUST_X_FORWARDED_FOR", default=False)
+# Counters are flushed to the database by a background thread every 2 s (off in unit tests).
+SWARM_METRICS_BACKGROUND_FLUSH = env.bool("SWARM_METRICS_BACKGROUND_FLUSH", default=True)

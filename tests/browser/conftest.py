@@ -1,0 +1,57 @@
+"""Chromium from Debian driven by Playwright, with loopback WebRTC enabled (docs/testing.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+# Playwright's sync API keeps an event loop running in the test thread; the ORM calls
+# that tests and pytest-django's teardown make there are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    )
+    yield browser
+    browser.close()
+
+
+def new_context(browser: Browser, origin: str) -> BrowserContext:
+    """A fresh profile whose page may offer 127.0.0.1 ICE candidates."""
+    context = browser.new_context(viewport={"width": 1366, "height": 860})
+    context.grant_permissions(["camera", "microphone"], origin=origin)
+    return context
+
+
+@pytest.fixture
+def screenshots(artifacts_dir: Path) -> Path:
+    path = artifacts_dir / "screenshots"
+    path.mkdir(exist_ok=True)
+    return path

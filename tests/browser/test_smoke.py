@@ -1,0 +1,34 @@
+"""The site loads in Chromium and exposes the page hooks of DESIGN section 9."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.browser.conftest import new_context
+from tests.support.live import Server
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def test_home_page_has_the_status_hook(
+    beacon_server: Server, browser: Browser, screenshots: Path
+) -> None:
+    context = new_context(browser, beacon_server.url)
+    page = context.new_page()
+    page.goto(beacon_server.url + "/")
+    status = page.locator("#swarm-status")
+    assert status.get_attribute("data-community") == "main"
+    assert status.get_attribute("data-state") in {"online", "degraded", "offline"}
+    page.screenshot(path=str(screenshots / "home.png"))
+    context.close()
+
+
+def test_admin_login_page_renders(beacon_server: Server, browser: Browser) -> None:
+    context = new_context(browser, beacon_server.url)
+    page = context.new_page()
+    page.goto(beacon_server.url + "/admin/")
+    assert page.locator("input[name=username]").count() == 1
+    context.close()

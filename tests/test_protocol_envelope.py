@@ -1,0 +1,95 @@
+"""The signed envelope: canonical JSON, domain separation, strict parsing."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from peers.protocol.encoding import b64url_decode, b64url_encode, is_key_bound_id, peer_id_for_key
+from peers.protocol.envelope import DOMAIN_POST, DOMAIN_TICKET, canonical, sign, verify
+from peers.protocol.errors import ProtocolError
+from tests.support.keys import seeded_key
+
+KEY = seeded_key("envelope")
+
+
+def test_signed_body_verifies_and_returns_key_and_body() -> None:
+    env = sign(DOMAIN_POST, {"text": "hi", "n": 1}, KEY)
+    verified = verify(env, DOMAIN_POST)
+    assert verified.body == {"text": "hi", "n": 1}
+    assert verified.public_key == KEY.public_key().public_bytes_raw()
+    assert verified.peer_id == peer_id_for_key(verified.public_key)
+
+
+def test_signature_for_one_domain_is_refused_for_another() -> None:
+    env = sign(DOMAIN_POST, {"text": "hi"}, KEY)
+    with pytest.raises(ProtocolError) as err:
+        verify(env, DOMAIN_TICKET)
+    assert err.value.code == "bad_signature"
+
+
+def test_key_order_does_not_change_the_signature() -> None:
+    a = sign(DOMAIN_POST, {"a": 1, "b": [1, 2]}, KEY)
+    b = sign(DOMAIN_POST, {"b": [1, 2], "a": 1}, KEY)
+    assert a["sig"] == b["sig"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda e: e.update(v=2), "bad_envelope"),
+        (lambda e: e.update(v=True), "bad_envelope"),
+        (lambda e: e.update(alg="ES256"), "bad_envelope"),
+        (lambda e: e.update(pk=e["pk"][:-1]), "bad_envelope"),
+        (lambda e: e.update(pk=e["pk"].replace(e["pk"][0], "=")), "bad_envelope"),
+        (lambda e: e.update(sig=b64url_encode(bytes(63))), "bad_envelope"),
+        (lambda e: e.update(sig=b64url_encode(bytes(64))), "bad_signature"),
+        (lambda e: e.update(body=[1]), "bad_envelope"),
+        (lambda e: e.update(extra=1), "bad_envelope"),
+        (lambda e: e.pop("alg"), "bad_envelope"),
+        (lambda e: e["body"].update(text="changed"), "bad_signature"),
+        (lambda e: e["body"].update(f=1.5), "bad_envelope"),
+        (lambda e: e["body"].update(n=2**53), "bad_envelope"),
+    ],
+)
+def test_each_malformed_envelope_gets_its_stable_code(mutate: object, code: str) -> None:
+    env = copy.deepcopy(sign(DOMAIN_POST, {"text": "hi"}, KEY))
+    mutate(env)  # type: ignore[operator]
+    with pytest.raises(ProtocolError) as err:
+        verify(env, DOMAIN_POST)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize("value", [None, "", 3, [], "null"])
+def test_non_object_envelope_is_bad_envelope(value: object) -> None:
+    with pytest.raises(ProtocolError) as err:
+        verify(value, DOMAIN_POST)
+    assert err.value.code == "bad_envelope"
+
+
+def test_deeply_nested_body_is_refused_not_recursed_forever() -> None:
+    body: dict[str, object] = {}
+    node = body
+    for _ in range(40):
+        child: dict[str, object] = {}
+        node["x"] = child
+        node = child
+    with pytest.raises(ProtocolError) as err:
+        canonical(body)
+    assert err.value.code == "bad_envelope"
+
+
+def test_base64url_is_strict() -> None:
+    assert b64url_decode("AAE", field="x") == b"\x00\x01"
+    for bad in ("AAE=", "AA+E", "A", "AAF"):  # padding, alphabet, length, stray low bits
+        with pytest.raises(ProtocolError):
+            b64url_decode(bad, field="x")
+
+
+def test_peer_id_is_33_chars_and_key_bound() -> None:
+    pid = peer_id_for_key(KEY.public_key().public_bytes_raw())
+    assert len(pid) == 33
+    assert pid.startswith("p")
+    assert is_key_bound_id(pid)
+    assert pid != peer_id_for_key(seeded_key("other").public_key().public_bytes_raw())
