@@ -1,5 +1,5 @@
-// Copy the browser's npm packages into static/vendor/ (served by Django, mapped by the page's import map).
-// No bundler: each entry is an ES module file (or a stylesheet) copied as it is.
+// Copy the browser's npm packages into static/vendor/ (served by Django, mapped by the page's
+// import map in templates/swarm/_vendor.html). No bundler: each entry is copied as it is.
 import { cpSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,16 +13,14 @@ const FILES = [
   ["@noble/ed25519/index.js", "noble-ed25519/index.js"],
   ["uplot/dist/uPlot.esm.js", "uplot/uPlot.esm.js"],
   ["uplot/dist/uPlot.min.css", "uplot/uPlot.min.css"],
-  ["peerjs/dist/bundler.mjs", "peerjs/bundler.mjs"],
-  ["peerjs-js-binarypack/dist/binarypack.mjs", "peerjs-js-binarypack/binarypack.mjs"],
-  ["sdp/sdp.js", "sdp/sdp.js"],
   ["canonicalize/lib/canonicalize.js", "canonicalize/canonicalize.js"],
+  // peerjs ships its browser build as a classic script that sets window.peerjs;
+  // static/swarm/vendor/peerjs.js re-exports it as an ES module.
+  ["peerjs/dist/peerjs.min.js", "peerjs/peerjs.min.js"],
+  ["peerjs/dist/peerjs.min.js.map", "peerjs/peerjs.min.js.map"],
 ];
 // Whole directories (ES module trees with relative imports).
-const DIRS = [
-  ["@msgpack/msgpack/dist.esm", "msgpack"],
-  ["webrtc-adapter/src/js", "webrtc-adapter"],
-];
+const DIRS = [["@msgpack/msgpack/dist.esm", "msgpack"]];
 
 rmSync(out, { recursive: true, force: true });
 for (const [src, dest] of FILES) {
