@@ -116,30 +116,26 @@ def _replay() -> BeaconError:
 
 
 async def _store(community: str, ticket: Ticket, ip: str | None, now: int) -> list[str]:
-    params = [
-        ticket.peer_id,
-        ticket.envelope["pk"],
-        ticket.issued_at,
-        ticket.expires_at,
-        ticket.nonce,
-        json.dumps(ticket.envelope, separators=(",", ":"), ensure_ascii=False),
-        ip,
-        community,
-    ]
+    row = store.TicketRow(
+        community=community,
+        peer_id=ticket.peer_id,
+        public_key=ticket.envelope["pk"],
+        issued_at=ticket.issued_at,
+        expires_at=ticket.expires_at,
+        nonce=ticket.nonce,
+        envelope=json.dumps(ticket.envelope, separators=(",", ":"), ensure_ascii=False),
+        ip=ip,
+    )
+    cap: int = settings.SWARM_BEACON_MAX_LIVE
+    limit: int = settings.SWARM_BEACON_MAX_PEERS
     database = await store.get_database()
     async with database.session() as session:
-        row = await session.one(store.UPSERT, params)
-        if row is None and await _create_community(session, community):
-            row = await session.one(store.UPSERT, params)
-        if row is None:
-            raise _replay()
-        return await session.cap_and_peers(
-            cid=int(row[0]),
-            now=now,
-            cap=settings.SWARM_BEACON_MAX_LIVE,
-            me=ticket.peer_id,
-            limit=settings.SWARM_BEACON_MAX_PEERS,
-        )
+        peers = await session.announce(row, now=now, cap=cap, limit=limit)
+        if peers is None and await _create_community(session, community):
+            peers = await session.announce(row, now=now, cap=cap, limit=limit)
+    if peers is None:
+        raise _replay()
+    return peers
 
 
 async def _create_community(session: store.Session, name: str) -> bool:

@@ -12,6 +12,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
@@ -41,13 +42,16 @@ UPSERT = f"""
     WHERE {TICKETS}.issued_at < excluded.issued_at AND {TICKETS}.nonce <> excluded.nonce
     RETURNING community_id
 """
-# The newest ticket past the cap (if any): it and everything older goes.
+# The cap keeps at most `cap` live tickets: the one just accepted plus the cap - 1
+# newest others. EDGE finds the newest other ticket that has to go; it and every
+# older (or expired) other ticket are deleted.
 CAP_EDGE = f"""
-    SELECT issued_at, id FROM {TICKETS} WHERE community_id = %s AND expires_at > %s
+    SELECT issued_at, id FROM {TICKETS}
+    WHERE community_id = %s AND expires_at > %s AND peer_id <> %s
     ORDER BY issued_at DESC, id DESC LIMIT 1 OFFSET %s
 """
 CAP_DELETE = f"""
-    DELETE FROM {TICKETS} WHERE community_id = %s AND
+    DELETE FROM {TICKETS} WHERE community_id = %s AND peer_id <> %s AND
         (issued_at < %s OR (issued_at = %s AND id <= %s) OR expires_at <= %s)
 """
 PEERS_BY_ID = f"""
@@ -60,27 +64,84 @@ PEERS_BY_NAME = f"""
     WHERE c.name = %s AND t.expires_at > %s
     ORDER BY t.issued_at DESC, t.id DESC LIMIT %s
 """
-# PostgreSQL does the cap and the peer list in one statement: the DELETE only removes
-# rows past the 200 newest (or expired), so the SELECT's snapshot, taken before it,
-# has the same first 50.
-CAP_AND_PEERS_PG = f"""
-    WITH edge AS (
-        SELECT issued_at, id FROM {TICKETS} WHERE community_id = %(cid)s AND expires_at > %(now)s
-        ORDER BY issued_at DESC, id DESC LIMIT 1 OFFSET %(cap)s
+# On PostgreSQL a whole announce is one statement (one round trip): the upsert, the
+# cap and the peer list. Every part reads the snapshot taken before the upsert, which
+# is why the caller is excluded from the cap count and from the list (it is never in
+# either). The first row (k = 0) exists only if the upsert wrote.
+ANNOUNCE_PG = f"""
+    WITH up AS (
+        INSERT INTO {TICKETS}
+            (community_id, peer_id, public_key, issued_at, expires_at, nonce, envelope, ip,
+             received_at)
+        SELECT c.id, %(me)s, %(pk)s, %(issued_at)s, %(expires_at)s, %(nonce)s, %(envelope)s,
+               %(ip)s, CURRENT_TIMESTAMP
+        FROM {COMMUNITIES} c WHERE c.name = %(community)s AND c.is_open
+        ON CONFLICT (community_id, peer_id) DO UPDATE SET
+            public_key = excluded.public_key, issued_at = excluded.issued_at,
+            expires_at = excluded.expires_at, nonce = excluded.nonce,
+            envelope = excluded.envelope, ip = excluded.ip, received_at = excluded.received_at
+        WHERE {TICKETS}.issued_at < excluded.issued_at AND {TICKETS}.nonce <> excluded.nonce
+        RETURNING community_id
+    ), edge AS (
+        SELECT t.community_id, t.issued_at, t.id FROM {TICKETS} t JOIN up USING (community_id)
+        WHERE t.expires_at > %(now)s AND t.peer_id <> %(me)s
+        ORDER BY t.issued_at DESC, t.id DESC LIMIT 1 OFFSET %(others)s
     ), gone AS (
-        DELETE FROM {TICKETS} t USING edge WHERE t.community_id = %(cid)s AND
+        DELETE FROM {TICKETS} t USING edge
+        WHERE t.community_id = edge.community_id AND t.peer_id <> %(me)s AND
             (t.issued_at < edge.issued_at OR (t.issued_at = edge.issued_at AND t.id <= edge.id)
              OR t.expires_at <= %(now)s)
     )
-    SELECT envelope FROM {TICKETS}
-    WHERE community_id = %(cid)s AND expires_at > %(now)s AND peer_id <> %(me)s
-    ORDER BY issued_at DESC, id DESC LIMIT %(limit)s
+    SELECT 0 AS k, NULL::bigint AS issued_at, NULL::bigint AS id, NULL::text AS envelope FROM up
+    UNION ALL
+    (SELECT 1, t.issued_at, t.id, t.envelope FROM {TICKETS} t JOIN up USING (community_id)
+     WHERE t.expires_at > %(now)s AND t.peer_id <> %(me)s
+     ORDER BY t.issued_at DESC, t.id DESC LIMIT %(limit)s)
+    ORDER BY 1, 2 DESC, 3 DESC
 """
 CREATE_COMMUNITY = f"""
     INSERT INTO {COMMUNITIES} (name, is_open, created_at) VALUES (%s, TRUE, CURRENT_TIMESTAMP)
     ON CONFLICT (name) DO NOTHING RETURNING id
 """
 COMMUNITY_OPEN = f"SELECT is_open FROM {COMMUNITIES} WHERE name = %s"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRow:
+    """The stored form of a verified ticket."""
+
+    community: str
+    peer_id: str
+    public_key: str
+    issued_at: int
+    expires_at: int
+    nonce: str
+    envelope: str
+    ip: str | None
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "community": self.community,
+            "me": self.peer_id,
+            "pk": self.public_key,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "nonce": self.nonce,
+            "envelope": self.envelope,
+            "ip": self.ip,
+        }
+
+    def as_upsert_params(self) -> list[Any]:
+        return [
+            self.peer_id,
+            self.public_key,
+            self.issued_at,
+            self.expires_at,
+            self.nonce,
+            self.envelope,
+            self.ip,
+            self.community,
+        ]
 
 
 class Session(Protocol):
@@ -90,10 +151,9 @@ class Session(Protocol):
 
     async def all(self, sql: str, params: Params) -> list[tuple[Any, ...]]: ...
 
-    async def cap_and_peers(
-        self, *, cid: int, now: int, cap: int, me: str, limit: int
-    ) -> list[str]:
-        """Enforce the live-ticket cap, then list live peers other than ``me``, newest first."""
+    async def announce(self, row: TicketRow, *, now: int, cap: int, limit: int) -> list[str] | None:
+        """Store a verified ticket, enforce the cap and list the other live peers, newest
+        first; None when nothing was written (replay, or a missing or closed community)."""
         ...
 
 
@@ -115,12 +175,13 @@ class _PgSession:
         rows: list[tuple[Any, ...]] = await cursor.fetchall()
         return rows
 
-    async def cap_and_peers(
-        self, *, cid: int, now: int, cap: int, me: str, limit: int
-    ) -> list[str]:
-        params = {"cid": cid, "now": now, "cap": cap, "me": me, "limit": limit}
-        cursor = await self._conn.execute(CAP_AND_PEERS_PG, params)
-        return [row[0] for row in await cursor.fetchall()]
+    async def announce(self, row: TicketRow, *, now: int, cap: int, limit: int) -> list[str] | None:
+        params = {**row.as_params(), "now": now, "others": cap - 1, "limit": limit}
+        cursor = await self._conn.execute(ANNOUNCE_PG, params)
+        rows = await cursor.fetchall()
+        if not rows or rows[0][0] != 0:
+            return None
+        return [r[3] for r in rows[1:]]
 
 
 class _PgSessionContext:
@@ -179,21 +240,25 @@ class _DjangoSession:
     async def all(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
         return await sync_to_async(self._all)(sql, params)
 
-    async def cap_and_peers(
-        self, *, cid: int, now: int, cap: int, me: str, limit: int
-    ) -> list[str]:
-        return await sync_to_async(self._cap_and_peers)(cid, now, cap, me, limit)
+    async def announce(self, row: TicketRow, *, now: int, cap: int, limit: int) -> list[str] | None:
+        return await sync_to_async(self._announce)(row, now, cap, limit)
 
     @staticmethod
-    def _cap_and_peers(cid: int, now: int, cap: int, me: str, limit: int) -> list[str]:
+    def _announce(row: TicketRow, now: int, cap: int, limit: int) -> list[str] | None:
+        me = row.peer_id
         with connection.cursor() as cursor:
-            cursor.execute(CAP_EDGE, [cid, now, cap])
+            cursor.execute(UPSERT, row.as_upsert_params())
+            written = cursor.fetchone()
+            if written is None:
+                return None
+            cid = written[0]
+            cursor.execute(CAP_EDGE, [cid, now, me, cap - 1])
             edge = cursor.fetchone()
             if edge is not None:
                 issued_at, row_id = edge
-                cursor.execute(CAP_DELETE, [cid, issued_at, issued_at, row_id, now])
+                cursor.execute(CAP_DELETE, [cid, me, issued_at, issued_at, row_id, now])
             cursor.execute(PEERS_BY_ID, [cid, now, me, limit])
-            return [row[0] for row in cursor.fetchall()]
+            return [r[0] for r in cursor.fetchall()]
 
 
 class _DjangoSessionContext:
