@@ -176,7 +176,9 @@ class _PgSession:
         return rows
 
     async def announce(self, row: TicketRow, *, now: int, cap: int, limit: int) -> list[str] | None:
-        params = {**row.as_params(), "now": now, "others": cap - 1, "limit": limit}
+        # Only the cap - 1 newest others survive the cap, so listing at most that many
+        # gives, from the pre-delete snapshot, what a read after the delete would.
+        params = {**row.as_params(), "now": now, "others": cap - 1, "limit": min(limit, cap - 1)}
         cursor = await self._conn.execute(ANNOUNCE_PG, params)
         rows = await cursor.fetchall()
         if not rows or rows[0][0] != 0:

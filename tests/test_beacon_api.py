@@ -277,3 +277,29 @@ async def test_database_fault_is_503_unavailable_not_500(
     monkeypatch.setattr(store, "get_database", broken)
     response = await announce(api, "main", ticket(seeded_key(unique("api-503")), "main", now_ms()))
     assert (response.status_code, error_code(response)) == (503, "unavailable")
+
+
+async def test_cap_keeps_the_newest_others_and_never_evicts_the_caller(
+    api: ApiClient, settings: Any
+) -> None:
+    settings.SWARM_BEACON_MAX_LIVE = 3
+    name = unique("cap3")
+    now = now_ms()
+    others = [seeded_key(f"{name}-{i}") for i in range(3)]
+    for i, key in enumerate(others):
+        assert (await announce(api, name, ticket(key, name, now + 10 + i))).status_code == 200
+    late = seeded_key(f"{name}-late")  # accepted now, though issued before the others
+    response = await announce(api, name, ticket(late, name, now))
+    assert response.status_code == 200
+    # The list is what stays live: the oldest other was evicted by this very announce.
+    assert [p["body"]["peer_id"] for p in response.json()["peers"]] == [
+        peer_id(others[2]),
+        peer_id(others[1]),
+    ]
+    stored = {
+        pid
+        async for pid in PresenceTicket.objects.filter(community__name=name).values_list(
+            "peer_id", flat=True
+        )
+    }
+    assert stored == {peer_id(late), peer_id(others[2]), peer_id(others[1])}
