@@ -18,8 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from peers.protocol.capsule import CAPSULE_TTL_MS, TrustedKey, make_capsule
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
-from peers.protocol.envelope import DOMAIN_POST, DOMAIN_TICKET, sign, signing_input
+from peers.protocol.envelope import (
+    DOMAIN_CAPSULE,
+    DOMAIN_POST,
+    DOMAIN_TICKET,
+    sign,
+    signing_input,
+)
 from peers.protocol.ticket import make_ticket
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
@@ -193,6 +200,152 @@ def _without(envelope: dict[str, Any], field: str) -> dict[str, Any]:
     return out
 
 
+def capsule_vectors() -> dict[str, Any]:
+    """Capsules (swarm/capsule/v1) against a keys.json document with an active and a
+    retired key; inner tickets mix usable, expired, forged and duplicate ones."""
+    old_key, new_key, mallory = (seeded_key(n) for n in ("capsule-old", "capsule-new", "mallory"))
+    retired_at = NOW - 300_000
+    keys_doc = {
+        "capsule_ttl_ms": CAPSULE_TTL_MS,
+        "keys": [
+            TrustedKey(pk_of(new_key), created_at=retired_at).to_json(),
+            TrustedKey(
+                pk_of(old_key),
+                created_at=NOW - 86_400_000,
+                retired_at=retired_at,
+                expires_at=retired_at + CAPSULE_TTL_MS,
+            ).to_json(),
+        ],
+    }
+    people = {n: seeded_key(n) for n in ("alice", "bob", "carol", "dave")}
+
+    def tick(name: str, issued: int, nonce: str, **kw: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {"community": COMMUNITY, "now": issued, "nonce": nonce}
+        args.update(kw)
+        return make_ticket(people[name], **args)
+
+    forged = tick("dave", NOW - 5000, "ZGF2ZS0wMDAx")
+    forged = _with_body(forged, nonce="ZGF2ZS0wMDAy")
+    inner = [
+        tick("alice", NOW - 2000, "YWxpY2UtMDAx"),
+        tick("bob", NOW - 3000, "Ym9iLTAwMDAx"),
+        tick("carol", NOW - 200_000, "Y2Fyb2wtMDAx"),  # expired 20 s before NOW
+        forged,
+    ]
+
+    def capsule(key: Ed25519PrivateKey, issued: int, **kw: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {"community": COMMUNITY, "now": issued, "peers": inner}
+        args.update(kw)
+        return make_capsule(key, **args)
+
+    usable = {"peer_ids": [peer_id_of(people["alice"]), peer_id_of(people["bob"])]}
+    usable["dropped"] = {"bad_signature": 1, "expired": 1}  # type: ignore[assignment]
+    valid = [
+        {"name": "current_key", "capsule": capsule(new_key, NOW - 60_000), **usable},
+        {
+            "name": "retired_key_signed_before_retirement",
+            "capsule": capsule(old_key, retired_at - 100_000),
+            **usable,
+        },
+        {
+            "name": "no_peers",
+            "capsule": capsule(new_key, NOW - 1000, peers=[]),
+            "peer_ids": [],
+            "dropped": {},
+        },
+        {"name": "expires_in_1ms", "capsule": capsule(old_key, NOW - 599_999), **usable},
+    ]
+    invalid: list[dict[str, Any]] = []
+
+    def bad(name: str, envelope: Any, error: str, now: int | None = None) -> None:
+        case = {"name": name, "capsule": envelope, "error": error}
+        if now is not None:
+            case["now"] = now
+        invalid.append(case)
+
+    base = capsule(new_key, NOW - 60_000)
+    t = copy.deepcopy(base)
+    t["body"]["peers"] = t["body"]["peers"][:1]
+    bad("tampered_peers", t, "bad_signature")
+    t = copy.deepcopy(base)
+    t["body"]["expires_at"] += 60_000
+    bad("tampered_expiry", t, "bad_signature")
+    bad("signed_by_untrusted_key", capsule(mallory, NOW - 60_000), "untrusted_key")
+    bad("retired_key_signed_after_retirement", capsule(old_key, NOW - 1000), "untrusted_key")
+    bad(
+        "retired_key_after_trust_ended",
+        capsule(old_key, retired_at - 100_000),
+        "untrusted_key",
+        now=retired_at + CAPSULE_TTL_MS,
+    )
+    bad("expired", capsule(old_key, NOW - CAPSULE_TTL_MS), "expired")
+    bad("not_yet_valid", capsule(new_key, NOW + 15_001), "not_yet_valid")
+    bad("ttl_too_long", capsule(new_key, NOW - 1000, ttl_ms=CAPSULE_TTL_MS + 1), "ttl_too_long")
+    bad("wrong_community", capsule(new_key, NOW - 1000, community="other"), "wrong_community")
+    bad("signed_as_ticket", sign(DOMAIN_TICKET, base["body"], new_key), "bad_signature")
+    bad(
+        "too_many_peers",
+        sign(DOMAIN_CAPSULE, {**base["body"], "peers": [{}] * 101}, new_key),
+        "bad_body",
+    )
+    bad("body_carries_kid", resign(_with_body(base, kid="x"), new_key, DOMAIN_CAPSULE), "bad_body")
+    bad("missing_peers", resign(_without(base, "peers"), new_key, DOMAIN_CAPSULE), "bad_body")
+    bad(
+        "peers_not_a_list",
+        resign(_with_body(base, peers={"a": 1}), new_key, DOMAIN_CAPSULE),
+        "bad_body",
+    )
+    bad(
+        "peer_not_an_object",
+        resign(_with_body(base, peers=["x"]), new_key, DOMAIN_CAPSULE),
+        "bad_body",
+    )
+    bad(
+        "expires_before_issued",
+        resign(_with_body(base, expires_at=NOW - 70_000), new_key, DOMAIN_CAPSULE),
+        "bad_body",
+    )
+    t = copy.deepcopy(base)
+    t["pk"] = b64url_encode(bytes(32))
+    bad("zero_key", t, "bad_signature")
+
+    newer_alice = tick("alice", NOW - 1000, "YWxpY2UtMDAy")
+    selection = {
+        "name": "dedupe_newest_first_limit",
+        "now": NOW,
+        "community": COMMUNITY,
+        "limit": 2,
+        "candidates": [*inner, newer_alice, tick("dave", NOW - 500, "ZGF2ZS0wMDAz", community="x")],
+        "peer_ids": [peer_id_of(people["alice"]), peer_id_of(people["bob"])],
+        "nonces": ["YWxpY2UtMDAy", "Ym9iLTAwMDAx"],
+        "dropped": {"bad_signature": 1, "expired": 1, "wrong_community": 1},
+        "duplicates": 1,
+        "over_limit": 0,
+    }
+    return {
+        "description": "Capsules (domain swarm/capsule/v1). Verify each at `now` (a case's own "
+        "`now` if it has one) for `community` against the trusted `keys` document; valid ones "
+        "verify and their re-verified inner tickets give `peer_ids` (newest first) with "
+        "`dropped` counts; invalid ones fail with `error`. `selection` is the publisher's "
+        "verify-dedupe-limit step.",
+        "now": NOW,
+        "community": COMMUNITY,
+        "keys": keys_doc,
+        "signing_seed_hex": hashlib.sha256(b"capsule-new").hexdigest(),
+        "valid": valid,
+        "invalid": invalid,
+        "selection": [selection],
+    }
+
+
+def pk_of(key: Ed25519PrivateKey) -> str:
+    return b64url_encode(key.public_key().public_bytes_raw())
+
+
+def peer_id_of(key: Ed25519PrivateKey) -> str:
+    return peer_id_for_key(key.public_key().public_bytes_raw())
+
+
 def files() -> dict[str, Any]:
     return {
         "keys.json": {
@@ -205,6 +358,7 @@ def files() -> dict[str, Any]:
             "cases": canonical_vectors(),
         },
         "tickets.json": ticket_vectors(),
+        "capsules.json": capsule_vectors(),
     }
 
 
