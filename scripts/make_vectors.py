@@ -27,6 +27,7 @@ from peers.protocol.envelope import (
     sign,
     signing_input,
 )
+from peers.protocol.signal_token import make_signal_token
 from peers.protocol.ticket import make_ticket
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
@@ -346,6 +347,68 @@ def peer_id_of(key: Ed25519PrivateKey) -> str:
     return peer_id_for_key(key.public_key().public_bytes_raw())
 
 
+def signal_token_vectors() -> dict[str, Any]:
+    """Signal tokens (docs/protocol.md "Signal tokens"): valid ones and one fault each."""
+    alice = seeded_key("alice")
+    bob = seeded_key("bob")
+    alice_id = peer_id_of(alice)
+    max_age_ms = 600_000
+    skew_ms = 15_000
+
+    def token(key: Ed25519PrivateKey = alice, at: int = NOW - 1000, **kw: Any) -> str:
+        return make_signal_token(key, now=at, **kw)
+
+    valid = [
+        {"name": "fresh", "peer_id": alice_id, "token": token()},
+        {"name": "skew_edge", "peer_id": alice_id, "token": token(at=NOW + skew_ms)},
+        {"name": "last_ms", "peer_id": alice_id, "token": token(at=NOW - max_age_ms + 1)},
+        {"name": "other_key", "peer_id": peer_id_of(bob), "token": token(bob)},
+    ]
+    for case in valid:
+        case["issued_at"] = int(case["token"].split(".")[1])
+    base = token()
+    prefix, issued, pk, sig = base.split(".")
+    zero_sig = b64url_encode(bytes(64))
+    invalid: list[dict[str, Any]] = []
+
+    def bad(name: str, value: Any, error: str, peer_id: str = alice_id) -> None:
+        invalid.append({"name": name, "peer_id": peer_id, "token": value, "error": error})
+
+    bad("not_a_string", 12345, "bad_token")
+    bad("empty", "", "bad_token")
+    bad("random_peerjs_token", "x8kq2m4wz1", "bad_token")
+    bad("three_parts", f"{prefix}.{issued}.{pk}", "bad_token")
+    bad("five_parts", f"{base}.x", "bad_token")
+    bad("unknown_prefix", f"s2.{issued}.{pk}.{sig}", "bad_token")
+    bad("issued_at_leading_zero", f"{prefix}.0{issued}.{pk}.{sig}", "bad_token")
+    bad("issued_at_negative", f"{prefix}.-{issued}.{pk}.{sig}", "bad_token")
+    bad("issued_at_beyond_safe_integer", f"{prefix}.9007199254740992.{pk}.{sig}", "bad_token")
+    bad("pk_padded", f"{prefix}.{issued}.{pk}=.{sig}", "bad_token")
+    bad("pk_not_base64url", f"{prefix}.{issued}.+{pk[1:]}.{sig}", "bad_token")
+    bad("pk_wrong_length", f"{prefix}.{issued}.{b64url_encode(bytes(31))}.{sig}", "bad_token")
+    bad("sig_wrong_length", f"{prefix}.{issued}.{pk}.{sig[:-4]}", "bad_token")
+    bad("too_long", base + "A" * 40, "bad_token")
+    bad("key_of_another_id", token(bob), "peer_mismatch")
+    bad("issued_in_the_future", token(at=NOW + skew_ms + 1), "not_yet_valid")
+    bad("expired", token(at=NOW - max_age_ms), "expired")
+    bad("zero_signature", f"{prefix}.{issued}.{pk}.{zero_sig}", "bad_signature")
+    bad("issued_at_changed_after_signing", f"{prefix}.{NOW - 999}.{pk}.{sig}", "bad_signature")
+    bad("signed_for_another_id", token(peer_id=peer_id_of(bob)), "bad_signature")
+    return {
+        "description": "Signal tokens s1.<issued_at>.<pk>.<sig> (domain swarm/signal-token/v1) "
+        "over JCS({issued_at, peer_id}). Verify each for `peer_id` at `now` with `max_age_ms` "
+        "and `skew_ms`; valid ones must verify, invalid ones must fail with `error`.",
+        "now": NOW,
+        "max_age_ms": max_age_ms,
+        "skew_ms": skew_ms,
+        "signing_input_hex": signing_input(
+            "swarm/signal-token/v1", {"issued_at": NOW - 1000, "peer_id": alice_id}
+        ).hex(),
+        "valid": valid,
+        "invalid": invalid,
+    }
+
+
 def files() -> dict[str, Any]:
     return {
         "keys.json": {
@@ -359,6 +422,7 @@ def files() -> dict[str, Any]:
         },
         "tickets.json": ticket_vectors(),
         "capsules.json": capsule_vectors(),
+        "signal_tokens.json": signal_token_vectors(),
     }
 
 
