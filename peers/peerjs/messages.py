@@ -100,7 +100,7 @@ class SessionDescription:
         return cls(kind, sdp)
 
     def to_json(self) -> dict[str, str]:
-        return {"type": self.type, "sdp": self.sdp}
+        return {"sdp": self.sdp, "type": self.type}  # the order browsers serialise it in
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,8 @@ class IceCandidate:
     def to_json(self) -> dict[str, Any]:
         return {
             "candidate": self.candidate,
-            "sdpMLineIndex": self.sdp_mline_index,
             "sdpMid": self.sdp_mid,
+            "sdpMLineIndex": self.sdp_mline_index,
             "usernameFragment": self.username_fragment,
         }
 

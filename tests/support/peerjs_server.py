@@ -51,8 +51,17 @@ def start_reference_server(log_dir: Path, *extra: str) -> ReferenceServer:
     log_path = log_dir / f"peerjs-server-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            ["node", str(PEERJS_BIN), "--host", "127.0.0.1", "--port", str(port), "--path", "/",
-             *extra],
+            [
+                "node",
+                str(PEERJS_BIN),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--path",
+                "/",
+                *extra,
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
