@@ -61,17 +61,20 @@ def full_verify_rate(envelopes: list[dict[str, object]], now: int, seconds: floa
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         for body in raw:
-            verify_ticket(json.loads(body), now=now, community=COMMUNITY)
+            env = json.loads(body)
+            verify_ticket(env, now=now, community=env["body"]["community"])
         count += len(raw)
     return count / (time.perf_counter() - start)
 
 
-def make_tickets(count: int) -> list[bytes]:
+def make_tickets(count: int, communities: int = 1) -> list[tuple[str, bytes]]:
     now = int(time.time() * 1000)
-    return [
-        json.dumps(make_ticket(Ed25519PrivateKey.generate(), community=COMMUNITY, now=now)).encode()
-        for _ in range(count)
-    ]
+    out = []
+    for i in range(count):
+        name = COMMUNITY if communities == 1 else f"{COMMUNITY}-{i % communities}"
+        env = make_ticket(Ed25519PrivateKey.generate(), community=name, now=now)
+        out.append((f"/beacon/v1/{name}/announce", json.dumps(env).encode()))
+    return out
 
 
 def prepare_database(url: str) -> None:
@@ -125,11 +128,11 @@ async def load(
     async def client(index: int) -> None:
         server = servers[index % len(servers)]
         conn = HttpConnection("127.0.0.1", server.port)
-        path = f"/beacon/v1/{COMMUNITY}/announce"
         while time.perf_counter() < stop_at:
-            body = next(queue, None)
-            if body is None:
+            item = next(queue, None)
+            if item is None:
                 return
+            path, body = item
             started = time.perf_counter()
             response = await conn.request("POST", path, body)
             latencies.append(time.perf_counter() - started)
@@ -157,13 +160,19 @@ def main() -> int:
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/swarm_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--tickets", type=int, default=40_000)
+    parser.add_argument(
+        "--communities", type=int, default=1, help="spread announces over N communities"
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
     print(f"revision: {git_revision()}")
-    print(f"generating {args.tickets} signed tickets ...", flush=True)
-    tickets = make_tickets(args.tickets)
-    envelopes = [json.loads(t) for t in tickets[:2000]]
+    print(
+        f"generating {args.tickets} signed tickets over {args.communities} community(ies) ...",
+        flush=True,
+    )
+    tickets = make_tickets(args.tickets, args.communities)
+    envelopes = [json.loads(body) for _, body in tickets[:2000]]
     bare = bare_verify_rate(envelopes)
     full = full_verify_rate(envelopes, now=int(time.time() * 1000))
     print(f"bare Ed25519 verify: {bare:,.0f}/s on one core; parse+verify_ticket: {full:,.0f}/s")
