@@ -1,16 +1,29 @@
-"""Admin for the rendezvous store: communities, tickets (read-only), blocks, remote beacons."""
+"""Admin for the rendezvous store and its operations: communities, tickets (read-only),
+blocks, remote beacons, capsules, publishing runs, alerts. The dashboard is
+``beacon.dashboard`` (linked from the admin index)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from swarmweb.clock import now_ms
 
-from .models import Block, Community, PresenceTicket, RemoteBeacon
+from . import probes, selectors
+from .models import (
+    Alert,
+    Block,
+    Capsule,
+    CapsuleRun,
+    Community,
+    PresenceTicket,
+    RemoteBeacon,
+)
 
 
 def _ms(value: int) -> str:
@@ -22,6 +35,13 @@ class CommunityAdmin(admin.ModelAdmin[Community]):
     list_display = ["name", "is_open", "live_tickets", "created_at"]
     list_filter = ["is_open"]
     search_fields = ["name"]
+    actions = ["publish_now"]
+
+    @admin.action(description="Publish a capsule now")
+    def publish_now(self, request: HttpRequest, queryset: QuerySet[Community]) -> None:
+        from .dashboard import publish_and_report
+
+        publish_and_report(request, queryset.order_by("name"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Community]:
         return (
@@ -59,6 +79,32 @@ class PresenceTicketAdmin(admin.ModelAdmin[PresenceTicket]):
     search_fields = ["peer_id", "public_key", "ip"]
     list_select_related = ["community"]
     ordering = ["-issued_at"]
+    actions = ["block_peers", "block_keys"]
+
+    @admin.action(description="Block selected peers (by peer id)")
+    def block_peers(self, request: HttpRequest, queryset: QuerySet[PresenceTicket]) -> None:
+        self._block(request, queryset, Block.PEER, "peer_id")
+
+    @admin.action(description="Block selected keys (by public key)")
+    def block_keys(self, request: HttpRequest, queryset: QuerySet[PresenceTicket]) -> None:
+        self._block(request, queryset, Block.KEY, "public_key")
+
+    def _block(
+        self, request: HttpRequest, queryset: QuerySet[PresenceTicket], kind: str, field: str
+    ) -> None:
+        from .services import block_create
+
+        values = sorted(set(queryset.values_list(field, flat=True)))
+        existing = set(
+            Block.objects.filter(kind=kind, value__in=values)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=_now()))
+            .values_list("value", flat=True)
+        )
+        for value in values:
+            if value not in existing:
+                block_create(kind=kind, value=value, reason=f"blocked by {request.user} (admin)")
+        added = len(values) - len(existing & set(values))
+        self.message_user(request, f"Blocked {added} (already blocked: {len(values) - added}).")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -84,6 +130,15 @@ class BlockAdmin(admin.ModelAdmin[Block]):
     list_display = ["kind", "value", "reason", "created_at", "expires_at", "is_active"]
     list_filter = ["kind"]
     search_fields = ["value", "reason"]
+    actions = ["unblock"]
+
+    @admin.action(description="Unblock selected (delete the blocks)")
+    def unblock(self, request: HttpRequest, queryset: QuerySet[Block]) -> None:
+        count = 0
+        for block in queryset:  # one by one: each delete tells every process (signals)
+            block.delete()
+            count += 1
+        self.message_user(request, f"Removed {count} block(s).")
 
     @admin.display(description="active", boolean=True)
     def is_active(self, obj: Block) -> bool:
@@ -94,6 +149,145 @@ class BlockAdmin(admin.ModelAdmin[Block]):
 
 @admin.register(RemoteBeacon)
 class RemoteBeaconAdmin(admin.ModelAdmin[RemoteBeacon]):
-    list_display = ["name", "base_url", "enabled", "timeout_s", "created_at"]
+    list_display = ["name", "base_url", "enabled", "timeout_s", "success", "last_probe"]
     list_filter = ["enabled"]
     search_fields = ["name", "base_url"]
+    actions = ["probe_now"]
+
+    @admin.display(description="success (health window)")
+    def success(self, obj: RemoteBeacon) -> str:
+        window = settings.SWARM_BEACON_HEALTH_WINDOW_S * 1000
+        total, good = selectors.beacon_success(obj.id, since=now_ms() - window)
+        return f"{good / total:.0%} of {total}" if total else "-"
+
+    @admin.display(description="last probe")
+    def last_probe(self, obj: RemoteBeacon) -> str:
+        last = obj.probes.order_by("-at").first()
+        if last is None:
+            return "-"
+        if last.ok:
+            return f"ok, {last.latency_ms or 0:.0f} ms, {_ms(last.at)}"
+        return f"failed ({last.error}), {_ms(last.at)}"
+
+    @admin.action(description="Probe selected beacons now")
+    def probe_now(self, request: HttpRequest, queryset: QuerySet[RemoteBeacon]) -> None:
+        for beacon in queryset:
+            probe = probes.beacon_probe(beacon_id=beacon.id, now=now_ms())
+            if probe is None:
+                self.message_user(request, f"{beacon.name}: disabled", messages.WARNING)
+            elif probe.ok:
+                self.message_user(request, f"{beacon.name}: ok in {probe.latency_ms:.0f} ms")
+            else:
+                self.message_user(request, f"{beacon.name}: {probe.error}", messages.ERROR)
+
+
+class ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Capsule)
+class CapsuleAdmin(ReadOnly):
+    list_display = ["community", "issued", "expires", "is_fresh", "peers", "kid"]
+    list_filter = ["community"]
+    list_select_related = ["community"]
+    ordering = ["-issued_at"]
+    exclude = ["envelope"]
+    readonly_fields = ["pretty_envelope"]
+
+    @admin.display(description="issued (UTC)", ordering="issued_at")
+    def issued(self, obj: Capsule) -> str:
+        return _ms(obj.issued_at)
+
+    @admin.display(description="expires (UTC)", ordering="expires_at")
+    def expires(self, obj: Capsule) -> str:
+        return _ms(obj.expires_at)
+
+    @admin.display(description="fresh", boolean=True)
+    def is_fresh(self, obj: Capsule) -> bool:
+        return obj.expires_at > now_ms()
+
+    @admin.display(description="peers", ordering="peer_count")
+    def peers(self, obj: Capsule) -> str:
+        minimum = settings.SWARM_CAPSULE_MIN_PEERS
+        if obj.peer_count < minimum:
+            return format_html(
+                '<span class="swarm-flag" title="under the minimum of {}">{} (under {})</span>',
+                minimum,
+                obj.peer_count,
+                minimum,
+            )
+        return str(obj.peer_count)
+
+    @admin.display(description="capsule")
+    def pretty_envelope(self, obj: Capsule) -> str:
+        import json
+
+        return format_html("<pre>{}</pre>", json.dumps(json.loads(obj.envelope), indent=2))
+
+
+@admin.register(CapsuleRun)
+class CapsuleRunAdmin(ReadOnly):
+    list_display = ["community", "finished", "ok", "error", "peer_count", "local_count"]
+    list_display += ["remote_count", "dropped", "remote_errors"]
+    list_filter = ["ok", "error", "community"]
+    list_select_related = ["community"]
+    ordering = ["-id"]
+
+    @admin.display(description="finished (UTC)", ordering="finished_at")
+    def finished(self, obj: CapsuleRun) -> str:
+        return _ms(obj.finished_at)
+
+
+class AlertStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [("open", "open"), ("resolved", "resolved")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnly):
+    list_display = ["kind", "subject", "is_open", "opened", "resolved", "delivery", "message"]
+    list_filter = [AlertStateFilter, "kind"]
+    search_fields = ["subject", "message"]
+
+    @admin.display(description="open", boolean=True)
+    def is_open(self, obj: Alert) -> bool:
+        return obj.resolved_at is None
+
+    @admin.display(description="opened (UTC)", ordering="opened_at")
+    def opened(self, obj: Alert) -> str:
+        return _ms(obj.opened_at)
+
+    @admin.display(description="resolved (UTC)", ordering="resolved_at")
+    def resolved(self, obj: Alert) -> str:
+        return _ms(obj.resolved_at) if obj.resolved_at else "-"
+
+    @admin.display(description="webhook")
+    def delivery(self, obj: Alert) -> str:
+        if not settings.SWARM_ALERT_WEBHOOK_URL:
+            return "no webhook configured"
+        parts = ["raised " + ("sent" if obj.raised_sent_at else "pending")]
+        if obj.resolved_at:
+            parts.append("recovery " + ("sent" if obj.resolved_sent_at else "pending"))
+        if obj.last_delivery_error:
+            parts.append(f"last error: {obj.last_delivery_error}")
+        return ", ".join(parts)
+
+
+def _now() -> object:
+    from django.utils import timezone
+
+    return timezone.now()

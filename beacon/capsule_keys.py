@@ -8,8 +8,8 @@ has expired (retired_at + the capsule TTL).
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
 from peers.identity import read_private_key, write_private_key
+from peers.protocol.capsule import CAPSULE_TTL_MS, TrustedKey, kid_for
 from peers.protocol.encoding import b64url_encode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +31,22 @@ class CapsuleKey:
     created_at: int
     retired_at: int | None = None
 
+    @property
+    def trusted_until(self) -> int | None:
+        """When trust ends: every capsule this key signed has expired by then."""
+        return None if self.retired_at is None else self.retired_at + CAPSULE_TTL_MS
+
+    def trusted(self) -> TrustedKey:
+        return TrustedKey(
+            self.public_key,
+            created_at=self.created_at,
+            retired_at=self.retired_at,
+            expires_at=self.trusted_until,
+        )
+
 
 def keys_dir() -> Path:
     return Path(settings.VAR_DIR) / "keys" / "capsule"
-
-
-def kid_for(public_raw: bytes) -> str:
-    return b64url_encode(hashlib.sha256(public_raw).digest())[:16]
 
 
 def all_keys() -> list[CapsuleKey]:
@@ -42,8 +54,27 @@ def all_keys() -> list[CapsuleKey]:
     directory = keys_dir()
     if not directory.is_dir():
         return []
-    found = [CapsuleKey(**json.loads(path.read_text())) for path in directory.glob("*.json")]
+    found = []
+    for path in directory.glob("*.json"):
+        try:
+            found.append(CapsuleKey(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            log.exception("ignoring unreadable capsule key metadata %s", path.name)
     return sorted(found, key=lambda k: (k.created_at, k.kid), reverse=True)
+
+
+def trusted_keys(*, now: int) -> list[CapsuleKey]:
+    """Keys whose capsules may still be valid at ``now``: the active ones and the retired
+    ones until retired_at + capsule TTL (what ``GET /capsules/keys.json`` lists)."""
+    return [k for k in all_keys() if k.trusted_until is None or now < k.trusted_until]
+
+
+def keys_document(*, now: int) -> dict[str, object]:
+    """The body of ``GET /capsules/keys.json`` (parsed by ``parse_trusted_keys``)."""
+    return {
+        "capsule_ttl_ms": CAPSULE_TTL_MS,
+        "keys": [meta.trusted().to_json() for meta in trusted_keys(now=now)],
+    }
 
 
 def signing_key() -> tuple[CapsuleKey, Ed25519PrivateKey] | None:

@@ -20,5 +20,72 @@ def _live_tickets() -> Iterable[metrics.GaugeSample]:
         )
 
 
+def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
+    from django.conf import settings
+    from django.db.models import Count, Q
+
+    from .models import Alert, BeaconProbe, Capsule, Community, RemoteBeacon
+    from .selectors import beacon_success, capsule_failure_streak
+
+    now = now_ms()
+    newest: dict[str, tuple[int, int]] = {}
+    for name, issued_at, peers in Capsule.objects.order_by("issued_at", "id").values_list(
+        "community__name", "issued_at", "peer_count"
+    ):
+        newest[name] = (issued_at, peers)
+    for name, (issued_at, peers) in sorted(newest.items()):
+        labels = (("community", name),)
+        yield (
+            "swarm_capsule_age_seconds",
+            "Seconds since the newest capsule of a community was issued.",
+            labels,
+            max(0, now - issued_at) / 1000,
+        )
+        yield (
+            "swarm_capsule_peers",
+            "Peers in the newest capsule of a community.",
+            labels,
+            float(peers),
+        )
+    for community_id, name in Community.objects.values_list("id", "name"):
+        streak = capsule_failure_streak(community_id)
+        if streak or name in newest:
+            yield (
+                "swarm_capsule_failure_streak",
+                "Consecutive failed capsule publishing runs of a community.",
+                (("community", name),),
+                float(streak),
+            )
+    open_by_kind = dict(
+        Alert.objects.values_list("kind").annotate(n=Count("id", filter=Q(resolved_at=None)))
+    )
+    for kind, _ in Alert.KINDS:
+        yield (
+            "swarm_alerts_open",
+            "Open alerts, by kind.",
+            (("kind", kind),),
+            float(open_by_kind.get(kind, 0)),
+        )
+    window = settings.SWARM_BEACON_HEALTH_WINDOW_S * 1000
+    for beacon_id, name in RemoteBeacon.objects.filter(enabled=True).values_list("id", "name"):
+        total, good = beacon_success(beacon_id, since=now - window)
+        if total:
+            yield (
+                "swarm_remote_beacon_success_ratio",
+                "Share of successful probes of a remote beacon over the health window.",
+                (("beacon", name),),
+                good / total,
+            )
+        last = BeaconProbe.objects.filter(beacon_id=beacon_id, ok=True).order_by("-at").first()
+        if last is not None and last.latency_ms is not None:
+            yield (
+                "swarm_remote_beacon_latency_ms",
+                "Latency of the last successful probe of a remote beacon.",
+                (("beacon", name),),
+                last.latency_ms,
+            )
+
+
 def register() -> None:
     metrics.register_collector(_live_tickets)
+    metrics.register_collector(_capsules_and_alerts)

@@ -113,3 +113,113 @@ class MetricCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{self.labels}"
+
+
+class Capsule(models.Model):
+    """A signed capsule as published (the newest per community is served)."""
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="capsules")
+    kid = models.CharField(max_length=16, help_text="id of the signing key")
+    issued_at = models.BigIntegerField(help_text="ms since the epoch")
+    expires_at = models.BigIntegerField(help_text="ms since the epoch")
+    peer_count = models.PositiveIntegerField()
+    envelope = models.TextField(help_text="the signed capsule as served, byte for byte")
+
+    class Meta:
+        indexes = [models.Index(fields=["community", "-issued_at"], name="capsule_newest")]
+
+    def __str__(self) -> str:
+        return f"capsule {self.community_id}@{self.issued_at}"
+
+
+class CapsuleRun(models.Model):
+    """One finished publishing attempt for a community (history for alerts and charts)."""
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="capsule_runs")
+    started_at = models.BigIntegerField(help_text="ms since the epoch")
+    finished_at = models.BigIntegerField(help_text="ms since the epoch")
+    ok = models.BooleanField()
+    error = models.CharField(max_length=40, blank=True, help_text="stable failure code")
+    message = models.CharField(max_length=500, blank=True)
+    capsule = models.ForeignKey(Capsule, null=True, blank=True, on_delete=models.SET_NULL)
+    peer_count = models.PositiveIntegerField(default=0)
+    local_count = models.PositiveIntegerField(default=0, help_text="live tickets of this server")
+    remote_count = models.PositiveIntegerField(default=0, help_text="tickets from remote beacons")
+    dropped = models.JSONField(default=dict, help_text="candidates dropped, by reason")
+    remote_errors = models.JSONField(default=dict, help_text="remote beacon -> error")
+
+    class Meta:
+        indexes = [models.Index(fields=["community", "-finished_at"], name="capsule_run_newest")]
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.ok else self.error} {self.community_id}@{self.finished_at}"
+
+
+class BeaconProbe(models.Model):
+    """One health probe of a remote beacon (bounded history, pruned by age)."""
+
+    beacon = models.ForeignKey(RemoteBeacon, on_delete=models.CASCADE, related_name="probes")
+    at = models.BigIntegerField(help_text="ms since the epoch")
+    ok = models.BooleanField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="HTTP status")
+    error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["beacon", "-at"], name="probe_newest")]
+
+    def __str__(self) -> str:
+        return f"probe {self.beacon_id}@{self.at}"
+
+
+class Alert(models.Model):
+    """An operator alert; at most one open per (kind, subject), resolved on recovery."""
+
+    PUBLISH_FAILING = "publish_failing"
+    BEACON_UNHEALTHY = "beacon_unhealthy"
+    KINDS = [
+        (PUBLISH_FAILING, "capsule publishing failing"),
+        (BEACON_UNHEALTHY, "remote beacon unhealthy"),
+    ]
+
+    kind = models.CharField(max_length=32, choices=KINDS)
+    subject = models.CharField(max_length=100, help_text="community or remote beacon name")
+    message = models.CharField(max_length=500)
+    opened_at = models.BigIntegerField(help_text="ms since the epoch")
+    resolved_at = models.BigIntegerField(null=True, blank=True)
+    raised_sent_at = models.BigIntegerField(null=True, blank=True, help_text="webhook delivered")
+    resolved_sent_at = models.BigIntegerField(null=True, blank=True)
+    delivery_attempts = models.PositiveIntegerField(default=0)
+    last_delivery_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_alert",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class MetricSample(models.Model):
+    """A counter or gauge value at one time, so the dashboard can show recent changes."""
+
+    name = models.CharField(max_length=100)
+    labels = models.CharField(max_length=300, blank=True)
+    at = models.BigIntegerField(help_text="ms since the epoch")
+    value = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "at"], name="sample_series")]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.labels}@{self.at}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .models import PresenceTicket
+from django.db.models import Count, Q
+
+from .models import BeaconProbe, Capsule, CapsuleRun, Community, PresenceTicket
 
 
 def live_ticket_json(
@@ -16,11 +18,46 @@ def live_ticket_json(
 
 
 def live_counts(*, now: int) -> list[tuple[str, int]]:
-    from django.db.models import Count, Q
-
-    from .models import Community
-
     rows = Community.objects.annotate(
         live=Count("tickets", filter=Q(tickets__expires_at__gt=now))
     ).values_list("name", "live")
     return list(rows)
+
+
+def capsule_failure_streak(community_id: int) -> int:
+    """How many of the community's latest publishing runs failed in a row."""
+    streak = 0
+    for ok in (
+        CapsuleRun.objects.filter(community_id=community_id)
+        .order_by("-id")
+        .values_list("ok", flat=True)[:20]
+    ):
+        if ok:
+            break
+        streak += 1
+    return streak
+
+
+def active_community_ids(*, now: int, quiet_ms: int = 3_600_000) -> list[int]:
+    """Open communities worth a capsule: live tickets now, or a capsule in the last hour
+    (a community that goes quiet keeps fresh, possibly remote-only, capsules a while)."""
+    return list(
+        Community.objects.filter(is_open=True)
+        .filter(Q(tickets__expires_at__gt=now) | Q(capsules__issued_at__gt=now - quiet_ms))
+        .distinct()
+        .order_by("name")
+        .values_list("id", flat=True)
+    )
+
+
+def newest_capsule(community: str) -> Capsule | None:
+    """The newest capsule of a community by name (expired or not)."""
+    return Capsule.objects.filter(community__name=community).order_by("-issued_at", "-id").first()
+
+
+def beacon_success(beacon_id: int, *, since: int) -> tuple[int, int]:
+    """(probes, successful probes) of a remote beacon since ``since`` (ms)."""
+    row = BeaconProbe.objects.filter(beacon_id=beacon_id, at__gte=since).aggregate(
+        total=Count("id"), ok=Count("id", filter=Q(ok=True))
+    )
+    return int(row["total"]), int(row["ok"])

@@ -147,6 +147,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("SWARM_CELERY_EAGER", default=False)
+# Deployments (and test runs) sharing one Redis keep apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE = env.str("SWARM_CELERY_QUEUE", default="celery")
 
 # --- Static files: served by daphne itself (docs/operations.md). ---
 STATIC_URL = "/static/"
@@ -189,3 +191,17 @@ SWARM_BEACON_DB_POOL_SIZE = env.int("SWARM_BEACON_DB_POOL_SIZE", default=8)
 SWARM_TRUST_X_FORWARDED_FOR = env.bool("SWARM_TRUST_X_FORWARDED_FOR", default=False)
 # Counters are flushed to the database by a background thread every 2 s (off in unit tests).
 SWARM_METRICS_BACKGROUND_FLUSH = env.bool("SWARM_METRICS_BACKGROUND_FLUSH", default=True)
+
+# --- Swarm: capsules, federation, alerting (docs/capsules.md). ---
+SWARM_CAPSULE_DIR = Path(env.str("SWARM_CAPSULE_DIR", default=str(VAR_DIR / "capsules")))
+SWARM_CAPSULE_MIN_PEERS = env.int("SWARM_CAPSULE_MIN_PEERS", default=20)
+SWARM_CAPSULE_RETRY_BACKOFF_S = env.float("SWARM_CAPSULE_RETRY_BACKOFF_S", default=30.0)
+SWARM_FEDERATION_RETRIES = env.int("SWARM_FEDERATION_RETRIES", default=2)
+SWARM_FEDERATION_BACKOFF_S = env.float("SWARM_FEDERATION_BACKOFF_S", default=0.5)
+SWARM_BEACON_HEALTH_WINDOW_S = env.int("SWARM_BEACON_HEALTH_WINDOW_S", default=900)
+SWARM_BEACON_HEALTH_MIN_RATE = env.float("SWARM_BEACON_HEALTH_MIN_RATE", default=0.8)
+SWARM_BEACON_HEALTH_MIN_PROBES = env.int("SWARM_BEACON_HEALTH_MIN_PROBES", default=3)
+SWARM_ALERT_WEBHOOK_URL = env.str("SWARM_ALERT_WEBHOOK_URL", default="")
+SWARM_ALERT_WEBHOOK_TIMEOUT_S = env.float("SWARM_ALERT_WEBHOOK_TIMEOUT_S", default=10.0)
+SWARM_ALERT_RETRY_BACKOFF_S = env.float("SWARM_ALERT_RETRY_BACKOFF_S", default=10.0)
+SWARM_HISTORY_HOURS = env.int("SWARM_HISTORY_HOURS", default=24)
