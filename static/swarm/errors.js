@@ -18,3 +18,14 @@ export class ProtocolError extends Error {
     this.code = code;
   }
 }
+
+// Wire frames (docs/protocol.md "Wire frames"): decoding failures and per-frame semantics.
+export const FRAME_TOO_LARGE = "frame_too_large";
+export const BAD_MSGPACK = "bad_msgpack";
+export const BAD_FRAME = "bad_frame";
+export const UNKNOWN_FRAME = "unknown_frame";
+export const UNSUPPORTED_FRAME = "unsupported_frame";
+export const UNEXPECTED_FRAME = "unexpected_frame";
+export const UNSUPPORTED_VERSION = "unsupported_version";
+export const BAD_GOSSIP_ID = "bad_gossip_id";
+export const RATE_LIMITED = "rate_limited";
