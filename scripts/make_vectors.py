@@ -29,6 +29,7 @@ from peers.protocol.envelope import (
 )
 from peers.protocol.signal_token import make_signal_token
 from peers.protocol.ticket import make_ticket
+from scripts import content_vectors, post_vectors
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 NOW = 1_800_000_000_000  # fixed "current time" (ms) for every time-dependent vector
@@ -423,6 +424,10 @@ def files() -> dict[str, Any]:
         "tickets.json": ticket_vectors(),
         "capsules.json": capsule_vectors(),
         "signal_tokens.json": signal_token_vectors(),
+        "chunks.json": content_vectors.chunk_vectors(),
+        "manifests.json": content_vectors.manifest_vectors(),
+        "keywrap.json": content_vectors.keywrap_vectors(),
+        "posts.json": post_vectors.post_vectors(),
     }
 
 

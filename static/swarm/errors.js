@@ -29,3 +29,19 @@ export const UNEXPECTED_FRAME = "unexpected_frame";
 export const UNSUPPORTED_VERSION = "unsupported_version";
 export const BAD_GOSSIP_ID = "bad_gossip_id";
 export const RATE_LIMITED = "rate_limited";
+
+// Content (docs/protocol.md "Files" and "Posts"), mirror of peers/protocol/errors.py.
+export const BAD_MANIFEST = "bad_manifest";
+export const MANIFEST_MISMATCH = "manifest_mismatch";
+export const BAD_CHUNK = "bad_chunk";
+export const CHUNK_MISMATCH = "chunk_mismatch";
+export const BAD_KEY = "bad_key";
+export const DECRYPT_FAILED = "decrypt_failed";
+export const BAD_WRAPPED_KEY = "bad_wrapped_key";
+export const WRONG_RECIPIENT = "wrong_recipient";
+export const WRONG_FILE = "wrong_file";
+export const BAD_POST = "bad_post";
+export const BROKEN_CHAIN = "broken_chain";
+export const FORK = "fork";
+export const GAP = "gap";
+export const BAD_SYNC = "bad_sync";
