@@ -41,8 +41,9 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-vectors: $(PY_STAMP)
+vectors: $(PY_STAMP) $(NPM_STAMP)
 	$(PY) scripts/make_vectors.py
+	node scripts/content_vectors.mjs
 
 test: setup lint typecheck test-python test-js test-browser
 
