@@ -146,6 +146,13 @@ def test_malformed_keys_and_indexes_have_their_codes() -> None:
     assert code_of(lambda: decrypt_file(manifest, sealed.key, [chunk])) == "bad_chunk"
 
 
+def test_chunk_data_that_is_not_bytes_is_bad_chunk() -> None:
+    manifest, sealed = SHARED
+    not_bytes: object = sealed.chunks[0].ciphertext.hex()
+    assert code_of(lambda: open_chunk(manifest, sealed.key, 0, not_bytes)) == "bad_chunk"
+    assert code_of(lambda: decrypt_chunk(sealed.key, sealed.file_id, 0, not_bytes)) == "bad_chunk"
+
+
 def test_a_manifest_whose_size_disagrees_with_its_last_chunk_is_caught_on_open() -> None:
     sealed = encrypt_file(data_of(CHUNK_SIZE + 100))
     lying = EncryptedFile(

@@ -91,6 +91,8 @@ def chunk_aad(file_id: str, index: int) -> bytes:
 
 def encrypt_chunk(key: bytes, file_id: str, index: int, plaintext: bytes) -> bytes:
     """Seal one chunk; the result is ``len(plaintext) + 16`` bytes."""
+    if not isinstance(plaintext, bytes):
+        raise ProtocolError(BAD_CHUNK, "chunk data must be bytes")
     if len(plaintext) > CHUNK_SIZE:
         raise ProtocolError(BAD_CHUNK, f"a chunk holds at most {CHUNK_SIZE} bytes")
     aes = AESGCM(check_file_key(key))
@@ -99,6 +101,8 @@ def encrypt_chunk(key: bytes, file_id: str, index: int, plaintext: bytes) -> byt
 
 def decrypt_chunk(key: bytes, file_id: str, index: int, ciphertext: bytes) -> bytes:
     """Open one chunk; a wrong key, file, index or any altered byte gives ``decrypt_failed``."""
+    if not isinstance(ciphertext, bytes):
+        raise ProtocolError(BAD_CHUNK, "chunk data must be bytes")
     if not TAG_BYTES <= len(ciphertext) <= CHUNK_SIZE + TAG_BYTES:
         raise ProtocolError(BAD_CHUNK, "chunk ciphertext length is out of range")
     aes = AESGCM(check_file_key(key))
@@ -112,6 +116,8 @@ def decrypt_chunk(key: bytes, file_id: str, index: int, ciphertext: bytes) -> by
 
 def check_chunk_id(expected_id: str, ciphertext: bytes) -> None:
     """Recompute a received chunk's id; a mismatch means discard it and ask another holder."""
+    if not isinstance(ciphertext, bytes):
+        raise ProtocolError(BAD_CHUNK, "chunk data must be bytes")
     actual = digest_id(ciphertext)
     if actual != expected_id:
         raise ProtocolError(CHUNK_MISMATCH, f"chunk hashes to {actual}, expected {expected_id}")

@@ -77,6 +77,14 @@ export function checkFileKey(key) {
   return key;
 }
 
+// Chunk bytes as a Uint8Array, whatever view or buffer a DataChannel or IndexedDB gave.
+export function asBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new ProtocolError(BAD_CHUNK, "chunk data must be bytes");
+}
+
 // Import once per file: a CryptoKey is much cheaper per chunk than raw bytes.
 export async function importFileKey(raw) {
   return crypto.subtle.importKey("raw", checkFileKey(raw), { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
@@ -87,14 +95,16 @@ async function asCryptoKey(key) {
 }
 
 // Seal one chunk; the result is plaintext.length + 16 bytes.
-export async function encryptChunk(key, fileId, index, plaintext) {
+export async function encryptChunk(key, fileId, index, data) {
+  const plaintext = asBytes(data);
   if (plaintext.length > CHUNK_SIZE) throw new ProtocolError(BAD_CHUNK, `a chunk holds at most ${CHUNK_SIZE} bytes`);
   const params = { name: "AES-GCM", iv: chunkNonce(index), additionalData: chunkAad(fileId, index) };
   return new Uint8Array(await crypto.subtle.encrypt(params, await asCryptoKey(key), plaintext));
 }
 
 // Open one chunk: a wrong key, file, index or any altered byte gives decrypt_failed.
-export async function decryptChunk(key, fileId, index, ciphertext) {
+export async function decryptChunk(key, fileId, index, data) {
+  const ciphertext = asBytes(data);
   if (ciphertext.length < TAG_BYTES || ciphertext.length > CHUNK_SIZE + TAG_BYTES) {
     throw new ProtocolError(BAD_CHUNK, "chunk ciphertext length is out of range");
   }
@@ -108,8 +118,8 @@ export async function decryptChunk(key, fileId, index, ciphertext) {
 }
 
 // Recompute a received chunk's id: a mismatch means discard it and ask another holder.
-export async function checkChunkId(expectedId, ciphertext) {
-  const actual = await digestId(ciphertext);
+export async function checkChunkId(expectedId, data) {
+  const actual = await digestId(asBytes(data));
   if (actual !== expectedId) {
     throw new ProtocolError(CHUNK_MISMATCH, `chunk hashes to ${actual}, expected ${expectedId}`);
   }

@@ -2,6 +2,7 @@
 // Body {file_id, name, mime, size, chunk_size, chunks, created_at, author}, domain swarm/manifest/v1;
 // the manifest id (what /f/<manifest id> names) is objectId(DOMAIN_MANIFEST, body).
 import {
+  asBytes,
   CHUNK_SIZE,
   MAX_FILE_SIZE,
   TAG_BYTES,
@@ -144,7 +145,8 @@ export function ciphertextLength(manifest, index) {
 
 // Check a received chunk (position, id, length) and decrypt it. chunk_mismatch means the
 // holder sent wrong bytes: discard them and fetch from another holder.
-export async function openChunk(manifest, key, index, ciphertext) {
+export async function openChunk(manifest, key, index, data) {
+  const ciphertext = asBytes(data);
   if (!Number.isInteger(index) || index < 0 || index >= manifest.chunks.length) {
     throw new ProtocolError(BAD_CHUNK, `chunk index ${index} is outside the manifest`);
   }

@@ -139,6 +139,16 @@ test("any altered key byte fails to decrypt; malformed keys and indexes have the
   assert.equal(await codeOf(() => decryptFile(manifest, sealed.key, [chunk])), "bad_chunk");
 });
 
+test("chunk data may come as any buffer or view; anything else is bad_chunk", async () => {
+  const { manifest, sealed } = shared;
+  const plain = await openChunk(manifest, sealed.key, 2, sealed.chunks[2].ciphertext);
+  const copy = sealed.chunks[2].ciphertext.slice();
+  assert.deepEqual(await openChunk(manifest, sealed.key, 2, copy.buffer), plain);
+  assert.deepEqual(await openChunk(manifest, sealed.key, 2, new DataView(copy.buffer)), plain);
+  assert.equal(await codeOf(() => openChunk(manifest, sealed.key, 2, "not bytes")), "bad_chunk");
+  assert.equal(await codeOf(() => decryptChunk(sealed.key, manifest.fileId, 2, [1, 2, 3])), "bad_chunk");
+});
+
 const MANIFEST_CODES = new Set(["bad_envelope", "bad_signature", "bad_manifest", "peer_mismatch"]);
 
 test("any altered byte of a manifest is refused", async () => {
