@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from peers.protocol.encoding import parse_json
 from peers.protocol.errors import REPLAY, ProtocolError
 from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket
 from swarmweb import metrics
@@ -31,7 +32,7 @@ class AnnounceResult:
 
 def parse_json_body(raw: bytes) -> object:
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad_json() from exc
 

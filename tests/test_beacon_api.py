@@ -303,3 +303,13 @@ async def test_cap_keeps_the_newest_others_and_never_evicts_the_caller(
         )
     }
     assert stored == {peer_id(late), peer_id(others[2]), peer_id(others[1])}
+
+
+async def test_ticket_with_integral_float_times_is_accepted_as_js_would(api: ApiClient) -> None:
+    name = unique("float")
+    env = ticket(seeded_key(name), name, now_ms())
+    text = json.dumps(env).replace(
+        f'"issued_at": {env["body"]["issued_at"]}', f'"issued_at": {env["body"]["issued_at"]}.0'
+    )
+    assert ".0," in text
+    assert (await announce(api, name, text)).status_code == 200

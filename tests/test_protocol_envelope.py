@@ -93,3 +93,15 @@ def test_peer_id_is_33_chars_and_key_bound() -> None:
     assert pid.startswith("p")
     assert is_key_bound_id(pid)
     assert pid != peer_id_for_key(seeded_key("other").public_key().public_bytes_raw())
+
+
+def test_integral_json_floats_parse_as_ints_like_in_a_browser() -> None:
+    from peers.protocol.encoding import parse_json
+
+    assert parse_json('{"a": 1.0, "b": 65536.0, "c": 1e3, "d": 1.5}') == {
+        "a": 1,
+        "b": 65536,
+        "c": 1000,
+        "d": 1.5,
+    }
+    assert type(parse_json("2.0")) is int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 
 from .errors import BAD_ENVELOPE, ProtocolError
@@ -42,3 +43,18 @@ def peer_id_for_key(public_key: bytes) -> str:
 
 def is_key_bound_id(peer_id: str) -> bool:
     return bool(PEER_ID_RE.match(peer_id))
+
+
+def _parse_number(text: str) -> int | float:
+    # JSON has one number type: "1.0" and "1" are the same value, and the browser (a JS
+    # Number) cannot tell them apart. Integral values become ints here too, so both sides
+    # accept and canonicalize the same documents.
+    value = float(text)
+    if value.is_integer() and abs(value) <= 2**53 - 1:
+        return int(value)
+    return value
+
+
+def parse_json(data: str | bytes) -> object:
+    """Parse network JSON the way a browser does for numbers (see ``_parse_number``)."""
+    return json.loads(data, parse_float=_parse_number)
