@@ -14,11 +14,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from beacon.asgi import BeaconApp  # noqa: E402
+from peers.signaling.asgi import SignalHttpApp  # noqa: E402
 from swarmweb.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BeaconApp(ASGIStaticFilesHandler(django_http)),  # type: ignore[arg-type]
+        "http": BeaconApp(SignalHttpApp(ASGIStaticFilesHandler(django_http))),  # type: ignore[arg-type]
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

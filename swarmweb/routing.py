@@ -1,7 +1,13 @@
-"""WebSocket routes (the PeerJS signaling endpoint lives under /signal/)."""
+"""WebSocket routes: the PeerJS signaling endpoint (docs/signaling.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from django.urls import path
+
+from peers.signaling.asgi import SignalSocketApp
+
+websocket_urlpatterns: list[Any] = [
+    path("signal/peerjs", SignalSocketApp()),  # type: ignore[arg-type]  # an ASGI app
+]

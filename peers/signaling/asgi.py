@@ -1,0 +1,133 @@
+"""The signaling endpoints as lean ASGI apps under /signal/ (no Django request handling).
+
+- WebSocket ``/signal/peerjs?key=&id=&token=`` -> :class:`SignalSocketApp` (routed by
+  ``swarmweb.routing``);
+- ``GET /signal/<key>/id`` and ``GET /signal/<key>/peers`` -> :class:`SignalHttpApp`, in
+  front of Django like the beacon's fast path; any other path falls through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from .config import SignalConfig
+from .metrics import register_local_count
+from .node import SignalNode
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PREFIX = "/signal/"
+# What the reference server answers at its root path.
+DESCRIPTION = {
+    "name": "PeerJS Server",
+    "description": "A server side element to broker connections between PeerJS clients.",
+    "website": "https://peerjs.com/",
+}
+CORS = [(b"access-control-allow-origin", b"*")]
+
+_nodes: dict[int, SignalNode] = {}
+
+
+def config_from_settings() -> SignalConfig:
+    return SignalConfig(
+        key=settings.SWARM_SIGNAL_KEY,
+        expire_timeout_ms=settings.SWARM_SIGNAL_EXPIRE_TIMEOUT_MS,
+        alive_timeout_ms=settings.SWARM_SIGNAL_ALIVE_TIMEOUT_MS,
+        concurrent_limit=settings.SWARM_SIGNAL_CONCURRENT_LIMIT,
+        allow_discovery=settings.SWARM_SIGNAL_ALLOW_DISCOVERY,
+        plain_ids=settings.SWARM_SIGNAL_PLAIN_IDS,
+        max_frame_bytes=settings.SWARM_SIGNAL_MAX_FRAME_BYTES,
+        rate_per_s=settings.SWARM_SIGNAL_RATE,
+        rate_burst=settings.SWARM_SIGNAL_BURST,
+        queue_limit=settings.SWARM_SIGNAL_QUEUE_LIMIT,
+        token_max_age_ms=settings.SWARM_SIGNAL_TOKEN_MAX_AGE_S * 1000,
+        clock_skew_ms=settings.SWARM_CLOCK_SKEW_MS,
+    )
+
+
+def get_node() -> SignalNode:
+    """This event loop's signaling node (daphne runs one loop; tests may run several)."""
+    loop_id = id(asyncio.get_running_loop())
+    node = _nodes.get(loop_id)
+    if node is None:
+        node = SignalNode(
+            config_from_settings(),
+            settings.REDIS_URL,
+            trust_forwarded=settings.SWARM_TRUST_X_FORWARDED_FOR,
+        )
+        _nodes[loop_id] = node
+        register_local_count(node.local_count)
+    return node
+
+
+class SignalSocketApp:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await get_node().serve(scope, receive, send)
+
+
+class SignalHttpApp:
+    def __init__(self, fallback: ASGIApp) -> None:
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(PREFIX):
+            await self.fallback(scope, receive, send)
+            return
+        rest = path[len(PREFIX) :]
+        key, _, action = rest.partition("/")
+        if rest and (not key or action not in ("id", "peers")):
+            await self.fallback(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "OPTIONS":
+            await _respond(send, 204, b"", "text/plain", _preflight())
+            return
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, b"Method Not Allowed", "text/plain", [(b"allow", b"GET")])
+            return
+        status, body, content_type = await self._answer(rest, action)
+        await _respond(send, status, b"" if method == "HEAD" else body, content_type, [])
+
+    async def _answer(self, rest: str, action: str) -> tuple[int, bytes, str]:
+        if not rest:
+            return 200, json.dumps(DESCRIPTION).encode(), "application/json"
+        # Like the reference server, any key may ask for an id; the socket checks the key.
+        if action == "id":
+            if not settings.SWARM_SIGNAL_PLAIN_IDS:
+                return 403, b"Plain ids are disabled: use a key-bound id", "text/plain"
+            return 200, str(uuid.uuid4()).encode(), "text/plain"
+        if not settings.SWARM_SIGNAL_ALLOW_DISCOVERY:
+            return 401, b"Unauthorized", "text/plain"
+        ids = await get_node().peer_ids()
+        return 200, json.dumps(ids).encode(), "application/json"
+
+
+def _preflight() -> list[tuple[bytes, bytes]]:
+    return [
+        (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+        (b"access-control-max-age", b"86400"),
+    ]
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [
+        (b"content-type", f"{content_type}; charset=utf-8".encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *CORS,
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,124 @@
+"""Who holds which id, and the messages waiting for absent ids.
+
+The directory is the state the reference PeerJS server keeps in its "realm". One web
+process keeps it in memory (:class:`MemoryDirectory`, pure, clock passed in); several
+processes share it in Redis (``redis_directory``, the same operations as Lua scripts).
+Holders are named by ``(proc, conn)``: the process and its local connection number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPENED = "open"
+REPLACED = "replaced"
+TAKEN = "taken"
+FULL = "full"
+
+SENT = "sent"
+QUEUED = "queued"
+QUEUE_FULL = "queue_full"
+DEAD = "dead"
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The connection that holds an id. ``rank`` orders proofs (a token's issued_at)."""
+
+    proc: str
+    conn: int
+    token: str
+    proven: bool
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    status: str  # OPENED | REPLACED | TAKEN | FULL
+    previous: tuple[str, int] | None = None  # the replaced holder (proc, conn)
+    queued: tuple[str, ...] = ()  # frames that waited for this id, oldest first
+
+
+def may_replace(current: Holder, claim: Holder) -> bool:
+    """The rule for a second connection with a held id.
+
+    The same token is the same client reconnecting (PeerJS's rule). A key-bound id also
+    passes to any valid proof at least as new as the holder's, so a reconnect after a
+    network drop takes the id back from the stale socket at once; an older proof (a
+    replayed token) does not.
+    """
+    if claim.token == current.token:
+        return True
+    return claim.proven and (not current.proven or claim.rank >= current.rank)
+
+
+class MemoryDirectory:
+    """The directory of one process (the embedded default)."""
+
+    def __init__(self) -> None:
+        self._holders: dict[str, Holder] = {}
+        self._queues: dict[str, list[str]] = {}
+        self._deadlines: dict[str, int] = {}
+
+    def claim(self, peer_id: str, claim: Holder, *, limit: int) -> ClaimResult:
+        current = self._holders.get(peer_id)
+        if current is not None:
+            if not may_replace(current, claim):
+                return ClaimResult(TAKEN)
+            previous: tuple[str, int] | None = (current.proc, current.conn)
+        else:
+            if len(self._holders) >= limit:
+                return ClaimResult(FULL)
+            previous = None
+        self._holders[peer_id] = claim
+        queued = tuple(self._queues.pop(peer_id, ()))
+        self._deadlines.pop(peer_id, None)
+        return ClaimResult(REPLACED if previous else OPENED, previous, queued)
+
+    def release(self, peer_id: str, proc: str, conn: int) -> bool:
+        """Free ``peer_id`` if ``(proc, conn)`` still holds it (not a newer connection)."""
+        current = self._holders.get(peer_id)
+        if current is None or current.proc != proc or current.conn != conn:
+            return False
+        del self._holders[peer_id]
+        return True
+
+    def holder(self, peer_id: str) -> Holder | None:
+        return self._holders.get(peer_id)
+
+    def route(
+        self, dst: str, frame: str, *, queueable: bool, queue_limit: int, deadline: int
+    ) -> str:
+        """SENT if ``dst`` is held (the caller delivers), else queue or drop the frame."""
+        if dst in self._holders:
+            return SENT
+        if not queueable:
+            return DROPPED
+        queue = self._queues.get(dst)
+        if len(queue or ()) >= queue_limit:
+            return QUEUE_FULL
+        if queue is None:
+            queue = self._queues[dst] = []
+            # Like the reference server, a queue expires a fixed time after its first message.
+            self._deadlines[dst] = deadline
+        queue.append(frame)
+        return QUEUED
+
+    def expire_due(self, now: int) -> list[str]:
+        """Remove and return the frames of every queue whose deadline has passed."""
+        due = [dst for dst, deadline in self._deadlines.items() if deadline <= now]
+        frames: list[str] = []
+        for dst in due:
+            del self._deadlines[dst]
+            frames.extend(self._queues.pop(dst, ()))
+        return frames
+
+    def count(self) -> int:
+        return len(self._holders)
+
+    def ids(self) -> list[str]:
+        return list(self._holders)
+
+    def queued_for(self, dst: str) -> int:
+        return len(self._queues.get(dst, ()))

@@ -1,0 +1,123 @@
+"""PeerJS server messages: types, PeerJS's own error texts, parsing and serialization.
+
+Frames are JSON text. Relayed messages are rebuilt as ``{type, src, dst, payload}`` in
+that order (the reference server's ``JSON.stringify`` order), ``src`` always being the
+sender's id as the server knows it; fields other than these four are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+OPEN = "OPEN"
+LEAVE = "LEAVE"
+CANDIDATE = "CANDIDATE"
+OFFER = "OFFER"
+ANSWER = "ANSWER"
+EXPIRE = "EXPIRE"
+HEARTBEAT = "HEARTBEAT"
+ID_TAKEN = "ID-TAKEN"
+ERROR = "ERROR"
+
+RELAYED = frozenset({OFFER, ANSWER, CANDIDATE, LEAVE, EXPIRE})
+# Only these wait in a queue for an absent destination; LEAVE and EXPIRE are dropped.
+QUEUED = frozenset({OFFER, ANSWER, CANDIDATE})
+
+# The reference server's texts, verbatim: clients show them and tests compare them.
+INVALID_KEY = "Invalid key provided"
+INVALID_TOKEN = "Invalid token provided"  # noqa: S105 - a message, not a secret
+INVALID_WS_PARAMETERS = "No id, token, or key supplied to websocket server"
+CONNECTION_LIMIT_EXCEED = "Server has reached its concurrent user limit"
+ID_IS_TAKEN = "ID is taken"
+
+OPEN_FRAME = '{"type":"OPEN"}'
+
+_encode_utf8 = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON.parse (and so PeerJS) does not.
+    raise ValueError(f"{name} is not JSON")
+
+
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def dumps(value: object) -> str:
+    """Compact JSON like ``JSON.stringify``; escapes only what UTF-8 cannot carry."""
+    text = _encode_utf8(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a "\\ud800" escape
+            text = _encode_ascii(value)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A client frame that parsed: ``dst``/``payload`` are absent when ``None``/missing."""
+
+    type: str
+    dst: object
+    payload: object
+    has_payload: bool
+
+
+def parse(text: str) -> Message | None:
+    """The message in a client frame, or None for anything the server drops silently."""
+    try:
+        value = _decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type")
+    if not isinstance(kind, str):
+        return None
+    return Message(kind, value.get("dst"), value.get("payload"), "payload" in value)
+
+
+def relay_frame(kind: str, src: str, dst: str, payload: object, has_payload: bool) -> str | None:
+    """The frame a destination receives, or None if the payload cannot be serialized."""
+    body: dict[str, object] = {"type": kind, "src": src, "dst": dst}
+    if has_payload:
+        body["payload"] = payload
+    try:
+        return dumps(body)
+    except ValueError:  # an out-of-range float (1e999) that JSON cannot represent
+        return None
+
+
+def server_frame(kind: str, src: str, dst: str) -> str:
+    """EXPIRE and LEAVE made by the server itself (no payload)."""
+    return dumps({"type": kind, "src": src, "dst": dst})
+
+
+def error_frame(msg: str, code: str | None = None) -> str:
+    payload: dict[str, str] = {"msg": msg}
+    if code is not None:
+        payload["code"] = code
+    return dumps({"type": ERROR, "payload": payload})
+
+
+def id_taken_frame(code: str | None = None) -> str:
+    payload: dict[str, str] = {"msg": ID_IS_TAKEN}
+    if code is not None:
+        payload["code"] = code
+    return dumps({"type": ID_TAKEN, "payload": payload})
+
+
+def src_dst(frame: str) -> tuple[str, str] | None:
+    """``(src, dst)`` of a frame this server wrote (queued messages, for EXPIRE)."""
+    try:
+        value = _decode(frame)
+    except ValueError:
+        return None
+    src, dst = value.get("src"), value.get("dst")
+    if isinstance(src, str) and isinstance(dst, str):
+        return src, dst
+    return None

@@ -1,0 +1,325 @@
+"""The signaling service of one web process: sockets, the hub, the directory, timers.
+
+This is the IO adapter of :mod:`peers.signaling.hub`: it turns ASGI WebSocket events into
+hub inputs and performs the effects the hub returns (send, close, claim, release, route).
+With ``REDIS_URL`` the directory is shared in Redis and frames for ids held by other
+processes arrive on this process's pub/sub channel; without it the directory lives in
+memory and one process serves everyone (the embedded default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from beacon import blocks as beacon_blocks
+from beacon.limits import BLOCKS_VERSION_KEY, local_blocks_version
+from swarmweb.clock import now_ms
+
+from . import directory as d
+from .config import SignalConfig
+from .hub import Blocks, Claim, Close, Effect, Hub, Release, Route, Send
+from .metrics import record
+from .redis_directory import RedisDirectory
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+ALIVE_EVERY_S = 5.0
+SWEEP_EVERY_S = 10.0
+BLOCKS_EVERY_S = 2.0
+METRICS_EVERY_S = 1.0
+QUEUE_TTL_MARGIN_MS = 60_000
+
+
+class SignalNode:
+    def __init__(self, config: SignalConfig, redis_url: str, *, trust_forwarded: bool) -> None:
+        self.proc = secrets.token_hex(6)
+        self.config = config
+        self.trust_forwarded = trust_forwarded
+        self.hub = Hub(config, self.proc)
+        self.memory: d.MemoryDirectory | None = None if redis_url else d.MemoryDirectory()
+        self.redis: RedisDirectory | None = (
+            RedisDirectory(redis_url, self.proc) if redis_url else None
+        )
+        self._sockets: dict[int, SendFn] = {}
+        self._conn_ids = itertools.count(1)
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._blocks: Blocks | None = None
+        self._enforced_version: str | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            loop = asyncio.get_running_loop()
+            if self.redis is not None:
+                await self.redis.load_scripts()
+                await self.redis.stay_alive()
+                pubsub = self.redis.redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(self.redis.channel)
+                # Wait for the confirmation: no id is claimed before frames can reach us.
+                await pubsub.get_message(timeout=5)
+                self.redis.start_router(self._on_routed)
+                self._tasks.append(loop.create_task(self._listen(pubsub)))
+            self._tasks.append(loop.create_task(self._housekeeping()))
+            self._started = True
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.redis is not None:
+            await self.redis.retire()
+            await self.redis.close()
+
+    # --- one WebSocket ----------------------------------------------------------------
+
+    async def serve(self, scope: Scope, receive: Receive, send: SendFn) -> None:
+        """Run one PeerJS signaling socket from connect to disconnect."""
+        event = await receive()
+        if event["type"] != "websocket.connect":
+            return
+        await self.start()
+        conn = next(self._conn_ids)
+        await send({"type": "websocket.accept"})
+        self._sockets[conn] = send
+        try:
+            query = scope.get("query_string", b"").decode("latin-1")
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            blocks = await self._current_blocks()
+            ip = self.client_ip(scope)
+            await self._run(self.hub.connect(conn, params, ip=ip, now=now_ms(), blocks=blocks))
+            hub = self.hub
+            while True:
+                event = await receive()
+                kind = event["type"]
+                if kind == "websocket.receive":
+                    text = event.get("text")
+                    if text is None:
+                        try:
+                            text = (event.get("bytes") or b"").decode("utf-8")
+                        except UnicodeDecodeError:
+                            continue
+                    effects = hub.receive(conn, text, now_ms())
+                    if effects:
+                        await self._run(effects)
+                elif kind == "websocket.disconnect":
+                    break
+        finally:
+            self._sockets.pop(conn, None)
+            effects = self.hub.disconnected(conn)
+            if effects:
+                await self._run(effects)
+
+    def client_ip(self, scope: Scope) -> str | None:
+        if self.trust_forwarded:
+            for name, value in scope.get("headers", []):
+                if name == b"x-forwarded-for":
+                    return value.decode("latin-1").split(",")[0].strip() or None
+        client = scope.get("client")
+        return str(client[0]) if client else None
+
+    # --- effects ----------------------------------------------------------------------
+
+    async def _run(self, effects: list[Effect]) -> None:
+        hub = self.hub
+        i = 0
+        while i < len(effects):
+            effect = effects[i]
+            i += 1
+            if type(effect) is Send:
+                send = self._sockets.get(effect.conn)
+                if send is None:
+                    continue
+                try:
+                    await send({"type": "websocket.send", "text": effect.frame})
+                except Exception:
+                    # The reference server's "peer dead" path: drop it, LEAVE to the sender.
+                    effects.extend(hub.send_failed(effect.conn, effect.src, now_ms()))
+            elif type(effect) is Route:
+                self._route(effect, effects)
+            elif type(effect) is Close:
+                send = self._sockets.get(effect.conn)
+                if send is not None:
+                    try:
+                        await send({"type": "websocket.close", "code": effect.code})
+                    except Exception:
+                        log.warning("closing socket %d failed", effect.conn, exc_info=True)
+            elif type(effect) is Claim:
+                effects.extend(await self._claim(effect))
+            elif type(effect) is Release:
+                await self._release(effect)
+
+    def _route(self, route: Route, effects: list[Effect]) -> None:
+        config = self.config
+        if self.memory is not None:
+            status = self.memory.route(
+                route.dst,
+                route.frame,
+                queueable=route.queueable,
+                queue_limit=config.queue_limit,
+                deadline=route.deadline,
+            )
+            now = now_ms()
+            if status == d.SENT:
+                effects.extend(self.hub.deliver(route.dst, route.src, route.frame, now))
+            effects.extend(self.hub.routed(route, status, now))
+            return
+        self._shared().route(
+            route,
+            route.dst,
+            route.src,
+            route.frame,
+            queueable=route.queueable,
+            queue_limit=config.queue_limit,
+            deadline=route.deadline,
+            queue_ttl_ms=config.expire_timeout_ms + QUEUE_TTL_MARGIN_MS,
+        )
+
+    def _on_routed(self, route: Route, status: str) -> None:
+        if status == "error":
+            self.hub.counters["dropped", "unavailable"] += 1
+            return
+        effects = self.hub.routed(route, status, now_ms())
+        if effects:
+            asyncio.get_running_loop().create_task(self._run(effects))
+
+    async def _claim(self, claim: Claim) -> list[Effect]:
+        config = self.config
+        try:
+            if self.memory is not None:
+                result = self.memory.claim(
+                    claim.peer_id, claim.holder, limit=config.concurrent_limit
+                )
+            else:
+                result = await self._shared().claim(
+                    claim.peer_id, claim.holder, limit=config.concurrent_limit
+                )
+        except Exception:
+            log.exception("claiming a signaling id failed")
+            return self.hub.unavailable(claim.conn, claim.peer_id)
+        return self.hub.claimed(claim.conn, claim.peer_id, result, now_ms())
+
+    async def _release(self, release: Release) -> None:
+        try:
+            if self.memory is not None:
+                self.memory.release(release.peer_id, self.proc, release.conn)
+            else:
+                await self._shared().release(release.peer_id, self.proc, release.conn)
+        except Exception:
+            # The id stays registered until this process's alive key lapses.
+            log.exception("releasing signaling id %s failed", release.peer_id)
+
+    # --- frames from other processes --------------------------------------------------
+
+    async def _listen(self, pubsub: Any) -> None:
+        hub = self.hub
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=None)
+                if message is None or message["type"] != "message":
+                    continue
+                data: str = message["data"].decode("utf-8")
+                if data.startswith("!kick "):
+                    effects = hub.kick(int(data[6:]))
+                else:
+                    dst, src, frame = data.split("\n", 2)
+                    effects = hub.deliver(dst, src, frame, now_ms())
+                if effects:
+                    await self._run(effects)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("signaling pub/sub failed; retrying")
+                await asyncio.sleep(0.5)
+
+    # --- timers -----------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        config = self.config
+        step = min(config.tick_ms, config.expire_poll_ms) / 1000.0
+        next_alive = next_sweep = next_blocks = next_metrics = 0.0
+        while True:
+            await asyncio.sleep(step)
+            try:
+                now = now_ms()
+                effects = self.hub.tick(now)
+                if self.memory is not None:
+                    frames = self.memory.expire_due(now)
+                else:
+                    frames = await self._shared().expire_due(now)
+                effects += self.hub.expired(frames, now)
+                if effects:
+                    await self._run(effects)
+                clock = time.monotonic()
+                if self.redis is not None and clock >= next_alive:
+                    next_alive = clock + ALIVE_EVERY_S
+                    if not await self.redis.stay_alive():
+                        # Our ids were freed while we were away: every socket starts over.
+                        await self._run(self.hub.close_all())
+                if self.redis is not None and clock >= next_sweep:
+                    next_sweep = clock + SWEEP_EVERY_S
+                    await self.redis.sweep()
+                if clock >= next_blocks:
+                    next_blocks = clock + BLOCKS_EVERY_S
+                    await self._enforce_blocks()
+                if clock >= next_metrics:
+                    next_metrics = clock + METRICS_EVERY_S
+                    record(self.hub.counters)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("signaling housekeeping failed")
+
+    # --- blocks -----------------------------------------------------------------------
+
+    async def _blocks_version(self) -> str:
+        if self.redis is None:
+            return local_blocks_version()
+        return await self.redis.blocks_version(BLOCKS_VERSION_KEY)
+
+    async def _current_blocks(self) -> Blocks | None:
+        try:
+            self._blocks = await beacon_blocks.current(await self._blocks_version())
+        except Exception:
+            log.exception("loading blocks failed; using the last known set")
+        return self._blocks
+
+    async def _enforce_blocks(self) -> None:
+        version = await self._blocks_version()
+        if version == self._enforced_version:
+            return
+        blocks = await beacon_blocks.current(version)
+        self._blocks = blocks
+        self._enforced_version = version
+        effects = self.hub.enforce(blocks)
+        if effects:
+            await self._run(effects)
+
+    def _shared(self) -> RedisDirectory:
+        if self.redis is None:
+            raise RuntimeError("this node has no shared directory")
+        return self.redis
+
+    # --- queries for the HTTP routes and /metrics -------------------------------------
+
+    async def peer_ids(self) -> list[str]:
+        if self.memory is not None:
+            return self.memory.ids()
+        return await self._shared().ids()
+
+    def local_count(self) -> int:
+        return self.memory.count() if self.memory is not None else self.hub.open_count()
