@@ -122,6 +122,10 @@ class DataConnection:
             raise PeerJSError(NOT_OPEN, "connection is not open")
         for frame in self.codec.encode(value):
             while self._channel.bufferedAmount > self.high_water:
+                # "bufferedamountlow" fires on crossing the threshold downwards, so the
+                # threshold must sit below high_water whatever high_water was set to.
+                threshold = min(self._low_water, self.high_water // 2)
+                self._channel.bufferedAmountLowThreshold = threshold
                 self._drained.clear()
                 await self._drained.wait()
                 if self._closed:
@@ -149,12 +153,20 @@ class DataConnection:
                 raise StopAsyncIteration from exc
             raise
 
-    async def close(self, *, flush: bool = False) -> None:
-        """Close the channel and the RTCPeerConnection; ``flush`` first asks the remote
-        PeerJS to close (its ``close({flush: true})``) after what was sent."""
+    async def close(self, *, flush: bool = False, flush_timeout: float = 10.0) -> None:
+        """Close the channel and the RTCPeerConnection.
+
+        With ``flush`` (PeerJS's ``close({flush: true})``), ask the remote to close after
+        everything sent so far, and wait up to ``flush_timeout`` for it to do so: closing at
+        once would drop what is still buffered.
+        """
         if flush and self.open and self._channel is not None:
-            for frame in self.codec.encode_close():
+            frames = self.codec.encode_close()
+            for frame in frames:
                 self._channel.send(frame)
+            if frames:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed_event.wait(), flush_timeout)
         await self._shutdown(PeerJSError(CONNECTION_CLOSED, "closed by this peer"))
 
     # Negotiation (called by Peer).

@@ -60,11 +60,13 @@ class Peer:
         ice: IceConfig | None = None,
         timing: Timing | None = None,
         on_connection: Callable[[DataConnection], None] | None = None,
+        on_signaling_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.ice = ice or IceConfig()
         self.core = SignalingCore(server, peer_id=peer_id, token=token, timing=timing)
         self.signaling = SignalingClient(self.core, self._on_event)
         self.on_connection = on_connection
+        self.on_signaling_event = on_signaling_event
         self.errors: deque[SignalingError] = deque(maxlen=MAX_ERRORS_KEPT)
         self._connections: dict[tuple[str, str], DataConnection] = {}
         self._lost: OrderedDict[str, list[Event]] = OrderedDict()
@@ -164,6 +166,11 @@ class Peer:
         self._lost.pop(conn.connection_id, None)
 
     def _on_event(self, event: Event) -> None:
+        self._handle(event)
+        if self.on_signaling_event is not None:
+            self.on_signaling_event(event)
+
+    def _handle(self, event: Event) -> None:
         if isinstance(event, Opened):
             self._opened.set()
         elif isinstance(event, SignalingError):

@@ -45,11 +45,11 @@ class ReferenceServer:
                 self.proc.wait(timeout=5)
 
 
-def start_reference_server(log_dir: Path, *extra: str) -> ReferenceServer:
+def start_reference_server(log_dir: Path, *extra: str, port: int = 0) -> ReferenceServer:
     """``node peer/dist/bin/peerjs.js --host 127.0.0.1 --port <free> --path /``, ready to use."""
-    port = free_port()
+    port = port or free_port()
     log_path = log_dir / f"peerjs-server-{port}.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [
                 "node",
