@@ -56,7 +56,9 @@ class SignalClient:
             params.append(f"token={token}")
         params.append("version=1.5.5")
         url = f"{base}{path}peerjs?{'&'.join(params)}"
-        ws = await connect(url, additional_headers=headers, open_timeout=5, max_size=2**22)
+        ws = await connect(
+            url, additional_headers=headers, open_timeout=5, close_timeout=1, max_size=2**22
+        )
         client = cls(ws, peer_id or "")
         if heartbeat:
             client._beat = asyncio.get_running_loop().create_task(client._heartbeats())
