@@ -111,7 +111,11 @@ class Peer:
         label: str | None = None,
         metadata: Any = None,
     ) -> DataConnection:
-        """Offer a DataConnection to ``peer`` (PeerJS defaults: binary, unreliable/unordered)."""
+        """Offer a DataConnection to ``peer`` (PeerJS defaults: binary, unreliable/unordered).
+
+        Call it from the peer's event loop: the negotiation runs there in the background.
+        """
+        asyncio.get_running_loop()  # fail loudly when called from another thread
         if self.core.state.value == "destroyed":
             raise PeerJSError(DESTROYED, "this peer is destroyed")
         connection_id = new_connection_id()
