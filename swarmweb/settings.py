@@ -218,3 +218,9 @@ SWARM_SIGNAL_RATE = env.float("SWARM_SIGNAL_RATE", default=50.0)
 SWARM_SIGNAL_BURST = env.int("SWARM_SIGNAL_BURST", default=200)
 SWARM_SIGNAL_QUEUE_LIMIT = env.int("SWARM_SIGNAL_QUEUE_LIMIT", default=100)
 SWARM_SIGNAL_TOKEN_MAX_AGE_S = env.int("SWARM_SIGNAL_TOKEN_MAX_AGE_S", default=600)
+
+# --- Swarm: the Python PeerJS peer / super-peer's ICE (docs/peerjs.md, docs/configuration.md). ---
+# RTCIceServer list as JSON (default none: no STUN/TURN), and the local addresses to gather
+# host candidates on (empty: every interface except loopback).
+SWARM_SUPERPEER_ICE_SERVERS = env.json("SWARM_SUPERPEER_ICE_SERVERS", default=[])
+SWARM_SUPERPEER_HOST_ADDRESSES = env.list("SWARM_SUPERPEER_HOST_ADDRESSES", default=[])
