@@ -120,6 +120,17 @@ def test_advert_of_zero_chunks_withdraws_the_holding() -> None:
     assert p.status(M1).complete == (B1,)
 
 
+def test_complete_copy_not_kept_serves_chunks_but_is_not_a_replica() -> None:
+    p = one_manifest((B1,), supers=(S1,))
+    p.handle(HaveAdvert(B2, M1, COUNT, keep=False), 0)
+    p.handle(PeerHealth(B2, Health.HEALTHY, 5, 10**8), 0)
+    status = p.status(M1)
+    assert status.replicas == 1
+    assert status.cached == (B2,)
+    (job,) = p.tick(0).jobs
+    assert job.sources == (B2, B1)  # the fast cache first
+
+
 def test_browsers_count_toward_the_target_but_never_get_jobs() -> None:
     p = one_manifest((B1, B2), supers=())
     p.handle(PeerHealth(B3, Health.HEALTHY, 20, 10**7), 0)
@@ -350,6 +361,19 @@ def test_failed_source_is_avoided_until_its_backoff_ends() -> None:
     assert third.sources == (B1, B2)
 
 
+def test_source_failed_early_in_a_job_stays_backed_off_when_the_job_succeeds() -> None:
+    p = one_manifest((B1, B2), supers=(S1,))
+    p.handle(ManifestTarget(M1, 4), 0)
+    (job,) = p.tick(0).jobs
+    assert set(job.sources) == {B1, B2}
+    p.handle(JobReport(job.job_id, S1, M1, JobState.PROGRESS, 3, (B1,)), 100)
+    done(p, job, 200)
+    p.handle(SuperPeerStatus(S2, GiB, 0, 4), 200)
+    (second,) = p.tick(200).jobs
+    assert second.fetcher == S2
+    assert B1 not in second.sources
+
+
 def test_progress_report_naming_a_failed_source_backs_it_off_for_other_jobs() -> None:
     p = planner(supers=(S1, S2))
     for n in (1, 2):
@@ -449,6 +473,9 @@ def test_full_super_peer_gets_no_job() -> None:
     jobs = p.tick(0).jobs
     assert [j.fetcher for j in jobs] == [S2]  # room for exactly one more manifest
     assert p.tick(1).jobs == ()
+    assert p.tick(2).jobs == ()
+    p.handle(SuperPeerStatus(S1, 11 * SIZE, 10 * SIZE, 4), 3)  # S1 got more room
+    assert [j.fetcher for j in p.tick(3).jobs] == [S1]
 
 
 def test_storage_reservation_counts_jobs_in_flight() -> None:

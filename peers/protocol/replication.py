@@ -22,9 +22,6 @@ from .replication_model import (
     BAD_REPORT,
     MANIFEST_CONFLICT,
     UNKNOWN_MANIFEST,
-    Alert,
-    AlertKind,
-    AlertResolved,
     CancelReason,
     CommunityTarget,
     Event,
@@ -51,10 +48,12 @@ from .replication_state import (
     ReplicationConfig,
     Summary,
 )
+from .replication_targets import TargetTracker
 
 __all__ = ["ReplicationConfig", "ReplicationPlanner"]
 
 STORAGE_FULL = "storage_full"
+MAX_TIME = 2**63
 
 
 class ReplicationPlanner:
@@ -69,17 +68,28 @@ class ReplicationPlanner:
         self._manifests: dict[str, ManifestState] = {}
         self._out = Outbox()
         self.board = JobBoard(self.config, self.holdings, self._manifests, self._out)
-        self._community_targets: dict[str, int] = {}
-        self._under: dict[str, ManifestState] = {}
-        self._lost: dict[str, ManifestState] = {}
+        self.targets = TargetTracker(self.config, self.holdings, self._out)
         self._dirty: set[str] = set()
+        # Target and registration changes; with the holdings' and the board's counters this
+        # tells whether anything could make a fruitless planning pass fruitful.
+        self._changes = 0
+        self._idle: tuple[tuple[int, int, int], int] | None = None
         self._now = 0
 
     # --- inputs -------------------------------------------------------------------
 
     def handle(self, event: Event, now: int) -> None:
-        """Feed one fact learned at ``now``; raises :class:`ReplicationError` on bad input."""
+        """Feed one fact learned at ``now``; raises :class:`ReplicationError` on bad input
+        and then has changed nothing."""
+        before = self._now
         now = self._clock(now)
+        try:
+            self._dispatch(event, now)
+        except ReplicationError:
+            self._now = before
+            raise
+
+    def _dispatch(self, event: Event, now: int) -> None:
         if isinstance(event, HaveAdvert):
             self._advert(event, now)
         elif isinstance(event, JobReport):
@@ -97,8 +107,10 @@ class ReplicationPlanner:
         elif isinstance(event, ManifestTarget):
             self._manifest(event.manifest_id).target = event.target
             self._dirty.add(event.manifest_id)
+            self._changes += 1
         elif isinstance(event, CommunityTarget):
-            self._community_targets[event.community] = event.target
+            self.targets.community_targets[event.community] = event.target
+            self._changes += 1
             self._dirty.update(
                 mid for mid, m in self._manifests.items() if m.info.community == event.community
             )
@@ -121,9 +133,9 @@ class ReplicationPlanner:
         self._check_jobs()
         for manifest_id in sorted(self._dirty):
             if manifest_id in self._manifests:
-                self._evaluate(self._manifests[manifest_id], now)
+                self.targets.evaluate(self._manifests[manifest_id], now)
         self._dirty.clear()
-        self._raise_alerts(now)
+        self.targets.raise_alerts(now)
         self._assign(now)
         return self._out.flush()
 
@@ -133,16 +145,8 @@ class ReplicationPlanner:
         times = [self.holdings.next_expiry()]
         times += [s.seen_at + cfg.super_peer_ttl_ms for s in self.board.supers.values() if s.online]
         times += [slot.last_progress + cfg.job_timeout_ms for slot in self.board.jobs.values()]
-        for m in self._under.values():
-            if m.retry_at > self._now:
-                times.append(m.retry_at)
-            if not m.under_alerted and m.under_since is not None:
-                times.append(m.under_since + cfg.alert_after_ms)
-        times += [
-            m.lost_since + cfg.lost_grace_ms
-            for m in self._lost.values()
-            if m.lost_since is not None and not m.lost_alerted
-        ]
+        times += [m.retry_at for m in self.targets.under.values() if m.retry_at > self._now]
+        times.append(self.targets.next_alert())
         present = [t for t in times if t is not None]
         return min(present) if present else None
 
@@ -159,7 +163,8 @@ class ReplicationPlanner:
             community=m.info.community,
             target=self._target(m),
             replicas=self.holdings.replicas(manifest_id),
-            complete=tuple(sorted(h.holder for h in holders if h.complete)),
+            complete=tuple(sorted(h.holder for h in holders if h.counts)),
+            cached=tuple(sorted(h.holder for h in holders if h.complete and not h.kept)),
             partial=tuple(sorted(h.holder for h in holders if not h.complete)),
             jobs=tuple(sorted(m.jobs)),
             under_since=m.under_since,
@@ -170,9 +175,9 @@ class ReplicationPlanner:
     def summary(self) -> Summary:
         return Summary(
             manifests=len(self._manifests),
-            at_target=len(self._manifests) - len(self._under),
-            under_target=len(self._under),
-            lost=len(self._lost),
+            at_target=len(self._manifests) - len(self.targets.under),
+            under_target=len(self.targets.under),
+            lost=len(self.targets.lost),
             jobs=len(self.board.jobs),
             super_peers_online=sum(1 for s in self.board.supers.values() if s.online),
         )
@@ -181,7 +186,7 @@ class ReplicationPlanner:
         return tuple(slot.job for _, slot in sorted(self.board.jobs.items()))
 
     def under_target(self) -> tuple[str, ...]:
-        return tuple(sorted(self._under))
+        return tuple(sorted(self.targets.under))
 
     # --- event handlers -----------------------------------------------------------
 
@@ -202,6 +207,7 @@ class ReplicationPlanner:
                 )
             existing.target = info.target
         self._dirty.add(info.manifest_id)
+        self._changes += 1
 
     def _forget(self, manifest_id: str) -> None:
         m = self._manifests.get(manifest_id)
@@ -210,17 +216,10 @@ class ReplicationPlanner:
         for job_id in sorted(m.jobs):
             self.board.cancel(job_id, CancelReason.FORGOTTEN)
         self.holdings.remove_manifest(manifest_id)
-        target = self._target(m)
-        for kind, alerted in (
-            (AlertKind.UNDER_TARGET, m.under_alerted),
-            (AlertKind.LOST, m.lost_alerted),
-        ):
-            if alerted:
-                self._out.resolved.append(AlertResolved(kind, manifest_id, 0, target))
+        self.targets.forget(m)
         del self._manifests[manifest_id]
-        self._under.pop(manifest_id, None)
-        self._lost.pop(manifest_id, None)
         self._dirty.discard(manifest_id)
+        self._changes += 1
         self.board.forget_manifest(manifest_id)
 
     def _advert(self, advert: HaveAdvert, now: int) -> None:
@@ -231,11 +230,11 @@ class ReplicationPlanner:
         if advert.chunks == 0:
             self.holdings.remove(advert.holder, advert.manifest_id)
         else:
-            self._record(advert.holder, m, advert.chunks, now)
+            self._record(advert.holder, m, advert.chunks, now, kept=advert.keep)
         if advert.chunks == count:
             job_id = self.board.job_of(m, advert.holder)
             if job_id is not None:
-                self.board.succeed(job_id, failed_sources=())
+                self.board.succeed(job_id)
         self._dirty.add(advert.manifest_id)
 
     def _report(self, report: JobReport, now: int) -> None:
@@ -258,6 +257,7 @@ class ReplicationPlanner:
         self._dirty.add(report.manifest_id)
         if slot is None:
             return  # a late report (job expired or cancelled): only the holding mattered
+        slot.failed.update(report.failed_sources)
         if report.state is JobState.PROGRESS:
             if report.chunks > slot.chunks:
                 slot.chunks = report.chunks
@@ -265,7 +265,7 @@ class ReplicationPlanner:
             return
         slot.chunks = max(slot.chunks, report.chunks)
         if report.state is JobState.DONE and report.chunks == count:
-            self.board.succeed(report.job_id, failed_sources=report.failed_sources)
+            self.board.succeed(report.job_id)
             return
         self.board.end(report.job_id)
         self.board.failed(m, slot, now)
@@ -273,6 +273,7 @@ class ReplicationPlanner:
         peer = self.board.supers.get(report.fetcher)
         if report.reason == STORAGE_FULL and peer is not None:
             peer.full = True
+            self.board.changes += 1
 
     # --- tick phases --------------------------------------------------------------
 
@@ -302,77 +303,48 @@ class ReplicationPlanner:
             for slot in keep[room:]:
                 self.board.cancel(slot.job.job_id, CancelReason.TARGET_MET)
 
-    def _evaluate(self, m: ManifestState, now: int) -> None:
-        manifest_id = m.info.manifest_id
-        replicas = self.holdings.replicas(manifest_id)
-        target = self._target(m)
-        if replicas < target:
-            if m.under_since is None:
-                m.under_since = now
-                self._under[manifest_id] = m
-        elif m.under_since is not None:
-            m.under_since = None
-            del self._under[manifest_id]
-            if m.under_alerted:
-                m.under_alerted = False
-                self._out.resolved.append(
-                    AlertResolved(AlertKind.UNDER_TARGET, manifest_id, replicas, target)
-                )
-        if self.holdings.holder_count(manifest_id) == 0 and target > 0:
-            if m.lost_since is None:
-                m.lost_since = now
-                self._lost[manifest_id] = m
-        elif m.lost_since is not None:
-            m.lost_since = None
-            del self._lost[manifest_id]
-            if m.lost_alerted:
-                m.lost_alerted = False
-                self._out.resolved.append(
-                    AlertResolved(AlertKind.LOST, manifest_id, replicas, target)
-                )
-
-    def _raise_alerts(self, now: int) -> None:
-        cfg = self.config
-        for _, m in sorted(self._under.items()):
-            since = m.under_since
-            if since is not None and not m.under_alerted and now - since >= cfg.alert_after_ms:
-                m.under_alerted = True
-                self._out.alerts.append(self._alert(AlertKind.UNDER_TARGET, m, since))
-        for _, m in sorted(self._lost.items()):
-            since = m.lost_since
-            if since is not None and not m.lost_alerted and now - since >= cfg.lost_grace_ms:
-                m.lost_alerted = True
-                self._out.alerts.append(self._alert(AlertKind.LOST, m, since))
-
     def _assign(self, now: int) -> None:
         board, holdings = self.board, self.holdings
         open_peers = board.open_peers()
         if not open_peers:
             return
+        # A pass that found nothing to do finds nothing again until some fact changes or
+        # a backoff ends: skip it (super-peers with free slots but no room for anything
+        # under target would otherwise cost a full scan every tick).
+        signature = (holdings.changes, board.changes, self._changes)
+        if self._idle is not None and self._idle[0] == signature and now < self._idle[1]:
+            return
+        self._idle = None
+        started = 0
+        wake = [b.until for b in board.source_backoff.values() if b.until > now]
 
-        def urgency(m: ManifestState) -> tuple[int, int, int, str]:
-            replicas = holdings.replicas(m.info.manifest_id)
-            return (replicas, replicas - self._target(m), m.under_since or 0, m.info.manifest_id)
-
-        # Fewest replicas first (one more loss could make them unrecoverable), then the
-        # largest shortfall, then the longest under target.
-        for m in sorted(self._under.values(), key=urgency):
+        def visit(m: ManifestState) -> bool:
+            nonlocal started
             manifest_id = m.info.manifest_id
-            if m.retry_at > now or holdings.holder_count(manifest_id) == 0:
-                continue
+            if m.retry_at > now:
+                wake.append(m.retry_at)
+                return True
+            if holdings.holder_count(manifest_id) == 0:
+                return True
             need = self._target(m) - holdings.replicas(manifest_id) - len(m.jobs)
             for _ in range(need):
                 candidate = board.pick(m, now, open_peers)
                 if candidate is None:
                     break
                 board.start(m, candidate, now)
+                started += 1
                 peer = candidate.peer
                 if board.has_slot(peer):
                     open_peers[peer.peer_id] = board.free(peer)
                 else:
                     del open_peers[peer.peer_id]
-                    if not open_peers:
-                        return
+            return bool(open_peers)
+
+        # Fewest replicas first (one more loss could make them unrecoverable), then the
+        # largest shortfall, then the longest under target.
+        self.targets.visit_by_urgency(visit)
+        if started == 0:
+            self._idle = (signature, min(wake, default=MAX_TIME))
 
     # --- helpers ------------------------------------------------------------------
 
@@ -390,27 +362,17 @@ class ReplicationPlanner:
         return m
 
     def _target(self, m: ManifestState) -> int:
-        if m.target is not None:
-            return m.target
-        return self._community_targets.get(m.info.community, self.config.default_target)
+        return self.targets.target(m)
 
-    def _record(self, holder: str, m: ManifestState, chunks: int, now: int) -> None:
+    def _record(
+        self, holder: str, m: ManifestState, chunks: int, now: int, *, kept: bool = True
+    ) -> None:
         self.holdings.record(
             holder,
             m.info.manifest_id,
             chunks=chunks,
             chunk_count=m.info.chunk_count,
             now=now,
+            kept=kept,
             protected=self.board.supers,
-        )
-
-    def _alert(self, kind: AlertKind, m: ManifestState, since: int) -> Alert:
-        manifest_id = m.info.manifest_id
-        return Alert(
-            kind,
-            manifest_id,
-            m.info.community,
-            self.holdings.replicas(manifest_id),
-            self._target(m),
-            since,
         )

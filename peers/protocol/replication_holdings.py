@@ -9,13 +9,23 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """``holder`` had ``chunks`` verified chunks of a manifest when last seen."""
+    """``holder`` had ``chunks`` verified chunks of a manifest when last seen.
+
+    ``kept``: the holder means to keep its copy (a super-peer, a browser that opted in);
+    a copy that is not kept (a browser's cache) is a source but never a replica.
+    """
 
     holder: str
     manifest_id: str
     chunks: int
     complete: bool
     last_seen: int
+    kept: bool = True
+
+    @property
+    def counts(self) -> bool:
+        """Counts toward the target: every chunk verified and meant to be kept."""
+        return self.complete and self.kept
 
 
 class HoldingsView:
@@ -23,7 +33,8 @@ class HoldingsView:
 
     At most ``max_per_manifest`` holders are kept per manifest, so a flood of adverts for
     one manifest costs bounded memory: a newcomer displaces the least useful holding
-    (partial before complete, then the longest unseen) among the unprotected ones.
+    (one that does not count before one that does, then the longest unseen) among the
+    unprotected ones.
     """
 
     def __init__(self, *, ttl_ms: int, max_per_manifest: int) -> None:
@@ -31,7 +42,9 @@ class HoldingsView:
         self.max_per_manifest = max_per_manifest
         self._by_manifest: dict[str, dict[str, Holding]] = {}
         self._by_holder: dict[str, set[str]] = {}
-        self._complete: dict[str, int] = {}
+        self._counted: dict[str, int] = {}
+        # Bumped whenever what someone holds changes (not when an advert only refreshes).
+        self.changes = 0
         # (expires_at, holder, manifest): entries go stale when a holding is refreshed or
         # removed and are skipped when popped.
         self._expiry: list[tuple[int, str, str]] = []
@@ -46,8 +59,8 @@ class HoldingsView:
         return frozenset(self._by_holder.get(holder, ()))
 
     def replicas(self, manifest_id: str) -> int:
-        """Live holders with every chunk: the only thing that counts toward a target."""
-        return self._complete.get(manifest_id, 0)
+        """Live holders keeping every chunk: the only thing that counts toward a target."""
+        return self._counted.get(manifest_id, 0)
 
     def holder_count(self, manifest_id: str) -> int:
         return len(self._by_manifest.get(manifest_id, ()))
@@ -64,25 +77,33 @@ class HoldingsView:
         chunks: int,
         chunk_count: int,
         now: int,
+        kept: bool = True,
         protected: Container[str] = (),
     ) -> bool:
         """Record what ``holder`` holds now; ``chunks`` >= 1. False when refused for room."""
         per_manifest = self._by_manifest.setdefault(manifest_id, {})
-        complete = chunks >= chunk_count
+        holding = Holding(
+            holder, manifest_id, min(chunks, chunk_count), chunks >= chunk_count, now, kept
+        )
         previous = per_manifest.get(holder)
         if previous is None and len(per_manifest) >= self.max_per_manifest:
-            victim = self._victim(per_manifest, complete=complete, protected=protected)
+            victim = self._victim(per_manifest, counts=holding.counts, protected=protected)
             if victim is None:
                 return False
             self.remove(victim.holder, manifest_id)
             per_manifest = self._by_manifest.setdefault(manifest_id, {})
-        if previous is not None and previous.complete:
-            self._complete[manifest_id] -= 1
-        holding = Holding(holder, manifest_id, min(chunks, chunk_count), complete, now)
+        if previous is None or (previous.chunks, previous.complete, previous.kept) != (
+            holding.chunks,
+            holding.complete,
+            holding.kept,
+        ):
+            self.changes += 1
+        if previous is not None and previous.counts:
+            self._counted[manifest_id] -= 1
         per_manifest[holder] = holding
         self._by_holder.setdefault(holder, set()).add(manifest_id)
-        if complete:
-            self._complete[manifest_id] = self._complete.get(manifest_id, 0) + 1
+        if holding.counts:
+            self._counted[manifest_id] = self._counted.get(manifest_id, 0) + 1
         heapq.heappush(self._expiry, (now + self.ttl_ms, holder, manifest_id))
         return True
 
@@ -93,11 +114,12 @@ class HoldingsView:
         holding = per_manifest.pop(holder, None)
         if holding is None:
             return None
-        if holding.complete:
-            self._complete[manifest_id] -= 1
+        self.changes += 1
+        if holding.counts:
+            self._counted[manifest_id] -= 1
         if not per_manifest:
             del self._by_manifest[manifest_id]
-            self._complete.pop(manifest_id, None)
+            self._counted.pop(manifest_id, None)
         held = self._by_holder.get(holder)
         if held is not None:
             held.discard(manifest_id)
@@ -142,11 +164,11 @@ class HoldingsView:
 
     @staticmethod
     def _victim(
-        per_manifest: Mapping[str, Holding], *, complete: bool, protected: Container[str]
+        per_manifest: Mapping[str, Holding], *, counts: bool, protected: Container[str]
     ) -> Holding | None:
         candidates = [h for h in per_manifest.values() if h.holder not in protected]
-        if not complete:
-            candidates = [h for h in candidates if not h.complete]
+        if not counts:
+            candidates = [h for h in candidates if not h.counts]
         if not candidates:
             return None
-        return min(candidates, key=lambda h: (h.complete, h.last_seen, h.holder))
+        return min(candidates, key=lambda h: (h.counts, h.complete, h.last_seen, h.holder))

@@ -66,6 +66,8 @@ class JobBoard:
         self._source_load: dict[str, int] = {}
         self._peer_keys: dict[str, int] = {}
         self._seq = 0
+        # Bumped whenever a super-peer's capacity, a job or a source backoff changes.
+        self.changes = 0
 
     # --- super-peers --------------------------------------------------------------
 
@@ -74,6 +76,14 @@ class JobBoard:
         if peer is None:
             peer = SuperPeer(status.peer_id, self.key(status.peer_id), status, now)
             self.supers[status.peer_id] = peer
+            self.changes += 1
+        elif (peer.status, peer.used, peer.full, peer.online) != (
+            status,
+            status.storage_used,
+            False,
+            True,
+        ):
+            self.changes += 1
         peer.status = status
         peer.seen_at = now
         peer.used = status.storage_used
@@ -81,6 +91,7 @@ class JobBoard:
         peer.online = True
 
     def forget_peer(self, peer_id: str) -> None:
+        self.changes += 1
         self.health.pop(peer_id, None)
         self._peer_keys.pop(peer_id, None)
         peer = self.supers.pop(peer_id, None)
@@ -92,6 +103,7 @@ class JobBoard:
         for peer in sorted(self.supers.values(), key=lambda s: s.peer_id):
             if peer.online and peer.seen_at + self.config.super_peer_ttl_ms <= now:
                 peer.online = False
+                self.changes += 1
                 for job_id in sorted(peer.jobs):
                     self.cancel(job_id, CancelReason.FETCHER_GONE)
 
@@ -176,6 +188,7 @@ class JobBoard:
     # --- jobs ---------------------------------------------------------------------
 
     def start(self, m: ManifestState, candidate: Candidate, now: int) -> FetchJob:
+        self.changes += 1
         peer = candidate.peer
         holding = self.holdings.get(peer.peer_id, m.info.manifest_id)
         held = holding.chunks if holding is not None else 0
@@ -202,6 +215,7 @@ class JobBoard:
         return job
 
     def end(self, job_id: str) -> JobSlot:
+        self.changes += 1
         slot = self.jobs.pop(job_id)
         job = slot.job
         m = self.manifests.get(job.manifest_id)
@@ -225,7 +239,7 @@ class JobBoard:
                 return job_id
         return None
 
-    def succeed(self, job_id: str, *, failed_sources: tuple[str, ...]) -> None:
+    def succeed(self, job_id: str) -> None:
         slot = self.jobs[job_id]
         slot.chunks = slot.job.chunk_count
         self.end(job_id)
@@ -235,7 +249,7 @@ class JobBoard:
         m.retry_at = 0
         self.fetch_failures.pop((job.manifest_id, job.fetcher), None)
         for source in job.sources:
-            if source not in failed_sources:
+            if source not in slot.failed:
                 self.source_backoff.pop(source, None)
 
     def cancel(self, job_id: str, reason: CancelReason) -> JobSlot:
@@ -262,6 +276,7 @@ class JobBoard:
             )
 
     def source_failed(self, source: str, now: int) -> None:
+        self.changes += 1
         cfg = self.config
         backoff = self.source_backoff.setdefault(source, Backoff())
         backoff.failures += 1

@@ -151,18 +151,23 @@ class ManifestTarget:
 class HaveAdvert:
     """``holder`` holds ``chunks`` verified chunks of a manifest; 0 withdraws the holding.
 
-    The holder is the authenticated sender (the peer at the other end of the connection),
-    never a field the sender chose.
+    ``keep``: the holder chose to keep its copy (a browser that opted in, a super-peer);
+    a complete copy that is not kept (a browser's cache) serves chunks but never counts.
+    The holder is the authenticated sender (the peer at the other end of the
+    connection), never a field the sender chose.
     """
 
     holder: str
     manifest_id: str
     chunks: int
+    keep: bool = True
 
     def __post_init__(self) -> None:
         check_peer_id(self.holder, code=BAD_ADVERT, field="holder")
         check_manifest_id(self.manifest_id, code=BAD_ADVERT)
         check_int(self.chunks, code=BAD_ADVERT, field="chunks", low=0, high=MAX_CHUNKS)
+        if not isinstance(self.keep, bool):
+            raise _fail(BAD_ADVERT, "keep must be a boolean")
 
 
 class Health(StrEnum):

@@ -111,6 +111,8 @@ class JobSlot:
     last_progress: int
     # Bytes held back from the fetcher's free space while the job runs.
     reserved: int
+    # Sources the fetcher reported as failed during this job.
+    failed: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -157,7 +159,8 @@ class ManifestStatus:
     community: str
     target: int
     replicas: int
-    complete: tuple[str, ...]
+    complete: tuple[str, ...]  # the replicas: complete copies their holders keep
+    cached: tuple[str, ...]  # complete copies not kept: sources only
     partial: tuple[str, ...]
     jobs: tuple[str, ...]
     under_since: int | None
