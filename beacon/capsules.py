@@ -149,10 +149,7 @@ def _publish(community: Community, now: int) -> tuple[Capsule, CapsuleRun]:
         )
         # The file last: if writing it fails, the rows roll back and the run is a failure.
         capsule_files.write_atomic(capsule_files.capsule_path(community.name), text.encode())
-        capsule_files.write_atomic(
-            capsule_files.keys_path(),
-            json.dumps(capsule_keys.keys_document(now=now), separators=(",", ":")).encode(),
-        )
+        keys_file_write(now=now)
     _prune_capsules(community, now)
     for reason, count in dropped.items():
         metrics.incr("swarm_capsule_tickets_dropped_total", count, reason=reason)
@@ -165,6 +162,14 @@ def _publish(community: Community, now: int) -> tuple[Capsule, CapsuleRun]:
         dict(dropped),
     )
     return capsule, run
+
+
+def keys_file_write(*, now: int) -> None:
+    """Write ``keys.json`` beside the capsule files (what ``/capsules/keys.json`` serves)."""
+    document = capsule_keys.keys_document(now=now)
+    capsule_files.write_atomic(
+        capsule_files.keys_path(), json.dumps(document, separators=(",", ":")).encode()
+    )
 
 
 def _clock_after(started: int) -> int:

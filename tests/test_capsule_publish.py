@@ -331,3 +331,14 @@ def test_metrics_report_capsule_gauges_and_publish_counts(var: Path, settings: A
     assert 'swarm_capsule_peers{community="main"} 0' in text
     assert 'swarm_capsule_publishes_total{result="ok"}' in text
     assert 'swarm_alerts_open{kind="publish_failing"} 0' in text
+
+
+def test_rotate_command_updates_the_mirrored_keys_file_at_once(var: Path) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("capsule_key", "rotate", stdout=StringIO())
+    document = json.loads(capsule_files.keys_path().read_text())
+    assert len(document["keys"]) == 2
+    assert document["keys"][1]["retired_at"] is not None

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from beacon import capsule_keys
+from beacon import capsule_keys, capsules
 from swarmweb.clock import now_ms
 
 
@@ -22,6 +22,8 @@ class Command(BaseCommand):
             self.stdout.write(f"capsule key {meta.kid} {verb}: {meta.public_key}")
         elif action == "rotate":
             meta = capsule_keys.rotate(now=now_ms())
+            # Mirrors of the capsule folder learn the new key before the next capsule.
+            capsules.keys_file_write(now=now_ms())
             self.stdout.write(f"capsule key {meta.kid} created; older keys retired")
         else:
             for meta in capsule_keys.all_keys():
