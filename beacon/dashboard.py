@@ -56,7 +56,9 @@ def _top(points: dict[str, list[tuple[int, float | None]]]) -> dict[str, Any]:
     def weight(item: tuple[str, list[tuple[int, float | None]]]) -> float:
         return max((v or 0.0 for _, v in item[1]), default=0.0)
 
-    return dict(sorted(points.items(), key=weight, reverse=True)[:MAX_SERIES])
+    kept = sorted(points.items(), key=weight, reverse=True)[:MAX_SERIES]
+    # by name, so one beacon or community gets the same colour in every chart
+    return dict(sorted(kept))
 
 
 def community_rows(now: int) -> list[dict[str, Any]]:
