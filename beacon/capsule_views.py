@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from email.utils import formatdate
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
@@ -17,6 +19,8 @@ from peers.protocol.ticket import is_valid_community
 from swarmweb.clock import now_ms
 
 from . import capsule_keys, selectors
+
+log = logging.getLogger(__name__)
 
 
 def _json(status: int, body: bytes, **headers: str) -> HttpResponse:
@@ -43,7 +47,11 @@ def capsule(request: HttpRequest, community: str) -> HttpResponse:
     if not is_valid_community(community):
         return _error(404, "bad_community", "community name is invalid")
     now = now_ms()
-    newest = selectors.newest_capsule(community)
+    try:
+        newest = selectors.newest_capsule(community)
+    except DatabaseError:
+        log.exception("cannot read capsules")
+        return _error(503, "unavailable", "capsules cannot be read right now")
     if newest is None or newest.expires_at <= now:
         return _error(404, "no_capsule", "no unexpired capsule for this community")
     etag = '"' + hashlib.sha256(newest.envelope.encode()).hexdigest()[:32] + '"'

@@ -47,7 +47,8 @@ def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
             labels,
             float(peers),
         )
-    for community_id, name in Community.objects.values_list("id", "name"):
+    with_runs = Community.objects.filter(capsule_runs__isnull=False).distinct()
+    for community_id, name in with_runs.values_list("id", "name"):
         streak = capsule_failure_streak(community_id)
         if streak or name in newest:
             yield (

@@ -342,3 +342,19 @@ def test_rotate_command_updates_the_mirrored_keys_file_at_once(var: Path) -> Non
     document = json.loads(capsule_files.keys_path().read_text())
     assert len(document["keys"]) == 2
     assert document["keys"][1]["retired_at"] is not None
+
+
+def test_capsule_route_answers_503_not_500_when_the_database_fails(
+    var: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from beacon import selectors
+
+    def down(community: str) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "newest_capsule", down)
+    response = Client().get("/capsules/main.json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
