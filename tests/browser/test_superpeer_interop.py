@@ -205,11 +205,10 @@ def test_peerjs_defaults_unordered_binary_multi_megabyte_both_ways(
     exchange(loop, page, conn, cid, [{"$pattern": BIG}, {"file": {"$pattern": 3 * BIG // 2}}])
 
 
+@pytest.mark.parametrize("signal", ["ours"], indirect=True)  # key-bound ids are our rule
 def test_key_bound_python_peer_is_reachable_with_its_proof(
     loop: LoopThread, signal: Signal, page: Page
 ) -> None:
-    if signal.name != "ours":
-        pytest.skip("key-bound ids are a rule of our signaling server")
     key = Ed25519PrivateKey.generate()
 
     async def make() -> Peer:
