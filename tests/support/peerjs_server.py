@@ -36,13 +36,11 @@ class ReferenceServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
+        # The server keeps no state worth a graceful exit, and it lingers on SIGTERM while
+        # WebSockets are open: kill it, which is also what a crash looks like to clients.
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+            self.proc.kill()
+            self.proc.wait(timeout=5)
 
 
 def start_reference_server(log_dir: Path, *extra: str, port: int = 0) -> ReferenceServer:
