@@ -217,6 +217,16 @@ def test_stale_advert_expires_and_the_manifest_is_repaired() -> None:
     assert set(job.sources) == {B1, B2}
 
 
+def test_nothing_is_kept_about_a_silent_peer_once_its_last_advert_expired() -> None:
+    p = one_manifest((B1, B2), supers=())
+    p.handle(PeerHealth(B2, Health.HEALTHY, 10, 10**6), 0)
+    have(p, B1, M1, 30_000)
+    p.tick(60_000)
+    assert p.holdings.get(B2, M1) is None
+    assert B2 not in p.board.health
+    assert B1 in {h.holder for h in p.holdings}
+
+
 def test_super_peer_leaving_cancels_its_jobs_and_hands_them_to_another() -> None:
     p = one_manifest((B1, B2))
     (job,) = p.tick(0).jobs

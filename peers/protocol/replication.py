@@ -127,6 +127,8 @@ class ReplicationPlanner:
                 HoldingExpired(holding.holder, holding.manifest_id, holding.last_seen)
             )
             self._dirty.add(holding.manifest_id)
+            if not self.holdings.holds_anything(holding.holder):
+                self.board.forget_holder(holding.holder)
         self.board.expire_super_peers(now)
         self.board.forget_old_backoffs(now)
         self._expire_jobs(now)
@@ -136,6 +138,7 @@ class ReplicationPlanner:
                 self.targets.evaluate(self._manifests[manifest_id], now)
         self._dirty.clear()
         self.targets.raise_alerts(now)
+        self.targets.wake(now)
         self._assign(now)
         return self._out.flush()
 
@@ -316,13 +319,12 @@ class ReplicationPlanner:
             return
         self._idle = None
         started = 0
-        wake = [b.until for b in board.source_backoff.values() if b.until > now]
 
         def visit(m: ManifestState) -> bool:
             nonlocal started
             manifest_id = m.info.manifest_id
             if m.retry_at > now:
-                wake.append(m.retry_at)
+                self.targets.sleep(m)
                 return True
             if holdings.holder_count(manifest_id) == 0:
                 return True
@@ -344,6 +346,10 @@ class ReplicationPlanner:
         # largest shortfall, then the longest under target.
         self.targets.visit_by_urgency(visit)
         if started == 0:
+            wake = [b.until for b in board.source_backoff.values() if b.until > now]
+            sleeper = self.targets.next_wake()
+            if sleeper is not None:
+                wake.append(sleeper)
             self._idle = (signature, min(wake, default=MAX_TIME))
 
     # --- helpers ------------------------------------------------------------------

@@ -58,6 +58,9 @@ class HoldingsView:
     def held_by(self, holder: str) -> frozenset[str]:
         return frozenset(self._by_holder.get(holder, ()))
 
+    def holds_anything(self, holder: str) -> bool:
+        return holder in self._by_holder
+
     def replicas(self, manifest_id: str) -> int:
         """Live holders keeping every chunk: the only thing that counts toward a target."""
         return self._counted.get(manifest_id, 0)

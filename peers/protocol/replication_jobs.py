@@ -90,6 +90,12 @@ class JobBoard:
         peer.full = False
         peer.online = True
 
+    def forget_holder(self, peer_id: str) -> None:
+        """Drop what is kept about a peer that holds nothing any more (not a super-peer)."""
+        if peer_id not in self.supers:
+            self.health.pop(peer_id, None)
+            self._peer_keys.pop(peer_id, None)
+
     def forget_peer(self, peer_id: str) -> None:
         self.changes += 1
         self.health.pop(peer_id, None)

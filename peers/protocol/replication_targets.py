@@ -32,6 +32,8 @@ class TargetTracker:
         self._queued: dict[str, Urgency] = {}
         # (due, manifest id, kind); an entry is stale once its episode ended or alerted.
         self._due: list[tuple[int, str, AlertKind]] = []
+        # (retry at, manifest id): manifests backing off, out of the queue until then.
+        self._sleeping: list[tuple[int, str]] = []
 
     def target(self, m: ManifestState) -> int:
         if m.target is not None:
@@ -50,7 +52,13 @@ class TargetTracker:
                     self._due,
                     (now + self.config.alert_after_ms, manifest_id, AlertKind.UNDER_TARGET),
                 )
-            self._enqueue(manifest_id, (replicas, replicas - target, m.under_since, manifest_id))
+            if self.holdings.holder_count(manifest_id) == 0:
+                self._queued.pop(manifest_id, None)  # lost: nothing to plan
+            elif m.retry_at > now:
+                self._queued.pop(manifest_id, None)
+                heapq.heappush(self._sleeping, (m.retry_at, manifest_id))
+            else:
+                self._enqueue(manifest_id, self._urgency(m, replicas, target))
         elif m.under_since is not None:
             m.under_since = None
             del self.under[manifest_id]
@@ -130,6 +138,24 @@ class TargetTracker:
             heapq.heappop(self._due)
         return None
 
+    def sleep(self, m: ManifestState) -> None:
+        """Take a manifest backing off out of the queue until ``m.retry_at``."""
+        manifest_id = m.info.manifest_id
+        if self._queued.pop(manifest_id, None) is not None:
+            heapq.heappush(self._sleeping, (m.retry_at, manifest_id))
+
+    def wake(self, now: int) -> None:
+        """Put back in the queue the manifests whose backoff ended."""
+        while self._sleeping and self._sleeping[0][0] <= now:
+            _, manifest_id = heapq.heappop(self._sleeping)
+            m = self.under.get(manifest_id)
+            if m is not None and m.retry_at <= now and self.holdings.holder_count(manifest_id):
+                replicas = self.holdings.replicas(manifest_id)
+                self._enqueue(manifest_id, self._urgency(m, replicas, self.target(m)))
+
+    def next_wake(self) -> int | None:
+        return self._sleeping[0][0] if self._sleeping else None
+
     def visit_by_urgency(self, visit: Callable[[ManifestState], bool]) -> None:
         """Call ``visit`` on manifests under target, most urgent first, until it says stop."""
         seen: list[Urgency] = []
@@ -144,7 +170,12 @@ class TargetTracker:
                     break
         finally:
             for key in seen:
-                heapq.heappush(self._queue, key)
+                if self._queued.get(key[3]) == key:  # not put to sleep meanwhile
+                    heapq.heappush(self._queue, key)
+
+    @staticmethod
+    def _urgency(m: ManifestState, replicas: int, target: int) -> Urgency:
+        return (replicas, replicas - target, m.under_since or 0, m.info.manifest_id)
 
     def _enqueue(self, manifest_id: str, key: Urgency) -> None:
         if self._queued.get(manifest_id) == key:
