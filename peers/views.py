@@ -1,11 +1,68 @@
-"""The browser UI: the page that makes a visitor a peer."""
+"""The browser UI: the page that makes a visitor a peer.
+
+The page carries its configuration as JSON (``#swarm-config``, parsed by
+``static/swarm/config.js``): beacons, capsule URLs and pinned capsule keys, signaling
+endpoints, ICE servers, seeds, mesh and rendezvous settings (docs/configuration.md).
+Empty URL settings mean this server: relative URLs that the page resolves itself.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from beacon import capsule_keys
+from peers.protocol.ticket import is_valid_community
+from swarmweb.clock import now_ms
+
+DEFAULT_BEACONS = ["/beacon/v1/"]
+DEFAULT_CAPSULES = ["/capsules/{community}.json"]
+DEFAULT_SIGNALING = ["/signal/"]
+
+
+def _pinned_keys() -> list[dict[str, Any]]:
+    """Capsule keys the page trusts: configured ones, or this server's current keys."""
+    configured = settings.SWARM_CAPSULE_KEYS
+    if configured:
+        return [{"pk": pk} for pk in configured]
+    document = capsule_keys.keys_document(now=now_ms())
+    keys: list[dict[str, Any]] = document["keys"]  # type: ignore[assignment]
+    return keys
+
+
+def page_config(community: str) -> dict[str, Any]:
+    """The JSON the page starts from (validated again by the browser)."""
+    return {
+        "community": community,
+        "beacons": settings.SWARM_BEACON_URLS or DEFAULT_BEACONS,
+        "capsules": settings.SWARM_CAPSULE_URLS or DEFAULT_CAPSULES,
+        "capsule_keys": _pinned_keys(),
+        "signaling": settings.SWARM_SIGNAL_URLS or DEFAULT_SIGNALING,
+        "signal_key": settings.SWARM_SIGNAL_KEY,
+        "ice_servers": settings.SWARM_ICE_SERVERS,
+        "seeds": settings.SWARM_SEED_PEERS,
+        "mesh": {
+            "target": settings.SWARM_MESH_TARGET,
+            "max": settings.SWARM_MESH_MAX,
+            "approval": settings.SWARM_MESH_APPROVAL,
+        },
+        "rendezvous": {
+            "refresh_ms": settings.SWARM_RENDEZVOUS_REFRESH_S * 1000,
+            "retry_ms": settings.SWARM_RENDEZVOUS_RETRY_S * 1000,
+            "pause_after": settings.SWARM_RENDEZVOUS_PAUSE_AFTER,
+            "pause_ms": settings.SWARM_RENDEZVOUS_PAUSE_S * 1000,
+            "timeout_ms": settings.SWARM_RENDEZVOUS_TIMEOUT_S * 1000,
+        },
+    }
+
 
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "swarm/index.html", {"community": settings.SWARM_COMMUNITY})
+    # ?community=<name> joins another community from the same page; anything invalid
+    # falls back to the default rather than failing the page.
+    requested = request.GET.get("community", "")
+    community = requested if is_valid_community(requested) else settings.SWARM_COMMUNITY
+    context = {"community": community, "swarm_config": page_config(community)}
+    return render(request, "swarm/index.html", context)

@@ -219,6 +219,23 @@ SWARM_SIGNAL_BURST = env.int("SWARM_SIGNAL_BURST", default=200)
 SWARM_SIGNAL_QUEUE_LIMIT = env.int("SWARM_SIGNAL_QUEUE_LIMIT", default=100)
 SWARM_SIGNAL_TOKEN_MAX_AGE_S = env.int("SWARM_SIGNAL_TOKEN_MAX_AGE_S", default=600)
 
+# --- Swarm: the browser peer's page config (docs/configuration.md "Browser peer"). ---
+# Empty URL lists mean "this server" (relative URLs, resolved by the page).
+SWARM_BEACON_URLS = env.list("SWARM_BEACON_URLS", default=[])
+SWARM_CAPSULE_URLS = env.list("SWARM_CAPSULE_URLS", default=[])
+SWARM_CAPSULE_KEYS = env.list("SWARM_CAPSULE_KEYS", default=[])
+SWARM_SIGNAL_URLS = env.list("SWARM_SIGNAL_URLS", default=[])
+SWARM_ICE_SERVERS = env.json("SWARM_ICE_SERVERS", default=[])
+SWARM_SEED_PEERS = env.list("SWARM_SEED_PEERS", default=[])
+SWARM_MESH_TARGET = env.int("SWARM_MESH_TARGET", default=6)
+SWARM_MESH_MAX = env.int("SWARM_MESH_MAX", default=10)
+SWARM_MESH_APPROVAL = env.str("SWARM_MESH_APPROVAL", default="auto")
+SWARM_RENDEZVOUS_REFRESH_S = env.int("SWARM_RENDEZVOUS_REFRESH_S", default=60)
+SWARM_RENDEZVOUS_RETRY_S = env.int("SWARM_RENDEZVOUS_RETRY_S", default=15)
+SWARM_RENDEZVOUS_PAUSE_AFTER = env.int("SWARM_RENDEZVOUS_PAUSE_AFTER", default=3)
+SWARM_RENDEZVOUS_PAUSE_S = env.int("SWARM_RENDEZVOUS_PAUSE_S", default=120)
+SWARM_RENDEZVOUS_TIMEOUT_S = env.int("SWARM_RENDEZVOUS_TIMEOUT_S", default=8)
+
 # --- Swarm: the Python PeerJS peer / super-peer's ICE (docs/peerjs.md, docs/configuration.md). ---
 # RTCIceServer list as JSON (default none: no STUN/TURN), and the local addresses to gather
 # host candidates on (empty: every interface except loopback).

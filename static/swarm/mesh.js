@@ -283,6 +283,12 @@ export class Mesh {
     for (const conn of [...this.conns.values()]) this.close(conn, "paused", now);
   }
 
+  /** The page is going away: tell every peer (bye "leaving") so nobody waits for a timeout. */
+  leave(now) {
+    this.dialing.clear();
+    for (const conn of [...this.conns.values()]) this.close(conn, "leaving", now);
+  }
+
   /** Isolation: only "always" approved peers stay connected or get dialed. */
   setIsolated(isolated, now) {
     this.isolated = Boolean(isolated);

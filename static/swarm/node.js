@@ -377,6 +377,10 @@ export class SwarmNode {
     this.mesh.setPaused(paused, now);
   }
 
+  leave(now) {
+    this.mesh.leave(now);
+  }
+
   setIsolated(isolated, now) {
     this.mesh.setIsolated(isolated, now);
   }
