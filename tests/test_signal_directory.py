@@ -66,15 +66,8 @@ class RedisDir:
     async def route(
         self, dst: str, src: str, frame: str, *, queueable: bool, limit: int, deadline: int
     ) -> str:
-        return await self.r.route_now(
-            dst,
-            src,
-            frame,
-            queueable=queueable,
-            queue_limit=limit,
-            deadline=deadline,
-            queue_ttl_ms=60_000,
-        )
+        self.r.queue_limit = limit
+        return await self.r.route_now(dst, src, frame, queueable=queueable, deadline=deadline)
 
     async def expire_due(self, now: int) -> list[str]:
         return await self.r.expire_due(now)
@@ -213,21 +206,51 @@ async def test_route_publishes_to_the_holders_process(
     await sub.subscribe(b.channel)
     await sub.get_message(timeout=2)
     await b.claim("bob", plain(7, proc="pb"), limit=10)
-    status = await a.route_now(
-        "bob",
-        "alice",
-        '{"type":"OFFER"}',
-        queueable=True,
-        queue_limit=5,
-        deadline=T0,
-        queue_ttl_ms=1000,
-    )
+    status = await a.route_now("bob", "alice", '{"type":"OFFER"}', queueable=True, deadline=T0)
     assert status == d.SENT
     assert await _next_message(sub) == 'bob\nalice\n{"type":"OFFER"}'
     # Replacing a holder on another process tells that process to close the old socket.
     await a.claim("bob", plain(8, proc="pa"), limit=10)
     assert await _next_message(sub) == "!kick 7"
     await sub.aclose()
+
+
+async def test_one_call_routes_many_frames_in_order(
+    pair: tuple[RedisDirectory, RedisDirectory],
+) -> None:
+    a, b = pair
+    sub_a, sub_b = a.redis.pubsub(), b.redis.pubsub()
+    await sub_a.subscribe(a.channel)
+    await sub_b.subscribe(b.channel)
+    await sub_a.get_message(timeout=2)
+    await sub_b.get_message(timeout=2)
+    await a.claim("ann", plain(1, proc="pa"), limit=10)
+    await b.claim("bob", plain(2, proc="pb"), limit=10)
+    await b.claim("ben", plain(3, proc="pb"), limit=10)
+    frames = [
+        ("bob", "x", "F1", 1, T0),
+        ("ann", "x", "F2", 1, T0),
+        ("nobody", "x", "F3", 1, T0 + 5000),
+        ("ben", "x", "F4", 1, T0),
+        ("nobody", "x", "L", 0, T0),
+        ("bob", "y", "F5", 1, T0),
+    ]
+    a.queue_limit = 10
+    statuses = await a.route_many(frames * 50)  # 300 frames: more than one script call
+    assert statuses[:6] == ["sent", "sent", "queued", "sent", "dropped", "sent"]
+    assert statuses.count("queued") == 10
+    assert statuses.count("queue_full") == 40
+    lines: list[str] = []
+    while len(lines) < 3 * 150:
+        lines += (await _next_message(sub_b)).split("\n")
+    triples = [tuple(lines[i : i + 3]) for i in range(0, len(lines), 3)]
+    assert triples == [("bob", "x", "F1"), ("ben", "x", "F4"), ("bob", "y", "F5")] * 50
+    got_a: list[str] = []
+    while len(got_a) < 3 * 50:
+        got_a += (await _next_message(sub_a)).split("\n")
+    assert got_a == ["ann", "x", "F2"] * 50
+    await sub_a.aclose()
+    await sub_b.aclose()
 
 
 async def test_ids_of_a_dead_process_are_free_and_unreachable(
@@ -237,9 +260,7 @@ async def test_ids_of_a_dead_process_are_free_and_unreachable(
     await b.claim("bob", plain(1, "t-b", proc="pb"), limit=10)
     await b.claim("ben", plain(2, "t-b", proc="pb"), limit=10)
     # pb is "alive" but does not listen: a frame for its id cannot be delivered.
-    status = await a.route_now(
-        "bob", "alice", "F", queueable=True, queue_limit=5, deadline=T0, queue_ttl_ms=1000
-    )
+    status = await a.route_now("bob", "alice", "F", queueable=True, deadline=T0)
     assert status == d.DEAD
     await b.redis.delete(b.prefix + "alive:pb")
     taken_over = await a.claim("ben", plain(3, "t-a", proc="pa"), limit=10)

@@ -48,9 +48,14 @@ class SignalNode:
         self.trust_forwarded = trust_forwarded
         self.hub = Hub(config, self.proc)
         self.memory: d.MemoryDirectory | None = None if redis_url else d.MemoryDirectory()
-        self.redis: RedisDirectory | None = (
-            RedisDirectory(redis_url, self.proc) if redis_url else None
-        )
+        self.redis: RedisDirectory | None = None
+        if redis_url:
+            self.redis = RedisDirectory(
+                redis_url,
+                self.proc,
+                queue_limit=config.queue_limit,
+                queue_ttl_ms=config.expire_timeout_ms + QUEUE_TTL_MARGIN_MS,
+            )
         self._sockets: dict[int, SendFn] = {}
         self._conn_ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
@@ -184,9 +189,7 @@ class SignalNode:
             route.src,
             route.frame,
             queueable=route.queueable,
-            queue_limit=config.queue_limit,
             deadline=route.deadline,
-            queue_ttl_ms=config.expire_timeout_ms + QUEUE_TTL_MARGIN_MS,
         )
 
     def _on_routed(self, route: Route, status: str) -> None:
@@ -236,8 +239,12 @@ class SignalNode:
                 if data.startswith("!kick "):
                     effects = hub.kick(int(data[6:]))
                 else:
-                    dst, src, frame = data.split("\n", 2)
-                    effects = hub.deliver(dst, src, frame, now_ms())
+                    # "dst\nsrc\nframe" lines, as many as the sender's batch held for us.
+                    lines = data.split("\n")
+                    now = now_ms()
+                    effects = []
+                    for i in range(0, len(lines) - 2, 3):
+                        effects += hub.deliver(lines[i], lines[i + 1], lines[i + 2], now)
                 if effects:
                     await self._run(effects)
             except asyncio.CancelledError:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PREFIX = "swarm:sig:"
 ALIVE_TTL_MS = 15_000
 EXPIRE_BATCH = 200
+POOL_SIZE = 32
+ROUTE_CHUNK = 256  # frames per script call
+POOL_TIMEOUT_S = 5.0
 
 _CLAIM = """
 local prefix, id, proc = ARGV[1], ARGV[2], ARGV[3]
@@ -76,29 +79,75 @@ end
 return 0
 """
 
+# Many frames in one call: each holder's process gets one PUBLISH for all its frames
+# ("dst\nsrc\nframe" lines; JSON frames never contain a raw newline, ids cannot).
 _ROUTE = """
-local entry = redis.call('HGET', KEYS[1], ARGV[2])
-if entry then
-  local eproc = string.match(entry, '^(%S+) ')
-  if redis.call('EXISTS', ARGV[1] .. 'alive:' .. eproc) == 1 and
-     redis.call('PUBLISH', ARGV[1] .. 'to:' .. eproc,
-                ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4]) > 0 then
-    return 'sent'
+local prefix, limit, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local status, holders, batches, procs, alive = {}, {}, {}, {}, {}
+local n = 0
+for i = 4, #ARGV, 5 do
+  n = n + 1
+  local dst = ARGV[i]
+  local entry = redis.call('HGET', KEYS[1], dst)
+  if entry then
+    local eproc = string.match(entry, '^(%S+) ')
+    if alive[eproc] == nil then
+      alive[eproc] = redis.call('EXISTS', prefix .. 'alive:' .. eproc) == 1
+    end
+    if alive[eproc] then
+      local batch = batches[eproc]
+      if batch == nil then
+        batch = {}
+        batches[eproc] = batch
+        procs[#procs + 1] = eproc
+      end
+      batch[#batch + 1] = dst .. '\\n' .. ARGV[i + 1] .. '\\n' .. ARGV[i + 2]
+      status[n] = 'sent'
+      holders[n] = eproc
+    else
+      redis.call('HDEL', KEYS[1], dst)
+      redis.call('SREM', prefix .. 'ids:' .. eproc, dst)
+      status[n] = 'dead'
+    end
+  elseif ARGV[i + 3] ~= '1' then
+    status[n] = 'dropped'
+  else
+    local queue = prefix .. 'q:' .. dst
+    local length = redis.call('LLEN', queue)
+    if length >= limit then
+      status[n] = 'queue_full'
+    else
+      redis.call('RPUSH', queue, ARGV[i + 2])
+      if length == 0 then
+        redis.call('ZADD', KEYS[2], ARGV[i + 4], dst)
+        -- a safety net: the queue is gone even if no process is left to expire it
+        redis.call('PEXPIRE', queue, ttl)
+      end
+      status[n] = 'queued'
+    end
   end
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('SREM', ARGV[1] .. 'ids:' .. eproc, ARGV[2])
-  return 'dead'
 end
-if ARGV[5] ~= '1' then return 'dropped' end
-local n = redis.call('LLEN', KEYS[2])
-if n >= tonumber(ARGV[6]) then return 'queue_full' end
-redis.call('RPUSH', KEYS[2], ARGV[4])
-if n == 0 then
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2])
-  -- a safety net: the queue is gone even if no process is left to expire it
-  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+local unreachable = {}
+for _, proc in ipairs(procs) do
+  if redis.call('PUBLISH', prefix .. 'to:' .. proc, table.concat(batches[proc], '\\n')) == 0 then
+    unreachable[proc] = true
+  end
 end
-return 'queued'
+if next(unreachable) then
+  for k = 1, n do
+    local proc = holders[k]
+    if proc and unreachable[proc] then
+      status[k] = 'dead'
+      local dst = ARGV[4 + (k - 1) * 5]
+      local entry = redis.call('HGET', KEYS[1], dst)
+      if entry and string.sub(entry, 1, #proc + 1) == proc .. ' ' then
+        redis.call('HDEL', KEYS[1], dst)
+        redis.call('SREM', prefix .. 'ids:' .. proc, dst)
+      end
+    end
+  end
+end
+return status
 """
 
 _EXPIRE_DUE = """
@@ -139,10 +188,24 @@ RouteCallback = Callable[[Any, str], None]
 class RedisDirectory:
     """The directory of every process on one Redis; ``proc`` names this process."""
 
-    def __init__(self, url: str, proc: str, *, prefix: str = PREFIX) -> None:
+    def __init__(
+        self,
+        url: str,
+        proc: str,
+        *,
+        prefix: str = PREFIX,
+        queue_limit: int = 100,
+        queue_ttl_ms: int = 65_000,
+    ) -> None:
         self.proc = proc
         self.prefix = prefix
-        self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=2)
+        self.queue_limit = queue_limit
+        self.queue_ttl_ms = queue_ttl_ms
+        # A blocking pool: a burst of connects waits for a free connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT_S, socket_connect_timeout=2
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self._reg = prefix + "reg"
         self._qdl = prefix + "qdl"
         self._procs = prefix + "procs"
@@ -209,14 +272,10 @@ class RedisDirectory:
         frame: str,
         *,
         queueable: bool,
-        queue_limit: int,
         deadline: int,
-        queue_ttl_ms: int,
     ) -> None:
-        """Queue one route for the next batch; ``on_routed(token, status)`` gets the answer."""
-        keys = (self._reg, self.prefix + "q:" + dst, self._qdl)
-        args = (self.prefix, dst, src, frame, 1 if queueable else 0, queue_limit, deadline)
-        self._batch.append((token, (*keys, *args, queue_ttl_ms)))
+        """Queue one frame for the next batch; ``on_routed(token, status)`` gets the answer."""
+        self._batch.append((token, (dst, src, frame, 1 if queueable else 0, deadline)))
         self._batch_ready.set()
 
     async def route_now(
@@ -226,14 +285,11 @@ class RedisDirectory:
         frame: str,
         *,
         queueable: bool,
-        queue_limit: int,
         deadline: int,
-        queue_ttl_ms: int,
     ) -> str:
-        """One route, answered directly (the batched :meth:`route` is for the hot path)."""
-        keys = [self._reg, self.prefix + "q:" + dst, self._qdl]
-        args = [self.prefix, dst, src, frame, 1 if queueable else 0, queue_limit, deadline]
-        return _text(await self._call("route", keys, [*args, queue_ttl_ms]))
+        """One frame, answered directly (the batched :meth:`route` is for the hot path)."""
+        statuses = await self.route_many([(dst, src, frame, 1 if queueable else 0, deadline)])
+        return statuses[0]
 
     async def expire_due(self, now: int) -> list[str]:
         reply = await self._call("expire", [self._qdl], [self.prefix, now, EXPIRE_BATCH])
@@ -282,7 +338,7 @@ class RedisDirectory:
             if not batch:
                 continue
             try:
-                statuses = await self._run_batch([args for _, args in batch])
+                statuses = await self.route_many([args for _, args in batch])
             except Exception:
                 log.exception("routing %d frames through Redis failed", len(batch))
                 statuses = ["error"] * len(batch)
@@ -291,23 +347,34 @@ class RedisDirectory:
                 if callback is not None:
                     callback(token, status)
 
-    async def _run_batch(self, batch: list[tuple[Any, ...]]) -> list[str]:
+    async def route_many(self, frames: list[tuple[Any, ...]]) -> list[str]:
+        """Route ``(dst, src, frame, queueable, deadline)`` tuples in order, in few calls."""
         if not self._sha:
             await self.load_scripts()
         pipe = self.redis.pipeline(transaction=False)
         sha = self._sha["route"]
-        for args in batch:
-            pipe.evalsha(sha, 3, *args)
+        head = (self.prefix, self.queue_limit, self.queue_ttl_ms)
+        for start in range(0, len(frames), ROUTE_CHUNK):
+            args = [value for item in frames[start : start + ROUTE_CHUNK] for value in item]
+            pipe.evalsha(sha, 2, self._reg, self._qdl, *head, *args)
         replies = await pipe.execute(raise_on_error=False)
         if any(isinstance(reply, NoScriptError) for reply in replies):
-            await self.load_scripts()
-            return await self._run_batch(batch)
-        return [r.decode() if isinstance(r, bytes) else "error" for r in replies]
+            await self.load_scripts()  # Redis restarted: nothing ran, run it all again
+            return await self.route_many(frames)
+        statuses: list[str] = []
+        for reply, start in zip(replies, range(0, len(frames), ROUTE_CHUNK), strict=True):
+            count = min(ROUTE_CHUNK, len(frames) - start)
+            if isinstance(reply, list):
+                statuses += [_text(status) for status in reply]
+            else:
+                log.error("routing %d frames failed: %s", count, reply)
+                statuses += ["error"] * count
+        return statuses
 
     async def close(self) -> None:
         if self._router is not None:
             self._router.cancel()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
 
 def _text(value: bytes | str) -> str:

@@ -1,0 +1,383 @@
+"""PeerJS signaling: relay throughput, relay latency and memory per idle socket.
+
+One load generator (this process: asyncio + the ``websockets`` client) drives, in the same
+run, the reference PeerJS server (npm ``peer`` 1.0.2 on Node) and ours:
+
+- ``ours 1p memory``: one daphne, the directory in memory (the embedded default);
+- ``ours 1p redis``: one daphne on Redis (what a single node with REDIS_URL runs);
+- ``ours 2p split``: two daphnes on one Redis, every pair split across them (each message
+  crosses processes through Redis: the worst case);
+- ``ours 2p local``: two daphnes, pairs on the same process (the best case; random
+  placement without sticky sessions lands half way).
+
+Phases, for each server:
+
+1. throughput: ``--pairs`` pairs, each client keeps ``--window`` OFFER-sized messages
+   (~1.3 KB) in flight to its partner (closed loop) for ``--seconds``;
+2. latency at ``--latency-pairs`` pairs: each client sends to its partner at a fixed
+   rate (open loop, ``--latency-rate`` messages/s in total), p50/p99 of send -> receive;
+3. memory: RSS growth of the server process(es) for ``--idle`` open, idle sockets.
+
+    .venv/bin/python bench/signaling.py [--seconds 10] [--pairs 50] [--idle 2000]
+
+Targets (issue 3): one process >= 0.5x the reference's relay throughput, two processes
+>= 1.0x, p99 < 20 ms at 200 pairs. The machine's cores are shared by the load generator,
+the servers and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+import redis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from bench.common import ROOT, git_revision, machine, percentile, rss_kb
+from tests.support.live import Server, free_port, wait_http
+
+PAD = "a=candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host generation 0\\r\\n" * 16
+
+
+@dataclass
+class Target:
+    name: str
+    servers: list[Server]
+    placement: Callable[[int], int]  # client index -> server index
+    pids: list[int] = field(default_factory=list)
+
+    def url(self, client: int) -> str:
+        server = self.servers[self.placement(client) % len(self.servers)]
+        return f"{server.ws_url}/signal/peerjs"
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+# --- servers -----------------------------------------------------------------------------
+
+
+def prepare_database(url: str) -> None:
+    admin_url, _, name = url.rpartition("/")
+    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+
+
+def start_daphnes(count: int, env: dict[str, str], log_dir: Path, label: str) -> list[Server]:
+    servers = []
+    for index in range(count):
+        port = free_port()
+        log_path = log_dir / f"bench-signal-{label}-{index}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "daphne"),
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "swarmweb.asgi:application",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(name=f"{label}{index}", proc=proc, log_path=log_path, port=port, env=env)
+        wait_http(server, "/healthz")
+        servers.append(server)
+    return servers
+
+
+def start_reference(log_dir: Path) -> Server:
+    port = free_port()
+    log_path = log_dir / "bench-signal-reference.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                "node",
+                str(ROOT / "node_modules/peer/dist/bin/peerjs.js"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--path",
+                "/signal/",
+                "--concurrent_limit",
+                "100000",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(name="reference", proc=proc, log_path=log_path, port=port)
+    wait_http(server, "/signal/")
+    return server
+
+
+# --- load --------------------------------------------------------------------------------
+
+
+def new_id(n: int) -> str:
+    return f"b{n}x{uuid.uuid4().hex[:10]}"
+
+
+async def open_socket(url: str, peer_id: str) -> ClientConnection:
+    ws = await connect(
+        f"{url}?key=peerjs&id={peer_id}&token=t{peer_id}&version=1.5.5",
+        max_queue=None,
+        compression=None,
+        open_timeout=30,
+        close_timeout=2,
+    )
+    first = json.loads(await ws.recv())
+    if first.get("type") != "OPEN":
+        raise RuntimeError(f"{peer_id}: expected OPEN, got {first}")
+    return ws
+
+
+async def open_pairs(target: Target, pairs: int) -> list[tuple[ClientConnection, str, str]]:
+    """2*pairs sockets; returns (socket, own id, partner id) per client."""
+    ids = [new_id(n) for n in range(2 * pairs)]
+    sockets: list[ClientConnection] = []
+    for start in range(0, len(ids), 100):
+        batch = ids[start : start + 100]
+        sockets += await asyncio.gather(
+            *(open_socket(target.url(start + n), pid) for n, pid in enumerate(batch))
+        )
+    out = []
+    for n, ws in enumerate(sockets):
+        partner = ids[n + 1] if n % 2 == 0 else ids[n - 1]
+        out.append((ws, ids[n], partner))
+    return out
+
+
+def offer(dst: str) -> str:
+    body = {
+        "type": "OFFER",
+        "dst": dst,
+        "payload": {
+            "t": time.perf_counter_ns(),
+            "type": "data",
+            "connectionId": "dc_b",
+            "sdp": PAD,
+        },
+    }
+    return json.dumps(body)
+
+
+async def close_all(clients: list[tuple[ClientConnection, str, str]]) -> None:
+    await asyncio.gather(*(ws.close() for ws, _, _ in clients), return_exceptions=True)
+
+
+async def throughput(target: Target, pairs: int, window: int, seconds: float) -> dict[str, float]:
+    clients = await open_pairs(target, pairs)
+    latencies: list[int] = []
+    state = {"count": 0, "measuring": False, "running": True}
+
+    async def run(ws: ClientConnection, partner: str) -> None:
+        try:
+            for _ in range(window):
+                await ws.send(offer(partner))
+            async for raw in ws:
+                if state["measuring"]:
+                    state["count"] += 1
+                    latencies.append(time.perf_counter_ns() - json.loads(raw)["payload"]["t"])
+                if not state["running"]:
+                    return
+                await ws.send(offer(partner))
+        except ConnectionClosed:
+            return
+
+    tasks = [asyncio.create_task(run(ws, partner)) for ws, _, partner in clients]
+    await asyncio.sleep(2.0)  # warm-up
+    state["measuring"] = True
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    state["measuring"] = False
+    elapsed = time.perf_counter() - started
+    state["running"] = False
+    await close_all(clients)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ms = [v / 1e6 for v in latencies]
+    return {
+        "rate": state["count"] / elapsed,
+        "p50": percentile(ms, 50),
+        "p99": percentile(ms, 99),
+    }
+
+
+async def latency(target: Target, pairs: int, rate: float, seconds: float) -> dict[str, float]:
+    clients = await open_pairs(target, pairs)
+    interval = len(clients) / rate  # seconds between one client's messages
+    latencies: list[int] = []
+    state = {"measuring": False, "running": True, "sent": 0}
+
+    async def receive(ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                if state["measuring"]:
+                    latencies.append(time.perf_counter_ns() - json.loads(raw)["payload"]["t"])
+        except ConnectionClosed:
+            return
+
+    async def send(ws: ClientConnection, partner: str) -> None:
+        await asyncio.sleep(random.uniform(0, interval))
+        next_at = time.perf_counter()
+        try:
+            while state["running"]:
+                await ws.send(offer(partner))
+                state["sent"] += 1
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        except ConnectionClosed:
+            return
+
+    tasks = [asyncio.create_task(receive(ws)) for ws, _, _ in clients]
+    tasks += [asyncio.create_task(send(ws, partner)) for ws, _, partner in clients]
+    await asyncio.sleep(2.0)
+    state["measuring"] = True
+    await asyncio.sleep(seconds)
+    state["measuring"] = False
+    state["running"] = False
+    await close_all(clients)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ms = [v / 1e6 for v in latencies]
+    return {
+        "delivered": len(latencies) / seconds,
+        "p50": percentile(ms, 50),
+        "p99": percentile(ms, 99),
+    }
+
+
+async def idle_memory(target: Target, sockets: int) -> float:
+    """KiB of server RSS per open idle socket."""
+    warm = [await open_socket(target.url(n), new_id(n)) for n in range(20)]
+    await asyncio.sleep(1.0)
+    before = sum(rss_kb(pid) for pid in target.pids)
+    opened: list[ClientConnection] = []
+    for start in range(20, sockets + 20, 200):
+        opened += await asyncio.gather(
+            *(open_socket(target.url(n), new_id(n)) for n in range(start, start + 200))
+        )
+    await asyncio.sleep(2.0)
+    after = sum(rss_kb(pid) for pid in target.pids)
+    await asyncio.gather(*(ws.close() for ws in warm + opened), return_exceptions=True)
+    return (after - before) / len(opened)
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pairs", type=int, default=50, help="pairs in the throughput phase")
+    parser.add_argument("--window", type=int, default=4, help="messages in flight per client")
+    parser.add_argument("--latency-pairs", type=int, default=200)
+    parser.add_argument("--latency-rate", type=float, default=2000.0, help="messages/s offered")
+    parser.add_argument("--idle", type=int, default=2000, help="idle sockets for memory")
+    parser.add_argument("--only", default="", help="comma-separated target names (default: all)")
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/swarm_bench_signal"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    print(f"revision: {git_revision()}")
+    prepare_database(args.database_url)
+    log_dir = ROOT / "test-artifacts"
+    log_dir.mkdir(exist_ok=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SWARM_")},
+        "DATABASE_URL": args.database_url,
+        "SWARM_VAR_DIR": str(log_dir / "bench-signal-var"),
+        "DJANGO_SECRET_KEY": "bench",
+        "SWARM_LOG_LEVEL": "WARNING",
+        # The load generator floods on purpose: lift the per-socket limits it would hit.
+        "SWARM_SIGNAL_RATE": "1000000",
+        "SWARM_SIGNAL_BURST": "1000000",
+        "SWARM_SIGNAL_CONCURRENT_LIMIT": "100000",
+    }
+    plans: list[tuple[str, int, str, Callable[[int], int]]] = [
+        ("reference", 0, "", lambda n: 0),
+        ("ours 1p memory", 1, "", lambda n: 0),
+        ("ours 1p redis", 1, args.redis_url, lambda n: 0),
+        ("ours 2p split", 2, args.redis_url, lambda n: n),
+        ("ours 2p local", 2, args.redis_url, lambda n: n // 2),
+    ]
+    wanted = {name.strip() for name in args.only.split(",") if name.strip()}
+    results: dict[str, dict[str, Any]] = {}
+    for name, processes, redis_url, placement in plans:
+        if wanted and name not in wanted:
+            continue
+        if redis_url:
+            redis.Redis.from_url(redis_url).flushdb()
+        if processes == 0:
+            servers = [start_reference(log_dir)]
+        else:
+            label = name.replace(" ", "-")
+            servers = start_daphnes(processes, {**env, "REDIS_URL": redis_url}, log_dir, label)
+        target = Target(name, servers, placement, [s.proc.pid for s in servers])
+        try:
+            result: dict[str, Any] = {}
+            result["throughput"] = asyncio.run(
+                throughput(target, args.pairs, args.window, args.seconds)
+            )
+            result["latency"] = asyncio.run(
+                latency(target, args.latency_pairs, args.latency_rate, args.seconds)
+            )
+            result["closed200"] = asyncio.run(
+                throughput(target, args.latency_pairs, 1, args.seconds)
+            )
+            result["idle_kib"] = asyncio.run(idle_memory(target, args.idle))
+        finally:
+            target.stop()
+        results[name] = result
+        t, lat, c200 = result["throughput"], result["latency"], result["closed200"]
+        print(
+            f"{name:15s} relay {t['rate']:8,.0f} msg/s (p50 {t['p50']:.1f} ms, p99 {t['p99']:.1f} ms"
+            f" with {args.pairs} pairs x {args.window} in flight) | "
+            f"{args.latency_pairs} pairs at {args.latency_rate:,.0f} msg/s: p50 {lat['p50']:.1f} ms,"
+            f" p99 {lat['p99']:.1f} ms | {args.latency_pairs} pairs closed loop: "
+            f"{c200['rate']:,.0f} msg/s, p99 {c200['p99']:.1f} ms | "
+            f"idle socket {result['idle_kib']:.1f} KiB",
+            flush=True,
+        )
+    if "reference" in results:
+        ref = results["reference"]["throughput"]["rate"]
+        for name, result in results.items():
+            if name != "reference":
+                print(
+                    f"{name:15s} / reference relay throughput: {result['throughput']['rate'] / ref:.2f}x"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
