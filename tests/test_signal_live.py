@@ -19,7 +19,13 @@ from asgiref.sync import sync_to_async
 from peers.protocol.signal_token import make_signal_token
 from tests.support.keys import peer_id, seeded_key
 from tests.support.live import Server
-from tests.support.signal import Cluster, SignalClient, new_id, start_cluster
+from tests.support.signal import (
+    Cluster,
+    SignalClient,
+    new_id,
+    start_cluster,
+    start_daphne_on,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -491,3 +497,32 @@ async def test_peer_on_a_dead_process_gets_the_sender_a_leave(doomed: Cluster) -
     assert await again.recv() == {"type": "OPEN"}
     await again.close()
     await a.close()
+
+
+@pytest.fixture
+def no_redis(
+    live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
+) -> Iterator[Server]:
+    """A web process whose Redis cannot be reached (nothing listens on port 9)."""
+    server = start_daphne_on(
+        tmp_path_factory.mktemp("signal-no-redis"),
+        artifacts_dir,
+        {"REDIS_URL": "redis://127.0.0.1:9/0", "SWARM_SIGNAL_ALLOW_DISCOVERY": "true"},
+        "signal-no-redis",
+        "/signal/",
+    )
+    yield server
+    server.stop()
+
+
+async def test_unreachable_redis_gets_unavailable_not_a_crash(no_redis: Server) -> None:
+    for _ in range(2):  # and again: a failed start is retried, not remembered
+        client = await SignalClient.connect(no_redis.ws_url, new_id())
+        assert await client.recv(timeout=10) == {
+            "type": "ERROR",
+            "payload": {"msg": "Server unavailable, try again", "code": "unavailable"},
+        }
+        assert await client.recv() is None
+    async with httpx.AsyncClient(base_url=no_redis.url, timeout=10) as http:
+        assert (await http.get("/signal/peerjs/peers")).status_code == 503
+        assert (await http.get("/signal/peerjs/id")).status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,8 @@ from django.conf import settings
 from .config import SignalConfig
 from .metrics import register_local_count
 from .node import SignalNode
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -96,7 +99,7 @@ class SignalHttpApp:
             await _respond(send, 405, b"Method Not Allowed", "text/plain", [(b"allow", b"GET")])
             return
         status, body, content_type = await self._answer(rest, action)
-        await _respond(send, status, b"" if method == "HEAD" else body, content_type, [])
+        await _respond(send, status, body, content_type, [], head=method == "HEAD")
 
     async def _answer(self, rest: str, action: str) -> tuple[int, bytes, str]:
         if not rest:
@@ -108,7 +111,11 @@ class SignalHttpApp:
             return 200, str(uuid.uuid4()).encode(), "text/plain"
         if not settings.SWARM_SIGNAL_ALLOW_DISCOVERY:
             return 401, b"Unauthorized", "text/plain"
-        ids = await get_node().peer_ids()
+        try:
+            ids = await get_node().peer_ids()
+        except Exception:  # Redis down: a fault of ours, never the client's
+            log.exception("listing signaling peers failed")
+            return 503, b"Service Unavailable", "text/plain"
         return 200, json.dumps(ids).encode(), "application/json"
 
 
@@ -120,7 +127,13 @@ def _preflight() -> list[tuple[bytes, bytes]]:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[bytes, bytes]],
+    *,
+    head: bool = False,
 ) -> None:
     headers = [
         (b"content-type", f"{content_type}; charset=utf-8".encode()),
@@ -130,4 +143,4 @@ async def _respond(
         *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})

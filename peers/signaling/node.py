@@ -23,8 +23,9 @@ from beacon.limits import BLOCKS_VERSION_KEY, local_blocks_version
 from swarmweb.clock import now_ms
 
 from . import directory as d
+from . import messages as m
 from .config import SignalConfig
-from .hub import Blocks, Claim, Close, Effect, Hub, Release, Route, Send
+from .hub import MSG_UNAVAILABLE, Blocks, Claim, Close, Effect, Hub, Release, Route, Send
 from .metrics import record
 from .redis_directory import RedisDirectory
 
@@ -97,9 +98,16 @@ class SignalNode:
         event = await receive()
         if event["type"] != "websocket.connect":
             return
-        await self.start()
-        conn = next(self._conn_ids)
         await send({"type": "websocket.accept"})
+        try:
+            await self.start()
+        except Exception:
+            log.exception("the signaling service cannot start (Redis down?)")
+            frame = m.error_frame(MSG_UNAVAILABLE, "unavailable")
+            await send({"type": "websocket.send", "text": frame})
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        conn = next(self._conn_ids)
         self._sockets[conn] = send
         try:
             query = scope.get("query_string", b"").decode("latin-1")
@@ -250,7 +258,10 @@ class SignalNode:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("signaling pub/sub failed; retrying")
+                # Frames published meanwhile are lost and senders may have been told our
+                # ids are gone: every socket of this process starts over.
+                log.exception("signaling pub/sub failed; closing this process's sockets")
+                await self._run(self.hub.close_all())
                 await asyncio.sleep(0.5)
 
     # --- timers -----------------------------------------------------------------------

@@ -17,7 +17,16 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.live import ROOT, Process, Server, free_port, start_daphne
+from tests.support.live import (
+    ROOT,
+    VENV_BIN,
+    Process,
+    Server,
+    base_env,
+    free_port,
+    start_daphne,
+    wait_http,
+)
 
 HEARTBEAT_EVERY_S = 0.4
 
@@ -167,6 +176,33 @@ def start_cluster(
         for n in range(processes)
     ]
     return Cluster(name, servers, env)
+
+
+def start_daphne_on(
+    var_dir: Path, log_dir: Path, overrides: Mapping[str, str], name: str, ready: str
+) -> Server:
+    """A daphne that counts as started once ``ready`` answers (e.g. when /healthz cannot)."""
+    port = free_port()
+    env = base_env(var_dir, overrides)
+    log_path = log_dir / f"{name}-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "swarmweb.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(name=name, proc=proc, log_path=log_path, port=port, env=env)
+    wait_http(server, ready)
+    return server
 
 
 def start_reference(log_dir: Path, args: Sequence[str] = (), path: str = "/signal/") -> Server:
