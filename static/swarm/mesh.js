@@ -82,7 +82,8 @@ export class Mesh {
     if (this.blocked.has(peerId)) return "blocked";
     if (this.isolated && !this.allowed.has(peerId)) return "isolated";
     if ((this.denied.get(peerId) ?? 0) > now) return "denied";
-    if (!outbound && this.conns.size >= this.options.max) return "mesh_full";
+    // Dials in flight count: once they open, the node must still be within its maximum.
+    if (!outbound && this.conns.size + this.dialing.size >= this.options.max) return "mesh_full";
     return null;
   }
 

@@ -11,6 +11,8 @@ const FEED_LIMIT = 200;
 const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
 const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 // Time axis labels as HH:MM:SS, without uPlot's second row with the date.
+// At least a minute of time on the x axis (a single sample would otherwise give a zero range).
+const TIME_SCALE = { time: true, range: (u, min, max) => (max === null ? [0, 60] : [Math.min(min, max - 60), max]) };
 const TIME_AXIS = {
   stroke: "#8b95a7",
   grid: { stroke: "rgba(139,149,167,0.15)" },
@@ -221,7 +223,7 @@ export class SwarmUI {
       {
         ...size(peersNode),
         legend: { show: false },
-        scales: { y: { range: (u, min, max) => [0, Math.max(4, max + 1)] } },
+        scales: { x: TIME_SCALE, y: { range: (u, min, max) => [0, Math.max(4, max + 1)] } },
         axes: [TIME_AXIS, { ...axis, size: 36 }],
         series: [{}, { label: "peers", stroke: "#34d399", fill: "rgba(52,211,153,0.12)", width: 2, paths: uPlot.paths.stepped({ align: 1 }) }],
       },
@@ -246,7 +248,7 @@ export class SwarmUI {
         width: Math.max(240, this.latencyNode.clientWidth),
         height: 160,
         legend: { show: this.latencyUrls.length > 1 },
-        scales: { y: { range: (u, min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
+        scales: { x: TIME_SCALE, y: { range: (u, min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
         axes: [TIME_AXIS, { ...axis, size: 44 }],
         series: [{}, ...this.latencyUrls.map((url, i) => ({ label: new URL(url).host, stroke: colors[i % colors.length], width: 2, spanGaps: false, points: { show: true, size: 4 } }))],
       },

@@ -229,6 +229,11 @@ def with_beacon_and_capsules_stopped_a_returning_page_reconnects_from_its_cache(
     # pagehide): by now it holds the peers this page met.
     cached_ids = cached_peers(returning)
     assert cached_ids & {peer_id(p) for p in swarm.pages[:PAGES]}, cached_ids
+    saved = returning.evaluate(
+        "async () => { await window.swarm.persist(); return window.swarm.metrics.total(); }"
+    )
+    assert saved["bytes_down"] > 0
+    assert saved["conn_successes"] + saved["conn_inbound"] > 0
     context = returning.context
     returning.close()
     swarm.capsules.stop()
@@ -249,6 +254,9 @@ def with_beacon_and_capsules_stopped_a_returning_page_reconnects_from_its_cache(
     assert "capsule_ok" not in seen
     [cached] = [e for e in diagnostics(back) if e["code"] == "cache_loaded"]
     assert not cached["message"].startswith("0 cached"), cached
+    # Metrics are kept in daily IndexedDB buckets across visits.
+    loaded = back.evaluate("() => window.swarm.metrics.total()")
+    assert loaded["bytes_down"] >= saved["bytes_down"]
     back.screenshot(path=str(swarm.shots / "mesh-cache.png"))
 
 
@@ -316,3 +324,19 @@ def test_approval_queue_holds_a_new_peer_until_approved(swarm: Swarm) -> None:
     gate.screenshot(path=str(swarm.shots / "mesh-approval.png"))
     gate.locator(f'#approval-queue li[data-peer-id="{newcomer_id}"] button.approve').click()
     wait_connected(gate, {newcomer_id})
+
+
+def test_identity_export_makes_an_encrypted_backup_of_this_peer(swarm: Swarm) -> None:
+    page = swarm.pages[0]
+    page.locator("#export-pass").fill("correct horse battery staple")
+    page.locator("#export-form button").click()
+    link = page.locator("#export-result a[download]")
+    link.wait_for(timeout=20_000)
+    href = link.get_attribute("href")
+    backup = page.evaluate("(href) => fetch(href).then((r) => r.json())", href)
+    assert backup["kind"] == "swarm-identity"
+    assert backup["peer_id"] == peer_id(page)
+    assert backup["kdf"]["name"] == "PBKDF2-SHA256"
+    assert "seed" not in json.dumps(backup)
+    extractable = page.evaluate("() => window.swarm.identity.signer.privateKey?.extractable")
+    assert extractable is False
