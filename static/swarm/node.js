@@ -317,6 +317,18 @@ export class SwarmNode {
     }
   }
 
+  /**
+   * Send a frame to an open peer (the content layer's way out; its frames come back as
+   * "frame" actions). Throws WireError for a frame receivers would refuse; false when the
+   * peer is not connected.
+   */
+  sendTo(peerId, frame) {
+    const conn = this.mesh.open().find((c) => c.peerId === peerId);
+    if (!conn) return false;
+    this.#emit({ type: "send", connId: conn.id, bytes: encodeFrame(frame), t: frame.t });
+    return true;
+  }
+
   /** Sign and flood a message; resolves its id (hex). */
   async publish(topic, data, now) {
     const frame = await makeGossip(this.signer, { origin: this.peerId, community: this.community, topic, data, now });

@@ -359,6 +359,13 @@ export class SwarmPeer extends EventTarget {
     return id;
   }
 
+  /** Send a wire frame to a connected peer (content frames); false when not connected. */
+  send(peerId, frame) {
+    const sent = this.node.sendTo(peerId, frame);
+    this.#flush();
+    return sent;
+  }
+
   async block(peerId) {
     this.node.block(peerId, this.clock());
     this.log("info", "mesh", "blocked", "peer blocked", peerId);

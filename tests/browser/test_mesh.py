@@ -315,8 +315,8 @@ def test_approval_queue_holds_a_new_peer_until_approved(swarm: Swarm) -> None:
     newcomer = swarm.open_page()
     swarm.pages.append(newcomer)
     newcomer_id = peer_id(newcomer)
-    # The capsule server is down too: the newcomer learns peers from the cache of nobody,
-    # so point it at the gate directly through the dialing API.
+    # Beacon and capsule servers are down by now and the newcomer has no cache: give it the
+    # gate as a seed peer (what SWARM_SEED_PEERS does for every page).
     newcomer.wait_for_function("() => window.swarm.signaling.state === 'open'")
     newcomer.evaluate("(id) => { window.swarm.node.addSeeds([id], Date.now()); }", peer_id(gate))
     gate.wait_for_selector(f'#approval-queue li[data-peer-id="{newcomer_id}"]', timeout=20_000)

@@ -283,3 +283,23 @@ test("reserved frame types are dropped as unsupported_frame", async () => {
   await a.node.receive(conn.id, new Encoder().encode({ t: "dht_find_node", target: 1 }), net.now);
   assert.equal(a.node.stats.dropped.unsupported_frame, 1);
 });
+
+test("content frames pass through to the content layer in both directions", async () => {
+  const { net, a, b } = await pair();
+  net.start();
+  await net.runUntil(() => connected(a, b), 4);
+  const frame = { t: "manifest_req", id: "A".repeat(43) };
+  assert.equal(a.node.sendTo(b.identity.peerId, frame), true);
+  assert.equal(a.node.sendTo("p" + "z".repeat(32), frame), false);
+  assert.throws(() => a.node.sendTo(b.identity.peerId, { t: "manifest_req", id: "short" }), (e) => e.code === "bad_frame");
+  const got = [];
+  const actions = b.node.takeActions.bind(b.node);
+  b.node.takeActions = () => {
+    const out = actions();
+    got.push(...out.filter((x) => x.type === "frame"));
+    return out;
+  };
+  net.collect(a.identity.peerId);
+  await net.round();
+  assert.deepEqual(got.map((x) => [x.peerId, x.frame]), [[a.identity.peerId, frame]]);
+});
