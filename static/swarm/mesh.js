@@ -58,6 +58,7 @@ export class Mesh {
     this.denied = new Map(); // peer id -> until
     this.paused = false;
     this.isolated = false;
+    this.canDial = true; // false while the adapter cannot reach signaling (no new dials)
     this.ticket = null; // our own ticket, sent in hello
     this.caps = ["gossip", "pex"];
     this.agent = "swarm-web/1";
@@ -223,7 +224,7 @@ export class Mesh {
   }
 
   #dial(now) {
-    if (this.paused) return;
+    if (this.paused || !this.canDial) return;
     const need = this.options.target - this.conns.size - this.dialing.size;
     const slots = Math.min(need, this.options.maxDialing - this.dialing.size);
     if (slots <= 0) return;

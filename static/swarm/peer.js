@@ -83,6 +83,8 @@ export class SwarmPeer extends EventTarget {
     this.signaling.addEventListener("connection", (e) => this.#adopt(e.detail, false));
     this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(e.detail, "peer unavailable"));
     this.signaling.addEventListener("state", () => {
+      // Open connections live on without signaling; only new dials need it.
+      this.node.mesh.canDial = this.signaling.state === "open";
       this.#wake();
       this.#changed();
     });
@@ -114,11 +116,10 @@ export class SwarmPeer extends EventTarget {
     if (this.destroyed || !this.node) return;
     clearTimeout(this.tickTimer);
     const now = this.clock();
-    if (this.signaling?.state === "open") {
-      this.node.tick(now);
-      this.#flush();
-      this.#maybeRendezvous(now);
-    }
+    this.node.mesh.canDial = this.signaling?.state === "open";
+    this.node.tick(now);
+    this.#flush();
+    if (this.node.mesh.canDial) this.#maybeRendezvous(now);
     if (now - this.ticketAt > TICKET_REFRESH_MS && !this.refreshing) this.#refreshTicket(now);
     const next = Math.min(this.node.nextDeadline(now), this.schedule.nextRoundAt, now + TICK_MAX_MS);
     this.tickTimer = setTimeout(() => this.#wake(), Math.max(10, next - now));

@@ -303,3 +303,22 @@ test("content frames pass through to the content layer in both directions", asyn
   await net.round();
   assert.deepEqual(got.map((x) => [x.peerId, x.frame]), [[a.identity.peerId, frame]]);
 });
+
+test("without signaling the mesh keeps pinging its peers but dials nobody", async () => {
+  const net = new Network();
+  const a = await net.addPeer();
+  const b = await net.addPeer();
+  const c = await net.addPeer();
+  a.node.addCandidates([b.identity.ticket], "beacon", net.now);
+  net.start();
+  await net.runUntil(() => connected(a, b), 4);
+  a.node.mesh.canDial = false;
+  a.node.addCandidates([c.identity.ticket], "beacon", net.now);
+  const dials = a.node.stats.dials;
+  await net.advance(200_000);
+  assert.ok(connected(a, b), "still connected after 200 s: pings flowed");
+  assert.equal(a.node.stats.dials, dials, "no dial while signaling is down");
+  assert.equal(a.node.book.get(c.identity.peerId).failures, 0, "c was not penalized");
+  a.node.mesh.canDial = true;
+  assert.ok(await net.runUntil(() => connected(a, c), 4));
+});
