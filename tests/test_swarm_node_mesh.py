@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 
 import msgpack
+import pytest
 
 from peers.protocol.mesh import MeshOptions
-from peers.protocol.node_actions import Close, Send
+from peers.protocol.node_actions import Action, Close, ContentReceived, Send
 from peers.protocol.ticket import make_ticket, verify_ticket
-from peers.protocol.wire import Pex, PexReq, Ping, encode_frame
+from peers.protocol.wire import ManifestReq, Pex, PexReq, Ping, WireError, encode_frame
 from tests.support.swarm_network import Network, SimPeer, make_identity, pair
 
 
@@ -325,3 +326,61 @@ def test_reserved_frame_types_are_dropped_as_unsupported_frame_and_not_held_agai
     assert a.node.stats.dropped["unsupported_frame"] == 21
     assert conn.violations == []
     assert connected(a, b)
+
+
+def test_content_frames_pass_through_to_the_content_layer_in_both_directions() -> None:
+    net, a, b = pair()
+    net.start()
+    net.run_until(lambda: connected(a, b), 4)
+    frame = ManifestReq(id="A" * 43)
+    assert a.node.send_to(b.peer_id, frame)
+    assert not a.node.send_to("p" + "z" * 32, frame)
+    with pytest.raises(WireError) as excinfo:
+        ManifestReq(id="short")
+    assert excinfo.value.code == "bad_frame"
+    net.collect(a.peer_id)
+    got: list[ContentReceived] = []
+    take = b.node.take_actions
+
+    def spy() -> list[Action]:
+        out = take()
+        got.extend(x for x in out if isinstance(x, ContentReceived))
+        return out
+
+    b.node.take_actions = spy
+    net.round()
+    assert [(x.peer_id, x.frame) for x in got] == [(a.peer_id, frame)]
+
+
+def test_without_signaling_the_mesh_keeps_pinging_its_peers_but_dials_nobody() -> None:
+    net = Network()
+    a = net.add_peer()
+    b = net.add_peer()
+    c = net.add_peer()
+    assert b.identity is not None
+    assert c.identity is not None
+    a.node.add_candidates([b.identity.ticket], "beacon", net.now)
+    net.start()
+    net.run_until(lambda: connected(a, b), 4)
+    a.node.mesh.can_dial = False
+    a.node.add_candidates([c.identity.ticket], "beacon", net.now)
+    dials = a.node.stats.dials
+    net.advance(200_000)
+    assert connected(a, b), "still connected after 200 s: pings flowed"
+    assert a.node.stats.dials == dials, "no dial while signaling is down"
+    entry = a.node.book.get(c.peer_id)
+    assert entry is not None
+    assert entry.failures == 0, "c was not penalized"
+    a.node.mesh.can_dial = True
+    assert net.run_until(lambda: connected(a, c), 4)
+
+
+def test_inbound_connections_count_dials_in_flight_against_the_maximum() -> None:
+    net = Network()
+    a = net.add_peer(mesh=MeshOptions(max_conns=2, target=2))
+    b = net.add_peer()
+    a.node.mesh.dialing["p" + "d" * 32] = net.now + 15_000
+    a.node.opened("in1", b.peer_id, False, net.now)
+    assert close_reasons(a) == []
+    a.node.opened("in2", "p" + "e" * 32, False, net.now)
+    assert close_reasons(a) == ["mesh_full"]

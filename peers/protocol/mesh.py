@@ -110,6 +110,7 @@ class Mesh:
         self.denied: dict[str, int] = {}  # peer id -> until
         self.paused = False
         self.isolated = False
+        self.can_dial = True  # False while the adapter cannot reach signaling (no new dials)
         self.ticket: JsonObject | None = None  # our own ticket, sent in hello
         self.caps = caps
         self.agent = agent
@@ -138,7 +139,8 @@ class Mesh:
             return "isolated"
         if self.denied.get(peer_id, 0) > now:
             return "denied"
-        if not outbound and len(self.conns) >= self.options.max_conns:
+        # Dials in flight count: once they open, the node must still be within its maximum.
+        if not outbound and len(self.conns) + len(self.dialing) >= self.options.max_conns:
             return "mesh_full"
         return None
 
@@ -303,7 +305,7 @@ class Mesh:
         self._dial(now)
 
     def _dial(self, now: int) -> None:
-        if self.paused:
+        if self.paused or not self.can_dial:
             return
         need = self.options.target - len(self.conns) - len(self.dialing)
         slots = min(need, self.options.max_dialing - len(self.dialing))

@@ -426,6 +426,14 @@ class SwarmNode:
         self._send(conn_id, frame)
         return True
 
+    def send_to(self, peer_id: str, frame: Frame) -> bool:
+        """Send a frame to an open peer (``sendTo`` in JS); False when it is not connected."""
+        conn = next((c for c in self.mesh.open() if c.peer_id == peer_id), None)
+        if conn is None:
+            return False
+        self._send(conn.id, frame)
+        return True
+
     def content_violation(self, conn_id: str, code: str, message: str, now: int) -> None:
         """Count bad content (e.g. ``chunk_mismatch``) against the connection that sent it."""
         conn = self.mesh.conns.get(conn_id)
