@@ -14,6 +14,7 @@ const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit",
 // At least a minute of time on the x axis (a single sample would otherwise give a zero range).
 const TIME_SCALE = { time: true, range: (u, min, max) => (max === null ? [0, 60] : [Math.min(min, max - 60), max]) };
 const TIME_AXIS = {
+  space: 80, // px between ticks: room for HH:MM:SS
   stroke: "#8b95a7",
   grid: { stroke: "rgba(139,149,167,0.15)" },
   ticks: { stroke: "rgba(139,149,167,0.3)" },
