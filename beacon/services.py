@@ -132,22 +132,24 @@ async def _store(community: str, ticket: Ticket, ip: str | None, now: int) -> li
     database = await store.get_database()
     async with database.session() as session:
         peers = await session.announce(row, now=now, cap=cap, limit=limit)
-        if peers is None and await _create_community(session, community):
+        if peers is None:
+            # Refused: the community may be missing (or was being created by a concurrent
+            # first announce when the upsert ran), closed, or this is a replay. Make sure
+            # it exists and is open, then try once more; a second refusal is a replay.
+            await _ensure_open_community(session, community)
             peers = await session.announce(row, now=now, cap=cap, limit=limit)
     if peers is None:
         raise _replay()
     return peers
 
 
-async def _create_community(session: store.Session, name: str) -> bool:
-    """After a refused upsert: create the community if it was missing (True: retry),
-    refuse a closed one; False means the refusal was a replay."""
+async def _ensure_open_community(session: store.Session, name: str) -> None:
+    """Create the community if it is missing; refuse a closed one."""
     if await session.one(store.CREATE_COMMUNITY, [name]) is not None:
-        return True
+        return
     row = await session.one(store.COMMUNITY_OPEN, [name])
     if row is not None and not row[0]:
         raise BeaconError(403, "community_closed", "this community is closed")
-    return False
 
 
 async def peers_list(*, community: str, ip: str | None, now: int, limit: int) -> list[str]:

@@ -313,3 +313,16 @@ async def test_ticket_with_integral_float_times_is_accepted_as_js_would(api: Api
     )
     assert ".0," in text
     assert (await announce(api, name, text)).status_code == 200
+
+
+async def test_concurrent_first_announces_to_a_new_community_are_all_accepted(
+    api: ApiClient,
+) -> None:
+    import asyncio
+
+    name = unique("race")
+    now = now_ms()
+    keys = [seeded_key(f"{name}-{i}") for i in range(8)]
+    responses = await asyncio.gather(*(announce(api, name, ticket(key, name, now)) for key in keys))
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    assert await PresenceTicket.objects.filter(community__name=name).acount() == 8
