@@ -18,7 +18,8 @@ Phases, for each server:
    rate (open loop, ``--latency-rate`` messages/s in total), p50/p99 of send -> receive;
 3. memory: RSS growth of the server process(es) for ``--idle`` open, idle sockets.
 
-    .venv/bin/python bench/signaling.py [--seconds 10] [--pairs 50] [--idle 2000]
+    .venv/bin/python bench/signaling.py [--seconds 8] [--rounds 3] [--idle 2000]
+        [--redis-url redis://127.0.0.1:6379/11]  (that Redis database is flushed)
 
 Targets (issue 3): one process >= 0.5x the reference's relay throughput, two processes
 >= 1.0x, p99 < 20 ms at 200 pairs. The machine's cores are shared by the load generator,
@@ -39,7 +40,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -293,9 +293,15 @@ async def idle_memory(target: Target, sockets: int) -> float:
 # --- main --------------------------------------------------------------------------------
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument("--pairs", type=int, default=50, help="pairs in the throughput phase")
     parser.add_argument("--window", type=int, default=4, help="messages in flight per client")
     parser.add_argument("--latency-pairs", type=int, default=200)
@@ -311,6 +317,7 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"revision: {git_revision()}")
     prepare_database(args.database_url)
+    redis.Redis.from_url(args.redis_url).flushdb()
     log_dir = ROOT / "test-artifacts"
     log_dir.mkdir(exist_ok=True)
     env = {
@@ -324,58 +331,74 @@ def main() -> int:
         "SWARM_SIGNAL_BURST": "1000000",
         "SWARM_SIGNAL_CONCURRENT_LIMIT": "100000",
     }
-    plans: list[tuple[str, int, str, Callable[[int], int]]] = [
-        ("reference", 0, "", lambda n: 0),
-        ("ours 1p memory", 1, "", lambda n: 0),
-        ("ours 1p redis", 1, args.redis_url, lambda n: 0),
-        ("ours 2p split", 2, args.redis_url, lambda n: n),
-        ("ours 2p local", 2, args.redis_url, lambda n: n // 2),
+    # Every server runs for the whole benchmark, so that the rounds interleave targets and
+    # other load on the machine (it is shared) spreads over all of them alike.
+    reference = start_reference(log_dir)
+    memory = start_daphnes(1, {**env, "REDIS_URL": ""}, log_dir, "1p-memory")
+    one = start_daphnes(1, {**env, "REDIS_URL": args.redis_url}, log_dir, "1p-redis")
+    two = start_daphnes(2, {**env, "REDIS_URL": args.redis_url}, log_dir, "2p")
+    targets = [
+        Target("reference", [reference], lambda n: 0),
+        Target("ours 1p memory", memory, lambda n: 0),
+        Target("ours 1p redis", one, lambda n: 0),
+        Target("ours 2p split", two, lambda n: n),
+        Target("ours 2p local", two, lambda n: n // 2),
     ]
+    for target in targets:
+        target.pids = [server.proc.pid for server in target.servers]
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
-    results: dict[str, dict[str, Any]] = {}
-    for name, processes, redis_url, placement in plans:
-        if wanted and name not in wanted:
-            continue
-        if redis_url:
-            redis.Redis.from_url(redis_url).flushdb()
-        if processes == 0:
-            servers = [start_reference(log_dir)]
-        else:
-            label = name.replace(" ", "-")
-            servers = start_daphnes(processes, {**env, "REDIS_URL": redis_url}, log_dir, label)
-        target = Target(name, servers, placement, [s.proc.pid for s in servers])
-        try:
-            result: dict[str, Any] = {}
-            result["throughput"] = asyncio.run(
-                throughput(target, args.pairs, args.window, args.seconds)
-            )
-            result["latency"] = asyncio.run(
-                latency(target, args.latency_pairs, args.latency_rate, args.seconds)
-            )
-            result["closed200"] = asyncio.run(
-                throughput(target, args.latency_pairs, 1, args.seconds)
-            )
-            result["idle_kib"] = asyncio.run(idle_memory(target, args.idle))
-        finally:
-            target.stop()
-        results[name] = result
-        t, lat, c200 = result["throughput"], result["latency"], result["closed200"]
+    targets = [t for t in targets if not wanted or t.name in wanted]
+    rates: dict[str, list[float]] = {t.name: [] for t in targets}
+    p99s: dict[str, list[float]] = {t.name: [] for t in targets}
+    try:
         print(
-            f"{name:15s} relay {t['rate']:8,.0f} msg/s (p50 {t['p50']:.1f} ms, p99 {t['p99']:.1f} ms"
-            f" with {args.pairs} pairs x {args.window} in flight) | "
-            f"{args.latency_pairs} pairs at {args.latency_rate:,.0f} msg/s: p50 {lat['p50']:.1f} ms,"
-            f" p99 {lat['p99']:.1f} ms | {args.latency_pairs} pairs closed loop: "
-            f"{c200['rate']:,.0f} msg/s, p99 {c200['p99']:.1f} ms | "
-            f"idle socket {result['idle_kib']:.1f} KiB",
+            f"throughput: {args.pairs} pairs x {args.window} in flight, ~1.3 KB OFFERs, "
+            f"{args.seconds:.0f} s per run, {args.rounds} interleaved rounds",
             flush=True,
         )
-    if "reference" in results:
-        ref = results["reference"]["throughput"]["rate"]
-        for name, result in results.items():
-            if name != "reference":
+        for round_no in range(1, args.rounds + 1):
+            for target in targets:
+                result = asyncio.run(throughput(target, args.pairs, args.window, args.seconds))
+                rates[target.name].append(result["rate"])
+                p99s[target.name].append(result["p99"])
                 print(
-                    f"{name:15s} / reference relay throughput: {result['throughput']['rate'] / ref:.2f}x"
+                    f"  round {round_no} {target.name:15s} {result['rate']:8,.0f} msg/s"
+                    f"  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms",
+                    flush=True,
                 )
+        print(
+            f"latency: {args.latency_pairs} pairs, {args.latency_rate:,.0f} msg/s offered "
+            f"(open loop); then the same pairs with 1 message in flight each (closed loop)",
+            flush=True,
+        )
+        for target in targets:
+            lat = asyncio.run(latency(target, args.latency_pairs, args.latency_rate, args.seconds))
+            closed = asyncio.run(throughput(target, args.latency_pairs, 1, args.seconds))
+            print(
+                f"  {target.name:15s} open loop p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms"
+                f" | closed loop {closed['rate']:8,.0f} msg/s  p99 {closed['p99']:6.1f} ms",
+                flush=True,
+            )
+        print(f"memory: server RSS growth for {args.idle} idle sockets", flush=True)
+        measured: set[tuple[int, ...]] = set()
+        for target in targets:
+            if tuple(target.pids) in measured:
+                continue
+            measured.add(tuple(target.pids))
+            kib = asyncio.run(idle_memory(target, args.idle))
+            print(f"  {target.name:15s} {kib:6.1f} KiB per socket", flush=True)
+    finally:
+        for server in [reference, *memory, *one, *two]:
+            server.stop()
+    if "reference" in rates:
+        ref_best, ref_median = max(rates["reference"]), median(rates["reference"])
+        print("relay throughput, median (best) of the rounds, relative to the reference:")
+        for name, values in rates.items():
+            print(
+                f"  {name:15s} {median(values):8,.0f} ({max(values):,.0f}) msg/s"
+                f"  {median(values) / ref_median:.2f}x ({max(values) / ref_best:.2f}x)"
+                f"  p99 median {median(p99s[name]):.1f} ms"
+            )
     return 0
 
 

@@ -63,6 +63,7 @@ class SignalNode:
         self._started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._blocks: Blocks | None = None
+        self._blocks_loading: asyncio.Task[None] | None = None
         self._enforced_version: str | None = None
 
     # --- lifecycle --------------------------------------------------------------------
@@ -310,11 +311,17 @@ class SignalNode:
         return await self.redis.blocks_version(BLOCKS_VERSION_KEY)
 
     async def _current_blocks(self) -> Blocks | None:
+        # One load at a time: a burst of connects must not queue a database read each.
+        if self._blocks_loading is None or self._blocks_loading.done():
+            self._blocks_loading = asyncio.get_running_loop().create_task(self._load_blocks())
+        await asyncio.shield(self._blocks_loading)
+        return self._blocks
+
+    async def _load_blocks(self) -> None:
         try:
             self._blocks = await beacon_blocks.current(await self._blocks_version())
         except Exception:
             log.exception("loading blocks failed; using the last known set")
-        return self._blocks
 
     async def _enforce_blocks(self) -> None:
         version = await self._blocks_version()
