@@ -198,6 +198,22 @@ class Download:
         self._actions.append(ManifestReady(manifest))
         self._fill(now)
 
+    def manifest_known(self, manifest: Manifest, now: int) -> None:
+        """A verified manifest found another way (a probe, the database)."""
+        if self.manifest is not None or manifest.id != self.manifest_id:
+            return
+        self.manifest_asked.clear()
+        self.last_progress = now
+        self._set_manifest(manifest, None)
+        self._actions.append(ManifestReady(manifest))
+        self._fill(now)
+
+    def already_held(self, indexes: Iterable[int]) -> None:
+        """Chunks the store turned out to hold already (found when the manifest arrived)."""
+        for index in indexes:
+            self.missing.discard(index)
+            self._parked.discard(index)
+
     def chunk_received(
         self, peer_id: str, index: int, chunk_id: str, data: bytes, now: int
     ) -> None:

@@ -1,0 +1,198 @@
+"""Admin for super-peers: their status (stored bytes, pinned bytes, connections), the
+manifests they hold, pins (pin / unpin go through ``peers.services``), fetch jobs with
+their progress, and the post entries kept."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html, format_html_join
+
+from . import services
+from .models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from .superpeer.errors import SuperPeerError
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+class HoldingInline(admin.TabularInline[Holding, SuperPeer]):
+    model = Holding
+    extra = 0
+    can_delete = False
+    fields = ["manifest", "chunks_held", "bytes_held", "complete", "pinned", "stored_at"]
+    readonly_fields = ["manifest", "chunks_held", "bytes_held", "complete", "pinned", "stored_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SuperPeer)
+class SuperPeerAdmin(admin.ModelAdmin[SuperPeer]):
+    list_display = [
+        "peer_id",
+        "state",
+        "stored",
+        "pinned",
+        "chunk_count",
+        "connection_count",
+        "last_seen",
+    ]
+    list_filter = ["state", "community"]
+    search_fields = ["peer_id"]
+    readonly_fields = [
+        "peer_id",
+        "community",
+        "state",
+        "agent",
+        "started_at",
+        "last_seen",
+        "stored",
+        "pinned",
+        "chunk_count",
+        "connection_table",
+        "stats_json",
+        "scan_json",
+    ]
+    exclude = ["connections", "stats", "last_scan", "storage_used", "pinned_bytes"]
+    inlines = [HoldingInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # rows are written by the super-peer processes
+
+    @admin.display(description="stored / quota")
+    def stored(self, obj: SuperPeer) -> str:
+        return f"{filesizeformat(obj.storage_used)} / {filesizeformat(obj.storage_budget)}"
+
+    @admin.display(description="pinned bytes", ordering="pinned_bytes")
+    def pinned(self, obj: SuperPeer) -> str:
+        return str(filesizeformat(obj.pinned_bytes))
+
+    @admin.display(description="connections")
+    def connection_count(self, obj: SuperPeer) -> int:
+        return len(obj.connections) if obj.state == SuperPeer.RUNNING else 0
+
+    @admin.display(description="open connections")
+    def connection_table(self, obj: SuperPeer) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c.get("peer_id"),
+                    "out" if c.get("outbound") else "in",
+                    c.get("health"),
+                    c.get("rtt_ms"),
+                    filesizeformat(c.get("bytes_in", 0)),
+                    filesizeformat(c.get("bytes_out", 0)),
+                )
+                for c in obj.connections
+            ),
+        )
+        head = format_html_join(
+            "", "<th>{}</th>", ((n,) for n in ("peer", "dir", "health", "rtt ms", "in", "out"))
+        )
+        return format_html("<table><tr>{}</tr>{}</table>", head, rows)
+
+    @admin.display(description="counters")
+    def stats_json(self, obj: SuperPeer) -> str:
+        return _pretty(obj.stats)
+
+    @admin.display(description="store scan at start")
+    def scan_json(self, obj: SuperPeer) -> str:
+        return _pretty(obj.last_scan)
+
+
+@admin.register(FileManifest)
+class FileManifestAdmin(admin.ModelAdmin[FileManifest]):
+    list_display = ["name", "manifest_id", "human_size", "chunk_count", "author", "first_seen"]
+    search_fields = ["manifest_id", "name", "author"]
+    readonly_fields = [f.name for f in FileManifest._meta.fields]
+    actions = ["pin_everywhere", "unpin_everywhere"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="size", ordering="size")
+    def human_size(self, obj: FileManifest) -> str:
+        return str(filesizeformat(obj.size))
+
+    @admin.action(description="Pin on every super-peer")
+    def pin_everywhere(self, request: HttpRequest, queryset: QuerySet[FileManifest]) -> None:
+        for manifest in queryset:
+            services.superpeer_pin(manifest.manifest_id)
+        self.message_user(request, f"pinned {queryset.count()} manifest(s)")
+
+    @admin.action(description="Unpin everywhere (content stays until room is needed)")
+    def unpin_everywhere(self, request: HttpRequest, queryset: QuerySet[FileManifest]) -> None:
+        removed = sum(services.superpeer_unpin(m.manifest_id) for m in queryset)
+        self.message_user(request, f"removed {removed} pin(s)")
+
+
+@admin.register(Holding)
+class HoldingAdmin(admin.ModelAdmin[Holding]):
+    list_display = ["manifest", "superpeer", "progress", "complete", "pinned", "stored_at"]
+    list_filter = ["complete", "pinned", "superpeer"]
+    search_fields = ["manifest__manifest_id", "manifest__name"]
+    readonly_fields = ["superpeer", "manifest", "chunks_held", "bytes_held", "complete", "pinned"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="chunks")
+    def progress(self, obj: Holding) -> str:
+        return f"{obj.chunks_held}/{obj.manifest.chunk_count}"
+
+
+@admin.register(Pin)
+class PinAdmin(admin.ModelAdmin[Pin]):
+    list_display = ["manifest_id", "target", "source", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["manifest_id", "peer_id"]
+    fields = ["manifest_id", "peer_id"]
+
+    @admin.display(description="super-peer")
+    def target(self, obj: Pin) -> str:
+        return obj.peer_id or "every super-peer"
+
+    def save_model(self, request: HttpRequest, obj: Pin, form: Any, change: bool) -> None:
+        try:
+            pin = services.superpeer_pin(obj.manifest_id, peer_id=obj.peer_id)
+        except SuperPeerError as exc:
+            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            return
+        obj.pk = pin.pk
+
+    def delete_model(self, request: HttpRequest, obj: Pin) -> None:
+        services.superpeer_unpin(obj.manifest_id, peer_id=obj.peer_id)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Pin]) -> None:
+        for pin in queryset:
+            services.superpeer_unpin(pin.manifest_id, peer_id=pin.peer_id)
+
+
+@admin.register(FetchJob)
+class FetchJobAdmin(admin.ModelAdmin[FetchJob]):
+    list_display = ["job_id", "kind", "peer_id", "state", "progress", "reason", "updated_at"]
+    list_filter = ["state", "kind"]
+    search_fields = ["job_id", "manifest_id", "peer_id"]
+    readonly_fields = [f.name for f in FetchJob._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Post)
+class PostAdmin(admin.ModelAdmin[Post]):
+    list_display = ["author", "seq", "kind", "entry_hash", "received_at"]
+    search_fields = ["author", "entry_hash"]
+    readonly_fields = [f.name for f in Post._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

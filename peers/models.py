@@ -1,0 +1,182 @@
+"""What super-peers hold and are asked to hold (docs/superpeer.md "Database").
+
+Chunks live on disk (``$SWARM_VAR_DIR/chunks``); the database keeps verified manifests,
+each super-peer's holdings and status, the pins (what to keep) and the fetch jobs with
+their progress, and verified post entries. Several super-peers may share one database:
+rows that belong to one say whose they are by peer id.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class SuperPeer(models.Model):
+    """One super-peer process identity and its latest status (written by the process)."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    STATES = [(RUNNING, "running"), (STOPPED, "stopped")]
+
+    peer_id = models.CharField(max_length=33, unique=True)
+    community = models.CharField(max_length=63)
+    state = models.CharField(max_length=8, choices=STATES, default=STOPPED)
+    agent = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    storage_budget = models.BigIntegerField(default=0, help_text="quota in bytes")
+    storage_used = models.BigIntegerField(default=0, help_text="bytes of chunks on disk")
+    pinned_bytes = models.BigIntegerField(default=0)
+    chunk_count = models.IntegerField(default=0)
+    connections = models.JSONField(default=list, blank=True, help_text="open peer connections")
+    stats = models.JSONField(default=dict, blank=True)
+    last_scan = models.JSONField(default=dict, blank=True, help_text="store scan at start")
+
+    class Meta:
+        ordering = ["peer_id"]
+        verbose_name = "super-peer"
+
+    def __str__(self) -> str:
+        return self.peer_id
+
+
+class FileManifest(models.Model):
+    """A verified file manifest (the signed envelope and its fields)."""
+
+    manifest_id = models.CharField(max_length=43, unique=True)
+    envelope = models.JSONField()
+    file_id = models.CharField(max_length=22)
+    name = models.CharField(max_length=255)
+    mime = models.CharField(max_length=129)
+    size = models.BigIntegerField()
+    chunk_count = models.IntegerField()
+    author = models.CharField(max_length=33, db_index=True)
+    created_at_ms = models.BigIntegerField()
+    first_seen = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-first_seen"]
+        verbose_name = "file manifest"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.manifest_id[:10]})"
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes of a full copy in a store: the ciphertext, 16 bytes of tag per chunk."""
+        return self.size + 16 * self.chunk_count
+
+
+class Holding(models.Model):
+    """What one super-peer stores of one manifest."""
+
+    superpeer = models.ForeignKey(SuperPeer, on_delete=models.CASCADE, related_name="holdings")
+    manifest = models.ForeignKey(FileManifest, on_delete=models.CASCADE, related_name="holdings")
+    chunks_held = models.IntegerField(default=0)
+    bytes_held = models.BigIntegerField(default=0)
+    complete = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
+    stored_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-stored_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["superpeer", "manifest"], name="one_holding")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manifest} on {self.superpeer}"
+
+
+class Pin(models.Model):
+    """A request to keep a manifest: on one super-peer, or on every one (``peer_id`` empty)."""
+
+    ADMIN = "admin"
+    REPLICATION = "replication"
+    API = "api"
+    SOURCES = [(ADMIN, "admin"), (REPLICATION, "replication"), (API, "api")]
+
+    manifest_id = models.CharField(max_length=43)
+    peer_id = models.CharField(max_length=33, blank=True, help_text="empty = every super-peer")
+    source = models.CharField(max_length=16, choices=SOURCES, default=ADMIN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["manifest_id", "peer_id"], name="one_pin")]
+
+    def __str__(self) -> str:
+        return f"pin {self.manifest_id[:10]} on {self.peer_id or 'every super-peer'}"
+
+
+class FetchJob(models.Model):
+    """Fetching a manifest into a super-peer: for a pin, or a replication job."""
+
+    PIN = "pin"
+    REPLICATION = "replication"
+    KINDS = [(PIN, "pin"), (REPLICATION, "replication")]
+    QUEUED = "queued"
+    FETCHING = "fetching"
+    WAITING = "waiting"  # no holder reachable yet
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STATES = [
+        (QUEUED, "queued"),
+        (FETCHING, "fetching"),
+        (WAITING, "waiting for a holder"),
+        (DONE, "done"),
+        (FAILED, "failed"),
+        (CANCELLED, "cancelled"),
+    ]
+    ACTIVE = (QUEUED, FETCHING, WAITING)
+
+    job_id = models.CharField(max_length=96, unique=True)
+    kind = models.CharField(max_length=12, choices=KINDS)
+    peer_id = models.CharField(max_length=33, db_index=True, help_text="the fetching super-peer")
+    manifest_id = models.CharField(max_length=43)
+    state = models.CharField(max_length=10, choices=STATES, default=QUEUED)
+    chunks_total = models.IntegerField(default=0)
+    chunks_done = models.IntegerField(default=0)
+    sources = models.JSONField(default=list, blank=True)
+    failed_sources = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    attempt = models.IntegerField(default=1)
+    deadline_ms = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name = "fetch job"
+
+    def __str__(self) -> str:
+        return self.job_id
+
+    @property
+    def progress(self) -> str:
+        if not self.chunks_total:
+            return "manifest?" if self.state in self.ACTIVE else "-"
+        percent = 100 * self.chunks_done // self.chunks_total
+        return f"{self.chunks_done}/{self.chunks_total} ({percent}%)"
+
+
+class Post(models.Model):
+    """A verified post entry (``swarm/post/v1``) held for the swarm."""
+
+    entry_hash = models.CharField(max_length=43, unique=True)
+    author = models.CharField(max_length=33)
+    seq = models.BigIntegerField()
+    kind = models.CharField(max_length=8)
+    envelope = models.JSONField()
+    created_at_ms = models.BigIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["author", "seq"]
+        constraints = [models.UniqueConstraint(fields=["author", "seq"], name="one_entry_per_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.author}#{self.seq}"

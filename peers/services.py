@@ -1,0 +1,118 @@
+"""Writes the admin, views and Celery tasks make about super-peers (docs/superpeer.md).
+
+Each service changes the database (the truth) and then, after commit, tells the super-peers
+through the channel layer so they act at once; a super-peer that missed the message (down,
+or the embedded in-process layer) catches up from the database on its next sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from peers.models import FetchJob, Pin
+from peers.protocol.chunks import is_digest_id
+from peers.protocol.encoding import PEER_ID_RE
+from peers.protocol.replication_messages import cancel_message, fetch_message
+from peers.protocol.replication_model import CancelJob
+from peers.protocol.replication_model import FetchJob as PlannedJob
+from peers.superpeer.control import group_for, sync_message
+from peers.superpeer.errors import BAD_MANIFEST_ID, BAD_PEER_ID, SuperPeerError
+
+logger = logging.getLogger(__name__)
+
+
+def _check(manifest_id: str, peer_id: str) -> None:
+    if not is_digest_id(manifest_id):
+        raise SuperPeerError(BAD_MANIFEST_ID, "a manifest id is 43 characters of base64url")
+    if peer_id and not PEER_ID_RE.match(peer_id):
+        raise SuperPeerError(BAD_PEER_ID, "a super-peer id is a key-bound peer id")
+
+
+def notify(peer_id: str, message: dict[str, Any]) -> None:
+    """Send ``message`` to one super-peer's group (every super-peer's when ``peer_id`` is
+    empty) once the current transaction commits. Failures are logged: the database already
+    holds the change and super-peers sync from it."""
+    group = group_for(peer_id)
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # the channel layer is a shortcut, never the only way
+            logger.warning("could not notify %s", group, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def superpeer_pin(manifest_id: str, *, peer_id: str = "", source: str = Pin.ADMIN) -> Pin:
+    """Keep ``manifest_id`` on super-peer ``peer_id`` (every super-peer when empty): it
+    fetches the manifest and every chunk from whoever advertises them, and never evicts it."""
+    _check(manifest_id, peer_id)
+    pin, _ = Pin.objects.get_or_create(
+        manifest_id=manifest_id, peer_id=peer_id, defaults={"source": source}
+    )
+    notify(peer_id, sync_message())
+    return pin
+
+
+@transaction.atomic
+def superpeer_unpin(manifest_id: str, *, peer_id: str | None = None) -> int:
+    """Drop pins of ``manifest_id``: on ``peer_id`` only, or every pin when None. The content
+    stays until the quota needs its room (then it goes oldest first). Returns pins removed."""
+    _check(manifest_id, peer_id or "")
+    pins = Pin.objects.filter(manifest_id=manifest_id)
+    if peer_id is not None:
+        pins = pins.filter(peer_id=peer_id)
+    peers = set(pins.values_list("peer_id", flat=True))
+    removed, _ = pins.delete()
+    FetchJob.objects.filter(
+        manifest_id=manifest_id, kind=FetchJob.PIN, state__in=FetchJob.ACTIVE
+    ).filter(**({} if peer_id is None else {"peer_id": peer_id})).update(
+        state=FetchJob.CANCELLED, reason="unpinned"
+    )
+    for target in peers or {peer_id or ""}:
+        notify(target, sync_message())
+    return removed
+
+
+@transaction.atomic
+def superpeer_dispatch_fetch(job: PlannedJob) -> FetchJob:
+    """Record a planner's fetch job and hand it to its super-peer (Celery backfill)."""
+    row, _ = FetchJob.objects.update_or_create(
+        job_id=job.job_id,
+        defaults={
+            "kind": FetchJob.REPLICATION,
+            "peer_id": job.fetcher,
+            "manifest_id": job.manifest_id,
+            "state": FetchJob.QUEUED,
+            "chunks_total": job.chunk_count,
+            "sources": list(job.sources),
+            "attempt": job.attempt,
+            "deadline_ms": job.deadline,
+        },
+    )
+    Pin.objects.get_or_create(
+        manifest_id=job.manifest_id, peer_id=job.fetcher, defaults={"source": Pin.REPLICATION}
+    )
+    notify(job.fetcher, fetch_message(job))
+    return row
+
+
+@transaction.atomic
+def superpeer_cancel_fetch(cancel: CancelJob) -> None:
+    """Stop a replication job; a copy kept only for it becomes evictable."""
+    FetchJob.objects.filter(job_id=cancel.job_id, state__in=FetchJob.ACTIVE).update(
+        state=FetchJob.CANCELLED, reason=cancel.reason.value
+    )
+    Pin.objects.filter(
+        manifest_id=cancel.manifest_id, peer_id=cancel.fetcher, source=Pin.REPLICATION
+    ).delete()
+    notify(cancel.fetcher, cancel_message(cancel))

@@ -1,0 +1,94 @@
+"""The super-peer's configuration, read once from Django settings (docs/configuration.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from peers.peerjs.ice import IceConfig
+from peers.peerjs.signaling import ServerAddress
+from peers.protocol.ticket import is_valid_community
+
+from .download import DownloadConfig
+
+SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks")
+AGENT = "swarm-superpeer/1"
+
+
+class ConfigError(ValueError):
+    """A setting the super-peer cannot run with (the message names it)."""
+
+
+def signal_address(url: str, key: str) -> ServerAddress:
+    """``http(s)://host:port/path/`` of a PeerJS server -> :class:`ServerAddress`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise ConfigError(f"SWARM_SUPERPEER_SIGNAL_URL: {url!r} is not an http(s) URL")
+    secure = parts.scheme in ("https", "wss")
+    port = parts.port or (443 if secure else 80)
+    return ServerAddress(parts.hostname, port, path=parts.path or "/", key=key, secure=secure)
+
+
+@dataclass(frozen=True)
+class SuperPeerConfig:
+    community: str
+    signal_url: str
+    signal_key: str
+    beacon_urls: tuple[str, ...]
+    store_dir: Path
+    key_path: Path
+    storage_bytes: int
+    ice: IceConfig = field(default_factory=IceConfig)
+    seeds: tuple[str, ...] = ()
+    mesh_target: int = 8
+    max_connections: int = 64
+    max_jobs: int = 4
+    announce_s: float = 60.0
+    sync_s: float = 10.0
+    status_s: float = 5.0
+    tick_s: float = 0.25
+    ticket_ttl_ms: int = 180_000
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    use_channel_layer: bool = True
+
+    def __post_init__(self) -> None:
+        if not is_valid_community(self.community):
+            raise ConfigError(f"SWARM_SUPERPEER_COMMUNITY: {self.community!r} is not valid")
+        if self.storage_bytes <= 0:
+            raise ConfigError("SWARM_SUPERPEER_STORAGE_BYTES must be positive")
+        signal_address(self.signal_url, self.signal_key)
+
+    @property
+    def signal(self) -> ServerAddress:
+        return signal_address(self.signal_url, self.signal_key)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SuperPeerConfig:
+        layers = getattr(settings, "CHANNEL_LAYERS", {})
+        backend = layers.get("default", {}).get("BACKEND", "")
+        return cls(
+            community=settings.SWARM_SUPERPEER_COMMUNITY,
+            signal_url=settings.SWARM_SUPERPEER_SIGNAL_URL,
+            signal_key=settings.SWARM_SIGNAL_KEY,
+            beacon_urls=tuple(u for u in settings.SWARM_SUPERPEER_BEACON_URLS if u),
+            store_dir=Path(settings.SWARM_SUPERPEER_STORE_DIR),
+            key_path=Path(settings.VAR_DIR) / "keys" / "superpeer.pem",
+            storage_bytes=settings.SWARM_SUPERPEER_STORAGE_BYTES,
+            ice=IceConfig.from_settings(
+                settings.SWARM_SUPERPEER_ICE_SERVERS, settings.SWARM_SUPERPEER_HOST_ADDRESSES
+            ),
+            seeds=tuple(settings.SWARM_SUPERPEER_SEEDS),
+            mesh_target=settings.SWARM_SUPERPEER_MESH_TARGET,
+            max_connections=settings.SWARM_SUPERPEER_MAX_CONNECTIONS,
+            max_jobs=settings.SWARM_SUPERPEER_MAX_JOBS,
+            announce_s=settings.SWARM_SUPERPEER_ANNOUNCE_S,
+            sync_s=settings.SWARM_SUPERPEER_SYNC_S,
+            status_s=settings.SWARM_SUPERPEER_STATUS_S,
+            download=DownloadConfig(
+                request_timeout_ms=int(settings.SWARM_SUPERPEER_REQUEST_TIMEOUT_S * 1000)
+            ),
+            # The in-process layer cannot reach another process: sync from the database only.
+            use_channel_layer="InMemory" not in backend,
+        )

@@ -1,0 +1,200 @@
+"""The super-peer's database reads and writes (plain sync ORM; the service runs them in
+asgiref's thread with ``sync_to_async``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from beacon.models import Block
+from peers.models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from peers.protocol.encoding import b64url_decode, peer_id_for_key
+from peers.protocol.errors import ProtocolError
+from peers.protocol.manifest import Manifest, verify_manifest
+from peers.protocol.posts import PostEntry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredHolding:
+    manifest: Manifest
+    pinned: bool
+    stored_at_ms: int
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: str
+    kind: str
+    manifest_id: str
+    sources: tuple[str, ...]
+    state: str
+
+
+def register(peer_id: str, community: str, agent: str, budget: int, scan: dict[str, Any]) -> None:
+    now = timezone.now()
+    SuperPeer.objects.update_or_create(
+        peer_id=peer_id,
+        defaults={
+            "community": community,
+            "agent": agent,
+            "state": SuperPeer.RUNNING,
+            "started_at": now,
+            "last_seen": now,
+            "storage_budget": budget,
+            "last_scan": scan,
+            "connections": [],
+        },
+    )
+    # Jobs a previous run left in flight start again from what the store holds.
+    FetchJob.objects.filter(peer_id=peer_id, state=FetchJob.FETCHING).update(state=FetchJob.QUEUED)
+
+
+def load_holdings(peer_id: str) -> list[StoredHolding]:
+    """This super-peer's holdings with their manifests, verified again (a row that no
+    longer verifies is logged and skipped: its chunks become unreferenced)."""
+    out = []
+    rows = Holding.objects.filter(superpeer__peer_id=peer_id).select_related("manifest")
+    for row in rows:
+        try:
+            manifest = verify_manifest(row.manifest.envelope, expected_id=row.manifest.manifest_id)
+        except ProtocolError as exc:
+            logger.warning("holding %s no longer verifies: %s", row.manifest.manifest_id, exc)
+            continue
+        out.append(StoredHolding(manifest, row.pinned, int(row.stored_at.timestamp() * 1000)))
+    return out
+
+
+def pinned_manifests(peer_id: str) -> set[str]:
+    """Manifest ids pinned on this super-peer or on every super-peer."""
+    pins = Pin.objects.filter(Q(peer_id="") | Q(peer_id=peer_id))
+    return set(pins.values_list("manifest_id", flat=True))
+
+
+def active_jobs(peer_id: str) -> list[JobRow]:
+    rows = FetchJob.objects.filter(peer_id=peer_id, state__in=FetchJob.ACTIVE)
+    return [
+        JobRow(r.job_id, r.kind, r.manifest_id, tuple(r.sources), r.state)
+        for r in rows.order_by("created_at")
+    ]
+
+
+def job_state(job_id: str) -> str | None:
+    return FetchJob.objects.filter(job_id=job_id).values_list("state", flat=True).first()
+
+
+def ensure_pin_job(peer_id: str, manifest_id: str, job_id: str) -> None:
+    FetchJob.objects.update_or_create(
+        job_id=job_id,
+        defaults={
+            "kind": FetchJob.PIN,
+            "peer_id": peer_id,
+            "manifest_id": manifest_id,
+            "state": FetchJob.QUEUED,
+            "reason": "",
+            "finished_at": None,
+        },
+    )
+
+
+def update_job(job_id: str, **fields: Any) -> None:
+    if fields.get("state") in (FetchJob.DONE, FetchJob.FAILED, FetchJob.CANCELLED):
+        fields.setdefault("finished_at", timezone.now())
+    FetchJob.objects.filter(job_id=job_id).update(updated_at=timezone.now(), **fields)
+
+
+def save_manifest(manifest: Manifest) -> None:
+    FileManifest.objects.get_or_create(
+        manifest_id=manifest.id,
+        defaults={
+            "envelope": manifest.envelope,
+            "file_id": manifest.file_id,
+            "name": manifest.name,
+            "mime": manifest.mime,
+            "size": manifest.size,
+            "chunk_count": len(manifest.chunks),
+            "author": manifest.author,
+            "created_at_ms": manifest.created_at,
+        },
+    )
+
+
+@transaction.atomic
+def save_holdings(peer_id: str, changes: list[tuple[str, int, int, bool, bool]]) -> None:
+    """(manifest id, chunks held, bytes held, complete, pinned); 0 chunks deletes it."""
+    superpeer = SuperPeer.objects.get(peer_id=peer_id)
+    for manifest_id, chunks, size, complete, pinned in changes:
+        holdings = Holding.objects.filter(superpeer=superpeer, manifest__manifest_id=manifest_id)
+        if chunks == 0 and not pinned:
+            holdings.delete()
+            continue
+        manifest = FileManifest.objects.filter(manifest_id=manifest_id).first()
+        if manifest is None:
+            continue
+        Holding.objects.update_or_create(
+            superpeer=superpeer,
+            manifest=manifest,
+            defaults={
+                "chunks_held": chunks,
+                "bytes_held": size,
+                "complete": complete,
+                "pinned": pinned,
+            },
+        )
+
+
+def delete_holding(peer_id: str, manifest_id: str) -> None:
+    Holding.objects.filter(superpeer__peer_id=peer_id, manifest__manifest_id=manifest_id).delete()
+
+
+def write_status(peer_id: str, **fields: Any) -> None:
+    SuperPeer.objects.filter(peer_id=peer_id).update(last_seen=timezone.now(), **fields)
+
+
+def mark_stopped(peer_id: str) -> None:
+    write_status(peer_id, state=SuperPeer.STOPPED, connections=[])
+    FetchJob.objects.filter(peer_id=peer_id, state=FetchJob.FETCHING).update(state=FetchJob.QUEUED)
+
+
+def blocked_peers() -> set[str]:
+    """Peer ids blocked by an active Block (by peer id, or by public key)."""
+    active = Block.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
+        kind__in=[Block.PEER, Block.KEY],
+    )
+    out = set()
+    for kind, value in active.values_list("kind", "value"):
+        if kind == Block.PEER:
+            out.add(value)
+            continue
+        try:
+            out.add(peer_id_for_key(b64url_decode(value, field="key")))
+        except ProtocolError:
+            continue
+    return out
+
+
+def store_post(entry: PostEntry) -> str:
+    """Keep a verified post entry: ``stored``, ``duplicate``, or ``fork`` (another entry
+    already holds that author and seq; the first one seen stays, as in a log)."""
+    existing = Post.objects.filter(author=entry.author, seq=entry.seq).first()
+    if existing is not None:
+        return "duplicate" if existing.entry_hash == entry.hash else "fork"
+    try:
+        Post.objects.create(
+            entry_hash=entry.hash,
+            author=entry.author,
+            seq=entry.seq,
+            kind=entry.kind,
+            envelope=entry.envelope,
+            created_at_ms=entry.created_at,
+        )
+    except IntegrityError:
+        return "duplicate"
+    return "stored"

@@ -1,0 +1,306 @@
+"""Fetch jobs: pins and replication jobs turned into :class:`Download`s and chunk writes.
+
+One download per manifest at a time (a second job for the same manifest rides along). At
+most ``max_jobs`` run at once; the others wait in order. Sources are the peers that
+advertised the manifest (``have``) and, for replication jobs, the sources the planner
+named once they are connected. When a download has no manifest and nobody advertised it,
+every connected peer is asked once (a browser that shares a file answers). A source that
+sends bad data is dropped from every download for ``PENALTY_MS`` and counted as a
+violation on its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from peers.models import FetchJob
+from peers.protocol.errors import ProtocolError
+from peers.protocol.manifest import verify_manifest
+from peers.protocol.wire import Chunk, ChunkMissing, ContentFrame, ManifestReq
+from peers.protocol.wire import ChunkReq as ChunkReqFrame
+from peers.protocol.wire import Manifest as ManifestFrame
+
+from .download import (
+    TIMEOUT,
+    AskChunk,
+    AskManifest,
+    Download,
+    DownloadConfig,
+    ManifestReady,
+    SourceFailed,
+    StoreChunk,
+)
+from .errors import SuperPeerError
+from .holder import Holder
+
+logger = logging.getLogger(__name__)
+
+PENALTY_MS = 30 * 60_000
+# A replication job with nobody to fetch from for this long fails (the planner retries it
+# elsewhere); a pin waits for as long as it takes.
+NO_SOURCE_FAIL_MS = 30_000
+
+Penalize = Callable[[str, str, str], None]  # peer id, code, message
+
+
+@dataclass
+class Job:
+    job_id: str
+    kind: str
+    manifest_id: str
+    download: Download
+    sources_hint: tuple[str, ...] = ()
+    aliases: set[str] = field(default_factory=set)
+    state: str = FetchJob.FETCHING
+    reason: str = ""
+    stalled_since: int | None = None
+    probed: set[str] = field(default_factory=set)
+    writes: int = 0  # chunks handed to the writer, not written yet
+
+
+class Fetcher:
+    def __init__(
+        self,
+        holder: Holder,
+        *,
+        penalize: Penalize,
+        clock: Callable[[], int],
+        config: DownloadConfig | None = None,
+        max_jobs: int = 4,
+    ) -> None:
+        self.clock = clock
+        self.holder = holder
+        self.penalize = penalize
+        self.config = config or DownloadConfig()
+        self.max_jobs = max_jobs
+        self.jobs: dict[str, Job] = {}  # running, by manifest id
+        self.waiting: deque[tuple[str, str, str, tuple[str, ...]]] = deque()
+        self.finished: dict[str, Job] = {}  # job id -> job, until the service persisted it
+        self.changed: set[str] = set()  # manifest ids of jobs whose progress changed
+        self.penalty: dict[str, int] = {}  # peer id -> until
+        self.pinned: set[str] = set()
+        self._writes: asyncio.Queue[tuple[Job, StoreChunk]] = asyncio.Queue()
+
+    # --- jobs ---
+
+    def job_ids(self) -> set[str]:
+        ids = {i for job in self.jobs.values() for i in (job.job_id, *job.aliases)}
+        return ids | {job_id for job_id, _, _, _ in self.waiting}
+
+    def start(
+        self, job_id: str, kind: str, manifest_id: str, sources: tuple[str, ...], now: int
+    ) -> None:
+        running = self.jobs.get(manifest_id)
+        if running is not None:
+            if job_id != running.job_id:
+                running.aliases.add(job_id)
+            return
+        if job_id in self.job_ids():
+            return
+        if len(self.jobs) >= self.max_jobs:
+            self.waiting.append((job_id, kind, manifest_id, sources))
+            return
+        manifest = self.holder.manifests.get(manifest_id)
+        missing = None if manifest is None else self.holder.index.missing(manifest_id)
+        download = Download(
+            manifest_id, manifest=manifest, missing=missing, now=now, config=self.config
+        )
+        job = Job(job_id, kind, manifest_id, download, sources_hint=sources)
+        self.jobs[manifest_id] = job
+        self.changed.add(manifest_id)
+        for peer_id, chunks in self.holder.holders.get(manifest_id, {}).items():
+            self._add_source(job, peer_id, chunks, now)
+        for peer_id in sources:
+            self.peer_connected(peer_id, now, only=job)
+        self._probe(job, now)
+        self._process(job, now)
+
+    def cancel(self, job_id: str, reason: str, now: int) -> None:
+        self.waiting = deque(w for w in self.waiting if w[0] != job_id)
+        for job in list(self.jobs.values()):
+            if job.job_id == job_id or job_id in job.aliases:
+                job.aliases.discard(job_id)
+                if job.job_id == job_id:
+                    if job.aliases:  # another job still wants this manifest
+                        job.job_id = job.aliases.pop()
+                    else:
+                        self._finish(job, FetchJob.CANCELLED, reason, now)
+
+    def _finish(self, job: Job, state: str, reason: str, now: int) -> None:
+        job.state, job.reason = state, reason
+        self.jobs.pop(job.manifest_id, None)
+        for job_id in (job.job_id, *job.aliases):
+            self.finished[job_id] = job
+        self.changed.add(job.manifest_id)
+        while self.waiting and len(self.jobs) < self.max_jobs:
+            self.start(*self.waiting.popleft(), now)
+
+    # --- peers and frames ---
+
+    def _usable(self, peer_id: str, now: int) -> bool:
+        return self.penalty.get(peer_id, 0) <= now
+
+    def _add_source(self, job: Job, peer_id: str, chunks: int, now: int) -> None:
+        if self._usable(peer_id, now):
+            job.download.add_source(peer_id, chunks, now)
+
+    def peer_connected(self, peer_id: str, now: int, *, only: Job | None = None) -> None:
+        for job in [only] if only else list(self.jobs.values()):
+            if peer_id in job.sources_hint and peer_id in self.holder.conns.values():
+                total = job.download.total or 1
+                self._add_source(job, peer_id, total, now)
+                self._process(job, now)
+            elif only is None:
+                self._probe(job, now)
+
+    def peer_gone(self, peer_id: str, now: int) -> None:
+        for job in list(self.jobs.values()):
+            job.download.remove_source(peer_id, now)
+            job.probed.discard(peer_id)
+            self._process(job, now)
+
+    def on_have(self, peer_id: str, adverts: list[tuple[str, int]], now: int) -> None:
+        for manifest_id, chunks in adverts:
+            job = self.jobs.get(manifest_id)
+            if job is not None:
+                self._add_source(job, peer_id, chunks, now)
+                self._process(job, now)
+
+    def on_frame(self, peer_id: str, frame: ContentFrame, now: int) -> None:
+        if isinstance(frame, ManifestFrame):
+            job = self.jobs.get(frame.id)
+            if job is None:
+                return
+            if peer_id in job.download.manifest_asked:
+                job.download.manifest_received(peer_id, frame.manifest, now)
+            elif peer_id in job.probed and frame.manifest is not None:
+                job.probed.discard(peer_id)
+                try:
+                    manifest = verify_manifest(frame.manifest, now=now, expected_id=frame.id)
+                except ProtocolError as exc:
+                    self._bad_source(peer_id, exc.code, exc.message, now)
+                    return
+                job.download.manifest_known(manifest, now)
+                self._add_source(job, peer_id, 1, now)  # it has the manifest: try it
+        elif isinstance(frame, Chunk):
+            job = self.jobs.get(frame.manifest)
+            if job is None:
+                return
+            job.download.chunk_received(peer_id, frame.index, frame.chunk, frame.data, now)
+        elif isinstance(frame, ChunkMissing):
+            job = self.jobs.get(frame.manifest)
+            if job is None:
+                return
+            job.download.chunk_missing(peer_id, frame.index, now)
+        else:
+            return
+        self._process(job, now)
+
+    def _probe(self, job: Job, now: int) -> None:
+        """Nobody advertised the manifest: ask every connected peer not asked yet."""
+        if job.download.manifest is not None or job.download.sources:
+            return
+        for conn_id, peer_id in list(self.holder.conns.items()):
+            if peer_id in job.probed or not self._usable(peer_id, now):
+                continue
+            job.probed.add(peer_id)
+            self.holder.send(conn_id, ManifestReq(id=job.manifest_id))
+
+    def _bad_source(self, peer_id: str, code: str, message: str, now: int) -> None:
+        self.penalty[peer_id] = now + PENALTY_MS
+        self.penalize(peer_id, code, message)
+        for job in self.jobs.values():
+            job.download.remove_source(peer_id, now)
+
+    # --- the download's decisions ---
+
+    def _process(self, job: Job, now: int) -> None:
+        for action in job.download.take_actions():
+            if isinstance(action, AskManifest | AskChunk):
+                conn_id = self.holder.conn_of(action.peer_id)
+                if conn_id is None:
+                    job.download.remove_source(action.peer_id, now)
+                    continue
+                if isinstance(action, AskManifest):
+                    self.holder.send(conn_id, ManifestReq(id=action.manifest_id))
+                else:
+                    request = ChunkReqFrame(
+                        manifest=action.manifest_id, index=action.index, chunk=action.chunk_id
+                    )
+                    self.holder.send(conn_id, request)
+            elif isinstance(action, StoreChunk):
+                job.writes += 1
+                self._writes.put_nowait((job, action))
+            elif isinstance(action, SourceFailed):
+                if action.code != TIMEOUT:
+                    self._bad_source(action.peer_id, action.code, action.message, now)
+                logger.info("job %s: source %s failed: %s", job.job_id, action.peer_id, action.code)
+            elif isinstance(action, ManifestReady):
+                pinned = action.manifest.id in self.pinned
+                self.holder.add_manifest(action.manifest, pinned=pinned, stored_at=now)
+                job.download.already_held(
+                    i for i in range(job.download.total) if i not in self._missing(job)
+                )
+        self.changed.add(job.manifest_id)
+        self._check_done(job, now)
+
+    def _missing(self, job: Job) -> set[int]:
+        return set(self.holder.index.missing(job.manifest_id))
+
+    def _check_done(self, job: Job, now: int) -> None:
+        if self.jobs.get(job.manifest_id) is not job:
+            return
+        if job.download.complete and job.writes == 0:
+            if self.holder.index.complete(job.manifest_id):
+                self._finish(job, FetchJob.DONE, "", now)
+            else:  # a chunk went missing meanwhile (evicted, removed): fetch it again
+                for index in self.holder.index.missing(job.manifest_id):
+                    job.download.store_failed(index, now)
+            return
+        stalled = job.download.stalled() and job.writes == 0
+        if not stalled:
+            job.stalled_since = None
+            job.state = FetchJob.FETCHING
+            return
+        if job.stalled_since is None:
+            job.stalled_since = now
+        job.state = FetchJob.WAITING
+        if job.kind == FetchJob.REPLICATION and now - job.stalled_since >= NO_SOURCE_FAIL_MS:
+            bad = any(code != TIMEOUT for code in job.download.failed.values())
+            self._finish(job, FetchJob.FAILED, "verify_failed" if bad else "no_source", now)
+
+    def tick(self, now: int) -> None:
+        for job in list(self.jobs.values()):
+            job.download.tick(now)
+            self._process(job, now)
+
+    # --- writes ---
+
+    async def run_writer(self) -> None:
+        """Store handed-out chunks one at a time (each write is fsynced)."""
+        while True:
+            job, action = await self._writes.get()
+            protect = set(self.jobs)
+            try:
+                await self.holder.write_chunk(action.chunk_id, action.data, protect=protect)
+            except SuperPeerError as exc:
+                now = self.clock()
+                job.writes -= 1
+                logger.warning("job %s: %s", job.job_id, exc)
+                if self.jobs.get(job.manifest_id) is job:
+                    self._finish(job, FetchJob.FAILED, exc.code, now)
+                continue
+            except OSError as exc:
+                now = self.clock()
+                job.writes -= 1
+                logger.error("job %s: writing chunk %s failed: %r", job.job_id, action.index, exc)
+                job.download.store_failed(action.index, now)
+                self._process(job, now)
+                continue
+            job.writes -= 1
+            self.changed.add(job.manifest_id)
+            self._check_done(job, self.clock())

@@ -1,0 +1,379 @@
+"""The super-peer as an asyncio service: a PeerJS peer driving a :class:`SwarmNode`.
+
+Connections (accepted and dialed, ``raw`` serialization for the wire protocol) feed the
+node; the node's actions go back out: frames to send, dials, closes, and content frames
+for the :class:`Holder` (serving) and the :class:`Fetcher` (jobs). Around it run the
+loops of :mod:`peers.superpeer.supervision`: announcing to beacons, syncing pins, jobs
+and blocks from the database, writing status, and listening on the channel layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from peers import identity
+from peers.peerjs.dataconnection import DataConnection
+from peers.peerjs.errors import PeerJSError
+from peers.peerjs.peer import Peer
+from peers.peerjs.tokens import key_bound_token
+from peers.protocol.errors import ProtocolError
+from peers.protocol.mesh import MeshOptions
+from peers.protocol.node import SwarmNode
+from peers.protocol.node_actions import (
+    Close,
+    Closed,
+    ContentReceived,
+    Deliver,
+    Dial,
+    Event,
+    Opened,
+    Send,
+)
+from peers.protocol.posts import verify_post
+from peers.protocol.ticket import make_ticket, verify_ticket
+from peers.protocol.wire import ChunkReq, ContentFrame, Have, ManifestReq
+
+from . import db
+from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
+from .fetcher import Fetcher
+from .holder import Holder
+from .holdings import HoldingsIndex
+from .store import ChunkStore
+
+logger = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 20.0
+DRAIN_ON_CLOSE_S = 2.0
+POST_TOPIC = "post"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Outbox:
+    """Frames for one connection, sent in order (a close goes after what came before)."""
+
+    def __init__(self, conn: DataConnection) -> None:
+        self.conn = conn
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    def put(self, data: bytes) -> None:
+        self.queue.put_nowait(data)
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        try:
+            while (data := await self.queue.get()) is not None:
+                await self.conn.send(data)
+            # Let the last frames (a bye) leave before the channel closes.
+            deadline = time.monotonic() + DRAIN_ON_CLOSE_S
+            while self.conn.buffered_amount > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        except PeerJSError:
+            pass
+        await self.conn.close()
+
+
+class SuperPeerService:
+    def __init__(self, config: SuperPeerConfig, *, key: Ed25519PrivateKey | None = None) -> None:
+        self.config = config
+        self.key = key or identity.load_or_create(config.key_path)[0]
+        self.peer_id = identity.peer_id_of(self.key)
+        self.store = ChunkStore(config.store_dir)
+        self.index = HoldingsIndex(quota=config.storage_bytes)
+        self.holder = Holder(self.store, self.index, self._send_content)
+        self.fetcher = Fetcher(
+            self.holder,
+            penalize=self._penalize,
+            clock=now_ms,
+            config=config.download,
+            max_jobs=config.max_jobs,
+        )
+        self.node: SwarmNode | None = None
+        self.peer: Peer | None = None
+        self.conns: dict[str, DataConnection] = {}
+        self.outboxes: dict[str, Outbox] = {}
+        self.stopping = asyncio.Event()
+        self.started = asyncio.Event()
+        self.blocked: set[str] = set()
+        self.started_at = now_ms()
+        self.posts_stored = 0
+        self._pump_scheduled = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ---
+
+    async def run(self) -> None:
+        """Start, serve until :meth:`stop`, then shut down gracefully."""
+        await self.start()
+        await self.stopping.wait()
+        await self.shutdown()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def start(self) -> None:
+        from .supervision import Supervisor
+
+        scan = await asyncio.to_thread(self.store.scan)
+        if scan.corrupt or scan.temp_removed:
+            logger.warning(
+                "store scan: removed %d corrupt chunk(s) %s and %d temp file(s)",
+                len(scan.corrupt),
+                scan.corrupt[:10],
+                scan.temp_removed,
+            )
+        self.index.load(scan.chunks)
+        self.scan_report = scan.as_json()
+        for held in await sync_to_async(db.load_holdings)(self.peer_id):
+            self.holder.add_manifest(held.manifest, pinned=held.pinned, stored_at=held.stored_at_ms)
+        await sync_to_async(db.register)(
+            self.peer_id, self.config.community, AGENT, self.config.storage_bytes, self.scan_report
+        )
+        logger.info(
+            "super-peer %s: %d chunks (%d bytes) in %s, %d manifests",
+            self.peer_id,
+            len(scan.chunks),
+            scan.bytes,
+            self.store.root,
+            len(self.holder.manifests),
+        )
+        now = now_ms()
+        self.node = SwarmNode(
+            peer_id=self.peer_id,
+            community=self.config.community,
+            private_key=self.key,
+            ticket=self.new_ticket(now),
+            mesh=MeshOptions(target=self.config.mesh_target, max_conns=self.config.max_connections),
+            caps=SUPERPEER_CAPS,
+            agent=AGENT,
+            now=now,
+        )
+        self.node.add_seeds([s for s in self.config.seeds if s != self.peer_id], now)
+        self.peer = Peer(
+            self.config.signal,
+            peer_id=self.peer_id,
+            token=key_bound_token(self.key),
+            ice=self.config.ice,
+            on_connection=self._incoming,
+        )
+        try:
+            await self.peer.start(timeout=OPEN_TIMEOUT_S)
+        except PeerJSError as exc:  # the signaling client keeps retrying on its own
+            logger.warning("signaling not open yet: %s", exc)
+        self.supervisor = Supervisor(self)
+        self.spawn(self.holder.uploader.run(), "uploader")
+        self.spawn(self.fetcher.run_writer(), "writer")
+        self.supervisor.start()
+        self.started.set()
+
+    async def shutdown(self) -> None:
+        """Say bye to every peer, close, persist the last status; stored content stays."""
+        logger.info("super-peer %s: shutting down", self.peer_id)
+        if self.node is not None:
+            self.node.leave(now_ms())
+            self.pump()
+        outboxes = list(self.outboxes.values())
+        for outbox in outboxes:
+            outbox.close()
+        if outboxes:
+            await asyncio.wait([o.task for o in outboxes], timeout=DRAIN_ON_CLOSE_S + 1)
+        if self.peer is not None:
+            with contextlib.suppress(Exception):
+                await self.peer.destroy()
+        await self.supervisor.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.persist(final=True)
+        await sync_to_async(db.mark_stopped)(self.peer_id)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("super-peer task %s failed", name)
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def new_ticket(self, now: int) -> dict[str, Any]:
+        ticket = make_ticket(
+            self.key,
+            community=self.config.community,
+            now=now,
+            ttl_ms=self.config.ticket_ttl_ms,
+            signal=[self.config.signal_url],
+            caps=list(SUPERPEER_CAPS),
+        )
+        verify_ticket(ticket, now=now, community=self.config.community)
+        return ticket
+
+    # --- connections ---
+
+    def _incoming(self, conn: DataConnection) -> None:
+        self.spawn(self._run_connection(conn, outbound=False), f"in-{conn.connection_id}")
+
+    def dial(self, peer_id: str) -> None:
+        if self.peer is None or self.stopping.is_set():
+            return
+        try:
+            conn = self.peer.connect(peer_id, serialization="raw", reliable=True)
+        except PeerJSError as exc:
+            assert self.node is not None
+            self.node.dial_failed(peer_id, now_ms(), exc.code)
+            return
+        self.spawn(self._run_connection(conn, outbound=True), f"out-{conn.connection_id}")
+
+    async def _run_connection(self, conn: DataConnection, *, outbound: bool) -> None:
+        node = self.node
+        assert node is not None
+        try:
+            await conn.wait_open(OPEN_TIMEOUT_S)
+        except PeerJSError as exc:
+            if outbound:
+                node.dial_failed(conn.peer, now_ms(), exc.code)
+                self.pump()
+            await conn.close()
+            return
+        if conn.serialization == "json":
+            # JSON cannot carry the binary wire frames: say so and close.
+            with contextlib.suppress(PeerJSError):
+                await conn.send({"error": "unsupported_serialization", "use": "raw"})
+                await conn.close(flush=True, flush_timeout=2)
+            await conn.close()
+            return
+        conn_id = conn.connection_id
+        self.conns[conn_id] = conn
+        self.outboxes[conn_id] = Outbox(conn)
+        node.opened(conn_id, conn.peer, outbound, now_ms())
+        self.pump()
+        try:
+            async for data in conn:
+                if not isinstance(data, bytes | bytearray | memoryview | str):
+                    data = ""  # a BinaryPack map or list: not a frame (bad_frame)
+                node.receive(conn_id, data, now_ms())
+                self.pump()
+        except PeerJSError:
+            pass
+        finally:
+            node.closed(conn_id, now_ms())
+            self.pump()
+            self.conns.pop(conn_id, None)
+            outbox = self.outboxes.pop(conn_id, None)
+            if outbox is not None:
+                outbox.task.cancel()
+            gone = self.holder.closed(conn_id)
+            if gone is not None:
+                self.fetcher.peer_gone(gone, now_ms())
+                self.pump()
+            await conn.close()
+
+    # --- the node's decisions ---
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self.pump)
+
+    def pump(self) -> None:
+        """Carry out everything the node decided."""
+        self._pump_scheduled = False
+        node = self.node
+        if node is None:
+            return
+        while actions := node.take_actions():
+            for action in actions:
+                self._act(node, action)
+
+    def _act(self, node: SwarmNode, action: Any) -> None:
+        now = now_ms()
+        if isinstance(action, Send):
+            outbox = self.outboxes.get(action.conn_id)
+            if outbox is not None:
+                outbox.put(action.data)
+        elif isinstance(action, Close):
+            outbox = self.outboxes.get(action.conn_id)
+            if outbox is not None:
+                outbox.close()
+        elif isinstance(action, Dial):
+            if action.peer_id not in self.blocked:
+                self.dial(action.peer_id)
+        elif isinstance(action, Opened):
+            conn = self.conns.get(action.conn_id)
+            if conn is not None:
+                self.holder.opened(action.conn_id, action.peer_id, conn)
+                self.fetcher.peer_connected(action.peer_id, now)
+        elif isinstance(action, Closed):
+            gone = self.holder.closed(action.conn_id)
+            if gone is not None:
+                self.fetcher.peer_gone(gone, now)
+        elif isinstance(action, ContentReceived):
+            self._content(action.conn_id, action.peer_id, action.frame, now)
+        elif isinstance(action, Deliver):
+            if action.message.topic == POST_TOPIC:
+                self.spawn(self._keep_post(action.message.data, now), "post")
+        elif isinstance(action, Event):
+            level = logging.WARNING if action.level in ("warn", "error") else logging.DEBUG
+            logger.log(
+                level,
+                "node %s %s (%s): %s",
+                action.source,
+                action.code,
+                action.peer_id,
+                action.message,
+            )
+
+    def _content(self, conn_id: str, peer_id: str, frame: ContentFrame, now: int) -> None:
+        if isinstance(frame, Have):
+            self.fetcher.on_have(peer_id, self.holder.on_have(peer_id, frame), now)
+        elif isinstance(frame, ManifestReq):
+            self.holder.on_manifest_req(conn_id, frame)
+        elif isinstance(frame, ChunkReq):
+            self.holder.on_chunk_req(conn_id, frame.manifest, frame.index, frame.chunk)
+        else:
+            self.fetcher.on_frame(peer_id, frame, now)
+
+    def _send_content(self, conn_id: str, frame: ContentFrame) -> bool:
+        if self.node is None:
+            return False
+        sent = self.node.send_content(conn_id, frame)
+        self._schedule_pump()
+        return sent
+
+    def _penalize(self, peer_id: str, code: str, message: str) -> None:
+        if self.node is None:
+            return
+        for conn_id, holder_peer in list(self.holder.conns.items()):
+            if holder_peer == peer_id:
+                self.node.content_violation(conn_id, code, message, now_ms())
+        self._schedule_pump()
+
+    async def _keep_post(self, envelope: object, now: int) -> None:
+        try:
+            entry = verify_post(envelope, now=now)
+        except ProtocolError as exc:
+            logger.info("dropped a post from gossip: %s", exc.code)
+            return
+        result = await sync_to_async(db.store_post)(entry)
+        if result == "stored":
+            self.posts_stored += 1
+        elif result == "fork":
+            logger.warning("post fork: %s seq %d", entry.author, entry.seq)

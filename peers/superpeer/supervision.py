@@ -1,0 +1,350 @@
+"""The super-peer's periodic work: ticks, adverts, presence, syncing with the database,
+status and job progress, and the channel-layer control messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+
+from peers.models import FetchJob
+from peers.protocol.replication_messages import report_message, status_message
+from peers.protocol.replication_model import FetchJob as PlannedJob
+from peers.protocol.replication_model import JobReport, JobState, SuperPeerStatus
+
+from . import db
+from .control import ALL_GROUP, REPLICATION_GROUP, Sync, group_for, parse_control
+from .errors import SuperPeerError
+from .rendezvous import Announcer
+
+if TYPE_CHECKING:
+    from .fetcher import Job
+    from .service import SuperPeerService
+
+logger = logging.getLogger(__name__)
+
+ADVERT_EVERY_S = 1.0
+STATUS_TO_PLANNER_EVERY_S = 30.0
+
+
+def pin_job_id(manifest_id: str, peer_id: str) -> str:
+    return f"pin-{manifest_id}-{peer_id[1:9]}"
+
+
+class Supervisor:
+    def __init__(self, service: SuperPeerService) -> None:
+        self.service = service
+        self.config = service.config
+        self.announcer = Announcer(self.config.beacon_urls, self.config.community)
+        self.sync_now = asyncio.Event()
+        self.layer: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_planner_status = 0.0
+
+    def start(self) -> None:
+        spawn = self.service.spawn
+        self._tasks = [
+            spawn(self._every(self.config.tick_s, self.tick), "tick"),
+            spawn(self._every(ADVERT_EVERY_S, self.advertise), "adverts"),
+            spawn(self._announce_loop(), "announce"),
+            spawn(self._sync_loop(), "sync"),
+            spawn(self._every(self.config.status_s, self.persist), "status"),
+        ]
+        if self.config.use_channel_layer:
+            self._tasks.append(spawn(self._control_loop(), "control"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.announcer.close()
+
+    async def _every(self, seconds: float, work: Any) -> None:
+        while True:
+            result = work()
+            if asyncio.iscoroutine(result):
+                try:
+                    await result
+                except Exception:
+                    logger.exception("periodic %s failed", getattr(work, "__name__", work))
+            await asyncio.sleep(seconds)
+
+    # --- the node and the content layer ---
+
+    def tick(self) -> None:
+        service = self.service
+        now = service_now()
+        if service.node is not None:
+            service.node.tick(now)
+        service.fetcher.tick(now)
+        service.pump()
+
+    def advertise(self) -> None:
+        self.service.holder.advertise_changes()
+        self.service.pump()
+
+    # --- presence ---
+
+    async def _announce_loop(self) -> None:
+        while True:
+            service = self.service
+            now = service_now()
+            ticket = service.new_ticket(now)
+            if service.node is not None:
+                service.node.set_ticket(ticket)
+                tickets = await self.announcer.announce(ticket, now)
+                service.node.add_candidates(
+                    [t for t in tickets if t.peer_id not in service.blocked],
+                    "beacon",
+                    service_now(),
+                )
+                service.pump()
+            await asyncio.sleep(self.config.announce_s)
+
+    # --- pins, jobs and blocks from the database ---
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except Exception:
+                logger.exception("sync with the database failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sync_now.wait(), self.config.sync_s)
+            self.sync_now.clear()
+
+    async def sync(self) -> None:
+        service = self.service
+        me = service.peer_id
+        holder, fetcher = service.holder, service.fetcher
+        pins = await sync_to_async(db.pinned_manifests)(me)
+        fetcher.pinned = pins
+        for manifest_id, held in holder.index.manifests.items():
+            pinned = manifest_id in pins
+            if held.pinned != pinned:
+                holder.index.set_pinned(manifest_id, pinned)
+                holder.changed.add(manifest_id)
+        now = service_now()
+        tracked = fetcher.job_ids()
+        for manifest_id in sorted(pins):
+            if holder.index.complete(manifest_id) or manifest_id in fetcher.jobs:
+                continue
+            job_id = pin_job_id(manifest_id, me)
+            if job_id in tracked:
+                continue
+            await sync_to_async(db.ensure_pin_job)(me, manifest_id, job_id)
+            fetcher.start(job_id, FetchJob.PIN, manifest_id, (), now)
+        for job in list(fetcher.jobs.values()):
+            if job.kind == FetchJob.PIN and job.manifest_id not in pins:
+                fetcher.cancel(job.job_id, "unpinned", now)
+        active = await sync_to_async(db.active_jobs)(me)
+        active_ids = {row.job_id for row in active}
+        for row in active:
+            if row.kind == FetchJob.REPLICATION and row.job_id not in tracked:
+                fetcher.start(row.job_id, row.kind, row.manifest_id, row.sources, now)
+        for job in list(fetcher.jobs.values()):
+            for job_id in (job.job_id, *job.aliases):
+                if job_id not in active_ids and job.kind == FetchJob.REPLICATION:
+                    state = await sync_to_async(db.job_state)(job_id)
+                    if state == FetchJob.CANCELLED:
+                        fetcher.cancel(job_id, "cancelled", now)
+        blocked = await sync_to_async(db.blocked_peers)()
+        node = service.node
+        if node is not None:
+            for peer_id in blocked - service.blocked:
+                node.block(peer_id, now)
+            for peer_id in service.blocked - blocked:
+                node.unblock(peer_id)
+        service.blocked = blocked
+        service.pump()
+
+    # --- control messages ---
+
+    async def _control_loop(self) -> None:
+        from channels.layers import get_channel_layer
+
+        self.layer = layer = get_channel_layer()
+        if layer is None:
+            return
+        me = self.service.peer_id
+        channel = await layer.new_channel()
+        await layer.group_add(ALL_GROUP, channel)
+        await layer.group_add(group_for(me), channel)
+        try:
+            while True:
+                message = await layer.receive(channel)
+                try:
+                    control = parse_control(message, me=me)
+                except SuperPeerError as exc:
+                    logger.warning("refused a control message: %s", exc)
+                    continue
+                now = service_now()
+                if isinstance(control, Sync):
+                    self.sync_now.set()
+                elif isinstance(control, PlannedJob):
+                    self.service.fetcher.start(
+                        control.job_id,
+                        FetchJob.REPLICATION,
+                        control.manifest_id,
+                        control.sources,
+                        now,
+                    )
+                    self.service.pump()
+                else:
+                    self.service.fetcher.cancel(control.job_id, control.reason.value, now)
+        finally:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(ALL_GROUP, channel)
+                await layer.group_discard(group_for(me), channel)
+
+    # --- what the admin and the planner see ---
+
+    async def persist(self, *, final: bool = False) -> None:
+        service = self.service
+        holder, fetcher, index = service.holder, service.fetcher, service.index
+        manifests = [holder.manifests[m] for m in holder.changed if m in holder.manifests]
+        holdings = [
+            (
+                m,
+                index.held(m),
+                holder.bytes_held(m),
+                index.complete(m),
+                bool(index.manifests.get(m) and index.manifests[m].pinned),
+            )
+            for m in sorted(holder.changed)
+        ]
+        now = service_now()
+        status = self._status(now)
+        changed_holdings = set(holder.changed)
+        holder.changed.clear()
+        jobs: list[tuple[str, Job]] = []
+        for manifest_id in sorted(fetcher.changed):
+            job = fetcher.jobs.get(manifest_id)
+            if job is not None:
+                jobs += [(job_id, job) for job_id in (job.job_id, *job.aliases)]
+        jobs += list(fetcher.finished.items())
+        changed_jobs, finished = set(fetcher.changed), dict(fetcher.finished)
+        fetcher.changed.clear()
+        fetcher.finished.clear()
+
+        def write() -> None:
+            for manifest in manifests:
+                db.save_manifest(manifest)
+            if holdings:
+                db.save_holdings(service.peer_id, holdings)
+            for job_id, job in jobs:
+                db.update_job(job_id, **_job_fields(job, final=final))
+            db.write_status(service.peer_id, **status)
+
+        try:
+            await sync_to_async(write)()
+        except Exception:
+            # Written next time: nothing is lost while the database is away.
+            holder.changed |= changed_holdings
+            fetcher.changed |= changed_jobs
+            fetcher.finished.update(finished)
+            raise
+        await self._tell_planner(jobs, now)
+
+    def _status(self, now: int) -> dict[str, Any]:
+        service = self.service
+        node, holder, index = service.node, service.holder, service.index
+        connections = []
+        for view in node.connected_peers(now) if node is not None else []:
+            connections.append(
+                {
+                    "peer_id": view.peer_id,
+                    "outbound": view.outbound,
+                    "since": view.since,
+                    "rtt_ms": None if view.rtt is None else round(view.rtt, 1),
+                    "loss": round(view.loss, 3),
+                    "health": view.health,
+                    "bytes_in": view.bytes_in,
+                    "bytes_out": view.bytes_out + holder.stats.served_to.get(view.peer_id, 0),
+                    "agent": view.agent,
+                }
+            )
+        stats = dict(vars(holder.stats))
+        stats.pop("served_to")
+        if node is not None:
+            stats["node"] = {k: v for k, v in asdict(node.stats).items() if k != "dropped"}
+            stats["dropped"] = dict(node.stats.dropped)
+        stats["announce"] = {
+            "attempts": self.announcer.attempts,
+            "successes": self.announcer.successes,
+            "errors": dict(self.announcer.last_error),
+        }
+        stats["posts_stored"] = service.posts_stored
+        stats["uptime_s"] = (now - service.started_at) // 1000
+        return {
+            "storage_used": index.used,
+            "pinned_bytes": index.pinned_bytes(),
+            "chunk_count": len(index.present),
+            "connections": connections,
+            "stats": stats,
+        }
+
+    async def _tell_planner(self, jobs: list[tuple[str, Job]], now: int) -> None:
+        layer = self.layer
+        if layer is None:
+            return
+        me = self.service.peer_id
+        messages = []
+        for job_id, job in jobs:
+            if job.kind != FetchJob.REPLICATION:
+                continue
+            state = {FetchJob.DONE: JobState.DONE, FetchJob.FAILED: JobState.FAILED}.get(
+                job.state, JobState.PROGRESS
+            )
+            reason = job.reason if state == JobState.FAILED else ""
+            report = JobReport(
+                job_id=job_id,
+                fetcher=me,
+                manifest_id=job.manifest_id,
+                state=state,
+                chunks=self.service.index.held(job.manifest_id),
+                failed_sources=tuple(job.download.failed_sources()[:16]),
+                reason=reason if reason in _FAIL_REASONS else ("error" if reason else ""),
+            )
+            messages.append(report_message(report))
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now - self._last_planner_status >= STATUS_TO_PLANNER_EVERY_S:
+            self._last_planner_status = loop_now
+            status = SuperPeerStatus(
+                peer_id=me,
+                storage_budget=self.config.storage_bytes,
+                storage_used=self.service.index.used,
+                max_jobs=self.config.max_jobs,
+            )
+            messages.append(status_message(status))
+        for message in messages:
+            try:
+                await layer.group_send(REPLICATION_GROUP, message)
+            except Exception:
+                logger.info("could not publish %s", message["type"], exc_info=True)
+
+
+_FAIL_REASONS = {"no_source", "storage_full", "verify_failed", "error"}
+
+
+def _job_fields(job: Job, *, final: bool) -> dict[str, Any]:
+    state = job.state
+    if final and state in (FetchJob.FETCHING, FetchJob.WAITING):
+        state = FetchJob.QUEUED  # resumes on the next start
+    return {
+        "state": state,
+        "chunks_total": job.download.total,
+        "chunks_done": job.download.done,
+        "failed_sources": job.download.failed_sources(),
+        "reason": job.reason,
+    }
+
+
+def service_now() -> int:
+    from .service import now_ms
+
+    return now_ms()
