@@ -12,12 +12,18 @@ from __future__ import annotations
 import os
 import time
 
-from tests.support.swarm_network import T0, Network, make_identity
+from peers.protocol.ticket import Ticket
+from tests.support.swarm_network import T0, Network, SimPeer, make_identity
 
 PEERS = int(os.environ.get("SWARM_SIM_PEERS", "300"))
 BOOTSTRAP = 3
 MAX_MESH_ROUNDS = 40
 MAX_GOSSIP_ROUNDS = 30
+
+
+def ticket_of(peer: SimPeer) -> Ticket:
+    assert peer.identity is not None
+    return peer.identity.ticket
 
 
 def test_simulated_nodes_all_know_8_others_and_gossip_reaches_99_percent() -> None:
@@ -30,7 +36,7 @@ def test_simulated_nodes_all_know_8_others_and_gossip_reaches_99_percent() -> No
             other = peers[int(net.random() * PEERS)]
             if other is not peer:
                 known.add(other.peer_id)
-        tickets = [net.peer(p).identity.ticket for p in known]  # type: ignore[union-attr]
+        tickets = [ticket_of(net.peer(p)) for p in known]
         peer.node.add_candidates(tickets, "beacon", net.now)
 
     net.start()
