@@ -128,7 +128,9 @@ def save_manifest(manifest: Manifest) -> None:
 @transaction.atomic
 def save_holdings(peer_id: str, changes: list[tuple[str, int, int, bool, bool]]) -> None:
     """(manifest id, chunks held, bytes held, complete, pinned); 0 chunks deletes it."""
-    superpeer = SuperPeer.objects.get(peer_id=peer_id)
+    superpeer = SuperPeer.objects.filter(peer_id=peer_id).first()
+    if superpeer is None:
+        return
     for manifest_id, chunks, size, complete, pinned in changes:
         holdings = Holding.objects.filter(superpeer=superpeer, manifest__manifest_id=manifest_id)
         if chunks == 0 and not pinned:
@@ -153,12 +155,23 @@ def delete_holding(peer_id: str, manifest_id: str) -> None:
     Holding.objects.filter(superpeer__peer_id=peer_id, manifest__manifest_id=manifest_id).delete()
 
 
-def write_status(peer_id: str, **fields: Any) -> None:
-    SuperPeer.objects.filter(peer_id=peer_id).update(last_seen=timezone.now(), **fields)
+def write_status(peer_id: str, community: str, **fields: Any) -> bool:
+    """Update the super-peer's row; True when it had to be made again (someone deleted it,
+    and its holdings with it: the caller writes them all again)."""
+    updated = SuperPeer.objects.filter(peer_id=peer_id).update(last_seen=timezone.now(), **fields)
+    if updated:
+        return False
+    SuperPeer.objects.update_or_create(
+        peer_id=peer_id,
+        defaults={"community": community, "last_seen": timezone.now(), **fields},
+    )
+    return True
 
 
 def mark_stopped(peer_id: str) -> None:
-    write_status(peer_id, state=SuperPeer.STOPPED, connections=[])
+    SuperPeer.objects.filter(peer_id=peer_id).update(
+        last_seen=timezone.now(), state=SuperPeer.STOPPED, connections=[]
+    )
     FetchJob.objects.filter(peer_id=peer_id, state=FetchJob.FETCHING).update(state=FetchJob.QUEUED)
 
 

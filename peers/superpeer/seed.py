@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import transaction
 
-from peers.models import FileManifest, Holding, SuperPeer
+from peers.models import FileManifest, Holding, Pin, SuperPeer
 from peers.protocol.chunks import encrypt_file, share_fragment
 from peers.protocol.manifest import Manifest, make_manifest, normalize_mime, verify_manifest
 
@@ -48,25 +48,45 @@ def seed_file(
         author, encrypted, name=name, mime=normalize_mime(mime), created_at=time.time_ns() // 10**6
     )
     manifest = verify_manifest(envelope)
-    for chunk in encrypted.chunks:
-        store.write(chunk.id, chunk.ciphertext)
+    hold(
+        store,
+        peer_id=peer_id,
+        manifest=manifest,
+        chunks=[c.ciphertext for c in encrypted.chunks],
+        community=community,
+        pinned=pinned,
+    )
+    return Seeded(manifest, encrypted.key)
+
+
+def hold(
+    store: ChunkStore,
+    *,
+    peer_id: str,
+    manifest: Manifest,
+    chunks: list[bytes],
+    community: str = "main",
+    pinned: bool = True,
+) -> None:
+    """Write a file's chunks (verified by the store) and record the holding, pinned."""
+    for chunk_id, data in zip(manifest.chunks, chunks, strict=True):
+        store.write(chunk_id, data)
     with transaction.atomic():
-        SuperPeer.objects.get_or_create(peer_id=peer_id, defaults={"community": community})
+        superpeer, _ = SuperPeer.objects.get_or_create(
+            peer_id=peer_id, defaults={"community": community}
+        )
         db.save_manifest(manifest)
         Holding.objects.update_or_create(
-            superpeer=SuperPeer.objects.get(peer_id=peer_id),
+            superpeer=superpeer,
             manifest=FileManifest.objects.get(manifest_id=manifest.id),
             defaults={
-                "chunks_held": len(encrypted.chunks),
-                "bytes_held": sum(len(c.ciphertext) for c in encrypted.chunks),
+                "chunks_held": len(chunks),
+                "bytes_held": sum(len(c) for c in chunks),
                 "complete": True,
                 "pinned": pinned,
             },
         )
         if pinned:
-            from peers.models import Pin
-
             Pin.objects.get_or_create(
                 manifest_id=manifest.id, peer_id=peer_id, defaults={"source": Pin.API}
             )
-    return Seeded(manifest, encrypted.key)

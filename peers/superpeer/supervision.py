@@ -231,17 +231,19 @@ class Supervisor:
         fetcher.changed.clear()
         fetcher.finished.clear()
 
-        def write() -> None:
+        def write() -> bool:
+            recreated = db.write_status(service.peer_id, self.config.community, **status)
             for manifest in manifests:
                 db.save_manifest(manifest)
             if holdings:
                 db.save_holdings(service.peer_id, holdings)
             for job_id, job in jobs:
                 db.update_job(job_id, **_job_fields(job, final=final))
-            db.write_status(service.peer_id, **status)
+            return recreated
 
         try:
-            await sync_to_async(write)()
+            if await sync_to_async(write)():
+                holder.changed |= set(holder.manifests)
         except Exception:
             # Written next time: nothing is lost while the database is away.
             holder.changed |= changed_holdings
@@ -281,6 +283,7 @@ class Supervisor:
         stats["posts_stored"] = service.posts_stored
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {
+            "state": "running",
             "storage_used": index.used,
             "pinned_bytes": index.pinned_bytes(),
             "chunk_count": len(index.present),

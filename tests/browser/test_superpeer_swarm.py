@@ -1,0 +1,192 @@
+"""Chromium pages (the real peerjs client and the swarm's own browser modules) and a real
+super-peer process: the swarm protocol over each PeerJS serialization, and a file that
+outlives the page that shared it because the super-peer pinned it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from peers.models import FetchJob, Holding, SuperPeer
+from peers.services import superpeer_pin
+from peers.superpeer.supervision import pin_job_id
+from tests.browser.conftest import new_context
+from tests.support.live import Server, start_daphne
+from tests.support.superpeer import (
+    SuperPeerProcess,
+    community_name,
+    start_superpeer,
+    wait_until,
+)
+from tests.support.superpeer_page import serve_swarm_page
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def web(
+    live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
+) -> Iterator[Server]:
+    server = start_daphne(
+        tmp_path_factory.mktemp("spb-web"),
+        artifacts_dir,
+        {"SWARM_BEACON_PEER_INTERVAL_S": "1"},
+        name="spb-web",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def community() -> str:
+    return community_name("spb")
+
+
+@pytest.fixture(scope="module")
+def superpeer(
+    web: Server,
+    community: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    artifacts_dir: Path,
+) -> Iterator[SuperPeerProcess]:
+    sp = start_superpeer(
+        tmp_path_factory.mktemp("spb-sp"), artifacts_dir, web, community, name="spb-superpeer"
+    )
+    yield sp
+    sp.stop()
+    assert sp.proc.returncode == 0, sp.log()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[str]:
+    with serve_swarm_page() as url:
+        yield url
+
+
+def open_page(browser: Browser, origin: str, web: Server, community: str) -> Page:
+    context = new_context(browser, origin)
+    page = context.new_page()
+    page.goto(origin + "/")
+    page.wait_for_function("() => window.harnessReady === true")
+    options = {"host": "127.0.0.1", "port": web.port, "path": "/signal/", "key": "peerjs"}
+    page.evaluate("(o) => harness.start(o)", {**options, "community": community})
+    return page
+
+
+def state(page: Page, cid: str) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate("(c) => harness.state(c)", cid)
+    return result
+
+
+def connections_of(peer_id: str) -> set[str]:
+    row = SuperPeer.objects.get(peer_id=peer_id)
+    return {c["peer_id"] for c in row.connections}
+
+
+@pytest.mark.parametrize("serialization", ["raw", "binary"])
+def test_a_page_speaks_the_swarm_protocol_with_the_super_peer(
+    browser: Browser,
+    origin: str,
+    web: Server,
+    community: str,
+    superpeer: SuperPeerProcess,
+    serialization: str,
+) -> None:
+    page = open_page(browser, origin, web, community)
+    try:
+        page_id = page.evaluate("() => harness.peerId")
+        cid = page.evaluate(
+            "([id, s]) => harness.connect(id, s)", [superpeer.peer_id, serialization]
+        )
+        hello = page.evaluate("(c) => harness.until(c, 's => s.hello')", cid)["hello"]
+        assert hello["peerId"] == superpeer.peer_id
+        assert hello["v"] == 1
+        assert {"superpeer", "chunks"} <= set(hello["caps"])
+        assert hello["agent"] == "swarm-superpeer/1"
+        # It took our hello (ticket checked against the PeerJS id): it lists us as open.
+        wait_until(lambda: page_id in connections_of(superpeer.peer_id), 10, "the super-peer")
+        # Content frames round trip: an unknown manifest is answered with nil.
+        unknown = "A" * 43
+        answer = page.evaluate(
+            "([c, id]) => harness.links[c].ask({t: 'manifest_req', id}, 'manifest:' + id)",
+            [cid, unknown],
+        )
+        assert answer == {"t": "manifest", "id": unknown, "manifest": None}
+        assert state(page, cid)["bye"] is None
+    finally:
+        page.context.close()
+
+
+def test_a_json_connection_is_told_to_use_raw_and_closed(
+    browser: Browser,
+    origin: str,
+    web: Server,
+    community: str,
+    superpeer: SuperPeerProcess,
+) -> None:
+    page = open_page(browser, origin, web, community)
+    try:
+        cid = page.evaluate("([id]) => harness.connect(id, 'json')", [superpeer.peer_id])
+        final = page.evaluate("(c) => harness.until(c, 's => s.closed')", cid)
+        assert final["other"] == [{"error": "unsupported_serialization", "use": "raw"}]
+        assert final["hello"] is None
+    finally:
+        page.context.close()
+
+
+def test_a_file_outlives_the_page_that_shared_it_once_the_super_peer_pins_it(
+    browser: Browser,
+    origin: str,
+    web: Server,
+    community: str,
+    superpeer: SuperPeerProcess,
+) -> None:
+    uploader = open_page(browser, origin, web, community)
+    cid = uploader.evaluate("([id]) => harness.connect(id, 'raw')", [superpeer.peer_id])
+    uploader.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
+    shared = uploader.evaluate("() => harness.share(5 * 1024 * 1024 + 777, 'holiday.mov')")
+    manifest_id = shared["manifestId"]
+
+    superpeer_pin(manifest_id)
+    wait_until(
+        lambda: Holding.objects.filter(
+            superpeer__peer_id=superpeer.peer_id, manifest__manifest_id=manifest_id, complete=True
+        ).exists(),
+        60,
+        "the super-peer's copy",
+        superpeer,
+    )
+    served_by_page = uploader.evaluate("() => harness.served")
+    assert served_by_page >= shared["chunks"]
+    job = FetchJob.objects.get(job_id=pin_job_id(manifest_id, superpeer.peer_id))
+    assert (job.state, job.chunks_done, job.chunks_total) == (
+        "done",
+        shared["chunks"],
+        shared["chunks"],
+    )
+    # The super-peer advertises its new copy to the page.
+    uploader.evaluate(
+        "([c, m, n]) => harness.until(c, `s => s.have['${m}'] === ${n}`)",
+        [cid, manifest_id, shared["chunks"]],
+    )
+    uploader.context.close()  # the only other holder is gone
+
+    downloader = open_page(browser, origin, web, community)
+    try:
+        cid = downloader.evaluate("([id]) => harness.connect(id, 'raw')", [superpeer.peer_id])
+        have = downloader.evaluate(
+            "(c) => harness.until(c, 's => Object.keys(s.have).length')", cid
+        )
+        assert have["have"][manifest_id] == shared["chunks"]
+        got = downloader.evaluate(
+            "([c, m, k]) => harness.download([c], m, k)", [cid, manifest_id, shared["key"]]
+        )
+        assert got["sha256"] == shared["sha256"]
+        assert got["size"] == 5 * 1024 * 1024 + 777
+    finally:
+        downloader.context.close()
