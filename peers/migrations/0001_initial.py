@@ -5,128 +5,232 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='FetchJob',
+            name="FetchJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('job_id', models.CharField(max_length=96, unique=True)),
-                ('kind', models.CharField(choices=[('pin', 'pin'), ('replication', 'replication')], max_length=12)),
-                ('peer_id', models.CharField(db_index=True, help_text='the fetching super-peer', max_length=33)),
-                ('manifest_id', models.CharField(max_length=43)),
-                ('state', models.CharField(choices=[('queued', 'queued'), ('fetching', 'fetching'), ('waiting', 'waiting for a holder'), ('done', 'done'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='queued', max_length=10)),
-                ('chunks_total', models.IntegerField(default=0)),
-                ('chunks_done', models.IntegerField(default=0)),
-                ('sources', models.JSONField(blank=True, default=list)),
-                ('failed_sources', models.JSONField(blank=True, default=list)),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('attempt', models.IntegerField(default=1)),
-                ('deadline_ms', models.BigIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("job_id", models.CharField(max_length=96, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("pin", "pin"), ("replication", "replication")], max_length=12
+                    ),
+                ),
+                (
+                    "peer_id",
+                    models.CharField(
+                        db_index=True, help_text="the fetching super-peer", max_length=33
+                    ),
+                ),
+                ("manifest_id", models.CharField(max_length=43)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("fetching", "fetching"),
+                            ("waiting", "waiting for a holder"),
+                            ("done", "done"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("chunks_total", models.IntegerField(default=0)),
+                ("chunks_done", models.IntegerField(default=0)),
+                ("sources", models.JSONField(blank=True, default=list)),
+                ("failed_sources", models.JSONField(blank=True, default=list)),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                ("attempt", models.IntegerField(default=1)),
+                ("deadline_ms", models.BigIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'fetch job',
-                'ordering': ['-updated_at'],
+                "verbose_name": "fetch job",
+                "ordering": ["-updated_at"],
             },
         ),
         migrations.CreateModel(
-            name='FileManifest',
+            name="FileManifest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('manifest_id', models.CharField(max_length=43, unique=True)),
-                ('envelope', models.JSONField()),
-                ('file_id', models.CharField(max_length=22)),
-                ('name', models.CharField(max_length=255)),
-                ('mime', models.CharField(max_length=129)),
-                ('size', models.BigIntegerField()),
-                ('chunk_count', models.IntegerField()),
-                ('author', models.CharField(db_index=True, max_length=33)),
-                ('created_at_ms', models.BigIntegerField()),
-                ('first_seen', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("manifest_id", models.CharField(max_length=43, unique=True)),
+                ("envelope", models.JSONField()),
+                ("file_id", models.CharField(max_length=22)),
+                ("name", models.CharField(max_length=255)),
+                ("mime", models.CharField(max_length=129)),
+                ("size", models.BigIntegerField()),
+                ("chunk_count", models.IntegerField()),
+                ("author", models.CharField(db_index=True, max_length=33)),
+                ("created_at_ms", models.BigIntegerField()),
+                ("first_seen", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'file manifest',
-                'ordering': ['-first_seen'],
+                "verbose_name": "file manifest",
+                "ordering": ["-first_seen"],
             },
         ),
         migrations.CreateModel(
-            name='SuperPeer',
+            name="SuperPeer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('peer_id', models.CharField(max_length=33, unique=True)),
-                ('community', models.CharField(max_length=63)),
-                ('state', models.CharField(choices=[('running', 'running'), ('stopped', 'stopped')], default='stopped', max_length=8)),
-                ('agent', models.CharField(blank=True, max_length=64)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('last_seen', models.DateTimeField(blank=True, null=True)),
-                ('storage_budget', models.BigIntegerField(default=0, help_text='quota in bytes')),
-                ('storage_used', models.BigIntegerField(default=0, help_text='bytes of chunks on disk')),
-                ('pinned_bytes', models.BigIntegerField(default=0)),
-                ('chunk_count', models.IntegerField(default=0)),
-                ('connections', models.JSONField(blank=True, default=list, help_text='open peer connections')),
-                ('stats', models.JSONField(blank=True, default=dict)),
-                ('last_scan', models.JSONField(blank=True, default=dict, help_text='store scan at start')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("peer_id", models.CharField(max_length=33, unique=True)),
+                ("community", models.CharField(max_length=63)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("running", "running"), ("stopped", "stopped")],
+                        default="stopped",
+                        max_length=8,
+                    ),
+                ),
+                ("agent", models.CharField(blank=True, max_length=64)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("last_seen", models.DateTimeField(blank=True, null=True)),
+                ("storage_budget", models.BigIntegerField(default=0, help_text="quota in bytes")),
+                (
+                    "storage_used",
+                    models.BigIntegerField(default=0, help_text="bytes of chunks on disk"),
+                ),
+                ("pinned_bytes", models.BigIntegerField(default=0)),
+                ("chunk_count", models.IntegerField(default=0)),
+                (
+                    "connections",
+                    models.JSONField(blank=True, default=list, help_text="open peer connections"),
+                ),
+                ("stats", models.JSONField(blank=True, default=dict)),
+                (
+                    "last_scan",
+                    models.JSONField(blank=True, default=dict, help_text="store scan at start"),
+                ),
             ],
             options={
-                'verbose_name': 'super-peer',
-                'ordering': ['peer_id'],
+                "verbose_name": "super-peer",
+                "ordering": ["peer_id"],
             },
         ),
         migrations.CreateModel(
-            name='Pin',
+            name="Pin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('manifest_id', models.CharField(max_length=43)),
-                ('peer_id', models.CharField(blank=True, help_text='empty = every super-peer', max_length=33)),
-                ('source', models.CharField(choices=[('admin', 'admin'), ('replication', 'replication'), ('api', 'api')], default='admin', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("manifest_id", models.CharField(max_length=43)),
+                (
+                    "peer_id",
+                    models.CharField(
+                        blank=True, help_text="empty = every super-peer", max_length=33
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("admin", "admin"),
+                            ("replication", "replication"),
+                            ("api", "api"),
+                        ],
+                        default="admin",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(fields=('manifest_id', 'peer_id'), name='one_pin')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("manifest_id", "peer_id"), name="one_pin")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Post',
+            name="Post",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('entry_hash', models.CharField(max_length=43, unique=True)),
-                ('author', models.CharField(max_length=33)),
-                ('seq', models.BigIntegerField()),
-                ('kind', models.CharField(max_length=8)),
-                ('envelope', models.JSONField()),
-                ('created_at_ms', models.BigIntegerField()),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("entry_hash", models.CharField(max_length=43, unique=True)),
+                ("author", models.CharField(max_length=33)),
+                ("seq", models.BigIntegerField()),
+                ("kind", models.CharField(max_length=8)),
+                ("envelope", models.JSONField()),
+                ("created_at_ms", models.BigIntegerField()),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['author', 'seq'],
-                'constraints': [models.UniqueConstraint(fields=('author', 'seq'), name='one_entry_per_seq')],
+                "ordering": ["author", "seq"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("author", "seq"), name="one_entry_per_seq")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Holding',
+            name="Holding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chunks_held', models.IntegerField(default=0)),
-                ('bytes_held', models.BigIntegerField(default=0)),
-                ('complete', models.BooleanField(default=False)),
-                ('pinned', models.BooleanField(default=False)),
-                ('stored_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('manifest', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holdings', to='peers.filemanifest')),
-                ('superpeer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holdings', to='peers.superpeer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chunks_held", models.IntegerField(default=0)),
+                ("bytes_held", models.BigIntegerField(default=0)),
+                ("complete", models.BooleanField(default=False)),
+                ("pinned", models.BooleanField(default=False)),
+                ("stored_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "manifest",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="holdings",
+                        to="peers.filemanifest",
+                    ),
+                ),
+                (
+                    "superpeer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="holdings",
+                        to="peers.superpeer",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-stored_at'],
-                'constraints': [models.UniqueConstraint(fields=('superpeer', 'manifest'), name='one_holding')],
+                "ordering": ["-stored_at"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("superpeer", "manifest"), name="one_holding")
+                ],
             },
         ),
     ]
