@@ -210,7 +210,10 @@ class Holding:
 
     def __post_init__(self) -> None:
         _digest_id(self.id, "have.manifests.id")
-        _int(0, MAX_CHUNKS_PER_MANIFEST)(self.chunks, "have.manifests.chunks")
+        _chunk_count(self.chunks, "have.manifests.chunks")
+
+
+_chunk_count = _int(0, MAX_CHUNKS_PER_MANIFEST)
 
 
 def _holding(value: object, name: str) -> Holding:
@@ -223,10 +226,11 @@ def _holding(value: object, name: str) -> Holding:
             raise _fail(f"{name}.{key} is missing")
     if len(value) != 2:
         raise _fail(f"{name} has an unknown field")
-    return Holding(
-        _digest_id(value["id"], f"{name}.id"),
-        _int(0, MAX_CHUNKS_PER_MANIFEST)(value["chunks"], f"{name}.chunks"),
-    )
+    # Checked here field by field: build without running the checks a second time.
+    holding = object.__new__(Holding)
+    object.__setattr__(holding, "id", _digest_id(value["id"], f"{name}.id"))
+    object.__setattr__(holding, "chunks", _chunk_count(value["chunks"], f"{name}.chunks"))
+    return holding
 
 
 @dataclass(frozen=True, slots=True)
