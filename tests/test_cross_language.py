@@ -157,6 +157,19 @@ def js_peers(js: JsNode, now: int) -> set[str]:
     return {p["peerId"] for p in js.state(now)["peers"]}
 
 
+# Data whose canonical JSON (JCS, which the gossip id hashes) is easy to get wrong: escapes,
+# non-BMP characters, keys that sort differently by UTF-16 unit than by code point.
+AWKWARD = {
+    "quote": '"q" \\ \n\t\u0000\u007f\u2028 h\u00e9llo \u2603 \U0001f600',
+    "\U0001f600": 1,
+    "\uffff": 2,
+    "\u00e9": "",
+    "big": 2**53 - 1,
+    "neg": -(2**53 - 1),
+    "nested": [{"b": 1, "a": [None, True, False]}, []],
+}
+
+
 def test_python_and_browser_nodes_complete_hello_pex_and_gossip_in_both_directions(
     js_nodes: list[JsNode],
 ) -> None:
@@ -192,20 +205,20 @@ def test_python_and_browser_nodes_complete_hello_pex_and_gossip_in_both_directio
     assert js.state(net.now)["stats"]["pexTickets"] >= 1
 
     # Gossip from Python: delivered by the browser node, relayed by it to the other Python node.
-    first = n1.publish("chat", {"text": "from python"}, net.now)
+    first = n1.publish("chat", {"text": "from python", **AWKWARD}, net.now)
     net.collect(p1.peer_id)
     assert net.run_until(lambda: first in j.delivered and first in p2.delivered, 4)
-    assert j.delivered[first].data == {"text": "from python"}
+    assert j.delivered[first].data == {"text": "from python", **AWKWARD}
     assert (p2.delivered[first].ttl, p2.delivered[first].origin) == (9, p1.peer_id)
 
     # Gossip from the browser: delivered by both Python nodes.
-    second = js.publish("chat", {"text": "from the browser", "n": -3}, net.now)
+    second = js.publish("chat", {"text": "from the browser", **AWKWARD}, net.now)
     net.collect(j.peer_id)
     assert net.run_until(lambda: second in p1.delivered and second in p2.delivered, 4)
     for peer in (p1, p2):
         message = peer.delivered[second]
         assert (message.data, message.ttl, message.origin) == (
-            {"text": "from the browser", "n": -3},
+            {"text": "from the browser", **AWKWARD},
             10,
             j.peer_id,
         )
