@@ -16,7 +16,8 @@ Phases, for each server:
    (~1.3 KB) in flight to its partner (closed loop) for ``--seconds``;
 2. latency at ``--latency-pairs`` pairs: each client sends to its partner at a fixed
    rate (open loop, ``--latency-rate`` messages/s in total), p50/p99 of send -> receive;
-3. memory: RSS growth of the server process(es) for ``--idle`` open, idle sockets.
+3. memory (measured first, on fresh servers): RSS growth of the server process(es) for
+   ``--idle`` open, idle sockets.
 
     .venv/bin/python bench/signaling.py [--seconds 8] [--rounds 3] [--idle 2000]
         [--redis-url redis://127.0.0.1:6379/11]  (that Redis database is flushed)
@@ -60,6 +61,7 @@ class Target:
     servers: list[Server]
     placement: Callable[[int], int]  # client index -> server index
     pids: list[int] = field(default_factory=list)
+    redis_url: str = ""
 
     def url(self, client: int) -> str:
         server = self.servers[self.placement(client) % len(self.servers)]
@@ -142,6 +144,20 @@ def start_reference(log_dir: Path) -> Server:
 # --- load --------------------------------------------------------------------------------
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds(url: str) -> float:
+    info = redis.Redis.from_url(url).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def new_id(n: int) -> str:
     return f"b{n}x{uuid.uuid4().hex[:10]}"
 
@@ -217,17 +233,28 @@ async def throughput(target: Target, pairs: int, window: int, seconds: float) ->
     await asyncio.sleep(2.0)  # warm-up
     state["measuring"] = True
     started = time.perf_counter()
+    server_cpu = cpu_seconds(target.pids)
+    own_cpu = time.process_time()
+    redis_cpu = redis_cpu_seconds(target.redis_url) if target.redis_url else 0.0
     await asyncio.sleep(seconds)
     state["measuring"] = False
     elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds(target.pids) - server_cpu
+    own_cpu = time.process_time() - own_cpu
+    if target.redis_url:
+        redis_cpu = redis_cpu_seconds(target.redis_url) - redis_cpu
     state["running"] = False
     await close_all(clients)
     await asyncio.gather(*tasks, return_exceptions=True)
     ms = [v / 1e6 for v in latencies]
+    count = max(1, state["count"])
     return {
         "rate": state["count"] / elapsed,
         "p50": percentile(ms, 50),
         "p99": percentile(ms, 99),
+        "server_us": server_cpu / count * 1e6,  # server CPU per relayed message
+        "redis_us": redis_cpu / count * 1e6,
+        "loadgen_cores": own_cpu / elapsed,
     }
 
 
@@ -340,9 +367,9 @@ def main() -> int:
     targets = [
         Target("reference", [reference], lambda n: 0),
         Target("ours 1p memory", memory, lambda n: 0),
-        Target("ours 1p redis", one, lambda n: 0),
-        Target("ours 2p split", two, lambda n: n),
-        Target("ours 2p local", two, lambda n: n // 2),
+        Target("ours 1p redis", one, lambda n: 0, redis_url=args.redis_url),
+        Target("ours 2p split", two, lambda n: n, redis_url=args.redis_url),
+        Target("ours 2p local", two, lambda n: n // 2, redis_url=args.redis_url),
     ]
     for target in targets:
         target.pids = [server.proc.pid for server in target.servers]
@@ -350,7 +377,16 @@ def main() -> int:
     targets = [t for t in targets if not wanted or t.name in wanted]
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
     p99s: dict[str, list[float]] = {t.name: [] for t in targets}
+    cpu: dict[str, list[float]] = {t.name: [] for t in targets}
     try:
+        print(f"memory: server RSS growth for {args.idle} idle sockets (fresh servers)", flush=True)
+        measured: set[tuple[int, ...]] = set()
+        for target in targets:
+            if tuple(target.pids) in measured:
+                continue
+            measured.add(tuple(target.pids))
+            kib = asyncio.run(idle_memory(target, args.idle))
+            print(f"  {target.name:15s} {kib:6.1f} KiB per socket", flush=True)
         print(
             f"throughput: {args.pairs} pairs x {args.window} in flight, ~1.3 KB OFFERs, "
             f"{args.seconds:.0f} s per run, {args.rounds} interleaved rounds",
@@ -361,9 +397,13 @@ def main() -> int:
                 result = asyncio.run(throughput(target, args.pairs, args.window, args.seconds))
                 rates[target.name].append(result["rate"])
                 p99s[target.name].append(result["p99"])
+                cpu[target.name].append(result["server_us"] + result["redis_us"])
                 print(
                     f"  round {round_no} {target.name:15s} {result['rate']:8,.0f} msg/s"
-                    f"  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms",
+                    f"  p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms"
+                    f"  | CPU per message: server {result['server_us']:5.1f} us"
+                    f" + Redis {result['redis_us']:4.1f} us"
+                    f" | load generator {result['loadgen_cores']:.2f} cores",
                     flush=True,
                 )
         print(
@@ -379,14 +419,6 @@ def main() -> int:
                 f" | closed loop {closed['rate']:8,.0f} msg/s  p99 {closed['p99']:6.1f} ms",
                 flush=True,
             )
-        print(f"memory: server RSS growth for {args.idle} idle sockets", flush=True)
-        measured: set[tuple[int, ...]] = set()
-        for target in targets:
-            if tuple(target.pids) in measured:
-                continue
-            measured.add(tuple(target.pids))
-            kib = asyncio.run(idle_memory(target, args.idle))
-            print(f"  {target.name:15s} {kib:6.1f} KiB per socket", flush=True)
     finally:
         for server in [reference, *memory, *one, *two]:
             server.stop()
@@ -398,6 +430,7 @@ def main() -> int:
                 f"  {name:15s} {median(values):8,.0f} ({max(values):,.0f}) msg/s"
                 f"  {median(values) / ref_median:.2f}x ({max(values) / ref_best:.2f}x)"
                 f"  p99 median {median(p99s[name]):.1f} ms"
+                f"  CPU {median(cpu[name]):.1f} us/message"
             )
     return 0
 

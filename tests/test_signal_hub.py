@@ -17,7 +17,8 @@ from peers.protocol.signal_token import make_signal_token
 from peers.signaling import directory as d
 from peers.signaling import messages as m
 from peers.signaling.config import SignalConfig
-from peers.signaling.hub import Claim, Close, Effect, Hub, Release, Route, Send
+from peers.signaling.effects import Claim, Close, Effect, Release, Route, Send
+from peers.signaling.hub import Hub
 from tests.support.keys import peer_id, seeded_key
 
 T0 = 1_800_000_000_000

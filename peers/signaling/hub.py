@@ -24,15 +24,20 @@ from peers.protocol.signal_token import verify_signal_token
 from . import directory as d
 from . import messages as m
 from .config import MAX_TOKEN_LENGTH, SignalConfig, is_valid_id
+from .effects import (
+    CLOSE_POLICY,
+    CLOSE_RESTART,
+    CLOSE_TOO_BIG,
+    Claim,
+    Close,
+    Effect,
+    Release,
+    Route,
+    Send,
+)
 
 CLAIMING, OPEN, CLOSED = 1, 2, 3
 
-# Servers may only send 1000 or an application code (autobahn enforces it): 40xx mirror
-# the standard 1008 (policy), 1009 (too big) and 1012 (service restart).
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 4008
-CLOSE_TOO_BIG = 4009
-CLOSE_RESTART = 4012
 
 # Texts of the refusals PeerJS has no message for; ``code`` carries the stable reason.
 MSG_BAD_ID = "Invalid id"
@@ -48,48 +53,6 @@ class Blocks(Protocol):
     def blocks(
         self, *, public_key: str | None = None, peer_id: str | None = None, ip: str | None = None
     ) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    conn: int
-    frame: str
-    src: str | None = None  # a relayed frame's sender, told LEAVE if this send fails
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    conn: int
-    code: int = CLOSE_NORMAL
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    conn: int
-    peer_id: str
-    holder: d.Holder
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    conn: int
-    peer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Deliver ``frame`` to ``dst`` held elsewhere, or queue it (``queueable``) until
-    ``deadline``; ``notify`` tells the sender when that fails (not for server frames)."""
-
-    src: str
-    dst: str
-    frame: str
-    queueable: bool
-    deadline: int
-    notify: bool = True
-
-
-Effect = Send | Close | Claim | Release | Route
 
 
 @dataclass(slots=True, eq=False)

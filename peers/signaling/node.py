@@ -25,7 +25,8 @@ from swarmweb.clock import now_ms
 from . import directory as d
 from . import messages as m
 from .config import SignalConfig
-from .hub import MSG_UNAVAILABLE, Blocks, Claim, Close, Effect, Hub, Release, Route, Send
+from .effects import Claim, Close, Effect, Release, Route, Send
+from .hub import MSG_UNAVAILABLE, Blocks, Hub
 from .metrics import record
 from .redis_directory import RedisDirectory
 
