@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from peers.protocol.errors import ProtocolError
 from peers.protocol.gossip import make_gossip
 from peers.protocol.mesh import DENY_MS, REFUSED_RETRY_MS, TRANSITIONS, MeshOptions
 from peers.protocol.node import FRAME_BURST, FRAME_RATE_PER_S, SwarmNode
@@ -237,3 +238,31 @@ def test_a_refreshed_ticket_goes_into_the_next_hello() -> None:
     assert hello.data == encode_frame(
         Hello(ticket=fresh, caps=("gossip", "pex"), agent="swarm-py/1")
     )
+
+
+def test_gossip_failing_its_topic_check_is_neither_delivered_nor_relayed_nor_held_against() -> None:
+    net, a, b, c = three_in_a_line()
+    assert a.identity is not None
+    middle = node_of(b)
+
+    def check_post(data: object, now: int) -> None:
+        if data == "forged":
+            raise ProtocolError("bad_post", "the post's signature does not verify")
+
+    middle.gossip_checks["post"] = check_post
+    [from_a] = [p.conn_id for p in middle.connected_peers(net.now) if p.peer_id == a.peer_id]
+    forged = make_gossip(
+        a.identity.key, origin=a.peer_id, community="main", topic="post", now=net.now, data="forged"
+    )
+    fine = make_gossip(
+        a.identity.key, origin=a.peer_id, community="main", topic="post", now=net.now, data="ok"
+    )
+    for frame in (forged, forged, fine):
+        middle.receive(from_a, encode_frame(frame), net.now)
+    net.collect(b.peer_id)
+    assert set(b.delivered) == {fine.id.hex()}
+    assert middle.stats.dropped == {"gossip_post_bad_post": 1}
+    assert middle.stats.gossip_duplicates == 1, "a second copy is not checked again"
+    assert middle.mesh.conns[from_a].violations == []
+    net.run_until(lambda: False, 2)
+    assert set(c.delivered) == {fine.id.hex()}, "only the good one went on"
