@@ -185,7 +185,6 @@ class Hub:
         c = self._conns.get(conn)
         if c is None or c.state != OPEN:
             return []
-        c.registered = False  # the id is someone else's now: do not release it
         return self._kick(c)
 
     # --- frames ----------------------------------------------------------------------
@@ -219,7 +218,7 @@ class Hub:
             if kind == m.LEAVE:
                 # The reference server forgets the sender here; we also close its socket
                 # so that it cannot go on speaking for an id it gave up.
-                c.state = CLOSED
+                c.state, c.registered = CLOSED, False
                 self._forget(c)
                 return [Release(conn, c.peer_id), Close(conn)]
             self.counters["dropped", "no_dst"] += 1
@@ -359,6 +358,7 @@ class Hub:
 
     def _kick(self, c: Connection) -> list[Effect]:
         c.state = CLOSED
+        c.registered = False  # its id belongs to the newer connection: never release it
         self._forget(c)
         self.counters["replaced", ""] += 1
         return [Send(c.conn, m.id_taken_frame("replaced")), Close(c.conn)]

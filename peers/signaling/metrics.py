@@ -26,7 +26,7 @@ COUNTERS: dict[str, tuple[str, str]] = {
 HELP = {
     "swarm_signal_relayed_total": "Signaling messages delivered to their destination, by type.",
     "swarm_signal_queued_total": "Signaling messages queued for an absent destination, by type.",
-    "swarm_signal_expired_total": "EXPIRE messages sent for queued messages nobody collected.",
+    "swarm_signal_expired_total": "Queues nobody collected, one per sender and destination.",
     "swarm_signal_refused_total": "Signaling sockets refused or closed by the server, by reason.",
     "swarm_signal_dropped_total": "Client frames dropped without reply, by reason.",
     "swarm_signal_opened_total": "Signaling ids opened, by result (open or replaced).",
