@@ -25,7 +25,7 @@ class Community(models.Model):
 
     @staticmethod
     def is_valid_name(name: str) -> bool:
-        return bool(COMMUNITY_RE.match(name))
+        return bool(COMMUNITY_RE.fullmatch(name))
 
 
 class PresenceTicket(models.Model):

@@ -105,3 +105,10 @@ def test_integral_json_floats_parse_as_ints_like_in_a_browser() -> None:
         "d": 1.5,
     }
     assert type(parse_json("2.0")) is int
+
+
+def test_peer_id_and_base64url_refuse_a_trailing_newline() -> None:
+    pid = peer_id_for_key(KEY.public_key().public_bytes_raw())
+    assert not is_key_bound_id(pid + "\n")
+    with pytest.raises(ProtocolError):
+        b64url_decode("AAE\n", field="x")

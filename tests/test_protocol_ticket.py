@@ -81,3 +81,13 @@ def test_ticket_for_another_community_is_wrong_community() -> None:
 def test_bad_body_fields_are_refused(kw: dict[str, object], code: str) -> None:
     env = make_ticket(ALICE, now=NOW, **{"community": "main", **kw})  # type: ignore[arg-type]
     assert code_of(env, community=None) == code
+
+
+@pytest.mark.parametrize(
+    "kw", [{"nonce": "abcdefgh\n"}, {"community": "main\n"}, {"caps": ["relay\n"]}]
+)
+def test_a_trailing_newline_is_not_accepted_where_the_browser_refuses_it(
+    kw: dict[str, object],
+) -> None:
+    env = make_ticket(ALICE, now=NOW, **{"community": "main", **kw})  # type: ignore[arg-type]
+    assert code_of(env, community=None) == "bad_body"

@@ -216,7 +216,7 @@ class SignalingCore:
         timing: Timing | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        if peer_id is not None and not ID_RE.match(peer_id):
+        if peer_id is not None and not ID_RE.fullmatch(peer_id):
             raise PeerJSError(INVALID_ID, f"ID {peer_id!r} is invalid")
         self.server = server
         self.timing = timing or Timing()
@@ -271,7 +271,7 @@ class SignalingCore:
         if self.state is not State.FETCHING_ID:
             return
         peer_id = peer_id.strip()
-        if not ID_RE.match(peer_id):
+        if not ID_RE.fullmatch(peer_id):
             self._fail_attempt(now, SERVER_ERROR, f"server gave an invalid id {peer_id[:64]!r}")
             return
         self.peer_id = peer_id

@@ -51,11 +51,11 @@ def digest_id(data: bytes) -> str:
 
 
 def is_digest_id(value: object) -> bool:
-    return isinstance(value, str) and bool(DIGEST_ID_RE.match(value))
+    return isinstance(value, str) and bool(DIGEST_ID_RE.fullmatch(value))
 
 
 def is_file_id(value: object) -> bool:
-    return isinstance(value, str) and bool(FILE_ID_RE.match(value))
+    return isinstance(value, str) and bool(FILE_ID_RE.fullmatch(value))
 
 
 def new_file_key() -> bytes:

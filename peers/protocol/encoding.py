@@ -23,7 +23,7 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: object, *, field: str, code: str = BAD_ENVELOPE) -> bytes:
     """Strict base64url without padding: only the url alphabet, canonical trailing bits."""
-    if not isinstance(text, str) or not _B64URL_RE.match(text) or len(text) % 4 == 1:
+    if not isinstance(text, str) or not _B64URL_RE.fullmatch(text) or len(text) % 4 == 1:
         raise ProtocolError(code, f"{field} is not base64url")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -42,7 +42,7 @@ def peer_id_for_key(public_key: bytes) -> str:
 
 
 def is_key_bound_id(peer_id: str) -> bool:
-    return bool(PEER_ID_RE.match(peer_id))
+    return bool(PEER_ID_RE.fullmatch(peer_id))
 
 
 def _parse_number(text: str) -> int | float:

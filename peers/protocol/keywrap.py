@@ -101,7 +101,7 @@ def verify_key_announcement(
     if set(body) != XKEY_FIELDS:
         raise ProtocolError(BAD_BODY, f"key announcement fields must be {sorted(XKEY_FIELDS)}")
     peer_id = body["peer_id"]
-    if not isinstance(peer_id, str) or not PEER_ID_RE.match(peer_id):
+    if not isinstance(peer_id, str) or not PEER_ID_RE.fullmatch(peer_id):
         raise ProtocolError(BAD_BODY, "peer_id is not a key-bound peer id")
     created_at = body["created_at"]
     if type(created_at) is not int or not 0 <= created_at <= MAX_SAFE_INTEGER:
@@ -132,7 +132,7 @@ def wrap_file_key(
     check_file_key(file_key)
     if not is_file_id(file_id):
         raise ProtocolError(BAD_WRAPPED_KEY, "file_id must be 16 bytes in canonical base64url")
-    if not PEER_ID_RE.match(recipient):
+    if not PEER_ID_RE.fullmatch(recipient):
         raise ProtocolError(BAD_WRAPPED_KEY, "recipient is not a key-bound peer id")
     public = check_x25519_public(recipient_key)
     ephemeral = X25519PrivateKey.generate() if ephemeral is None else ephemeral
@@ -168,9 +168,9 @@ def unwrap_file_key(
     if not is_file_id(wrapped["file_id"]):
         raise ProtocolError(BAD_WRAPPED_KEY, "file_id must be 16 bytes in canonical base64url")
     to = wrapped["to"]
-    if not isinstance(to, str) or not PEER_ID_RE.match(to):
+    if not isinstance(to, str) or not PEER_ID_RE.fullmatch(to):
         raise ProtocolError(BAD_WRAPPED_KEY, "to is not a key-bound peer id")
-    if not isinstance(wrapped["epk"], str) or not _B64_32_RE.match(wrapped["epk"]):
+    if not isinstance(wrapped["epk"], str) or not _B64_32_RE.fullmatch(wrapped["epk"]):
         raise ProtocolError(BAD_WRAPPED_KEY, "epk must be a 32-byte key in base64url")
     ct = b64url_decode(wrapped["ct"], field="ct", code=BAD_WRAPPED_KEY)
     if len(ct) != WRAPPED_CT_BYTES:

@@ -87,7 +87,7 @@ def object_id(domain: str, body: JsonObject) -> str:
 def normalize_mime(mime: str | None) -> str:
     """What a sender puts in a manifest for a browser's ``File.type`` (often empty)."""
     candidate = (mime or "").split(";", 1)[0].strip().lower()
-    return candidate if MIME_RE.match(candidate) else DEFAULT_MIME
+    return candidate if MIME_RE.fullmatch(candidate) else DEFAULT_MIME
 
 
 def is_valid_name(name: object) -> bool:
@@ -192,7 +192,7 @@ def _check_fields(body: JsonObject) -> None:
             f"name must be 1-{MAX_NAME_BYTES} UTF-8 bytes without control characters or slashes",
         )
     mime = body["mime"]
-    if not isinstance(mime, str) or not MIME_RE.match(mime):
+    if not isinstance(mime, str) or not MIME_RE.fullmatch(mime):
         raise ProtocolError(BAD_MANIFEST, "mime must be a lowercase type/subtype")
     size = body["size"]
     if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
@@ -212,5 +212,5 @@ def _check_fields(body: JsonObject) -> None:
     if type(created_at) is not int or not 0 <= created_at <= MAX_SAFE_INTEGER:
         raise ProtocolError(BAD_MANIFEST, "created_at must be a non-negative integer (ms)")
     author = body["author"]
-    if not isinstance(author, str) or not PEER_ID_RE.match(author):
+    if not isinstance(author, str) or not PEER_ID_RE.fullmatch(author):
         raise ProtocolError(BAD_MANIFEST, "author is not a key-bound peer id")

@@ -69,7 +69,7 @@ class AuthorLog:
     """One author's verified entries, contiguous from seq 0."""
 
     def __init__(self, author: str) -> None:
-        if not PEER_ID_RE.match(author):
+        if not PEER_ID_RE.fullmatch(author):
             raise ProtocolError(BAD_POST, "author is not a key-bound peer id")
         self.author = author
         self._entries: list[PostEntry] = []
@@ -224,7 +224,7 @@ def parse_summary(value: object) -> dict[str, Head]:
         raise ProtocolError(BAD_SYNC, f"summary lists more than {MAX_SUMMARY_AUTHORS} authors")
     out: dict[str, Head] = {}
     for author, head in value.items():
-        if not isinstance(author, str) or not PEER_ID_RE.match(author):
+        if not isinstance(author, str) or not PEER_ID_RE.fullmatch(author):
             raise ProtocolError(BAD_SYNC, "summary keys are key-bound peer ids")
         if not isinstance(head, dict) or set(head) != {"seq", "hash"}:
             raise ProtocolError(BAD_SYNC, f"summary of {author} must be {{seq, hash}}")

@@ -131,7 +131,7 @@ def _check_fields(body: JsonObject) -> None:
         detail = f"is missing {missing}" if missing else f"has unknown fields {unknown}"
         raise ProtocolError(BAD_POST, f"post {detail}")
     author = body["author"]
-    if not isinstance(author, str) or not PEER_ID_RE.match(author):
+    if not isinstance(author, str) or not PEER_ID_RE.fullmatch(author):
         raise ProtocolError(BAD_POST, "author is not a key-bound peer id")
     seq = body["seq"]
     if type(seq) is not int or not 0 <= seq <= MAX_SAFE_INTEGER:

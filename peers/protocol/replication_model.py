@@ -57,13 +57,13 @@ def _is_int(value: object) -> bool:
 
 
 def check_peer_id(value: object, *, code: str, field: str = "peer_id") -> str:
-    if not isinstance(value, str) or not PEER_ID_RE.match(value):
+    if not isinstance(value, str) or not PEER_ID_RE.fullmatch(value):
         raise _fail(code, f"{field} is not a key-bound peer id")
     return value
 
 
 def check_manifest_id(value: object, *, code: str) -> str:
-    if not isinstance(value, str) or not MANIFEST_ID_RE.match(value):
+    if not isinstance(value, str) or not MANIFEST_ID_RE.fullmatch(value):
         raise _fail(code, "manifest_id must be 8-128 base64url characters")
     return value
 
@@ -103,7 +103,7 @@ class ManifestInfo:
 
     def __post_init__(self) -> None:
         check_manifest_id(self.manifest_id, code=BAD_MANIFEST)
-        if not isinstance(self.community, str) or not COMMUNITY_RE.match(self.community):
+        if not isinstance(self.community, str) or not COMMUNITY_RE.fullmatch(self.community):
             raise _fail(BAD_MANIFEST, "community name is invalid")
         check_int(self.chunk_count, code=BAD_MANIFEST, field="chunk_count", low=1, high=MAX_CHUNKS)
         check_int(self.size, code=BAD_MANIFEST, field="size", low=0, high=MAX_BYTES)
@@ -129,7 +129,7 @@ class CommunityTarget:
     target: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.community, str) or not COMMUNITY_RE.match(self.community):
+        if not isinstance(self.community, str) or not COMMUNITY_RE.fullmatch(self.community):
             raise _fail(BAD_TARGET, "community name is invalid")
         check_target(self.target)
 
@@ -252,7 +252,7 @@ class JobReport:
             raise _fail(BAD_REPORT, f"failed_sources must list at most {MAX_SOURCES} peers")
         for source in self.failed_sources:
             check_peer_id(source, code=BAD_REPORT, field="failed_sources")
-        if self.reason and (not isinstance(self.reason, str) or not REASON_RE.match(self.reason)):
+        if self.reason and (not isinstance(self.reason, str) or not REASON_RE.fullmatch(self.reason)):
             raise _fail(BAD_REPORT, "reason must be a short lowercase word")
 
 
@@ -283,7 +283,7 @@ class FetchJob:
             raise _fail(BAD_JOB, "job_id must be a string of 1-64 characters")
         check_peer_id(self.fetcher, code=BAD_JOB, field="fetcher")
         check_manifest_id(self.manifest_id, code=BAD_JOB)
-        if not isinstance(self.community, str) or not COMMUNITY_RE.match(self.community):
+        if not isinstance(self.community, str) or not COMMUNITY_RE.fullmatch(self.community):
             raise _fail(BAD_JOB, "community name is invalid")
         if not isinstance(self.sources, tuple) or not 1 <= len(self.sources) <= MAX_SOURCES:
             raise _fail(BAD_JOB, f"sources must list 1-{MAX_SOURCES} peers")

@@ -79,7 +79,7 @@ def parse_signal_token(token: object) -> tuple[int, bytes, bytes]:
     parts = token.split(".")
     if len(parts) != 4 or parts[0] != PREFIX:
         raise ProtocolError(BAD_TOKEN, f"token must be {PREFIX}.<issued_at>.<pk>.<sig>")
-    if not _ISSUED_AT_RE.match(parts[1]) or int(parts[1]) > MAX_SAFE_INTEGER:
+    if not _ISSUED_AT_RE.fullmatch(parts[1]) or int(parts[1]) > MAX_SAFE_INTEGER:
         raise ProtocolError(BAD_TOKEN, "issued_at must be a decimal integer (ms)")
     public_key = b64url_decode(parts[2], field="pk", code=BAD_TOKEN)
     if len(public_key) != _PUBLIC_KEY_BYTES:

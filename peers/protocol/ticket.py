@@ -51,7 +51,7 @@ class Ticket:
 
 
 def is_valid_community(name: object) -> bool:
-    return isinstance(name, str) and bool(COMMUNITY_RE.match(name))
+    return isinstance(name, str) and bool(COMMUNITY_RE.fullmatch(name))
 
 
 def new_nonce() -> str:
@@ -132,7 +132,7 @@ def _check_fields(body: JsonObject) -> None:
     if unknown:
         raise ProtocolError(BAD_BODY, f"ticket has unknown fields {sorted(unknown)}")
     peer_id = body["peer_id"]
-    if not isinstance(peer_id, str) or not PEER_ID_RE.match(peer_id):
+    if not isinstance(peer_id, str) or not PEER_ID_RE.fullmatch(peer_id):
         raise ProtocolError(BAD_BODY, "peer_id is not a key-bound peer id")
     if not is_valid_community(body["community"]):
         raise ProtocolError(BAD_BODY, "community name is invalid")
@@ -141,7 +141,7 @@ def _check_fields(body: JsonObject) -> None:
         if type(value) is not int or value < 0:
             raise ProtocolError(BAD_BODY, f"{name} must be a non-negative integer (ms)")
     nonce = body["nonce"]
-    if not isinstance(nonce, str) or not NONCE_RE.match(nonce):
+    if not isinstance(nonce, str) or not NONCE_RE.fullmatch(nonce):
         raise ProtocolError(BAD_BODY, "nonce must be 8-64 base64url characters")
     if "signal" in body:
         urls = body["signal"]
@@ -156,7 +156,7 @@ def _check_fields(body: JsonObject) -> None:
         if (
             not isinstance(caps, list)
             or len(caps) > MAX_CAPS
-            or not all(isinstance(cap, str) and CAP_RE.match(cap) for cap in caps)
+            or not all(isinstance(cap, str) and CAP_RE.fullmatch(cap) for cap in caps)
         ):
             raise ProtocolError(BAD_BODY, "caps must be a list of up to 16 short names")
 

@@ -39,4 +39,4 @@ class SignalConfig:
 
 
 def is_valid_id(peer_id: str) -> bool:
-    return len(peer_id) <= MAX_ID_LENGTH and bool(ID_RE.match(peer_id))
+    return len(peer_id) <= MAX_ID_LENGTH and bool(ID_RE.fullmatch(peer_id))

@@ -35,7 +35,7 @@ def group_for(peer_id: str) -> str:
     """The group only ``peer_id`` listens on (``superpeer`` for every super-peer)."""
     if not peer_id:
         return ALL_GROUP
-    if not PEER_ID_RE.match(peer_id):
+    if not PEER_ID_RE.fullmatch(peer_id):
         raise SuperPeerError(BAD_CONTROL, "a super-peer id is a key-bound peer id")
     return f"{ALL_GROUP}.{peer_id}"
 
