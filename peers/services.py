@@ -7,11 +7,13 @@ or the embedded in-process layer) catches up from the database on its next sync.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from peers.models import FetchJob, Pin
@@ -39,14 +41,23 @@ def notify(peer_id: str, message: dict[str, Any]) -> None:
     holds the change and super-peers sync from it."""
     group = group_for(peer_id)
 
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
+    def publish(layer: Any) -> None:
         try:
             async_to_sync(layer.group_send)(group, message)
         except Exception:  # the channel layer is a shortcut, never the only way
             logger.warning("could not notify %s", group, exc_info=True)
+
+    def send() -> None:
+        layer = get_channel_layer()
+        # The in-process layer reaches no super-peer process: they sync from the database.
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            publish(layer)
+        else:  # called from async code's thread: async_to_sync cannot run here
+            threading.Thread(target=publish, args=(layer,), daemon=True).start()
 
     transaction.on_commit(send)
 

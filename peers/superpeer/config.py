@@ -50,6 +50,7 @@ class SuperPeerConfig:
     status_s: float = 5.0
     tick_s: float = 0.25
     ticket_ttl_ms: int = 180_000
+    send_buffer: int = 1024 * 1024  # a connection gets chunks while its buffer is below this
     download: DownloadConfig = field(default_factory=DownloadConfig)
     use_channel_layer: bool = True
 
@@ -86,6 +87,7 @@ class SuperPeerConfig:
             announce_s=settings.SWARM_SUPERPEER_ANNOUNCE_S,
             sync_s=settings.SWARM_SUPERPEER_SYNC_S,
             status_s=settings.SWARM_SUPERPEER_STATUS_S,
+            send_buffer=settings.SWARM_SUPERPEER_SEND_BUFFER_BYTES,
             download=DownloadConfig(
                 request_timeout_ms=int(settings.SWARM_SUPERPEER_REQUEST_TIMEOUT_S * 1000)
             ),

@@ -60,6 +60,7 @@ class Job:
     stalled_since: int | None = None
     probed: set[str] = field(default_factory=set)
     writes: int = 0  # chunks handed to the writer, not written yet
+    finished_at: int | None = None  # ms, when it ended
 
 
 class Fetcher:
@@ -131,7 +132,7 @@ class Fetcher:
                         self._finish(job, FetchJob.CANCELLED, reason, now)
 
     def _finish(self, job: Job, state: str, reason: str, now: int) -> None:
-        job.state, job.reason = state, reason
+        job.state, job.reason, job.finished_at = state, reason, now
         self.jobs.pop(job.manifest_id, None)
         for job_id in (job.job_id, *job.aliases):
             self.finished[job_id] = job

@@ -29,7 +29,7 @@ from peers.protocol.wire import Manifest as ManifestFrame
 
 from .errors import STORAGE_FULL, SuperPeerError
 from .holdings import HoldingsIndex
-from .scheduler import Channel, ChunkRequest, Uploader
+from .scheduler import LOW_WATER, Channel, ChunkRequest, Uploader
 from .store import ChunkStore
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,14 @@ class HolderStats:
 
 
 class Holder:
-    def __init__(self, store: ChunkStore, index: HoldingsIndex, send: SendFrame) -> None:
+    def __init__(
+        self,
+        store: ChunkStore,
+        index: HoldingsIndex,
+        send: SendFrame,
+        *,
+        low_water: int = LOW_WATER,
+    ) -> None:
         self.store = store
         self.index = index
         self.send = send
@@ -60,7 +67,9 @@ class Holder:
         self.changed: set[str] = set()  # manifests whose count changed (adverts, database)
         self._unadvertised: set[str] = set()
         self.stats = HolderStats()
-        self.uploader = Uploader(self._read, self._encode, on_sent=self._served)
+        self.uploader = Uploader(
+            self._read, self._encode, on_sent=self._served, low_water=low_water
+        )
 
     # --- what we hold ---
 

@@ -93,7 +93,9 @@ class SuperPeerService:
         self.peer_id = identity.peer_id_of(self.key)
         self.store = ChunkStore(config.store_dir)
         self.index = HoldingsIndex(quota=config.storage_bytes)
-        self.holder = Holder(self.store, self.index, self._send_content)
+        self.holder = Holder(
+            self.store, self.index, self._send_content, low_water=config.send_buffer
+        )
         self.fetcher = Fetcher(
             self.holder,
             penalize=self._penalize,
@@ -225,6 +227,15 @@ class SuperPeerService:
         )
         verify_ticket(ticket, now=now, community=self.config.community)
         return ticket
+
+    def start_job(
+        self, job_id: str, kind: str, manifest_id: str, sources: tuple[str, ...], now: int
+    ) -> None:
+        """Start (or queue) a fetch job; the sources a planner named are dialed as seeds."""
+        if sources and self.node is not None:
+            self.node.add_seeds([s for s in sources if s != self.peer_id], now)
+        self.fetcher.start(job_id, kind, manifest_id, sources, now)
+        self.pump()
 
     # --- connections ---
 

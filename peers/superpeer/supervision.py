@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -145,7 +146,7 @@ class Supervisor:
         active_ids = {row.job_id for row in active}
         for row in active:
             if row.kind == FetchJob.REPLICATION and row.job_id not in tracked:
-                fetcher.start(row.job_id, row.kind, row.manifest_id, row.sources, now)
+                service.start_job(row.job_id, row.kind, row.manifest_id, row.sources, now)
         for job in list(fetcher.jobs.values()):
             for job_id in (job.job_id, *job.aliases):
                 if job_id not in active_ids and job.kind == FetchJob.REPLICATION:
@@ -186,14 +187,13 @@ class Supervisor:
                 if isinstance(control, Sync):
                     self.sync_now.set()
                 elif isinstance(control, PlannedJob):
-                    self.service.fetcher.start(
+                    self.service.start_job(
                         control.job_id,
                         FetchJob.REPLICATION,
                         control.manifest_id,
                         control.sources,
                         now,
                     )
-                    self.service.pump()
                 else:
                     self.service.fetcher.cancel(control.job_id, control.reason.value, now)
         finally:
@@ -338,13 +338,16 @@ def _job_fields(job: Job, *, final: bool) -> dict[str, Any]:
     state = job.state
     if final and state in (FetchJob.FETCHING, FetchJob.WAITING):
         state = FetchJob.QUEUED  # resumes on the next start
-    return {
+    fields: dict[str, Any] = {
         "state": state,
         "chunks_total": job.download.total,
         "chunks_done": job.download.done,
         "failed_sources": job.download.failed_sources(),
         "reason": job.reason,
     }
+    if job.finished_at is not None:
+        fields["finished_at"] = datetime.fromtimestamp(job.finished_at / 1000, tz=UTC)
+    return fields
 
 
 def service_now() -> int:

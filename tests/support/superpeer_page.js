@@ -70,6 +70,8 @@ class Link {
       const held = h.files.get(frame.manifest);
       const chunk = held?.chunks[frame.index];
       h.served += 1;
+      h.firstServedAt ??= Date.now();
+      h.lastServedAt = Date.now();
       if (chunk && chunk.id === frame.chunk) {
         this.send({ t: "chunk", manifest: frame.manifest, index: frame.index, chunk: frame.chunk, data: chunk.ciphertext });
       } else {
@@ -101,6 +103,8 @@ const harness = {
   links: {},
   files: new Map(), // manifest id -> { envelope, chunks }
   served: 0,
+  firstServedAt: null,
+  lastServedAt: null,
   errors: [],
 
   async start({ host, port, path, key, community }) {
@@ -187,6 +191,8 @@ const harness = {
     const parts = new Array(total);
     let next = 0;
     let bytes = 0;
+    let last = performance.now();
+    let maxGap = 0; // longest wait between two chunks arriving: a stall shows here
     const worker = async (link) => {
       while (next < total) {
         const index = next++;
@@ -197,6 +203,9 @@ const harness = {
         if (!frame || frame.t !== "chunk") throw new Error(`chunk ${index}: ${frame ? frame.t : "connection closed"}`);
         parts[index] = frame.data;
         bytes += frame.data.length;
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
       }
     };
     const workers = [];
@@ -204,7 +213,7 @@ const harness = {
     await Promise.all(workers);
     const received = performance.now();
     const plain = await decryptFile(manifest, parseShareFragment(`k=${keyText}`), parts);
-    return { sha256: hex(await sha256(plain)), size: plain.length, bytes, ms: received - start, startedAt, endedAt: startedAt + (received - start) };
+    return { sha256: hex(await sha256(plain)), size: plain.length, bytes, ms: received - start, maxGapMs: maxGap, startedAt, endedAt: startedAt + (received - start) };
   },
 
   close() {
