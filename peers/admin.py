@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin, messages
+from django import forms
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
@@ -150,23 +151,36 @@ class HoldingAdmin(admin.ModelAdmin[Holding]):
         return f"{obj.chunks_held}/{obj.manifest.chunk_count}"
 
 
+class PinForm(forms.ModelForm[Pin]):
+    class Meta:
+        model = Pin
+        fields = ["manifest_id", "peer_id"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            services.check_pin(data.get("manifest_id", ""), data.get("peer_id", ""))
+        except SuperPeerError as exc:
+            raise forms.ValidationError(f"{exc.code}: {exc.message}", code=exc.code) from exc
+        return data
+
+
 @admin.register(Pin)
 class PinAdmin(admin.ModelAdmin[Pin]):
     list_display = ["manifest_id", "target", "source", "created_at"]
     list_filter = ["source"]
     search_fields = ["manifest_id", "peer_id"]
-    fields = ["manifest_id", "peer_id"]
+    form = PinForm
 
     @admin.display(description="super-peer")
     def target(self, obj: Pin) -> str:
         return obj.peer_id or "every super-peer"
 
     def save_model(self, request: HttpRequest, obj: Pin, form: Any, change: bool) -> None:
-        try:
-            pin = services.superpeer_pin(obj.manifest_id, peer_id=obj.peer_id)
-        except SuperPeerError as exc:
-            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
-            return
+        if change:  # a changed pin is a new pin: drop the old one first
+            old = Pin.objects.get(pk=obj.pk)
+            services.superpeer_unpin(old.manifest_id, peer_id=old.peer_id)
+        pin = services.superpeer_pin(obj.manifest_id, peer_id=obj.peer_id)
         obj.pk = pin.pk
 
     def delete_model(self, request: HttpRequest, obj: Pin) -> None:

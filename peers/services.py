@@ -28,7 +28,8 @@ from peers.superpeer.errors import BAD_MANIFEST_ID, BAD_PEER_ID, SuperPeerError
 logger = logging.getLogger(__name__)
 
 
-def _check(manifest_id: str, peer_id: str) -> None:
+def check_pin(manifest_id: str, peer_id: str) -> None:
+    """Raise ``bad_manifest_id`` / ``bad_peer_id`` for what a pin cannot name."""
     if not is_digest_id(manifest_id):
         raise SuperPeerError(BAD_MANIFEST_ID, "a manifest id is 43 characters of base64url")
     if peer_id and not PEER_ID_RE.match(peer_id):
@@ -66,7 +67,7 @@ def notify(peer_id: str, message: dict[str, Any]) -> None:
 def superpeer_pin(manifest_id: str, *, peer_id: str = "", source: str = Pin.ADMIN) -> Pin:
     """Keep ``manifest_id`` on super-peer ``peer_id`` (every super-peer when empty): it
     fetches the manifest and every chunk from whoever advertises them, and never evicts it."""
-    _check(manifest_id, peer_id)
+    check_pin(manifest_id, peer_id)
     pin, _ = Pin.objects.get_or_create(
         manifest_id=manifest_id, peer_id=peer_id, defaults={"source": source}
     )
@@ -78,7 +79,7 @@ def superpeer_pin(manifest_id: str, *, peer_id: str = "", source: str = Pin.ADMI
 def superpeer_unpin(manifest_id: str, *, peer_id: str | None = None) -> int:
     """Drop pins of ``manifest_id``: on ``peer_id`` only, or every pin when None. The content
     stays until the quota needs its room (then it goes oldest first). Returns pins removed."""
-    _check(manifest_id, peer_id or "")
+    check_pin(manifest_id, peer_id or "")
     pins = Pin.objects.filter(manifest_id=manifest_id)
     if peer_id is not None:
         pins = pins.filter(peer_id=peer_id)
