@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.models import FetchJob
 from peers.protocol.chunks import EncryptedFile, encrypt_file
+from peers.protocol.encoding import b64url_encode
 from peers.protocol.manifest import Manifest, make_manifest, verify_manifest
 from peers.protocol.wire import (
     Chunk,
@@ -20,12 +21,14 @@ from peers.protocol.wire import (
     ChunkReq,
     ContentFrame,
     Have,
+    Holding,
     ManifestReq,
     decode_frame,
 )
 from peers.superpeer.fetcher import NO_SOURCE_FAIL_MS, Fetcher
-from peers.superpeer.holder import Holder
+from peers.superpeer.holder import MAX_ADVERTS_PER_PEER, Holder
 from peers.superpeer.holdings import HoldingsIndex
+from peers.superpeer.service import MAX_OUTBOX, Outbox
 from peers.superpeer.store import ChunkStore
 
 T0 = 1_700_000_000_000
@@ -314,3 +317,55 @@ def test_chunk_frames_are_answered_missing_for_unknown_chunks(tmp_path: Path) ->
 class ChunkReqRef:
     def __init__(self, manifest: str, index: int, chunk: str) -> None:
         self.manifest, self.index, self.chunk = manifest, index, chunk
+
+
+def test_adverts_per_peer_are_capped_and_forgotten_with_the_peer(tmp_path: Path) -> None:
+    holder = Holder(ChunkStore(tmp_path), HoldingsIndex(quota=1000), lambda c, f: True)
+    holder.conns["c1"] = "p" + "x" * 32
+    flood = "p" + "x" * 32
+    ids = [b64url_encode(hashlib.sha256(str(i).encode()).digest()) for i in range(4200)]
+    recorded = 0
+    for start in range(0, len(ids), 256):
+        frame = Have(manifests=tuple(Holding(id=m, chunks=1) for m in ids[start : start + 256]))
+        recorded += len(holder.on_have(flood, frame))
+    assert recorded == MAX_ADVERTS_PER_PEER
+    assert holder.stats.adverts_dropped == 4200 - MAX_ADVERTS_PER_PEER
+    assert len(holder.holders) == MAX_ADVERTS_PER_PEER
+    # A withdrawal frees a place; the next new advert takes it.
+    holder.on_have(flood, Have(manifests=(Holding(id=ids[0], chunks=0),)))
+    assert len(holder.on_have(flood, Have(manifests=(Holding(id=ids[-1], chunks=2),)))) == 1
+    assert holder.closed("c1") == flood
+    assert holder.holders == {}
+
+
+class StuckConnection:
+    """A peer that never reads: every send waits forever."""
+
+    peer = "p" + "s" * 32
+    buffered_amount = 0
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.closed = False
+
+    async def send(self, value: bytes) -> None:
+        self.sent += 1
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_peer_that_never_reads_is_closed_when_its_outbox_is_full() -> None:
+    conn = StuckConnection()
+    outbox = Outbox(conn)  # type: ignore[arg-type]
+    for _ in range(MAX_OUTBOX):
+        outbox.put(b"frame")
+    await asyncio.sleep(0)
+    assert not outbox.closing
+    outbox.put(b"frame")  # one waits in send, MAX_OUTBOX - 1 queued: room for one more
+    outbox.put(b"one too many")
+    assert outbox.closing
+    outbox.put(b"after")  # dropped
+    assert outbox.queue.qsize() == MAX_OUTBOX + 1  # the frames and the close marker
+    outbox.task.cancel()

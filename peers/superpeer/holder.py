@@ -35,6 +35,7 @@ from .store import ChunkStore
 logger = logging.getLogger(__name__)
 
 SendFrame = Callable[[str, ContentFrame], bool]
+MAX_ADVERTS_PER_PEER = 4096
 
 
 @dataclass
@@ -44,6 +45,7 @@ class HolderStats:
     bytes_served: int = 0
     manifests_served: int = 0
     requests_dropped: int = 0
+    adverts_dropped: int = 0
     evicted_manifests: int = 0
     evicted_bytes: int = 0
     served_to: dict[str, int] = field(default_factory=dict)  # peer id -> bytes
@@ -66,6 +68,7 @@ class Holder:
         self.conns: dict[str, str] = {}  # open conn id -> peer id
         self.changed: set[str] = set()  # manifests whose count changed (adverts, database)
         self._unadvertised: set[str] = set()
+        self._adverts: dict[str, int] = {}  # peer id -> manifests it advertised
         self.stats = HolderStats()
         self.uploader = Uploader(
             self._read, self._encode, on_sent=self._served, low_water=low_water
@@ -148,8 +151,12 @@ class Holder:
         self.uploader.detach(conn_id)
         if peer_id is None or peer_id in self.conns.values():
             return None
-        for holders in self.holders.values():
-            holders.pop(peer_id, None)
+        for manifest_id in [m for m, h in self.holders.items() if peer_id in h]:
+            holders = self.holders[manifest_id]
+            del holders[peer_id]
+            if not holders:
+                del self.holders[manifest_id]
+        self._adverts.pop(peer_id, None)
         return peer_id
 
     def conn_of(self, peer_id: str) -> str | None:
@@ -170,13 +177,23 @@ class Holder:
     # --- frames from peers ---
 
     def on_have(self, peer_id: str, frame: Have) -> list[tuple[str, int]]:
-        """Record a peer's adverts; returns them for the fetcher."""
+        """Record a peer's adverts (at most ``MAX_ADVERTS_PER_PEER`` manifests per peer, so
+        adverts cannot fill the memory); returns the ones recorded, for the fetcher."""
         out = []
         for holding in frame.manifests:
             holders = self.holders.setdefault(holding.id, {})
             if holding.chunks > 0:
+                if peer_id not in holders:
+                    if self._adverts.get(peer_id, 0) >= MAX_ADVERTS_PER_PEER:
+                        self.stats.adverts_dropped += 1
+                        if not holders:
+                            del self.holders[holding.id]
+                        continue
+                    self._adverts[peer_id] = self._adverts.get(peer_id, 0) + 1
                 holders[peer_id] = holding.chunks
             else:
+                if peer_id in holders:
+                    self._adverts[peer_id] -= 1
                 holders.pop(peer_id, None)
                 if not holders:
                     del self.holders[holding.id]

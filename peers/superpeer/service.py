@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 OPEN_TIMEOUT_S = 20.0
 DRAIN_ON_CLOSE_S = 2.0
 POST_TOPIC = "post"
+MAX_OUTBOX = 2048  # frames waiting for one connection
 
 
 def now_ms() -> int:
@@ -60,18 +61,30 @@ def now_ms() -> int:
 
 
 class Outbox:
-    """Frames for one connection, sent in order (a close goes after what came before)."""
+    """Frames for one connection, sent in order (a close goes after what came before).
+
+    A peer that asks and never reads would make it grow without end: past ``MAX_OUTBOX``
+    waiting frames the connection is closed."""
 
     def __init__(self, conn: DataConnection) -> None:
         self.conn = conn
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._run())
+        self.closing = False
 
     def put(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.queue.qsize() >= MAX_OUTBOX:
+            logger.warning("closing %s: it does not read what it asks for", self.conn.peer)
+            self.close()
+            return
         self.queue.put_nowait(data)
 
     def close(self) -> None:
-        self.queue.put_nowait(None)
+        if not self.closing:
+            self.closing = True
+            self.queue.put_nowait(None)
 
     async def _run(self) -> None:
         try:
