@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ADVERT_EVERY_S = 1.0
+CONTROL_RETRY_S = 5.0
 STATUS_TO_PLANNER_EVERY_S = 30.0
 
 
@@ -51,7 +52,7 @@ class Supervisor:
         self._tasks = [
             spawn(self._every(self.config.tick_s, self.tick), "tick"),
             spawn(self._every(ADVERT_EVERY_S, self.advertise), "adverts"),
-            spawn(self._announce_loop(), "announce"),
+            spawn(self._every(self.config.announce_s, self.announce), "announce"),
             spawn(self._sync_loop(), "sync"),
             spawn(self._every(self.config.status_s, self.persist), "status"),
         ]
@@ -65,13 +66,14 @@ class Supervisor:
         await self.announcer.close()
 
     async def _every(self, seconds: float, work: Any) -> None:
+        """Run ``work`` every ``seconds``; a failure is logged and the next round still runs."""
         while True:
-            result = work()
-            if asyncio.iscoroutine(result):
-                try:
+            try:
+                result = work()
+                if asyncio.iscoroutine(result):
                     await result
-                except Exception:
-                    logger.exception("periodic %s failed", getattr(work, "__name__", work))
+            except Exception:
+                logger.exception("periodic %s failed", getattr(work, "__name__", work))
             await asyncio.sleep(seconds)
 
     # --- the node and the content layer ---
@@ -90,21 +92,19 @@ class Supervisor:
 
     # --- presence ---
 
-    async def _announce_loop(self) -> None:
-        while True:
-            service = self.service
-            now = service_now()
-            ticket = service.new_ticket(now)
-            if service.node is not None:
-                service.node.set_ticket(ticket)
-                tickets = await self.announcer.announce(ticket, now)
-                service.node.add_candidates(
-                    [t for t in tickets if t.peer_id not in service.blocked],
-                    "beacon",
-                    service_now(),
-                )
-                service.pump()
-            await asyncio.sleep(self.config.announce_s)
+    async def announce(self) -> None:
+        """A fresh ticket for hello and for the beacons; their tickets go to the peer book."""
+        service = self.service
+        now = service_now()
+        ticket = service.new_ticket(now)
+        if service.node is None:
+            return
+        service.node.set_ticket(ticket)
+        tickets = await self.announcer.announce(ticket, now)
+        service.node.add_candidates(
+            [t for t in tickets if t.peer_id not in service.blocked], "beacon", service_now()
+        )
+        service.pump()
 
     # --- pins, jobs and blocks from the database ---
 
@@ -166,11 +166,23 @@ class Supervisor:
     # --- control messages ---
 
     async def _control_loop(self) -> None:
+        """Listen on the channel layer; after a failure (Redis away) listen again."""
+        while True:
+            try:
+                await self._listen()
+            except Exception:
+                logger.warning(
+                    "channel layer: listening failed, again in %ss", CONTROL_RETRY_S, exc_info=True
+                )
+            await asyncio.sleep(CONTROL_RETRY_S)
+            self.sync_now.set()  # what was missed meanwhile is in the database
+
+    async def _listen(self) -> None:
         from channels.layers import get_channel_layer
 
         self.layer = layer = get_channel_layer()
         if layer is None:
-            return
+            await asyncio.Event().wait()
         me = self.service.peer_id
         channel = await layer.new_channel()
         await layer.group_add(ALL_GROUP, channel)
