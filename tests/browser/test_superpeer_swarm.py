@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from beacon.models import Block
 from peers.models import FetchJob, Holding, SuperPeer
 from peers.services import superpeer_pin
 from peers.superpeer.supervision import pin_job_id
@@ -190,3 +191,24 @@ def test_a_file_outlives_the_page_that_shared_it_once_the_super_peer_pins_it(
         assert got["size"] == 5 * 1024 * 1024 + 777
     finally:
         downloader.context.close()
+
+
+def test_a_peer_blocked_in_the_admin_is_disconnected_and_refused(
+    browser: Browser,
+    origin: str,
+    web: Server,
+    community: str,
+    superpeer: SuperPeerProcess,
+) -> None:
+    page = open_page(browser, origin, web, community)
+    try:
+        page_id = page.evaluate("() => harness.peerId")
+        cid = page.evaluate("([id]) => harness.connect(id, 'raw')", [superpeer.peer_id])
+        page.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
+        Block.objects.create(kind=Block.PEER, value=page_id, reason="test")
+        final = page.evaluate("(c) => harness.until(c, 's => s.bye')", cid)
+        assert final["bye"] == "blocked"
+        wait_until(lambda: page_id not in connections_of(superpeer.peer_id), 10, "the drop")
+        # (The signaling server applies the block too: the page cannot even dial again.)
+    finally:
+        page.context.close()
