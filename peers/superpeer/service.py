@@ -60,6 +60,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _check_post(data: Any, now: int) -> None:
+    verify_post(data, now=now)
+
+
 class Outbox:
     """Frames for one connection, sent in order (a close goes after what came before).
 
@@ -177,6 +181,8 @@ class SuperPeerService:
             now=now,
         )
         self.node.add_seeds([s for s in self.config.seeds if s != self.peer_id], now)
+        # A post that does not verify is neither kept nor passed on.
+        self.node.gossip_checks[POST_TOPIC] = _check_post
         self.peer = Peer(
             self.config.signal,
             peer_id=self.peer_id,

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from beacon.models import Block
-from peers.models import FetchJob, Holding, SuperPeer
+from peers.models import FetchJob, Holding, Post, SuperPeer
 from peers.services import superpeer_pin
 from peers.superpeer.supervision import pin_job_id
 from tests.browser.conftest import new_context
@@ -210,5 +210,37 @@ def test_a_peer_blocked_in_the_admin_is_disconnected_and_refused(
         assert final["bye"] == "blocked"
         wait_until(lambda: page_id not in connections_of(superpeer.peer_id), 10, "the drop")
         # (The signaling server applies the block too: the page cannot even dial again.)
+    finally:
+        page.context.close()
+
+
+def test_a_post_gossiped_by_a_page_is_kept_and_a_forged_one_is_not(
+    browser: Browser,
+    origin: str,
+    web: Server,
+    community: str,
+    superpeer: SuperPeerProcess,
+) -> None:
+    page = open_page(browser, origin, web, community)
+    try:
+        page_id = page.evaluate("() => harness.peerId")
+        cid = page.evaluate("([id]) => harness.connect(id, 'raw')", [superpeer.peer_id])
+        page.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
+        envelope = page.evaluate("() => harness.gossip('post', null, 'hello swarm')")
+        wait_until(lambda: Post.objects.filter(author=page_id).exists(), 10, "the post")
+        post = Post.objects.get(author=page_id)
+        assert (post.seq, post.kind, post.envelope) == (0, "post", envelope)
+        forged = {**envelope, "body": {**envelope["body"], "text": "not what was signed"}}
+        page.evaluate("(d) => harness.gossip('post', d)", forged)
+        wait_until(
+            lambda: (
+                SuperPeer.objects.get(peer_id=superpeer.peer_id)
+                .stats.get("dropped", {})
+                .get("gossip_post_bad_signature")
+            ),
+            10,
+            "the forged post counted",
+        )
+        assert Post.objects.count() == 1
     finally:
         page.context.close()

@@ -7,7 +7,9 @@ import { Peer } from "peerjs";
 import { encryptFile, parseShareFragment, shareFragment } from "/static/swarm/chunks.js";
 import { generateSigner } from "/static/swarm/ed25519.js";
 import { hex, peerIdForKey, sha256 } from "/static/swarm/encoding.js";
+import { makeGossip } from "/static/swarm/gossip.js";
 import { decryptFile, makeManifest, verifyManifest } from "/static/swarm/manifest.js";
+import { makePost } from "/static/swarm/posts.js";
 import { makeSignalToken } from "/static/swarm/signal_token.js";
 import { makeTicket } from "/static/swarm/ticket.js";
 import { decodeFrame, encodeFrame } from "/static/swarm/wire.js";
@@ -214,6 +216,14 @@ const harness = {
     const received = performance.now();
     const plain = await decryptFile(manifest, parseShareFragment(`k=${keyText}`), parts);
     return { sha256: hex(await sha256(plain)), size: plain.length, bytes, ms: received - start, maxGapMs: maxGap, startedAt, endedAt: startedAt + (received - start) };
+  },
+
+  // Flood a gossip message of `topic` to every open link; `data` null means a new signed post.
+  async gossip(topic, data = null, text = "") {
+    const payload = data ?? (await makePost(harness.signer, { seq: 0, prev: null, createdAt: Date.now(), text }));
+    const frame = await makeGossip(harness.signer, { origin: harness.peerId, community: harness.community, topic, data: payload, now: Date.now() });
+    for (const link of Object.values(harness.links)) if (link.conn.open) link.send(frame);
+    return payload;
   },
 
   close() {
