@@ -177,9 +177,13 @@ class Alert(models.Model):
 
     PUBLISH_FAILING = "publish_failing"
     BEACON_UNHEALTHY = "beacon_unhealthy"
+    REPLICA_UNDER_TARGET = "replica_under_target"
+    REPLICA_LOST = "replica_lost"
     KINDS = [
         (PUBLISH_FAILING, "capsule publishing failing"),
         (BEACON_UNHEALTHY, "remote beacon unhealthy"),
+        (REPLICA_UNDER_TARGET, "manifest under its replica target"),
+        (REPLICA_LOST, "manifest lost (no holder left)"),
     ]
 
     kind = models.CharField(max_length=32, choices=KINDS)

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import services
 from .models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from .replication.admin import ReplicaStatusInline, UnderTargetFilter, replicas_column
 from .superpeer.errors import SuperPeerError
 
 
@@ -112,10 +113,25 @@ class SuperPeerAdmin(admin.ModelAdmin[SuperPeer]):
 
 @admin.register(FileManifest)
 class FileManifestAdmin(admin.ModelAdmin[FileManifest]):
-    list_display = ["name", "manifest_id", "human_size", "chunk_count", "author", "first_seen"]
+    list_display = [
+        "name",
+        "manifest_id",
+        "human_size",
+        "chunk_count",
+        "replicas",
+        "author",
+        "first_seen",
+    ]
+    list_filter = [UnderTargetFilter]
+    list_select_related = ["replica_status"]
     search_fields = ["manifest_id", "name", "author"]
     readonly_fields = [f.name for f in FileManifest._meta.fields]
     actions = ["pin_everywhere", "unpin_everywhere"]
+    inlines = [ReplicaStatusInline]  # replica count vs target, and the manifest's own target
+
+    @admin.display(description="replicas / target", ordering="replica_status__replicas")
+    def replicas(self, obj: FileManifest) -> str:
+        return replicas_column(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -40,12 +40,14 @@ from peers.protocol.node_actions import (
 from peers.protocol.posts import verify_post
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import ChunkReq, ContentFrame, Have, ManifestReq
+from peers.protocol.wire import Manifest as ManifestFrame
 
 from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
 from .fetcher import Fetcher
 from .holder import Holder
 from .holdings import HoldingsIndex
+from .relay import AdvertRelay
 from .store import ChunkStore
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class SuperPeerService:
         self.blocked: set[str] = set()
         self.started_at = now_ms()
         self.posts_stored = 0
+        self.relay = AdvertRelay()  # other peers' adverts, reported to the replication planner
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -373,7 +376,17 @@ class SuperPeerService:
 
     def _content(self, conn_id: str, peer_id: str, frame: ContentFrame, now: int) -> None:
         if isinstance(frame, Have):
-            self.fetcher.on_have(peer_id, self.holder.on_have(peer_id, frame), now)
+            recorded = self.holder.on_have(peer_id, frame)
+            self.fetcher.on_have(peer_id, recorded, now)
+            unknown = [a for a in recorded if a[0] not in self.holder.manifests]
+            for manifest_id in self.relay.to_learn(peer_id, unknown, now):
+                self._send_content(conn_id, ManifestReq(id=manifest_id))
+        elif isinstance(frame, ManifestFrame) and (peer_id, frame.id) in self.relay.asked:
+            # A manifest someone advertised: the replication planner needs to know it.
+            manifest = self.relay.learned(peer_id, frame.id, frame.manifest, now)
+            if manifest is not None:
+                self.spawn(sync_to_async(db.save_manifest)(manifest), "learn-manifest")
+            self.fetcher.on_frame(peer_id, frame, now)
         elif isinstance(frame, ManifestReq):
             self.holder.on_manifest_req(conn_id, frame)
         elif isinstance(frame, ChunkReq):

@@ -16,6 +16,8 @@ from peers.models import FetchJob
 from peers.protocol.replication_messages import report_message, status_message
 from peers.protocol.replication_model import FetchJob as PlannedJob
 from peers.protocol.replication_model import JobReport, JobState, SuperPeerStatus
+from peers.replication import reports
+from peers.replication.services import request_backfill
 
 from . import db
 from .control import ALL_GROUP, REPLICATION_GROUP, Sync, group_for, parse_control
@@ -242,6 +244,8 @@ class Supervisor:
         changed_jobs, finished = set(fetcher.changed), dict(fetcher.finished)
         fetcher.changed.clear()
         fetcher.finished.clear()
+        relay = service.relay
+        adverts = relay.changes(holder.holders)
 
         def write() -> bool:
             recreated = db.write_status(service.peer_id, self.config.community, **status)
@@ -251,6 +255,13 @@ class Supervisor:
                 db.save_holdings(service.peer_id, holdings)
             for job_id, job in jobs:
                 db.update_job(job_id, **_job_fields(job, final=final))
+            if adverts.upsert or adverts.delete or adverts.reset:
+                reports.adverts_save(
+                    service.peer_id,
+                    upsert=adverts.upsert,
+                    delete=adverts.delete,
+                    reset=adverts.reset,
+                )
             return recreated
 
         try:
@@ -262,6 +273,12 @@ class Supervisor:
             fetcher.changed |= changed_jobs
             fetcher.finished.update(finished)
             raise
+        relay.written_ok(adverts)
+        copies = any(complete or chunks == 0 for _, chunks, _, complete, _ in holdings)
+        if (relay.backfill_wanted or finished or copies) and not final:
+            # Holders came or went, a copy grew or a job ended: the planner looks now.
+            relay.backfill_wanted = False
+            await asyncio.to_thread(_request_backfill)
         await self._tell_planner(jobs, now)
 
     def _status(self, now: int) -> dict[str, Any]:
@@ -293,6 +310,7 @@ class Supervisor:
             "errors": dict(self.announcer.last_error),
         }
         stats["posts_stored"] = service.posts_stored
+        stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {
             "state": "running",
@@ -360,6 +378,13 @@ def _job_fields(job: Job, *, final: bool) -> dict[str, Any]:
     if job.finished_at is not None:
         fields["finished_at"] = datetime.fromtimestamp(job.finished_at / 1000, tz=UTC)
     return fields
+
+
+def _request_backfill() -> None:
+    try:
+        request_backfill("superpeer")
+    except Exception:  # the periodic run catches up
+        logger.warning("could not request a backfill run", exc_info=True)
 
 
 def service_now() -> int:

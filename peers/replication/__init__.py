@@ -1,0 +1,1 @@
+"""Replication orchestrator: keeps every manifest at its redundancy target (docs/replication.md)."""
