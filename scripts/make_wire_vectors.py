@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
+from peers.protocol.posts import entry_hash, make_post
 from peers.protocol.ticket import make_ticket
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "wire.json"
@@ -150,6 +151,26 @@ def holdings(n: int) -> list[dict[str, Any]]:
     return [{"id": did(f"manifest-{i}"), "chunks": i % 4097} for i in range(n)]
 
 
+def heads(n: int) -> list[dict[str, Any]]:
+    """Sync summary heads of n distinct authors, sorted by author."""
+    authors = sorted(pid(key(f"author-{i}")) for i in range(n))
+    return [{"author": a, "seq": i * 7, "hash": did(f"head-{i}")} for i, a in enumerate(authors)]
+
+
+def post_entries() -> list[dict[str, Any]]:
+    first = make_post(ALICE, seq=0, prev=None, created_at=NOW - 2000, text="first", name="Alice")
+    second = make_post(
+        ALICE,
+        seq=1,
+        prev=entry_hash(first["body"]),
+        created_at=NOW - 1000,
+        text="h\u00e9llo \u2603",
+        attachments=[did("manifest-0")],
+        name="Alice",
+    )
+    return [first, second]
+
+
 def valid_frames() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -223,6 +244,17 @@ def valid_frames() -> list[dict[str, Any]]:
         "chunk_missing",
         {"t": "chunk_missing", "manifest": did("manifest-0"), "index": 0, "chunk": did("chunk-0")},
     )
+    add("sync_summary_empty", {"t": "sync_summary", "heads": [], "after": "", "end": True})
+    add(
+        "sync_summary_two",
+        {"t": "sync_summary", "heads": heads(2), "after": "", "end": True},
+    )
+    add(
+        "sync_summary_part",
+        {"t": "sync_summary", "heads": heads(1024), "after": pid(BOB), "end": False},
+    )
+    add("sync_entries", {"t": "sync_entries", "entries": post_entries(), "complete": True})
+    add("sync_entries_cut", {"t": "sync_entries", "entries": [], "complete": False})
     add("bye", {"t": "bye", "reason": "mesh_full"})
     # Receivers accept any field order and any integer/string width (not only the shortest).
     add(
@@ -422,6 +454,24 @@ def invalid_frames() -> list[dict[str, Any]]:
     bad("chunk_data_too_long", {"t": "chunk", **c, "data": Zeros(MAX_CHUNK_DATA + 1)}, "bad_frame")
     bad("chunk_data_string", {"t": "chunk", **c, "data": "x"}, "bad_frame")
     bad("chunk_missing_index_2_32", {"t": "chunk_missing", **c, "index": 2**32}, "bad_frame")
+    # sync
+    s = {"t": "sync_summary", "heads": heads(1), "after": "", "end": True}
+    bad("sync_summary_1025_heads", {**s, "heads": heads(1025)}, "bad_frame")
+    bad("sync_summary_missing_end", {"t": "sync_summary", "heads": [], "after": ""}, "bad_frame")
+    bad("sync_summary_end_integer", {**s, "end": 1}, "bad_frame")
+    bad("sync_summary_after_not_peer", {**s, "after": "alice"}, "bad_frame")
+    bad("sync_summary_head_seq_negative", {**s, "heads": [{**heads(1)[0], "seq": -1}]}, "bad_frame")
+    bad("sync_summary_head_extra", {**s, "heads": [{**heads(1)[0], "x": 1}]}, "bad_frame")
+    bad(
+        "sync_summary_head_hex_hash",
+        {**s, "heads": [{**heads(1)[0], "hash": h("x").hex()}]},
+        "bad_frame",
+    )
+    e = {"t": "sync_entries", "entries": [], "complete": True}
+    bad("sync_entries_257", {**e, "entries": [{"v": 1}] * 257}, "bad_frame")
+    bad("sync_entries_not_a_map", {**e, "entries": ["post"]}, "bad_frame")
+    bad("sync_entries_binary", {**e, "entries": [{"sig": b"x"}]}, "bad_frame")
+    bad("sync_entries_complete_nil", {**e, "complete": None}, "bad_frame")
     # bye
     bad("bye_reason_upper_case", {"t": "bye", "reason": "Full"}, "bad_frame")
     bad("bye_reason_empty", {"t": "bye", "reason": ""}, "bad_frame")

@@ -10,21 +10,25 @@ encodings, so both languages produce the same bytes (tests/vectors/wire.json hol
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import msgpack
 
 from .encoding import PEER_ID_RE
 from .envelope import JsonObject
-from .errors import (
-    BAD_FRAME,
-    BAD_MSGPACK,
-    FRAME_TOO_LARGE,
-    UNKNOWN_FRAME,
-    UNSUPPORTED_FRAME,
-    ProtocolError,
+from .errors import BAD_MSGPACK, FRAME_TOO_LARGE, UNKNOWN_FRAME, UNSUPPORTED_FRAME
+from .wire_fields import (
+    MAX_SAFE,
+    Field,
+    WireError,
+    binary,
+    envelope,
+    fail,
+    integer,
+    list_of,
+    nullable_envelope,
+    text,
 )
 
 PROTOCOL_VERSION = 1
@@ -38,131 +42,29 @@ MAX_HAVE_MANIFESTS = 256
 MAX_CHUNKS_PER_MANIFEST = 4096
 MAX_CHUNK_DATA = 64 * 1024 + 16  # a 64 KiB chunk plus its AES-GCM tag
 MAX_UINT32 = 0xFFFFFFFF
-MAX_SAFE = 2**53 - 1
-# A signed object may nest one level deeper than its body (the body's own limit is 16).
-MAX_ENVELOPE_DEPTH = 17
+# Post sync (docs/protocol.md "Post sync"): heads per summary frame, entries per answer.
+MAX_SYNC_HEADS = 1024
+MAX_SYNC_ENTRIES = 256
 # Patterns match the whole string (re.fullmatch): JS's `$` never admits a trailing newline.
 CAP_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 REASON_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 DIGEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 PEER_ID_FULL_RE = re.compile(PEER_ID_RE.pattern.removeprefix("^").removesuffix("$"))
+# "" (from the first author) or a peer id: where a summary's range of authors starts.
+AFTER_RE = re.compile(r"|p[a-z2-7]{32}")
 _RESERVED_RE = re.compile(r"(dht|sync|shard)_[a-z0-9_]{1,24}")
 
 
-class WireError(ProtocolError):
-    """A frame that cannot be decoded or encoded; ``code`` is one of the wire codes."""
+_peer_id = text(PEER_ID_FULL_RE)
+_digest_id = text(DIGEST_ID_RE)
+_uint32 = integer(0, MAX_UINT32)
+_ms = integer(0, MAX_SAFE)
 
 
-def _fail(message: str) -> WireError:
-    return WireError(BAD_FRAME, message)
-
-
-# --- field kinds: each checks a value and returns it normalized (lists become tuples) ---
-
-Kind = Callable[[object, str], Any]
-
-
-def _int(low: int, high: int) -> Kind:
-    def check(value: object, name: str) -> int:
-        if type(value) is not int:  # bool is an int subclass; the wire has no such overlap
-            raise _fail(f"{name} must be an integer")
-        if not low <= value <= high:
-            raise _fail(f"{name} is out of range")
-        return value
-
-    return check
-
-
-def _utf8_length(text: str, name: str) -> int:
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise _fail(f"{name} is not valid Unicode") from exc
-
-
-def _str(pattern: re.Pattern[str] | None, max_bytes: int | None = None) -> Kind:
-    def check(value: object, name: str) -> str:
-        if type(value) is not str:
-            raise _fail(f"{name} must be a string")
-        if max_bytes is not None and _utf8_length(value, name) > max_bytes:
-            raise _fail(f"{name} is too long")
-        if pattern is not None and not pattern.fullmatch(value):
-            raise _fail(f"{name} is malformed")
-        return value
-
-    return check
-
-
-def _bin(*, length: int | None = None, max_bytes: int | None = None) -> Kind:
-    def check(value: object, name: str) -> bytes:
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise _fail(f"{name} must be binary")
-        data = bytes(value)
-        if length is not None and len(data) != length:
-            raise _fail(f"{name} must be {length} bytes")
-        if max_bytes is not None and len(data) > max_bytes:
-            raise _fail(f"{name} is longer than {max_bytes} bytes")
-        return data
-
-    return check
-
-
-def _list(item: Kind, max_items: int) -> Kind:
-    def check(value: object, name: str) -> tuple[Any, ...]:
-        if not isinstance(value, (list, tuple)):
-            raise _fail(f"{name} must be a list")
-        if len(value) > max_items:
-            raise _fail(f"{name} has more than {max_items} items")
-        return tuple(item(v, f"{name}[{i}]") for i, v in enumerate(value))
-
-    return check
-
-
-def _json_value(value: object, name: str, depth: int) -> Any:
-    """JSON-safe data (what a signed envelope may hold), copied."""
-    if depth > MAX_ENVELOPE_DEPTH:
-        raise _fail(f"{name} nests too deeply")
-    if value is None or type(value) is bool or type(value) is str:
-        return value
-    if type(value) is int:
-        if not -MAX_SAFE <= value <= MAX_SAFE:
-            raise _fail(f"{name} is out of range")
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v, name, depth + 1) for v in value]
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _fail("map keys must be strings")
-            if key == "__proto__":
-                raise _fail("the key __proto__ is not allowed")
-            out[key] = _json_value(item, name, depth + 1)
-        return out
-    raise _fail(f"{name} holds a value a signed object cannot carry")
-
-
-def _envelope(value: object, name: str) -> JsonObject:
-    if not isinstance(value, dict):
-        raise _fail(f"{name} must be a map")
-    result: JsonObject = _json_value(value, name, 0)
-    return result
-
-
-def _nullable_envelope(value: object, name: str) -> JsonObject | None:
-    return None if value is None else _envelope(value, name)
-
-
-_peer_id = _str(PEER_ID_FULL_RE)
-_digest_id = _str(DIGEST_ID_RE)
-_uint32 = _int(0, MAX_UINT32)
-_ms = _int(0, MAX_SAFE)
-
-
-class Field(NamedTuple):
-    name: str
-    kind: Kind
-    required: bool = True
+def _bool(value: object, name: str) -> bool:
+    if type(value) is not bool:
+        raise fail(f"{name} must be a boolean")
+    return value
 
 
 class _Frame:
@@ -198,6 +100,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Holding):
         return {"id": value.id, "chunks": value.chunks}
+    if isinstance(value, SyncHead):
+        return {"author": value.author, "seq": value.seq, "hash": value.hash}
     return value
 
 
@@ -213,24 +117,55 @@ class Holding:
         _chunk_count(self.chunks, "have.manifests.chunks")
 
 
-_chunk_count = _int(0, MAX_CHUNKS_PER_MANIFEST)
+_chunk_count = integer(0, MAX_CHUNKS_PER_MANIFEST)
 
 
 def _holding(value: object, name: str) -> Holding:
     if isinstance(value, Holding):
         return value
     if not isinstance(value, dict):
-        raise _fail(f"{name} must be a map")
+        raise fail(f"{name} must be a map")
     for key in ("id", "chunks"):
         if key not in value:
-            raise _fail(f"{name}.{key} is missing")
+            raise fail(f"{name}.{key} is missing")
     if len(value) != 2:
-        raise _fail(f"{name} has an unknown field")
+        raise fail(f"{name} has an unknown field")
     # Checked here field by field: build without running the checks a second time.
     holding = object.__new__(Holding)
     object.__setattr__(holding, "id", _digest_id(value["id"], f"{name}.id"))
     object.__setattr__(holding, "chunks", _chunk_count(value["chunks"], f"{name}.chunks"))
     return holding
+
+
+@dataclass(frozen=True, slots=True)
+class SyncHead:
+    """The head of one author's post log in a sync summary."""
+
+    author: str
+    seq: int
+    hash: str
+
+    def __post_init__(self) -> None:
+        _peer_id(self.author, "sync_summary.heads.author")
+        _ms(self.seq, "sync_summary.heads.seq")
+        _digest_id(self.hash, "sync_summary.heads.hash")
+
+
+def _sync_head(value: object, name: str) -> SyncHead:
+    if isinstance(value, SyncHead):
+        return value
+    if not isinstance(value, dict):
+        raise fail(f"{name} must be a map")
+    for key in ("author", "seq", "hash"):
+        if key not in value:
+            raise fail(f"{name}.{key} is missing")
+    if len(value) != 3:
+        raise fail(f"{name} has an unknown field")
+    return SyncHead(
+        _peer_id(value["author"], f"{name}.author"),
+        _ms(value["seq"], f"{name}.seq"),
+        _digest_id(value["hash"], f"{name}.hash"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,10 +176,10 @@ class Hello(_Frame):
     v: int = PROTOCOL_VERSION
     t: ClassVar[str] = "hello"
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("v", _int(1, 0xFFFF)),
-        Field("ticket", _envelope),
-        Field("caps", _list(_str(CAP_RE), MAX_CAPS)),
-        Field("agent", _str(None, MAX_AGENT_BYTES), required=False),
+        Field("v", integer(1, 0xFFFF)),
+        Field("ticket", envelope),
+        Field("caps", list_of(text(CAP_RE), MAX_CAPS)),
+        Field("agent", text(None, MAX_AGENT_BYTES), required=False),
     )
 
 
@@ -268,14 +203,14 @@ class Pong(_Frame):
 class PexReq(_Frame):
     max: int
     t: ClassVar[str] = "pex_req"
-    FIELDS: ClassVar[tuple[Field, ...]] = (Field("max", _int(1, MAX_PEX_PEERS)),)
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("max", integer(1, MAX_PEX_PEERS)),)
 
 
 @dataclass(frozen=True, slots=True)
 class Pex(_Frame):
     peers: tuple[JsonObject, ...]
     t: ClassVar[str] = "pex"
-    FIELDS: ClassVar[tuple[Field, ...]] = (Field("peers", _list(_envelope, MAX_PEX_PEERS)),)
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("peers", list_of(envelope, MAX_PEX_PEERS)),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,10 +221,10 @@ class Gossip(_Frame):
     payload: JsonObject
     t: ClassVar[str] = "gossip"
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("id", _bin(length=ID_BYTES)),
+        Field("id", binary(length=ID_BYTES)),
         Field("origin", _peer_id),
-        Field("ttl", _int(0, MAX_GOSSIP_TTL)),
-        Field("payload", _envelope),
+        Field("ttl", integer(0, MAX_GOSSIP_TTL)),
+        Field("payload", envelope),
     )
 
 
@@ -297,7 +232,9 @@ class Gossip(_Frame):
 class Have(_Frame):
     manifests: tuple[Holding, ...]
     t: ClassVar[str] = "have"
-    FIELDS: ClassVar[tuple[Field, ...]] = (Field("manifests", _list(_holding, MAX_HAVE_MANIFESTS)),)
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("manifests", list_of(_holding, MAX_HAVE_MANIFESTS)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +252,7 @@ class Manifest(_Frame):
     # Required but nullable: nil means "not held", an absent field is malformed.
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("id", _digest_id),
-        Field("manifest", _nullable_envelope),
+        Field("manifest", nullable_envelope),
     )
 
 
@@ -340,7 +277,7 @@ class Chunk(_Frame):
     t: ClassVar[str] = "chunk"
     FIELDS: ClassVar[tuple[Field, ...]] = (
         *_CHUNK_REF,
-        Field("data", _bin(max_bytes=MAX_CHUNK_DATA)),
+        Field("data", binary(max_bytes=MAX_CHUNK_DATA)),
     )
 
 
@@ -354,10 +291,39 @@ class ChunkMissing(_Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class SyncSummary(_Frame):
+    """Heads of the sender's post logs for the authors after ``after`` (all the rest when
+    ``end``, else up to the last head listed): "send me what I lack"."""
+
+    heads: tuple[SyncHead, ...]
+    after: str = ""
+    end: bool = True
+    t: ClassVar[str] = "sync_summary"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("heads", list_of(_sync_head, MAX_SYNC_HEADS)),
+        Field("after", text(AFTER_RE)),
+        Field("end", _bool),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SyncEntries(_Frame):
+    """Signed post entries the receiver lacks; ``complete`` false: summarise again and ask."""
+
+    entries: tuple[JsonObject, ...]
+    complete: bool = True
+    t: ClassVar[str] = "sync_entries"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("entries", list_of(envelope, MAX_SYNC_ENTRIES)),
+        Field("complete", _bool),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Bye(_Frame):
     reason: str
     t: ClassVar[str] = "bye"
-    FIELDS: ClassVar[tuple[Field, ...]] = (Field("reason", _str(REASON_RE)),)
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("reason", text(REASON_RE)),)
 
 
 Frame = (
@@ -373,9 +339,14 @@ Frame = (
     | ChunkReq
     | Chunk
     | ChunkMissing
+    | SyncSummary
+    | SyncEntries
     | Bye
 )
-ContentFrame = Have | ManifestReq | Manifest | ChunkReq | Chunk | ChunkMissing
+# Frames the node hands to the content layer (files, then post sync) instead of handling.
+ContentFrame = (
+    Have | ManifestReq | Manifest | ChunkReq | Chunk | ChunkMissing | SyncSummary | SyncEntries
+)
 CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     Have,
     ManifestReq,
@@ -383,6 +354,8 @@ CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     ChunkReq,
     Chunk,
     ChunkMissing,
+    SyncSummary,
+    SyncEntries,
 )
 _ALL_FRAMES: tuple[type[_Frame], ...] = (
     Hello,
@@ -406,10 +379,10 @@ for _cls in _CLASSES.values():
 def parse_frame(value: object) -> Frame:
     """Check a decoded MessagePack value against its frame schema (``checkFrame`` in JS)."""
     if not isinstance(value, dict):
-        raise _fail("a frame must be a map")
+        raise fail("a frame must be a map")
     frame_type = value.get("t")
     if type(frame_type) is not str:
-        raise _fail("t must be a string")
+        raise fail("t must be a string")
     cls = _CLASSES.get(frame_type)
     if cls is None:
         if _RESERVED_RE.fullmatch(frame_type):
@@ -419,11 +392,11 @@ def parse_frame(value: object) -> Frame:
     for field in cls.FIELDS:
         if field.name not in value:
             if field.required:
-                raise _fail(f"{frame_type}.{field.name} is missing")
+                raise fail(f"{frame_type}.{field.name} is missing")
             continue
         checked[field.name] = field.kind(value[field.name], f"{frame_type}.{field.name}")
     if len(value) != len(checked) + 1:
-        raise _fail(f"{frame_type} has an unknown field")
+        raise fail(f"{frame_type} has an unknown field")
     # Already checked field by field: build without running the checks a second time.
     frame = object.__new__(cls)
     for field in cls.FIELDS:
@@ -436,9 +409,9 @@ def parse_frame(value: object) -> Frame:
 
 def _check_item(value: object) -> None:
     if type(value) is float:
-        raise _fail("floats are not allowed")
+        raise fail("floats are not allowed")
     if isinstance(value, (msgpack.ExtType, msgpack.Timestamp)):
-        raise _fail("extension types are not allowed")
+        raise fail("extension types are not allowed")
 
 
 # The hooks run inside the C unpacker as each container completes, so the checks cost no
@@ -447,9 +420,9 @@ def _map_hook(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if type(key) is not str:
-            raise _fail("map keys must be strings")
+            raise fail("map keys must be strings")
         if key == "__proto__":
-            raise _fail("the key __proto__ is not allowed")
+            raise fail("the key __proto__ is not allowed")
         _check_item(value)
         out[key] = value
     return out
@@ -462,13 +435,13 @@ def _list_hook(items: list[Any]) -> list[Any]:
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
-    raise _fail("extension types are not allowed")
+    raise fail("extension types are not allowed")
 
 
 def decode_frame(data: bytes | bytearray | memoryview | str) -> Frame:
     """Decode and check one frame; raises :class:`WireError` with a stable code."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise _fail("frames are binary messages")
+        raise fail("frames are binary messages")
     size = memoryview(data).nbytes
     if size > MAX_FRAME_BYTES:
         raise WireError(FRAME_TOO_LARGE, f"frame is {size} bytes (limit {MAX_FRAME_BYTES})")
@@ -489,10 +462,10 @@ def decode_frame(data: bytes | bytearray | memoryview | str) -> Frame:
         raise
     except msgpack.StackError as exc:
         # The C unpacker stops at 1024 levels; no frame field may nest that deep.
-        raise _fail("the frame nests too deeply") from exc
+        raise fail("the frame nests too deeply") from exc
     except ValueError as exc:
         if str(exc).startswith("invalid timestamp data"):
-            raise _fail("extension types are not allowed") from exc
+            raise fail("extension types are not allowed") from exc
         raise WireError(BAD_MSGPACK, f"not one MessagePack value: {exc}") from exc
     except (msgpack.UnpackException, TypeError) as exc:
         raise WireError(BAD_MSGPACK, f"not one MessagePack value: {exc}") from exc
@@ -505,7 +478,7 @@ def encode_frame(frame: _Frame) -> bytes:
     try:
         data: bytes = msgpack.packb(frame.to_value(), use_bin_type=True)
     except UnicodeEncodeError as exc:
-        raise _fail("a string is not valid Unicode") from exc
+        raise fail("a string is not valid Unicode") from exc
     if len(data) > MAX_FRAME_BYTES:
         raise WireError(FRAME_TOO_LARGE, f"frame is {len(data)} bytes (limit {MAX_FRAME_BYTES})")
     return data

@@ -24,11 +24,16 @@ export const MAX_HAVE_MANIFESTS = 256;
 export const MAX_CHUNKS_PER_MANIFEST = 4096;
 export const MAX_CHUNK_DATA = 64 * 1024 + 16; // a 64 KiB chunk plus its AES-GCM tag
 export const MAX_UINT32 = 0xffffffff;
+// Post sync (docs/protocol.md "Post sync"): heads per summary frame, entries per answer.
+export const MAX_SYNC_HEADS = 1024;
+export const MAX_SYNC_ENTRIES = 256;
 // A signed object may nest one level deeper than its body (the body's own limit is 16).
 export const MAX_ENVELOPE_DEPTH = 17;
 export const CAP_RE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
 export const REASON_RE = /^[a-z][a-z0-9_]{0,31}$/;
 export const DIGEST_ID_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+// "" (from the first author) or a peer id: where a summary's range of authors starts.
+const AFTER_RE = /^(|p[a-z2-7]{32})$/;
 const RESERVED_RE = /^(dht|sync|shard)_[a-z0-9_]{1,24}$/;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
@@ -76,6 +81,11 @@ const list = (item, max) => (value, name) => {
   if (!Array.isArray(value)) fail(`${name} must be a list`);
   if (value.length > max) fail(`${name} has more than ${max} items`);
   return value.map((v, i) => item(v, `${name}[${i}]`));
+};
+
+const bool = (value, name) => {
+  if (typeof value !== "boolean") fail(`${name} must be a boolean`);
+  return value;
 };
 
 const nullable = (kind) => (value, name) => (value === null ? null : kind(value, name));
@@ -131,6 +141,13 @@ const holding = fields([
   ["chunks", int(0, MAX_CHUNKS_PER_MANIFEST)],
 ]);
 
+// The head of one author's post log in a sync summary.
+const head = fields([
+  ["author", peerId],
+  ["seq", ms],
+  ["hash", digestId],
+]);
+
 // Field order here is the order senders write (after "t"); receivers accept any order.
 // [name, kind, required]
 const FRAMES = {
@@ -177,6 +194,15 @@ const FRAMES = {
     ["manifest", digestId, true],
     ["index", uint32, true],
     ["chunk", digestId, true],
+  ],
+  sync_summary: [
+    ["heads", list(head, MAX_SYNC_HEADS), true],
+    ["after", str(AFTER_RE), true],
+    ["end", bool, true],
+  ],
+  sync_entries: [
+    ["entries", list(envelope, MAX_SYNC_ENTRIES), true],
+    ["complete", bool, true],
   ],
   bye: [["reason", str(REASON_RE), true]],
 };
@@ -291,4 +317,50 @@ export function encodeFrame(frame) {
     throw new WireError(FRAME_TOO_LARGE, `frame is ${bytes.length} bytes (limit ${MAX_FRAME_BYTES})`);
   }
   return bytes;
+}
+
+// --- the chunk frame, encoded without copying its data twice ---
+
+const ascii = (text) => Array.from(text, (c) => c.charCodeAt(0));
+const CHUNK_HEAD = [0x85, 0xa1, ...ascii("t"), 0xa5, ...ascii("chunk"), 0xa8, ...ascii("manifest")];
+
+function uintBytes(n) {
+  if (n < 0x80) return [n];
+  if (n < 0x100) return [0xcc, n];
+  if (n < 0x10000) return [0xcd, n >> 8, n & 0xff];
+  return [0xce, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+}
+
+function binHeader(n) {
+  if (n < 0x100) return [0xc4, n];
+  if (n < 0x10000) return [0xc5, n >> 8, n & 0xff];
+  return [0xc6, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+}
+
+/**
+ * The bytes of {t: "chunk", manifest, index, chunk, data} with data given in parts (a stored
+ * chunk is read in two): the same bytes as encodeFrame, the data copied once, straight into
+ * the frame. The uploader sends a chunk per frame, so this is its hot path.
+ */
+export function encodeChunkFrame(manifest, index, chunk, parts) {
+  digestId(manifest, "chunk.manifest");
+  uint32(index, "chunk.index");
+  digestId(chunk, "chunk.chunk");
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  if (length > MAX_CHUNK_DATA) fail(`chunk.data is longer than ${MAX_CHUNK_DATA} bytes`);
+  const head = [
+    ...CHUNK_HEAD,
+    0xd9, 43, ...ascii(manifest),
+    0xa5, ...ascii("index"), ...uintBytes(index),
+    0xa5, ...ascii("chunk"), 0xd9, 43, ...ascii(chunk),
+    0xa4, ...ascii("data"), ...binHeader(length),
+  ];
+  const out = new Uint8Array(head.length + length);
+  out.set(head);
+  let at = head.length;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }

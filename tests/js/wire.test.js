@@ -135,3 +135,20 @@ for (const c of semantic.pex) {
     assert.deepEqual(rejected.map((r) => r.code).sort(), [...c.rejected].sort());
   });
 }
+
+test("encodeChunkFrame writes the bytes encodeFrame writes, from data in parts", async () => {
+  const { encodeChunkFrame } = await import("../../static/swarm/wire.js");
+  const id = (n) => Buffer.from(new Uint8Array(32).fill(n)).toString("base64url");
+  for (const index of [0, 1, 127, 128, 255, 256, 65535, 65536, 4095, 2 ** 32 - 1]) {
+    for (const size of [0, 1, 255, 256, 65535, 65536, 65552]) {
+      const data = Uint8Array.from({ length: size }, (_, i) => (i * 7 + index) & 255);
+      const cut = Math.min(size, 65280);
+      const frame = { t: "chunk", manifest: id(1), index, chunk: id(index & 255), data };
+      const parts = [data.subarray(0, cut), data.subarray(cut)];
+      assert.deepEqual(encodeChunkFrame(frame.manifest, index, frame.chunk, parts), encodeFrame(frame), `${index}/${size}`);
+    }
+  }
+  assert.throws(() => encodeChunkFrame(id(1), 0, id(2), [new Uint8Array(65553)]), { code: "bad_frame" });
+  assert.throws(() => encodeChunkFrame("x", 0, id(2), []), { code: "bad_frame" });
+  assert.throws(() => encodeChunkFrame(id(1), -1, id(2), []), { code: "bad_frame" });
+});
