@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from beacon import capsule_keys
 from peers.protocol.ticket import is_valid_community
+from peers.protocol.wire import DIGEST_ID_RE
 from swarmweb.clock import now_ms
 
 DEFAULT_BEACONS = ["/beacon/v1/"]
@@ -59,10 +60,31 @@ def page_config(community: str) -> dict[str, Any]:
     }
 
 
-def index(request: HttpRequest) -> HttpResponse:
+def _community(request: HttpRequest) -> str:
     # ?community=<name> joins another community from the same page; anything invalid
     # falls back to the default rather than failing the page.
     requested = request.GET.get("community", "")
-    community = requested if is_valid_community(requested) else settings.SWARM_COMMUNITY
+    return requested if is_valid_community(requested) else str(settings.SWARM_COMMUNITY)
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    community = _community(request)
     context = {"community": community, "swarm_config": page_config(community)}
+    return render(request, "swarm/index.html", context)
+
+
+def share(request: HttpRequest, manifest_id: str) -> HttpResponse:
+    """A share link, ``/f/<manifest id>#k=<file key>``: the peer page in download mode.
+
+    The key stays in the URL fragment, which browsers never send: the server only learns
+    which manifest is wanted, and the page fetches it from peers.
+    """
+    if not DIGEST_ID_RE.fullmatch(manifest_id):
+        raise Http404("not a manifest id")
+    community = _community(request)
+    context = {
+        "community": community,
+        "swarm_config": page_config(community),
+        "download_id": manifest_id,
+    }
     return render(request, "swarm/index.html", context)

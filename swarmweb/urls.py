@@ -12,5 +12,6 @@ urlpatterns = [
     path("capsules/", include("beacon.capsule_urls")),
     path("admin/dashboard/", include(dashboard.urlpatterns)),
     path("admin/", admin.site.urls),
+    path("f/<str:manifest_id>", peer_views.share, name="share"),
     path("", peer_views.index, name="index"),
 ]

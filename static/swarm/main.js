@@ -1,5 +1,13 @@
-// Entry point of the page: read the config, open storage, start the peer, show it.
+// Entry point of the page: read the config, open storage, start the peer with its content
+// layers (files, keys, feed), show it. On a share link page (/f/<id>#k=...) also fetch the file.
+import { parseShareFragment } from "./chunks.js";
 import { parseConfig } from "./config.js";
+import { ContentStore } from "./contentstore.js";
+import { PostService } from "./feed.js";
+import { FeedUI } from "./feedui.js";
+import { FileService } from "./files.js";
+import { DownloadPanel, FilesUI } from "./filesui.js";
+import { KeyShare } from "./keyshare.js";
 import { SwarmPeer } from "./peer.js";
 import { openStore } from "./store.js";
 import { SwarmUI } from "./ui.js";
@@ -25,6 +33,14 @@ async function main() {
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().
   window.swarm = peer;
   if (problem) peer.log("warn", "store", "no_indexeddb", `IndexedDB unavailable (${problem}): nothing is kept after this tab`);
+  const content = new ContentStore(store.db ?? null);
+  // Share links name the community only when the page was opened for another than the default.
+  const linkQuery = new URL(location.href).searchParams.has("community") ? `?community=${encodeURIComponent(config.community)}` : "";
+  peer.beforeConnect = async () => {
+    peer.files = await new FileService({ peer, store: content, linkQuery }).start();
+    peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
+    peer.posts = await new PostService({ peer, store: content }).start(await store.getSettings());
+  };
   try {
     await peer.start();
   } catch (error) {
@@ -33,6 +49,19 @@ async function main() {
     return;
   }
   new SwarmUI(peer).mount();
+  new FilesUI({ peer, files: peer.files, keys: peer.keys }).mount();
+  new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
+  const panel = document.getElementById("download");
+  if (panel) {
+    let key = null;
+    let keyError = null;
+    try {
+      key = parseShareFragment(location.hash);
+    } catch (error) {
+      keyError = error;
+    }
+    await new DownloadPanel({ peer, files: peer.files, manifestId: panel.dataset.manifestId, key, keyError }).mount();
+  }
 }
 
 // A page restored from the back/forward cache said bye to its peers when it was hidden.

@@ -32,7 +32,8 @@ const PRUNE_EVERY_MS = 30_000;
 const PEX_MAX_ASKING = 2;
 // Gossip that fails these checks was forwarded by a peer that should have checked it.
 const GOSSIP_VIOLATIONS = new Set([BAD_GOSSIP_ID, BAD_SIGNATURE, BAD_ENVELOPE, BAD_BODY, PEER_MISMATCH, WRONG_COMMUNITY]);
-const CONTENT_FRAMES = new Set(["have", "manifest_req", "manifest", "chunk_req", "chunk", "chunk_missing"]);
+// Frames handed to the content layer (files, post sync) as "frame" actions.
+const CONTENT_FRAMES = new Set(["have", "manifest_req", "manifest", "chunk_req", "chunk", "chunk_missing", "sync_summary", "sync_entries"]);
 
 function newStats() {
   return {
@@ -68,6 +69,9 @@ export class SwarmNode {
     this.mesh = new Mesh({ selfId: peerId, book: this.book, emit: (a) => this.#emit(a), options: options.mesh });
     this.mesh.ticket = ticket?.envelope ?? ticket;
     this.nextPruneAt = now + PRUNE_EVERY_MS;
+    // topic -> async (data, now) => void, throwing ProtocolError: gossip whose content fails
+    // is neither delivered nor relayed (e.g. a post with a forged signature).
+    this.gossipChecks = new Map();
   }
 
   // --- outputs ---
@@ -301,6 +305,24 @@ export class SwarmNode {
       this.stats.gossipDuplicates += 1;
       return;
     }
+    const contentCheck = this.gossipChecks.get(message.topic);
+    if (contentCheck) {
+      try {
+        await contentCheck(message.data, now);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        // Seen (a copy from another peer is not checked again), but never passed on. Not a
+        // violation: peers that do not check this topic relay it in good faith.
+        this.log.add(idHex, message.issuedAt);
+        this.#drop(`gossip_${message.topic}_${error.code}`);
+        this.#event("warn", "gossip", error.code, `${message.topic} from ${message.origin} dropped: ${error.message}`, conn.peerId);
+        return;
+      }
+      if (this.log.has(idHex)) {
+        this.stats.gossipDuplicates += 1;
+        return;
+      }
+    }
     this.log.add(idHex, message.issuedAt);
     this.stats.gossipDelivered += 1;
     this.actions.push({ type: "deliver", message, from: conn.peerId });
@@ -327,6 +349,20 @@ export class SwarmNode {
     if (!conn) return false;
     this.#emit({ type: "send", connId: conn.id, bytes: encodeFrame(frame), t: frame.t });
     return true;
+  }
+
+  /** sendTo for a frame already encoded by wire.js (encodeChunkFrame); false when not connected. */
+  sendEncoded(peerId, bytes, t) {
+    const conn = this.mesh.open().find((c) => c.peerId === peerId);
+    if (!conn) return false;
+    this.#emit({ type: "send", connId: conn.id, bytes, t });
+    return true;
+  }
+
+  /** Count bad content (e.g. chunk_mismatch) against an open peer, like a bad frame. */
+  contentViolation(peerId, code, message, now) {
+    const conn = this.mesh.open().find((c) => c.peerId === peerId);
+    if (conn) this.#violation(conn, code, message, now);
   }
 
   /** Sign and flood a message; resolves its id (hex). */

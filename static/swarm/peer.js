@@ -13,7 +13,7 @@ const SAMPLE_MS = 5_000;
 const PERSIST_MS = 15_000;
 const TICKET_REFRESH_MS = 60_000;
 const CLOSE_DELAY_MS = 250; // let a bye reach the peer before the channel closes
-const CAPS = ["gossip", "pex"];
+const CAPS = ["gossip", "pex", "sync"]; // sync: answers sync_summary (post sync)
 const REPLAY_RETRY_MS = 1_500;
 
 export class SwarmPeer extends EventTarget {
@@ -72,6 +72,8 @@ export class SwarmPeer extends EventTarget {
     this.node.book.loadRecords(cached, now);
     this.node.addSeeds(this.config.seeds, now);
     this.log("info", "rendezvous", "cache_loaded", `${cached.length} cached peer(s), ${this.config.seeds.length} seed(s)`);
+    // Content layers (files, feed) attach here, before any connection can open.
+    if (this.beforeConnect) await this.beforeConnect(this);
     this.signaling = new Signaling({
       endpoints: this.config.signaling,
       peerId: this.peerId,
@@ -144,7 +146,10 @@ export class SwarmPeer extends EventTarget {
       else if (action.type === "deliver") this.#deliver(action);
       else if (action.type === "event") this.log(action.level, action.source, action.code, action.message, action.peerId);
       else if (action.type === "opened") this.#opened(action);
-      else if (action.type === "closed") this.#changed();
+      else if (action.type === "closed") {
+        this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId } }));
+        this.#changed();
+      }
       else if (action.type === "frame") this.dispatchEvent(new CustomEvent("frame", { detail: action }));
     }
   }
@@ -230,13 +235,15 @@ export class SwarmPeer extends EventTarget {
       this.metrics.firstPeer(this.clock());
       this.log("info", "mesh", "first_peer", `first peer after ${this.timeToFirstPeerMs} ms`, action.peerId);
     }
+    const caps = this.node.mesh.conns.get(action.connId)?.caps ?? [];
+    this.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: action.peerId, caps } }));
     this.#changed();
   }
 
   #deliver({ message, from }) {
     this.received.push({ ...message, from });
     if (this.received.length > 500) this.received.shift();
-    this.dispatchEvent(new CustomEvent("message", { detail: message }));
+    this.dispatchEvent(new CustomEvent("message", { detail: { ...message, from } }));
   }
 
   #changed() {
@@ -322,6 +329,7 @@ export class SwarmPeer extends EventTarget {
   async #saveSettings() {
     const mesh = this.node.mesh;
     await this.store.putSettings({
+      ...(await this.store.getSettings()), // other parts keep settings here too
       blocked: [...mesh.blocked],
       allowed: [...mesh.allowed],
       paused: mesh.paused,
@@ -365,6 +373,25 @@ export class SwarmPeer extends EventTarget {
     const sent = this.node.sendTo(peerId, frame);
     this.#flush();
     return sent;
+  }
+
+  /** Send bytes encoded by wire.js (the uploader's chunk frames); false when not connected. */
+  sendEncoded(peerId, bytes, t) {
+    const sent = this.node.sendEncoded(peerId, bytes, t);
+    this.#flush();
+    return sent;
+  }
+
+  /** The open RTCDataChannel to a peer (the uploader watches its bufferedAmount), or null. */
+  channel(peerId) {
+    const conn = this.node?.mesh.open().find((c) => c.peerId === peerId);
+    return conn ? (this.conns.get(conn.id)?.dataChannel ?? null) : null;
+  }
+
+  /** Bad content from a peer (a chunk that does not hash to its id, a forged post). */
+  contentViolation(peerId, code, message) {
+    this.node.contentViolation(peerId, code, message, this.clock());
+    this.#flush();
   }
 
   async block(peerId) {

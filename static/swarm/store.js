@@ -1,10 +1,12 @@
 // IndexedDB (through idb): the identity, settings (blocks, allow list, toggles), the peer
-// cache per community, daily metric buckets. MemoryStore has the same interface for tests
-// and for browsers where IndexedDB is unavailable (private windows in some browsers).
+// cache per community, daily metric buckets; version 2 adds the content stores that
+// contentstore.js reads and writes (files, chunks, posts, peer keys). MemoryStore has the
+// same interface for tests and for browsers where IndexedDB is unavailable (private windows
+// in some browsers).
 import { openDB } from "idb";
 
 export const DB_NAME = "swarm";
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 const IDENTITY_KEY = "self";
 const SETTINGS_KEY = "settings";
 
@@ -107,11 +109,19 @@ export class MemoryStore {
 export async function openStore(name = DB_NAME) {
   try {
     const db = await openDB(name, DB_VERSION, {
-      upgrade(db) {
-        db.createObjectStore("identity");
-        db.createObjectStore("settings");
-        db.createObjectStore("peers", { keyPath: "key" }).createIndex("community", "community");
-        db.createObjectStore("metrics", { keyPath: "day" });
+      upgrade(db, oldVersion) {
+        if (oldVersion < 1) {
+          db.createObjectStore("identity");
+          db.createObjectStore("settings");
+          db.createObjectStore("peers", { keyPath: "key" }).createIndex("community", "community");
+          db.createObjectStore("metrics", { keyPath: "day" });
+        }
+        if (oldVersion < 2) {
+          db.createObjectStore("files", { keyPath: "id" }); // manifest id -> file record
+          db.createObjectStore("chunks"); // chunk id -> ciphertext bytes
+          db.createObjectStore("posts", { keyPath: ["author", "seq"] });
+          db.createObjectStore("peerkeys", { keyPath: "peerId" }); // X25519 announcements
+        }
       },
     });
     return { store: new IdbStore(db), problem: null };

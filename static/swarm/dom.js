@@ -1,0 +1,86 @@
+// Small DOM and formatting helpers shared by the page's UI modules.
+
+export const $ = (id) => document.getElementById(id);
+
+export const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+export function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)} KB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e9).toFixed(2)} GB`;
+}
+
+export const rate = (bps) => `${bytes(Math.round(bps))}/s`;
+
+export function ago(ms, now = Date.now()) {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 10) return "just now";
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(ms).toLocaleDateString();
+}
+
+// A stable colour per peer id (avatars, source bars).
+export function hue(peerId) {
+  let h = 0;
+  for (const ch of peerId) h = (h * 31 + ch.charCodeAt(0)) % 360;
+  return h;
+}
+
+export function avatar(peerId, label = "") {
+  const letter = (label.trim()[0] ?? peerId[1] ?? "?").toUpperCase();
+  return el("span", { class: "avatar", style: `--hue:${hue(peerId)}`, "aria-hidden": "true" }, letter);
+}
+
+// Text with http(s) links made clickable, built from text nodes (never innerHTML).
+export function linkified(text) {
+  const out = [];
+  const re = /https?:\/\/[^\s<>"']+/g;
+  let last = 0;
+  for (const match of text.matchAll(re)) {
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(el("a", { href: match[0], target: "_blank", rel: "noopener noreferrer" }, match[0]));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+export async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    if (button) {
+      const label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(() => (button.textContent = label), 1200);
+    }
+  } catch {
+    window.prompt("Copy this:", text);
+  }
+}
+
+// The paperclip of attachments (an inline SVG: emoji fonts are not everywhere).
+export function clip() {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", "M21 11.5l-8.6 8.6a5.5 5.5 0 01-7.8-7.8l9.2-9.2a3.7 3.7 0 015.2 5.2l-9.2 9.2a1.8 1.8 0 01-2.6-2.6l8.5-8.5");
+  svg.append(path);
+  return svg;
+}

@@ -1,0 +1,399 @@
+// File sharing in the page: share a file (encrypt, hash, store, sign the manifest, advertise),
+// serve what we hold, fetch what a share link or a wrapped key names (downloads.js), keep the
+// list of files. Binds the content frames of window.swarm (docs/protocol.md "Files") to the
+// store; the UI (filesui.js) reads it and listens to its "change" events.
+import { b64urlEncode } from "./encoding.js";
+import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, TAG_BYTES } from "./chunks.js";
+import { Download, assemble } from "./downloads.js";
+import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "./manifest.js";
+import { Uploader } from "./uploader.js";
+import { MAX_CHUNKS_PER_MANIFEST, MAX_HAVE_MANIFESTS } from "./wire.js";
+
+const WRITE_BATCH = 32; // chunks per IndexedDB transaction when sharing
+const MAX_WRITE_BATCH = 128; // chunks per transaction when fetching (16 MiB at most)
+const ADVERT_EVERY_MS = 1_000;
+const CHANGE_EVERY_MS = 200;
+const KEEP_PLAINTEXTS = 3; // object URLs of opened files kept ready
+
+export class FileError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "FileError";
+    this.code = code;
+  }
+}
+
+// Chunks verified on receipt are written in batches ("group commit"): one transaction at a
+// time, holding everything that arrived while the previous one ran. A transaction per chunk
+// would cost several times more.
+class ChunkWriter {
+  constructor(store) {
+    this.store = store;
+    this.pending = [];
+    this.running = null; // the transaction in progress (a promise)
+  }
+
+  add(id, data) {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ id, data, resolve, reject });
+      this.running ??= this.#run();
+    });
+  }
+
+  /** Resolves when everything added so far is written (or failed). */
+  async flush() {
+    while (this.running) await this.running;
+  }
+
+  async #run() {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, MAX_WRITE_BATCH);
+      try {
+        await this.store.putChunks(batch);
+        for (const item of batch) item.resolve();
+      } catch (error) {
+        for (const item of batch) item.reject(error);
+      }
+    }
+    this.running = null;
+  }
+}
+
+// A browser's File.name made acceptable to the manifest (docs/protocol.md "Manifest").
+export function safeName(name) {
+  let out = String(name ?? "").replace(/[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069/\\]/g, "_");
+  if (!out.isWellFormed()) out = out.toWellFormed();
+  while (new TextEncoder().encode(out).length > MAX_NAME_BYTES) out = out.slice(0, -1);
+  return isValidName(out) ? out : "file";
+}
+
+export class FileService extends EventTarget {
+  constructor({ peer, store, clock = Date.now, origin = location.origin, linkQuery = "" }) {
+    super();
+    this.peer = peer;
+    this.store = store;
+    this.clock = clock;
+    this.origin = origin;
+    this.linkQuery = linkQuery; // "?community=x" when the community is not the server's default
+    this.files = new Map(); // manifest id -> file record
+    this.downloads = new Map(); // manifest id -> Download
+    this.holders = new Map(); // manifest id -> Map(peer id -> chunks advertised)
+    this.sharing = new Map(); // temporary id -> { name, size, done, phase }
+    this.blobs = new Map(); // manifest id -> object URL of the plaintext
+    this.fresh = new Map(); // manifest id -> plaintext of a download just completed (until opened)
+    this.writer = new ChunkWriter(store);
+    this.uploader = new Uploader({ peer, store, onServed: () => this.#changed() });
+    this.dirty = new Set(); // manifests whose held count changed since the last advert
+    this.serial = 0;
+  }
+
+  async start() {
+    for (const record of await this.store.listFiles()) this.files.set(record.id, record);
+    this.peer.addEventListener("frame", (e) => this.#onFrame(e.detail));
+    this.peer.addEventListener("peer-open", (e) => this.#peerOpened(e.detail.peerId));
+    this.peer.addEventListener("peer-close", (e) => this.#peerClosed(e.detail.peerId));
+    for (const record of this.files.values()) if (record.state === "fetching") this.#startDownload(record);
+    return this;
+  }
+
+  log(level, code, message, peerId = null) {
+    this.peer.log(level, "files", code, message, peerId);
+  }
+
+  list() {
+    return [...this.files.values()].sort((a, b) => b.addedAt - a.addedAt);
+  }
+
+  shareLink(record) {
+    return `${this.origin}/f/${record.id}${this.linkQuery}#k=${b64urlEncode(record.key)}`;
+  }
+
+  progressOf(id) {
+    return this.downloads.get(id)?.progress() ?? null;
+  }
+
+  // --- sharing ---
+
+  /** Encrypt, store and sign a File; resolves its record (share link: shareLink(record)). */
+  async share(file) {
+    if (file.size > MAX_FILE_SIZE) throw new FileError("too_large", `files are at most ${MAX_FILE_SIZE / 1024 / 1024} MiB`);
+    const name = safeName(file.name);
+    const temp = `sharing-${++this.serial}`;
+    const job = { name, size: file.size, done: 0, phase: "checking space" };
+    this.sharing.set(temp, job);
+    this.#changed();
+    try {
+      const count = chunkCount(file.size);
+      await this.store.reserve(file.size + count * TAG_BYTES, `"${name}"`);
+      const key = newFileKey();
+      const fileId = newFileId();
+      job.phase = "encrypting";
+      const ids = [];
+      let batch = [];
+      for await (const chunk of encryptChunks(file, { key, fileId })) {
+        ids.push(chunk.id);
+        batch.push({ id: chunk.id, data: chunk.ciphertext });
+        job.done += chunk.ciphertext.length - TAG_BYTES;
+        if (batch.length >= WRITE_BATCH) {
+          await this.store.putChunks(batch);
+          batch = [];
+          this.#changed();
+        }
+      }
+      if (batch.length) await this.store.putChunks(batch);
+      job.phase = "signing";
+      const now = this.clock();
+      const envelope = await makeManifest(this.peer.identity.signer, { fileId, size: file.size, chunks: ids.map((id) => ({ id })) }, { name, mime: normalizeMime(file.type), createdAt: now });
+      const manifest = await verifyManifest(envelope);
+      const record = {
+        id: manifest.id,
+        role: "shared",
+        state: "complete",
+        name,
+        mime: manifest.mime,
+        size: file.size,
+        chunkCount: count,
+        author: manifest.author,
+        createdAt: manifest.createdAt,
+        addedAt: now,
+        fileId,
+        key,
+        envelope,
+        held: count,
+        sha256: null,
+        recipients: [],
+      };
+      await this.saveRecord(record);
+      this.heldChanged(record.id, count, { now: true });
+      this.log("info", "file_shared", `${name}: ${count} chunks, manifest ${manifest.id}`);
+      return record;
+    } catch (error) {
+      this.log("warn", error.code ?? "share_failed", `${name}: ${error.message}`);
+      throw error;
+    } finally {
+      this.sharing.delete(temp);
+      this.#changed();
+    }
+  }
+
+  // --- fetching ---
+
+  /** Fetch a file by manifest id with its key (from a share link or a wrapped key). */
+  async download(manifestId, key, { fileId = null, from = null } = {}) {
+    const existing = this.files.get(manifestId);
+    if (existing && existing.state !== "offered" && existing.state !== "failed") return existing;
+    const record = {
+      ...(existing ?? {}),
+      id: manifestId,
+      role: "download",
+      state: "fetching",
+      reason: null,
+      key,
+      fileId: fileId ?? existing?.fileId ?? null,
+      from: from ?? existing?.from ?? null,
+      envelope: existing?.envelope ?? null,
+      addedAt: existing?.addedAt ?? this.clock(),
+      held: 0,
+    };
+    await this.saveRecord(record);
+    this.#startDownload(record);
+    return record;
+  }
+
+  #startDownload(record) {
+    const download = new Download(this, record);
+    this.downloads.set(record.id, download);
+    download.start().catch((error) => this.failed(download, error.code ?? "error", error.message));
+    this.#changed();
+  }
+
+  /** The plaintext of a complete file as an object URL (made once, then cached). */
+  async open(id) {
+    const cached = this.blobs.get(id);
+    if (cached) return cached;
+    const record = this.files.get(id);
+    if (!record || record.state !== "complete") throw new FileError("not_ready", "the file is not complete");
+    const fresh = this.fresh.get(id);
+    if (fresh) {
+      this.fresh.delete(id);
+      return this.#blob(record, fresh);
+    }
+    const manifest = await verifyManifest(record.envelope, { expectedId: id });
+    const { bytes, sha256 } = await assemble(this.store, manifest, record.key);
+    if (record.sha256 && record.sha256 !== sha256) throw new FileError("corrupt", "the stored file does not match its checksum");
+    return this.#blob(record, bytes);
+  }
+
+  // Plaintexts are kept for the few files opened last only (they can be large).
+  #blob(record, bytes) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: record.mime ?? "application/octet-stream" }));
+    this.blobs.set(record.id, url);
+    for (const [id, old] of this.blobs) {
+      if (this.blobs.size <= KEEP_PLAINTEXTS) break;
+      URL.revokeObjectURL(old);
+      this.blobs.delete(id);
+    }
+    return url;
+  }
+
+  async remove(id) {
+    const record = this.files.get(id);
+    if (!record) return;
+    this.downloads.get(id)?.stop();
+    this.downloads.delete(id);
+    const chunkIds = record.envelope ? record.envelope.body.chunks : [];
+    await this.store.deleteFile(id, chunkIds);
+    this.files.delete(id);
+    const url = this.blobs.get(id);
+    if (url) URL.revokeObjectURL(url);
+    this.blobs.delete(id);
+    this.fresh.delete(id);
+    this.#broadcast([{ id, chunks: 0 }]);
+    this.log("info", "file_deleted", `${record.name ?? id} deleted`);
+    this.#changed();
+  }
+
+  // --- hooks used by Download ---
+
+  async saveRecord(record) {
+    this.files.set(record.id, record);
+    await this.store.putFile(record);
+    this.#changed();
+  }
+
+  penalize(peerId, code, message) {
+    this.log("warn", code, message, peerId);
+    this.peer.contentViolation(peerId, code, message);
+  }
+
+  heldChanged(id, count, { now = false } = {}) {
+    const record = this.files.get(id);
+    if (record) record.held = count;
+    this.dirty.add(id);
+    if (now) this.#advertise();
+    else this.advertTimer ??= setTimeout(() => this.#advertise(), ADVERT_EVERY_MS);
+  }
+
+  progressed() {
+    this.#changed();
+  }
+
+  async completed(download, bytes, sha256) {
+    const record = download.record;
+    const served = download.progress().served;
+    const sources = { ...(record.sources ?? {}) };
+    for (const [peerId, n] of Object.entries(served)) sources[peerId] = (sources[peerId] ?? 0) + n;
+    Object.assign(record, { state: "complete", sha256, held: record.chunkCount, reason: null, sources });
+    const t = download.times;
+    this.lastTimes = { manifestMs: t.manifest && t.manifest - t.start, chunksMs: t.chunks - (t.manifest ?? t.start), assembleMs: t.done - t.chunks };
+    await this.saveRecord(record);
+    // The Blob (a copy) is made when the file is opened; until then the plaintext is kept.
+    this.fresh.set(record.id, bytes);
+    for (const id of this.fresh.keys()) if (this.fresh.size > KEEP_PLAINTEXTS) this.fresh.delete(id);
+    this.downloads.delete(record.id);
+    this.heldChanged(record.id, record.chunkCount, { now: true });
+    const from = Object.entries(served).map(([peerId, n]) => `${peerId.slice(0, 7)}:${n}`).join(" ");
+    this.log("info", "download_complete", `${record.name}: sha256 ${sha256.slice(0, 16)}…, chunks from ${from || "(stored)"}`);
+    this.dispatchEvent(new CustomEvent("complete", { detail: { id: record.id, sha256 } }));
+  }
+
+  async failed(download, code, message) {
+    const record = download.record;
+    download.stop();
+    Object.assign(record, { state: "failed", reason: code, message });
+    await this.saveRecord(record).catch(() => {});
+    this.downloads.delete(record.id);
+    this.log("warn", code, `download of ${record.name ?? record.id} failed: ${message}`);
+    this.dispatchEvent(new CustomEvent("failed", { detail: { id: record.id, code, message } }));
+  }
+
+  // --- adverts ---
+
+  #holdings(ids = null) {
+    const out = [];
+    for (const record of this.files.values()) {
+      if (ids && !ids.has(record.id)) continue;
+      if (!record.envelope || !(record.held > 0)) continue;
+      out.push({ id: record.id, chunks: Math.min(record.held, MAX_CHUNKS_PER_MANIFEST) });
+    }
+    return out;
+  }
+
+  #sendHave(peerId, entries) {
+    for (let i = 0; i < entries.length; i += MAX_HAVE_MANIFESTS) {
+      this.peer.send(peerId, { t: "have", manifests: entries.slice(i, i + MAX_HAVE_MANIFESTS) });
+    }
+  }
+
+  #broadcast(entries) {
+    if (entries.length === 0) return;
+    for (const p of this.peer.connectedPeers()) this.#sendHave(p.peerId, entries);
+  }
+
+  #advertise() {
+    clearTimeout(this.advertTimer);
+    this.advertTimer = null;
+    const ids = this.dirty;
+    this.dirty = new Set();
+    this.#broadcast(this.#holdings(ids));
+  }
+
+  // --- frames and peers ---
+
+  #peerOpened(peerId) {
+    this.#sendHave(peerId, this.#holdings());
+    for (const download of this.downloads.values()) download.peerOpened(peerId);
+  }
+
+  #peerClosed(peerId) {
+    this.uploader.peerClosed(peerId);
+    for (const holders of this.holders.values()) holders.delete(peerId);
+    for (const download of this.downloads.values()) download.peerClosed(peerId);
+    this.#changed();
+  }
+
+  #onFrame({ peerId, frame }) {
+    switch (frame.t) {
+      case "have":
+        for (const { id, chunks } of frame.manifests) {
+          const holders = this.holders.get(id) ?? new Map();
+          if (chunks > 0) holders.set(peerId, chunks);
+          else holders.delete(peerId);
+          if (holders.size) this.holders.set(id, holders);
+          else this.holders.delete(id);
+          this.downloads.get(id)?.have(peerId, chunks);
+        }
+        break;
+      case "manifest_req": {
+        const record = this.files.get(frame.id);
+        this.peer.send(peerId, { t: "manifest", id: frame.id, manifest: record?.envelope ?? null });
+        break;
+      }
+      case "manifest":
+        this.#guard(this.downloads.get(frame.id)?.onManifest(peerId, frame));
+        break;
+      case "chunk_req":
+        this.uploader.request(peerId, frame);
+        break;
+      case "chunk":
+        this.#guard(this.downloads.get(frame.manifest)?.onChunk(peerId, frame));
+        break;
+      case "chunk_missing":
+        this.downloads.get(frame.manifest)?.onChunkMissing(peerId, frame);
+        break;
+      default:
+    }
+  }
+
+  #guard(promise) {
+    promise?.catch((error) => this.log("error", "internal_error", String(error?.stack ?? error)));
+  }
+
+  #changed() {
+    if (this.changeTimer) return;
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = null;
+      this.dispatchEvent(new Event("change"));
+    }, CHANGE_EVERY_MS);
+  }
+}

@@ -1,0 +1,110 @@
+// Serving chunks to peers that ask (chunk_req -> chunk | chunk_missing), one queue per peer.
+// Backpressure: nothing more is read or sent to a peer while its DataChannel holds more than
+// HIGH_WATER bytes; `bufferedamountlow` (threshold LOW_WATER) resumes it. Reads go to
+// IndexedDB a batch at a time. An optional upload limit (bytes/s, all peers together) paces it.
+import { encodeChunkFrame } from "./wire.js";
+
+export const HIGH_WATER = 4 * 1024 * 1024;
+export const LOW_WATER = 1024 * 1024;
+const READ_BATCH = 8;
+const MAX_QUEUE = 512; // requests waiting per peer; honest peers keep far fewer in flight
+const DRAIN_FALLBACK_MS = 1_000; // in case a bufferedamountlow event never comes
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Uploader {
+  constructor({ peer, store, onServed = () => {} }) {
+    this.peer = peer;
+    this.store = store;
+    this.onServed = onServed;
+    this.queues = new Map(); // peer id -> { requests, pumping }
+    this.limitBps = 0; // 0: as fast as the channel takes it
+    this.nextSendAt = 0;
+    this.stats = { chunks: 0, bytes: 0, missing: 0, dropped: 0, waits: 0, servedTo: {} };
+  }
+
+  request(peerId, frame) {
+    let queue = this.queues.get(peerId);
+    if (!queue) {
+      queue = { requests: [], pumping: false };
+      this.queues.set(peerId, queue);
+    }
+    if (queue.requests.length >= MAX_QUEUE) {
+      this.stats.dropped += 1;
+      return;
+    }
+    queue.requests.push(frame);
+    if (!queue.pumping) this.#pump(peerId, queue);
+  }
+
+  peerClosed(peerId) {
+    const queue = this.queues.get(peerId);
+    if (queue) queue.requests.length = 0;
+    this.queues.delete(peerId);
+  }
+
+  #drained(channel) {
+    this.stats.waits += 1;
+    return new Promise((resolve) => {
+      const done = () => {
+        channel.removeEventListener("bufferedamountlow", done);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, DRAIN_FALLBACK_MS);
+      channel.addEventListener("bufferedamountlow", done);
+    });
+  }
+
+  async #pace(bytes) {
+    if (!this.limitBps) return;
+    const now = performance.now();
+    const at = Math.max(now, this.nextSendAt);
+    this.nextSendAt = at + (bytes * 1000) / this.limitBps;
+    if (at > now) await sleep(at - now);
+  }
+
+  // Reads run one batch ahead of sends: while a batch goes out, the next is read.
+  async #pump(peerId, queue) {
+    queue.pumping = true;
+    const read = (batch) => ({ batch, datas: this.store.getChunkParts(batch.map((r) => r.chunk)) });
+    let next = null;
+    try {
+      while ((next || queue.requests.length > 0) && this.queues.get(peerId) === queue) {
+        const channel = this.peer.channel(peerId);
+        if (!channel || channel.readyState !== "open") {
+          queue.requests.length = 0;
+          break;
+        }
+        if (channel.bufferedAmount > HIGH_WATER) {
+          channel.bufferedAmountLowThreshold = LOW_WATER;
+          await this.#drained(channel);
+          continue;
+        }
+        const current = next ?? read(queue.requests.splice(0, READ_BATCH));
+        const datas = await current.datas;
+        next = queue.requests.length > 0 ? read(queue.requests.splice(0, READ_BATCH)) : null;
+        for (let i = 0; i < current.batch.length; i++) {
+          const { manifest, index, chunk } = current.batch[i];
+          const parts = datas[i];
+          if (parts === undefined) {
+            this.stats.missing += 1;
+            this.peer.send(peerId, { t: "chunk_missing", manifest, index, chunk });
+            continue;
+          }
+          const size = parts.reduce((n, p) => n + p.length, 0);
+          await this.#pace(size);
+          if (this.queues.get(peerId) !== queue) return; // the peer left while we waited
+          // Encoded here straight from the stored pieces (one copy instead of three).
+          if (!this.peer.sendEncoded(peerId, encodeChunkFrame(manifest, index, chunk, parts), "chunk")) return;
+          this.stats.chunks += 1;
+          this.stats.bytes += size;
+          this.stats.servedTo[peerId] = (this.stats.servedTo[peerId] ?? 0) + size;
+          this.onServed(peerId, manifest, size);
+        }
+      }
+    } finally {
+      queue.pumping = false;
+    }
+  }
+}
