@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=100, help="total plaintext, MiB")
     parser.add_argument("--ttl", type=float, default=3.0, help="super-peer TTL, seconds")
     parser.add_argument("--no-sim", action="store_true", help="skip the 2,000-manifest sim")
+    parser.add_argument("--runs-at", type=int, default=2000, help="manifests for run cost")
     args = parser.parse_args()
 
     var = Path(tempfile.mkdtemp(prefix="bench-replication-"))
@@ -149,6 +150,8 @@ def main() -> None:
                 stop_worker(process)
             else:
                 process.stop()
+    print(f"\nbackfill run cost at {args.runs_at} manifests (in-process, rows only):")
+    run_cost(args.runs_at)
     if not args.no_sim:
         print("\nsimulation (bench/replication_sim.py, 2,000 manifests):")
         subprocess.run([sys.executable, "bench/replication_sim.py"], cwd=ROOT, check=True)
@@ -185,6 +188,77 @@ def seed(stores: list[Path], count: int, size: int) -> int:
                 pinned=False,
             )
     return count
+
+
+def run_cost(count: int) -> None:
+    """Time backfill runs over ``count`` manifests held by two super-peers and a browser."""
+    import hashlib
+
+    from peers.models import FileManifest, Holding, SuperPeer
+    from peers.protocol.encoding import b64url_encode, peer_id_for_key
+    from peers.replication.models import Advert
+    from peers.replication.services import backfill_run
+    from swarmweb.clock import now_ms
+
+    def pid(name: str) -> str:
+        return peer_id_for_key(hashlib.sha256(name.encode()).digest())
+
+    now = now_ms()
+    seen = _aware(now / 1000)
+    supers = [
+        SuperPeer.objects.create(
+            peer_id=pid(f"cost-{i}"),
+            community="cost",
+            state=SuperPeer.RUNNING,
+            last_seen=seen,
+            storage_budget=2**40,
+            stats={"max_jobs": 4},
+        )
+        for i in range(3)
+    ]
+    manifests = FileManifest.objects.bulk_create(
+        FileManifest(
+            manifest_id=b64url_encode(hashlib.sha256(f"cost-{i}".encode()).digest()),
+            envelope={},
+            file_id="f" * 22,
+            name=f"cost-{i}",
+            mime="application/octet-stream",
+            size=(i % 48 + 1) * 65536,
+            chunk_count=i % 48 + 1,
+            author=pid("author"),
+            created_at_ms=now,
+        )
+        for i in range(count)
+    )
+    Holding.objects.bulk_create(
+        Holding(superpeer=sp, manifest=m, chunks_held=m.chunk_count, complete=True)
+        for m in manifests
+        for sp in supers[:2]
+    )
+    Advert.objects.bulk_create(
+        Advert(
+            holder=pid("browser"),
+            manifest_id=m.manifest_id,
+            chunks=m.chunk_count,
+            reporter=supers[0].peer_id,
+        )
+        for m in manifests
+    )
+
+    def timed(label: str, at: int) -> None:
+        started = time.perf_counter()
+        result = backfill_run(now=at, trigger="bench")
+        ms = (time.perf_counter() - started) * 1000
+        print(
+            f"  {label:<34} {ms:7.0f} ms  ({result.run.manifests} manifests, "
+            f"{result.run.under_target} under target, {result.run.jobs_started} jobs started)"
+        )
+
+    timed("first run (status rows created)", now)
+    timed("steady run (nothing changed)", now + 1000)
+    SuperPeer.objects.filter(pk=supers[1].pk).update(state=SuperPeer.STOPPED)
+    timed("a holder of everything stopped", now + 2000)
+    timed("the next run (jobs in flight)", now + 3000)
 
 
 def _aware(ts: float) -> object:

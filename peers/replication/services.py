@@ -269,7 +269,9 @@ def _prune_history() -> None:
 
 
 def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    # Exact to the millisecond (a float division can be a microsecond off, and then every
+    # run would see every row as changed).
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).replace(microsecond=ms % 1000 * 1000)
 
 
 def _dt(ms: int | None) -> datetime | None:
