@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from beacon.models import Alert
 from peers.models import FetchJob, FileManifest, Holding, Pin, SuperPeer
@@ -22,6 +22,7 @@ from peers.replication.models import (
     ReplicaStatus,
 )
 from peers.replication.services import backfill_run
+from swarmweb import metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -366,3 +367,40 @@ def test_history_keeps_the_newest_runs() -> None:
         for i in range(5):
             backfill_run(now=T0 + i * S, trigger=f"t{i}")
     assert list(BackfillRun.objects.values_list("trigger", flat=True)) == ["t4", "t3", "t2"]
+
+
+def test_the_admin_lists_replicas_against_target_and_filters_under_target(
+    admin_client: Client,
+) -> None:
+    under, ok = manifest("under"), manifest("ok")
+    for peer in (SP1, SP2):
+        superpeer(peer, T0)
+        hold(peer, ok)
+    advert(BROWSER, ok, reporter=SP1)
+    advert(BROWSER, under, reporter=SP1)
+    backfill_run(now=T0, trigger="test")
+    page = admin_client.get("/admin/peers/filemanifest/").content.decode()
+    assert '<strong class="replicas-under">1 / 3</strong> (under)' in page
+    assert '<span class="replicas-ok">3 / 3</span>' in page
+    filtered = admin_client.get("/admin/peers/filemanifest/", {"replicas": "under"})
+    assert under.manifest_id in filtered.content.decode()
+    assert ok.manifest_id not in filtered.content.decode()
+    for path in (
+        "/admin/replication/replicastatus/?replicas=under",
+        "/admin/replication/backfilljob/",
+        "/admin/replication/backfillrun/",
+        f"/admin/peers/filemanifest/{under.pk}/change/",
+    ):
+        assert admin_client.get(path).status_code == 200, path
+
+
+def test_metrics_show_manifests_under_target_lost_and_jobs_by_state() -> None:
+    under, lost = manifest("under"), manifest("lost")
+    superpeer(SP1, T0)
+    advert(BROWSER, under, reporter=SP1)
+    backfill_run(now=T0, trigger="test")
+    text = metrics.render()
+    assert "swarm_replication_manifests_under_target 2" in text
+    assert "swarm_replication_manifests_lost 1" in text
+    assert 'swarm_replication_jobs{state="queued"} 1' in text
+    assert lost.manifest_id  # lost: nobody holds any chunk of it
