@@ -1,4 +1,5 @@
-"""Replication end to end with real processes: a Chromium page shares a file, the backfill
+"""Replication end to end with real processes: a Chromium page shares a file (the real
+files UI, input#share-file -> a#share-link; and the minimal harness page), the backfill
 worker (a real ``celery -A swarmweb worker``) has two super-peers fetch it so three hold it
 (target 3); one super-peer is killed with SIGKILL; the admin shows 3 -> 2; a third
 super-peer starts and the worker has it fetch a complete verified copy: 3 again."""
@@ -6,6 +7,7 @@ super-peer starts and the worker has it fetch a complete verified copy: 3 again.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import uuid
 from collections.abc import Iterator
@@ -95,7 +97,9 @@ def open_page(browser: Browser, origin: str, web: Server, community: str) -> Pag
     return page
 
 
+@pytest.mark.parametrize("ui", [True, False], ids=["files-ui", "harness-page"])
 def test_a_killed_super_peer_is_replaced_and_the_admin_shows_3_2_3(
+    ui: bool,
     browser: Browser,
     web: Server,
     queue: str,
@@ -117,13 +121,38 @@ def test_a_killed_super_peer_is_replaced_and_the_admin_shows_3_2_3(
     try:
         sp1, sp2 = superpeer("repl-sp1"), superpeer("repl-sp2")
         with serve_swarm_page() as origin:
-            page = open_page(browser, origin, web, community)
-            page_id = page.evaluate("() => harness.peerId")
-            shared = page.evaluate("(n) => harness.share(n, 'album.zip')", SIZE)
-            manifest_id = shared["manifestId"]
-            for sp in (sp1, sp2):
-                cid = page.evaluate("([id]) => harness.connect(id, 'raw')", [sp.peer_id])
-                page.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
+            if ui:
+                # The real page: it finds the super-peers through the beacon, shares with
+                # input#share-file and shows the link in a#share-link.
+                page = new_context(browser, web.url).new_page()
+                page.goto(f"{web.url}/?community={community}")
+                page.wait_for_function("() => window.swarm?.peerId && window.swarm.files")
+                page_id = page.evaluate("() => window.swarm.peerId")
+                page.wait_for_function(
+                    "(ids) => ids.every((id) => "
+                    "window.swarm.connectedPeers().some((p) => p.peerId === id))",
+                    arg=[sp1.peer_id, sp2.peer_id],
+                    timeout=30_000,
+                )
+                path = tmp_path_factory.mktemp("repl-file") / "album.zip"
+                path.write_bytes(random.Random(3).randbytes(SIZE))
+                page.wait_for_selector("#files:not([hidden])")
+                page.locator("#share-file").set_input_files(str(path))
+                page.wait_for_function(
+                    "() => document.querySelector('#share-link')?.href.includes('/f/')",
+                    timeout=60_000,
+                )
+                link = str(page.locator("#share-link").get_attribute("href"))
+                manifest_id = link.split("/f/", 1)[1].split("?")[0].split("#")[0]
+                chunks = -(-SIZE // 65536)
+            else:
+                page = open_page(browser, origin, web, community)
+                page_id = page.evaluate("() => harness.peerId")
+                shared = page.evaluate("(n) => harness.share(n, 'album.zip')", SIZE)
+                manifest_id, chunks = shared["manifestId"], shared["chunks"]
+                for sp in (sp1, sp2):
+                    cid = page.evaluate("([id]) => harness.connect(id, 'raw')", [sp.peer_id])
+                    page.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
 
             # The super-peers relay the page's advert and learn its manifest; the worker
             # has both fetch it from the page: page + 2 super-peers = 3.
@@ -139,16 +168,17 @@ def test_a_killed_super_peer_is_replaced_and_the_admin_shows_3_2_3(
             )
             assert Advert.objects.filter(holder=page_id, manifest_id=manifest_id).exists()
             manifest = FileManifest.objects.get(manifest_id=manifest_id)
-            assert manifest.chunk_count == shared["chunks"]
+            assert manifest.chunk_count == chunks
             client = admin_client()
             wait_until(lambda: admin_count(client, manifest_id) == "3 / 3", 30, "3 / 3", worker)
             assert not under_target_listed(client, manifest_id)
+            # Each super-peer got a job; a job whose only source's connection flapped can
+            # be cancelled (no_source) after its copy completed: the holding is what counts.
             jobs = FetchJob.objects.filter(manifest_id=manifest_id, kind=FetchJob.REPLICATION)
-            assert {(j.peer_id, j.state) for j in jobs} == {
-                (sp1.peer_id, FetchJob.DONE),
-                (sp2.peer_id, FetchJob.DONE),
-            }
-            assert page.evaluate("() => harness.served") >= shared["chunks"]
+            assert {j.peer_id for j in jobs} == {sp1.peer_id, sp2.peer_id}
+            assert {j.state for j in jobs} <= {FetchJob.DONE, FetchJob.CANCELLED}
+            if not ui:
+                assert page.evaluate("() => harness.served") >= chunks
 
             kill9(sp1)
             wait_until(lambda: admin_count(client, manifest_id) == "2 / 3", 30, "2 / 3", worker)
@@ -173,14 +203,11 @@ def test_a_killed_super_peer_is_replaced_and_the_admin_shows_3_2_3(
                 sp3.peer_id,
             }
             assert not under_target_listed(client, manifest_id)
-            job = FetchJob.objects.get(
+            job = FetchJob.objects.filter(
                 manifest_id=manifest_id, kind=FetchJob.REPLICATION, peer_id=sp3.peer_id
-            )
-            assert (job.state, job.chunks_done, job.chunks_total) == (
-                FetchJob.DONE,
-                shared["chunks"],
-                shared["chunks"],
-            )
+            ).latest("created_at")
+            assert job.state in (FetchJob.DONE, FetchJob.CANCELLED)
+            assert job.chunks_total == chunks
             # Every chunk on disk hashes to its id: a complete verified replica.
             verify_store(sp3, manifest)
             page.context.close()
