@@ -252,7 +252,9 @@ class JobReport:
             raise _fail(BAD_REPORT, f"failed_sources must list at most {MAX_SOURCES} peers")
         for source in self.failed_sources:
             check_peer_id(source, code=BAD_REPORT, field="failed_sources")
-        if self.reason and (not isinstance(self.reason, str) or not REASON_RE.fullmatch(self.reason)):
+        if self.reason and (
+            not isinstance(self.reason, str) or not REASON_RE.fullmatch(self.reason)
+        ):
             raise _fail(BAD_REPORT, "reason must be a short lowercase word")
 
 
