@@ -72,8 +72,6 @@ export class SwarmPeer extends EventTarget {
     this.node.book.loadRecords(cached, now);
     this.node.addSeeds(this.config.seeds, now);
     this.log("info", "rendezvous", "cache_loaded", `${cached.length} cached peer(s), ${this.config.seeds.length} seed(s)`);
-    // Content layers (files, feed) attach here, before any connection can open.
-    if (this.beforeConnect) await this.beforeConnect(this);
     this.signaling = new Signaling({
       endpoints: this.config.signaling,
       peerId: this.peerId,
@@ -90,6 +88,8 @@ export class SwarmPeer extends EventTarget {
       this.#wake();
       this.#changed();
     });
+    // Content layers (files, feed) attach here, before any connection can open.
+    if (this.beforeConnect) await this.beforeConnect(this);
     this.signaling.start();
     this.#sample();
     this.timers.push(setInterval(() => this.#sample(), SAMPLE_MS));

@@ -52,6 +52,7 @@ def test_a_key_wrapped_for_one_peer_opens_there_only(site: Site, tmp_path: Path)
     record = b.evaluate("(id) => window.swarm.files.files.get(id)", manifest_id)
     assert record["sha256"] == sha
     assert record["name"] == "for-bea.pdf"
+    b.locator(f'#file-list li.file[data-id="{manifest_id}"][data-state="complete"]').wait_for()
     b.screenshot(path=str(site.shots / "files-offered-complete.png"))
     # C saw the same gossip (it relays it) but the key is not for C.
     assert c.evaluate("(id) => window.swarm.files.files.has(id)", manifest_id) is False

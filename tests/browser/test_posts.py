@@ -117,13 +117,13 @@ def test_posts_reach_live_and_late_peers_and_forged_ones_never_appear(site: Site
     # D: a test peer that only B lets in, injecting forged entries.
     d = site.open()
     idd = peer_id(d)
+    wait_connected(d, [idb])  # first meet B, then keep only B
     b.evaluate("(id) => window.swarm.node.mesh.allowed.add(id)", idd)
     d.evaluate(
         "async (id) => { window.swarm.node.mesh.allowed.add(id);"
         " await window.swarm.setIsolated(true); }",
         idb,
     )
-    wait_connected(d, [idb])
     d.wait_for_function("() => window.swarm.connectedPeers().length === 1", timeout=20_000)
     forged = d.evaluate(FORGE, {"target": ida})
     b.wait_for_function(
