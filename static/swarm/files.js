@@ -14,6 +14,7 @@ const MAX_WRITE_BATCH = 128; // chunks per transaction when fetching (16 MiB at 
 const ADVERT_EVERY_MS = 1_000;
 const CHANGE_EVERY_MS = 200;
 const KEEP_PLAINTEXTS = 3; // object URLs of opened files kept ready
+const UPLOAD_RATE_WINDOW_MS = 2_000;
 
 export class FileError extends Error {
   constructor(code, message) {
@@ -82,7 +83,8 @@ export class FileService extends EventTarget {
     this.blobs = new Map(); // manifest id -> object URL of the plaintext
     this.fresh = new Map(); // manifest id -> plaintext of a download just completed (until opened)
     this.writer = new ChunkWriter(store);
-    this.uploader = new Uploader({ peer, store, onServed: () => this.#changed() });
+    this.served = new Map(); // manifest id -> { bytes, peers: Set, recent: [[at, bytes]] }
+    this.uploader = new Uploader({ peer, store, onServed: (peerId, id, bytes) => this.#served(peerId, id, bytes) });
     this.dirty = new Set(); // manifests whose held count changed since the last advert
     this.serial = 0;
   }
@@ -106,6 +108,28 @@ export class FileService extends EventTarget {
 
   shareLink(record) {
     return `${this.origin}/f/${record.id}${this.linkQuery}#k=${b64urlEncode(record.key)}`;
+  }
+
+  #served(peerId, id, bytes) {
+    let entry = this.served.get(id);
+    if (!entry) {
+      entry = { bytes: 0, peers: new Set(), recent: [] };
+      this.served.set(id, entry);
+    }
+    entry.bytes += bytes;
+    entry.peers.add(peerId);
+    entry.recent.push([performance.now(), bytes]);
+    this.#changed();
+  }
+
+  /** What we uploaded of a file: { bytes, peers, rate (bytes/s over the last 2 s) }. */
+  uploadOf(id) {
+    const entry = this.served.get(id);
+    if (!entry) return null;
+    const now = performance.now();
+    while (entry.recent.length && now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
+    const recent = entry.recent.reduce((n, [, b]) => n + b, 0);
+    return { bytes: entry.bytes, peers: entry.peers.size, rate: (recent * 1000) / UPLOAD_RATE_WINDOW_MS };
   }
 
   progressOf(id) {

@@ -113,8 +113,11 @@ export class FilesUI {
     } else if (state === "offered") {
       status = el("div", { class: "file-progress" }, el("div", { class: "file-rate" }, "shared with you: fetch it when you like"));
     } else {
-      const served = [...Object.entries(this.files.uploader.stats.servedTo)].length;
-      status = el("div", { class: "file-progress" }, el("div", { class: "bar done" }, el("span", { style: "width:100%" })), el("div", { class: "file-rate" }, `complete · ${record.chunkCount} chunks${record.recipients?.length ? ` · key sent to ${record.recipients.length}` : ""}${served ? "" : ""}`));
+      const up = this.files.uploadOf(record.id);
+      const parts = [`complete · ${record.chunkCount} chunks`];
+      if (record.recipients?.length) parts.push(`key sent to ${record.recipients.length}`);
+      if (up) parts.push(`↑ ${bytes(up.bytes)} to ${up.peers} peer${up.peers === 1 ? "" : "s"}${up.rate > 0 ? ` · ${rate(up.rate)} now` : ""}`);
+      status = el("div", { class: "file-progress" }, el("div", { class: `bar done${up?.rate > 0 ? " serving" : ""}` }, el("span", { style: "width:100%" })), el("div", { class: "file-rate" }, parts.join(" · ")));
     }
     const actions = [];
     const button = (label, onclick, extra = {}) => el("button", { type: "button", class: `btn tiny ${extra.class ?? ""}`, onclick, ...extra.attrs }, label);

@@ -113,6 +113,7 @@ def test_a_shared_file_reaches_b_then_c_from_two_holders_then_d_despite_a_bad_ch
         timeout=60_000,
     )
     c.screenshot(path=str(site.shots / "files-two-sources.png"))
+    a.screenshot(path=str(site.shots / "files-serving.png"))
     from_a_before_close = served_to(a, pid_c)
     assert from_a_before_close > 0
     assert served_to(b, pid_c) > 0
