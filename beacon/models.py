@@ -46,7 +46,8 @@ class PresenceTicket(models.Model):
             models.UniqueConstraint(fields=["community", "peer_id"], name="one_ticket_per_peer")
         ]
         indexes = [
-            models.Index(fields=["community", "-issued_at"], name="ticket_newest"),
+            # Matches the ORDER BY of every list and of the cap, ties on issued_at included.
+            models.Index(fields=["community", "-issued_at", "-id"], name="ticket_newest_first"),
             models.Index(fields=["expires_at"], name="ticket_expiry"),
         ]
 
