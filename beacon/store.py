@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from .models import Community, PresenceTicket
 
@@ -86,11 +87,17 @@ ANNOUNCE_PG = f"""
         SELECT t.community_id, t.issued_at, t.id FROM {TICKETS} t JOIN up USING (community_id)
         WHERE t.expires_at > %(now)s AND t.peer_id <> %(me)s
         ORDER BY t.issued_at DESC, t.id DESC LIMIT 1 OFFSET %(others)s
-    ), gone AS (
-        DELETE FROM {TICKETS} t USING edge
-        WHERE t.community_id = edge.community_id AND t.peer_id <> %(me)s AND
+    ), victims AS (
+        -- SKIP LOCKED: rows another announce is deleting or refreshing are left to it (or
+        -- to the next announce), so concurrent announces never wait on each other in a
+        -- cycle. The cap may be over by a row or two for the length of a transaction.
+        SELECT t.id FROM {TICKETS} t JOIN edge ON t.community_id = edge.community_id
+        WHERE t.peer_id <> %(me)s AND
             (t.issued_at < edge.issued_at OR (t.issued_at = edge.issued_at AND t.id <= edge.id)
              OR t.expires_at <= %(now)s)
+        FOR UPDATE OF t SKIP LOCKED
+    ), gone AS (
+        DELETE FROM {TICKETS} WHERE id IN (SELECT id FROM victims)
     )
     SELECT 0 AS k, NULL::bigint AS issued_at, NULL::bigint AS id, NULL::text AS envelope FROM up
     UNION ALL
@@ -179,8 +186,16 @@ class _PgSession:
         # Only the cap - 1 newest others survive the cap, so listing at most that many
         # gives, from the pre-delete snapshot, what a read after the delete would.
         params = {**row.as_params(), "now": now, "others": cap - 1, "limit": min(limit, cap - 1)}
-        cursor = await self._conn.execute(ANNOUNCE_PG, params)
-        rows = await cursor.fetchall()
+        for attempt in range(3):
+            try:
+                cursor = await self._conn.execute(ANNOUNCE_PG, params)
+                rows = await cursor.fetchall()
+                break
+            except (DeadlockDetected, SerializationFailure):
+                # A cycle with some other writer (an operator's bulk delete, say): the
+                # statement rolled back as a whole, so running it again is safe.
+                if attempt == 2:
+                    raise
         if not rows or rows[0][0] != 0:
             return None
         return [r[3] for r in rows[1:]]

@@ -95,7 +95,7 @@ def start_servers(count: int, env: dict[str, str], log_dir: Path) -> list[Server
     servers = []
     for index in range(count):
         port = free_port()
-        log_path = log_dir / f"bench-beacon-{index}.log"
+        log_path = log_dir / f"bench-beacon-{count}p-{index}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [
@@ -123,6 +123,7 @@ async def load(
     queue = iter(tickets)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    samples: list[str] = []
     stop_at = time.perf_counter() + seconds
 
     async def client(index: int) -> None:
@@ -137,6 +138,8 @@ async def load(
             response = await conn.request("POST", path, body)
             latencies.append(time.perf_counter() - started)
             statuses[response.status] = statuses.get(response.status, 0) + 1
+            if response.status != 200 and len(samples) < 3:
+                samples.append(f"{response.status} {response.body[:200]!r}")
         conn.close()
 
     started = time.perf_counter()
@@ -150,6 +153,7 @@ async def load(
         "ok": ok,
         "errors": sum(v for k, v in statuses.items() if k != 200),
         "exhausted": float(next(queue, None) is None),
+        "samples": samples,  # type: ignore[dict-item]
     }
 
 
@@ -211,6 +215,8 @@ def main() -> int:
             + (" (ran out of tickets)" if result["exhausted"] else ""),
             flush=True,
         )
+        for sample in result["samples"]:  # type: ignore[attr-defined]
+            print(f"  error sample: {sample}")
     one, two = results[1]["rate"], results[2]["rate"]
     print(f"ratio one process / bare verify: 1/{bare / one:.1f} (target at least 1/15)")
     print(f"two processes / one: {two / one:.2f}x (target 1.7x)")
