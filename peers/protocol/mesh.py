@@ -154,8 +154,10 @@ class Mesh:
             self.dialing.pop(peer_id, None)
         refusal = self._refusal(peer_id, outbound, now)
         if refusal is not None:
-            # docs/protocol.md: every refusal, "paused" included, is a bye then close.
-            self._send(conn_id, Bye(reason=refusal))
+            # A paused node sends nothing at all, not even the reason (as the browser);
+            # every other refusal is a bye then close.
+            if refusal != "paused":
+                self._send(conn_id, Bye(reason=refusal))
             self._emit(Close(conn_id=conn_id, reason=refusal))
             direction = "outbound" if outbound else "inbound"
             self._event(

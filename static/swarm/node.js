@@ -12,6 +12,7 @@ import {
   ProtocolError,
   RATE_LIMITED,
   UNEXPECTED_FRAME,
+  UNSUPPORTED_FRAME,
   UNSUPPORTED_VERSION,
   WRONG_COMMUNITY,
 } from "./errors.js";
@@ -177,7 +178,10 @@ export class SwarmNode {
       frame = decodeFrame(data);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      this.#violation(conn, error.code, error.message, now);
+      // Reserved frame types (dht_*, sync_*, shard_*) belong to later versions: counted,
+      // not held against the sender (docs/protocol.md "Decoding errors").
+      if (error.code === UNSUPPORTED_FRAME) this.#drop(error.code);
+      else this.#violation(conn, error.code, error.message, now);
       return;
     }
     if (frame.t === "bye") {

@@ -280,8 +280,12 @@ test("reserved frame types are dropped as unsupported_frame", async () => {
   await net.runUntil(() => connected(a, b), 4);
   const conn = [...a.node.mesh.conns.values()][0];
   const { Encoder } = await import("@msgpack/msgpack");
-  await a.node.receive(conn.id, new Encoder().encode({ t: "dht_find_node", target: 1 }), net.now);
-  assert.equal(a.node.stats.dropped.unsupported_frame, 1);
+  for (let i = 0; i < 20; i++) {
+    await a.node.receive(conn.id, new Encoder().encode({ t: "dht_find_node", target: i }), net.now);
+  }
+  assert.equal(a.node.stats.dropped.unsupported_frame, 20);
+  // Not held against the sender: twenty of them do not get it disconnected as misbehaving.
+  assert.deepEqual(openPeers(a), [b.identity.peerId]);
 });
 
 test("content frames pass through to the content layer in both directions", async () => {
