@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ CORS_HEADERS = [
     (b"access-control-expose-headers", b"Retry-After"),
 ]
 ALLOWED = {"announce": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
+LIMIT_RE = re.compile(r"[0-9]+")
 
 
 class BeaconApp:
@@ -131,10 +133,14 @@ def _limit_param(scope: Scope) -> int:
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("limit")
     if not values:
         return maximum
-    value = values[0]
-    if not value.isdigit() or int(value) < 1:
+    # ASCII digits only: str.isdigit() admits "²", which int() refuses, and int() refuses
+    # more than 4300 digits; anything longer than the cap's digits is the cap anyway.
+    digits = values[0].lstrip("0")
+    if not LIMIT_RE.fullmatch(values[0]) or not digits:
         raise BeaconError(400, "bad_limit", "limit must be a positive integer")
-    return min(int(value), maximum)
+    if len(digits) > len(str(maximum)):
+        return maximum
+    return min(int(digits), maximum)
 
 
 def _peers_body(peers_json: list[str]) -> bytes:
