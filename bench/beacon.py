@@ -16,21 +16,19 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.common import ROOT, HttpConnection, git_revision, machine, percentile
+from bench.common import ROOT, HttpConnection, git_revision, machine, percentile, prepare_database
 from peers.protocol.envelope import DOMAIN_TICKET, signing_input
 from peers.protocol.ticket import make_ticket, verify_ticket
-from tests.support.live import Server, free_port, wait_http
+from tests.support.live import Server, spawn_daphne
 
 COMMUNITY = "bench"
 
@@ -77,44 +75,11 @@ def make_tickets(count: int, communities: int = 1) -> list[tuple[str, bytes]]:
     return out
 
 
-def prepare_database(url: str) -> None:
-    admin_url, _, name = url.rpartition("/")
-    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-
-
 def start_servers(count: int, env: dict[str, str], log_dir: Path) -> list[Server]:
-    servers = []
-    for index in range(count):
-        port = free_port()
-        log_path = log_dir / f"bench-beacon-{count}p-{index}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "daphne"),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "swarmweb.asgi:application",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(name=f"web{index}", proc=proc, log_path=log_path, port=port, env=env)
-        wait_http(server, "/healthz")
-        servers.append(server)
-    return servers
+    return [
+        spawn_daphne(env, log_dir / f"bench-beacon-{count}p-{index}.log", name=f"web{index}")
+        for index in range(count)
+    ]
 
 
 async def load(

@@ -34,7 +34,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -44,13 +43,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.common import ROOT, git_revision, machine, percentile, rss_kb
-from tests.support.live import Server, free_port, wait_http
+from bench.common import ROOT, git_revision, machine, percentile, prepare_database, rss_kb
+from tests.support.live import Server, spawn_daphne
+from tests.support.peerjs_server import start_reference_server
 
 PAD = "a=candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host generation 0\\r\\n" * 16
 
@@ -75,70 +74,11 @@ class Target:
 # --- servers -----------------------------------------------------------------------------
 
 
-def prepare_database(url: str) -> None:
-    admin_url, _, name = url.rpartition("/")
-    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-
-
 def start_daphnes(count: int, env: dict[str, str], log_dir: Path, label: str) -> list[Server]:
-    servers = []
-    for index in range(count):
-        port = free_port()
-        log_path = log_dir / f"bench-signal-{label}-{index}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "daphne"),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "swarmweb.asgi:application",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(name=f"{label}{index}", proc=proc, log_path=log_path, port=port, env=env)
-        wait_http(server, "/healthz")
-        servers.append(server)
-    return servers
-
-
-def start_reference(log_dir: Path) -> Server:
-    port = free_port()
-    log_path = log_dir / "bench-signal-reference.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                "node",
-                str(ROOT / "node_modules/peer/dist/bin/peerjs.js"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--path",
-                "/signal/",
-                "--concurrent_limit",
-                "100000",
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(name="reference", proc=proc, log_path=log_path, port=port)
-    wait_http(server, "/signal/")
-    return server
+    return [
+        spawn_daphne(env, log_dir / f"bench-signal-{label}-{index}.log", name=f"{label}{index}")
+        for index in range(count)
+    ]
 
 
 # --- load --------------------------------------------------------------------------------
@@ -360,7 +300,7 @@ def main() -> int:
     }
     # Every server runs for the whole benchmark, so that the rounds interleave targets and
     # other load on the machine (it is shared) spreads over all of them alike.
-    reference = start_reference(log_dir)
+    reference = start_reference_server(log_dir, "--concurrent_limit", "100000", path="/signal/")
     memory = start_daphnes(1, {**env, "REDIS_URL": ""}, log_dir, "1p-memory")
     one = start_daphnes(1, {**env, "REDIS_URL": args.redis_url}, log_dir, "1p-redis")
     two = start_daphnes(2, {**env, "REDIS_URL": args.redis_url}, log_dir, "2p")

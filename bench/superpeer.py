@@ -54,7 +54,7 @@ from peers.models import FetchJob, Holding  # noqa: E402
 from peers.services import superpeer_pin  # noqa: E402
 from peers.superpeer.supervision import pin_job_id  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.support.live import VENV_BIN, free_port  # noqa: E402
+from tests.support.live import VENV_BIN, Server, spawn_daphne  # noqa: E402
 from tests.support.superpeer import SuperPeerProcess, start_superpeer, wait_until  # noqa: E402
 from tests.support.superpeer_page import serve_swarm_page  # noqa: E402
 
@@ -63,48 +63,16 @@ MIB = 1024 * 1024
 COMMUNITY = "bench"
 
 
-class Web:
+def start_web(logs: Path) -> Server:
     """daphne on the embedded default, like `make run`'s web process."""
-
-    def __init__(self, logs: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SWARM_BEACON_PEER_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"}
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        self.log = (logs / "web.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "swarmweb.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        import httpx
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+    env = {**os.environ, "SWARM_BEACON_PEER_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return spawn_daphne(env, logs / "web.log", name="web")
 
 
 class Spy:
@@ -211,7 +179,7 @@ def spread(nbytes: int, seconds: list[float]) -> str:
     )
 
 
-def open_page(context: Any, origin: str, web: Web) -> Page:
+def open_page(context: Any, origin: str, web: Server) -> Page:
     page = context.new_page()
     page.goto(origin + "/")
     page.wait_for_function("() => window.harnessReady === true")
@@ -257,16 +225,12 @@ def main() -> None:
     print(
         f"swarm chunk protocol (64 KiB chunks, 16 requests in flight per connection), loopback; logs in {logs}"
     )
-    web = Web(logs)
-
-    class Address:
-        url = web.url
-
+    web = start_web(logs)
     sp: SuperPeerProcess = start_superpeer(
         VAR / "superpeer",
         logs,
-        Address(),
-        COMMUNITY,  # type: ignore[arg-type]
+        web,
+        COMMUNITY,
         {
             "SWARM_SUPERPEER_SYNC_S": "0.5",
             "SWARM_SUPERPEER_STATUS_S": "0.2",

@@ -39,7 +39,7 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from bench.common import git_revision, machine  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.support.live import VENV_BIN, Server, free_port, wait_http  # noqa: E402
+from tests.support.live import Server, spawn_daphne  # noqa: E402
 
 # Two pages share the browser: keep the one not in front from being throttled.
 NO_THROTTLING = [
@@ -63,26 +63,7 @@ def start_server(var_dir: Path, log_dir: Path) -> Server:
             check=True,
             capture_output=True,
         )
-    port = free_port()
-    log_path = log_dir / "bench-transfer-web.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "swarmweb.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(name="web", proc=proc, log_path=log_path, port=port, env=env)
-    wait_http(server, "/healthz")
-    return server
+    return spawn_daphne(env, log_dir / "bench-transfer-web.log", name="web")
 
 
 # A negotiated DataChannel (same id on both sides, no in-band announcement) on the

@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.support.live import free_port  # noqa: E402
 from tests.support.peerjs_page import serve_page  # noqa: E402
-from tests.support.peerjs_server import free_port, start_reference_server  # noqa: E402
+from tests.support.peerjs_server import start_reference_server  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "peerjs_frames.json"
 

@@ -13,14 +13,8 @@ import pytest
 
 from peers.protocol.signal_token import make_signal_token
 from tests.support.keys import peer_id, seeded_key
-from tests.support.live import Server
-from tests.support.signal import (
-    Cluster,
-    SignalClient,
-    new_id,
-    start_cluster,
-    start_daphne_on,
-)
+from tests.support.live import Server, start_daphne
+from tests.support.signal import Cluster, SignalClient, new_id, start_cluster
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -112,12 +106,12 @@ def no_redis(
     live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
 ) -> Iterator[Server]:
     """A web process whose Redis cannot be reached (nothing listens on port 9)."""
-    server = start_daphne_on(
+    server = start_daphne(
         tmp_path_factory.mktemp("signal-no-redis"),
         artifacts_dir,
         {"REDIS_URL": "redis://127.0.0.1:9/0", "SWARM_SIGNAL_ALLOW_DISCOVERY": "true"},
         "signal-no-redis",
-        "/signal/",
+        ready="/signal/",
     )
     yield server
     server.stop()

@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.signal import Cluster, SignalClient, new_id, start_cluster, start_reference
+from tests.support.peerjs_server import start_reference_server
+from tests.support.signal import Cluster, SignalClient, new_id, start_cluster
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -39,9 +40,10 @@ class Target:
 
 @pytest.fixture(scope="module")
 def reference(artifacts_dir: Path) -> Iterator[Target]:
-    server = start_reference(
+    server = start_reference_server(
         artifacts_dir,
-        ["--expire_timeout", str(EXPIRE_MS), "--alive_timeout", str(ALIVE_MS)],
+        *("--expire_timeout", str(EXPIRE_MS), "--alive_timeout", str(ALIVE_MS)),
+        path="/signal/",
     )
     yield Target("reference", lambda n: server.ws_url, server.url)
     server.stop()

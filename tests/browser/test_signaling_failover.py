@@ -7,34 +7,26 @@ why) and get back to online when the server returns.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import new_context
-from tests.support.live import ROOT, VENV_BIN, Server, base_env, free_port, wait_http
+from tests.support.live import Server, base_env, free_port, spawn_daphne
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
 def daphne_on(port: int, var_dir: Path, log_dir: Path, overrides: dict[str, str]) -> Server:
     """daphne on a chosen port (a restarted server must come back where the page looks)."""
-    env = base_env(var_dir, overrides)
-    command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
-    log_path = log_dir / f"signal-web-{port}.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [*command, "swarmweb.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(name="signal-web", proc=proc, log_path=log_path, port=port, env=env)
-    wait_http(server, "/healthz")
-    return server
+    return spawn_daphne(
+        base_env(var_dir, overrides),
+        log_dir / f"signal-web-{port}.log",
+        name="signal-web",
+        port=port,
+        append=True,
+    )
 
 
 @pytest.fixture

@@ -91,12 +91,33 @@ def base_env(var_dir: Path, overrides: Mapping[str, str] | None = None) -> dict[
 
 
 def start_daphne(
-    var_dir: Path, log_dir: Path, overrides: Mapping[str, str] | None = None, name: str = "web"
+    var_dir: Path,
+    log_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+    name: str = "web",
+    *,
+    ready: str = "/healthz",
 ) -> Server:
+    """A daphne with the tests' environment, started once ``ready`` answers (e.g. "/signal/"
+    where /healthz cannot: a process whose Redis is unreachable)."""
     port = free_port()
     env = base_env(var_dir, overrides)
-    log_path = log_dir / f"{name}-{port}.log"
-    with log_path.open("wb") as log:
+    return spawn_daphne(env, log_dir / f"{name}-{port}.log", name=name, port=port, ready=ready)
+
+
+def spawn_daphne(
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    name: str,
+    port: int | None = None,
+    ready: str = "/healthz",
+    append: bool = False,
+) -> Server:
+    """daphne serving the project on 127.0.0.1 with exactly ``env`` (benchmarks build their
+    own), logging to ``log_path``; returns once ``ready`` answers below 500."""
+    port = port or free_port()
+    with log_path.open("ab" if append else "wb") as log:
         proc = subprocess.Popen(
             [
                 str(VENV_BIN / "daphne"),
@@ -107,12 +128,12 @@ def start_daphne(
                 "swarmweb.asgi:application",
             ],
             cwd=ROOT,
-            env=env,
+            env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(name=name, proc=proc, log_path=log_path, port=port, env=env)
-    wait_http(server, "/healthz")
+    server = Server(name=name, proc=proc, log_path=log_path, port=port, env=dict(env))
+    wait_http(server, ready)
     return server
 
 

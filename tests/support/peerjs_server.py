@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -10,41 +10,27 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.live import ROOT, Server, free_port
+
 PEERJS_BIN = ROOT / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
-class ReferenceServer:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+class ReferenceServer(Server):
     key: str = "peerjs"
     path: str = "/"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGKILL, timeout: float = 5.0) -> None:
         # The server keeps no state worth a graceful exit, and it lingers on SIGTERM while
         # WebSockets are open: kill it, which is also what a crash looks like to clients.
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        super().stop(sig, timeout)
 
 
-def start_reference_server(log_dir: Path, *extra: str, port: int = 0) -> ReferenceServer:
-    """``node peer/dist/bin/peerjs.js --host 127.0.0.1 --port <free> --path /``, ready to use."""
+def start_reference_server(
+    log_dir: Path, *extra: str, port: int = 0, path: str = "/"
+) -> ReferenceServer:
+    """``node peer/dist/bin/peerjs.js --host 127.0.0.1 --port <free> --path <path>``, ready
+    once its id endpoint answers."""
     port = port or free_port()
     log_path = log_dir / f"peerjs-server-{port}.log"
     with log_path.open("ab") as log:
@@ -57,20 +43,23 @@ def start_reference_server(log_dir: Path, *extra: str, port: int = 0) -> Referen
                 "--port",
                 str(port),
                 "--path",
-                "/",
+                path,
                 *extra,
             ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = ReferenceServer(proc, port, log_path)
+    server = ReferenceServer(
+        name="peerjs-reference", proc=proc, log_path=log_path, port=port, path=path
+    )
+    id_url = f"{server.url}{path}{server.key}/id"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"peerjs server exited:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/peerjs/id", timeout=1).status_code == 200:
+            if httpx.get(id_url, timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass

@@ -1,4 +1,4 @@
-"""Signaling test helpers: a raw PeerJS-protocol WebSocket client and server starters."""
+"""Signaling test helpers: a raw PeerJS-protocol WebSocket client and signaling clusters."""
 
 from __future__ import annotations
 
@@ -6,29 +6,18 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.live import (
-    ROOT,
-    VENV_BIN,
-    Process,
-    Server,
-    base_env,
-    free_port,
-    start_daphne,
-    wait_http,
-)
+from tests.support.live import Server, start_daphne
 
 HEARTBEAT_EVERY_S = 0.4
 
@@ -180,65 +169,3 @@ def start_cluster(
         for n in range(processes)
     ]
     return Cluster(name, servers, env)
-
-
-def start_daphne_on(
-    var_dir: Path, log_dir: Path, overrides: Mapping[str, str], name: str, ready: str
-) -> Server:
-    """A daphne that counts as started once ``ready`` answers (e.g. when /healthz cannot)."""
-    port = free_port()
-    env = base_env(var_dir, overrides)
-    log_path = log_dir / f"{name}-{port}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "swarmweb.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(name=name, proc=proc, log_path=log_path, port=port, env=env)
-    wait_http(server, ready)
-    return server
-
-
-def start_reference(log_dir: Path, args: Sequence[str] = (), path: str = "/signal/") -> Server:
-    """The reference PeerJS server (npm ``peer`` 1.0.2) on 127.0.0.1."""
-    port = free_port()
-    log_path = log_dir / f"peerjs-reference-{port}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                "node",
-                str(ROOT / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--path",
-                path,
-                *args,
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(name="peerjs-reference", proc=proc, log_path=log_path, port=port)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"reference server exited:\n{server.log()}")
-        try:
-            httpx.get(f"{server.url}{path}", timeout=1)
-            return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    Process.kill(server)
-    raise RuntimeError(f"reference server did not start:\n{server.log()}")
