@@ -56,15 +56,18 @@ def peers_url(base_url: str, community: str, limit: int) -> str:
 
 async def _get_peers(client: httpx.AsyncClient, url: str, timeout_s: float) -> list[object]:
     try:
-        async with client.stream("GET", url, timeout=timeout_s) as response:
-            if response.status_code != 200:
-                raise _Failure(f"http_{response.status_code}", response.status_code)
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise _Failure("too_large", 200)
-    except httpx.TimeoutException as exc:
+        # httpx's timeout bounds each read, not the whole: a remote dripping a byte now and
+        # then would hold the worker for hours. The deadline covers the whole exchange.
+        async with asyncio.timeout(timeout_s):
+            async with client.stream("GET", url, timeout=timeout_s) as response:
+                if response.status_code != 200:
+                    raise _Failure(f"http_{response.status_code}", response.status_code)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise _Failure("too_large", 200)
+    except (httpx.TimeoutException, TimeoutError) as exc:
         raise _Failure("timeout") from exc
     except httpx.ConnectError as exc:
         raise _Failure("connect") from exc
