@@ -48,7 +48,8 @@ def parse_server_message(text: str | bytes) -> ServerMessage:
         raise PeerJSError(BAD_SERVER_MESSAGE, f"frame is over {MAX_FRAME_CHARS} characters")
     try:
         data = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: nesting far deeper than any PeerJS message, relayed from a peer.
         raise PeerJSError(BAD_SERVER_MESSAGE, "frame is not JSON") from exc
     if not isinstance(data, dict):
         raise PeerJSError(BAD_SERVER_MESSAGE, "frame is not a JSON object")

@@ -96,7 +96,7 @@ class JsonCodec:
     def decode(self, frame: Frame) -> list[Received]:
         try:
             value = json.loads(frame)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise PeerJSError(BAD_FRAME, "frame is not UTF-8 JSON") from exc
         return [CloseRequested()] if _is_close_request(value) else [Data(value)]
 
