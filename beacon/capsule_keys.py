@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
+from peers.atomic import write_atomic
 from peers.identity import read_private_key, write_private_key
 from peers.protocol.capsule import CAPSULE_TTL_MS, TrustedKey, kid_for
 from peers.protocol.encoding import b64url_encode
@@ -85,10 +85,7 @@ def signing_key() -> tuple[CapsuleKey, Ed25519PrivateKey] | None:
 
 
 def _write_meta(meta: CapsuleKey) -> None:
-    path = keys_dir() / f"{meta.kid}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(meta)))
-    os.replace(tmp, path)
+    write_atomic(keys_dir() / f"{meta.kid}.json", json.dumps(asdict(meta)).encode())
 
 
 def create(*, now: int) -> CapsuleKey:

@@ -2,10 +2,10 @@
 
 ``<root>/<2 hex>/<64 hex>``: hex rather than the chunk id itself because ids are
 case-sensitive base64url and a store may sit on a case-insensitive file system (docs/
-protocol.md "Chunks"). Every write recomputes the digest and lands atomically: the bytes go
-to ``<root>/tmp/``, are fsynced, renamed into place and the directory is fsynced, so a crash
-at any moment leaves either the whole verified chunk or no chunk (plus a temp file that the
-next :meth:`ChunkStore.scan` removes).
+protocol.md "Chunks"). Every write recomputes the digest and lands atomically
+(:func:`peers.atomic.write_atomic` with its temporary in ``<root>/tmp/``): a crash at any
+moment leaves either the whole verified chunk or no chunk (plus a temp file that the next
+:meth:`ChunkStore.scan` removes).
 
 Blocking file IO: callers on an event loop run writes in a thread (reads of 64 KiB from the
 page cache are cheap enough to stay inline).
@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from peers.atomic import write_atomic
 from peers.protocol.chunks import CHUNK_SIZE, TAG_BYTES, is_digest_id
 from peers.protocol.encoding import b64url_decode, b64url_encode
 
@@ -114,23 +113,7 @@ class ChunkStore:
         if target.is_file():
             return False
         target.parent.mkdir(exist_ok=True)
-        tmp = self.tmp / f"{target.name}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self.fsync:
-                os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, target)
-        if self.fsync:
-            _fsync_dir(target.parent)
+        write_atomic(target, data, mode=0o600, tmp_dir=self.tmp, durable=self.fsync)
         return True
 
     def delete(self, chunk_id: str) -> int:
@@ -188,11 +171,3 @@ class ChunkStore:
                     yield path
                 else:
                     report.stray.append(str(path.relative_to(self.root)))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
