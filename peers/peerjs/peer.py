@@ -126,7 +126,8 @@ class Peer:
         return conn
 
     async def accept(self) -> DataConnection:
-        """The next connection a remote peer offered (it may not be open yet)."""
+        """The next connection a remote peer offered (it may not be open yet); only for a
+        peer made without ``on_connection``, which takes them instead."""
         return await self._incoming.get()
 
     async def destroy(self) -> None:
@@ -222,9 +223,12 @@ class Peer:
         conn.run(conn.answer(offer), "answer")
         for lost in self._lost.pop(offer.connection_id, []):
             self._route(event.src, lost)
-        self._incoming.put_nowait(conn)
+        # One taker: with on_connection set nobody calls accept(), and a queued reference
+        # would keep every connection ever offered alive.
         if self.on_connection is not None:
             self.on_connection(conn)
+        else:
+            self._incoming.put_nowait(conn)
 
     def _route(self, src: str, event: Event) -> None:
         assert isinstance(event, AnswerReceived | CandidateReceived)
