@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from peers.peerjs import binarypack
 from peers.peerjs import messages as m
 from peers.peerjs.dataconnection import DataConnection
 from peers.peerjs.errors import PeerJSError
@@ -20,6 +21,7 @@ from peers.peerjs.signaling import (
     SignalingError,
     Timing,
 )
+from peers.superpeer.service import SUPERPEER_MAX_MESSAGE_BYTES
 
 
 def opened_core() -> SignalingCore:
@@ -76,3 +78,29 @@ async def test_offers_handed_to_on_connection_are_not_also_kept_for_accept() -> 
         await asyncio.wait_for(peer.accept(), 0.05)
     for conn in handed:
         await conn.close()
+
+
+def chunk_frames(message_id: int, total: int, size: int) -> list[bytes]:
+    """PeerJS chunk frames of one message that will never be finished (the last is held)."""
+    return [
+        binarypack.pack({"__peerData": message_id, "n": n, "data": b"x" * size, "total": total})
+        for n in range(total - 1)
+    ]
+
+
+async def test_binary_connections_of_the_super_peer_reassemble_no_more_than_one_frame() -> None:
+    # A peer opening a "binary" connection may send chunks of messages it never finishes:
+    # with PeerJS's defaults up to 32 messages of 256 MiB each wait in memory. The swarm's
+    # frames are at most 256 KiB, so the super-peer's connections hold no more than that.
+    peer = Peer(ServerAddress("127.0.0.1", 9), max_message_size=SUPERPEER_MAX_MESSAGE_BYTES)
+    conn = peer.connect("p" + "b" * 32, serialization="binary")
+    try:
+        for frame in chunk_frames(7, total=40, size=16_000)[:17]:  # 272,000 bytes
+            conn._on_message(frame)
+        assert conn.bad_frames == 1
+        for frame in chunk_frames(8, total=3, size=1000):  # the next message still works
+            conn._on_message(frame)
+        assert conn.bad_frames == 1
+    finally:
+        await conn.close()
+    assert SUPERPEER_MAX_MESSAGE_BYTES < 300 * 1024

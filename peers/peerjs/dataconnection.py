@@ -24,7 +24,7 @@ from aiortc.sdp import candidate_from_sdp
 from . import messages as m
 from .errors import CONNECTION_CLOSED, NEGOTIATION_FAILED, NOT_OPEN, PeerJSError
 from .ice import IceConfig, gather_on_configured_addresses
-from .serialization import CloseRequested, Codec, Data, codec_for
+from .serialization import DEFAULT_MAX_MESSAGE_SIZE, CloseRequested, Codec, Data, codec_for
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,11 @@ class DataConnection:
         on_closed: Callable[[DataConnection], None] | None = None,
         high_water: int = HIGH_WATER,
         low_water: int = LOW_WATER,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.peer = peer
         self.connection_id = connection_id
-        self.codec: Codec = codec_for(serialization)
+        self.codec: Codec = codec_for(serialization, max_message_size=max_message_size)
         self.serialization = serialization
         self.reliable = reliable
         self.label = label

@@ -24,7 +24,7 @@ from typing import Any
 from .dataconnection import DataConnection, new_connection_id
 from .errors import DESTROYED, PEER_UNAVAILABLE, PeerJSError
 from .ice import IceConfig
-from .serialization import SERIALIZATIONS
+from .serialization import DEFAULT_MAX_MESSAGE_SIZE, SERIALIZATIONS
 from .signaling import (
     AnswerReceived,
     CandidateReceived,
@@ -61,8 +61,12 @@ class Peer:
         timing: Timing | None = None,
         on_connection: Callable[[DataConnection], None] | None = None,
         on_signaling_event: Callable[[Event], None] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.ice = ice or IceConfig()
+        # The largest message a binary connection reassembles from chunks (each connection
+        # may hold a few unfinished ones): a peer that only needs small messages says so.
+        self.max_message_size = max_message_size
         self.core = SignalingCore(server, peer_id=peer_id, token=token, timing=timing)
         self.signaling = SignalingClient(self.core, self._on_event)
         self.on_connection = on_connection
@@ -162,6 +166,7 @@ class Peer:
             ice=self.ice,
             send_signal=self.signaling.send,
             on_closed=self._forget,
+            max_message_size=self.max_message_size,
         )
         self._connections[(peer, connection_id)] = conn
         return conn

@@ -39,7 +39,7 @@ from peers.protocol.node_actions import (
 )
 from peers.protocol.posts import verify_post
 from peers.protocol.ticket import make_ticket, verify_ticket
-from peers.protocol.wire import ChunkReq, ContentFrame, Have, ManifestReq
+from peers.protocol.wire import MAX_FRAME_BYTES, ChunkReq, ContentFrame, Have, ManifestReq
 from peers.protocol.wire import Manifest as ManifestFrame
 
 from . import db
@@ -56,6 +56,9 @@ OPEN_TIMEOUT_S = 20.0
 DRAIN_ON_CLOSE_S = 2.0
 POST_TOPIC = "post"
 MAX_OUTBOX = 2048  # frames waiting for one connection
+# A binary (BinaryPack) connection carries each wire frame as one binary value: nothing
+# larger is ever needed, so nothing larger is reassembled from a peer's chunks.
+SUPERPEER_MAX_MESSAGE_BYTES = MAX_FRAME_BYTES + 64
 
 
 def now_ms() -> int:
@@ -192,6 +195,7 @@ class SuperPeerService:
             token=key_bound_token(self.key),
             ice=self.config.ice,
             on_connection=self._incoming,
+            max_message_size=SUPERPEER_MAX_MESSAGE_BYTES,
         )
         try:
             await self.peer.start(timeout=OPEN_TIMEOUT_S)
