@@ -63,7 +63,9 @@ def capsule_publish(
     With ``requested_at`` (a queued request), a capsule issued since then already did
     the work and the call is a no-op: a redelivered or duplicated task is harmless.
     """
-    community = Community.objects.get(id=community_id)
+    community = Community.objects.filter(id=community_id).first()
+    if community is None:  # deleted since the request was queued: nothing to publish
+        return PublishOutcome(capsule=None, run=None, skipped=True)
     if (
         requested_at is not None
         and Capsule.objects.filter(community=community, issued_at__gte=requested_at).exists()
