@@ -88,9 +88,9 @@ def main() -> None:
     from bench.common import git_revision, machine
     from peers.models import FetchJob
     from peers.replication.models import BackfillRun, ReplicaStatus
-    from tests.support.backfill import start_backfill_worker, stop_worker
     from tests.support.live import Process, start_daphne
     from tests.support.superpeer import kill9, start_superpeer, superpeer_key, wait_until
+    from tests.support.worker import start_worker, stop_worker
 
     logs = var / "logs"
     logs.mkdir()
@@ -108,7 +108,7 @@ def main() -> None:
     processes: list[Process] = [web]
     community = f"bench-{secrets.token_hex(3)}"
     try:
-        worker = start_backfill_worker(var / "worker", logs, settings_env)
+        worker = start_worker(var / "worker", logs, settings_env, "backfill-worker")
         processes.append(worker)
         sps = [start_superpeer(d, logs, web, community, settings_env, name=d.name) for d in holders]
         processes += sps

@@ -28,7 +28,9 @@ from swarmweb.celery import app as celery_app
 from swarmweb.clock import now_ms
 from tests.support.capsules import HttpServer, Recorder, fake_beacon, webhook
 from tests.support.keys import peer_id, seeded_key, ticket
-from tests.support.live import ROOT, VENV_BIN, Process, Server, base_env, free_port, start_daphne
+from tests.support.live import ROOT, Process, Server, base_env, free_port, start_daphne
+from tests.support.worker import start_worker as start_celery_worker
+from tests.support.worker import stop_worker
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -61,47 +63,8 @@ class Deployment:
 
 
 def start_worker(deployment: Deployment, queue: str, name: str) -> Process:
-    env = base_env(
-        deployment.var,
-        {**FAST, "SWARM_CELERY_QUEUE": queue, "SWARM_ALERT_WEBHOOK_URL": deployment.hook_url},
-    )
-    log_path = deployment.artifacts / f"{name}-{queue}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "swarmweb",
-                "worker",
-                "--loglevel=info",
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{name}-{queue}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker = Process(name=name, proc=proc, log_path=log_path)
-    wait_for(lambda: proc.poll() is not None or " ready." in worker.log(), "worker ready", 60)
-    if proc.poll() is not None:
-        raise RuntimeError(f"worker exited:\n{worker.log()[-4000:]}")
-    return worker
-
-
-def stop_group(process: Process, sig: int = signal.SIGTERM) -> None:
-    if process.proc.poll() is None:
-        os.killpg(process.proc.pid, sig)
-        try:
-            process.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.proc.pid, signal.SIGKILL)
-            process.proc.wait(timeout=5)
+    env = {**FAST, "SWARM_CELERY_QUEUE": queue, "SWARM_ALERT_WEBHOOK_URL": deployment.hook_url}
+    return start_celery_worker(deployment.var, deployment.artifacts, env, name)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +86,7 @@ def deployment(
     deployment = Deployment(var, queue, recorder, hook.url + "/hook", web, artifacts_dir)
     worker = start_worker(deployment, queue, "capsule-worker")
     yield deployment
-    stop_group(worker)
+    stop_worker(worker)
     web.stop()
     hook.close()
 
@@ -322,7 +285,7 @@ def test_worker_killed_mid_publish_leaves_the_previous_capsule_and_the_next_run_
         victim.proc.wait(timeout=10)
     finally:
         release.set()
-        stop_group(victim, signal.SIGKILL)
+        stop_worker(victim, signal.SIGKILL)
     assert path.read_bytes() == previous
     assert served(deployment, name).content == previous
     assert Capsule.objects.filter(community=community).count() == 1
@@ -332,7 +295,7 @@ def test_worker_killed_mid_publish_leaves_the_previous_capsule_and_the_next_run_
         send(deployment, "beacon.publish_capsule", community.id, now_ms(), queue=queue)
         wait_for(lambda: Capsule.objects.filter(community=community).count() == 2, "next run")
     finally:
-        stop_group(successor)
+        stop_worker(successor)
         slow.close()
     fresh = path.read_bytes()
     assert fresh != previous

@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, Page
 from peers.models import FetchJob, FileManifest, Holding
 from peers.replication.models import Advert, ReplicaStatus
 from tests.browser.conftest import new_context
-from tests.support.backfill import start_backfill_worker, stop_worker
 from tests.support.live import Server, start_daphne
 from tests.support.superpeer import (
     SuperPeerProcess,
@@ -31,6 +30,7 @@ from tests.support.superpeer import (
     wait_until,
 )
 from tests.support.superpeer_page import serve_swarm_page
+from tests.support.worker import start_worker, stop_worker
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -108,7 +108,9 @@ def test_a_killed_super_peer_is_replaced_and_the_admin_shows_3_2_3(
 ) -> None:
     community = community_name("repl")
     env = {**REPLICATION, "SWARM_CELERY_QUEUE": queue}
-    worker = start_backfill_worker(tmp_path_factory.mktemp("repl-worker"), artifacts_dir, env)
+    worker = start_worker(
+        tmp_path_factory.mktemp("repl-worker"), artifacts_dir, env, "backfill-worker"
+    )
     started: list[SuperPeerProcess] = []
 
     def superpeer(name: str) -> SuperPeerProcess:

@@ -1,5 +1,5 @@
-"""A real Celery worker for replication tests and benchmarks (``celery -A swarmweb worker``
-on the tests' Redis, consuming its own queue so other tests' tasks stay apart)."""
+"""A real Celery worker for live tests and benchmarks (``celery -A swarmweb worker`` on the
+tests' Redis, consuming its own queue so other tests' tasks stay apart)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from pathlib import Path
 from tests.support.live import ROOT, VENV_BIN, Process, base_env
 
 
-def start_backfill_worker(
-    var_dir: Path, log_dir: Path, env: Mapping[str, str], name: str = "backfill-worker"
-) -> Process:
+def start_worker(var_dir: Path, log_dir: Path, env: Mapping[str, str], name: str) -> Process:
     """Start a worker (concurrency 1) with ``env`` (its ``SWARM_CELERY_QUEUE`` included)."""
     full = base_env(var_dir, env)
     log_path = log_dir / f"{name}-{full.get('SWARM_CELERY_QUEUE', 'celery')}.log"
@@ -50,10 +48,10 @@ def start_backfill_worker(
     return worker
 
 
-def stop_worker(worker: Process) -> None:
-    """Stop the worker's whole process group (Celery forks its pool)."""
+def stop_worker(worker: Process, sig: int = signal.SIGTERM) -> None:
+    """Stop the worker's whole process group (Celery forks its pool) with ``sig``."""
     if worker.proc.poll() is None:
-        os.killpg(worker.proc.pid, signal.SIGTERM)
+        os.killpg(worker.proc.pid, sig)
         try:
             worker.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
