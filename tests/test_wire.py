@@ -7,8 +7,6 @@ decode to its value and re-encode to the same bytes, every invalid one fail with
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -39,28 +37,10 @@ from peers.protocol.wire import (
     encode_frame,
     parse_frame,
 )
+from tests.support.wire_vectors import VECTORS, frame_bytes, native
 
-ROOT = Path(__file__).parent.parent
-VECTORS = json.loads((ROOT / "tests" / "vectors" / "wire.json").read_text())
 SEMANTIC = VECTORS["semantic"]
 WIRE_CODES = {"frame_too_large", "bad_msgpack", "bad_frame", "unknown_frame", "unsupported_frame"}
-
-
-def frame_bytes(case: dict[str, Any]) -> bytes:
-    data = bytes.fromhex(case["hex"])
-    return data + bytes(case.get("pad_to", len(data)) - len(data))
-
-
-def native(value: Any) -> Any:
-    if isinstance(value, list):
-        return [native(v) for v in value]
-    if isinstance(value, dict):
-        if "$bin" in value:
-            return bytes.fromhex(value["$bin"])
-        if "$zeros" in value:
-            return bytes(value["$zeros"])
-        return {k: native(v) for k, v in value.items()}
-    return value
 
 
 def test_vectors_cover_every_frame_type_and_wire_error() -> None:

@@ -7,34 +7,14 @@ vector unpacks (with Python's msgpack) to exactly its stated value.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 
-ROOT = Path(__file__).parent.parent
-VECTORS = json.loads((ROOT / "tests" / "vectors" / "wire.json").read_text())
-
-
-def frame_bytes(case: dict[str, Any]) -> bytes:
-    data = bytes.fromhex(case["hex"])
-    return data + bytes(case.get("pad_to", len(data)) - len(data))
-
-
-def native(value: Any) -> Any:
-    if isinstance(value, list):
-        return [native(v) for v in value]
-    if isinstance(value, dict):
-        if "$bin" in value:
-            return bytes.fromhex(value["$bin"])
-        if "$zeros" in value:
-            return bytes(value["$zeros"])
-        return {k: native(v) for k, v in value.items()}
-    return value
+from tests.support.wire_vectors import ROOT, VECTORS, frame_bytes, native
 
 
 def test_wire_vectors_are_what_the_generator_writes() -> None:
