@@ -5,6 +5,10 @@ import { capsuleTickets, verifyCapsule } from "./capsule.js";
 import { ProtocolError } from "./errors.js";
 import { verifyTicket } from "./ticket.js";
 
+// A beacon answers at most 50 peers (DESIGN section 4); a list far longer is hostile and
+// only its head is verified, as the server's federation client does (beacon/federation.py).
+export const MAX_BEACON_PEERS = 200;
+
 /** When rounds run: fast while short of peers, slow once connected, paused after empty rounds. */
 export class RendezvousSchedule {
   constructor(options, now) {
@@ -60,23 +64,29 @@ class HttpError extends Error {
 }
 
 // One HTTP exchange with a deadline; network errors, timeouts and 5xx may be retried.
+// The deadline covers the body too: fetch resolves once the headers are in, and a server
+// that then drips its body would hold the round (and every later one) forever.
 async function exchange(fetchImpl, url, init, timeoutMs) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const timeout = () => new HttpError(0, "timeout", `no answer in ${timeoutMs} ms`);
   let response;
-  try {
-    response = await fetchImpl(url, { ...init, signal: controller.signal, cache: "no-store" });
-  } catch (error) {
-    const timedOut = controller.signal.aborted;
-    throw new HttpError(0, timedOut ? "timeout" : "network", timedOut ? `no answer in ${timeoutMs} ms` : String(error?.message ?? error));
-  } finally {
-    clearTimeout(timer);
-  }
   let body = null;
   try {
-    body = await response.json();
-  } catch {
-    body = null;
+    try {
+      response = await fetchImpl(url, { ...init, signal: controller.signal, cache: "no-store" });
+    } catch (error) {
+      if (controller.signal.aborted) throw timeout();
+      throw new HttpError(0, "network", String(error?.message ?? error));
+    }
+    try {
+      body = await response.json();
+    } catch {
+      if (controller.signal.aborted) throw timeout();
+      body = null;
+    }
+  } finally {
+    clearTimeout(timer);
   }
   if (!response.ok) {
     const code = body?.error?.code ?? `http_${response.status}`;
@@ -140,7 +150,8 @@ export async function announce(beacon, ticket, { community, selfId, fetchImpl, o
       result.via = error.code;
     }
     const { value: body, attempts } = result;
-    const { tickets, rejected } = await verifyAll(Array.isArray(body?.peers) ? body.peers : [], { now: clock(), community, selfId });
+    const listed = Array.isArray(body?.peers) ? body.peers.slice(0, MAX_BEACON_PEERS) : [];
+    const { tickets, rejected } = await verifyAll(listed, { now: clock(), community, selfId });
     return { source: "beacon", url: beacon, ok: true, attempts, latencyMs: clock() - started, tickets, rejected, via: result.via ?? "announce" };
   } catch (error) {
     if (!(error instanceof HttpError)) throw error;
