@@ -15,6 +15,9 @@ const ADVERT_EVERY_MS = 1_000;
 const CHANGE_EVERY_MS = 200;
 const KEEP_PLAINTEXTS = 3; // object URLs of opened files kept ready
 const UPLOAD_RATE_WINDOW_MS = 2_000;
+// Manifests one peer's adverts are kept for (as the super-peer, peers/superpeer/holder.py):
+// the ids are the peer's to choose, and a flood of them must not fill the memory.
+export const MAX_ADVERTS_PER_PEER = 4096;
 
 export class FileError extends Error {
   constructor(code, message) {
@@ -79,6 +82,7 @@ export class FileService extends EventTarget {
     this.files = new Map(); // manifest id -> file record
     this.downloads = new Map(); // manifest id -> Download
     this.holders = new Map(); // manifest id -> Map(peer id -> chunks advertised)
+    this.adverts = new Map(); // peer id -> manifests it has in `holders`
     this.sharing = new Map(); // temporary id -> { name, size, done, phase }
     this.blobs = new Map(); // manifest id -> object URL of the plaintext
     this.fresh = new Map(); // manifest id -> plaintext of a download just completed (until opened)
@@ -111,6 +115,8 @@ export class FileService extends EventTarget {
   }
 
   #served(peerId, id, bytes) {
+    // A chunk is served whatever manifest the request names: count only files we hold.
+    if (!this.files.has(id)) return;
     let entry = this.served.get(id);
     if (!entry) {
       entry = { bytes: 0, peers: new Set(), recent: [] };
@@ -118,7 +124,9 @@ export class FileService extends EventTarget {
     }
     entry.bytes += bytes;
     entry.peers.add(peerId);
-    entry.recent.push([performance.now(), bytes]);
+    const now = performance.now();
+    entry.recent.push([now, bytes]);
+    while (now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
     this.#changed();
   }
 
@@ -371,7 +379,11 @@ export class FileService extends EventTarget {
 
   #peerClosed(peerId) {
     this.uploader.peerClosed(peerId);
-    for (const holders of this.holders.values()) holders.delete(peerId);
+    for (const [id, holders] of this.holders) {
+      holders.delete(peerId);
+      if (holders.size === 0) this.holders.delete(id);
+    }
+    this.adverts.delete(peerId);
     for (const download of this.downloads.values()) download.peerClosed(peerId);
     this.#changed();
   }
@@ -380,11 +392,7 @@ export class FileService extends EventTarget {
     switch (frame.t) {
       case "have":
         for (const { id, chunks } of frame.manifests) {
-          const holders = this.holders.get(id) ?? new Map();
-          if (chunks > 0) holders.set(peerId, chunks);
-          else holders.delete(peerId);
-          if (holders.size) this.holders.set(id, holders);
-          else this.holders.delete(id);
+          this.#advert(peerId, id, chunks);
           this.downloads.get(id)?.have(peerId, chunks);
         }
         break;
@@ -407,6 +415,21 @@ export class FileService extends EventTarget {
         break;
       default:
     }
+  }
+
+  #advert(peerId, id, chunks) {
+    const holders = this.holders.get(id) ?? new Map();
+    const kept = this.adverts.get(peerId) ?? 0;
+    if (chunks > 0 && !holders.has(peerId)) {
+      if (kept >= MAX_ADVERTS_PER_PEER) return;
+      this.adverts.set(peerId, kept + 1);
+    } else if (chunks === 0 && holders.has(peerId)) {
+      this.adverts.set(peerId, kept - 1);
+    }
+    if (chunks > 0) holders.set(peerId, chunks);
+    else holders.delete(peerId);
+    if (holders.size) this.holders.set(id, holders);
+    else this.holders.delete(id);
   }
 
   #guard(promise) {
