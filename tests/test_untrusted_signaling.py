@@ -103,7 +103,9 @@ async def test_repeated_query_parameters_take_the_last_value(cluster: Cluster) -
     assert listed.status_code == 401  # discovery off: nobody lists who is connected
     other = await (await SignalClient.connect(cluster.ws(), new_id("o"))).opened()
     await other.send({"type": "CANDIDATE", "dst": last, "payload": 2})
-    assert (await client.recv())["src"] == other.peer_id
+    got = await client.recv()
+    assert got is not None
+    assert got["src"] == other.peer_id
     await client.close()
     await other.close()
 
