@@ -59,6 +59,10 @@ MAX_OUTBOX = 2048  # frames waiting for one connection
 # A binary (BinaryPack) connection carries each wire frame as one binary value: nothing
 # larger is ever needed, so nothing larger is reassembled from a peer's chunks.
 SUPERPEER_MAX_MESSAGE_BYTES = MAX_FRAME_BYTES + 64
+# Gossiped posts waiting for their database write: a flood (valid posts under throwaway
+# keys cost the sender little) would otherwise queue tasks without end; more are dropped
+# and counted. Pages still hold and gossip them; the super-peer's copy is a convenience.
+MAX_PENDING_POSTS = 256
 
 
 def now_ms() -> int:
@@ -134,6 +138,8 @@ class SuperPeerService:
         self.blocked: set[str] = set()
         self.started_at = now_ms()
         self.posts_stored = 0
+        self.posts_pending = 0
+        self.posts_dropped = 0
         self.relay = AdvertRelay()  # other peers' adverts, reported to the replication planner
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -366,7 +372,7 @@ class SuperPeerService:
             self._content(action.conn_id, action.peer_id, action.frame, now)
         elif isinstance(action, Deliver):
             if action.message.topic == POST_TOPIC:
-                self.spawn(self._keep_post(action.message.data, now), "post")
+                self._post_delivered(action.message.data, now)
         elif isinstance(action, Event):
             level = logging.WARNING if action.level in ("warn", "error") else logging.DEBUG
             logger.log(
@@ -413,7 +419,20 @@ class SuperPeerService:
                 self.node.content_violation(conn_id, code, message, now_ms())
         self._schedule_pump()
 
+    def _post_delivered(self, envelope: object, now: int) -> None:
+        if self.posts_pending >= MAX_PENDING_POSTS:
+            self.posts_dropped += 1
+            return
+        self.posts_pending += 1
+        self.spawn(self._keep_post(envelope, now), "post")
+
     async def _keep_post(self, envelope: object, now: int) -> None:
+        try:
+            await self._store_post(envelope, now)
+        finally:
+            self.posts_pending -= 1
+
+    async def _store_post(self, envelope: object, now: int) -> None:
         try:
             entry = verify_post(envelope, now=now)
         except ProtocolError as exc:

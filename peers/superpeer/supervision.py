@@ -310,6 +310,7 @@ class Supervisor:
             "errors": dict(self.announcer.last_error),
         }
         stats["posts_stored"] = service.posts_stored
+        stats["posts_dropped"] = service.posts_dropped
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {
