@@ -9,6 +9,8 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from swarmweb import metrics
 from swarmweb.celery import app as celery_app
@@ -45,6 +47,9 @@ async def _run(check: Any) -> dict[str, Any]:
     return {"ok": True}
 
 
+# Read-only: a write gets 405, not the CSRF failure page (these are for probes, not forms).
+@csrf_exempt
+@require_safe
 async def healthz(request: HttpRequest) -> HttpResponse:
     checks = {
         "database": await _run(sync_to_async(_check_database)),
@@ -55,6 +60,8 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
 
 
+@csrf_exempt
+@require_safe
 async def metrics_view(request: HttpRequest) -> HttpResponse:
     text = await sync_to_async(metrics.render)()
     return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -58,3 +58,23 @@ async def test_a_long_plain_limit_is_read_and_capped_not_refused(
     response = await api.get(f"/beacon/v1/main/peers?limit={value}")
     assert response.status_code == 200
     assert response.json() == {"ok": True, "peers": []}
+
+
+@pytest.mark.parametrize(
+    "path", ["/capsules/keys.json", "/capsules/main.json", "/healthz", "/metrics"]
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+async def test_writes_to_read_only_endpoints_are_405_with_allow(
+    api: ApiClient, path: str, method: str
+) -> None:
+    # Not a CSRF page: these endpoints take no writes from anyone, cookie or not.
+    response = await api.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/capsules/keys.json", "/healthz", "/metrics"])
+async def test_head_of_read_only_endpoints_has_no_body(api: ApiClient, path: str) -> None:
+    response = await api.request("HEAD", path)
+    assert response.status_code == 200
+    assert response.content == b""
