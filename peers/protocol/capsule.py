@@ -32,14 +32,11 @@ from .encoding import b64url_decode, b64url_encode
 from .envelope import DOMAIN_CAPSULE, JsonObject, sign, verify
 from .errors import (
     BAD_BODY,
-    EXPIRED,
-    NOT_YET_VALID,
-    TTL_TOO_LONG,
     UNTRUSTED_KEY,
     WRONG_COMMUNITY,
     ProtocolError,
 )
-from .ticket import CLOCK_SKEW_MS, Ticket, is_valid_community, verify_ticket
+from .ticket import CLOCK_SKEW_MS, Ticket, check_lifetime, is_valid_community, verify_ticket
 
 CAPSULE_TTL_MS = 600_000
 MAX_PEERS = 100
@@ -158,12 +155,9 @@ def verify_capsule(
     expires_at: int = body["expires_at"]
     pk = b64url_encode(verified.public_key)
     _check_trust(pk, issued_at, now, list(trusted))
-    if expires_at - issued_at > CAPSULE_TTL_MS:
-        raise ProtocolError(TTL_TOO_LONG, f"capsule lifetime exceeds {CAPSULE_TTL_MS} ms")
-    if issued_at > now + skew_ms:
-        raise ProtocolError(NOT_YET_VALID, "capsule is issued in the future")
-    if now >= expires_at:
-        raise ProtocolError(EXPIRED, "capsule has expired")
+    check_lifetime(
+        "capsule", issued_at, expires_at, now=now, max_ttl_ms=CAPSULE_TTL_MS, skew_ms=skew_ms
+    )
     return Capsule(
         community=body["community"],
         issued_at=issued_at,

@@ -104,12 +104,7 @@ def verify_ticket(
     expires_at: int = body["expires_at"]
     if expires_at <= issued_at:
         raise ProtocolError(BAD_BODY, "expires_at must be after issued_at")
-    if expires_at - issued_at > max_ttl_ms:
-        raise ProtocolError(TTL_TOO_LONG, f"ticket lifetime exceeds {max_ttl_ms} ms")
-    if issued_at > now + skew_ms:
-        raise ProtocolError(NOT_YET_VALID, "ticket is issued in the future")
-    if now >= expires_at:
-        raise ProtocolError(EXPIRED, "ticket has expired")
+    check_lifetime("ticket", issued_at, expires_at, now=now, max_ttl_ms=max_ttl_ms, skew_ms=skew_ms)
     return Ticket(
         peer_id=body["peer_id"],
         community=body["community"],
@@ -121,6 +116,19 @@ def verify_ticket(
         caps=tuple(body.get("caps", ())),
         envelope=cast(JsonObject, envelope),
     )
+
+
+def check_lifetime(
+    what: str, issued_at: int, expires_at: int, *, now: int, max_ttl_ms: int, skew_ms: int
+) -> None:
+    """The time rules of a signed ``issued_at``/``expires_at`` object (tickets, capsules), in
+    order: ``ttl_too_long``, ``not_yet_valid`` (beyond ``now + skew_ms``), ``expired``."""
+    if expires_at - issued_at > max_ttl_ms:
+        raise ProtocolError(TTL_TOO_LONG, f"{what} lifetime exceeds {max_ttl_ms} ms")
+    if issued_at > now + skew_ms:
+        raise ProtocolError(NOT_YET_VALID, f"{what} is issued in the future")
+    if now >= expires_at:
+        raise ProtocolError(EXPIRED, f"{what} has expired")
 
 
 def _check_fields(body: JsonObject) -> None:

@@ -3,16 +3,8 @@
 // capsuleTickets re-verifies the tickets inside, which expire one by one during its life.
 import { b64urlDecode, b64urlEncode, sha256 } from "./encoding.js";
 import { DOMAIN_CAPSULE, sign, verify } from "./envelope.js";
-import {
-  BAD_BODY,
-  EXPIRED,
-  NOT_YET_VALID,
-  ProtocolError,
-  TTL_TOO_LONG,
-  UNTRUSTED_KEY,
-  WRONG_COMMUNITY,
-} from "./errors.js";
-import { CLOCK_SKEW_MS, isValidCommunity, verifyTicket } from "./ticket.js";
+import { BAD_BODY, ProtocolError, UNTRUSTED_KEY, WRONG_COMMUNITY } from "./errors.js";
+import { checkLifetime, CLOCK_SKEW_MS, isValidCommunity, verifyTicket } from "./ticket.js";
 
 export const CAPSULE_TTL_MS = 600_000;
 export const MAX_PEERS = 100;
@@ -97,11 +89,7 @@ export async function verifyCapsule(envelope, { trusted, now, community = null, 
   }
   const pk = b64urlEncode(publicKey);
   checkTrust(pk, body.issued_at, now, trusted);
-  if (body.expires_at - body.issued_at > CAPSULE_TTL_MS) {
-    throw new ProtocolError(TTL_TOO_LONG, `capsule lifetime exceeds ${CAPSULE_TTL_MS} ms`);
-  }
-  if (body.issued_at > now + skewMs) throw new ProtocolError(NOT_YET_VALID, "capsule is issued in the future");
-  if (now >= body.expires_at) throw new ProtocolError(EXPIRED, "capsule has expired");
+  checkLifetime("capsule", body.issued_at, body.expires_at, { now, maxTtlMs: CAPSULE_TTL_MS, skewMs });
   return {
     community: body.community,
     issuedAt: body.issued_at,

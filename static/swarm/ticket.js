@@ -84,6 +84,16 @@ function checkFields(body) {
   }
 }
 
+// The time rules of a signed issued_at/expires_at object (tickets, capsules), in order:
+// ttl_too_long, not_yet_valid (beyond now + skewMs), expired.
+export function checkLifetime(what, issuedAt, expiresAt, { now, maxTtlMs, skewMs }) {
+  if (expiresAt - issuedAt > maxTtlMs) {
+    throw new ProtocolError(TTL_TOO_LONG, `${what} lifetime exceeds ${maxTtlMs} ms`);
+  }
+  if (issuedAt > now + skewMs) throw new ProtocolError(NOT_YET_VALID, `${what} is issued in the future`);
+  if (now >= expiresAt) throw new ProtocolError(EXPIRED, `${what} has expired`);
+}
+
 // Verify a ticket at `now` (ms); `community` pins the expected community (null: any).
 export async function verifyTicket(envelope, { now, community = null, maxTtlMs = MAX_TTL_MS, skewMs = CLOCK_SKEW_MS }) {
   const { publicKey, body, peerId } = await verify(envelope, DOMAIN_TICKET);
@@ -93,11 +103,7 @@ export async function verifyTicket(envelope, { now, community = null, maxTtlMs =
     throw new ProtocolError(WRONG_COMMUNITY, "ticket is for another community");
   }
   if (body.expires_at <= body.issued_at) throw new ProtocolError(BAD_BODY, "expires_at must be after issued_at");
-  if (body.expires_at - body.issued_at > maxTtlMs) {
-    throw new ProtocolError(TTL_TOO_LONG, `ticket lifetime exceeds ${maxTtlMs} ms`);
-  }
-  if (body.issued_at > now + skewMs) throw new ProtocolError(NOT_YET_VALID, "ticket is issued in the future");
-  if (now >= body.expires_at) throw new ProtocolError(EXPIRED, "ticket has expired");
+  checkLifetime("ticket", body.issued_at, body.expires_at, { now, maxTtlMs, skewMs });
   return {
     peerId: body.peer_id,
     community: body.community,
