@@ -130,3 +130,77 @@ def git_revision() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (all their threads)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuLimit:
+    """Caps one process (all its threads) at ``cores`` of CPU time with its own cgroup.
+
+    Scaling benchmarks use it to give every server process the same fixed CPU budget, so that
+    "two processes vs one" measures what the design shares between processes rather than how
+    many cores the load generator, PostgreSQL and Redis leave over on a small machine. Needs a
+    writable cgroup file system (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``); ``available()``
+    says whether this machine has one.
+    """
+
+    PERIOD_US = 100_000
+    V2 = Path("/sys/fs/cgroup")
+    V1 = Path("/sys/fs/cgroup/cpu")
+
+    def __init__(self, pid: int, cores: float, name: str) -> None:
+        self.path = self._base() / f"swarm-bench-{name}-{pid}"
+        self.path.mkdir(exist_ok=True)
+        quota = max(1000, int(cores * self.PERIOD_US))
+        if (self.path / "cpu.max").exists():
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        else:
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        (self.path / "cgroup.procs").write_text(str(pid))
+        self.pid = pid
+
+    @classmethod
+    def _base(cls) -> Path:
+        if (cls.V2 / "cgroup.controllers").exists():
+            return cls.V2
+        return cls.V1
+
+    @classmethod
+    def available(cls) -> bool:
+        base = cls._base()
+        probe = base / f"swarm-bench-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            return False
+        ok = (probe / "cpu.max").exists() or (probe / "cpu.cfs_quota_us").exists()
+        probe.rmdir()
+        return ok
+
+    def throttled_seconds(self) -> float:
+        """CPU time the cap has withheld so far (cgroup ``cpu.stat``)."""
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "throttled_usec":
+                return int(value) / 1e6
+            if key == "throttled_time":
+                return int(value) / 1e9
+        return 0.0
+
+    def release(self) -> None:
+        """Remove the cgroup (its process must have exited, or it moves back to the root)."""
+        try:
+            if self.path.exists():
+                for pid in (self.path / "cgroup.procs").read_text().split():
+                    (self._base() / "cgroup.procs").write_text(pid)
+                self.path.rmdir()
+        except OSError:
+            pass
