@@ -7,8 +7,9 @@ run, the reference PeerJS server (npm ``peer`` 1.0.2 on Node) and ours:
 - ``ours 1p redis``: one daphne on Redis (what a single node with REDIS_URL runs);
 - ``ours 2p split``: two daphnes on one Redis, every pair split across them (each message
   crosses processes through Redis: the worst case);
-- ``ours 2p local``: two daphnes, pairs on the same process (the best case; random
-  placement without sticky sessions lands half way).
+- ``ours 2p local``: two daphnes, pairs on the same process (the best case);
+- ``ours 2p mixed``: the same two daphnes, half the pairs split and half on one process:
+  what placement without sticky sessions gives on average.
 
 Phases, for each server:
 
@@ -21,10 +22,13 @@ Phases, for each server:
 
     .venv/bin/python bench/signaling.py [--seconds 8] [--rounds 3] [--idle 2000]
         [--redis-url redis://127.0.0.1:6379/11]  (that Redis database is flushed)
+        [--cpu-per-process 0.4]
 
 Targets (issue 3): one process >= 0.5x the reference's relay throughput, two processes
 >= 1.0x, p99 < 20 ms at 200 pairs. The machine's cores are shared by the load generator,
-the servers and Redis.
+the servers and Redis; ``--cpu-per-process C`` caps every server process (the reference
+included) at C cores with its own cgroup, so that servers are compared at the same CPU
+budget per process whatever the load generator and Redis take.
 """
 
 from __future__ import annotations
@@ -47,7 +51,16 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.common import ROOT, git_revision, machine, percentile, prepare_database, rss_kb
+from bench.common import (
+    ROOT,
+    CpuLimit,
+    cpu_seconds,
+    git_revision,
+    machine,
+    percentile,
+    prepare_database,
+    rss_kb,
+)
 from tests.support.live import Server, spawn_daphne
 from tests.support.peerjs_server import start_reference_server
 
@@ -74,6 +87,12 @@ class Target:
 # --- servers -----------------------------------------------------------------------------
 
 
+def mixed_placement(client: int) -> int:
+    """Odd pairs split across the two processes; even pairs on one, alternating."""
+    pair, side = divmod(client, 2)
+    return side if pair % 2 else (pair // 2) % 2
+
+
 def start_daphnes(count: int, env: dict[str, str], log_dir: Path, label: str) -> list[Server]:
     return [
         spawn_daphne(env, log_dir / f"bench-signal-{label}-{index}.log", name=f"{label}{index}")
@@ -82,15 +101,6 @@ def start_daphnes(count: int, env: dict[str, str], log_dir: Path, label: str) ->
 
 
 # --- load --------------------------------------------------------------------------------
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time used so far by these processes."""
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def redis_cpu_seconds(url: str) -> float:
@@ -279,7 +289,16 @@ def main() -> int:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/swarm_bench_signal"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    parser.add_argument(
+        "--cpu-per-process",
+        type=float,
+        default=0.0,
+        help="cap every server process at this many cores (cgroup); 0: no cap",
+    )
     args = parser.parse_args()
+    if args.cpu_per_process and not CpuLimit.available():
+        print("--cpu-per-process needs a writable cgroup file system (cpu controller)")
+        return 2
 
     print(f"machine: {machine()}")
     print(f"revision: {git_revision()}")
@@ -310,9 +329,17 @@ def main() -> int:
         Target("ours 1p redis", one, lambda n: 0, redis_url=args.redis_url),
         Target("ours 2p split", two, lambda n: n, redis_url=args.redis_url),
         Target("ours 2p local", two, lambda n: n // 2, redis_url=args.redis_url),
+        Target("ours 2p mixed", two, mixed_placement, redis_url=args.redis_url),
     ]
     for target in targets:
         target.pids = [server.proc.pid for server in target.servers]
+    limits = [
+        CpuLimit(server.proc.pid, args.cpu_per_process, "signal")
+        for server in [reference, *memory, *one, *two]
+        if args.cpu_per_process
+    ]
+    if limits:
+        print(f"every server process capped at {args.cpu_per_process} cores")
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
     targets = [t for t in targets if not wanted or t.name in wanted]
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
@@ -362,6 +389,8 @@ def main() -> int:
     finally:
         for server in [reference, *memory, *one, *two]:
             server.stop()
+        for limit in limits:
+            limit.release()
     if "reference" in rates:
         ref_best, ref_median = max(rates["reference"]), median(rates["reference"])
         print("relay throughput, median (best) of the rounds, relative to the reference:")

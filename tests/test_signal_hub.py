@@ -284,6 +284,31 @@ def test_non_ascii_and_lone_surrogates_survive() -> None:
     assert json.loads(frame)["payload"] == "h\u00e9 \ud800"
 
 
+def test_relayed_frames_are_written_as_json_stringify_writes_them() -> None:
+    # Non-ASCII unescaped, numbers in JavaScript's shortest form, nothing else escaped.
+    net = Net()
+    alice, bob = opened(net, "alice"), opened(net, "bob")
+    net.send(
+        alice,
+        '{"type":"OFFER","dst":"bob","payload":{"s":"h\u00e9 \\u00e9 <\\/>","n":[1e-7,2.5,-0]}}',
+    )
+    assert net.frames[bob] == [
+        '{"type":"OFFER","src":"alice","dst":"bob","payload":{"s":"h\u00e9 \u00e9 </>","n":[1e-7,2.5,0]}}'
+    ]
+
+
+@pytest.mark.parametrize("depth", [200, 300, 900])
+def test_deeply_nested_payloads_are_relayed_intact(depth: int) -> None:
+    # Deeper than orjson writes (255): the standard library's writer takes over.
+    net = Net(max_frame_bytes=200_000)
+    alice, bob = opened(net, "alice"), opened(net, "bob")
+    payload = "[" * depth + "]" * depth
+    net.send(alice, '{"type":"OFFER","dst":"bob","payload":' + payload + "}")
+    assert net.frames[bob] == [
+        '{"type":"OFFER","src":"alice","dst":"bob","payload":' + payload + "}"
+    ]
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -226,7 +226,9 @@ class Hub:
         if not isinstance(dst, str):
             self.counters["dropped", "bad_dst"] += 1
             return []
-        frame = m.relay_frame(kind, c.peer_id, dst, message.payload, message.has_payload)
+        frame = m.relay_frame(
+            kind, c.peer_id, dst, message.payload, message.has_payload, message.fast
+        )
         if frame is None:
             self.counters["dropped", "bad_json"] += 1
             return []

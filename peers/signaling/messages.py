@@ -3,6 +3,12 @@
 Frames are JSON text. Relayed messages are rebuilt as ``{type, src, dst, payload}`` in
 that order (the reference server's ``JSON.stringify`` order), ``src`` always being the
 sender's id as the server knows it; fields other than these four are dropped.
+
+Relaying is the hot path, so frames are parsed and written with orjson (several times faster
+than the standard library; JSON encoding was about a sixth of a relay's CPU). The few frames
+orjson refuses but JSON allows (a lone surrogate escape such as ``"\\ud800"``, nesting deeper
+than orjson's limits, numbers beyond a double such as ``1e999``) take the standard library's
+path, which keeps the rules below for them.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 OPEN = "OPEN"
 LEAVE = "LEAVE"
@@ -65,30 +73,46 @@ class Message:
     dst: object
     payload: object
     has_payload: bool
+    fast: bool = False  # parsed by orjson: the payload is plain JSON orjson can write back
 
 
 def parse(text: str) -> Message | None:
     """The message in a client frame, or None for anything the server drops silently."""
+    fast = True
     try:
-        value = _decode(text)
-    except (ValueError, RecursionError):
-        return None
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        fast = False
+        try:
+            value = _decode(text)
+        except (ValueError, RecursionError):
+            return None
     if not isinstance(value, dict):
         return None
     kind = value.get("type")
     if not isinstance(kind, str):
         return None
-    return Message(kind, value.get("dst"), value.get("payload"), "payload" in value)
+    return Message(kind, value.get("dst"), value.get("payload"), "payload" in value, fast)
 
 
-def relay_frame(kind: str, src: str, dst: str, payload: object, has_payload: bool) -> str | None:
-    """The frame a destination receives, or None if the payload cannot be serialized."""
+def relay_frame(
+    kind: str, src: str, dst: str, payload: object, has_payload: bool, fast: bool = False
+) -> str | None:
+    """The frame a destination receives, or None if the payload cannot be serialized.
+
+    ``fast``: the payload came from orjson, so orjson can write it (it would turn an
+    infinity from the standard library's parser into ``null``, hence the flag)."""
     body: dict[str, object] = {"type": kind, "src": src, "dst": dst}
     if has_payload:
         body["payload"] = payload
+    if fast:
+        try:
+            return orjson.dumps(body).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes
+            pass
     try:
         return dumps(body)
-    except ValueError:  # an out-of-range float (1e999) that JSON cannot represent
+    except (ValueError, RecursionError):  # an out-of-range float (1e999) JSON cannot represent
         return None
 
 
