@@ -9,7 +9,9 @@ run, the reference PeerJS server (npm ``peer`` 1.0.2 on Node) and ours:
   crosses processes through Redis: the worst case);
 - ``ours 2p local``: two daphnes, pairs on the same process (the best case);
 - ``ours 2p mixed``: the same two daphnes, half the pairs split and half on one process:
-  what placement without sticky sessions gives on average.
+  what placement without sticky sessions gives on average;
+- ``daphne bare``: ``bench/bare_relay.py`` on one daphne, a relay with no checks at all:
+  the floor of what any relay hosted by daphne costs.
 
 Phases, for each server:
 
@@ -323,6 +325,11 @@ def main() -> int:
     memory = start_daphnes(1, {**env, "REDIS_URL": ""}, log_dir, "1p-memory")
     one = start_daphnes(1, {**env, "REDIS_URL": args.redis_url}, log_dir, "1p-redis")
     two = start_daphnes(2, {**env, "REDIS_URL": args.redis_url}, log_dir, "2p")
+    bare = [
+        spawn_daphne(
+            env, log_dir / "bench-signal-bare.log", name="bare", app="bench.bare_relay:application"
+        )
+    ]
     targets = [
         Target("reference", [reference], lambda n: 0),
         Target("ours 1p memory", memory, lambda n: 0),
@@ -330,12 +337,13 @@ def main() -> int:
         Target("ours 2p split", two, lambda n: n, redis_url=args.redis_url),
         Target("ours 2p local", two, lambda n: n // 2, redis_url=args.redis_url),
         Target("ours 2p mixed", two, mixed_placement, redis_url=args.redis_url),
+        Target("daphne bare", bare, lambda n: 0),
     ]
     for target in targets:
         target.pids = [server.proc.pid for server in target.servers]
     limits = [
         CpuLimit(server.proc.pid, args.cpu_per_process, "signal")
-        for server in [reference, *memory, *one, *two]
+        for server in [reference, *memory, *one, *two, *bare]
         if args.cpu_per_process
     ]
     if limits:
@@ -387,7 +395,7 @@ def main() -> int:
                 flush=True,
             )
     finally:
-        for server in [reference, *memory, *one, *two]:
+        for server in [reference, *memory, *one, *two, *bare]:
             server.stop()
         for limit in limits:
             limit.release()

@@ -113,9 +113,11 @@ def spawn_daphne(
     port: int | None = None,
     ready: str = "/healthz",
     append: bool = False,
+    app: str = "swarmweb.asgi:application",
 ) -> Server:
-    """daphne serving the project on 127.0.0.1 with exactly ``env`` (benchmarks build their
-    own), logging to ``log_path``; returns once ``ready`` answers below 500."""
+    """daphne serving ``app`` (the project by default) on 127.0.0.1 with exactly ``env``
+    (benchmarks build their own), logging to ``log_path``; returns once ``ready`` answers
+    below 500."""
     port = port or free_port()
     with log_path.open("ab" if append else "wb") as log:
         proc = subprocess.Popen(
@@ -125,7 +127,7 @@ def spawn_daphne(
                 "127.0.0.1",
                 "-p",
                 str(port),
-                "swarmweb.asgi:application",
+                app,
             ],
             cwd=ROOT,
             env=dict(env),
