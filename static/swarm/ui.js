@@ -12,7 +12,14 @@ const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
 const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 // Time axis labels as HH:MM:SS, without uPlot's second row with the date.
 // At least a minute of time on the x axis (a single sample would otherwise give a zero range).
-const TIME_SCALE = { time: true, range: (u, min, max) => (max === null ? [0, 60] : [Math.min(min, max - 60), max]) };
+// Before the first sample the axis shows the last minute (not 00:00:00 of 1970).
+const TIME_SCALE = {
+  time: true,
+  range: (u, min, max) => {
+    if (max === null) max = Date.now() / 1000;
+    return [Math.min(min ?? max, max - 60), max];
+  },
+};
 const TIME_AXIS = {
   space: 80, // px between ticks: room for HH:MM:SS
   stroke: "#8b95a7",
