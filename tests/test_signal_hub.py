@@ -293,7 +293,8 @@ def test_relayed_frames_are_written_as_json_stringify_writes_them() -> None:
         '{"type":"OFFER","dst":"bob","payload":{"s":"h\u00e9 \\u00e9 <\\/>","n":[1e-7,2.5,-0]}}',
     )
     assert net.frames[bob] == [
-        '{"type":"OFFER","src":"alice","dst":"bob","payload":{"s":"h\u00e9 \u00e9 </>","n":[1e-7,2.5,0]}}'
+        '{"type":"OFFER","src":"alice","dst":"bob",'
+        '"payload":{"s":"h\u00e9 \u00e9 </>","n":[1e-7,2.5,0]}}'
     ]
 
 
