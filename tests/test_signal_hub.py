@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peers.protocol.signal_token import make_signal_token
 from peers.signaling import directory as d
@@ -298,6 +300,57 @@ def test_relayed_frames_are_written_as_json_stringify_writes_them() -> None:
     ]
 
 
+# Any JSON value, strings with any code point (lone surrogates included, sent escaped).
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    # st.text leaves out surrogates whatever the alphabet: join the characters instead.
+    | st.lists(
+        st.characters(exclude_categories=())
+        | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()),
+        max_size=20,
+    ).map("".join),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def as_javascript_reads_it(value: Any) -> Any:
+    """Integers beyond 64 bits arrive as doubles (as JSON.parse reads every number); an
+    escaped surrogate pair is one character (Python strings may hold the two halves)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return json.loads(json.dumps(value))
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else float(value)
+    if isinstance(value, list):
+        return [as_javascript_reads_it(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_javascript_reads_it(v) for k, v in value.items()}
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=json_values)
+def test_any_json_payload_is_relayed_as_the_same_value(payload: Any) -> None:
+    net = Net()
+    alice, bob = opened(net, "alice"), opened(net, "bob")
+    net.send(alice, {"type": "OFFER", "dst": "bob", "payload": payload})
+    (frame,) = net.frames[bob]
+    frame.encode("utf-8")  # a text frame: always encodable
+    assert json.loads(frame) == {
+        "type": "OFFER",
+        "src": "alice",
+        "dst": "bob",
+        "payload": as_javascript_reads_it(payload),
+    }
+
+
 @pytest.mark.parametrize("depth", [200, 300, 900])
 def test_deeply_nested_payloads_are_relayed_intact(depth: int) -> None:
     # Deeper than orjson writes (255): the standard library's writer takes over.
@@ -321,6 +374,8 @@ def test_deeply_nested_payloads_are_relayed_intact(depth: int) -> None:
         '{"type":"HELLO","dst":"bob"}',
         '{"type":"OFFER","dst":"bob","payload":NaN}',
         '{"type":"OFFER","dst":"bob","payload":1e999}',
+        '{"type":"OFFER","dst":"bob","payload":1' + "0" * 400 + "}",  # an integer past a double
+        '{"type":"OFFER","dst":"bob","payload":1' + "0" * 5000 + "}",  # past int() digit limit
         '{"type":"OFFER","dst":5}',
         '{"type":"OFFER"}',
         '{"type":"OFFER","dst":""}',

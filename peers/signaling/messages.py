@@ -51,7 +51,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+def _parse_int(text: str) -> int | float:
+    # As orjson reads them: exact within 64 bits, a double beyond (as JSON.parse reads all).
+    value = int(text)
+    if -(2**63) <= value < 2**64:
+        return value
+    try:
+        return float(value)
+    except OverflowError:  # beyond a double: Infinity, which no frame can carry (dropped)
+        return float("inf")
+
+
+_decode = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int).decode
 
 
 def dumps(value: object) -> str:
