@@ -211,6 +211,16 @@ def valid_frames() -> list[dict[str, Any]]:
             "manifests": [{"id": did("m-a"), "chunks": 0}, {"id": did("m-b"), "chunks": 4096}],
         },
     )
+    add(
+        "have_not_kept",
+        {
+            "t": "have",
+            "manifests": [
+                {"id": did("m-a"), "chunks": 3},
+                {"id": did("m-b"), "chunks": 3, "keep": False},
+            ],
+        },
+    )
     add("have_256", {"t": "have", "manifests": holdings(256)})
     add("manifest_req", {"t": "manifest_req", "id": did("manifest-0")})
     add("manifest_missing", {"t": "manifest", "id": did("manifest-0"), "manifest": None})
@@ -437,6 +447,11 @@ def invalid_frames() -> list[dict[str, Any]]:
         "bad_frame",
     )
     bad("have_missing_chunks", {"t": "have", "manifests": [{"id": did("m")}]}, "bad_frame")
+    bad(
+        "have_keep_not_bool",
+        {"t": "have", "manifests": [{"id": did("m"), "chunks": 1, "keep": 1}]},
+        "bad_frame",
+    )
     bad(
         "have_padded_id",
         {"t": "have", "manifests": [{"id": did("m") + "=", "chunks": 1}]},

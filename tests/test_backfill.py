@@ -157,6 +157,24 @@ def test_a_second_run_with_nothing_new_hands_out_nothing_new() -> None:
     assert again.run.jobs_in_flight == 1
 
 
+def test_a_browser_copy_advertised_as_not_kept_is_a_source_but_no_replica() -> None:
+    from peers.replication.reports import adverts_save
+
+    m = manifest()
+    superpeer(SP1, T0)
+    superpeer(SP2, T0)
+    adverts_save(SP1, upsert=[(BROWSER, m.manifest_id, CHUNKS, False)], delete=[], reset=True)
+    result = backfill_run(now=T0, trigger="test")
+    s = status(m)
+    assert (s.replicas, {"peer": BROWSER, "kind": "cached"} in s.holders) == (0, True)
+    assert {j.sources for j in result.plan.jobs} == {(BROWSER,)}
+    # The holder opts in: the same row, now kept, counts.
+    adverts_save(SP1, upsert=[(BROWSER, m.manifest_id, CHUNKS, True)], delete=[])
+    assert Advert.objects.get(holder=BROWSER).keep
+    backfill_run(now=T0 + S, trigger="test")
+    assert status(m).replicas == 1
+
+
 def test_copies_count_only_once_every_chunk_is_verified() -> None:
     m = manifest()
     superpeer(SP1, T0)

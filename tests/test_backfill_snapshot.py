@@ -230,18 +230,42 @@ def test_the_relay_writes_changes_only_and_forgets_departed_peers() -> None:
     relay = AdvertRelay()
     first = relay.changes({M: {BROWSER: 4, SP2: 10}})
     assert first.reset
-    assert first.upsert == tuple(sorted([(BROWSER, M, 4), (SP2, M, 10)]))
+    assert first.upsert == tuple(sorted([(BROWSER, M, 4, True), (SP2, M, 10, True)]))
     relay.written_ok(first)
     relay.backfill_wanted = False
     assert relay.changes({M: {BROWSER: 4, SP2: 10}}).upsert == ()
     grew = relay.changes({M: {BROWSER: 10, SP2: 10}})
-    assert (grew.upsert, grew.delete, grew.reset) == (((BROWSER, M, 10),), (), False)
+    assert (grew.upsert, grew.delete, grew.reset) == (((BROWSER, M, 10, True),), (), False)
     relay.written_ok(grew)
     left = relay.changes({M: {SP2: 10}})
     assert (left.upsert, left.delete) == ((), ((BROWSER, M),))
     relay.written_ok(left)
     assert relay.backfill_wanted
-    assert relay.written == {(SP2, M): 10}
+    assert relay.written == {(SP2, M): (10, True)}
+
+
+def test_the_relay_writes_whether_a_copy_is_kept_and_when_that_changes() -> None:
+    relay = AdvertRelay()
+    cached = relay.changes({M: {BROWSER: 10}}, {M: {BROWSER}})
+    assert cached.upsert == ((BROWSER, M, 10, False),)
+    relay.written_ok(cached)
+    assert relay.changes({M: {BROWSER: 10}}, {M: {BROWSER}}).upsert == ()
+    kept = relay.changes({M: {BROWSER: 10}}, {})
+    assert (kept.upsert, kept.delete) == (((BROWSER, M, 10, True),), ())
+    relay.written_ok(kept)
+    assert relay.written == {(BROWSER, M): (10, True)}
+
+
+def test_feed_counts_a_relayed_copy_only_when_its_holder_keeps_it() -> None:
+    p = ReplicationPlanner(CONFIG)
+    feed(p, facts(HoldingFact(BROWSER, M, 10, SP1, keep=False)), {}, T0)
+    status = p.status(M)
+    assert (status.replicas, status.complete, status.cached) == (0, (), (BROWSER,))
+    # The freshest reporter decides: SP2 (seen at T0) hears it kept, SP1 (older) did not.
+    q = ReplicationPlanner(CONFIG)
+    both = (HoldingFact(BROWSER, M, 10, SP1, keep=False), HoldingFact(BROWSER, M, 10, SP2))
+    feed(q, facts(*both, seen=T0 - 1000), {}, T0)
+    assert q.status(M).complete == (BROWSER,)
 
 
 def test_the_relay_asks_each_unknown_manifest_once_and_learns_only_what_verifies() -> None:

@@ -338,6 +338,23 @@ def test_adverts_per_peer_are_capped_and_forgotten_with_the_peer(tmp_path: Path)
     assert holder.holders == {}
 
 
+def test_copies_advertised_as_not_kept_are_tracked_until_kept_withdrawn_or_gone(
+    tmp_path: Path,
+) -> None:
+    holder = Holder(ChunkStore(tmp_path), HoldingsIndex(quota=1000), lambda c, f: True)
+    peer = "p" + "k" * 32
+    holder.conns["c1"] = peer
+    a, b = (b64url_encode(hashlib.sha256(x).digest()) for x in (b"a", b"b"))
+    holder.on_have(peer, Have(manifests=(Holding(a, 3, keep=False), Holding(b, 3, keep=False))))
+    assert holder.holders == {a: {peer: 3}, b: {peer: 3}}
+    assert holder.cached == {a: {peer}, b: {peer}}
+    holder.on_have(peer, Have(manifests=(Holding(a, 3), Holding(b, 0))))
+    assert holder.cached == {}
+    holder.on_have(peer, Have(manifests=(Holding(a, 3, keep=False),)))
+    assert holder.closed("c1") == peer
+    assert (holder.holders, holder.cached) == ({}, {})
+
+
 class StuckConnection:
     """A peer that never reads: every send waits forever."""
 

@@ -217,3 +217,19 @@ def test_pex_keeps_good_tickets_and_drops_bad_ones_with_their_code(case: dict[st
     accepted, rejected = verify_pex_tickets(frame.peers, now=NOW, community=COMMUNITY, book=book)
     assert sorted(t.peer_id for t in accepted) == sorted(case["accepted"])
     assert sorted(r.code for r in rejected) == sorted(case["rejected"])
+
+
+def test_a_have_entry_may_say_the_copy_is_not_kept() -> None:
+    digest = "A" * 43
+    frame = Have(manifests=(Holding(digest, 3), Holding(digest, 4, keep=False)))
+    back = decode_frame(encode_frame(frame))
+    assert isinstance(back, Have)
+    assert [(h.chunks, h.keep) for h in back.manifests] == [(3, True), (4, False)]
+    assert encode_frame(Have(manifests=(Holding(digest, 3, keep=True),))) == encode_frame(
+        Have(manifests=(Holding(digest, 3),))
+    )
+    with pytest.raises(WireError, match=r"have\.manifests\.keep must be a boolean"):
+        Holding(digest, 3, keep=1)  # type: ignore[arg-type]
+    raw = msgpack.packb({"t": "have", "manifests": [{"id": digest, "chunks": 1, "keep": "no"}]})
+    with pytest.raises(WireError, match=r"have.manifests\[0\].keep must be a boolean"):
+        decode_frame(raw)

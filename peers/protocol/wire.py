@@ -99,7 +99,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, Holding):
-        return {"id": value.id, "chunks": value.chunks}
+        if value.keep:
+            return {"id": value.id, "chunks": value.chunks}
+        return {"id": value.id, "chunks": value.chunks, "keep": False}
     if isinstance(value, SyncHead):
         return {"author": value.author, "seq": value.seq, "hash": value.hash}
     return value
@@ -107,14 +109,19 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """A replica advert: ``chunks`` verified chunks of manifest ``id`` (0 withdraws it)."""
+    """A replica advert: ``chunks`` verified chunks of manifest ``id`` (0 withdraws it);
+    ``keep`` False for a copy the holder does not keep (a cache: a source, never a replica).
+    On the wire ``keep`` is optional and written only when False."""
 
     id: str
     chunks: int
+    keep: bool = True
 
     def __post_init__(self) -> None:
         _digest_id(self.id, "have.manifests.id")
         _chunk_count(self.chunks, "have.manifests.chunks")
+        if not isinstance(self.keep, bool):
+            raise fail("have.manifests.keep must be a boolean")
 
 
 _chunk_count = integer(0, MAX_CHUNKS_PER_MANIFEST)
@@ -128,12 +135,16 @@ def _holding(value: object, name: str) -> Holding:
     for key in ("id", "chunks"):
         if key not in value:
             raise fail(f"{name}.{key} is missing")
-    if len(value) != 2:
+    keep = value.get("keep", True)
+    if len(value) != (3 if "keep" in value else 2):
         raise fail(f"{name} has an unknown field")
+    if not isinstance(keep, bool):
+        raise fail(f"{name}.keep must be a boolean")
     # Checked here field by field: build without running the checks a second time.
     holding = object.__new__(Holding)
     object.__setattr__(holding, "id", _digest_id(value["id"], f"{name}.id"))
     object.__setattr__(holding, "chunks", _chunk_count(value["chunks"], f"{name}.chunks"))
+    object.__setattr__(holding, "keep", keep)
     return holding
 
 

@@ -67,12 +67,14 @@ class SuperPeerFact:
 @dataclass(frozen=True, slots=True)
 class HoldingFact:
     """``holder`` has ``chunks`` verified chunks, as ``reporter`` (a super-peer) knows it:
-    its own holding when ``holder == reporter``, else a relayed ``have``."""
+    its own holding when ``holder == reporter``, else a relayed ``have`` (``keep`` False:
+    a copy the holder does not keep, never counted as a replica)."""
 
     holder: str
     manifest_id: str
     chunks: int
     reporter: str
+    keep: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +199,8 @@ def _holdings(
     manifests: Mapping[str, ManifestFact],
 ) -> list[tuple[HaveAdvert, int]]:
     """One advert per (holder, manifest): the most chunks any live reporter knows of, as
-    fresh as the freshest of them; oldest first."""
-    best: dict[tuple[str, str], tuple[int, int]] = {}
+    fresh as the freshest of them, kept when the freshest report says so; oldest first."""
+    best: dict[tuple[str, str], tuple[int, int, bool]] = {}
     for h in holdings:
         reporter = live.get(h.reporter)
         m = manifests.get(h.manifest_id)
@@ -206,12 +208,16 @@ def _holdings(
             continue
         key = (h.holder, h.manifest_id)
         chunks = min(h.chunks, m.chunk_count)
-        seen, most = best.get(key, (0, 0))
-        best[key] = (max(seen, reporter.seen_at), max(most, chunks))
+        seen, most, keep = best.get(key, (-1, 0, h.keep))
+        if reporter.seen_at > seen:
+            keep = h.keep
+        elif reporter.seen_at == seen:
+            keep = keep and h.keep  # reporters disagree at the same time: not counted
+        best[key] = (max(seen, reporter.seen_at), max(most, chunks), keep)
     out = []
-    for (holder, manifest_id), (seen, chunks) in best.items():
+    for (holder, manifest_id), (seen, chunks, keep) in best.items():
         try:
-            out.append((HaveAdvert(holder, manifest_id, chunks), seen))
+            out.append((HaveAdvert(holder, manifest_id, chunks, keep), seen))
         except ReplicationError:
             continue  # a relayed holder id that is not key-bound: nothing to plan with
     out.sort(key=lambda pair: (pair[1], pair[0].holder, pair[0].manifest_id))

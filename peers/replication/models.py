@@ -80,11 +80,14 @@ class Advert(models.Model):
     """A ``have`` a super-peer (``reporter``) received from a peer it is connected to.
 
     The row lives while that connection does (the super-peer deletes it when the peer's
-    last connection closes); it is as fresh as its reporter's ``SuperPeer.last_seen``."""
+    last connection closes); it is as fresh as its reporter's ``SuperPeer.last_seen``.
+    ``keep`` is False for a copy its holder does not keep (a browser's cache): a source for
+    jobs, never counted as a replica."""
 
     holder = models.CharField(max_length=33)
     manifest_id = models.CharField(max_length=43, db_index=True)
     chunks = models.IntegerField()
+    keep = models.BooleanField(default=True)
     reporter = models.CharField(max_length=33, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

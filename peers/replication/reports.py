@@ -17,11 +17,11 @@ DELETE_BATCH = 500
 def adverts_save(
     reporter: str,
     *,
-    upsert: Iterable[tuple[str, str, int]],
+    upsert: Iterable[tuple[str, str, int, bool]],
     delete: Iterable[tuple[str, str]],
     reset: bool = False,
 ) -> None:
-    """Record what ``reporter`` heard: (holder, manifest id, chunks) rows to write and
+    """Record what ``reporter`` heard: (holder, manifest id, chunks, keep) rows to write and
     (holder, manifest id) rows to drop; ``reset`` drops every row it wrote before."""
     adverts = Advert.objects.filter(reporter=reporter)
     if reset:
@@ -33,8 +33,8 @@ def adverts_save(
             match |= Q(holder=holder, manifest_id=manifest_id)
         adverts.filter(match).delete()
     rows = [
-        Advert(holder=holder, manifest_id=manifest_id, chunks=chunks, reporter=reporter)
-        for holder, manifest_id, chunks in upsert
+        Advert(holder=holder, manifest_id=manifest_id, chunks=chunks, keep=keep, reporter=reporter)
+        for holder, manifest_id, chunks, keep in upsert
     ]
     if rows:
         Advert.objects.bulk_create(
@@ -42,5 +42,5 @@ def adverts_save(
             batch_size=500,
             update_conflicts=True,
             unique_fields=["holder", "manifest_id", "reporter"],
-            update_fields=["chunks", "updated_at"],
+            update_fields=["chunks", "keep", "updated_at"],
         )

@@ -30,7 +30,9 @@ def load_facts(*, job_ids: Iterable[str] = ()) -> Facts:
             "manifest__chunk_count",
         )
     )
-    adverts = list(Advert.objects.values_list("holder", "manifest_id", "chunks", "reporter"))
+    adverts = list(
+        Advert.objects.values_list("holder", "manifest_id", "chunks", "reporter", "keep")
+    )
     statuses = dict(
         ReplicaStatus.objects.values_list("manifest__manifest_id", "community").iterator()
     )
@@ -44,7 +46,7 @@ def load_facts(*, job_ids: Iterable[str] = ()) -> Facts:
     seen_in: dict[str, str] = {}
     for peer_id, manifest_id, *_ in own:
         seen_in.setdefault(manifest_id, community_of_peer.get(peer_id, ""))
-    for _, manifest_id, _, reporter in adverts:
+    for _, manifest_id, _, reporter, _ in adverts:
         seen_in.setdefault(manifest_id, community_of_peer.get(reporter, ""))
     manifests = []
     for manifest_id, size, chunks in FileManifest.objects.values_list(

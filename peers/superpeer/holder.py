@@ -65,6 +65,8 @@ class Holder:
         self.send = send
         self.manifests: dict[str, Manifest] = {}
         self.holders: dict[str, dict[str, int]] = {}  # manifest id -> peer id -> chunks
+        # manifest id -> peers whose advert says keep=False (a cached copy: never a replica)
+        self.cached: dict[str, set[str]] = {}
         self.conns: dict[str, str] = {}  # open conn id -> peer id
         self.changed: set[str] = set()  # manifests whose count changed (adverts, database)
         self._unadvertised: set[str] = set()
@@ -156,6 +158,7 @@ class Holder:
             del holders[peer_id]
             if not holders:
                 del self.holders[manifest_id]
+            self._uncache(manifest_id, peer_id)
         self._adverts.pop(peer_id, None)
         return peer_id
 
@@ -191,14 +194,26 @@ class Holder:
                         continue
                     self._adverts[peer_id] = self._adverts.get(peer_id, 0) + 1
                 holders[peer_id] = holding.chunks
+                if holding.keep:
+                    self._uncache(holding.id, peer_id)
+                else:
+                    self.cached.setdefault(holding.id, set()).add(peer_id)
             else:
                 if peer_id in holders:
                     self._adverts[peer_id] -= 1
                 holders.pop(peer_id, None)
                 if not holders:
                     del self.holders[holding.id]
+                self._uncache(holding.id, peer_id)
             out.append((holding.id, holding.chunks))
         return out
+
+    def _uncache(self, manifest_id: str, peer_id: str) -> None:
+        peers = self.cached.get(manifest_id)
+        if peers is not None:
+            peers.discard(peer_id)
+            if not peers:
+                del self.cached[manifest_id]
 
     def on_manifest_req(self, conn_id: str, frame: ManifestReq) -> None:
         manifest = self.manifests.get(frame.id)

@@ -11,7 +11,7 @@ here holds is asked once of its advertiser (``manifest_req``) and, once verified
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from peers.protocol.errors import ProtocolError
@@ -25,25 +25,42 @@ Key = tuple[str, str]  # (holder, manifest id)
 
 @dataclass(frozen=True)
 class AdvertChanges:
-    upsert: tuple[tuple[str, str, int], ...]  # (holder, manifest id, chunks)
+    upsert: tuple[tuple[str, str, int, bool], ...]  # (holder, manifest id, chunks, keep)
     delete: tuple[Key, ...]
     reset: bool  # first write since start: drop every row this super-peer wrote before
 
 
 @dataclass
 class AdvertRelay:
-    written: dict[Key, int] | None = None  # None until the first successful write
+    written: dict[Key, tuple[int, bool]] | None = None  # None until the first write
     known: set[str] = field(default_factory=set)  # manifest ids saved or held
     asked: dict[Key, int] = field(default_factory=dict)  # -> asked at (ms)
     backfill_wanted: bool = True  # a run when we start: what we hold may be news
 
     # --- adverts to rows ---
 
-    def changes(self, holders: Mapping[str, Mapping[str, int]]) -> AdvertChanges:
-        """What to write for ``holders`` (manifest id -> peer id -> chunks)."""
-        now = {(peer, m): n for m, peers in holders.items() for peer, n in peers.items() if n > 0}
+    def changes(
+        self,
+        holders: Mapping[str, Mapping[str, int]],
+        cached: Mapping[str, Collection[str]] | None = None,
+    ) -> AdvertChanges:
+        """What to write for ``holders`` (manifest id -> peer id -> chunks); ``cached``
+        (manifest id -> peer ids) names the copies advertised with ``keep`` False."""
+        cached = cached or {}
+        now = {
+            (peer, m): (n, peer not in cached.get(m, ()))
+            for m, peers in holders.items()
+            for peer, n in peers.items()
+            if n > 0
+        }
         before = self.written or {}
-        upsert = tuple(sorted((p, m, n) for (p, m), n in now.items() if before.get((p, m)) != n))
+        upsert = tuple(
+            sorted(
+                (p, m, n, keep)
+                for (p, m), (n, keep) in now.items()
+                if before.get((p, m)) != (n, keep)
+            )
+        )
         delete = tuple(sorted(k for k in before if k not in now))
         return AdvertChanges(upsert, delete, self.written is None)
 
@@ -51,8 +68,8 @@ class AdvertRelay:
         written = {} if changes.reset or self.written is None else self.written
         for key in changes.delete:
             written.pop(key, None)
-        for peer, manifest_id, chunks in changes.upsert:
-            written[(peer, manifest_id)] = chunks
+        for peer, manifest_id, chunks, keep in changes.upsert:
+            written[(peer, manifest_id)] = (chunks, keep)
         self.written = written
         if changes.upsert or changes.delete:
             self.backfill_wanted = True

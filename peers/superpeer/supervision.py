@@ -245,7 +245,7 @@ class Supervisor:
         fetcher.changed.clear()
         fetcher.finished.clear()
         relay = service.relay
-        adverts = relay.changes(holder.holders)
+        adverts = relay.changes(holder.holders, holder.cached)
 
         def write() -> bool:
             recreated = db.write_status(service.peer_id, self.config.community, **status)

@@ -5,6 +5,7 @@
 import { b64urlEncode } from "./encoding.js";
 import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, TAG_BYTES } from "./chunks.js";
 import { Download, assemble } from "./downloads.js";
+import { advertFor, checkKeep, KEEP_SETTING, keepPlan, keepSettings, keepState } from "./keeping.js";
 import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "./manifest.js";
 import { Uploader } from "./uploader.js";
 import { MAX_CHUNKS_PER_MANIFEST, MAX_HAVE_MANIFESTS } from "./wire.js";
@@ -91,10 +92,15 @@ export class FileService extends EventTarget {
     this.uploader = new Uploader({ peer, store, onServed: (peerId, id, bytes) => this.#served(peerId, id, bytes) });
     this.dirty = new Set(); // manifests whose held count changed since the last advert
     this.serial = 0;
+    this.keeping = keepSettings({}); // keep copies for the swarm: { keep, budget } (keeping.js)
+    this.plan = keepPlan([], this.keeping);
   }
 
-  async start() {
+  /** `settings`: the peer's stored settings (the keep opt-in and budget are read from them). */
+  async start(settings = {}) {
+    this.keeping = keepSettings(settings);
     for (const record of await this.store.listFiles()) this.files.set(record.id, record);
+    this.plan = keepPlan(this.files.values(), this.keeping);
     this.peer.addEventListener("frame", (e) => this.#onFrame(e.detail));
     this.peer.addEventListener("peer-open", (e) => this.#peerOpened(e.detail.peerId));
     this.peer.addEventListener("peer-close", (e) => this.#peerClosed(e.detail.peerId));
@@ -142,6 +148,41 @@ export class FileService extends EventTarget {
 
   progressOf(id) {
     return this.downloads.get(id)?.progress() ?? null;
+  }
+
+  // --- keeping copies for the swarm (keeping.js) ---
+
+  /** Turn "keep copies for the swarm" on or off and set the budget; saved with the settings. */
+  async setKeeping(changes) {
+    const next = checkKeep({ ...this.keeping, ...changes });
+    this.keeping = next;
+    const store = this.peer.store;
+    if (store) await store.putSettings({ ...(await store.getSettings()), [KEEP_SETTING]: next });
+    const plan = this.#replan();
+    this.log("info", "keep_settings", `keep copies for the swarm: ${next.keep ? "on" : "off"}, budget ${next.budget} bytes, ${plan.kept.size} kept`);
+    this.#advertise();
+    this.#changed();
+    return next;
+  }
+
+  /** "own", "kept", "refused" or "cached" (keeping.js keepState), and why when refused. */
+  keepStateOf(id) {
+    const record = this.files.get(id);
+    if (!record) return { state: null, message: null };
+    return { state: keepState(record, this.plan), message: this.plan.refused.get(id) ?? null };
+  }
+
+  // Recompute what is kept; files whose advert changes are marked for the next advert.
+  #replan() {
+    const before = this.plan;
+    this.plan = keepPlan(this.files.values(), this.keeping);
+    for (const id of new Set([...before.kept, ...this.plan.kept])) {
+      if (before.kept.has(id) !== this.plan.kept.has(id) && this.files.has(id)) this.dirty.add(id);
+    }
+    for (const [id, message] of this.plan.refused) {
+      if (!before.refused.has(id)) this.log("info", "not_kept", `${this.files.get(id)?.name ?? id}: ${message}`);
+    }
+    return this.plan;
   }
 
   // --- sharing ---
@@ -280,7 +321,10 @@ export class FileService extends EventTarget {
     if (url) URL.revokeObjectURL(url);
     this.blobs.delete(id);
     this.fresh.delete(id);
+    this.dirty.delete(id);
     this.#broadcast([{ id, chunks: 0 }]);
+    this.#replan(); // room freed: a download refused before may fit now
+    this.#advertise();
     this.log("info", "file_deleted", `${record.name ?? id} deleted`);
     this.#changed();
   }
@@ -323,6 +367,7 @@ export class FileService extends EventTarget {
     this.fresh.set(record.id, bytes);
     for (const id of this.fresh.keys()) if (this.fresh.size > KEEP_PLAINTEXTS) this.fresh.delete(id);
     this.downloads.delete(record.id);
+    this.#replan();
     this.heldChanged(record.id, record.chunkCount, { now: true });
     const from = Object.entries(served).map(([peerId, n]) => `${peerId.slice(0, 7)}:${n}`).join(" ");
     this.log("info", "download_complete", `${record.name}: sha256 ${sha256.slice(0, 16)}…, chunks from ${from || "(stored)"}`);
@@ -341,12 +386,14 @@ export class FileService extends EventTarget {
 
   // --- adverts ---
 
+  // Own files are advertised as replicas; a download as one only when kept (keeping.js),
+  // else as a cached copy (`keep: false`): a source, never counted.
   #holdings(ids = null) {
     const out = [];
     for (const record of this.files.values()) {
       if (ids && !ids.has(record.id)) continue;
-      if (!record.envelope || !(record.held > 0)) continue;
-      out.push({ id: record.id, chunks: Math.min(record.held, MAX_CHUNKS_PER_MANIFEST) });
+      const entry = advertFor(record, this.plan, MAX_CHUNKS_PER_MANIFEST);
+      if (entry) out.push(entry);
     }
     return out;
   }

@@ -2,6 +2,7 @@
 // links, open/save, share with a peer, delete) and the download panel of /f/<id> pages
 // (#download, DESIGN section 9: data-state fetching -> complete | failed, data-sha256).
 import { $, ago, bytes, copy, el, rate, short } from "./dom.js";
+import { parseBudgetMb } from "./keeping.js";
 
 const REFRESH_MS = 500;
 const extension = (name) => (name?.includes(".") ? name.split(".").pop().slice(0, 4).toUpperCase() : "FILE");
@@ -44,8 +45,56 @@ export class FilesUI {
     this.files.addEventListener("change", () => this.render());
     this.peer.addEventListener("change", () => this.#peerOptions());
     setInterval(() => this.render(), REFRESH_MS);
+    this.#keepControls();
     this.render();
     this.#peerOptions();
+  }
+
+  // "Keep copies for the swarm" and its storage budget, in the controls card.
+  #keepControls() {
+    const toggle = $("toggle-keep");
+    const budget = $("keep-budget");
+    const error = $("keep-error");
+    if (!toggle) return;
+    toggle.checked = this.files.keeping.keep;
+    budget.value = String(this.files.keeping.budget / 1e6);
+    const apply = async (changes) => {
+      error.hidden = true;
+      try {
+        await this.files.setKeeping(changes);
+      } catch (e) {
+        error.textContent = e.message;
+        error.dataset.code = e.code ?? "error";
+        error.hidden = false;
+      }
+      toggle.checked = this.files.keeping.keep;
+      this.render();
+    };
+    toggle.addEventListener("change", () => apply({ keep: toggle.checked }));
+    $("keep-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      let value;
+      try {
+        value = parseBudgetMb(budget.value);
+      } catch (err) {
+        error.textContent = err.message;
+        error.dataset.code = err.code;
+        error.hidden = false;
+        return;
+      }
+      apply({ budget: value });
+    });
+  }
+
+  #keepUsage() {
+    const usage = $("keep-usage");
+    if (!usage) return;
+    const { plan } = this.files;
+    usage.dataset.kept = String(plan.kept.size);
+    usage.dataset.used = String(plan.used);
+    usage.textContent = plan.keep
+      ? `${plan.kept.size} download${plan.kept.size === 1 ? "" : "s"} kept · ${bytes(plan.used)} of ${bytes(plan.budget)}${plan.refused.size ? ` · ${plan.refused.size} not kept (budget full)` : ""}`
+      : "Off: downloads are cached, not counted as replicas. Files you share are always kept.";
   }
 
   async #share(file) {
@@ -78,6 +127,7 @@ export class FilesUI {
     $("files-stats").textContent = `${bytes(up.bytes)} served · ${up.chunks} chunks`;
     $("files-empty").hidden = list.length + sharing.length > 0;
     $("file-list").replaceChildren(...sharing.map((job) => this.#sharingRow(job)), ...list.map((record) => this.#row(record)));
+    this.#keepUsage();
   }
 
   #sharingRow(job) {
@@ -115,6 +165,9 @@ export class FilesUI {
     } else {
       const up = this.files.uploadOf(record.id);
       const parts = [`complete · ${record.chunkCount} chunks`];
+      const keep = this.files.keepStateOf(record.id);
+      if (keep.state === "kept") parts.push("kept for the swarm");
+      else if (keep.state === "refused") parts.push(keep.message);
       if (record.recipients?.length) parts.push(`key sent to ${record.recipients.length}`);
       if (up) parts.push(`↑ ${bytes(up.bytes)} to ${up.peers} peer${up.peers === 1 ? "" : "s"}${up.rate > 0 ? ` · ${rate(up.rate)} now` : ""}`);
       status = el("div", { class: "file-progress" }, el("div", { class: `bar done${up?.rate > 0 ? " serving" : ""}` }, el("span", { style: "width:100%" })), el("div", { class: "file-rate" }, parts.join(" · ")));
@@ -133,7 +186,7 @@ export class FilesUI {
     actions.push(button("Delete", () => this.files.remove(record.id), { class: "danger delete" }));
     const row = el(
       "li",
-      { class: `file ${state}`, "data-id": record.id, "data-state": state, "data-role": record.role },
+      { class: `file ${state}`, "data-id": record.id, "data-state": state, "data-role": record.role, "data-keep": this.files.keepStateOf(record.id).state },
       el("div", { class: "file-main" }, el("span", { class: "file-icon" }, extension(record.name)), el("div", { class: "file-text" }, el("div", { class: "file-name", title: record.id }, record.name ?? `file ${record.id.slice(0, 10)}…`), el("div", { class: "file-meta" }, meta.join(" · ")))),
       status,
       el("div", { class: "file-actions" }, ...actions),

@@ -37,9 +37,10 @@ async function main() {
   // Share links name the community only when the page was opened for another than the default.
   const linkQuery = new URL(location.href).searchParams.has("community") ? `?community=${encodeURIComponent(config.community)}` : "";
   peer.beforeConnect = async () => {
-    peer.files = await new FileService({ peer, store: content, linkQuery }).start();
+    const settings = await store.getSettings();
+    peer.files = await new FileService({ peer, store: content, linkQuery }).start(settings);
     peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
-    peer.posts = await new PostService({ peer, store: content }).start(await store.getSettings());
+    peer.posts = await new PostService({ peer, store: content }).start(settings);
   };
   try {
     await peer.start();

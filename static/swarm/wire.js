@@ -135,11 +135,19 @@ const id32 = bin({ len: ID_BYTES });
 const digestId = str(DIGEST_ID_RE);
 const uint32 = int(0, MAX_UINT32);
 const ms = int(0, MAX_SAFE);
-// A replica advert: `chunks` verified chunks of manifest `id` (0 withdraws it).
-const holding = fields([
+// A replica advert: `chunks` verified chunks of manifest `id` (0 withdraws it); `keep`
+// (optional, true when absent) false for a copy the holder does not keep (a cache).
+const holdingFields = fields([
   ["id", digestId],
   ["chunks", int(0, MAX_CHUNKS_PER_MANIFEST)],
 ]);
+const holding = (value, name) => {
+  if (!isMap(value) || !Object.hasOwn(value, "keep")) return holdingFields(value, name);
+  const { keep, ...rest } = value;
+  const out = holdingFields(rest, name);
+  if (bool(keep, `${name}.keep`) === false) out.keep = false;
+  return out;
+};
 
 // The head of one author's post log in a sync summary.
 const head = fields([
