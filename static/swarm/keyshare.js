@@ -83,9 +83,18 @@ export class KeyShare extends EventTarget {
     if (known) return known;
     const wait = new Promise((resolve, reject) => {
       const list = this.waiting.get(peerId) ?? [];
-      list.push(resolve);
+      const timer = setTimeout(() => {
+        const left = (this.waiting.get(peerId) ?? []).filter((waiter) => waiter !== done);
+        if (left.length) this.waiting.set(peerId, left);
+        else this.waiting.delete(peerId);
+        reject(Object.assign(new Error(`${peerId} did not announce an encryption key (is it online?)`), { code: "no_key" }));
+      }, KEY_WAIT_MS);
+      const done = (record) => {
+        clearTimeout(timer);
+        resolve(record);
+      };
+      list.push(done);
       this.waiting.set(peerId, list);
-      setTimeout(() => reject(Object.assign(new Error(`${peerId} did not announce an encryption key (is it online?)`), { code: "no_key" })), KEY_WAIT_MS);
     });
     await this.peer.publish(TOPIC_XKEY_REQ, { peer_id: peerId });
     return wait;
