@@ -249,6 +249,44 @@ def test_adverts_relayed_by_a_dead_super_peer_do_not_count() -> None:
     assert jobs(m) == []
 
 
+def test_a_gossiped_advert_is_stored_apart_and_counts_until_the_holding_ttl() -> None:
+    from peers.replication.reports import adverts_save, gossip_adverts_save
+
+    m = manifest()
+    superpeer(SP1, T0 - 20 * S, running=False)  # heard it, then stopped: no matter
+    ttl = 120 * S
+    superpeer(SP2, T0 + ttl - S)
+    # SP1 heard the browser's have gossip at T0; its direct relays are a separate row set.
+    gossip_adverts_save(SP1, upsert=[(BROWSER, m.manifest_id, CHUNKS, True, T0)], delete=[])
+    adverts_save(SP1, upsert=[(OTHER, m.manifest_id, 3, True)], delete=[], reset=True)
+    adverts_save(SP1, upsert=[], delete=[], reset=True)  # a restart resets only direct rows
+    row = Advert.objects.get(holder=BROWSER)
+    assert (row.via, row.heard_at, row.reporter, row.chunks) == (Advert.GOSSIP, at(T0), SP1, 10)
+    assert not Advert.objects.filter(holder=OTHER).exists()
+
+    with override_settings(SWARM_REPLICATION_HOLDING_TTL_S=ttl / S):
+        result = backfill_run(now=T0 + ttl - S, trigger="test")
+        s = status(m)
+        assert (s.replicas, s.holders) == (1, [{"peer": BROWSER, "kind": "replica"}])
+        assert {j.sources for j in result.plan.jobs} == {(BROWSER,)}, "a source for SP2"
+
+        # Heard again (a refresh updates the same row): still counted past the first TTL.
+        gossip_adverts_save(SP1, upsert=[(BROWSER, m.manifest_id, CHUNKS, True, T0 + S)], delete=[])
+        assert Advert.objects.count() == 1
+        backfill_run(now=T0 + ttl, trigger="test")
+        assert status(m).replicas == 1
+
+        # Not heard again within the TTL: stale, not counted, and the row is gone.
+        backfill_run(now=T0 + S + ttl, trigger="test")
+        assert status(m).replicas == 0
+        assert not Advert.objects.filter(via=Advert.GOSSIP).exists()
+
+    # A withdrawal deletes the reporter's gossip row at once.
+    gossip_adverts_save(SP2, upsert=[(BROWSER, m.manifest_id, 4, False, T0)], delete=[])
+    gossip_adverts_save(SP2, upsert=[], delete=[(BROWSER, m.manifest_id)])
+    assert not Advert.objects.exists()
+
+
 def test_a_stopped_super_peer_gets_no_job_and_its_jobs_are_cancelled() -> None:
     m = manifest()
     superpeer(SP1, T0)

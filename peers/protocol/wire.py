@@ -239,6 +239,14 @@ class Gossip(_Frame):
     )
 
 
+def parse_holdings(value: object, name: str = "manifests") -> tuple[Holding, ...]:
+    """A list of replica adverts as the ``have`` frame carries it (also the ``have`` gossip
+    topic's ``manifests``): at most ``MAX_HAVE_MANIFESTS`` checked entries. Raises
+    :class:`WireError` (``bad_frame``)."""
+    result: tuple[Holding, ...] = list_of(_holding, MAX_HAVE_MANIFESTS)(value, name)
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class Have(_Frame):
     manifests: tuple[Holding, ...]

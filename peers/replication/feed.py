@@ -7,7 +7,9 @@ on every run decides as one long-lived planner would:
 1. manifests and targets; the snapshot's episodes and backoffs (:func:`load_state`);
 2. the live super-peers' statuses, oldest first;
 3. the jobs in flight from the snapshot (:func:`restore_jobs`);
-4. holdings: the super-peers' own and the adverts they relay, as fresh as their reporter;
+4. holdings: the super-peers' own and the adverts they relay, as fresh as their reporter,
+   and the adverts they heard by gossip, as fresh as when they were issued (stale after
+   the planner's ``holding_ttl_ms``, whether or not their reporter is still live);
 5. ``PeerGone`` for every super-peer that stopped or went silent, so neither its own copies
    nor other peers' adverts about it count any more;
 6. the jobs' progress as the fetching super-peers wrote it (each new failed source once).
@@ -75,6 +77,8 @@ class HoldingFact:
     chunks: int
     reporter: str
     keep: bool = True
+    gossip: bool = False  # heard by gossip (topic have): valid for the holding TTL
+    heard_at: int = 0  # ms, when a gossiped advert was issued
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +170,10 @@ def feed(planner: ReplicationPlanner, facts: Facts, snapshot: object, now: int) 
             )
             added = max(0, now_held - slot.chunks)
             fed.bytes_fetched += manifests[job.manifest_id].size * added // job.chunk_count
-    for advert, at in _holdings(facts.holdings, live, manifests):
+    adverts = _holdings(
+        facts.holdings, live, manifests, now=now, ttl_ms=planner.config.holding_ttl_ms
+    )
+    for advert, at in adverts:
         handle(advert, at)
     for peer in facts.super_peers:
         if peer.peer_id not in live and PEER_ID_RE.fullmatch(peer.peer_id):
@@ -197,23 +204,35 @@ def _holdings(
     holdings: Iterable[HoldingFact],
     live: Mapping[str, SuperPeerFact],
     manifests: Mapping[str, ManifestFact],
+    *,
+    now: int,
+    ttl_ms: int,
 ) -> list[tuple[HaveAdvert, int]]:
-    """One advert per (holder, manifest): the most chunks any live reporter knows of, as
-    fresh as the freshest of them, kept when the freshest report says so; oldest first."""
+    """One advert per (holder, manifest): the most chunks any live reporter (or a gossip
+    heard less than ``ttl_ms`` ago) knows of, as fresh as the freshest of them, kept when
+    the freshest report says so; oldest first."""
     best: dict[tuple[str, str], tuple[int, int, bool]] = {}
     for h in holdings:
-        reporter = live.get(h.reporter)
         m = manifests.get(h.manifest_id)
-        if reporter is None or m is None or h.chunks <= 0:
+        if m is None or h.chunks <= 0:
             continue
+        if h.gossip:
+            at = min(h.heard_at, now)
+            if now - at >= ttl_ms:
+                continue  # stale: not heard again within the holding TTL
+        else:
+            reporter = live.get(h.reporter)
+            if reporter is None:
+                continue
+            at = reporter.seen_at
         key = (h.holder, h.manifest_id)
         chunks = min(h.chunks, m.chunk_count)
         seen, most, keep = best.get(key, (-1, 0, h.keep))
-        if reporter.seen_at > seen:
+        if at > seen:
             keep = h.keep
-        elif reporter.seen_at == seen:
+        elif at == seen:
             keep = keep and h.keep  # reporters disagree at the same time: not counted
-        best[key] = (max(seen, reporter.seen_at), max(most, chunks), keep)
+        best[key] = (max(seen, at), max(most, chunks), keep)
     out = []
     for (holder, manifest_id), (seen, chunks, keep) in best.items():
         try:

@@ -77,25 +77,34 @@ class ReplicaStatus(models.Model):
 
 
 class Advert(models.Model):
-    """A ``have`` a super-peer (``reporter``) received from a peer it is connected to.
+    """A ``have`` a super-peer (``reporter``) received.
 
-    The row lives while that connection does (the super-peer deletes it when the peer's
-    last connection closes); it is as fresh as its reporter's ``SuperPeer.last_seen``.
-    ``keep`` is False for a copy its holder does not keep (a browser's cache): a source for
-    jobs, never counted as a replica."""
+    ``via`` direct: from a peer it is connected to; the row lives while that connection
+    does (the super-peer deletes it when the peer's last connection closes) and is as fresh
+    as its reporter's ``SuperPeer.last_seen``. ``via`` gossip: a ``have`` gossip of the
+    holder (its signing origin) the reporter heard, issued at ``heard_at``; it is stale once
+    ``SWARM_REPLICATION_HOLDING_TTL_S`` has passed since then, whatever became of the
+    reporter. ``keep`` is False for a copy its holder does not keep (a browser's cache): a
+    source for jobs, never counted as a replica."""
+
+    DIRECT, GOSSIP = "direct", "gossip"
+    VIA = [(DIRECT, "direct"), (GOSSIP, "gossip")]
 
     holder = models.CharField(max_length=33)
     manifest_id = models.CharField(max_length=43, db_index=True)
     chunks = models.IntegerField()
     keep = models.BooleanField(default=True)
     reporter = models.CharField(max_length=33, db_index=True)
+    via = models.CharField(max_length=8, choices=VIA, default=DIRECT)
+    heard_at = models.DateTimeField(null=True, blank=True, help_text="gossip: when issued")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["manifest_id", "holder"]
         constraints = [
             models.UniqueConstraint(
-                fields=["holder", "manifest_id", "reporter"], name="one_advert_per_reporter"
+                fields=["holder", "manifest_id", "reporter", "via"],
+                name="one_advert_per_reporter_via",
             )
         ]
 

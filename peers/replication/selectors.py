@@ -31,7 +31,9 @@ def load_facts(*, job_ids: Iterable[str] = ()) -> Facts:
         )
     )
     adverts = list(
-        Advert.objects.values_list("holder", "manifest_id", "chunks", "reporter", "keep")
+        Advert.objects.values_list(
+            "holder", "manifest_id", "chunks", "reporter", "keep", "via", "heard_at"
+        )
     )
     statuses = dict(
         ReplicaStatus.objects.values_list("manifest__manifest_id", "community").iterator()
@@ -46,7 +48,7 @@ def load_facts(*, job_ids: Iterable[str] = ()) -> Facts:
     seen_in: dict[str, str] = {}
     for peer_id, manifest_id, *_ in own:
         seen_in.setdefault(manifest_id, community_of_peer.get(peer_id, ""))
-    for _, manifest_id, _, reporter, _ in adverts:
+    for _, manifest_id, _, reporter, *_ in adverts:
         seen_in.setdefault(manifest_id, community_of_peer.get(reporter, ""))
     manifests = []
     for manifest_id, size, chunks in FileManifest.objects.values_list(
@@ -67,7 +69,12 @@ def load_facts(*, job_ids: Iterable[str] = ()) -> Facts:
         HoldingFact(peer_id, manifest_id, chunks if complete else min(chunks, count - 1), peer_id)
         for peer_id, manifest_id, chunks, complete, count in own
     ]
-    holdings += [HoldingFact(*row) for row in adverts]
+    holdings += [
+        HoldingFact(
+            holder, manifest_id, chunks, reporter, keep, via == Advert.GOSSIP, _ms(heard_at)
+        )
+        for holder, manifest_id, chunks, reporter, keep, via, heard_at in adverts
+    ]
     super_peers = tuple(
         SuperPeerFact(
             sp.peer_id,

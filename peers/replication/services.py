@@ -35,7 +35,7 @@ from peers.protocol.replication_snapshot import dump_state
 from peers.protocol.replication_state import ReplicationConfig
 from swarmweb import metrics as counters
 
-from . import metrics, selectors
+from . import metrics, reports, selectors
 from .feed import Fed, feed
 from .models import Advert, BackfillRun, PlannerState, ReplicaStatus
 
@@ -91,6 +91,8 @@ def backfill_run(*, now: int, trigger: str) -> RunResult:
         state = PlannerState.objects.select_for_update().get(pk=1)
         run = BackfillRun.objects.create(trigger=trigger[:32], started_at=_at(now))
         planner = ReplicationPlanner(replication_config(prefix=f"b{run.pk}-"))
+        # Adverts heard by gossip and not heard again within the holding TTL are stale.
+        reports.gossip_adverts_expire(now, planner.config.holding_ttl_ms)
         snapshot = state.snapshot if isinstance(state.snapshot, dict) else {}
         job_ids = [j["job"][0] for j in snapshot.get("jobs", []) if _job_entry(j)]
         facts = selectors.load_facts(job_ids=job_ids)

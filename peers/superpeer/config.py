@@ -50,6 +50,9 @@ class SuperPeerConfig:
     status_s: float = 5.0
     tick_s: float = 0.25
     ticket_ttl_ms: int = 180_000
+    # adverts heard by gossip expire this long after they were issued (the backfill's
+    # SWARM_REPLICATION_HOLDING_TTL_S, so both agree on when they are stale)
+    gossip_holding_ttl_ms: int = 600_000
     send_buffer: int = 1024 * 1024  # a connection gets chunks while its buffer is below this
     download: DownloadConfig = field(default_factory=DownloadConfig)
     use_channel_layer: bool = True
@@ -88,6 +91,7 @@ class SuperPeerConfig:
             sync_s=settings.SWARM_SUPERPEER_SYNC_S,
             status_s=settings.SWARM_SUPERPEER_STATUS_S,
             send_buffer=settings.SWARM_SUPERPEER_SEND_BUFFER_BYTES,
+            gossip_holding_ttl_ms=max(1, int(settings.SWARM_REPLICATION_HOLDING_TTL_S * 1000)),
             download=DownloadConfig(
                 request_timeout_ms=int(settings.SWARM_SUPERPEER_REQUEST_TIMEOUT_S * 1000)
             ),

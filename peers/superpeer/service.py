@@ -25,6 +25,7 @@ from peers.peerjs.errors import PeerJSError
 from peers.peerjs.peer import Peer
 from peers.peerjs.tokens import key_bound_token
 from peers.protocol.errors import ProtocolError
+from peers.protocol.have_gossip import HAVE_TOPIC, check_have_gossip, parse_have_gossip
 from peers.protocol.mesh import MeshOptions
 from peers.protocol.node import SwarmNode
 from peers.protocol.node_actions import (
@@ -47,7 +48,7 @@ from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
 from .fetcher import Fetcher
 from .holder import Holder
 from .holdings import HoldingsIndex
-from .relay import AdvertRelay
+from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,8 @@ class SuperPeerService:
         self.posts_pending = 0
         self.posts_dropped = 0
         self.relay = AdvertRelay()  # other peers' adverts, reported to the replication planner
+        # adverts heard by gossip (topic have), reported too until they expire
+        self.gossip_adverts = GossipAdverts(ttl_ms=config.gossip_holding_ttl_ms)
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -195,6 +198,8 @@ class SuperPeerService:
         self.node.add_seeds([s for s in self.config.seeds if s != self.peer_id], now)
         # A post that does not verify is neither kept nor passed on.
         self.node.gossip_checks[POST_TOPIC] = _check_post
+        # Nor is a replica advert of the wrong shape (docs/protocol.md "Gossip topics").
+        self.node.gossip_checks[HAVE_TOPIC] = check_have_gossip
         self.peer = Peer(
             self.config.signal,
             peer_id=self.peer_id,
@@ -373,6 +378,8 @@ class SuperPeerService:
         elif isinstance(action, Deliver):
             if action.message.topic == POST_TOPIC:
                 self._post_delivered(action.message.data, now)
+            elif action.message.topic == HAVE_TOPIC:
+                self._have_gossip(action.message.origin, action.message, now)
         elif isinstance(action, Event):
             level = logging.WARNING if action.level in ("warn", "error") else logging.DEBUG
             logger.log(
@@ -403,6 +410,18 @@ class SuperPeerService:
             self.holder.on_chunk_req(conn_id, frame.manifest, frame.index, frame.chunk)
         else:
             self.fetcher.on_frame(peer_id, frame, now)
+
+    def _have_gossip(self, origin: str, message: Any, now: int) -> None:
+        """A replica advert by gossip: recorded (the holder is the signing origin) and
+        written as holdings reported via gossip at the next status write."""
+        if origin == self.peer_id:
+            return
+        try:
+            holdings = parse_have_gossip(message.data)
+        except ProtocolError as exc:  # checked before delivery: not expected here
+            logger.info("dropped a have gossip from %s: %s", origin, exc.code)
+            return
+        self.gossip_adverts.on_gossip(origin, holdings, message.issued_at, now)
 
     def _send_content(self, conn_id: str, frame: ContentFrame) -> bool:
         if self.node is None:

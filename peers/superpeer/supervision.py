@@ -246,6 +246,10 @@ class Supervisor:
         fetcher.finished.clear()
         relay = service.relay
         adverts = relay.changes(holder.holders, holder.cached)
+        gossiped = service.gossip_adverts
+        gossiped.expire(now)
+        heard = gossiped.changes()
+        news, gossiped.news = gossiped.news, False
 
         def write() -> bool:
             recreated = db.write_status(service.peer_id, self.config.community, **status)
@@ -262,6 +266,10 @@ class Supervisor:
                     delete=adverts.delete,
                     reset=adverts.reset,
                 )
+            if heard.upsert or heard.delete:
+                reports.gossip_adverts_save(
+                    service.peer_id, upsert=heard.upsert, delete=heard.delete
+                )
             return recreated
 
         try:
@@ -272,8 +280,12 @@ class Supervisor:
             holder.changed |= changed_holdings
             fetcher.changed |= changed_jobs
             fetcher.finished.update(finished)
+            gossiped.news |= news
             raise
         relay.written_ok(adverts)
+        gossiped.written_ok(heard)
+        if news:
+            relay.backfill_wanted = True
         copies = any(complete or chunks == 0 for _, chunks, _, complete, _ in holdings)
         if (relay.backfill_wanted or finished or copies) and not final:
             # Holders came or went, a copy grew or a job ended: the planner looks now.

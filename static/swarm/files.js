@@ -5,6 +5,7 @@
 import { b64urlEncode } from "./encoding.js";
 import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, TAG_BYTES } from "./chunks.js";
 import { Download, assemble } from "./downloads.js";
+import { checkHaveGossip, HaveGossip, TOPIC_HAVE } from "./havegossip.js";
 import { advertFor, checkKeep, KEEP_SETTING, keepPlan, keepSettings, keepState } from "./keeping.js";
 import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "./manifest.js";
 import { Uploader } from "./uploader.js";
@@ -16,6 +17,7 @@ const ADVERT_EVERY_MS = 1_000;
 const CHANGE_EVERY_MS = 200;
 const KEEP_PLAINTEXTS = 3; // object URLs of opened files kept ready
 const UPLOAD_RATE_WINDOW_MS = 2_000;
+const GOSSIP_TICK_MS = 5_000; // how often the `have` gossip looks whether a publish is due
 // Manifests one peer's adverts are kept for (as the super-peer, peers/superpeer/holder.py):
 // the ids are the peer's to choose, and a flood of them must not fill the memory.
 export const MAX_ADVERTS_PER_PEER = 4096;
@@ -94,6 +96,13 @@ export class FileService extends EventTarget {
     this.serial = 0;
     this.keeping = keepSettings({}); // keep copies for the swarm: { keep, budget } (keeping.js)
     this.plan = keepPlan([], this.keeping);
+    // `have` by gossip (havegossip.js): what we advertise directly, to the whole swarm; and
+    // the holders others gossip, kept for a TTL.
+    this.gossip = new HaveGossip({
+      selfId: peer.peerId ?? null,
+      holdings: () => this.#holdings(),
+      publish: (topic, data) => this.peer.publish(topic, data),
+    });
   }
 
   /** `settings`: the peer's stored settings (the keep opt-in and budget are read from them). */
@@ -105,7 +114,18 @@ export class FileService extends EventTarget {
     this.peer.addEventListener("peer-open", (e) => this.#peerOpened(e.detail.peerId));
     this.peer.addEventListener("peer-close", (e) => this.#peerClosed(e.detail.peerId));
     for (const record of this.files.values()) if (record.state === "fetching") this.#startDownload(record);
+    this.peer.node?.gossipChecks.set(TOPIC_HAVE, (data) => void checkHaveGossip(data));
+    this.peer.addEventListener("message", (e) => this.#onGossip(e.detail));
+    if (typeof this.peer.publish === "function") {
+      this.gossipTimer = setInterval(() => this.#gossipTick(), GOSSIP_TICK_MS);
+      this.gossipTimer.unref?.(); // (node tests) never keeps the process alive
+    }
     return this;
+  }
+
+  /** Holders of manifest `id` heard by gossip and not expired: Map(peer id -> {chunks, keep, expiresAt}). */
+  gossipHolders(id) {
+    return this.gossip.holders(id, this.clock());
   }
 
   log(level, code, message, peerId = null) {
@@ -407,6 +427,25 @@ export class FileService extends EventTarget {
   #broadcast(entries) {
     if (entries.length === 0) return;
     for (const p of this.peer.connectedPeers()) this.#sendHave(p.peerId, entries);
+    this.gossip.changed(entries);
+    this.#gossipTick();
+  }
+
+  // Publish the `have` gossip when due (rate-limited in HaveGossip), forget expired holders.
+  #gossipTick() {
+    if (typeof this.peer.publish !== "function") return;
+    const now = this.clock();
+    this.gossip.prune(now);
+    this.gossip.tick(now, { connected: this.peer.connectedPeers().length > 0 });
+  }
+
+  #onGossip(message) {
+    if (message?.topic !== TOPIC_HAVE) return;
+    try {
+      this.gossip.receive(message.origin, message.data, message.issuedAt, this.clock());
+    } catch (error) {
+      this.log("warn", error.code ?? "bad_have_gossip", `have gossip from ${message.origin}: ${error.message}`);
+    }
   }
 
   #advertise() {

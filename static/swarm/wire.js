@@ -149,6 +149,15 @@ const holding = (value, name) => {
   return out;
 };
 
+/**
+ * A list of replica adverts as the `have` frame carries it (also the `have` gossip topic's
+ * `manifests`): at most MAX_HAVE_MANIFESTS checked entries, `keep` only when false. Throws
+ * WireError (bad_frame).
+ */
+export function checkHoldings(value, name = "manifests") {
+  return list(holding, MAX_HAVE_MANIFESTS)(value, name);
+}
+
 // The head of one author's post log in a sync summary.
 const head = fields([
   ["author", peerId],

@@ -5,7 +5,9 @@ adverts to the database (``replication.Advert``). A's own file is a kept copy. B
 is a cached copy (``keep`` False: never a replica) while the opt-in is off (the default),
 stays one when the opt-in is on but the storage budget is too small (the row says why),
 becomes a kept copy once the budget fits, stays so after a reload (settings persist), and
-goes back to cached when the opt-in is turned off."""
+goes back to cached when the opt-in is turned off. The pages also publish their adverts as
+gossip (topic ``have``): the super-peer stores what it hears as holdings reported via
+gossip, beside the relayed ones."""
 
 from __future__ import annotations
 
@@ -43,8 +45,14 @@ def web(
 
 def advert_keep(holder: str, manifest_id: str) -> bool | None:
     """What the super-peer last relayed of ``holder``'s copy: kept, cached, or None (none)."""
-    row = Advert.objects.filter(holder=holder, manifest_id=manifest_id).first()
+    row = Advert.objects.filter(holder=holder, manifest_id=manifest_id, via=Advert.DIRECT).first()
     return None if row is None else row.keep
+
+
+def gossiped(holder: str, manifest_id: str) -> tuple[int, bool] | None:
+    """(chunks, keep) of the ``have`` gossip of ``holder`` the super-peer stored, or None."""
+    row = Advert.objects.filter(holder=holder, manifest_id=manifest_id, via=Advert.GOSSIP).first()
+    return None if row is None or row.heard_at is None else (row.chunks, row.keep)
 
 
 def open_connected(page: Page, url: str, sp: SuperPeerProcess) -> str:
@@ -98,7 +106,11 @@ def test_a_download_counts_as_a_replica_only_when_opted_in_and_within_the_budget
         assert not b.locator("#toggle-keep").is_checked()
         wait_until(lambda: advert_keep(b_id, manifest_id) is False, 30, "B cached", sp)
         assert advert_keep(a_id, manifest_id) is True
-        assert Advert.objects.get(holder=b_id, manifest_id=manifest_id).chunks == 6
+        assert Advert.objects.get(holder=b_id, manifest_id=manifest_id, via="direct").chunks == 6
+        # Both pages gossip what they hold; the super-peer stores it as reported via gossip
+        # (changes are published at most every 30 s: B's complete copy may take that long).
+        wait_until(lambda: gossiped(a_id, manifest_id) == (6, True), 30, "A by gossip", sp)
+        wait_until(lambda: gossiped(b_id, manifest_id) == (6, False), 60, "B by gossip", sp)
         assert row.get_attribute("data-keep") == "cached"
 
         # Opted in with a budget too small for it: refused, with the reason shown.
