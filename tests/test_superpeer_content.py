@@ -30,6 +30,7 @@ from peers.superpeer.holder import MAX_ADVERTS_PER_PEER, Holder
 from peers.superpeer.holdings import HoldingsIndex
 from peers.superpeer.service import MAX_OUTBOX, Outbox
 from peers.superpeer.store import ChunkStore
+from peers.superpeer.transport import FramedChannel, FrameTransport
 
 T0 = 1_700_000_000_000
 
@@ -375,7 +376,7 @@ class StuckConnection:
 
 async def test_a_peer_that_never_reads_is_closed_when_its_outbox_is_full() -> None:
     conn = StuckConnection()
-    outbox = Outbox(conn)  # type: ignore[arg-type]
+    outbox = Outbox(FramedChannel(conn, FrameTransport("raw")), conn)  # type: ignore[arg-type]
     for _ in range(MAX_OUTBOX):
         outbox.put(b"frame")
     await asyncio.sleep(0)

@@ -1,10 +1,11 @@
 """The super-peer as an asyncio service: a PeerJS peer driving a :class:`SwarmNode`.
 
-Connections (accepted and dialed, ``raw`` serialization for the wire protocol) feed the
-node; the node's actions go back out: frames to send, dials, closes, and content frames
-for the :class:`Holder` (serving) and the :class:`Fetcher` (jobs). Around it run the
-loops of :mod:`peers.superpeer.supervision`: announcing to beacons, syncing pins, jobs
-and blocks from the database, writing status, and listening on the channel layer.
+Connections (dialed with ``raw`` serialization; accepted with ``raw``, ``binary`` or
+``json``, see :mod:`peers.superpeer.transport`) feed the node; the node's actions go back
+out: frames to send, dials, closes, and content frames for the :class:`Holder` (serving)
+and the :class:`Fetcher` (jobs). Around it run the loops of
+:mod:`peers.superpeer.supervision`: announcing to beacons, syncing pins, jobs and blocks
+from the database, writing status, and listening on the channel layer.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .holder import Holder
 from .holdings import HoldingsIndex
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
+from .transport import FramedChannel, FrameTransport
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,8 @@ class Outbox:
     A peer that asks and never reads would make it grow without end: past ``MAX_OUTBOX``
     waiting frames the connection is closed."""
 
-    def __init__(self, conn: DataConnection) -> None:
+    def __init__(self, channel: FramedChannel, conn: DataConnection) -> None:
+        self.channel = channel
         self.conn = conn
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._run())
@@ -103,7 +106,7 @@ class Outbox:
     async def _run(self) -> None:
         try:
             while (data := await self.queue.get()) is not None:
-                await self.conn.send(data)
+                await self.channel.send(data)
             # Let the last frames (a bye) leave before the channel closes.
             deadline = time.monotonic() + DRAIN_ON_CLOSE_S
             while self.conn.buffered_amount > 0 and time.monotonic() < deadline:
@@ -132,7 +135,7 @@ class SuperPeerService:
         )
         self.node: SwarmNode | None = None
         self.peer: Peer | None = None
-        self.conns: dict[str, DataConnection] = {}
+        self.conns: dict[str, FramedChannel] = {}
         self.outboxes: dict[str, Outbox] = {}
         self.stopping = asyncio.Event()
         self.started = asyncio.Event()
@@ -301,24 +304,20 @@ class SuperPeerService:
                 self.pump()
             await conn.close()
             return
-        if conn.serialization == "json":
-            # JSON cannot carry the binary wire frames: say so and close.
-            with contextlib.suppress(PeerJSError):
-                await conn.send({"error": "unsupported_serialization", "use": "raw"})
-                await conn.close(flush=True, flush_timeout=2)
-            await conn.close()
-            return
+        transport = FrameTransport(conn.serialization)
         conn_id = conn.connection_id
-        self.conns[conn_id] = conn
-        self.outboxes[conn_id] = Outbox(conn)
+        channel = FramedChannel(conn, transport)
+        self.conns[conn_id] = channel
+        self.outboxes[conn_id] = Outbox(channel, conn)
         node.opened(conn_id, conn.peer, outbound, now_ms())
         self.pump()
         try:
             async for data in conn:
-                if not isinstance(data, bytes | bytearray | memoryview | str):
-                    data = ""  # a BinaryPack map or list: not a frame (bad_frame)
-                node.receive(conn_id, data, now_ms())
-                self.pump()
+                frames = transport.incoming(data)
+                for frame in frames:
+                    node.receive(conn_id, frame, now_ms())
+                if frames:
+                    self.pump()
         except PeerJSError:
             pass
         finally:

@@ -96,7 +96,7 @@ def stats_of(peer_id: str) -> dict[str, Any]:
     return dict(row.stats) if row is not None else {}
 
 
-@pytest.mark.parametrize("serialization", ["raw", "binary"])
+@pytest.mark.parametrize("serialization", ["raw", "binary", "json"])
 def test_a_page_speaks_the_swarm_protocol_with_the_super_peer(
     browser: Browser,
     origin: str,
@@ -125,12 +125,17 @@ def test_a_page_speaks_the_swarm_protocol_with_the_super_peer(
             [cid, unknown],
         )
         assert answer == {"t": "manifest", "id": unknown, "manifest": None}
-        assert state(page, cid)["bye"] is None
+        now = state(page, cid)
+        assert now["bye"] is None
+        assert now["other"] == []
+        assert not any(k.startswith("error_") for k in now["counts"])
+        if serialization == "json":  # the frames came as base64url strings
+            assert now["counts"]["json_messages"] >= 2
     finally:
         page.context.close()
 
 
-def test_a_json_connection_is_told_to_use_raw_and_closed(
+def test_what_is_not_a_frame_on_a_json_connection_is_counted_as_bad_frame(
     browser: Browser,
     origin: str,
     web: Server,
@@ -139,23 +144,49 @@ def test_a_json_connection_is_told_to_use_raw_and_closed(
 ) -> None:
     page = open_page(browser, origin, web, community)
     try:
+        page_id = page.evaluate("() => harness.peerId")
         cid = page.evaluate("([id]) => harness.connect(id, 'json')", [superpeer.peer_id])
-        final = page.evaluate("(c) => harness.until(c, 's => s.closed')", cid)
-        assert final["other"] == [{"error": "unsupported_serialization", "use": "raw"}]
-        assert final["hello"] is None
+        page.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
+        wait_until(lambda: page_id in connections_of(superpeer.peer_id), 10, "the super-peer")
+        before = stats_of(superpeer.peer_id).get("dropped", {}).get("bad_frame", 0)
+        # A JSON object, a number, text that is not base64url, a frame's text with padding.
+        bad = [{"t": "manifest_req", "id": "A" * 43}, 7, "not base64url!", "gqF0="]
+        page.evaluate("([c, bad]) => bad.forEach((v) => harness.links[c].conn.send(v))", [cid, bad])
+        wait_until(
+            lambda: (
+                stats_of(superpeer.peer_id).get("dropped", {}).get("bad_frame", 0)
+                >= before + len(bad)
+            ),
+            30,
+            "the bad messages counted",
+            superpeer,
+        )
+        # Counted against the page (fewer than the disconnect threshold), not a crash: the
+        # connection still carries frames.
+        unknown = "Q" * 43
+        answer = page.evaluate(
+            "([c, id]) => harness.links[c].ask({t: 'manifest_req', id}, 'manifest:' + id)",
+            [cid, unknown],
+        )
+        assert answer == {"t": "manifest", "id": unknown, "manifest": None}
+        assert state(page, cid)["bye"] is None
     finally:
         page.context.close()
 
 
+@pytest.mark.parametrize("serialization", ["raw", "binary", "json"])
 def test_a_file_outlives_the_page_that_shared_it_once_the_super_peer_pins_it(
     browser: Browser,
     origin: str,
     web: Server,
     community: str,
     superpeer: SuperPeerProcess,
+    serialization: str,
 ) -> None:
     uploader = open_page(browser, origin, web, community)
-    cid = uploader.evaluate("([id]) => harness.connect(id, 'raw')", [superpeer.peer_id])
+    cid = uploader.evaluate(
+        "([id, s]) => harness.connect(id, s)", [superpeer.peer_id, serialization]
+    )
     uploader.evaluate("(c) => harness.until(c, 's => s.hello')", cid)
     shared = uploader.evaluate("() => harness.share(5 * 1024 * 1024 + 777, 'holiday.mov')")
     manifest_id = shared["manifestId"]
@@ -186,7 +217,9 @@ def test_a_file_outlives_the_page_that_shared_it_once_the_super_peer_pins_it(
 
     downloader = open_page(browser, origin, web, community)
     try:
-        cid = downloader.evaluate("([id]) => harness.connect(id, 'raw')", [superpeer.peer_id])
+        cid = downloader.evaluate(
+            "([id, s]) => harness.connect(id, s)", [superpeer.peer_id, serialization]
+        )
         have = downloader.evaluate(
             "(c) => harness.until(c, 's => Object.keys(s.have).length')", cid
         )

@@ -6,7 +6,7 @@ import { Peer } from "peerjs";
 
 import { encryptFile, parseShareFragment, shareFragment } from "/static/swarm/chunks.js";
 import { generateSigner } from "/static/swarm/ed25519.js";
-import { hex, peerIdForKey, sha256 } from "/static/swarm/encoding.js";
+import { b64urlDecode, b64urlEncode, hex, peerIdForKey, sha256 } from "/static/swarm/encoding.js";
 import { makeGossip } from "/static/swarm/gossip.js";
 import { decryptFile, makeManifest, verifyManifest } from "/static/swarm/manifest.js";
 import { makePost } from "/static/swarm/posts.js";
@@ -15,6 +15,17 @@ import { makeTicket } from "/static/swarm/ticket.js";
 import { decodeFrame, encodeFrame } from "/static/swarm/wire.js";
 
 const WINDOW = 16;
+// On a json connection each frame travels as unpadded base64url text in JSON strings;
+// every piece but the last starts with "+" (docs/protocol.md "Over a json DataConnection").
+const PIECE_CHARS = 16296;
+
+export function jsonPieces(bytes) {
+  const text = b64urlEncode(bytes);
+  if (text.length <= PIECE_CHARS) return [text];
+  const pieces = [];
+  for (let i = 0; i < text.length; i += PIECE_CHARS - 1) pieces.push(text.slice(i, i + PIECE_CHARS - 1));
+  return pieces.map((p, i) => (i < pieces.length - 1 ? `+${p}` : p));
+}
 
 function randomBytes(size) {
   const out = new Uint8Array(size);
@@ -32,7 +43,8 @@ class Link {
     this.bye = null;
     this.have = {};
     this.counts = {};
-    this.other = []; // non-frame messages (e.g. the json refusal)
+    this.other = []; // messages that are not frames
+    this.pending = []; // json: the pieces of a frame so far
     this.waiters = new Map(); // key -> resolve
     this.closed = false;
     conn.on("data", (data) => this.#receive(data));
@@ -44,11 +56,30 @@ class Link {
   }
 
   send(frame) {
-    this.conn.send(encodeFrame(frame));
+    this.sendBytes(encodeFrame(frame));
+  }
+
+  sendBytes(bytes) {
+    if (this.serialization !== "json") this.conn.send(bytes);
+    else for (const piece of jsonPieces(bytes)) this.conn.send(piece);
   }
 
   #receive(data) {
-    if (!(data instanceof ArrayBuffer || ArrayBuffer.isView(data))) {
+    if (this.serialization === "json" && typeof data === "string") {
+      this.counts.json_messages = (this.counts.json_messages ?? 0) + 1;
+      if (data.startsWith("+")) {
+        this.pending.push(data.slice(1));
+        return;
+      }
+      const text = this.pending.join("") + data;
+      this.pending = [];
+      try {
+        data = b64urlDecode(text, "frame", "bad_frame");
+      } catch (error) {
+        this.counts[`error_${error.code}`] = (this.counts[`error_${error.code}`] ?? 0) + 1;
+        return;
+      }
+    } else if (!(data instanceof ArrayBuffer || ArrayBuffer.isView(data))) {
       this.other.push(data);
       return;
     }
@@ -134,7 +165,7 @@ const harness = {
     harness.links[conn.connectionId] = link;
     const opened = conn.open ? Promise.resolve() : new Promise((r) => conn.on("open", r));
     await opened;
-    if (conn.serialization !== "json") link.send(await harness.helloFrame());
+    link.send(await harness.helloFrame());
     harness._advertise(link);
     return conn.connectionId;
   },
@@ -165,7 +196,7 @@ const harness = {
   },
 
   _advertise(link) {
-    if (link.serialization === "json" || harness.files.size === 0) return;
+    if (harness.files.size === 0) return;
     const manifests = [...harness.files].map(([id, f]) => ({ id, chunks: f.chunks.length }));
     link.send({ t: "have", manifests });
   },
