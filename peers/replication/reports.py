@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from .models import Advert
 
@@ -27,12 +27,7 @@ def adverts_save(
     adverts = Advert.objects.filter(reporter=reporter, via=Advert.DIRECT)
     if reset:
         adverts.delete()
-    keys = list(delete)
-    for start in range(0, len(keys), DELETE_BATCH):
-        match = Q()
-        for holder, manifest_id in keys[start : start + DELETE_BATCH]:
-            match |= Q(holder=holder, manifest_id=manifest_id)
-        adverts.filter(match).delete()
+    _delete_pairs(adverts, delete)
     rows = [
         Advert(holder=holder, manifest_id=manifest_id, chunks=chunks, keep=keep, reporter=reporter)
         for holder, manifest_id, chunks, keep in upsert
@@ -47,6 +42,16 @@ def adverts_save(
         )
 
 
+def _delete_pairs(adverts: QuerySet[Advert], pairs: Iterable[tuple[str, str]]) -> None:
+    """Delete the (holder, manifest id) rows of ``adverts``, a few hundred per statement."""
+    keys = list(pairs)
+    for start in range(0, len(keys), DELETE_BATCH):
+        match = Q()
+        for holder, manifest_id in keys[start : start + DELETE_BATCH]:
+            match |= Q(holder=holder, manifest_id=manifest_id)
+        adverts.filter(match).delete()
+
+
 @transaction.atomic
 def gossip_adverts_save(
     reporter: str,
@@ -58,12 +63,7 @@ def gossip_adverts_save(
     issued at ms) rows to write and (holder, manifest id) rows to drop (withdrawn or
     expired). Rows via gossip are separate from the reporter's direct ones."""
     adverts = Advert.objects.filter(reporter=reporter, via=Advert.GOSSIP)
-    keys = list(delete)
-    for start in range(0, len(keys), DELETE_BATCH):
-        match = Q()
-        for holder, manifest_id in keys[start : start + DELETE_BATCH]:
-            match |= Q(holder=holder, manifest_id=manifest_id)
-        adverts.filter(match).delete()
+    _delete_pairs(adverts, delete)
     rows = [
         Advert(
             holder=holder,
