@@ -74,6 +74,7 @@ def read_file(store_dir: Path, manifest: Manifest, key: bytes) -> bytes:
 def test_a_super_peer_told_to_pin_fetches_a_verified_copy_from_another(
     web: Server, tmp_path: Path, artifacts_dir: Path
 ) -> None:
+    """Two super-peers exchange content both ways at once: B pins A's file, A pins B's."""
     community = community_name()
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a_key = superpeer_key(a_dir)
@@ -87,6 +88,15 @@ def test_a_super_peer_told_to_pin_fetches_a_verified_copy_from_another(
         community=community,
     )
     manifest_id = seeded.manifest.id
+    other_data = os.urandom(2 * MIB + 77)
+    other = seed_file(
+        ChunkStore(b_dir / "chunks"),
+        peer_id=peer_id_of(superpeer_key(b_dir)),
+        author=Ed25519PrivateKey.generate(),  # another browser's file; B keeps it
+        data=other_data,
+        name="notes.txt",
+        community=community,
+    )
     a = start_superpeer(a_dir, artifacts_dir, web, community, name="sp-a")
     # B syncs with the database only once a minute: the pin reaches it by the channel layer.
     b = start_superpeer(
@@ -95,13 +105,17 @@ def test_a_super_peer_told_to_pin_fetches_a_verified_copy_from_another(
     try:
         wait_until(lambda: connected(b.peer_id, a.peer_id), 30, "B connected to A", a, b)
         superpeer_pin(manifest_id, peer_id=b.peer_id)
+        superpeer_pin(other.manifest.id, peer_id=a.peer_id)
         wait_until(lambda: complete(b.peer_id, manifest_id), 30, "B's copy", a, b)
+        wait_until(lambda: complete(a.peer_id, other.manifest.id), 30, "A's copy", a, b)
+        assert job(a.peer_id, other.manifest.id).state == FetchJob.DONE
         fetched = job(b.peer_id, manifest_id)
         assert fetched.state == FetchJob.DONE
         assert fetched.chunks_done == fetched.chunks_total == len(seeded.manifest.chunks)
         assert fetched.failed_sources == []
         b_row = SuperPeer.objects.get(peer_id=b.peer_id)
-        assert b_row.storage_used == seeded.manifest.size + 16 * len(seeded.manifest.chunks)
+        stored = [seeded.manifest, other.manifest]  # B's own file and its copy of A's
+        assert b_row.storage_used == sum(m.size + 16 * len(m.chunks) for m in stored)
         wait_until(
             lambda: (
                 SuperPeer.objects.get(peer_id=a.peer_id).stats.get("chunks_served", 0)
@@ -122,6 +136,14 @@ def test_a_super_peer_told_to_pin_fetches_a_verified_copy_from_another(
     holding = Holding.objects.get(superpeer__peer_id=b.peer_id, manifest__manifest_id=manifest_id)
     assert holding.pinned
     assert holding.chunks_held == len(seeded.manifest.chunks)
+    assert a.proc.returncode == 0, a.log()[-3000:]
+    assert ChunkStore(a.store_dir).verify_all() == []
+    assert read_file(a.store_dir, other.manifest, other.key) == other_data
+    a_holding = Holding.objects.get(
+        superpeer__peer_id=a.peer_id, manifest__manifest_id=other.manifest.id
+    )
+    assert a_holding.pinned
+    assert a_holding.chunks_held == len(other.manifest.chunks)
 
 
 def copy_to(seeded: Seeded, source_dir: Path, target_dir: Path, community: str) -> None:
