@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.content_support import Site, codes, peer_id, site, wait_connected  # noqa: F401
+from tests.browser.content_support import (  # noqa: F401
+    Site,
+    codes,
+    diagnostics,
+    peer_id,
+    site,
+    wait_connected,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -55,7 +62,16 @@ def wait_download(page: Page, timeout_s: float = 90) -> dict[str, Any]:
         "sha256": node.get_attribute("data-sha256"),
         "reason": node.get_attribute("data-reason"),
     }
-    assert state["state"] == "complete", state
+    if state["state"] != "complete":
+        # What the page saw, to tell a product fault from a slow machine.
+        recent = [
+            f"{e.get('source')}/{e.get('code')}: {e.get('message')}"
+            for e in diagnostics(page)[-40:]
+        ]
+        connected = page.evaluate("() => window.swarm.connectedPeers().map((p) => p.peerId)")
+        raise AssertionError(
+            f"{state}; connected to {connected}; diagnostics:\n" + "\n".join(recent)
+        )
     return state
 
 
@@ -131,7 +147,8 @@ def test_a_shared_file_reaches_b_then_c_from_two_holders_then_d_despite_a_bad_ch
     c.evaluate("() => { window.swarm.files.uploader.limitBps = 0; }")
     d = site.open(site.url)
     pid_d = peer_id(d)
-    wait_connected(b, [pid_d])
+    # D knows B and C (its peer cache) before it opens the link and reconnects to fetch.
+    wait_connected(d, [pid_b, pid_c], timeout_s=60)
     b.evaluate(
         """(victim) => {
           const send = window.swarm.sendEncoded.bind(window.swarm);
