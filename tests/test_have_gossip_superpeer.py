@@ -18,10 +18,10 @@ from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.gossip import GossipMessage
 from peers.protocol.node_actions import Deliver
 from peers.replication.models import Advert
-from peers.superpeer.config import SuperPeerConfig
 from peers.superpeer.service import SuperPeerService, now_ms
 from peers.superpeer.supervision import Supervisor
 from tests.support.keys import seeded_key
+from tests.support.superpeer import offline_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,17 +65,7 @@ def adverts() -> list[Advert]:
 async def test_a_gossiped_advert_is_written_as_a_holding_reported_via_gossip(
     tmp_path: Path,
 ) -> None:
-    config = SuperPeerConfig(
-        community="main",
-        signal_url="http://127.0.0.1:9/signal/",
-        signal_key="peerjs",
-        beacon_urls=(),
-        store_dir=tmp_path / "chunks",
-        key_path=tmp_path / "key",
-        storage_bytes=1 << 20,
-        gossip_holding_ttl_ms=TTL,
-        use_channel_layer=False,
-    )
+    config = offline_config(tmp_path, gossip_holding_ttl_ms=TTL, use_channel_layer=False)
     service = SuperPeerService(config, key=seeded_key("gossip-super-peer"))
     supervisor = Supervisor(service)
     now = now_ms()

@@ -9,9 +9,9 @@ import pytest
 
 from peers.protocol.gossip import GossipMessage
 from peers.protocol.node_actions import Deliver
-from peers.superpeer.config import SuperPeerConfig
 from peers.superpeer.service import MAX_PENDING_POSTS, POST_TOPIC, SuperPeerService
 from tests.support.keys import seeded_key
+from tests.support.superpeer import offline_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,15 +32,7 @@ def delivered(n: int) -> Deliver:
 async def test_a_flood_of_gossiped_posts_queues_at_most_max_pending_writes(
     tmp_path: Path,
 ) -> None:
-    config = SuperPeerConfig(
-        community="main",
-        signal_url="http://127.0.0.1:9/signal/",
-        signal_key="peerjs",
-        beacon_urls=(),
-        store_dir=tmp_path / "chunks",
-        key_path=tmp_path / "key",
-        storage_bytes=1 << 20,
-    )
+    config = offline_config(tmp_path)
     service = SuperPeerService(config, key=seeded_key("flooded-super-peer"))
     for n in range(MAX_PENDING_POSTS * 20):  # one pump's worth: nothing runs in between
         service._act(None, delivered(n))  # type: ignore[arg-type]

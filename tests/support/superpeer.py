@@ -16,7 +16,24 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers import identity
+from peers.superpeer.config import SuperPeerConfig
 from tests.support.live import ROOT, Process, Server, base_env
+
+
+def offline_config(tmp_path: Path, **overrides: object) -> SuperPeerConfig:
+    """A super-peer configuration for in-process tests: no signaling server answers at
+    its address, no beacons, a 1 MiB store under ``tmp_path``."""
+    fields: dict[str, object] = {
+        "community": "main",
+        "signal_url": "http://127.0.0.1:9/signal/",
+        "signal_key": "peerjs",
+        "beacon_urls": (),
+        "store_dir": tmp_path / "chunks",
+        "key_path": tmp_path / "key",
+        "storage_bytes": 1 << 20,
+        **overrides,
+    }
+    return SuperPeerConfig(**fields)  # type: ignore[arg-type]
 
 
 def community_name(prefix: str = "sp") -> str:
