@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.common import (
     ROOT,
     CpuLimit,
+    CpuMeter,
     HttpConnection,
     cpu_seconds,
     git_revision,
@@ -136,12 +137,6 @@ async def load(
     }
 
 
-def idle_seconds() -> float:
-    """Idle CPU time of the whole machine so far (all cores), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    return (int(fields[3]) + int(fields[4])) / os.sysconf("SC_CLK_TCK")  # idle + iowait
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -200,10 +195,13 @@ def main() -> int:
         try:
             share = tickets[offset:]
             asyncio.run(load(servers, share[:500], 8, 2.0))  # warm-up (connections, caches)
-            cpu_before, idle_before = cpu_seconds(pids), idle_seconds()
+            machine_cpu = CpuMeter()
+            cpu_before = cpu_seconds(pids)
+            machine_cpu.start()
             started = time.perf_counter()
             result = asyncio.run(load(servers, share[500:], args.concurrency, args.seconds))
-            cpu_used, idle = cpu_seconds(pids) - cpu_before, idle_seconds() - idle_before
+            cpu_used = cpu_seconds(pids) - cpu_before
+            machine_cpu.stop()
             duration = time.perf_counter() - started
             offset += 500 + int(result["ok"] + result["errors"])
         finally:
@@ -224,7 +222,7 @@ def main() -> int:
         print(
             f"  web CPU {cpu_used / max(1, result['ok'] + result['errors']) * 1e6:,.0f} us per announce, "
             f"{cpu_used / duration:.2f} cores busy in web processes; "
-            f"machine idle {idle / duration / (os.cpu_count() or 1):.0%}",
+            f"machine idle {1 - machine_cpu.samples[-1]:.0%}",
             flush=True,
         )
         for sample in result["samples"]:  # type: ignore[attr-defined]

@@ -141,6 +141,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+class CpuMeter:
+    """Share of the machine's CPUs busy between start() and stop() (all processes)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    def start(self) -> None:
+        self.begin = cpu_jiffies()
+
+    def stop(self) -> None:
+        busy, total = cpu_jiffies()
+        self.samples.append((busy - self.begin[0]) / max(1, total - self.begin[1]))
+
+
 class CpuLimit:
     """Caps one process (all its threads) at ``cores`` of CPU time with its own cgroup.
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from bench.common import git_revision, machine  # noqa: E402
+from bench.common import CpuMeter, git_revision, machine  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.support.live import Server, spawn_daphne  # noqa: E402
 
@@ -77,27 +77,6 @@ OPEN_BARE = """async ({ other, id }) => {
   window.bare = { channel };
   if (channel.readyState !== "open") await new Promise((r) => channel.addEventListener("open", r, { once: true }));
 }"""
-
-
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-class CpuMeter:
-    """Share of the machine's CPUs busy between start() and stop() (all processes)."""
-
-    def __init__(self) -> None:
-        self.samples: list[float] = []
-
-    def start(self) -> None:
-        self.begin = cpu_jiffies()
-
-    def stop(self) -> None:
-        busy, total = cpu_jiffies()
-        self.samples.append((busy - self.begin[0]) / max(1, total - self.begin[1]))
 
 
 def chromium_threads() -> dict[str, int]:
