@@ -20,20 +20,21 @@ export class KeepError extends Error {
   }
 }
 
+const validBudget = (budget) => Number.isSafeInteger(budget) && budget >= 0 && budget <= MAX_BUDGET;
 const mb = (n) => `${(Math.max(0, n) / 1e6).toFixed(1)} MB`;
 
 /** The keep settings as stored (anything malformed falls back to the defaults). */
 export function keepSettings(settings) {
   const stored = settings?.[KEEP_SETTING];
   const keep = typeof stored?.keep === "boolean" ? stored.keep : KEEP_DEFAULTS.keep;
-  const budget = Number.isSafeInteger(stored?.budget) && stored.budget >= 0 && stored.budget <= MAX_BUDGET ? stored.budget : KEEP_DEFAULTS.budget;
+  const budget = validBudget(stored?.budget) ? stored.budget : KEEP_DEFAULTS.budget;
   return { keep, budget };
 }
 
 /** Checked settings from the UI: `keep` a boolean, `budget` whole bytes in 0..MAX_BUDGET. */
 export function checkKeep({ keep, budget }) {
   if (typeof keep !== "boolean") throw new KeepError("bad_keep", "keep must be true or false");
-  if (!Number.isSafeInteger(budget) || budget < 0 || budget > MAX_BUDGET) {
+  if (!validBudget(budget)) {
     throw new KeepError("bad_budget", `the storage budget must be a whole number of bytes from 0 to ${MAX_BUDGET}`);
   }
   return { keep, budget };
