@@ -33,7 +33,7 @@ CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"Retry-After"),
 ]
-ALLOWED = {"announce": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
+ALLOWED = {"announce": "POST, OPTIONS", "withdraw": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
 LIMIT_RE = re.compile(r"[0-9]+")
 
 
@@ -75,6 +75,10 @@ class BeaconApp:
             raw = await _read_body(scope, receive, settings.SWARM_ANNOUNCE_MAX_BYTES)
             result = await services.ticket_announce(community=community, raw=raw, ip=ip, now=now)
             return 200, _peers_body(result.peers_json), []
+        if action == "withdraw":
+            raw = await _read_body(scope, receive, settings.SWARM_ANNOUNCE_MAX_BYTES)
+            withdrawn = await services.ticket_withdraw(community=community, raw=raw, ip=ip, now=now)
+            return 200, b'{"ok":true,"withdrawn":%s}' % (b"true" if withdrawn else b"false"), []
         limit = _limit_param(scope)
         peers = await services.peers_list(community=community, ip=ip, now=now, limit=limit)
         return 200, _peers_body(peers), []

@@ -78,6 +78,45 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/beacon/v1/{community}/withdraw": {
+                "post": {
+                    "operationId": "withdraw",
+                    "description": "A leaving peer takes back its ticket (navigator.sendBeacon "
+                    "on pagehide). Idempotent: withdrawn is false when that ticket is not stored.",
+                    "parameters": [community],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Withdrawal"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Whether the named ticket was stored and is now gone.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["ok", "withdrawn"],
+                                        "properties": {
+                                            "ok": {"const": True},
+                                            "withdrawn": {"type": "boolean"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("Malformed: not JSON, bad envelope or body shape."),
+                        "404": _error("Invalid community name."),
+                        "405": {"description": "Method not allowed."},
+                        "413": _error("Body over 4 KiB."),
+                        "422": _error("Invalid: signature, binding, community."),
+                        "429": limited,
+                    },
+                }
+            },
             "/beacon/v1/{community}/peers": {
                 "get": {
                     "operationId": "peers",
@@ -112,6 +151,28 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "pk": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
                         "sig": {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$"},
                         "body": {"$ref": "#/components/schemas/TicketBody"},
+                    },
+                },
+                "Withdrawal": {
+                    "type": "object",
+                    "description": "Signed envelope, domain swarm/withdraw/v1 (docs/protocol.md).",
+                    "required": ["v", "alg", "pk", "sig", "body"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "v": {"const": 1},
+                        "alg": {"const": "ed25519"},
+                        "pk": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+                        "sig": {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$"},
+                        "body": {
+                            "type": "object",
+                            "required": ["peer_id", "community", "nonce"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "peer_id": {"type": "string", "pattern": "^p[a-z2-7]{32}$"},
+                                "community": {"type": "string", "pattern": COMMUNITY_RE.pattern},
+                                "nonce": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                            },
+                        },
                     },
                 },
                 "TicketBody": {

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from peers.protocol.encoding import parse_json
 from peers.protocol.errors import REPLAY, ProtocolError
-from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket
+from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket, verify_withdrawal
 from swarmweb import metrics
 
 from . import blocks, store
@@ -22,6 +22,10 @@ from .limits import get_state
 from .models import Block, PresenceTicket
 
 metrics.describe("swarm_beacon_announces_total", "Announces by result (accepted or error code).")
+metrics.describe(
+    "swarm_beacon_withdrawals_total",
+    "Withdrawals by result (withdrawn, not_stored, or error code).",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +98,14 @@ async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> 
         raise blocked()
     if pre.peer_recent is not None:
         wait, memo = pre.peer_recent
-        issued_at, _, nonce = memo.partition(" ")
+        issued_at, nonce, *flags = [*memo.split(" "), ""]
         # Inside the window the memo of the last accepted ticket tells a replay (422)
         # from a genuine refresh that came too soon (429) without touching the database.
+        # After a withdrawal (a page leaving, maybe to reload) a newer ticket is welcome at once.
         if ticket.issued_at <= int(issued_at or 0) or ticket.nonce == nonce:
             raise _replay()
-        raise rate_limited(wait, "per peer")
+        if WITHDRAWN not in flags:
+            raise rate_limited(wait, "per peer")
     peers = await _store(community, ticket, ip, now)
     await state.remember(
         f"peer:{community}:{ticket.peer_id}",
@@ -108,6 +114,49 @@ async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> 
         f"{ticket.issued_at} {ticket.nonce}",
     )
     return AnnounceResult(ticket=ticket, peers_json=peers)
+
+
+WITHDRAWN = "withdrawn"
+
+
+async def ticket_withdraw(*, community: str, raw: bytes, ip: str | None, now: int) -> bool:
+    """A leaving peer takes back its ticket (``swarm/withdraw/v1``, naming the ticket's nonce).
+    True when that ticket was stored and is now gone; False when it was not (already replaced,
+    expired or withdrawn): the call is idempotent. Replays of the withdrawn ticket stay
+    refused until it would have expired; a newer ticket of the peer is accepted at once."""
+    check_community(community)
+    envelope = parse_json_body(raw)
+    state = get_state()
+    pre = await state.precheck(
+        ip_key=f"ip:{ip}" if ip else None,
+        rate=settings.SWARM_BEACON_IP_RATE,
+        burst=settings.SWARM_BEACON_IP_BURST,
+        peer_key=None,
+        now_ms=now,
+    )
+    if pre.ip_wait > 0:
+        metrics.incr("swarm_beacon_withdrawals_total", result="rate_limited")
+        raise rate_limited(pre.ip_wait, "per address")
+    try:
+        withdrawal = verify_withdrawal(envelope, community=community)
+    except ProtocolError as exc:
+        metrics.incr("swarm_beacon_withdrawals_total", result=exc.code)
+        raise BeaconError.from_protocol(exc) from exc
+    database = await store.get_database()
+    async with database.session() as session:
+        row = await session.one(store.WITHDRAW, [community, withdrawal.peer_id, withdrawal.nonce])
+    if row is None:
+        metrics.incr("swarm_beacon_withdrawals_total", result="not_stored")
+        return False
+    issued_at, expires_at = int(row[0]), int(row[1])
+    await state.remember(
+        f"peer:{community}:{withdrawal.peer_id}",
+        max(1.0, (expires_at - now) / 1000),
+        now,
+        f"{issued_at} {withdrawal.nonce} {WITHDRAWN}",
+    )
+    metrics.incr("swarm_beacon_withdrawals_total", result="withdrawn")
+    return True
 
 
 def _replay() -> BeaconError:

@@ -111,6 +111,13 @@ CREATE_COMMUNITY = f"""
     ON CONFLICT (name) DO NOTHING RETURNING id
 """
 COMMUNITY_OPEN = f"SELECT is_open FROM {COMMUNITIES} WHERE name = %s"
+# A withdrawal removes the peer's ticket only while it is the one the withdrawal names.
+WITHDRAW = f"""
+    DELETE FROM {TICKETS}
+    WHERE community_id = (SELECT id FROM {COMMUNITIES} WHERE name = %s)
+        AND peer_id = %s AND nonce = %s
+    RETURNING issued_at, expires_at
+"""
 
 
 @dataclass(frozen=True, slots=True)

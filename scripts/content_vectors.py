@@ -160,6 +160,7 @@ def chunk_vectors() -> dict[str, Any]:
         "files": files,
         "bad": bad,
         "share": {"key_hex": FILE_KEY.hex(), "fragment": share_fragment(FILE_KEY)},
+        "share_hints": share_hint_cases(),
         "bad_fragments": [
             {"fragment": "k=" + b64url_encode(FILE_KEY[:31]), "error": "bad_key"},
             {"fragment": "key=" + b64url_encode(FILE_KEY), "error": "bad_key"},
@@ -167,6 +168,31 @@ def chunk_vectors() -> dict[str, Any]:
             {"fragment": "k=" + b64url_encode(FILE_KEY)[:-1] + "B", "error": "bad_key"},
         ],
     }
+
+
+def share_hint_cases() -> list[dict[str, Any]]:
+    """Share fragments with holder hints (``&h=``): what the key and the hints parse to."""
+    ids = [peer_id_for_key(bytes([i]) * 32) for i in range(6)]
+    key = "k=" + b64url_encode(FILE_KEY)
+    return [
+        {"name": "two hints", "fragment": share_fragment(FILE_KEY, ids[:2]), "hints": ids[:2]},
+        {
+            "name": "made with duplicates and more than four",
+            "fragment": share_fragment(FILE_KEY, [ids[0], ids[0], *ids[1:6]]),
+            "hints": ids[:4],
+        },
+        {"name": "no hints", "fragment": key, "hints": []},
+        {
+            "name": "bad ids are skipped",
+            "fragment": f"{key}&h={ids[0]},P{ids[1][1:]},x,,{ids[2]}",
+            "hints": [ids[0], ids[2]],
+        },
+        {
+            "name": "unknown parameters are ignored",
+            "fragment": f"{key}&z=1&h={ids[3]}&h={ids[4]},{ids[3]}",
+            "hints": [ids[3], ids[4]],
+        },
+    ]
 
 
 def resign(envelope: dict[str, Any], key: Ed25519PrivateKey, **changes: Any) -> dict[str, Any]:

@@ -24,11 +24,12 @@ from peers.protocol.envelope import (
     DOMAIN_CAPSULE,
     DOMAIN_POST,
     DOMAIN_TICKET,
+    DOMAIN_WITHDRAW,
     sign,
     signing_input,
 )
 from peers.protocol.signal_token import make_signal_token
-from peers.protocol.ticket import make_ticket
+from peers.protocol.ticket import make_ticket, make_withdrawal
 from scripts import content_vectors, post_vectors
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
@@ -180,7 +181,9 @@ def ticket_vectors() -> dict[str, Any]:
     bad("missing_nonce", resign(_without(base, "nonce"), alice, DOMAIN_TICKET), "bad_body")
     return {
         "description": "Presence tickets (domain swarm/ticket/v1). Verify each at `now` for "
-        "`community`; valid ones must verify, invalid ones must fail with `error`.",
+        "`community`; valid ones must verify, invalid ones must fail with `error`. "
+        "`withdrawals` (domain swarm/withdraw/v1) likewise, for `community`, with no clock.",
+        "withdrawals": withdrawal_vectors(alice, bob),
         "now": NOW,
         "community": COMMUNITY,
         "max_ttl_ms": 600_000,
@@ -188,6 +191,35 @@ def ticket_vectors() -> dict[str, Any]:
         "valid": valid,
         "invalid": invalid,
     }
+
+
+def withdrawal_vectors(alice: Ed25519PrivateKey, bob: Ed25519PrivateKey) -> dict[str, Any]:
+    base = make_withdrawal(alice, community=COMMUNITY, nonce="bm9uY2UtMDAx")
+    invalid: list[dict[str, Any]] = []
+
+    def bad(name: str, envelope: Any, error: str) -> None:
+        invalid.append({"name": name, "withdrawal": envelope, "error": error})
+
+    t = copy.deepcopy(base)
+    t["body"]["nonce"] = "bm9uY2UtMDAy"
+    bad("body_changed_after_signing", t, "bad_signature")
+    bad("a_ticket_signature", sign(DOMAIN_TICKET, base["body"], alice), "bad_signature")
+    bad("extra_field", resign(_with_body(base, issued_at=NOW), alice, DOMAIN_WITHDRAW), "bad_body")
+    bad("missing_nonce", resign(_without(base, "nonce"), alice, DOMAIN_WITHDRAW), "bad_body")
+    bad(
+        "nonce_too_short", resign(_with_body(base, nonce="abc"), alice, DOMAIN_WITHDRAW), "bad_body"
+    )
+    bad(
+        "peer_id_of_other_key",
+        resign(base, bob, DOMAIN_WITHDRAW),
+        "peer_mismatch",
+    )
+    bad(
+        "wrong_community",
+        make_withdrawal(alice, community="other", nonce="bm9uY2UtMDAx"),
+        "wrong_community",
+    )
+    return {"valid": [{"name": "minimal", "withdrawal": base}], "invalid": invalid}
 
 
 def _with_body(envelope: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from peers.protocol.chunks import (
     encrypt_chunk,
     encrypt_file,
     parse_share_fragment,
+    parse_share_hints,
     share_fragment,
 )
 from peers.protocol.encoding import peer_id_for_key
@@ -113,6 +114,12 @@ def test_share_fragment_vectors() -> None:
         with pytest.raises(ProtocolError) as err:
             parse_share_fragment(case["fragment"])
         assert err.value.code == case["error"], case
+
+
+@pytest.mark.parametrize("case", CHUNKS["share_hints"], ids=lambda c: c["name"])
+def test_share_hints_vectors_parse_to_their_peer_ids_and_keep_the_key(case: dict[str, Any]) -> None:
+    assert parse_share_hints("#" + case["fragment"]) == tuple(case["hints"])
+    assert parse_share_fragment(case["fragment"]) == KEY
 
 
 # Manifests -------------------------------------------------------------------------------

@@ -110,6 +110,31 @@ def test_peer_book_backs_off_failures_exponentially_and_dial_candidates_skip_the
     assert book.dial_candidates(T0, exclude={b.peer_id}) == []
 
 
+def test_peer_book_skips_a_peer_signaling_called_gone_until_a_newer_ticket_arrives() -> None:
+    a = make_identity("main", T0)
+    b = make_identity("main", T0)
+    book = PeerBook(self_id="pself", random=lambda: 0)
+    book.add_ticket(a.ticket, "beacon", T0)
+    book.add_ticket(b.ticket, "beacon", T0)
+    book.record_failure(a.peer_id, T0)
+    book.record_gone(a.peer_id, T0)
+    later = T0 + 60_000  # long past the failure's back-off, the ticket still live
+    assert [e.peer_id for e in book.dial_candidates(later)] == [b.peer_id]
+    assert [t["body"]["peer_id"] for t in book.sample_tickets(later)] == [b.peer_id], (
+        "a ticket known stale is not passed on"
+    )
+    assert book.add_ticket(a.ticket, "pex", later) == "stale", "the same ticket changes nothing"
+    assert [e.peer_id for e in book.dial_candidates(later)] == [b.peer_id]
+    fresh = verify_ticket(
+        make_ticket(a.key, community="main", now=later), now=later, community="main"
+    )
+    assert book.add_ticket(fresh, "beacon", later) == "added"
+    assert a.peer_id in [e.peer_id for e in book.dial_candidates(later)], "back with a newer ticket"
+    book.record_gone(a.peer_id, later)
+    book.record_success(a.peer_id, later)  # it reached us itself: not gone
+    assert a.peer_id in [e.peer_id for e in book.dial_candidates(later)]
+
+
 def test_peer_book_drops_expired_tickets_unless_the_peer_answered_and_cache_round_trips() -> None:
     a = make_identity("main", T0, 180_000)
     b = make_identity("main", T0, 180_000)

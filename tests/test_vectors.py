@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import signing_input
 from peers.protocol.errors import ProtocolError
-from peers.protocol.ticket import verify_ticket
+from peers.protocol.ticket import verify_ticket, verify_withdrawal
 
 VECTORS = Path(__file__).parent / "vectors"
 ROOT = Path(__file__).parent.parent
@@ -60,4 +60,17 @@ def test_valid_ticket_vectors_verify(case: dict[str, Any]) -> None:
 def test_invalid_ticket_vectors_fail_with_their_code(case: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError) as err:
         verify_ticket(case["ticket"], now=TICKETS["now"], community=TICKETS["community"])
+    assert err.value.code == case["error"]
+
+
+@pytest.mark.parametrize("case", TICKETS["withdrawals"]["valid"], ids=lambda c: c["name"])
+def test_valid_withdrawal_vectors_verify(case: dict[str, Any]) -> None:
+    w = verify_withdrawal(case["withdrawal"], community=TICKETS["community"])
+    assert (w.peer_id, w.nonce) == (case["withdrawal"]["body"]["peer_id"], "bm9uY2UtMDAx")
+
+
+@pytest.mark.parametrize("case", TICKETS["withdrawals"]["invalid"], ids=lambda c: c["name"])
+def test_invalid_withdrawal_vectors_fail_with_their_code(case: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError) as err:
+        verify_withdrawal(case["withdrawal"], community=TICKETS["community"])
     assert err.value.code == case["error"]

@@ -12,13 +12,13 @@ import hashlib
 import re
 import secrets
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .encoding import b64url_decode, b64url_encode
+from .encoding import PEER_ID_RE, b64url_decode, b64url_encode
 from .errors import (
     BAD_CHUNK,
     BAD_KEY,
@@ -38,6 +38,8 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 CHUNK_AAD_DOMAIN = b"swarm/chunk/v1"
 SHARE_FRAGMENT_PREFIX = "k="
+SHARE_HINTS_PREFIX = "&h="
+MAX_SHARE_HINTS = 4  # peer ids a share link names as holders to dial first
 
 # Canonical unpadded base64url of 32 bytes (the last character carries 2 zero bits) and of
 # 16 bytes (4 zero bits): one spelling per value, checked without decoding.
@@ -171,20 +173,44 @@ def check_file_key(key: object) -> bytes:
     return key
 
 
-def share_fragment(key: bytes) -> str:
-    """The URL fragment (without ``#``) that carries a file key in a share link."""
-    return SHARE_FRAGMENT_PREFIX + b64url_encode(check_file_key(key))
+def share_fragment(key: bytes, hints: Iterable[str] = ()) -> str:
+    """The URL fragment (without ``#``) that carries a file key in a share link, and after
+    ``&h=`` up to :data:`MAX_SHARE_HINTS` peer ids that held the file (comma-separated)."""
+    out = SHARE_FRAGMENT_PREFIX + b64url_encode(check_file_key(key))
+    ids = [h for h in dict.fromkeys(hints) if isinstance(h, str) and PEER_ID_RE.fullmatch(h)]
+    if ids:
+        out += SHARE_HINTS_PREFIX + ",".join(ids[:MAX_SHARE_HINTS])
+    return out
+
+
+def _fragment_parts(fragment: object) -> list[str]:
+    if not isinstance(fragment, str):
+        raise ProtocolError(BAD_KEY, "share fragment must be a string")
+    return fragment.removeprefix("#").split("&")
 
 
 def parse_share_fragment(fragment: object) -> bytes:
-    """The file key from ``k=<b64url>`` (a leading ``#`` is allowed); ``bad_key`` otherwise."""
-    if not isinstance(fragment, str):
-        raise ProtocolError(BAD_KEY, "share fragment must be a string")
-    text = fragment.removeprefix("#")
+    """The file key from ``k=<b64url>`` (a leading ``#`` is allowed, and ``&``-separated
+    parameters after it); ``bad_key`` otherwise."""
+    text = _fragment_parts(fragment)[0]
     if not text.startswith(SHARE_FRAGMENT_PREFIX):
         raise ProtocolError(BAD_KEY, "share fragment must be k=<key>")
     key = b64url_decode(text[len(SHARE_FRAGMENT_PREFIX) :], field="k", code=BAD_KEY)
     return check_file_key(key)
+
+
+def parse_share_hints(fragment: object) -> tuple[str, ...]:
+    """The holder hints of a share fragment: valid peer ids only, at most
+    :data:`MAX_SHARE_HINTS`, duplicates removed; anything else in ``h=`` is ignored (a hint is
+    only a peer to dial first, never trusted for anything)."""
+    out: list[str] = []
+    for part in _fragment_parts(fragment)[1:]:
+        if not part.startswith("h="):
+            continue
+        for peer_id in part[2:].split(","):
+            if PEER_ID_RE.fullmatch(peer_id) and peer_id not in out:
+                out.append(peer_id)
+    return tuple(out[:MAX_SHARE_HINTS])
 
 
 def _check_index(index: int) -> None:

@@ -36,6 +36,7 @@ DOMAIN_SHARD = "swarm/shard/v1"
 DOMAIN_SIGNAL_TOKEN = "swarm/signal-token/v1"  # noqa: S105 - a domain name, not a secret
 DOMAIN_GOSSIP = "swarm/gossip/v1"
 DOMAIN_HAVE = "swarm/have/v1"
+DOMAIN_WITHDRAW = "swarm/withdraw/v1"
 
 JsonObject = dict[str, Any]
 

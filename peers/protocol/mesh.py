@@ -19,6 +19,7 @@ from .pex import PexChannel
 from .ticket import Ticket
 from .wire import Bye, Frame, Hello
 
+PEER_UNAVAILABLE = "peer_unavailable"  # dial_failed reason: signaling says it is not there
 DENY_MS = 10 * 60_000
 REFUSED_RETRY_MS = 60_000  # after a "mesh_full"/"paused"/... bye
 MISBEHAVING_RETRY_MS = 30 * 60_000
@@ -284,6 +285,8 @@ class Mesh:
         if self.dialing.pop(peer_id, None) is None:
             return
         self.book.record_failure(peer_id, now)
+        if reason == PEER_UNAVAILABLE:
+            self.book.record_gone(peer_id, now)
         self._event("info", "dial_failed", f"could not connect: {reason}", peer_id)
 
     # --- periodic work: timeouts, stale connections, dialing ---

@@ -48,6 +48,9 @@ class PeerEntry:
     last_success: int = 0
     last_failure: int = 0
     next_dial_at: int = 0
+    # issued_at of the ticket held when signaling said the peer is not there: not dialed
+    # (nor passed on in PEX) again until a newer ticket of it arrives or it connects to us.
+    gone_at_issued: int | None = None
 
 
 class PeerBook:
@@ -142,6 +145,7 @@ class PeerBook:
         entry.last_success = now
         entry.last_seen = now
         entry.next_dial_at = 0
+        entry.gone_at_issued = None
 
     def record_failure(self, peer_id: str, now: int, *, backoff_ms: int | None = None) -> None:
         """A failed dial or a dropped peer: exponential backoff before it is dialed again."""
@@ -155,6 +159,16 @@ class PeerBook:
         entry.next_dial_at = now + (
             backoff_ms if backoff_ms is not None else min(BACKOFF_MAX_MS, exp)
         )
+
+    def record_gone(self, peer_id: str, now: int) -> None:
+        """Signaling answered that the peer is not connected: its current ticket is stale."""
+        entry = self.entries.get(peer_id)
+        if entry is not None and not entry.seed:
+            entry.gone_at_issued = entry.issued_at
+
+    @staticmethod
+    def is_gone(entry: PeerEntry) -> bool:
+        return entry.gone_at_issued is not None and entry.gone_at_issued >= entry.issued_at
 
     def defer_dial(self, peer_id: str, until: int) -> None:
         """Hold off dialing without counting a failure (mesh full, duplicate, paused...)."""
@@ -184,7 +198,7 @@ class PeerBook:
         """Peers worth dialing now, best first."""
         ranked: list[tuple[float, PeerEntry]] = []
         for entry in self.entries.values():
-            if entry.peer_id in exclude or entry.next_dial_at > now:
+            if entry.peer_id in exclude or entry.next_dial_at > now or self.is_gone(entry):
                 continue
             if allow is not None and entry.peer_id not in allow:
                 continue
@@ -202,7 +216,10 @@ class PeerBook:
         live = [
             e.ticket
             for e in self.entries.values()
-            if e.ticket is not None and self.is_live(e, now) and e.peer_id not in exclude
+            if e.ticket is not None
+            and self.is_live(e, now)
+            and e.peer_id not in exclude
+            and not self.is_gone(e)
         ]
         # Fisher-Yates with the injected source, as the browser does (same draws, same order).
         for i in range(len(live) - 1, 0, -1):

@@ -10,7 +10,7 @@ from typing import Any, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .encoding import PEER_ID_RE, b64url_encode, peer_id_for_key
-from .envelope import DOMAIN_TICKET, JsonObject, sign, verify
+from .envelope import DOMAIN_TICKET, DOMAIN_WITHDRAW, JsonObject, sign, verify
 from .errors import (
     BAD_BODY,
     EXPIRED,
@@ -175,3 +175,51 @@ def _is_signal_url(url: object) -> bool:
         and len(url) <= MAX_SIGNAL_URL_LENGTH
         and url.startswith(("http://", "https://", "ws://", "wss://"))
     )
+
+
+# --- withdrawals ---------------------------------------------------------------------------
+
+WITHDRAW_FIELDS = frozenset({"peer_id", "community", "nonce"})
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """A verified withdrawal: the peer takes back its ticket with this nonce (it is leaving)."""
+
+    peer_id: str
+    community: str
+    nonce: str
+
+
+def make_withdrawal(private_key: Ed25519PrivateKey, *, community: str, nonce: str) -> JsonObject:
+    """Sign the withdrawal of the ticket with ``nonce`` (made with the ticket, sent on leaving)."""
+    body = {
+        "peer_id": peer_id_for_key(private_key.public_key().public_bytes_raw()),
+        "community": community,
+        "nonce": nonce,
+    }
+    return sign(DOMAIN_WITHDRAW, body, private_key)
+
+
+def verify_withdrawal(envelope: object, *, community: str | None = None) -> Withdrawal:
+    """Verify a withdrawal. It names one ticket by its nonce, so it can only ever remove that
+    ticket (a replay after the peer announced again changes nothing): no clock is needed."""
+    verified = verify(envelope, DOMAIN_WITHDRAW)
+    body = verified.body
+    keys = set(body)
+    if keys != WITHDRAW_FIELDS:
+        raise ProtocolError(
+            BAD_BODY, f"a withdrawal has exactly the fields {sorted(WITHDRAW_FIELDS)}"
+        )
+    peer_id, name, nonce = body["peer_id"], body["community"], body["nonce"]
+    if not isinstance(peer_id, str) or not PEER_ID_RE.fullmatch(peer_id):
+        raise ProtocolError(BAD_BODY, "peer_id is not a key-bound peer id")
+    if not is_valid_community(name):
+        raise ProtocolError(BAD_BODY, "community name is invalid")
+    if not isinstance(nonce, str) or not NONCE_RE.fullmatch(nonce):
+        raise ProtocolError(BAD_BODY, "nonce must be 8-64 base64url characters")
+    if verified.peer_id != peer_id:
+        raise ProtocolError(PEER_MISMATCH, "peer_id is not bound to the signing key")
+    if community is not None and name != community:
+        raise ProtocolError(WRONG_COMMUNITY, "withdrawal is for another community")
+    return Withdrawal(peer_id=peer_id, community=name, nonce=nonce)

@@ -2,7 +2,7 @@
 // AES-256-GCM per 64 KiB chunk; nonce = 4 zero bytes || uint64_be(index);
 // AAD = "swarm/chunk/v1" || 0x00 || file_id (16 raw bytes) || uint64_be(index);
 // chunk id = unpadded base64url SHA-256 of the ciphertext.
-import { b64urlDecode, b64urlEncode, sha256, utf8 } from "./encoding.js";
+import { b64urlDecode, b64urlEncode, PEER_ID_RE, sha256, utf8 } from "./encoding.js";
 import { BAD_CHUNK, BAD_KEY, BAD_MANIFEST, CHUNK_MISMATCH, DECRYPT_FAILED, ProtocolError } from "./errors.js";
 
 export const CHUNK_SIZE = 64 * 1024;
@@ -15,6 +15,8 @@ export const TAG_BYTES = 16;
 const CHUNK_AAD_DOMAIN = utf8.encode("swarm/chunk/v1");
 const AAD_BYTES = CHUNK_AAD_DOMAIN.length + 1 + FILE_ID_BYTES + 8;
 const SHARE_FRAGMENT_PREFIX = "k=";
+const SHARE_HINTS_PREFIX = "&h=";
+export const MAX_SHARE_HINTS = 4; // peer ids a share link names as holders to dial first
 // Canonical unpadded base64url of 32 and 16 bytes: the last character carries zero low bits.
 export const DIGEST_ID_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 export const FILE_ID_RE = /^[A-Za-z0-9_-]{21}[AQgw]$/;
@@ -152,15 +154,33 @@ export async function encryptFile(source, { key = newFileKey(), fileId = newFile
   return { fileId, key, size, chunks, chunkIds: chunks.map((c) => c.id) };
 }
 
-// The URL fragment (without "#") that carries a file key in a share link.
-export function shareFragment(key) {
-  return SHARE_FRAGMENT_PREFIX + b64urlEncode(checkFileKey(key));
+// The URL fragment (without "#") that carries a file key in a share link, and after "&h=" up
+// to MAX_SHARE_HINTS peer ids that held the file (comma-separated): peers to dial first.
+export function shareFragment(key, hints = []) {
+  const ids = [...new Set(hints)].filter((h) => typeof h === "string" && PEER_ID_RE.test(h));
+  return SHARE_FRAGMENT_PREFIX + b64urlEncode(checkFileKey(key)) + (ids.length ? SHARE_HINTS_PREFIX + ids.slice(0, MAX_SHARE_HINTS).join(",") : "");
 }
 
-// The file key from "k=<b64url>" (a leading "#" is allowed); bad_key otherwise.
-export function parseShareFragment(fragment) {
+function fragmentParts(fragment) {
   if (typeof fragment !== "string") throw new ProtocolError(BAD_KEY, "share fragment must be a string");
-  const text = fragment.startsWith("#") ? fragment.slice(1) : fragment;
+  return (fragment.startsWith("#") ? fragment.slice(1) : fragment).split("&");
+}
+
+// The file key from "k=<b64url>" (a leading "#" is allowed, and "&" parameters after it);
+// bad_key otherwise.
+export function parseShareFragment(fragment) {
+  const text = fragmentParts(fragment)[0];
   if (!text.startsWith(SHARE_FRAGMENT_PREFIX)) throw new ProtocolError(BAD_KEY, "share fragment must be k=<key>");
   return checkFileKey(b64urlDecode(text.slice(SHARE_FRAGMENT_PREFIX.length), "k", BAD_KEY));
+}
+
+// The holder hints of a share fragment: valid peer ids only, at most MAX_SHARE_HINTS, no
+// duplicates; anything else in h= is ignored (a hint is a peer to dial first, never trusted).
+export function parseShareHints(fragment) {
+  const out = [];
+  for (const part of fragmentParts(fragment).slice(1)) {
+    if (!part.startsWith("h=")) continue;
+    for (const id of part.slice(2).split(",")) if (PEER_ID_RE.test(id) && !out.includes(id)) out.push(id);
+  }
+  return out.slice(0, MAX_SHARE_HINTS);
 }

@@ -9,6 +9,7 @@ import { ciphertextLength, verifyManifest } from "./manifest.js";
 import { Transfer } from "./transfer.js";
 
 const ASSEMBLE_BATCH = 64;
+const wall = () => performance.timeOrigin + performance.now();
 
 /**
  * Decrypt a stored file in order: { bytes, sha256 (hex of the plaintext) }. `into` and
@@ -45,7 +46,8 @@ export class Download {
     this.timer = null;
     this.finishing = false;
     this.stats = { unexpected: 0, rejected: 0, duplicates: 0 };
-    this.times = { start: performance.now(), manifest: null, chunks: null, done: null }; // where the time goes
+    // Where the time goes (ms since the epoch): saved with the record as `timings`.
+    this.times = { openedAt: performance.timeOrigin, startAt: wall(), manifestAt: null, firstChunkAt: null, chunksAt: null, doneAt: null };
     // Chunks are decrypted as they arrive (a wrong key shows at the first one, and the end
     // only has to hash); chunks stored before a reload are read back at the end.
     this.plain = null;
@@ -122,7 +124,7 @@ export class Download {
       this.#allocate();
       Object.assign(this.record, { envelope: manifest.envelope, name: manifest.name, mime: manifest.mime, size: manifest.size, chunkCount: manifest.chunks.length, author: manifest.author, createdAt: manifest.createdAt, fileId: manifest.fileId });
       await this.service.saveRecord(this.record);
-      this.times.manifest = performance.now();
+      this.times.manifestAt = wall();
       t.manifestReady(peerId, manifest.chunks.length, held, this.service.clock());
     } catch (error) {
       this.#fail(error.code ?? "error", error.message);
@@ -150,6 +152,7 @@ export class Download {
       this.stats.rejected += 1;
       t.chunkRejected(peerId, index, code, message, now);
     } else if (t.chunkAccepted(peerId, index, data.length, now)) {
+      this.times.firstChunkAt ??= wall();
       this.service.writer.add(expected, data).catch((error) => this.#fail(error.code ?? "store_failed", error.message));
       this.#open(index, data);
       this.service.heldChanged(this.id, t.heldCount);
@@ -233,11 +236,11 @@ export class Download {
     if (this.finishing) return;
     this.finishing = true;
     try {
-      this.times.chunks = performance.now();
+      this.times.chunksAt = wall();
       await Promise.all([this.service.writer.flush(), ...this.opening]);
       if (this.failed) return;
       const { bytes, sha256 } = await assemble(this.service.store, this.manifest, this.cryptoKey, { into: this.plain, opened: this.opened });
-      this.times.done = performance.now();
+      this.times.doneAt = wall();
       await this.service.completed(this, bytes, sha256);
     } catch (error) {
       const code = error.code === DECRYPT_FAILED ? DECRYPT_FAILED : (error.code ?? "error");

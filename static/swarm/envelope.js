@@ -20,6 +20,7 @@ export const DOMAIN_SHARD = "swarm/shard/v1";
 export const DOMAIN_SIGNAL_TOKEN = "swarm/signal-token/v1";
 export const DOMAIN_GOSSIP = "swarm/gossip/v1";
 export const DOMAIN_HAVE = "swarm/have/v1";
+export const DOMAIN_WITHDRAW = "swarm/withdraw/v1";
 
 function isPlainObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);

@@ -2,8 +2,7 @@
 // serve what we hold, fetch what a share link or a wrapped key names (downloads.js), keep the
 // list of files. Binds the content frames of window.swarm (docs/protocol.md "Files") to the
 // store; the UI (filesui.js) reads it and listens to its "change" events.
-import { b64urlEncode } from "./encoding.js";
-import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, TAG_BYTES } from "./chunks.js";
+import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, shareFragment, TAG_BYTES } from "./chunks.js";
 import { Download, assemble } from "./downloads.js";
 import { checkHaveGossip, HaveGossip, TOPIC_HAVE } from "./havegossip.js";
 import { advertFor, checkKeep, KEEP_SETTING, keepPlan, keepSettings, keepState } from "./keeping.js";
@@ -137,7 +136,10 @@ export class FileService extends EventTarget {
   }
 
   shareLink(record) {
-    return `${this.origin}/f/${record.id}${this.linkQuery}#k=${b64urlEncode(record.key)}`;
+    // Holder hints: this page, then peers that advertised the whole file.
+    const complete = [...(this.holders.get(record.id) ?? [])].filter(([, n]) => n >= (record.chunkCount ?? Infinity)).map(([id]) => id);
+    const hints = [this.peer.peerId, ...complete].filter(Boolean);
+    return `${this.origin}/f/${record.id}${this.linkQuery}#${shareFragment(record.key, hints)}`;
   }
 
   #served(peerId, id, bytes) {
@@ -381,7 +383,8 @@ export class FileService extends EventTarget {
     for (const [peerId, n] of Object.entries(served)) sources[peerId] = (sources[peerId] ?? 0) + n;
     Object.assign(record, { state: "complete", sha256, held: record.chunkCount, reason: null, sources });
     const t = download.times;
-    this.lastTimes = { manifestMs: t.manifest && t.manifest - t.start, chunksMs: t.chunks - (t.manifest ?? t.start), assembleMs: t.done - t.chunks };
+    record.timings = { ...t, firstPeerAt: this.peer.firstPeerAt ?? null };
+    this.lastTimes = { manifestMs: t.manifestAt && t.manifestAt - t.startAt, chunksMs: t.chunksAt - (t.manifestAt ?? t.startAt), assembleMs: t.doneAt - t.chunksAt };
     await this.saveRecord(record);
     // The Blob (a copy) is made when the file is opened; until then the plaintext is kept.
     this.fresh.set(record.id, bytes);
@@ -397,7 +400,7 @@ export class FileService extends EventTarget {
   async failed(download, code, message) {
     const record = download.record;
     download.stop();
-    Object.assign(record, { state: "failed", reason: code, message });
+    Object.assign(record, { state: "failed", reason: code, message, timings: { ...download.times, firstPeerAt: this.peer.firstPeerAt ?? null } });
     await this.saveRecord(record).catch(() => {});
     this.downloads.delete(record.id);
     this.log("warn", code, `download of ${record.name ?? record.id} failed: ${message}`);

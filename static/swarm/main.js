@@ -1,6 +1,6 @@
 // Entry point of the page: read the config, open storage, start the peer with its content
 // layers (files, keys, feed), show it. On a share link page (/f/<id>#k=...) also fetch the file.
-import { parseShareFragment } from "./chunks.js";
+import { parseShareFragment, parseShareHints } from "./chunks.js";
 import { parseConfig } from "./config.js";
 import { ContentStore } from "./contentstore.js";
 import { PostService } from "./feed.js";
@@ -28,6 +28,8 @@ async function main() {
     fail(`bad page config: ${error.message}`);
     return;
   }
+  // A share link's holder hints (&h=): peers to dial before anyone else.
+  if (document.getElementById("download")) config.hints = parseShareHints(location.hash);
   const { store, problem } = await openStore();
   const peer = new SwarmPeer({ config, store });
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().

@@ -15,6 +15,7 @@ export const MESH_DEFAULTS = Object.freeze({
   approval: "auto", // or "manual": new peers wait in the approval queue
 });
 export const DENY_MS = 10 * 60_000;
+export const PEER_UNAVAILABLE = "peer_unavailable"; // dialFailed reason: signaling says it is not there
 const REFUSED_RETRY_MS = 60_000; // after a "mesh_full"/"paused"/... bye
 const MISBEHAVING_RETRY_MS = 30 * 60_000;
 const STALE_RETRY_MS = 2_000; // reconnect soon after dropping a stale connection
@@ -203,6 +204,7 @@ export class Mesh {
   dialFailed(peerId, now, reason = "unreachable") {
     if (!this.dialing.delete(peerId)) return;
     this.book.recordFailure(peerId, now);
+    if (reason === PEER_UNAVAILABLE) this.book.recordGone(peerId);
     this.emit({ type: "event", level: "info", source: "mesh", code: "dial_failed", peerId, message: `could not connect: ${reason}` });
   }
 

@@ -132,6 +132,11 @@ export class SwarmNode {
     for (const id of peerIds) this.book.addSeed(id, now);
   }
 
+  /** Peers a share link names as holders: dialed before anyone else (peerbook.js addHint). */
+  addHints(peerIds, now) {
+    for (const id of peerIds) this.book.addHint(id, now);
+  }
+
   opened(connId, remotePeerId, outbound, now) {
     this.mesh.opened(connId, remotePeerId, outbound, now);
   }

@@ -3,10 +3,11 @@
 import { Diagnostics } from "./diagnostics.js";
 import { loadOrCreateIdentity } from "./identity.js";
 import { Metrics } from "./metrics.js";
+import { PEER_UNAVAILABLE } from "./mesh.js";
 import { SwarmNode } from "./node.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
-import { makeTicket, verifyTicket } from "./ticket.js";
+import { makeTicket, makeWithdrawal, verifyTicket } from "./ticket.js";
 
 const TICK_MAX_MS = 1_000; // run the node at least this often (cheap; keeps the UI fresh)
 const SAMPLE_MS = 5_000;
@@ -71,6 +72,7 @@ export class SwarmPeer extends EventTarget {
     const cached = await this.store.loadPeers(this.community);
     this.node.book.loadRecords(cached, now);
     this.node.addSeeds(this.config.seeds, now);
+    if (this.config.hints?.length) this.node.addHints(this.config.hints, now);
     this.log("info", "rendezvous", "cache_loaded", `${cached.length} cached peer(s), ${this.config.seeds.length} seed(s)`);
     this.signaling = new Signaling({
       endpoints: this.config.signaling,
@@ -81,7 +83,7 @@ export class SwarmPeer extends EventTarget {
       log: (level, code, message) => this.log(level, "signal", code, message),
     });
     this.signaling.addEventListener("connection", (e) => this.#adopt(e.detail, false));
-    this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(e.detail, "peer unavailable"));
+    this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(e.detail, PEER_UNAVAILABLE));
     this.signaling.addEventListener("state", () => {
       // Open connections live on without signaling; only new dials need it.
       this.node.mesh.canDial = this.signaling.state === "open";
@@ -232,6 +234,7 @@ export class SwarmPeer extends EventTarget {
     this.#persistSoon();
     if (this.timeToFirstPeerMs === null) {
       this.timeToFirstPeerMs = Math.round(performance.now() - this.startedAt);
+      this.firstPeerAt = performance.timeOrigin + performance.now();
       this.metrics.firstPeer(this.clock());
       this.log("info", "mesh", "first_peer", `first peer after ${this.timeToFirstPeerMs} ms`, action.peerId);
     }
@@ -271,6 +274,7 @@ export class SwarmPeer extends EventTarget {
       this.metrics.add("rendezvous_attempts", 1, done);
       if (round.tickets.length > 0) this.metrics.add("rendezvous_successes", 1, done);
       for (const report of round.reports) this.#report(report, done);
+      await this.#prepareWithdrawals(round.reports, ticket);
       const state = this.schedule.done({ found: round.tickets.length, connected: this.node.mesh.open().length, retryAfterMs: round.retryAfterMs }, done);
       // A fresh ticket answered with "replay" may not be stored (two first announces racing
       // to create a community): announce again soon with a new ticket.
@@ -287,6 +291,29 @@ export class SwarmPeer extends EventTarget {
       this.#wake();
       this.#changed();
     }
+  }
+
+  // Signed now, sent on pagehide (where there is no time to sign): one per beacon, for the
+  // ticket that beacon stored, so others stop dialing a page that has closed.
+  async #prepareWithdrawals(reports, ticket) {
+    this.withdrawals ??= new Map();
+    const stored = reports.filter((r) => r.source === "beacon" && r.ok && r.via === "announce");
+    if (stored.length === 0) return;
+    const envelope = JSON.stringify(await makeWithdrawal(this.identity.signer, { peerId: this.peerId, community: this.community, nonce: ticket.nonce }));
+    for (const report of stored) this.withdrawals.set(report.url, envelope);
+  }
+
+  #sendWithdrawals() {
+    for (const [beacon, body] of this.withdrawals ?? []) {
+      const url = `${beacon}${beacon.endsWith("/") ? "" : "/"}${encodeURIComponent(this.community)}/withdraw`;
+      try {
+        if (typeof navigator !== "undefined" && navigator.sendBeacon) navigator.sendBeacon(url, body);
+        else this.fetchImpl(url, { method: "POST", body, keepalive: true }).catch(() => {});
+      } catch {
+        // Leaving anyway: the ticket expires by itself.
+      }
+    }
+    this.withdrawals?.clear();
   }
 
   #report(report, now) {
@@ -461,6 +488,7 @@ export class SwarmPeer extends EventTarget {
     if (!this.node || this.leaving) return;
     this.persist();
     this.leaving = true;
+    this.#sendWithdrawals();
     this.node.leave(this.clock());
     this.#flush();
   }

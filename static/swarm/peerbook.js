@@ -9,6 +9,7 @@ const BACKOFF_MAX_MS = 10 * 60_000;
 // A cached peer with no success for this long is forgotten.
 const FORGET_AFTER_MS = 14 * DAY_MS;
 
+const HINT_BONUS = 3; // above any live, proven peer: the link says it holds the file
 const SOURCE_RANK = { hello: 4, pex: 3, beacon: 3, capsule: 2, seed: 2, cache: 1 };
 
 function newEntry(peerId, now, source) {
@@ -30,8 +31,14 @@ function newEntry(peerId, now, source) {
     lastSuccess: 0,
     lastFailure: 0,
     nextDialAt: 0,
+    // issuedAt of the ticket held when signaling said the peer is not there: not dialed (nor
+    // passed on in PEX) again until a newer ticket of it arrives or it connects to us.
+    goneAtIssued: null,
+    hint: false,
   };
 }
+
+const isGone = (entry) => entry.goneAtIssued !== null && entry.goneAtIssued !== undefined && entry.goneAtIssued >= entry.issuedAt;
 
 export class PeerBook {
   constructor({ selfId, capacity = DEFAULT_CAPACITY, random = Math.random } = {}) {
@@ -99,6 +106,17 @@ export class PeerBook {
     entry.seed = true;
   }
 
+  /** A peer a share link names as a holder: dialed first (by id, like a seed) in this session. */
+  addHint(peerId, now) {
+    if (peerId === this.selfId) return;
+    let entry = this.entries.get(peerId);
+    if (!entry) {
+      entry = newEntry(peerId, now, "hint");
+      this.entries.set(peerId, entry);
+    }
+    entry.hint = true;
+  }
+
   remove(peerId) {
     this.entries.delete(peerId);
   }
@@ -111,6 +129,13 @@ export class PeerBook {
     entry.lastSuccess = now;
     entry.lastSeen = now;
     entry.nextDialAt = 0;
+    entry.goneAtIssued = null;
+  }
+
+  /** Signaling answered that the peer is not connected: its current ticket is stale. */
+  recordGone(peerId) {
+    const entry = this.entries.get(peerId);
+    if (entry && !entry.seed) entry.goneAtIssued = entry.issuedAt;
   }
 
   /** A failed dial or a dropped peer: exponential backoff before it is dialed again. */
@@ -139,17 +164,17 @@ export class PeerBook {
     const last = Math.max(entry.lastSuccess, entry.lastSeen);
     const recency = 2 ** (-(Math.max(0, now - last)) / RECENCY_HALF_LIFE_MS);
     const live = this.isLive(entry, now) ? 1 : 0;
-    return reliability * (0.5 + recency) + live + (entry.seed ? 0.5 : 0);
+    return reliability * (0.5 + recency) + live + (entry.seed ? 0.5 : 0) + (entry.hint ? HINT_BONUS : 0);
   }
 
   /** Peers worth dialing now, best first. */
   dialCandidates(now, { exclude = new Set(), limit = Infinity, allow = null } = {}) {
     const out = [];
     for (const entry of this.entries.values()) {
-      if (exclude.has(entry.peerId) || entry.nextDialAt > now) continue;
+      if (exclude.has(entry.peerId) || entry.nextDialAt > now || isGone(entry)) continue;
       if (allow && !allow.has(entry.peerId)) continue;
       // A stale ticket is still worth a try for a peer that worked before (returning visitor).
-      if (!this.isLive(entry, now) && !entry.seed && entry.successes === 0) continue;
+      if (!this.isLive(entry, now) && !entry.seed && !entry.hint && entry.successes === 0) continue;
       out.push([this.score(entry, now) + this.random() * 0.25, entry]);
     }
     out.sort((a, b) => b[0] - a[0]);
@@ -160,7 +185,7 @@ export class PeerBook {
   sampleTickets(now, { exclude = new Set(), limit = 16 } = {}) {
     const live = [];
     for (const entry of this.entries.values()) {
-      if (this.isLive(entry, now) && !exclude.has(entry.peerId)) live.push(entry.ticket);
+      if (this.isLive(entry, now) && !exclude.has(entry.peerId) && !isGone(entry)) live.push(entry.ticket);
     }
     for (let i = live.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
@@ -199,7 +224,7 @@ export class PeerBook {
   toRecords() {
     return [...this.entries.values()]
       .filter((e) => e.successes > 0)
-      .map((e) => ({ ...e }));
+      .map((e) => ({ ...e, hint: false }));
   }
 
   loadRecords(records, now) {

@@ -1,6 +1,6 @@
 // Presence tickets (docs/protocol.md), mirror of peers/protocol/ticket.py.
 import { b64urlEncode, PEER_ID_RE } from "./encoding.js";
-import { DOMAIN_TICKET, sign, verify } from "./envelope.js";
+import { DOMAIN_TICKET, DOMAIN_WITHDRAW, sign, verify } from "./envelope.js";
 import {
   BAD_BODY,
   EXPIRED,
@@ -115,4 +115,28 @@ export async function verifyTicket(envelope, { now, community = null, maxTtlMs =
     caps: body.caps ?? [],
     envelope,
   };
+}
+
+// --- withdrawals ---
+
+const WITHDRAW_FIELDS = ["community", "nonce", "peer_id"];
+
+/** Sign the withdrawal of the ticket with `nonce` (made with the ticket, sent on leaving). */
+export async function makeWithdrawal(signer, { peerId, community, nonce }) {
+  return sign(DOMAIN_WITHDRAW, { peer_id: peerId, community, nonce }, signer);
+}
+
+// A withdrawal names one ticket by its nonce, so it can only ever remove that ticket (a replay
+// after the peer announced again changes nothing): no clock is needed.
+export async function verifyWithdrawal(envelope, { community = null } = {}) {
+  const { body, peerId } = await verify(envelope, DOMAIN_WITHDRAW);
+  if (Object.keys(body).sort().join(",") !== WITHDRAW_FIELDS.join(",")) {
+    throw new ProtocolError(BAD_BODY, `a withdrawal has exactly the fields ${JSON.stringify(WITHDRAW_FIELDS)}`);
+  }
+  if (typeof body.peer_id !== "string" || !PEER_ID_RE.test(body.peer_id)) throw new ProtocolError(BAD_BODY, "peer_id is not a key-bound peer id");
+  if (!isValidCommunity(body.community)) throw new ProtocolError(BAD_BODY, "community name is invalid");
+  if (typeof body.nonce !== "string" || !NONCE_RE.test(body.nonce)) throw new ProtocolError(BAD_BODY, "nonce must be 8-64 base64url characters");
+  if (peerId !== body.peer_id) throw new ProtocolError(PEER_MISMATCH, "peer_id is not bound to the signing key");
+  if (community !== null && body.community !== community) throw new ProtocolError(WRONG_COMMUNITY, "withdrawal is for another community");
+  return { peerId: body.peer_id, community: body.community, nonce: body.nonce };
 }

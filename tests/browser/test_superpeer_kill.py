@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, Page
 
 from peers.identity import peer_id_of
 from peers.models import FetchJob, FileManifest, Holding, SuperPeer
-from peers.protocol.encoding import b64url_decode
+from peers.protocol.chunks import parse_share_fragment
 from peers.protocol.manifest import Manifest, decrypt_file, verify_manifest
 from peers.services import superpeer_pin
 from peers.superpeer.seed import seed_file
@@ -156,7 +156,7 @@ def test_kill_9_of_a_super_peer_mid_download_the_browser_finishes_from_the_other
         wait_connected(a, [s1.peer_id, s2.peer_id], 60)
         link = share(a, path)
         manifest_id = link.split("/f/", 1)[1].split("?")[0].split("#")[0]
-        key = b64url_decode(link.split("#k=", 1)[1], field="key")
+        key = parse_share_fragment(link.split("#", 1)[1])
         superpeer_pin(manifest_id)
         wait_until(
             lambda: complete_on(s1.peer_id, manifest_id) and complete_on(s2.peer_id, manifest_id),

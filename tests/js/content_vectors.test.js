@@ -14,6 +14,7 @@ import {
   encryptChunk,
   encryptFile,
   parseShareFragment,
+  parseShareHints,
   shareFragment,
 } from "../../static/swarm/chunks.js";
 import * as ed25519 from "../../static/swarm/ed25519.js";
@@ -75,6 +76,14 @@ test("share fragment vectors", () => {
   assert.deepEqual(parseShareFragment(`#${chunks.share.fragment}`), KEY);
   for (const c of chunks.bad_fragments) {
     assert.throws(() => parseShareFragment(c.fragment), (e) => e.code === c.error, c.fragment);
+  }
+});
+
+test("share hint vectors: holder peer ids after &h=, the key unchanged", () => {
+  for (const c of chunks.share_hints) {
+    assert.deepEqual(parseShareHints(`#${c.fragment}`), c.hints, c.name);
+    assert.deepEqual(parseShareFragment(c.fragment), KEY, c.name);
+    if (c.name === "two hints") assert.equal(shareFragment(KEY, c.hints), c.fragment);
   }
 });
 

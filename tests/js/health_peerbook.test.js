@@ -80,6 +80,28 @@ test("peer book: failures back off exponentially, dial candidates skip them", as
   assert.deepEqual(book.dialCandidates(T0, { exclude: new Set([b.peerId]) }), []);
 });
 
+test("peer book: a peer signaling called gone is skipped until a newer ticket arrives", async () => {
+  const a = await makeIdentity("main", T0);
+  const b = await makeIdentity("main", T0);
+  const book = new PeerBook({ selfId: "pself", random: () => 0 });
+  book.addTicket(a.ticket, "beacon", T0);
+  book.addTicket(b.ticket, "beacon", T0);
+  book.recordFailure(a.peerId, T0);
+  book.recordGone(a.peerId);
+  const later = T0 + 60_000; // long past the failure's back-off, the ticket still live
+  assert.deepEqual(book.dialCandidates(later).map((e) => e.peerId), [b.peerId]);
+  assert.deepEqual(book.sampleTickets(later).map((t) => t.body.peer_id), [b.peerId], "a ticket known stale is not passed on");
+  assert.equal(book.addTicket(a.ticket, "pex", later), "stale", "the same ticket again changes nothing");
+  assert.deepEqual(book.dialCandidates(later).map((e) => e.peerId), [b.peerId]);
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const fresh = await verifyTicket(await makeTicket(a.signer, { peerId: a.peerId, community: "main", now: later }), { now: later, community: "main" });
+  assert.equal(book.addTicket(fresh, "beacon", later), "added");
+  assert.ok(book.dialCandidates(later).some((e) => e.peerId === a.peerId), "back with a newer ticket");
+  book.recordGone(a.peerId);
+  book.recordSuccess(a.peerId, later); // it reached us itself: not gone
+  assert.ok(book.dialCandidates(later).some((e) => e.peerId === a.peerId));
+});
+
 test("peer book: expired tickets are dropped unless the peer ever answered; cache round trip", async () => {
   const a = await makeIdentity("main", T0, 180_000);
   const b = await makeIdentity("main", T0, 180_000);

@@ -7,7 +7,7 @@ import * as ed25519 from "../../static/swarm/ed25519.js";
 import { b64urlDecode, b64urlEncode, fromHex, hex, peerIdForKey } from "../../static/swarm/encoding.js";
 import { signingInput } from "../../static/swarm/envelope.js";
 import { ProtocolError } from "../../static/swarm/errors.js";
-import { makeTicket, verifyTicket } from "../../static/swarm/ticket.js";
+import { makeTicket, makeWithdrawal, verifyTicket, verifyWithdrawal } from "../../static/swarm/ticket.js";
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8"));
 
@@ -38,6 +38,23 @@ test("invalid ticket vectors fail with their code", async () => {
   for (const c of tickets.invalid) {
     await assert.rejects(
       verifyTicket(c.ticket, { now: tickets.now, community: tickets.community }),
+      (error) => error instanceof ProtocolError && error.code === c.error,
+      `${c.name} should fail with ${c.error}`,
+    );
+  }
+});
+
+test("withdrawal vectors: valid ones verify, invalid ones fail with their code; JS signs the same bytes", async () => {
+  for (const c of tickets.withdrawals.valid) {
+    const w = await verifyWithdrawal(c.withdrawal, { community: tickets.community });
+    assert.equal(w.peerId, c.withdrawal.body.peer_id, c.name);
+    const alice = load("keys.json").keys.find((k) => k.label === "alice");
+    const signer = await ed25519.signerFromSeed(fromHex(alice.seed_hex));
+    assert.deepEqual(await makeWithdrawal(signer, { peerId: alice.peer_id, community: w.community, nonce: w.nonce }), c.withdrawal);
+  }
+  for (const c of tickets.withdrawals.invalid) {
+    await assert.rejects(
+      verifyWithdrawal(c.withdrawal, { community: tickets.community }),
       (error) => error instanceof ProtocolError && error.code === c.error,
       `${c.name} should fail with ${c.error}`,
     );

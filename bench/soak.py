@@ -1,0 +1,629 @@
+"""Soak: the whole `make run` stack driven by real Chromium pages, round after round.
+
+Starts the Procfile's process set (web, worker, beat, super-peer) with honcho, as `make run`
+does, on a free port and a temporary ``SWARM_VAR_DIR`` (embedded default: SQLite, in-process
+channel layer, filesystem broker). Then, for N rounds, pages in fresh browser profiles go
+through the real UI: a page shares a file (``#share-file``), a fresh page opens the share
+link and waits on ``#download[data-state]``; pages join and leave (some closing without a
+goodbye: their renderer is crashed), some downloads are reloaded mid-way, some sharers
+reload mid-download (every holder gone for a moment), some rounds run two flows at once,
+and pages post. Every download is recorded (outcome, time to first byte, total time,
+sources, the page's own timings, diagnostics on failure); the summary gives failures by
+reason, p50/p95/max of time to first byte and of download time by size, and the time of a
+bare RTCDataChannel between two of the pages for 20 MiB, measured in the same run.
+
+    .venv/bin/python bench/soak.py [--rounds 200] [--seed 1] [--json out.json]
+
+The short version runs in `make test` (tests/browser/test_soak.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
+
+from bench.common import git_revision, machine, percentile  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+    # Many pages share the browser: none in front, none throttled.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+MIB = 1024 * 1024
+# (size, weight): mostly the 20 MiB of the targets, and the rest of the range.
+SIZES = [(1024, 1), (300 * 1024, 2), (3 * MIB, 2), (20 * MIB, 6), (64 * MIB, 1)]
+BARE_BYTES = 20 * MIB
+DOWNLOAD_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the process set -------------------------------------------------------------------
+
+
+class Stack:
+    """`honcho start -f Procfile` on a free port and a temporary var dir, after the set-up
+    `make run` does (migrations, keys)."""
+
+    def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.var_dir = var_dir
+        self.port = free_port()
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SWARM_") and k not in ("DATABASE_URL", "REDIS_URL")
+        }
+        self.env = base | {
+            "SWARM_VAR_DIR": str(var_dir),
+            "SWARM_PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.update(env or {})
+        self.log_path = var_dir / "stack.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        python = str(ROOT / ".venv" / "bin" / "python")
+        for command in (["migrate", "--noinput", "-v", "0"], ["swarm_keys"]):
+            subprocess.run(
+                [python, "manage.py", *command],
+                cwd=ROOT,
+                env=self.env,
+                check=True,
+                capture_output=True,
+            )
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the stack exited:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the stack did not answer /healthz:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def count(self, needle: str) -> int:
+        return self.log().count(needle)
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Download:
+    round: int
+    size: int
+    outcome: str = "pending"  # complete | failed | timeout | wrong_sha256
+    reason: str | None = None
+    ttfb_s: float | None = None  # link opened -> first chunk stored
+    total_s: float | None = None  # link opened -> #download complete
+    events: list[str] = field(default_factory=list)  # reload, holder_left, parallel
+    timings: dict[str, Any] | None = None  # the page's own (ms since the link was opened)
+    sources: dict[str, int] | None = None
+    diagnostics: list[str] | None = None
+
+
+class Swarm:
+    """The browser and its pages, all in fresh profiles."""
+
+    def __init__(self, browser: Browser, origin: str, community: str) -> None:
+        self.browser = browser
+        self.origin = origin
+        self.community = community
+        self.contexts: list[BrowserContext] = []
+
+    async def context(self) -> BrowserContext:
+        context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
+        await context.grant_permissions(["camera", "microphone"], origin=self.origin)
+        self.contexts.append(context)
+        return context
+
+    async def open(self, url: str | None = None, context: BrowserContext | None = None) -> Page:
+        context = context or await self.context()
+        page = await context.new_page()
+        await page.goto(url or f"{self.origin}/?community={self.community}", wait_until="commit")
+        return page
+
+    async def close(self, page: Page, goodbye: bool) -> None:
+        """Leave: close the page (pagehide runs) or crash its renderer (no goodbye at all)."""
+        context = page.context
+        try:
+            if goodbye:
+                await page.close()
+            else:
+                cdp = await context.new_cdp_session(page)
+                # The crash answers with an error, or not at all.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(cdp.send("Page.crash"), 2)
+        finally:
+            if context in self.contexts:
+                self.contexts.remove(context)
+            await context.close()
+
+
+async def ready(page: Page, timeout_s: float = 30) -> None:
+    await page.wait_for_function(
+        "() => window.swarm?.files && document.querySelector('#files:not([hidden])')",
+        timeout=timeout_s * 1000,
+    )
+
+
+async def wait_peers(page: Page, count: int = 1, timeout_s: float = 30) -> None:
+    await page.wait_for_function(
+        "(n) => window.swarm?.node && window.swarm.connectedPeers().length >= n",
+        arg=count,
+        timeout=timeout_s * 1000,
+    )
+
+
+async def share(page: Page, path: Path) -> str:
+    await ready(page)
+    await page.locator("#share-file").set_input_files(str(path))
+    await page.wait_for_function(
+        "() => document.querySelector('#share-link')?.href.includes('/f/')", timeout=120_000
+    )
+    return str(await page.locator("#share-link").get_attribute("href"))
+
+
+async def diagnostics(page: Page) -> list[str]:
+    try:
+        entries = await page.evaluate("() => window.swarm.diagnostics.list('debug').slice(-60)")
+        connected = await page.evaluate("() => window.swarm.connectedPeers().map((p) => p.peerId)")
+    except Exception as error:
+        return [f"(page unreadable: {error})"]
+    return [f"connected: {connected}"] + [
+        f"{e.get('level')} {e.get('source')}/{e.get('code')} {e.get('peerId') or ''}: "
+        f"{e.get('message')}"
+        for e in entries
+    ]
+
+
+DOWNLOAD_STATE = """() => {
+  const node = document.querySelector('#download');
+  const id = node?.dataset.manifestId;
+  const files = window.swarm?.files;
+  const record = files?.files.get(id);
+  const progress = files?.progressOf(id);
+  return {
+    state: node?.dataset.state ?? null,
+    reason: node?.dataset.reason ?? null,
+    sha256: node?.dataset.sha256 ?? null,
+    held: progress?.held ?? record?.held ?? 0,
+    total: progress?.total ?? record?.chunkCount ?? null,
+    timings: record?.timings ?? null,
+    sources: record?.sources ?? null,
+    origin: performance.timeOrigin,
+  };
+}"""
+
+
+async def state_of(page: Page) -> dict[str, Any]:
+    return dict(await page.evaluate(DOWNLOAD_STATE))
+
+
+# --- one round ----------------------------------------------------------------------------
+
+
+class Soak:
+    def __init__(self, stack: Stack, swarm: Swarm, files_dir: Path, seed: int) -> None:
+        self.stack = stack
+        self.swarm = swarm
+        self.files_dir = files_dir
+        self.rng = random.Random(seed)
+        self.downloads: list[Download] = []
+        self.residents: list[Page] = []  # pages that stay (holders of earlier files)
+        self.bare_s: list[float] = []
+        self.posts = 0
+
+    def make_file(self, size: int) -> tuple[Path, str]:
+        data = self.rng.randbytes(size)
+        path = self.files_dir / f"soak-{secrets.token_hex(4)}.bin"
+        path.write_bytes(data)
+        return path, hashlib.sha256(data).hexdigest()
+
+    async def flow(self, round_no: int, parallel: bool) -> Download:
+        """A fresh page shares a file; a fresh page opens its link; both maybe leave."""
+        size = self.rng.choices([s for s, _ in SIZES], [w for _, w in SIZES])[0]
+        record = Download(round=round_no, size=size)
+        if parallel:
+            record.events.append("parallel")
+        roll = self.rng.random()
+        reload_download = roll < 0.1 and size >= 3 * MIB
+        holder_leaves = 0.1 <= roll < 0.16 and size >= 3 * MIB
+        path, sha256 = self.make_file(size)
+        sharer_context = await self.swarm.context()
+        sharer = await self.swarm.open(context=sharer_context)
+        downloader: Page | None = None
+        try:
+            await ready(sharer)
+            await wait_peers(sharer)
+            link = await share(sharer, path)
+            started = time.time()
+            downloader = await self.swarm.open(link)
+            await self.watch(
+                downloader, record, started, sha256, reload_download, holder_leaves, sharer
+            )
+        except Exception as error:
+            if record.outcome == "pending":
+                record.outcome = "error"
+                record.reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            if downloader is not None and record.diagnostics is None:
+                record.diagnostics = await diagnostics(downloader)
+        finally:
+            path.unlink(missing_ok=True)
+        # Leaving: the sharer always; the downloader stays a while as a holder, or leaves.
+        await self.leave(sharer)
+        if downloader is not None:
+            if record.outcome == "complete" and self.rng.random() < 0.3 and len(self.residents) < 3:
+                self.residents.append(downloader)
+            else:
+                await self.leave(downloader)
+        if self.rng.random() < 0.3 and self.residents:
+            await self.leave(self.residents.pop(0))
+        return record
+
+    async def leave(self, page: Page) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            await self.swarm.close(page, goodbye=self.rng.random() < 0.6)
+
+    async def watch(
+        self,
+        page: Page,
+        record: Download,
+        started: float,
+        sha256: str,
+        reload_download: bool,
+        holder_leaves: bool,
+        sharer: Page,
+    ) -> None:
+        deadline = time.monotonic() + DOWNLOAD_TIMEOUT_S
+        first: float | None = None
+        opened: float | None = None  # the link page's navigation start (before any reload)
+        reloaded = False
+        left = False
+        while True:
+            try:
+                state = await state_of(page)
+            except Exception:
+                await asyncio.sleep(0.05)
+                state = {"state": None, "held": 0, "total": None}
+            total = state.get("total") or 0
+            held = state.get("held") or 0
+            if opened is None and state.get("origin"):
+                opened = state["origin"] / 1000
+            if first is None and held > 0:
+                first = time.time()
+            if state["state"] in ("complete", "failed"):
+                break
+            if reload_download and not reloaded and total and held >= total * 0.3:
+                reloaded = True
+                record.events.append("reload")
+                await page.reload(wait_until="commit")
+            if holder_leaves and not left and total and held >= total * 0.3:
+                left = True
+                record.events.append("holder_left")
+                await sharer.reload(wait_until="commit")  # same profile: it comes back
+            if time.monotonic() > deadline:
+                record.outcome = "timeout"
+                record.reason = f"not complete after {DOWNLOAD_TIMEOUT_S:.0f} s ({held}/{total})"
+                record.diagnostics = await diagnostics(page)
+                return
+            await asyncio.sleep(0.02)
+        # Times from the link page's navigation start, by the page's own clock where it
+        # says (its timings), else by when this loop saw the change.
+        timings = record.timings = state.get("timings") or None
+        start = opened if opened is not None else started
+        done = timings["doneAt"] / 1000 if timings and timings.get("doneAt") else time.time()
+        if timings and timings.get("firstChunkAt") and not reloaded:
+            first = timings["firstChunkAt"] / 1000
+        record.total_s = done - start
+        record.ttfb_s = None if first is None else max(0.0, first - start)
+        record.sources = state.get("sources")
+        if state["state"] == "failed":
+            record.outcome = "failed"
+            record.reason = state.get("reason")
+            record.diagnostics = await diagnostics(page)
+        elif state.get("sha256") != sha256:
+            record.outcome = "wrong_sha256"
+            record.diagnostics = await diagnostics(page)
+        else:
+            record.outcome = "complete"
+
+    async def post(self) -> None:
+        if not self.residents:
+            return
+        page = self.residents[-1]
+        text = f"soak post {self.posts} {secrets.token_hex(4)}"
+        try:
+            await page.locator("#post-text").fill(text)
+            await page.locator("#post-send").click()
+            self.posts += 1
+        except Exception:
+            pass
+
+    async def bare(self) -> float | None:
+        """Seconds for 20 MiB over a bare RTCDataChannel between two fresh pages."""
+        a = await self.swarm.open()
+        b = await self.swarm.open()
+        try:
+            await ready(a)
+            await ready(b)
+            b_id = await b.evaluate("() => window.swarm.peerId")
+            await a.wait_for_function(
+                "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
+                arg=b_id,
+                timeout=30_000,
+            )
+            return await bare_transfer(a, b, BARE_BYTES)
+        except Exception as error:
+            print(f"  bare DataChannel measurement failed: {error}")
+            return None
+        finally:
+            for page in (a, b):
+                await self.swarm.close(page, goodbye=True)
+
+    async def run(self, rounds: int, report_every: int = 10) -> None:
+        round_no = 0
+        while round_no < rounds:
+            if round_no % 25 == 0:
+                bare = await self.bare()
+                if bare is not None:
+                    self.bare_s.append(bare)
+            parallel = rounds - round_no >= 2 and self.rng.random() < 0.2
+            count = 2 if parallel else 1
+            results = await asyncio.gather(
+                *(self.flow(round_no + i, parallel) for i in range(count))
+            )
+            self.downloads.extend(results)
+            await self.post()
+            for r in results:
+                line = (
+                    f"  round {r.round:3d}: {r.outcome:8s} {r.size / MIB:7.2f} MiB  "
+                    f"ttfb {fmt(r.ttfb_s)}  total {fmt(r.total_s)}  {' '.join(r.events)}"
+                )
+                if r.outcome != "complete":
+                    line += f"  reason: {r.reason}"
+                print(line, flush=True)
+            round_no += count
+            if report_every and round_no % report_every < count:
+                print(f"  -- after {round_no} rounds: {self.short_summary()}", flush=True)
+
+    def short_summary(self) -> str:
+        outcomes = Counter(d.outcome for d in self.downloads)
+        return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+
+
+BARE_JS = """async (total) => {
+  const { channel } = window.bare;
+  const HIGH = 4 * 1024 * 1024;
+  channel.bufferedAmountLowThreshold = 1024 * 1024;
+  const piece = crypto.getRandomValues(new Uint8Array(65536));
+  const t0 = performance.timeOrigin + performance.now();
+  for (let sent = 0; sent < total; sent += piece.length) {
+    if (channel.bufferedAmount > HIGH) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
+    channel.send(piece);
+  }
+  return t0;
+}"""
+
+OPEN_BARE = """async ({ other, id }) => {
+  const swarm = window.swarm;
+  const conn = swarm.node.mesh.open().find((c) => c.peerId === other);
+  const pc = swarm.conns.get(conn.id).peerConnection;
+  const channel = pc.createDataChannel(`bare-${id}`, { negotiated: true, id, ordered: true });
+  channel.binaryType = "arraybuffer";
+  window.bare = { channel };
+  if (channel.readyState !== "open") await new Promise((r) => channel.addEventListener("open", r, { once: true }));
+}"""
+
+
+async def bare_transfer(a: Page, b: Page, total: int) -> float:
+    ids = [await p.evaluate("() => window.swarm.peerId") for p in (a, b)]
+    await asyncio.gather(
+        a.evaluate(OPEN_BARE, {"other": ids[1], "id": 901}),
+        b.evaluate(OPEN_BARE, {"other": ids[0], "id": 901}),
+    )
+    await b.evaluate(
+        """(total) => {
+          window.bare.done = new Promise((resolve) => {
+            let got = 0;
+            window.bare.channel.onmessage = (e) => {
+              got += e.data.byteLength;
+              if (got >= total) resolve(performance.timeOrigin + performance.now());
+            };
+          });
+        }""",
+        total,
+    )
+    start = await a.evaluate(BARE_JS, total)
+    end = await b.evaluate("() => window.bare.done")
+    return float(end - start) / 1000
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+def fmt(seconds: float | None) -> str:
+    return "   -   " if seconds is None else f"{seconds:6.2f}s"
+
+
+def stats(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    return (
+        f"p50 {percentile(values, 50):6.2f} s  p95 {percentile(values, 95):6.2f} s  "
+        f"max {max(values):6.2f} s  (n={len(values)})"
+    )
+
+
+def summary(soak: Soak) -> dict[str, Any]:
+    downloads = soak.downloads
+    failures = [d for d in downloads if d.outcome != "complete"]
+    complete = [d for d in downloads if d.outcome == "complete"]
+    ttfb = [d.ttfb_s for d in complete if d.ttfb_s is not None]
+    bare = statistics.median(soak.bare_s) if soak.bare_s else None
+    twenty = [d.total_s for d in complete if d.size == 20 * MIB and d.total_s is not None]
+    plain20 = [
+        d.total_s for d in complete if d.size == 20 * MIB and d.total_s is not None and not d.events
+    ]
+    print(f"\nsoak: {len(downloads)} downloads, {soak.posts} posts")
+    print(f"  outcomes: {soak.short_summary()}")
+    reasons = Counter(f"{d.outcome}: {d.reason}" for d in failures)
+    for reason, n in reasons.most_common():
+        print(f"    {n:4d}  {reason}")
+    print(f"  time to first byte (link opened -> first chunk stored): {stats(ttfb)}")
+    for size, _ in SIZES:
+        times = [d.total_s for d in complete if d.size == size and d.total_s is not None]
+        print(f"  download time, {size / MIB:7.2f} MiB: {stats(times)}")
+    if bare:
+        print(
+            f"  bare RTCDataChannel, 20 MiB, same run: {bare:.2f} s (median of {len(soak.bare_s)})"
+        )
+        if plain20:
+            print(
+                f"  20 MiB undisturbed downloads / bare: p50 {percentile(plain20, 50) / bare:5.1f}x"
+                f"  p95 {percentile(plain20, 95) / bare:5.1f}x  (n={len(plain20)})"
+            )
+        if twenty:
+            print(
+                f"  20 MiB all downloads / bare: p50 {percentile(twenty, 50) / bare:5.1f}x"
+                f"  p95 {percentile(twenty, 95) / bare:5.1f}x  (n={len(twenty)})"
+            )
+    phases = [d.timings for d in complete if d.size == 20 * MIB and d.timings and not d.events]
+    if phases:
+        print("  where the time goes, 20 MiB undisturbed (ms after the link was opened, p50):")
+        for key in ("firstPeerAt", "manifestAt", "firstChunkAt", "chunksAt", "doneAt"):
+            values = [p[key] - p["openedAt"] for p in phases if p.get(key) and p.get("openedAt")]
+            if values:
+                print(f"    {key:13s} {percentile(values, 50):8.0f}")
+    redials = soak.stack.count("peer_unavailable")
+    print(f"  super-peer dials answered peer_unavailable: {redials}")
+    for d in failures[:5]:
+        print(f"\n  failure in round {d.round} ({d.outcome}: {d.reason}):")
+        for line in (d.diagnostics or [])[-25:]:
+            print(f"    {line}")
+    return {
+        "downloads": [asdict(d) for d in downloads],
+        "bare_s": soak.bare_s,
+        "failures": len(failures),
+    }
+
+
+async def soak_run(
+    rounds: int, seed: int, *, report_every: int = 10, env: dict[str, str] | None = None
+) -> tuple[Soak, dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        stack = Stack(Path(tmp) / "var", env)
+        stack.start()
+        files_dir = Path(tmp) / "files"
+        files_dir.mkdir()
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+                )
+                swarm = Swarm(browser, stack.url, os.environ.get("SWARM_COMMUNITY", "main"))
+                soak = Soak(stack, swarm, files_dir, seed)
+                print(
+                    f"soak: {rounds} rounds on the make run stack at {stack.url}, Chromium "
+                    f"{browser.version} ({machine()}, rev {git_revision()}, seed {seed})",
+                    flush=True,
+                )
+                try:
+                    await soak.run(rounds, report_every)
+                finally:
+                    for context in list(swarm.contexts):
+                        await context.close()
+                    await browser.close()
+            result = summary(soak)
+        finally:
+            stack.stop()
+            kept = os.environ.get("SOAK_KEEP_LOG")
+            if kept:
+                shutil.copy(stack.log_path, kept)
+    return soak, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write every download's record here")
+    args = parser.parse_args()
+    _, result = asyncio.run(soak_run(args.rounds, args.seed))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    sys.exit(1 if result["failures"] else 0)
+
+
+if __name__ == "__main__":
+    main()
