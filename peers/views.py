@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from beacon import capsule_keys
+from peers.page_modules import module_preloads
 from peers.protocol.ticket import is_valid_community
 from peers.protocol.wire import DIGEST_ID_RE
 from swarmweb.clock import now_ms
@@ -67,9 +68,16 @@ def _community(request: HttpRequest) -> str:
     return requested if is_valid_community(requested) else str(settings.SWARM_COMMUNITY)
 
 
+PAGE_ENTRY = "swarm/main.js"
+
+
 def index(request: HttpRequest) -> HttpResponse:
     community = _community(request)
-    context = {"community": community, "swarm_config": page_config(community)}
+    context = {
+        "community": community,
+        "swarm_config": page_config(community),
+        "module_preloads": module_preloads(PAGE_ENTRY),
+    }
     return render(request, "swarm/index.html", context)
 
 
@@ -86,5 +94,6 @@ def share(request: HttpRequest, manifest_id: str) -> HttpResponse:
         "community": community,
         "swarm_config": page_config(community),
         "download_id": manifest_id,
+        "module_preloads": module_preloads(PAGE_ENTRY),
     }
     return render(request, "swarm/index.html", context)

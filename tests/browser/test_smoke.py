@@ -32,3 +32,31 @@ def test_admin_login_page_renders(beacon_server: Server, browser: Browser) -> No
     page.goto(beacon_server.url + "/admin/")
     assert page.locator("input[name=username]").count() == 1
     context.close()
+
+
+def test_every_module_the_page_loads_was_announced_as_a_modulepreload(
+    beacon_server: Server, browser: Browser
+) -> None:
+    """The page lists its whole module graph up front (peers/page_modules.py), so the
+    browser fetches it at once instead of one import level per round trip: a module it
+    loaded that the list missed would be discovered late again."""
+    context = new_context(browser, beacon_server.url)
+    page = context.new_page()
+    page.goto(beacon_server.url + "/")
+    page.wait_for_function("() => window.swarm?.files", timeout=20_000)
+    preloaded = set(
+        page.evaluate(
+            "() => [...document.querySelectorAll('link[rel=modulepreload]')].map((l) => l.href)"
+        )
+    )
+    loaded = set(
+        page.evaluate(
+            "() => performance.getEntriesByType('resource').map((r) => r.name)"
+            ".filter((n) => /\\.m?js$/.test(n))"
+        )
+    )
+    entry = {beacon_server.url + "/static/swarm/main.js"}
+    classic = {beacon_server.url + "/static/vendor/peerjs/peerjs.min.js"}
+    assert len(preloaded) > 50
+    assert loaded - entry - classic <= preloaded, sorted(loaded - entry - classic - preloaded)
+    context.close()
