@@ -182,3 +182,15 @@ def test_gossip_log_forgets_ids_once_their_messages_are_too_old_to_accept_anyway
     for id_hex in ("a", "b", "c"):
         small.add(id_hex, 0)
     assert list(small.seen) == ["b", "c"]
+
+
+def test_peer_book_dials_a_hinted_holder_first_even_without_a_ticket_unless_gone() -> None:
+    a = make_identity("main", T0)
+    book = PeerBook(self_id="pself", random=lambda: 0)
+    book.add_ticket(a.ticket, "beacon", T0)
+    book.record_success(a.peer_id, T0)
+    book.add_hint("pholder", T0)
+    assert [e.peer_id for e in book.dial_candidates(T0)] == ["pholder", a.peer_id]
+    book.record_gone("pholder", T0)
+    assert [e.peer_id for e in book.dial_candidates(T0 + 3_600_000)] == [a.peer_id]
+    assert "pholder" not in {r["peer_id"] for r in book.to_records()}

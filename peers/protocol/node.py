@@ -172,6 +172,11 @@ class SwarmNode:
         for peer_id in peer_ids:
             self.book.add_seed(peer_id, now)
 
+    def add_hints(self, peer_ids: Iterable[str], now: int) -> None:
+        """Peers named as holders of something wanted: dialed first (peerbook.add_hint)."""
+        for peer_id in peer_ids:
+            self.book.add_hint(peer_id, now)
+
     def opened(self, conn_id: str, remote_peer_id: str, outbound: bool, now: int) -> None:
         """A DataConnection opened; ``remote_peer_id`` is its PeerJS id."""
         self.mesh.opened(conn_id, remote_peer_id, outbound, now)

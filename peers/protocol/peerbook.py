@@ -22,6 +22,7 @@ BACKOFF_MAX_MS = 10 * 60_000
 # A cached peer with no success for this long is forgotten.
 FORGET_AFTER_MS = 14 * DAY_MS
 
+HINT_BONUS = 3  # above any live, proven peer: it is named as holding what is wanted
 SOURCE_RANK = {"hello": 4, "pex": 3, "beacon": 3, "capsule": 2, "seed": 2, "cache": 1}
 
 AddResult = Literal["added", "stale", "self"]
@@ -51,6 +52,7 @@ class PeerEntry:
     # issued_at of the ticket held when signaling said the peer is not there: not dialed
     # (nor passed on in PEX) again until a newer ticket of it arrives or it connects to us.
     gone_at_issued: int | None = None
+    hint: bool = False  # named as a holder (a share link, a replication job): dialed first
 
 
 class PeerBook:
@@ -133,6 +135,18 @@ class PeerBook:
             self.entries[peer_id] = entry
         entry.seed = True
 
+    def add_hint(self, peer_id: str, now: int) -> None:
+        """A peer named as a holder of something wanted (a share link's ``h=``, the sources of
+        a replication job): dialed first, by id like a seed, but dropped like anyone else
+        when signaling says it is gone."""
+        if peer_id == self.self_id:
+            return
+        entry = self.entries.get(peer_id)
+        if entry is None:
+            entry = PeerEntry(peer_id=peer_id, source="hint", first_seen=now, last_seen=now)
+            self.entries[peer_id] = entry
+        entry.hint = True
+
     def remove(self, peer_id: str) -> None:
         self.entries.pop(peer_id, None)
 
@@ -185,7 +199,8 @@ class PeerBook:
         last = max(entry.last_success, entry.last_seen)
         recency: float = 2 ** (-max(0, now - last) / RECENCY_HALF_LIFE_MS)
         live = 1 if self.is_live(entry, now) else 0
-        return reliability * (0.5 + recency) + live + (0.5 if entry.seed else 0)
+        hint = HINT_BONUS if entry.hint else 0
+        return reliability * (0.5 + recency) + live + (0.5 if entry.seed else 0) + hint
 
     def dial_candidates(
         self,
@@ -203,7 +218,12 @@ class PeerBook:
             if allow is not None and entry.peer_id not in allow:
                 continue
             # A stale ticket is still worth a try for a peer that worked before.
-            if not self.is_live(entry, now) and not entry.seed and entry.successes == 0:
+            if (
+                not self.is_live(entry, now)
+                and not entry.seed
+                and not entry.hint
+                and entry.successes == 0
+            ):
                 continue
             ranked.append((self.score(entry, now) + self.random() * 0.25, entry))
         ranked.sort(key=lambda pair: -pair[0])

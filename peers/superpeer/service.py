@@ -271,9 +271,10 @@ class SuperPeerService:
     def start_job(
         self, job_id: str, kind: str, manifest_id: str, sources: tuple[str, ...], now: int
     ) -> None:
-        """Start (or queue) a fetch job; the sources a planner named are dialed as seeds."""
+        """Start (or queue) a fetch job; the sources a planner named are dialed first (as
+        hints: a source that signaling says is gone is not redialed until a newer ticket)."""
         if sources and self.node is not None:
-            self.node.add_seeds([s for s in sources if s != self.peer_id], now)
+            self.node.add_hints([s for s in sources if s != self.peer_id], now)
         self.fetcher.start(job_id, kind, manifest_id, sources, now)
         self.pump()
 

@@ -140,3 +140,15 @@ test("gossip log forgets ids once their messages are too old to accept anyway", 
   for (const id of ["a", "b", "c"]) small.add(id, 0);
   assert.deepEqual([...small.seen.keys()], ["b", "c"]);
 });
+
+test("peer book: a hinted holder is dialed first even without a ticket, unless gone", async () => {
+  const a = await makeIdentity("main", T0);
+  const book = new PeerBook({ selfId: "pself", random: () => 0 });
+  book.addTicket(a.ticket, "beacon", T0);
+  book.recordSuccess(a.peerId, T0);
+  book.addHint("pholder", T0);
+  assert.deepEqual(book.dialCandidates(T0).map((e) => e.peerId), ["pholder", a.peerId]);
+  book.recordGone("pholder");
+  assert.deepEqual(book.dialCandidates(T0 + 3_600_000).map((e) => e.peerId), [a.peerId]);
+  assert.ok(!book.toRecords().some((r) => r.peerId === "pholder"));
+});
