@@ -9,30 +9,34 @@ import { ciphertextLength, verifyManifest } from "./manifest.js";
 import { Transfer } from "./transfer.js";
 
 const ASSEMBLE_BATCH = 64;
+const MAX_LOST_ROUNDS = 3; // re-fetches of chunks the store lost before the download fails
+export const STORE_FAILED = "store_failed";
 const wall = () => performance.timeOrigin + performance.now();
 
 /**
- * Decrypt a stored file in order: { bytes, sha256 (hex of the plaintext) }. `into` and
- * `opened` (per index, 1 = already decrypted there) skip chunks decrypted as they arrived.
+ * Decrypt a stored file in order: { bytes, sha256 (hex of the plaintext), missing }. `into`
+ * and `opened` (per index, 1 = already decrypted there) skip chunks decrypted as they
+ * arrived. Chunks not in the store are listed in `missing` (then there is no sha256): the
+ * caller fetches them again, a lost chunk is never the end of a download.
  */
 export async function assemble(store, manifest, key, { into = null, opened = null } = {}) {
   const cryptoKey = key instanceof CryptoKey ? key : await importFileKey(key);
   const out = into ?? new Uint8Array(manifest.size);
+  const missing = [];
   for (let start = 0; start < manifest.chunks.length; start += ASSEMBLE_BATCH) {
     const indices = [];
     for (let i = start; i < Math.min(start + ASSEMBLE_BATCH, manifest.chunks.length); i++) if (!opened?.[i]) indices.push(i);
     if (indices.length === 0) continue;
     const datas = await store.getChunks(indices.map((i) => manifest.chunks[i]));
-    const plains = await Promise.all(
-      datas.map((data, k) => {
-        if (data === undefined) throw new ProtocolError(BAD_CHUNK, `chunk ${indices[k]} is not stored`);
-        return decryptChunk(cryptoKey, manifest.fileId, indices[k], data);
-      }),
-    );
-    plains.forEach((plain, k) => out.set(plain, indices[k] * CHUNK_SIZE));
+    const plains = await Promise.all(datas.map((data, k) => (data === undefined ? null : decryptChunk(cryptoKey, manifest.fileId, indices[k], data))));
+    plains.forEach((plain, k) => {
+      if (plain === null) missing.push(indices[k]);
+      else out.set(plain, indices[k] * CHUNK_SIZE);
+    });
   }
+  if (missing.length > 0) return { bytes: null, sha256: null, missing };
   const sha256 = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", out)));
-  return { bytes: out, sha256 };
+  return { bytes: out, sha256, missing };
 }
 
 export class Download {
@@ -66,6 +70,7 @@ export class Download {
       this.manifest = await verifyManifest(this.record.envelope, { expectedId: this.id });
       this.#allocate();
       const held = await this.service.store.heldIndices(this.manifest.chunks);
+      for (const i of held) this.heldAtStart[i] = 1;
       this.transfer = new Transfer({ manifestId: this.id, now, chunkCount: this.manifest.chunks.length, held });
     } else {
       this.transfer = new Transfer({ manifestId: this.id, now });
@@ -122,6 +127,7 @@ export class Download {
       await this.service.store.reserve(need, `${manifest.name} (${(manifest.size / 1e6).toFixed(1)} MB)`);
       this.manifest = manifest;
       this.#allocate();
+      for (const i of held) this.heldAtStart[i] = 1;
       Object.assign(this.record, { envelope: manifest.envelope, name: manifest.name, mime: manifest.mime, size: manifest.size, chunkCount: manifest.chunks.length, author: manifest.author, createdAt: manifest.createdAt, fileId: manifest.fileId });
       await this.service.saveRecord(this.record);
       this.times.manifestAt = wall();
@@ -153,7 +159,7 @@ export class Download {
       t.chunkRejected(peerId, index, code, message, now);
     } else if (t.chunkAccepted(peerId, index, data.length, now)) {
       this.times.firstChunkAt ??= wall();
-      this.service.writer.add(expected, data).catch((error) => this.#fail(error.code ?? "store_failed", error.message));
+      this.service.writer.add(expected, data).catch((error) => this.#writeFailed(error));
       this.#open(index, data);
       this.service.heldChanged(this.id, t.heldCount);
     } else {
@@ -176,6 +182,7 @@ export class Download {
   #allocate() {
     this.plain = new Uint8Array(this.manifest.size);
     this.opened = new Uint8Array(this.manifest.chunks.length);
+    this.heldAtStart = new Uint8Array(this.manifest.chunks.length);
   }
 
   #open(index, data) {
@@ -238,8 +245,22 @@ export class Download {
     try {
       this.times.chunksAt = wall();
       await Promise.all([this.service.writer.flush(), ...this.opening]);
-      if (this.failed) return;
-      const { bytes, sha256 } = await assemble(this.service.store, this.manifest, this.cryptoKey, { into: this.plain, opened: this.opened });
+      if (this.failed || this.stopped) return;
+      // Everything counted must be in storage (what is served to others and opened later),
+      // also the chunks already decrypted here.
+      const stored = new Uint8Array(this.manifest.chunks.length);
+      for (const i of await this.service.store.heldIndices(this.manifest.chunks)) stored[i] = 1;
+      const absent = [];
+      stored.forEach((held, i) => held || absent.push(i));
+      if (absent.length > 0) {
+        this.#refetch(absent);
+        return;
+      }
+      const { bytes, sha256, missing } = await assemble(this.service.store, this.manifest, this.cryptoKey, { into: this.plain, opened: this.opened });
+      if (missing.length > 0) {
+        this.#refetch(missing);
+        return;
+      }
       this.times.doneAt = wall();
       await this.service.completed(this, bytes, sha256);
     } catch (error) {
@@ -247,6 +268,31 @@ export class Download {
       const message = code === DECRYPT_FAILED ? "the key in the link does not open this file" : error.message;
       await this.#fail(code, message);
     }
+  }
+
+  // A full store ends the download (nothing more fits); any other failed write only loses
+  // those chunks, which the check at the end finds and fetches again.
+  #writeFailed(error) {
+    if (error.code === "storage_full") this.#fail(error.code, error.message);
+    else this.service.log("warn", "store_write_failed", `${this.record.name ?? this.id}: ${error.message}`);
+  }
+
+  // Chunks counted as held but not in the store at the end (a write lost with a reload, a
+  // store that dropped them): back to the transfer, fetched again. A store that keeps losing
+  // what it was given is a fault of the store: fail, say so.
+  #refetch(missing) {
+    this.lostRounds = (this.lostRounds ?? 0) + 1;
+    const where = (i) => (this.heldAtStart?.[i] ? "stored before this page started" : "received by this page");
+    const sample = missing.slice(0, 3).map((i) => `${i} (${where(i)})`).join(", ");
+    this.service.log("warn", "chunk_lost", `${this.record.name ?? this.id}: ${missing.length} chunk(s) missing from storage at the end, fetching them again: ${sample}`);
+    if (this.lostRounds > MAX_LOST_ROUNDS) {
+      this.#fail(STORE_FAILED, `browser storage lost ${missing.length} chunk(s) again after ${MAX_LOST_ROUNDS} re-fetches`);
+      return;
+    }
+    const now = this.service.clock();
+    for (const index of missing) this.transfer.chunkLost(index, now);
+    this.finishing = false;
+    this.#step();
   }
 
   async #fail(code, message) {

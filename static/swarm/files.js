@@ -314,7 +314,15 @@ export class FileService extends EventTarget {
       return this.#blob(record, fresh);
     }
     const manifest = await verifyManifest(record.envelope, { expectedId: id });
-    const { bytes, sha256 } = await assemble(this.store, manifest, record.key);
+    const { bytes, sha256, missing } = await assemble(this.store, manifest, record.key);
+    if (missing.length > 0) {
+      // Storage lost part of a complete file: fetch what is missing again.
+      this.log("warn", "chunk_lost", `${record.name ?? id}: ${missing.length} chunk(s) missing from storage, fetching them again`);
+      Object.assign(record, { state: "fetching", reason: null, held: record.chunkCount - missing.length });
+      await this.saveRecord(record);
+      this.#startDownload(record);
+      throw new FileError("incomplete", `${missing.length} chunk(s) of this file were missing from browser storage; fetching them again`);
+    }
     if (record.sha256 && record.sha256 !== sha256) throw new FileError("corrupt", "the stored file does not match its checksum");
     return this.#blob(record, bytes);
   }

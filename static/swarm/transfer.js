@@ -225,6 +225,16 @@ export class Transfer {
     this.#step(now);
   }
 
+  /** A chunk counted as held is not in the store after all (lost): fetch it again. */
+  chunkLost(index, now) {
+    if (this.phase === "failed" || this.state === undefined || this.state[index] !== HELD) return;
+    this.state[index] = PENDING;
+    this.held -= 1;
+    if (index < this.cursor) this.cursor = index;
+    if (this.phase === "complete") this.phase = "chunks";
+    this.#step(now);
+  }
+
   /** Timeouts, rate tokens, probes, stalls. */
   tick(now) {
     if (this.done) return;

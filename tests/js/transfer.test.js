@@ -151,6 +151,22 @@ test("a resumed transfer asks only for what is not stored yet", () => {
   assert.deepEqual(whole.takeActions(), [{ type: "complete" }]);
 });
 
+test("a chunk found lost after completion is pending again and asked of a holder", () => {
+  const t = chunked(5, {}, [0, 1, 2, 3]);
+  t.have(A, 5, T0);
+  assert.deepEqual(reqs(t.takeActions()).map((a) => a.index), [4]);
+  t.chunkAccepted(A, 4, CHUNK, T0);
+  assert.deepEqual(t.takeActions(), [{ type: "complete" }]);
+  t.chunkLost(3, T0 + 1);
+  assert.equal(t.phase, "chunks");
+  assert.equal(t.heldCount, 4);
+  assert.deepEqual(reqs(t.takeActions()).map((a) => [a.peerId, a.index]), [[A, 3]]);
+  t.chunkLost(3, T0 + 2); // asked already, not held: nothing changes
+  assert.deepEqual(t.takeActions(), []);
+  t.chunkAccepted(A, 3, CHUNK, T0 + 3);
+  assert.deepEqual(t.takeActions(), [{ type: "complete" }]);
+});
+
 test("unanswered requests go elsewhere after the timeout; a silent source is dropped", () => {
   const o = TRANSFER_DEFAULTS;
   const t = chunked(8);
