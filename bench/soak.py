@@ -67,6 +67,17 @@ MIB = 1024 * 1024
 # (size, weight): mostly the 20 MiB of the targets, and the rest of the range.
 SIZES = [(1024, 1), (300 * 1024, 2), (3 * MIB, 2), (20 * MIB, 6), (64 * MIB, 1)]
 BARE_BYTES = 20 * MIB
+# The first rounds: each size and each disturbance once (then rounds 5 and 6 run together).
+SCRIPTED: list[tuple[int, str | None]] = [
+    (20 * MIB, None),
+    (1024, None),
+    (20 * MIB, "reload"),
+    (20 * MIB, "holder_left"),
+    (300 * 1024, None),
+    (3 * MIB, None),
+    (64 * MIB, None),
+]
+PARALLEL_ROUND = 5
 DOWNLOAD_TIMEOUT_S = 180.0
 
 
@@ -162,10 +173,12 @@ class Stack:
 class Download:
     round: int
     size: int
-    outcome: str = "pending"  # complete | failed | timeout | wrong_sha256
+    manifest: str | None = None
+    outcome: str = "pending"  # complete | failed | timeout | wrong_sha256 | error
     reason: str | None = None
     ttfb_s: float | None = None  # link opened -> first chunk stored
     total_s: float | None = None  # link opened -> #download complete
+    transfer_s: float | None = None  # first chunk stored -> complete
     events: list[str] = field(default_factory=list)  # reload, holder_left, parallel
     timings: dict[str, Any] | None = None  # the page's own (ms since the link was opened)
     sources: dict[str, int] | None = None
@@ -290,15 +303,27 @@ class Soak:
         path.write_bytes(data)
         return path, hashlib.sha256(data).hexdigest()
 
+    def plan(self, round_no: int) -> tuple[int, str | None]:
+        """The size and the disturbance of a round: the first rounds go through each kind
+        once (so a short soak sees them all), then they are drawn at random."""
+        if round_no < len(SCRIPTED):
+            return SCRIPTED[round_no]
+        size = self.rng.choices([s for s, _ in SIZES], [w for _, w in SIZES])[0]
+        roll = self.rng.random()
+        if size >= 3 * MIB and roll < 0.1:
+            return size, "reload"
+        if size >= 3 * MIB and roll < 0.16:
+            return size, "holder_left"
+        return size, None
+
     async def flow(self, round_no: int, parallel: bool) -> Download:
         """A fresh page shares a file; a fresh page opens its link; both maybe leave."""
-        size = self.rng.choices([s for s, _ in SIZES], [w for _, w in SIZES])[0]
+        size, event = self.plan(round_no)
         record = Download(round=round_no, size=size)
         if parallel:
             record.events.append("parallel")
-        roll = self.rng.random()
-        reload_download = roll < 0.1 and size >= 3 * MIB
-        holder_leaves = 0.1 <= roll < 0.16 and size >= 3 * MIB
+        reload_download = event == "reload"
+        holder_leaves = event == "holder_left"
         path, sha256 = self.make_file(size)
         sharer_context = await self.swarm.context()
         sharer = await self.swarm.open(context=sharer_context)
@@ -307,6 +332,7 @@ class Soak:
             await ready(sharer)
             await wait_peers(sharer)
             link = await share(sharer, path)
+            record.manifest = link.split("/f/", 1)[1].split("?")[0].split("#")[0]
             started = time.time()
             downloader = await self.swarm.open(link)
             await self.watch(
@@ -387,6 +413,8 @@ class Soak:
             first = timings["firstChunkAt"] / 1000
         record.total_s = done - start
         record.ttfb_s = None if first is None else max(0.0, first - start)
+        if record.ttfb_s is not None:
+            record.transfer_s = record.total_s - record.ttfb_s
         record.sources = state.get("sources")
         if state["state"] == "failed":
             record.outcome = "failed"
@@ -438,7 +466,10 @@ class Soak:
                 bare = await self.bare()
                 if bare is not None:
                     self.bare_s.append(bare)
-            parallel = rounds - round_no >= 2 and self.rng.random() < 0.2
+            parallel = rounds - round_no >= 2 and (
+                round_no == PARALLEL_ROUND
+                or (round_no > PARALLEL_ROUND and self.rng.random() < 0.2)
+            )
             count = 2 if parallel else 1
             results = await asyncio.gather(
                 *(self.flow(round_no + i, parallel) for i in range(count))
@@ -525,16 +556,23 @@ def stats(values: list[float]) -> str:
     )
 
 
+def ratio_line(label: str, values: list[float], bare: float) -> str:
+    return (
+        f"  {label}: p50 {percentile(values, 50) / bare:5.1f}x"
+        f"  p95 {percentile(values, 95) / bare:5.1f}x  max {max(values) / bare:5.1f}x"
+        f"  (n={len(values)})"
+    )
+
+
 def summary(soak: Soak) -> dict[str, Any]:
+    """Print the figures (failures by reason, time to first byte, download times, the
+    20 MiB downloads against the bare DataChannel) and return them with every record."""
     downloads = soak.downloads
     failures = [d for d in downloads if d.outcome != "complete"]
     complete = [d for d in downloads if d.outcome == "complete"]
     ttfb = [d.ttfb_s for d in complete if d.ttfb_s is not None]
     bare = statistics.median(soak.bare_s) if soak.bare_s else None
-    twenty = [d.total_s for d in complete if d.size == 20 * MIB and d.total_s is not None]
-    plain20 = [
-        d.total_s for d in complete if d.size == 20 * MIB and d.total_s is not None and not d.events
-    ]
+    twenty = [d for d in complete if d.size == 20 * MIB and d.total_s is not None]
     print(f"\nsoak: {len(downloads)} downloads, {soak.posts} posts")
     print(f"  outcomes: {soak.short_summary()}")
     reasons = Counter(f"{d.outcome}: {d.reason}" for d in failures)
@@ -543,25 +581,27 @@ def summary(soak: Soak) -> dict[str, Any]:
     print(f"  time to first byte (link opened -> first chunk stored): {stats(ttfb)}")
     for size, _ in SIZES:
         times = [d.total_s for d in complete if d.size == size and d.total_s is not None]
-        print(f"  download time, {size / MIB:7.2f} MiB: {stats(times)}")
-    if bare:
+        print(f"  download time (link opened -> complete), {size / MIB:7.2f} MiB: {stats(times)}")
+    if bare and twenty:
         print(
             f"  bare RTCDataChannel, 20 MiB, same run: {bare:.2f} s (median of {len(soak.bare_s)})"
         )
-        if plain20:
-            print(
-                f"  20 MiB undisturbed downloads / bare: p50 {percentile(plain20, 50) / bare:5.1f}x"
-                f"  p95 {percentile(plain20, 95) / bare:5.1f}x  (n={len(plain20)})"
+        moving = [d.transfer_s for d in twenty if d.transfer_s is not None]
+        plain = [d.transfer_s for d in twenty if d.transfer_s is not None and not d.events]
+        print(ratio_line("20 MiB first byte -> complete / bare, all", moving, bare))
+        if plain:
+            print(ratio_line("20 MiB first byte -> complete / bare, undisturbed", plain, bare))
+        print(
+            ratio_line(
+                "20 MiB link opened -> complete / bare, all",
+                [d.total_s for d in twenty if d.total_s],
+                bare,
             )
-        if twenty:
-            print(
-                f"  20 MiB all downloads / bare: p50 {percentile(twenty, 50) / bare:5.1f}x"
-                f"  p95 {percentile(twenty, 95) / bare:5.1f}x  (n={len(twenty)})"
-            )
-    phases = [d.timings for d in complete if d.size == 20 * MIB and d.timings and not d.events]
+        )
+    phases = [d.timings for d in twenty if d.timings and not d.events]
     if phases:
         print("  where the time goes, 20 MiB undisturbed (ms after the link was opened, p50):")
-        for key in ("firstPeerAt", "manifestAt", "firstChunkAt", "chunksAt", "doneAt"):
+        for key in ("startAt", "firstPeerAt", "manifestAt", "firstChunkAt", "chunksAt", "doneAt"):
             values = [p[key] - p["openedAt"] for p in phases if p.get(key) and p.get("openedAt")]
             if values:
                 print(f"    {key:13s} {percentile(values, 50):8.0f}")
@@ -569,12 +609,13 @@ def summary(soak: Soak) -> dict[str, Any]:
     print(f"  super-peer dials answered peer_unavailable: {redials}")
     for d in failures[:5]:
         print(f"\n  failure in round {d.round} ({d.outcome}: {d.reason}):")
-        for line in (d.diagnostics or [])[-25:]:
+        for line in (d.diagnostics or [])[:30]:
             print(f"    {line}")
     return {
         "downloads": [asdict(d) for d in downloads],
         "bare_s": soak.bare_s,
         "failures": len(failures),
+        "posts": soak.posts,
     }
 
 
