@@ -185,9 +185,9 @@ def cases() -> list[dict[str, Any]]:
                 step(0, ["have", A, 4], ask(A, 0, 1)),
                 step(0, ["have", B, 4], ask(B, 2, 3), deadline=1000),
                 step(100, ok(B, 2), [], returns=True),
-                # A was silent: two strikes (of three); B answered since: none.
-                step(1000, ["tick"], [*ask(A, 0), *ask(B, 1), *ask(A, 3)]),
-                step(1500, ok(A, 1), [], returns=True, in_flight={A: [0, 3], B: []}),
+                # A was silent: two strikes (of three), asked last; B answered since: none.
+                step(1000, ["tick"], [*ask(B, 0, 1), *ask(A, 3)], in_flight={A: [3], B: [0, 1]}),
+                step(1500, ok(A, 1), [], returns=True, in_flight={A: [3], B: [0]}),
                 step(1600, ok(B, 1), [], returns=False, held=2),
                 step(2000, ["tick"], [*ask(B, 0), *ask(A, 3)], in_flight={A: [3], B: [0]}),
             ],

@@ -481,13 +481,15 @@ class Transfer:
         return best
 
     def _pick(self, candidates: list[Source], rates: dict[str, float], best: float) -> Source:
-        """Fastest first: complete sources before partial ones, then the one expected to
-        answer a new request soonest, (in flight + 1) / throughput; a source not measured
-        yet counts as fast as the best one, so every source gets tried."""
+        """Fastest first: complete sources before partial ones, answering ones before one
+        whose requests timed out, then the one expected to answer a new request soonest,
+        (in flight + 1) / throughput; a source not measured yet counts as fast as the best
+        one, so every source gets tried."""
 
-        def key(s: Source) -> tuple[int, float, str]:
+        def key(s: Source) -> tuple[int, int, float, str]:
             partial = 0 if s.advertised is not None and s.advertised >= self.count else 1
-            return (partial, (len(s.in_flight) + 1) / (rates[s.peer_id] or best), s.peer_id)
+            soon = (len(s.in_flight) + 1) / (rates[s.peer_id] or best)
+            return (partial, s.strikes, soon, s.peer_id)
 
         return min(candidates, key=key)
 

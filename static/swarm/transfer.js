@@ -78,6 +78,12 @@ class Source {
   }
 }
 
+// Lexicographic order of two keys of equal length.
+function before(a, b) {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+
 export class Transfer {
   /**
    * manifestId: what is fetched. With `chunkCount` (the manifest is already verified and
@@ -479,16 +485,16 @@ export class Transfer {
     return best;
   }
 
-  // Fastest first: complete sources before partial ones, then the one expected to answer a
-  // new request soonest, (in flight + 1) / throughput. A source not measured yet counts as
-  // fast as the best one, so every source gets tried. A slow source also frees its slots
-  // less often, so it gets less work.
+  // Fastest first: complete sources before partial ones, answering ones before one whose
+  // requests timed out, then the one expected to answer a new request soonest, (in flight +
+  // 1) / throughput. A source not measured yet counts as fast as the best one, so every
+  // source gets tried. A slow source also frees its slots less often, so it gets less work.
   #pick(candidates, rates, best) {
     let chosen = null;
     let chosenKey = null;
     for (const s of candidates) {
-      const key = [s.advertised !== null && s.advertised >= this.count ? 0 : 1, (s.inFlight.size + 1) / (rates.get(s.peerId) || best), s.peerId];
-      if (!chosen || key[0] < chosenKey[0] || (key[0] === chosenKey[0] && (key[1] < chosenKey[1] || (key[1] === chosenKey[1] && key[2] < chosenKey[2])))) {
+      const key = [s.advertised !== null && s.advertised >= this.count ? 0 : 1, s.strikes, (s.inFlight.size + 1) / (rates.get(s.peerId) || best), s.peerId];
+      if (!chosen || before(key, chosenKey)) {
         chosen = s;
         chosenKey = key;
       }

@@ -264,24 +264,36 @@ test("the manifest is asked of holders first, then of connected peers; bad ones 
   );
 });
 
-test("with nobody to serve it the transfer fails after the stall timeout", () => {
-  const o = TRANSFER_DEFAULTS;
+test("with nobody to serve it the transfer waits, resumes with a new holder, and gives up only when told to", () => {
   const t = chunked(3);
   t.have(A, 3, T0);
   const asked = reqs(t.takeActions());
   t.chunkAccepted(A, asked[0].index, CHUNK, T0 + 1);
   t.peerClosed(A, T0 + 2);
-  t.tick(T0 + 2 + o.stallTimeoutMs - 1);
-  assert.equal(t.phase, "chunks");
-  t.tick(T0 + 2 + o.stallTimeoutMs);
-  assert.equal(t.phase, "failed");
-  assert.deepEqual(t.takeActions().at(-1), { type: "failed", code: NO_SOURCE, message: t.result.message });
+  assert.deepEqual(t.progress(T0 + 2).waiting, { reason: "holders_gone", since: T0 + 2 });
+  t.tick(T0 + 3_600_000);
+  assert.equal(t.phase, "chunks", "no give-up timeout: still waiting an hour later");
+  assert.deepEqual(t.takeActions(), []);
+  t.have(B, 3, T0 + 3_600_001);
+  assert.deepEqual(reqs(t.takeActions()).map((a) => [a.peerId, a.index]), [[B, 1], [B, 2]]);
+  assert.equal(t.progress(T0 + 3_600_001).waiting, null);
 
-  const forged = new Transfer({ manifestId: "m", now: T0 });
+  const giveUpAfterMs = 60_000;
+  const bounded = chunked(3, { giveUpAfterMs });
+  bounded.have(A, 3, T0);
+  bounded.takeActions();
+  bounded.peerClosed(A, T0 + 2);
+  bounded.tick(T0 + 2 + giveUpAfterMs - 1);
+  assert.equal(bounded.phase, "chunks");
+  bounded.tick(T0 + 2 + giveUpAfterMs);
+  assert.equal(bounded.phase, "failed");
+  assert.deepEqual(bounded.takeActions().at(-1), { type: "failed", code: NO_SOURCE, message: bounded.result.message });
+
+  const forged = new Transfer({ manifestId: "m", now: T0, options: { giveUpAfterMs } });
   forged.have(A, 3, T0);
   forged.takeActions();
   forged.manifestRejected(A, "manifest_mismatch", "not the id asked for", T0 + 1);
-  forged.tick(T0 + 1 + o.stallTimeoutMs);
+  forged.tick(T0 + 1 + giveUpAfterMs);
   assert.equal(forged.result.code, "manifest_mismatch", "only bad manifests: that is the reason");
 });
 
