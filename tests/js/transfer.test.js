@@ -323,3 +323,65 @@ test("a 320-chunk download from a fast and a slow source survives losing one of 
   assert.ok(served[A] > 0 && served[B] > 0);
   assert.equal(served[A] + served[B], 320);
 });
+
+test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers, a good holder finishes it", () => {
+  let seed = 12345;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const peers = ["pa", "pb", "pc", "pd"];
+  for (let round = 0; round < 200; round++) {
+    const count = 1 + Math.floor(random() * 40);
+    const options = { perSource: 1 + Math.floor(random() * 8), window: 1 + Math.floor(random() * 12), burst: 20, rate: 50 };
+    let now = 0;
+    const t = new Transfer({ manifestId: "m", now, chunkCount: random() < 0.5 ? count : null, options });
+    const asked = new Map(); // peer -> indices asked, oldest first
+    const bad = new Set();
+    const collect = () => {
+      for (const a of t.takeActions()) {
+        if (a.type === "chunk_req") {
+          assert.ok(t.sources.has(a.peerId) && !bad.has(a.peerId), `asked ${a.peerId}`);
+          assert.ok(t.needs(a.index), "asked for a chunk already held");
+          (asked.get(a.peerId) ?? asked.set(a.peerId, []).get(a.peerId)).push(a.index);
+        } else if (a.type === "penalize") bad.add(a.peerId);
+        else if (a.type === "failed") assert.fail("no give-up timeout: it must never fail");
+      }
+      for (const s of t.sources.values()) assert.ok(s.inFlight.size <= options.perSource);
+      assert.ok(t.progress(now).inFlight <= options.window);
+      if (t.progress(now).waiting) assert.equal(t.progress(now).inFlight, 0);
+    };
+    const answer = (peerId, verdict) => {
+      const list = (asked.get(peerId) ?? []).filter((i) => t.expects(peerId, i));
+      if (!list.length) return;
+      const index = list[0];
+      asked.set(peerId, (asked.get(peerId) ?? []).filter((i) => i !== index));
+      if (verdict === "ok") t.chunkAccepted(peerId, index, CHUNK, now);
+      else if (verdict === "missing") t.chunkMissing(peerId, index, now);
+      else t.chunkRejected(peerId, index, "chunk_mismatch", "hash differs", now);
+    };
+    collect();
+    for (let step = 0; step < 60; step++) {
+      const op = pick(["have", "open", "close", "answer", "answer", "tick", "lost"]);
+      if (op === "have") t.have(pick(peers), Math.floor(random() * 41), now);
+      else if (op === "open") t.peerOpened(pick(peers), now);
+      else if (op === "close") t.peerClosed(pick(peers), now);
+      else if (op === "answer") answer(pick(peers), pick(["ok", "ok", "ok", "missing", "bad"]));
+      else if (op === "tick") t.tick((now += 1 + Math.floor(random() * 12_000)));
+      else t.chunkLost(Math.floor(random() * 40), now);
+      collect();
+    }
+    t.peerOpened("pz", now);
+    t.have("pz", count, now);
+    collect();
+    for (let i = 0; i < 20_000 && t.phase !== "complete"; i++) {
+      if (t.manifestAsk) t.manifestReady(t.manifestAsk.peerId, count, [], now);
+      else if ((asked.get("pz") ?? []).some((index) => t.expects("pz", index))) answer("pz", "ok");
+      else t.tick((now += 100));
+      collect();
+    }
+    assert.equal(t.phase, "complete", `round ${round}`);
+    assert.equal(t.heldCount, count);
+  }
+});
