@@ -15,6 +15,7 @@ from peers.models import FetchJob
 from peers.protocol.chunks import EncryptedFile, encrypt_file
 from peers.protocol.encoding import b64url_encode
 from peers.protocol.manifest import Manifest, make_manifest, verify_manifest
+from peers.protocol.transfer import TransferOptions
 from peers.protocol.wire import (
     Chunk,
     ChunkMissing,
@@ -303,6 +304,9 @@ async def test_nobody_advertises_it_so_every_peer_is_asked_for_the_manifest(
     await settle(a, b)
     assert manifest.id not in b.holder.holders
     b.fetcher.start("pin-8", FetchJob.PIN, manifest.id, (), clock())
+    await settle(a, b)
+    assert b.fetcher.jobs[manifest.id].state == FetchJob.WAITING  # adverts come first
+    clock.now += TransferOptions().probe_after_ms  # no advert by then: peers are asked
     await settle(a, b, until=lambda: "pin-8" in b.fetcher.finished)
     assert b.holder.index.complete(manifest.id)
     a.close()

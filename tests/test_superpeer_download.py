@@ -1,5 +1,6 @@
-"""The download core (sans-IO, fake clock): manifest first, pipelined chunk requests, every
-chunk verified, bad holders dropped and reported, missing and late chunks asked elsewhere."""
+"""The super-peer's download (the shared scheduler plus its checks; sans-IO, fake clock):
+manifest first, pipelined chunk requests, every chunk verified, bad holders dropped and
+reported, missing and late chunks asked elsewhere, lost chunks fetched again."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.chunks import EncryptedFile, encrypt_file
 from peers.protocol.manifest import Manifest, make_manifest, verify_manifest
+from peers.protocol.transfer import TransferOptions
 from peers.superpeer.download import (
     AskChunk,
     AskManifest,
     Download,
-    DownloadConfig,
+    GaveUp,
     ManifestReady,
     SourceFailed,
     StoreChunk,
@@ -46,6 +48,26 @@ def stores(actions: list[Any]) -> list[int]:
     return [a.index for a in actions if isinstance(a, StoreChunk)]
 
 
+def download(
+    manifest_id: str,
+    *,
+    manifest: Manifest | None = None,
+    missing: list[int] | None = None,
+    **options: Any,
+) -> Download:
+    """A download whose store holds every chunk but ``missing`` (None: nothing)."""
+    held = set() if manifest is None or missing is None else set(manifest.chunks)
+    for index in missing or []:
+        held.discard(manifest.chunks[index] if manifest else "")
+    return Download(
+        manifest_id,
+        has_chunk=held.__contains__,
+        manifest=manifest,
+        now=T0,
+        options=TransferOptions(**options),
+    )
+
+
 def answer(dl: Download, enc: EncryptedFile, peer: str, index: int, now: int) -> None:
     chunk = enc.chunks[index]
     dl.chunk_received(peer, index, chunk.id, chunk.ciphertext, now)
@@ -53,8 +75,8 @@ def answer(dl: Download, enc: EncryptedFile, peer: str, index: int, now: int) ->
 
 def test_asks_the_manifest_then_pipelines_chunks_within_the_windows(file10: Any) -> None:
     enc, envelope, manifest = file10
-    dl = Download(manifest.id, now=T0, config=DownloadConfig(per_source=3, window=5))
-    assert dl.stalled()
+    dl = download(manifest.id, per_source=3, window=5)
+    assert dl.waiting
     dl.add_source(A, 10, T0)
     dl.add_source(B, 4, T0)  # partial: asked second
     assert dl.take_actions() == [AskManifest(A, manifest.id)]
@@ -78,7 +100,7 @@ def test_asks_the_manifest_then_pipelines_chunks_within_the_windows(file10: Any)
 
 def test_whole_download_from_two_sources_completes_with_every_chunk_once(file10: Any) -> None:
     enc, _, manifest = file10
-    dl = Download(manifest.id, manifest=manifest, now=T0)
+    dl = download(manifest.id, manifest=manifest)
     dl.add_source(A, 10, T0)
     dl.add_source(B, 10, T0)
     got: list[int] = []
@@ -96,7 +118,7 @@ def test_whole_download_from_two_sources_completes_with_every_chunk_once(file10:
 
 def test_a_bad_chunk_drops_its_holder_and_is_fetched_from_another(file10: Any) -> None:
     enc, _, manifest = file10
-    dl = Download(manifest.id, manifest=manifest, missing=[0, 1], now=T0)
+    dl = download(manifest.id, manifest=manifest, missing=[0, 1])
     dl.add_source(A, 10, T0)
     assert asks(dl.take_actions()) == [(A, 0), (A, 1)]
     dl.add_source(B, 10, T0)
@@ -123,7 +145,7 @@ def test_a_bad_chunk_drops_its_holder_and_is_fetched_from_another(file10: Any) -
 
 def test_a_chunk_of_another_index_or_length_is_bad(file10: Any) -> None:
     enc, _, manifest = file10
-    dl = Download(manifest.id, manifest=manifest, missing=[3], now=T0)
+    dl = download(manifest.id, manifest=manifest, missing=[3])
     dl.add_source(A, 10, T0)
     dl.add_source(B, 10, T0)
     dl.take_actions()
@@ -140,18 +162,18 @@ def test_missing_chunks_go_to_another_holder_and_park_when_nobody_has_them(
     file10: Any,
 ) -> None:
     enc, _, manifest = file10
-    dl = Download(manifest.id, manifest=manifest, missing=[0], now=T0)
+    dl = download(manifest.id, manifest=manifest, missing=[0])
     dl.add_source(A, 5, T0)
     assert asks(dl.take_actions()) == [(A, 0)]
     dl.chunk_missing(A, 0, T0 + 1)
     assert dl.take_actions() == []
-    assert dl.stalled()
+    assert dl.waiting
     assert dl.failed_sources() == [A]
     dl.add_source(B, 10, T0 + 2)
     assert asks(dl.take_actions()) == [(B, 0)]
     dl.chunk_missing(B, 0, T0 + 3)
     assert dl.take_actions() == []
-    assert dl.stalled()
+    assert dl.waiting
     dl.add_source(A, 6, T0 + 4)  # A advertises again: worth asking again
     assert asks(dl.take_actions()) == [(A, 0)]
     answer(dl, enc, A, 0, T0 + 5)
@@ -161,32 +183,34 @@ def test_missing_chunks_go_to_another_holder_and_park_when_nobody_has_them(
 
 def test_timeouts_reassign_and_repeated_timeouts_drop_the_source(file10: Any) -> None:
     enc, _, manifest = file10
-    config = DownloadConfig(request_timeout_ms=1000, max_timeouts=2, per_source=1)
-    dl = Download(manifest.id, manifest=manifest, missing=[0, 1], now=T0, config=config)
+    options = {"request_timeout_ms": 1000, "max_timeouts": 2, "per_source": 1}
+    dl = download(manifest.id, manifest=manifest, missing=[0, 1], **options)
     dl.add_source(A, 10, T0)
     dl.add_source(B, 10, T0)
     assert asks(dl.take_actions()) == [(A, 0), (B, 1)]
-    assert dl.next_deadline() == T0 + 1000
+    assert dl.next_deadline(T0) == T0 + 1000
     answer(dl, enc, B, 1, T0 + 10)
     assert stores(dl.take_actions()) == [1]
     dl.tick(T0 + 999)
     assert dl.take_actions() == []
-    dl.tick(T0 + 1000)
+    dl.tick(T0 + 1000)  # A was silent: a strike; its request goes to B
     assert asks(dl.take_actions()) == [(B, 0)]
-    dl.tick(T0 + 2000)  # B times out once: asked again (A is first by load and name)
+    dl.tick(T0 + 2000)  # nothing heard from B since: a strike each, A first by name
     assert asks(dl.take_actions()) == [(A, 0)]
-    dl.tick(T0 + 3000)  # A's second timeout: dropped
+    dl.tick(T0 + 3000)  # A's second timeout in a row: dropped
     actions = dl.take_actions()
     assert [(a.peer_id, a.code) for a in actions if isinstance(a, SourceFailed)] == [(A, "timeout")]
     assert asks(actions) == [(B, 0)]
     answer(dl, enc, A, 0, T0 + 3001)  # too late, and A is dropped
     assert stores(dl.take_actions()) == []
+    answer(dl, enc, B, 0, T0 + 3002)
+    assert stores(dl.take_actions()) == [0]
+    assert dl.complete
 
 
 def test_a_late_answer_after_reassignment_is_stored_once(file10: Any) -> None:
     enc, _, manifest = file10
-    config = DownloadConfig(request_timeout_ms=1000)
-    dl = Download(manifest.id, manifest=manifest, missing=[0], now=T0, config=config)
+    dl = download(manifest.id, manifest=manifest, missing=[0], request_timeout_ms=1000)
     dl.add_source(A, 10, T0)
     dl.take_actions()
     dl.add_source(B, 10, T0)
@@ -200,13 +224,43 @@ def test_a_late_answer_after_reassignment_is_stored_once(file10: Any) -> None:
     assert dl.in_flight() == 0
 
 
+def test_a_chunk_lost_from_the_store_is_fetched_again(file10: Any) -> None:
+    enc, _, manifest = file10
+    dl = download(manifest.id, manifest=manifest, missing=[0, 1])
+    dl.add_source(A, 10, T0)
+    assert asks(dl.take_actions()) == [(A, 0), (A, 1)]
+    answer(dl, enc, A, 0, T0 + 1)
+    answer(dl, enc, A, 1, T0 + 2)
+    assert stores(dl.take_actions()) == [0, 1]
+    assert dl.complete
+    dl.store_failed([1], T0 + 3)  # the write failed, or it was evicted meanwhile
+    assert not dl.complete
+    assert asks(dl.take_actions()) == [(A, 1)]
+    answer(dl, enc, A, 1, T0 + 4)
+    assert stores(dl.take_actions()) == [1]
+    assert dl.complete
+
+
+def test_a_give_up_timeout_ends_a_download_nobody_can_serve(file10: Any) -> None:
+    _, _, manifest = file10
+    dl = download(manifest.id, manifest=manifest, missing=[0], give_up_after_ms=30_000)
+    dl.add_source(A, 10, T0)
+    dl.take_actions()
+    dl.remove_source(A, T0 + 5)
+    assert dl.waiting
+    dl.tick(T0 + 30_004)
+    assert dl.take_actions() == []
+    dl.tick(T0 + 30_005)
+    assert dl.take_actions() == [GaveUp("no_source", "no peer could serve this file for 30 s")]
+
+
 def test_a_closed_source_gives_its_requests_to_the_others(file10: Any) -> None:
     _, _, manifest = file10
-    dl = Download(manifest.id, manifest=manifest, missing=[0, 1, 2], now=T0)
+    dl = download(manifest.id, manifest=manifest, missing=[0, 1, 2])
     dl.add_source(A, 10, T0)
     assert asks(dl.take_actions()) == [(A, 0), (A, 1), (A, 2)]
     dl.remove_source(A, T0 + 1)
-    assert dl.stalled()
+    assert dl.waiting
     dl.add_source(B, 10, T0 + 2)
     assert asks(dl.take_actions()) == [(B, 0), (B, 1), (B, 2)]
     assert dl.failed_sources() == []
@@ -214,11 +268,11 @@ def test_a_closed_source_gives_its_requests_to_the_others(file10: Any) -> None:
 
 def test_unsolicited_chunks_and_manifests_are_ignored(file10: Any) -> None:
     enc, envelope, manifest = file10
-    dl = Download(manifest.id, now=T0)
+    dl = download(manifest.id)
     dl.manifest_received(A, envelope, T0)  # never asked
     assert dl.manifest is None
     assert dl.take_actions() == []
-    dl = Download(manifest.id, manifest=manifest, missing=[0], now=T0)
+    dl = download(manifest.id, manifest=manifest, missing=[0])
     answer(dl, enc, C, 0, T0)
     assert dl.take_actions() == []
     assert not dl.complete
@@ -227,7 +281,7 @@ def test_unsolicited_chunks_and_manifests_are_ignored(file10: Any) -> None:
 def test_a_wrong_or_empty_manifest_answer_moves_on_to_the_next_holder(file10: Any) -> None:
     _, envelope, manifest = file10
     _, other, _ = sealed(1)
-    dl = Download(manifest.id, now=T0)
+    dl = download(manifest.id)
     dl.add_source(A, 10, T0)
     dl.add_source(B, 9, T0)
     dl.add_source(C, 1, T0)
@@ -244,5 +298,5 @@ def test_a_wrong_or_empty_manifest_answer_moves_on_to_the_next_holder(file10: An
     dl.manifest_received(C, forged, T0 + 3)
     assert [a.code for a in dl.take_actions() if isinstance(a, SourceFailed)] == ["bad_signature"]
     assert dl.manifest is None
-    assert dl.stalled()
+    assert dl.waiting
     assert dl.failed_sources() == [B, C]

@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 from peers.peerjs.ice import IceConfig
 from peers.peerjs.signaling import ServerAddress
 from peers.protocol.ticket import is_valid_community
-
-from .download import DownloadConfig
+from peers.protocol.transfer import TransferOptions
 
 SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks")
 AGENT = "swarm-superpeer/1"
@@ -54,7 +53,7 @@ class SuperPeerConfig:
     # SWARM_REPLICATION_HOLDING_TTL_S, so both agree on when they are stale)
     gossip_holding_ttl_ms: int = 600_000
     send_buffer: int = 1024 * 1024  # a connection gets chunks while its buffer is below this
-    download: DownloadConfig = field(default_factory=DownloadConfig)
+    download: TransferOptions = field(default_factory=TransferOptions)
     use_channel_layer: bool = True
 
     def __post_init__(self) -> None:
@@ -92,7 +91,7 @@ class SuperPeerConfig:
             status_s=settings.SWARM_SUPERPEER_STATUS_S,
             send_buffer=settings.SWARM_SUPERPEER_SEND_BUFFER_BYTES,
             gossip_holding_ttl_ms=max(1, int(settings.SWARM_REPLICATION_HOLDING_TTL_S * 1000)),
-            download=DownloadConfig(
+            download=TransferOptions(
                 request_timeout_ms=int(settings.SWARM_SUPERPEER_REQUEST_TIMEOUT_S * 1000)
             ),
             # The in-process layer cannot reach another process: sync from the database only.

@@ -3,10 +3,11 @@
 One download per manifest at a time (a second job for the same manifest rides along). At
 most ``max_jobs`` run at once; the others wait in order. Sources are the peers that
 advertised the manifest (``have``) and, for replication jobs, the sources the planner
-named once they are connected. When a download has no manifest and nobody advertised it,
-every connected peer is asked once (a browser that shares a file answers). A source that
-sends bad data is dropped from every download for ``PENALTY_MS`` and counted as a
-violation on its connection.
+named once they are connected; every connected peer is known to the scheduler, which asks
+them for the manifest when no holder answers (docs/protocol.md "Fetching a file"). A source
+that sends bad data is dropped from every download for ``PENALTY_MS`` and counted as a
+violation on its connection. A pin waits for a source as long as it takes; a replication
+job gives up after ``NO_SOURCE_FAIL_MS`` of waiting (the planner retries it elsewhere).
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from peers.models import FetchJob
-from peers.protocol.errors import ProtocolError
-from peers.protocol.manifest import verify_manifest
+from peers.protocol.transfer import TransferOptions
 from peers.protocol.wire import Chunk, ChunkMissing, ContentFrame, ManifestReq
 from peers.protocol.wire import ChunkReq as ChunkReqFrame
 from peers.protocol.wire import Manifest as ManifestFrame
@@ -29,7 +29,7 @@ from .download import (
     AskChunk,
     AskManifest,
     Download,
-    DownloadConfig,
+    GaveUp,
     ManifestReady,
     SourceFailed,
     StoreChunk,
@@ -57,8 +57,6 @@ class Job:
     aliases: set[str] = field(default_factory=set)
     state: str = FetchJob.FETCHING
     reason: str = ""
-    stalled_since: int | None = None
-    probed: set[str] = field(default_factory=set)
     writes: int = 0  # chunks handed to the writer, not written yet
     finished_at: int | None = None  # ms, when it ended
 
@@ -70,13 +68,13 @@ class Fetcher:
         *,
         penalize: Penalize,
         clock: Callable[[], int],
-        config: DownloadConfig | None = None,
+        config: TransferOptions | None = None,
         max_jobs: int = 4,
     ) -> None:
         self.clock = clock
         self.holder = holder
         self.penalize = penalize
-        self.config = config or DownloadConfig()
+        self.config = config or TransferOptions()
         self.max_jobs = max_jobs
         self.jobs: dict[str, Job] = {}  # running, by manifest id
         self.waiting: deque[tuple[str, str, str, tuple[str, ...]]] = deque()
@@ -105,19 +103,21 @@ class Fetcher:
         if len(self.jobs) >= self.max_jobs:
             self.waiting.append((job_id, kind, manifest_id, sources))
             return
-        manifest = self.holder.manifests.get(manifest_id)
-        missing = None if manifest is None else self.holder.index.missing(manifest_id)
+        give_up = NO_SOURCE_FAIL_MS if kind == FetchJob.REPLICATION else None
         download = Download(
-            manifest_id, manifest=manifest, missing=missing, now=now, config=self.config
+            manifest_id,
+            has_chunk=self.holder.index.has_chunk,
+            manifest=self.holder.manifests.get(manifest_id),
+            now=now,
+            options=replace(self.config, give_up_after_ms=give_up),
         )
         job = Job(job_id, kind, manifest_id, download, sources_hint=sources)
         self.jobs[manifest_id] = job
         self.changed.add(manifest_id)
         for peer_id, chunks in self.holder.holders.get(manifest_id, {}).items():
             self._add_source(job, peer_id, chunks, now)
-        for peer_id in sources:
+        for peer_id in sorted(set(self.holder.conns.values())):
             self.peer_connected(peer_id, now, only=job)
-        self._probe(job, now)
         self._process(job, now)
 
     def cancel(self, job_id: str, reason: str, now: int) -> None:
@@ -150,18 +150,18 @@ class Fetcher:
             job.download.add_source(peer_id, chunks, now)
 
     def peer_connected(self, peer_id: str, now: int, *, only: Job | None = None) -> None:
+        if not self._usable(peer_id, now) or peer_id not in self.holder.conns.values():
+            return
         for job in [only] if only else list(self.jobs.values()):
-            if peer_id in job.sources_hint and peer_id in self.holder.conns.values():
-                total = job.download.total or 1
-                self._add_source(job, peer_id, total, now)
+            job.download.peer_opened(peer_id, now)
+            if peer_id in job.sources_hint:
+                self._add_source(job, peer_id, job.download.total or 1, now)
+            if only is None:
                 self._process(job, now)
-            elif only is None:
-                self._probe(job, now)
 
     def peer_gone(self, peer_id: str, now: int) -> None:
         for job in list(self.jobs.values()):
             job.download.remove_source(peer_id, now)
-            job.probed.discard(peer_id)
             self._process(job, now)
 
     def on_have(self, peer_id: str, adverts: list[tuple[str, int]], now: int) -> None:
@@ -176,17 +176,7 @@ class Fetcher:
             job = self.jobs.get(frame.id)
             if job is None:
                 return
-            if peer_id in job.download.manifest_asked:
-                job.download.manifest_received(peer_id, frame.manifest, now)
-            elif peer_id in job.probed and frame.manifest is not None:
-                job.probed.discard(peer_id)
-                try:
-                    manifest = verify_manifest(frame.manifest, now=now, expected_id=frame.id)
-                except ProtocolError as exc:
-                    self._bad_source(peer_id, exc.code, exc.message, now)
-                    return
-                job.download.manifest_known(manifest, now)
-                self._add_source(job, peer_id, 1, now)  # it has the manifest: try it
+            job.download.manifest_received(peer_id, frame.manifest, now)
         elif isinstance(frame, Chunk):
             job = self.jobs.get(frame.manifest)
             if job is None:
@@ -200,16 +190,6 @@ class Fetcher:
         else:
             return
         self._process(job, now)
-
-    def _probe(self, job: Job, now: int) -> None:
-        """Nobody advertised the manifest: ask every connected peer not asked yet."""
-        if job.download.manifest is not None or job.download.sources:
-            return
-        for conn_id, peer_id in list(self.holder.conns.items()):
-            if peer_id in job.probed or not self._usable(peer_id, now):
-                continue
-            job.probed.add(peer_id)
-            self.holder.send(conn_id, ManifestReq(id=job.manifest_id))
 
     def _bad_source(self, peer_id: str, code: str, message: str, now: int) -> None:
         self.penalty[peer_id] = now + PENALTY_MS
@@ -243,14 +223,11 @@ class Fetcher:
             elif isinstance(action, ManifestReady):
                 pinned = action.manifest.id in self.pinned
                 self.holder.add_manifest(action.manifest, pinned=pinned, stored_at=now)
-                job.download.already_held(
-                    i for i in range(job.download.total) if i not in self._missing(job)
-                )
+            elif isinstance(action, GaveUp) and self.jobs.get(job.manifest_id) is job:
+                bad = any(code != TIMEOUT for code in job.download.failed.values())
+                self._finish(job, FetchJob.FAILED, "verify_failed" if bad else "no_source", now)
         self.changed.add(job.manifest_id)
         self._check_done(job, now)
-
-    def _missing(self, job: Job) -> set[int]:
-        return set(self.holder.index.missing(job.manifest_id))
 
     def _check_done(self, job: Job, now: int) -> None:
         if self.jobs.get(job.manifest_id) is not job:
@@ -258,21 +235,14 @@ class Fetcher:
         if job.download.complete and job.writes == 0:
             if self.holder.index.complete(job.manifest_id):
                 self._finish(job, FetchJob.DONE, "", now)
-            else:  # a chunk went missing meanwhile (evicted, removed): fetch it again
-                for index in self.holder.index.missing(job.manifest_id):
-                    job.download.store_failed(index, now)
+                return
+            # A chunk went missing meanwhile (evicted, removed): fetch it again.
+            job.download.store_failed(self.holder.index.missing(job.manifest_id), now)
+            if not job.download.complete:
+                self._process(job, now)
             return
-        stalled = job.download.stalled() and job.writes == 0
-        if not stalled:
-            job.stalled_since = None
-            job.state = FetchJob.FETCHING
-            return
-        if job.stalled_since is None:
-            job.stalled_since = now
-        job.state = FetchJob.WAITING
-        if job.kind == FetchJob.REPLICATION and now - job.stalled_since >= NO_SOURCE_FAIL_MS:
-            bad = any(code != TIMEOUT for code in job.download.failed.values())
-            self._finish(job, FetchJob.FAILED, "verify_failed" if bad else "no_source", now)
+        waiting = job.download.waiting and job.writes == 0
+        job.state = FetchJob.WAITING if waiting else FetchJob.FETCHING
 
     def tick(self, now: int) -> None:
         for job in list(self.jobs.values()):
@@ -299,7 +269,7 @@ class Fetcher:
                 now = self.clock()
                 job.writes -= 1
                 logger.error("job %s: writing chunk %s failed: %r", job.job_id, action.index, exc)
-                job.download.store_failed(action.index, now)
+                job.download.store_failed([action.index], now)
                 self._process(job, now)
                 continue
             job.writes -= 1

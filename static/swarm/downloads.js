@@ -116,6 +116,12 @@ export class Download {
       return;
     }
     if (!t.awaitsManifestFrom(peerId)) return;
+    if (this.manifest) {
+      // A probe while waiting for a source: the peer holds the file, so it becomes one.
+      t.manifestReady(peerId, this.manifest.chunks.length, [], this.service.clock());
+      this.#step();
+      return;
+    }
     if (this.record.fileId && this.record.fileId !== manifest.fileId) {
       // A key wrapped for another file than the manifest names: it could never open.
       this.#fail(WRONG_FILE, "the key received is for another file than this manifest");

@@ -1,21 +1,25 @@
-// Fetching one shared file from whoever holds it (sans-IO, like h11): peers' adverts and
-// answers, connection changes and `now` (ms) go in; requests to send, penalties, completion
-// and failure come out of takeActions(). No IO, no timers, no crypto: the adapter (files.js)
-// checks each manifest and chunk before telling the transfer what it got, and calls tick()
-// at nextDeadline(). docs/browser.md "Files" describes the policy.
+// Fetching one shared file from whoever holds it: the download scheduler, mirror of
+// peers/protocol/transfer.py (the two are held together by tests/vectors/transfer.json).
+// Sans-IO (like h11): peers' adverts and answers, connection changes and `now` (ms) go in;
+// requests to send, penalties, drops, completion and failure come out of takeActions(), and
+// tick() is due at nextDeadline(). No IO, no timers, no crypto: the adapter (downloads.js)
+// checks each manifest and chunk before telling the transfer what it got. docs/protocol.md
+// "Fetching a file" describes the policy.
 //
 // Phases: "manifest" (ask holders, then any connected peer, one at a time) -> "chunks"
-// (pipelined requests to several sources) -> "complete" | "failed".
+// (pipelined, paced requests to several sources) -> "complete" (back to "chunks" when a chunk
+// counted held is lost) | "failed" (only with a give-up timeout). With nobody to ask the
+// transfer is waiting (progress().waiting) and resumes by itself when a source appears.
 
 export const TRANSFER_DEFAULTS = Object.freeze({
-  perSource: 64, // chunk requests in flight per source (2 MiB: several read batches ahead)
+  perSource: 64, // chunk requests in flight per source
   window: 128, // chunk requests in flight in all
   requestTimeoutMs: 8_000, // an unanswered request goes to another source
-  maxTimeouts: 3, // timeouts in a row before a source is dropped from this transfer
+  maxTimeouts: 3, // timed-out requests in a row, with nothing heard: source dropped
   manifestTimeoutMs: 5_000,
-  manifestRetryMs: 15_000, // a peer that had no manifest may be asked again after this
-  probeAfterMs: 2_000, // no advert by then: ask connected peers for the manifest too
-  stallTimeoutMs: 60_000, // no usable source for this long: failed no_source
+  manifestRetryMs: 15_000, // a peer asked for the manifest may be asked again after this
+  probeAfterMs: 2_000, // no holder answered by then: ask connected peers too
+  giveUpAfterMs: null, // waiting this long: failed (null: wait for as long as it takes)
   endgameAfterMs: 1_500, // nothing left to ask: re-ask a request this old of another source
   rate: 450, // requests per second per source: peers accept 500 frames/s per connection
   burst: 900,
@@ -25,31 +29,59 @@ export const TRANSFER_DEFAULTS = Object.freeze({
 const PENDING = 0;
 const ASKED = 1;
 const HELD = 2;
+const HEARTBEAT_MS = 1_000; // rate tokens, endgame, manifest retries, the waiting clock
 
-// Why a source left a transfer (codes in diagnostics and in progress()).
+// Why a source left a transfer, and why a transfer gave up.
 export const DROP_TIMEOUT = "timeout";
 export const NO_SOURCE = "no_source";
+// Why a transfer waits: nobody ever offered the file / every source it had is gone.
+export const NO_HOLDER = "no_holder";
+export const HOLDERS_GONE = "holders_gone";
+
+/** Bytes per second over a sliding window (older arrivals are forgotten). */
+class Meter {
+  constructor() {
+    this.arrivals = []; // [at, bytes]
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  add(at, bytes) {
+    this.arrivals.push([at, bytes]);
+    this.bytes += bytes;
+  }
+
+  rate(now, windowMs) {
+    while (this.head < this.arrivals.length && now - this.arrivals[this.head][0] > windowMs) this.bytes -= this.arrivals[this.head++][1];
+    if (this.head > 1024) {
+      this.arrivals = this.arrivals.slice(this.head);
+      this.head = 0;
+    }
+    return (this.bytes * 1000) / windowMs;
+  }
+}
 
 class Source {
   constructor(peerId, now, burst) {
     this.peerId = peerId;
-    this.advertised = null; // chunks it says it holds (null: answered a probe, count unknown)
+    this.advertised = null; // chunks it says it holds (null: answered a probe)
     this.inFlight = new Map(); // index -> asked at
+    this.late = new Set(); // asked, then timed out or held elsewhere: an answer still counts
     this.missing = new Set(); // indices it said it lacks
+    this.heardAt = -1; // its last answer
+    this.strikes = 0;
     this.received = 0;
     this.bytes = 0;
-    this.strikes = 0;
     this.tokens = burst;
     this.tokensAt = now;
-    this.arrivals = []; // [at, bytes] within the rate window
+    this.meter = new Meter();
   }
 }
 
-function rateOf(arrivals, now, windowMs) {
-  while (arrivals.length && now - arrivals[0][0] > windowMs) arrivals.shift();
-  let bytes = 0;
-  for (const [, n] of arrivals) bytes += n;
-  return (bytes * 1000) / windowMs;
+// Lexicographic order of two keys of equal length.
+function before(a, b) {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
 }
 
 export class Transfer {
@@ -65,14 +97,20 @@ export class Transfer {
     this.actions = [];
     this.sources = new Map(); // peer id -> Source
     this.connected = new Set(); // open peers (manifest probes)
-    this.dropped = new Map(); // peer id -> code: not used again by this transfer
+    this.dropped = new Map(); // peer id -> code (timeouts may come back)
     this.tried = new Map(); // peer id -> when it was asked for the manifest
     this.manifestAsk = null; // { peerId, at }
-    this.stalledSince = null;
-    this.arrivals = [];
+    this.hadSource = false;
+    this.waiting = null; // { reason, since }
     this.served = new Map(); // peer id -> chunks it supplied that we kept (also after it left)
     this.result = null; // { code, message } once failed
+    this.count = 0;
+    this.state = new Uint8Array(0);
+    this.held = 0;
+    this.cursor = 0;
+    this.meter = new Meter();
     if (chunkCount !== null) this.manifestReady(null, chunkCount, held, now);
+    else this.#step(now);
   }
 
   // --- outputs ---
@@ -88,28 +126,28 @@ export class Transfer {
   }
 
   get heldCount() {
-    return this.held ?? 0;
+    return this.held;
   }
 
-  /** When tick() should run next. */
+  /** When tick() is due (Infinity: nothing left to time). */
   nextDeadline(now) {
     if (this.done) return Infinity;
     const o = this.options;
-    let next = now + 1_000; // rate tokens and the stall clock
+    let next = now + HEARTBEAT_MS;
     if (this.manifestAsk) next = Math.min(next, this.manifestAsk.at + o.manifestTimeoutMs);
-    if (this.phase === "manifest" && now < this.startedAt + o.probeAfterMs) next = Math.min(next, this.startedAt + o.probeAfterMs);
+    if (now < this.startedAt + o.probeAfterMs) next = Math.min(next, this.startedAt + o.probeAfterMs);
     for (const source of this.sources.values()) {
       for (const at of source.inFlight.values()) next = Math.min(next, at + o.requestTimeoutMs);
-      // Out of request tokens: wake when the next one is there.
       if (this.phase === "chunks" && source.tokens < 1) next = Math.min(next, source.tokensAt + ((1 - source.tokens) * 1000) / o.rate);
     }
-    if (this.stalledSince !== null) next = Math.min(next, this.stalledSince + o.stallTimeoutMs);
+    if (this.waiting && o.giveUpAfterMs !== null) next = Math.min(next, this.waiting.since + o.giveUpAfterMs);
     return Math.max(Math.ceil(next), now + 1);
   }
 
   /** Is a chunk from this peer at this index one we asked it for? (others are ignored) */
   expects(peerId, index) {
-    return this.sources.get(peerId)?.inFlight.has(index) ?? false;
+    const source = this.sources.get(peerId);
+    return source !== undefined && (source.inFlight.has(index) || source.late.has(index));
   }
 
   /** Did we ask this peer for the manifest? */
@@ -128,19 +166,22 @@ export class Transfer {
     this.#step(now);
   }
 
+  /** Gone: its requests go back at once; if it opens again it may be asked anew. */
   peerClosed(peerId, now) {
     this.connected.delete(peerId);
+    this.tried.delete(peerId);
     this.#removeSource(peerId);
-    if (this.manifestAsk?.peerId === peerId) this.manifestAsk = null;
+    if (this.awaitsManifestFrom(peerId)) this.manifestAsk = null;
     this.#step(now);
   }
 
-  /** A `have` advert: `chunks` verified chunks of this manifest (0 withdraws it). */
+  /** A `have` advert: `chunks` chunks of this file held (0 withdraws it). */
   have(peerId, chunks, now) {
-    if (this.dropped.has(peerId) || this.done) return;
-    if (chunks === 0) {
+    if (this.phase === "failed" || this.#penalized(peerId)) return;
+    if (chunks <= 0) {
       this.#removeSource(peerId);
     } else {
+      this.dropped.delete(peerId); // a source dropped for timeouts is back
       const source = this.sources.get(peerId) ?? this.#addSource(peerId, now);
       source.advertised = chunks;
       source.missing.clear(); // it holds more now
@@ -150,92 +191,101 @@ export class Transfer {
 
   // --- inputs: the manifest ---
 
-  /** The manifest asked of peerId (null: known already) verified: `chunkCount` chunks. */
+  /**
+   * The manifest (asked of peerId; null: known already) verified: `chunkCount` chunks, `held`
+   * stored already. Later, a peer answering a probe becomes a source.
+   */
   manifestReady(peerId, chunkCount, held, now) {
-    if (this.phase !== "manifest") return;
-    this.manifestAsk = null;
-    this.count = chunkCount;
-    this.state = new Uint8Array(chunkCount);
-    this.held = 0;
-    for (const index of held) {
-      if (this.state[index] !== HELD) this.held += 1;
-      this.state[index] = HELD;
+    if (peerId !== null && this.awaitsManifestFrom(peerId)) this.manifestAsk = null;
+    if (this.phase === "manifest") {
+      this.count = chunkCount;
+      this.state = new Uint8Array(chunkCount);
+      for (const index of held) {
+        if (index >= 0 && index < chunkCount && this.state[index] !== HELD) {
+          this.state[index] = HELD;
+          this.held += 1;
+        }
+      }
+      this.phase = "chunks";
     }
-    this.cursor = 0;
-    this.phase = "chunks";
-    // Whoever served the manifest probably holds the chunks too.
-    if (peerId !== null && !this.sources.has(peerId) && !this.dropped.has(peerId)) this.#addSource(peerId, now);
+    if (peerId !== null && !this.sources.has(peerId) && !this.#penalized(peerId)) {
+      this.dropped.delete(peerId);
+      this.#addSource(peerId, now); // whoever has the manifest probably has chunks
+    }
     this.#step(now);
   }
 
   /** The peer answered that it does not hold the manifest. */
   manifestAbsent(peerId, now) {
-    if (this.manifestAsk?.peerId === peerId) this.manifestAsk = null;
-    this.#removeSource(peerId);
+    if (this.awaitsManifestFrom(peerId)) this.manifestAsk = null;
+    if (this.phase === "manifest") this.#removeSource(peerId);
     this.#step(now);
   }
 
   /** The peer sent a manifest that failed verification (fail closed: never used). */
   manifestRejected(peerId, code, message, now) {
-    if (this.manifestAsk?.peerId === peerId) this.manifestAsk = null;
-    this.#drop(peerId, code, message, true);
+    if (this.awaitsManifestFrom(peerId)) this.manifestAsk = null;
+    this.#drop(peerId, { type: "penalize", peerId, code, message });
     this.#step(now);
   }
 
   // --- inputs: chunks ---
 
-  /** A chunk we asked for passed its checks and is stored; false if it was not needed. */
+  /**
+   * A chunk we asked for passed its checks; false if it was not needed (not asked of this
+   * peer, or held already), true if it counts: the adapter stores it.
+   */
   chunkAccepted(peerId, index, bytes, now) {
-    const source = this.sources.get(peerId);
-    if (source) {
-      source.inFlight.delete(index);
-      source.received += 1;
-      source.bytes += bytes;
-      source.strikes = 0;
-      source.arrivals.push([now, bytes]);
-    }
-    if (this.phase !== "chunks" || this.state[index] === HELD) {
+    const source = this.#answered(peerId, index, now);
+    if (!source) return false;
+    source.received += 1;
+    source.bytes += bytes;
+    source.meter.add(now, bytes);
+    if ((this.phase !== "chunks" && this.phase !== "complete") || this.state[index] === HELD) {
       this.#step(now);
       return false;
     }
     this.state[index] = HELD;
     this.held += 1;
-    this.arrivals.push([now, bytes]);
+    this.meter.add(now, bytes);
     this.served.set(peerId, (this.served.get(peerId) ?? 0) + 1);
-    // An endgame duplicate still in flight elsewhere is simply answered later and ignored.
+    for (const other of this.sources.values()) {
+      // Endgame duplicates: their answers are ignored.
+      if (other.inFlight.delete(index)) other.late.add(index);
+    }
     this.#step(now);
     return true;
   }
 
   /** A chunk from peerId failed its checks (chunk_mismatch, bad_chunk): ask another holder. */
   chunkRejected(peerId, index, code, message, now) {
-    this.sources.get(peerId)?.inFlight.delete(index);
+    if (!this.#answered(peerId, index, now)) return;
     this.#release(index);
-    this.#drop(peerId, code, message, true);
+    this.#drop(peerId, { type: "penalize", peerId, code, message });
     this.#step(now);
   }
 
-  /** The peer does not hold this chunk after all. */
+  /** The peer does not hold this chunk after all (until its next advert). */
   chunkMissing(peerId, index, now) {
-    const source = this.sources.get(peerId);
-    if (!source?.inFlight.has(index)) return;
-    source.inFlight.delete(index);
+    const source = this.#answered(peerId, index, now);
+    if (!source) return;
     source.missing.add(index);
     this.#release(index);
     this.#step(now);
   }
 
-  /** A chunk counted as held is not in the store after all (lost): fetch it again. */
+  /** A chunk counted held is not in the store after all: fetch it again. */
   chunkLost(index, now) {
-    if (this.phase === "failed" || this.state === undefined || this.state[index] !== HELD) return;
+    if ((this.phase !== "chunks" && this.phase !== "complete") || !(index >= 0 && index < this.count)) return;
+    if (this.state[index] !== HELD) return;
     this.state[index] = PENDING;
     this.held -= 1;
-    if (index < this.cursor) this.cursor = index;
-    if (this.phase === "complete") this.phase = "chunks";
+    this.cursor = Math.min(this.cursor, index);
+    this.phase = "chunks";
     this.#step(now);
   }
 
-  /** Timeouts, rate tokens, probes, stalls. */
+  /** Timeouts, rate tokens, probes, the waiting clock. */
   tick(now) {
     if (this.done) return;
     const o = this.options;
@@ -244,10 +294,14 @@ export class Transfer {
       for (const [index, at] of [...source.inFlight]) {
         if (now - at < o.requestTimeoutMs) continue;
         source.inFlight.delete(index);
-        source.strikes += 1;
+        source.late.add(index);
+        if (source.heardAt <= at) source.strikes += 1; // nothing heard from it since it was asked
         this.#release(index);
       }
-      if (source.strikes >= o.maxTimeouts) this.#drop(source.peerId, DROP_TIMEOUT, `${source.strikes} requests timed out`, false);
+      if (source.strikes >= o.maxTimeouts) {
+        const message = `${source.strikes} requests timed out`;
+        this.#drop(source.peerId, { type: "dropped", peerId: source.peerId, code: DROP_TIMEOUT, message });
+      }
     }
     this.#step(now);
   }
@@ -258,17 +312,18 @@ export class Transfer {
     const o = this.options;
     return {
       phase: this.phase,
-      total: this.count ?? null,
-      held: this.heldCount,
-      rate: rateOf(this.arrivals, now, o.rateWindowMs),
-      inFlight: [...this.sources.values()].reduce((n, s) => n + s.inFlight.size, 0),
+      total: this.phase === "manifest" ? null : this.count,
+      held: this.held,
+      rate: this.meter.rate(now, o.rateWindowMs),
+      inFlight: this.#inFlight(),
+      waiting: this.waiting && { ...this.waiting },
       sources: [...this.sources.values()].map((s) => ({
         peerId: s.peerId,
         advertised: s.advertised,
         received: s.received,
         bytes: s.bytes,
         inFlight: s.inFlight.size,
-        rate: rateOf(s.arrivals, now, o.rateWindowMs),
+        rate: s.meter.rate(now, o.rateWindowMs),
       })),
       dropped: Object.fromEntries(this.dropped),
       served: Object.fromEntries(this.served),
@@ -278,9 +333,21 @@ export class Transfer {
 
   // --- internals ---
 
+  #inFlight() {
+    let n = 0;
+    for (const s of this.sources.values()) n += s.inFlight.size;
+    return n;
+  }
+
+  #penalized(peerId) {
+    const code = this.dropped.get(peerId);
+    return code !== undefined && code !== DROP_TIMEOUT;
+  }
+
   #addSource(peerId, now) {
     const source = new Source(peerId, now, this.options.burst);
     this.sources.set(peerId, source);
+    this.hadSource = true;
     return source;
   }
 
@@ -291,11 +358,21 @@ export class Transfer {
     for (const index of source.inFlight.keys()) this.#release(index);
   }
 
-  #drop(peerId, code, message, penalize) {
+  #drop(peerId, action) {
     this.#removeSource(peerId);
-    this.dropped.set(peerId, code);
-    if (penalize) this.actions.push({ type: "penalize", peerId, code, message });
-    else this.actions.push({ type: "dropped", peerId, code, message });
+    this.dropped.set(peerId, action.code);
+    this.actions.push(action);
+  }
+
+  // The source if it was asked for `index` (the request is then answered).
+  #answered(peerId, index, now) {
+    const source = this.sources.get(peerId);
+    if (!source || !(source.inFlight.has(index) || source.late.has(index))) return null;
+    source.inFlight.delete(index);
+    source.late.delete(index);
+    source.heardAt = now;
+    source.strikes = 0;
+    return source;
   }
 
   // An index asked of nobody any more goes back to pending.
@@ -303,34 +380,75 @@ export class Transfer {
     if (this.phase !== "chunks" || this.state[index] !== ASKED) return;
     for (const source of this.sources.values()) if (source.inFlight.has(index)) return;
     this.state[index] = PENDING;
-    if (index < this.cursor) this.cursor = index;
+    this.cursor = Math.min(this.cursor, index);
   }
 
   #step(now) {
     if (this.done) return;
-    if (this.phase === "manifest") this.#askManifest(now);
     if (this.phase === "chunks") {
       if (this.held === this.count) {
         this.phase = "complete";
+        this.waiting = null;
         this.actions.push({ type: "complete" });
         return;
       }
       this.#fill(now);
     }
-    this.#checkStall(now);
+    const usable = this.phase === "chunks" && this.#usableSource();
+    if (!usable) this.#askManifest(now);
+    // Probing peers that never offered the file is still waiting for a holder.
+    const askingHolder = this.manifestAsk !== null && this.sources.has(this.manifestAsk.peerId);
+    this.#checkWaiting(usable || askingHolder, now);
+  }
+
+  // Some source is busy, or could be asked for something pending (now or soon).
+  #usableSource() {
+    if (this.#inFlight() > 0) return true;
+    const lacking = [...this.sources.values()].map((s) => s.missing);
+    for (let index = this.cursor; index < this.count; index++) {
+      if (this.state[index] === PENDING && lacking.some((m) => !m.has(index))) return true;
+    }
+    return false;
   }
 
   #askManifest(now) {
     if (this.manifestAsk) return;
     const o = this.options;
-    const fresh = (id) => !this.dropped.has(id) && (!this.tried.has(id) || now - this.tried.get(id) >= o.manifestRetryMs);
-    // Holders that advertised it first; after a while, any connected peer.
-    let peerId = [...this.sources.keys()].find(fresh);
-    if (!peerId && now - this.startedAt >= o.probeAfterMs) peerId = [...this.connected].sort().find(fresh);
-    if (!peerId) return;
+    const fresh = (id) => {
+      if (this.#penalized(id) || (this.sources.has(id) && this.phase === "chunks")) return false;
+      return !this.tried.has(id) || now - this.tried.get(id) >= o.manifestRetryMs;
+    };
+    let peerId;
+    if (this.phase === "manifest") {
+      // Holders first, the most complete one first.
+      const holders = [...this.sources.values()].sort((a, b) => (b.advertised ?? 0) - (a.advertised ?? 0) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0));
+      peerId = holders.find((s) => fresh(s.peerId))?.peerId;
+    }
+    if (peerId === undefined && now - this.startedAt >= o.probeAfterMs) peerId = [...this.connected].sort().find(fresh);
+    if (peerId === undefined) return;
     this.tried.set(peerId, now);
     this.manifestAsk = { peerId, at: now };
     this.actions.push({ type: "manifest_req", peerId });
+  }
+
+  #checkWaiting(busy, now) {
+    if (busy) {
+      this.waiting = null;
+      return;
+    }
+    this.waiting ??= { reason: this.hadSource ? HOLDERS_GONE : NO_HOLDER, since: now };
+    const giveUp = this.options.giveUpAfterMs;
+    if (giveUp === null || now - this.waiting.since < giveUp) return;
+    const codes = [...this.dropped.values()];
+    if (this.phase === "manifest" && codes.length) {
+      // Only bad manifests seen: that is the reason (fail closed), not a lack of peers.
+      const code = codes.at(-1);
+      this.result = { code, message: `every manifest received failed verification (${code})` };
+    } else {
+      this.result = { code: NO_SOURCE, message: `no peer could serve this file for ${Math.floor(giveUp / 1000)} s` };
+    }
+    this.phase = "failed";
+    this.actions.push({ type: "failed", ...this.result });
   }
 
   #refill(source, now) {
@@ -354,29 +472,29 @@ export class Transfer {
     for (const other of this.sources.values()) {
       if (other === source) continue;
       for (const [index, at] of other.inFlight) {
-        if (at < bestAt && now - at >= this.options.endgameAfterMs && !source.missing.has(index) && !source.inFlight.has(index)) {
-          let askedOf = 0;
-          for (const s of this.sources.values()) if (s.inFlight.has(index)) askedOf += 1;
-          if (askedOf === 1) {
-            best = index;
-            bestAt = at;
-          }
+        if (at >= bestAt || now - at < this.options.endgameAfterMs) continue;
+        if (source.missing.has(index) || source.inFlight.has(index)) continue;
+        let askedOf = 0;
+        for (const s of this.sources.values()) if (s.inFlight.has(index)) askedOf += 1;
+        if (askedOf === 1) {
+          best = index;
+          bestAt = at;
         }
       }
     }
     return best;
   }
 
-  // Fastest first: complete sources before partial ones, then the one expected to answer a
-  // new request soonest, (in flight + 1) / throughput. A source not measured yet counts as
-  // fast as the best one, so every source gets tried. A slow source also frees its slots
-  // less often, so it gets less work.
+  // Fastest first: complete sources before partial ones, answering ones before one whose
+  // requests timed out, then the one expected to answer a new request soonest, (in flight +
+  // 1) / throughput. A source not measured yet counts as fast as the best one, so every
+  // source gets tried. A slow source also frees its slots less often, so it gets less work.
   #pick(candidates, rates, best) {
     let chosen = null;
     let chosenKey = null;
     for (const s of candidates) {
-      const key = [s.advertised !== null && s.advertised >= this.count ? 0 : 1, (s.inFlight.size + 1) / (rates.get(s) || best), s.peerId];
-      if (!chosen || key[0] < chosenKey[0] || (key[0] === chosenKey[0] && (key[1] < chosenKey[1] || (key[1] === chosenKey[1] && key[2] < chosenKey[2])))) {
+      const key = [s.advertised !== null && s.advertised >= this.count ? 0 : 1, s.strikes, (s.inFlight.size + 1) / (rates.get(s.peerId) || best), s.peerId];
+      if (!chosen || before(key, chosenKey)) {
         chosen = s;
         chosenKey = key;
       }
@@ -386,51 +504,28 @@ export class Transfer {
 
   #fill(now) {
     const o = this.options;
-    let total = 0;
-    for (const s of this.sources.values()) total += s.inFlight.size;
+    let total = this.#inFlight();
     if (total >= o.window) return;
-    const rates = new Map([...this.sources.values()].map((s) => [s, rateOf(s.arrivals, now, o.rateWindowMs)]));
+    const rates = new Map([...this.sources.values()].map((s) => [s.peerId, s.meter.rate(now, o.rateWindowMs)]));
     const best = Math.max(1, ...rates.values());
-    const candidates = new Set([...this.sources.values()].filter((s) => s.inFlight.size < o.perSource));
-    while (total < o.window && candidates.size > 0) {
+    const candidates = [...this.sources.values()].filter((s) => s.inFlight.size < o.perSource);
+    const drop = (s) => candidates.splice(candidates.indexOf(s), 1);
+    while (total < o.window && candidates.length > 0) {
       const source = this.#pick(candidates, rates, best);
       this.#refill(source, now);
-      if (source.tokens < 1) {
-        candidates.delete(source);
-        continue;
-      }
-      let index = this.#nextPending(source);
-      if (index < 0) index = this.#endgameIndex(source, now);
+      let index = source.tokens >= 1 ? this.#nextPending(source) : -1;
+      if (index < 0 && source.tokens >= 1) index = this.#endgameIndex(source, now);
       if (index < 0) {
-        candidates.delete(source);
+        drop(source);
         continue;
       }
       source.tokens -= 1;
       source.inFlight.set(index, now);
-      if (source.inFlight.size >= o.perSource) candidates.delete(source);
+      source.late.delete(index);
+      if (source.inFlight.size >= o.perSource) drop(source);
       this.state[index] = ASKED;
       total += 1;
       this.actions.push({ type: "chunk_req", peerId: source.peerId, index });
-    }
-  }
-
-  #checkStall(now) {
-    const busy = this.manifestAsk !== null || [...this.sources.values()].some((s) => s.inFlight.size > 0);
-    if (busy) {
-      this.stalledSince = null;
-      return;
-    }
-    this.stalledSince ??= now;
-    if (now - this.stalledSince >= this.options.stallTimeoutMs) {
-      this.phase = "failed";
-      const seconds = Math.round(this.options.stallTimeoutMs / 1000);
-      // Only bad manifests seen: that is the reason (fail closed), not a lack of peers.
-      const rejected = [...this.dropped.values()].at(-1);
-      this.result =
-        this.count === undefined && rejected && rejected !== DROP_TIMEOUT
-          ? { code: rejected, message: `every manifest received failed verification (${rejected})` }
-          : { code: NO_SOURCE, message: `no peer could serve this file for ${seconds} s` };
-      this.actions.push({ type: "failed", ...this.result });
     }
   }
 }

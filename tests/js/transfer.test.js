@@ -264,24 +264,36 @@ test("the manifest is asked of holders first, then of connected peers; bad ones 
   );
 });
 
-test("with nobody to serve it the transfer fails after the stall timeout", () => {
-  const o = TRANSFER_DEFAULTS;
+test("with nobody to serve it the transfer waits, resumes with a new holder, and gives up only when told to", () => {
   const t = chunked(3);
   t.have(A, 3, T0);
   const asked = reqs(t.takeActions());
   t.chunkAccepted(A, asked[0].index, CHUNK, T0 + 1);
   t.peerClosed(A, T0 + 2);
-  t.tick(T0 + 2 + o.stallTimeoutMs - 1);
-  assert.equal(t.phase, "chunks");
-  t.tick(T0 + 2 + o.stallTimeoutMs);
-  assert.equal(t.phase, "failed");
-  assert.deepEqual(t.takeActions().at(-1), { type: "failed", code: NO_SOURCE, message: t.result.message });
+  assert.deepEqual(t.progress(T0 + 2).waiting, { reason: "holders_gone", since: T0 + 2 });
+  t.tick(T0 + 3_600_000);
+  assert.equal(t.phase, "chunks", "no give-up timeout: still waiting an hour later");
+  assert.deepEqual(t.takeActions(), []);
+  t.have(B, 3, T0 + 3_600_001);
+  assert.deepEqual(reqs(t.takeActions()).map((a) => [a.peerId, a.index]), [[B, 1], [B, 2]]);
+  assert.equal(t.progress(T0 + 3_600_001).waiting, null);
 
-  const forged = new Transfer({ manifestId: "m", now: T0 });
+  const giveUpAfterMs = 60_000;
+  const bounded = chunked(3, { giveUpAfterMs });
+  bounded.have(A, 3, T0);
+  bounded.takeActions();
+  bounded.peerClosed(A, T0 + 2);
+  bounded.tick(T0 + 2 + giveUpAfterMs - 1);
+  assert.equal(bounded.phase, "chunks");
+  bounded.tick(T0 + 2 + giveUpAfterMs);
+  assert.equal(bounded.phase, "failed");
+  assert.deepEqual(bounded.takeActions().at(-1), { type: "failed", code: NO_SOURCE, message: bounded.result.message });
+
+  const forged = new Transfer({ manifestId: "m", now: T0, options: { giveUpAfterMs } });
   forged.have(A, 3, T0);
   forged.takeActions();
   forged.manifestRejected(A, "manifest_mismatch", "not the id asked for", T0 + 1);
-  forged.tick(T0 + 1 + o.stallTimeoutMs);
+  forged.tick(T0 + 1 + giveUpAfterMs);
   assert.equal(forged.result.code, "manifest_mismatch", "only bad manifests: that is the reason");
 });
 
@@ -310,4 +322,66 @@ test("a 320-chunk download from a fast and a slow source survives losing one of 
   assert.equal(t.phase, "complete");
   assert.ok(served[A] > 0 && served[B] > 0);
   assert.equal(served[A] + served[B], 320);
+});
+
+test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers, a good holder finishes it", () => {
+  let seed = 12345;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const peers = ["pa", "pb", "pc", "pd"];
+  for (let round = 0; round < 200; round++) {
+    const count = 1 + Math.floor(random() * 40);
+    const options = { perSource: 1 + Math.floor(random() * 8), window: 1 + Math.floor(random() * 12), burst: 20, rate: 50 };
+    let now = 0;
+    const t = new Transfer({ manifestId: "m", now, chunkCount: random() < 0.5 ? count : null, options });
+    const asked = new Map(); // peer -> indices asked, oldest first
+    const bad = new Set();
+    const collect = () => {
+      for (const a of t.takeActions()) {
+        if (a.type === "chunk_req") {
+          assert.ok(t.sources.has(a.peerId) && !bad.has(a.peerId), `asked ${a.peerId}`);
+          assert.ok(t.needs(a.index), "asked for a chunk already held");
+          (asked.get(a.peerId) ?? asked.set(a.peerId, []).get(a.peerId)).push(a.index);
+        } else if (a.type === "penalize") bad.add(a.peerId);
+        else if (a.type === "failed") assert.fail("no give-up timeout: it must never fail");
+      }
+      for (const s of t.sources.values()) assert.ok(s.inFlight.size <= options.perSource);
+      assert.ok(t.progress(now).inFlight <= options.window);
+      if (t.progress(now).waiting) assert.equal(t.progress(now).inFlight, 0);
+    };
+    const answer = (peerId, verdict) => {
+      const list = (asked.get(peerId) ?? []).filter((i) => t.expects(peerId, i));
+      if (!list.length) return;
+      const index = list[0];
+      asked.set(peerId, (asked.get(peerId) ?? []).filter((i) => i !== index));
+      if (verdict === "ok") t.chunkAccepted(peerId, index, CHUNK, now);
+      else if (verdict === "missing") t.chunkMissing(peerId, index, now);
+      else t.chunkRejected(peerId, index, "chunk_mismatch", "hash differs", now);
+    };
+    collect();
+    for (let step = 0; step < 60; step++) {
+      const op = pick(["have", "open", "close", "answer", "answer", "tick", "lost"]);
+      if (op === "have") t.have(pick(peers), Math.floor(random() * 41), now);
+      else if (op === "open") t.peerOpened(pick(peers), now);
+      else if (op === "close") t.peerClosed(pick(peers), now);
+      else if (op === "answer") answer(pick(peers), pick(["ok", "ok", "ok", "missing", "bad"]));
+      else if (op === "tick") t.tick((now += 1 + Math.floor(random() * 12_000)));
+      else t.chunkLost(Math.floor(random() * 40), now);
+      collect();
+    }
+    t.peerOpened("pz", now);
+    t.have("pz", count, now);
+    collect();
+    for (let i = 0; i < 20_000 && t.phase !== "complete"; i++) {
+      if (t.manifestAsk) t.manifestReady(t.manifestAsk.peerId, count, [], now);
+      else if ((asked.get("pz") ?? []).some((index) => t.expects("pz", index))) answer("pz", "ok");
+      else t.tick((now += 100));
+      collect();
+    }
+    assert.equal(t.phase, "complete", `round ${round}`);
+    assert.equal(t.heldCount, count);
+  }
 });
