@@ -151,7 +151,11 @@ export class FilesUI {
       const held = progress?.held ?? record.held ?? 0;
       const p = pct(held, total);
       const sources = progress?.sources ?? [];
-      const label = progress?.phase === "manifest" ? "looking for the manifest…" : `${p}% · ${rate(progress?.rate ?? 0)} · ${sources.length} source${sources.length === 1 ? "" : "s"}`;
+      const label = progress?.waiting
+        ? `${p}% · ${waitingText(progress.waiting)}`
+        : progress?.phase === "manifest"
+          ? "looking for the manifest…"
+          : `${p}% · ${rate(progress?.rate ?? 0)} · ${sources.length} source${sources.length === 1 ? "" : "s"}`;
       status = el(
         "div",
         { class: "file-progress" },
@@ -237,6 +241,12 @@ export class FilesUI {
 }
 
 /** The panel of a share link page: fetch the file named by the path with the key in the fragment. */
+// What a waiting download (transfer.js progress().waiting) is waiting for, in words.
+function waitingText(waiting) {
+  const since = Math.max(0, Math.round((Date.now() - waiting.since) / 1000));
+  return waiting.reason === "holders_gone" ? `waiting for a holder to come back (gone for ${since} s)` : `waiting for a peer that holds this file (${since} s)`;
+}
+
 export class DownloadPanel {
   constructor({ peer, files, manifestId, key, keyError }) {
     this.peer = peer;
@@ -267,6 +277,7 @@ export class DownloadPanel {
     if (reason) n.dataset.reason = reason;
     else delete n.dataset.reason;
     if (sha256) n.dataset.sha256 = sha256;
+    if (state !== "fetching") delete n.dataset.waiting;
     $("download-state").textContent = state;
     $("download-message").textContent = message;
   }
@@ -296,7 +307,12 @@ export class DownloadPanel {
     } else if (record.state === "failed") {
       this.#set("failed", { reason: record.reason, message: record.message ?? record.reason });
     } else {
-      this.#set("fetching", { message: progress?.phase === "manifest" ? "asking peers for the manifest…" : "" });
+      const waiting = progress?.waiting ?? null;
+      const message = waiting ? `${waitingText(waiting)}: it goes on by itself when one is back; keep this page open.` : progress?.phase === "manifest" ? "asking peers for the manifest…" : "";
+      this.#set("fetching", { message });
+      // A hook for people and tests: why nothing arrives right now (transfer.js NO_HOLDER, HOLDERS_GONE).
+      if (waiting) this.node.dataset.waiting = waiting.reason;
+      else delete this.node.dataset.waiting;
     }
   }
 
