@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.content_support import Site, peer_id, site, wait_connected  # noqa: F401
+from tests.browser.content_support import Site, peer_id, site  # noqa: F401
 from tests.browser.test_files import share, wait_download
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 SIZE = 8 * 1024 * 1024
 
 
-def test_a_download_waits_for_its_holder_to_come_back_and_completes(  # noqa: F811
-    site: Site, tmp_path: Path
+def test_a_download_waits_for_its_holder_to_come_back_and_completes(
+    site: Site,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     data = random.Random(11).randbytes(SIZE)
     path = tmp_path / "waiting.bin"
