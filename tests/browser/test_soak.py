@@ -23,9 +23,9 @@ ROUNDS = 8
 
 def test_short_soak_on_the_make_run_stack_completes_every_download(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
+    command = [sys.executable, "bench/soak.py", "--rounds", str(ROUNDS), "--seed", "3"]
     proc = subprocess.run(
-        [sys.executable, "bench/soak.py", "--rounds", str(ROUNDS), "--seed", "3"]
-        + ["--json", str(out)],
+        [*command, "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
