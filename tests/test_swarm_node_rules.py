@@ -106,6 +106,22 @@ def test_a_bye_tells_how_long_to_wait_before_dialing_the_peer_again(reason: str,
     assert entry.next_dial_at == (net.now + wait if wait else 0)
 
 
+def test_a_bye_leaving_makes_the_peers_ticket_stale_until_a_newer_one() -> None:
+    net, a, b, conn_id = connected_pair()
+    node = node_of(a)
+    node.receive(conn_id, encode_frame(Bye(reason="leaving")), net.now)
+    node.take_actions()
+    entry = node.book.get(b.peer_id)
+    assert entry is not None
+    assert entry.next_dial_at == 0, "no back-off: a reloaded page may be dialed at once"
+    assert node.book.is_gone(entry)
+    assert b.peer_id not in [e.peer_id for e in node.book.dial_candidates(net.now + 1_000)]
+    assert b.identity is not None
+    newer = make_ticket(b.identity.key, community="main", now=net.now + 1)
+    node.book.add_ticket(verify_ticket(newer, now=net.now + 1, community="main"), "pex", net.now)
+    assert b.peer_id in [e.peer_id for e in node.book.dial_candidates(net.now + 1)]
+
+
 def three_in_a_line() -> tuple[Network, SimPeer, SimPeer, SimPeer]:
     """a - b - c, where a and c never connect to each other."""
     net = Network()

@@ -19,7 +19,8 @@ from .pex import PexChannel
 from .ticket import Ticket
 from .wire import Bye, Frame, Hello
 
-PEER_UNAVAILABLE = "peer_unavailable"  # dial_failed reason: signaling says it is not there
+PEER_UNAVAILABLE = "peer_unavailable"
+LEAVING = "leaving"  # bye reason of a peer going away  # dial_failed reason: signaling says it is not there
 DENY_MS = 10 * 60_000
 REFUSED_RETRY_MS = 60_000  # after a "mesh_full"/"paused"/... bye
 MISBEHAVING_RETRY_MS = 30 * 60_000
@@ -267,6 +268,9 @@ class Mesh:
         self._emit(Close(conn_id=conn.id, reason=f"bye_{reason}"))
         if reason in _LONG_REFUSALS:
             self.book.defer_dial(conn.peer_id, now + DENY_MS)
+        elif reason == LEAVING:
+            # Its ticket is stale now; a newer one (the page reloaded) may be dialed at once.
+            self.book.record_gone(conn.peer_id, now)
         elif reason != "duplicate":
             self.book.defer_dial(conn.peer_id, now + REFUSED_RETRY_MS)
         self._closed_event(conn, f"bye_{reason}", "info")
@@ -379,7 +383,7 @@ class Mesh:
         """Shutting down: tell every peer (bye "leaving") so nobody waits for a timeout."""
         self.dialing.clear()
         for conn in list(self.conns.values()):
-            self.close(conn, "leaving", now)
+            self.close(conn, LEAVING, now)
 
     def set_isolated(self, isolated: bool, now: int) -> None:
         """Isolation: only "always" approved peers stay connected or get dialed."""

@@ -16,6 +16,7 @@ export const MESH_DEFAULTS = Object.freeze({
 });
 export const DENY_MS = 10 * 60_000;
 export const PEER_UNAVAILABLE = "peer_unavailable"; // dialFailed reason: signaling says it is not there
+export const LEAVING = "leaving"; // bye reason of a peer going away
 const REFUSED_RETRY_MS = 60_000; // after a "mesh_full"/"paused"/... bye
 const MISBEHAVING_RETRY_MS = 30 * 60_000;
 const STALE_RETRY_MS = 2_000; // reconnect soon after dropping a stale connection
@@ -186,6 +187,8 @@ export class Mesh {
     this.conns.delete(conn.id);
     this.emit({ type: "close", connId: conn.id, reason: `bye_${reason}` });
     if (["blocked", "denied", "isolated", "misbehaving"].includes(reason)) this.book.deferDial(conn.peerId, now + DENY_MS);
+    // Its ticket is stale now; a newer one (the page reloaded) may be dialed at once.
+    else if (reason === LEAVING) this.book.recordGone(conn.peerId);
     else if (reason !== "duplicate") this.book.deferDial(conn.peerId, now + REFUSED_RETRY_MS);
     this.#closedEvent(conn, `bye_${reason}`, now, "info");
   }
@@ -290,7 +293,7 @@ export class Mesh {
   /** The page is going away: tell every peer (bye "leaving") so nobody waits for a timeout. */
   leave(now) {
     this.dialing.clear();
-    for (const conn of [...this.conns.values()]) this.close(conn, "leaving", now);
+    for (const conn of [...this.conns.values()]) this.close(conn, LEAVING, now);
   }
 
   /** Isolation: only "always" approved peers stay connected or get dialed. */

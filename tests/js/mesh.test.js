@@ -326,3 +326,18 @@ test("without signaling the mesh keeps pinging its peers but dials nobody", asyn
   a.node.mesh.canDial = true;
   assert.ok(await net.runUntil(() => connected(a, c), 4));
 });
+
+test("a peer that says bye leaving is not redialed until it has a newer ticket", async () => {
+  const { net, a, b } = await pair();
+  net.start();
+  assert.ok(await net.runUntil(() => connected(a, b), 5));
+  b.node.leave(net.now);
+  await net.runUntil(() => openPeers(a).length === 0, 5);
+  const entry = a.node.book.get(b.identity.peerId);
+  assert.equal(entry.nextDialAt, 0, "no back-off: a reloaded page may be dialed at once");
+  assert.ok(!a.node.book.dialCandidates(net.now + 1_000).some((e) => e.peerId === b.identity.peerId));
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const newer = await verifyTicket(await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 }), { now: net.now + 1, community: "main" });
+  a.node.book.addTicket(newer, "pex", net.now);
+  assert.ok(a.node.book.dialCandidates(net.now + 1).some((e) => e.peerId === b.identity.peerId));
+});
