@@ -19,8 +19,8 @@ from .pex import PexChannel
 from .ticket import Ticket
 from .wire import Bye, Frame, Hello
 
-PEER_UNAVAILABLE = "peer_unavailable"
-LEAVING = "leaving"  # bye reason of a peer going away  # dial_failed reason: signaling says it is not there
+PEER_UNAVAILABLE = "peer_unavailable"  # dial_failed reason: signaling says it is not there
+LEAVING = "leaving"  # bye reason of a peer going away
 DENY_MS = 10 * 60_000
 REFUSED_RETRY_MS = 60_000  # after a "mesh_full"/"paused"/... bye
 MISBEHAVING_RETRY_MS = 30 * 60_000
