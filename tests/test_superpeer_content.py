@@ -293,6 +293,30 @@ async def test_a_replication_job_with_no_holder_fails_no_source_but_a_pin_waits(
     b.close()
 
 
+async def test_pins_waiting_for_a_holder_do_not_keep_later_jobs_from_running(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Found by the soak: pins of files whose sharers left before the super-peer fetched
+    them waited forever in all four job slots, and nothing later was ever fetched."""
+    a, b = Member("a", tmp_path, clock), Member("b", tmp_path, clock)
+    gone = [sealed(70_000, seed=10 + i)[1] for i in range(b.fetcher.max_jobs + 1)]
+    for i, manifest in enumerate(gone):
+        b.fetcher.start(f"pin-gone-{i}", FetchJob.PIN, manifest.id, (), clock())
+    await settle(b, rounds=5)
+    assert all(b.fetcher.jobs[m.id].state == FetchJob.WAITING for m in gone)
+    assert b.fetcher.active() == 0
+    encrypted, manifest = sealed(200_000, seed=3)
+    a.hold(encrypted, manifest, pinned=True)
+    connect(a, b)
+    b.fetcher.start("job-new", FetchJob.REPLICATION, manifest.id, (a.peer_id,), clock())
+    await settle(a, b, until=lambda: "job-new" in b.fetcher.finished)
+    assert b.fetcher.finished["job-new"].state == FetchJob.DONE
+    assert b.holder.index.complete(manifest.id)
+    assert all(b.fetcher.jobs[m.id].state == FetchJob.WAITING for m in gone), "still waiting"
+    a.close()
+    b.close()
+
+
 async def test_nobody_advertises_it_so_every_peer_is_asked_for_the_manifest(
     tmp_path: Path, clock: Clock
 ) -> None:
