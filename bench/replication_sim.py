@@ -31,8 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers.protocol.replication import ReplicationConfig, ReplicationPlanner
-from peers.protocol.replication_model import (
+from peers.protocol.replication.model import (
     CHUNK_SIZE,
     Event,
     FetchJob,
@@ -45,6 +44,7 @@ from peers.protocol.replication_model import (
     PeerHealth,
     SuperPeerStatus,
 )
+from peers.protocol.replication.planner import ReplicationConfig, ReplicationPlanner
 
 MB = 1_000_000
 COMMUNITY = "sim"

@@ -19,9 +19,9 @@ from django.db import transaction
 from peers.models import FetchJob, Pin
 from peers.protocol.chunks import is_digest_id
 from peers.protocol.encoding import PEER_ID_RE
-from peers.protocol.replication_messages import cancel_message, fetch_message
-from peers.protocol.replication_model import CancelJob
-from peers.protocol.replication_model import FetchJob as PlannedJob
+from peers.protocol.replication.messages import cancel_message, fetch_message
+from peers.protocol.replication.model import CancelJob
+from peers.protocol.replication.model import FetchJob as PlannedJob
 from peers.superpeer.control import group_for, sync_message
 from peers.superpeer.errors import BAD_MANIFEST_ID, BAD_PEER_ID, SuperPeerError
 

@@ -10,8 +10,7 @@ from dataclasses import replace
 import pytest
 
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
-from peers.protocol.replication import ReplicationPlanner
-from peers.protocol.replication_model import (
+from peers.protocol.replication.model import (
     AlertKind,
     CancelReason,
     HaveAdvert,
@@ -21,13 +20,14 @@ from peers.protocol.replication_model import (
     ReplicationError,
     SuperPeerStatus,
 )
-from peers.protocol.replication_snapshot import (
+from peers.protocol.replication.planner import ReplicationPlanner
+from peers.protocol.replication.snapshot import (
     BAD_SNAPSHOT,
     dump_state,
     load_state,
     restore_jobs,
 )
-from peers.protocol.replication_state import ReplicationConfig
+from peers.protocol.replication.state import ReplicationConfig
 from peers.replication.feed import Facts, HoldingFact, JobFact, ManifestFact, SuperPeerFact, feed
 from peers.superpeer.relay import ASK_TIMEOUT_MS, AdvertRelay
 

@@ -14,9 +14,9 @@ from peers.protocol.errors import BAD_BODY, ProtocolError
 from peers.protocol.gossip import make_gossip
 from peers.protocol.have_gossip import HAVE_TOPIC, check_have_gossip, parse_have_gossip
 from peers.protocol.node import SwarmNode
-from peers.protocol.replication import ReplicationPlanner
-from peers.protocol.replication_model import ManifestInfo
-from peers.protocol.replication_state import ReplicationConfig
+from peers.protocol.replication.model import ManifestInfo
+from peers.protocol.replication.planner import ReplicationPlanner
+from peers.protocol.replication.state import ReplicationConfig
 from peers.protocol.wire import MAX_HAVE_MANIFESTS, Holding, encode_frame
 from peers.replication.feed import Facts, HoldingFact, ManifestFact, SuperPeerFact, feed
 from peers.superpeer.relay import GossipAdverts

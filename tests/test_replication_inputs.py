@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peers.protocol.replication import ReplicationConfig, ReplicationPlanner
-from peers.protocol.replication_messages import (
+from peers.protocol.replication.messages import (
     cancel_message,
     fetch_message,
     parse_cancel,
@@ -22,7 +21,7 @@ from peers.protocol.replication_messages import (
     report_message,
     status_message,
 )
-from peers.protocol.replication_model import (
+from peers.protocol.replication.model import (
     CHUNK_SIZE,
     CancelJob,
     CancelReason,
@@ -39,6 +38,7 @@ from peers.protocol.replication_model import (
     ReplicationError,
     SuperPeerStatus,
 )
+from peers.protocol.replication.planner import ReplicationConfig, ReplicationPlanner
 
 
 def pid(name: str) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from peers.protocol.replication import ReplicationConfig, ReplicationPlanner
-from peers.protocol.replication_model import (
+from peers.protocol.replication.model import (
     CHUNK_SIZE,
     AlertKind,
     CancelReason,
@@ -25,6 +24,7 @@ from peers.protocol.replication_model import (
     SuperPeerStatus,
     peer_key,
 )
+from peers.protocol.replication.planner import ReplicationConfig, ReplicationPlanner
 
 GiB = 2**30
 COUNT = 8

@@ -18,9 +18,9 @@ from peers import services
 from peers.models import FetchJob, Pin, Post
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.posts import make_post, verify_post
-from peers.protocol.replication_messages import cancel_message, fetch_message
-from peers.protocol.replication_model import CancelJob, CancelReason
-from peers.protocol.replication_model import FetchJob as PlannedJob
+from peers.protocol.replication.messages import cancel_message, fetch_message
+from peers.protocol.replication.model import CancelJob, CancelReason
+from peers.protocol.replication.model import FetchJob as PlannedJob
 from peers.superpeer import db
 from peers.superpeer.control import Sync, group_for, parse_control, sync_message
 from peers.superpeer.errors import SuperPeerError

@@ -25,8 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from peers.protocol.encoding import PEER_ID_RE
-from peers.protocol.replication import ReplicationPlanner
-from peers.protocol.replication_model import (
+from peers.protocol.replication.model import (
     MAX_SOURCES,
     REASON_RE,
     CancelJob,
@@ -39,7 +38,8 @@ from peers.protocol.replication_model import (
     ReplicationError,
     SuperPeerStatus,
 )
-from peers.protocol.replication_snapshot import job_slot, load_state, restore_jobs
+from peers.protocol.replication.planner import ReplicationPlanner
+from peers.protocol.replication.snapshot import job_slot, load_state, restore_jobs
 
 logger = logging.getLogger(__name__)
 

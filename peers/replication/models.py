@@ -15,7 +15,7 @@ from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 
 from peers.models import FetchJob, FileManifest
-from peers.protocol.replication_model import MAX_TARGET
+from peers.protocol.replication.model import MAX_TARGET
 from peers.protocol.ticket import COMMUNITY_RE
 
 

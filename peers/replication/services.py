@@ -21,8 +21,7 @@ from beacon.enqueue import enqueue
 from beacon.models import Alert as AlertRow
 from peers import services as superpeer_services
 from peers.models import FileManifest
-from peers.protocol.replication import ReplicationPlanner
-from peers.protocol.replication_model import (
+from peers.protocol.replication.model import (
     Alert,
     AlertKind,
     AlertResolved,
@@ -31,8 +30,9 @@ from peers.protocol.replication_model import (
     Plan,
     ReplicationError,
 )
-from peers.protocol.replication_snapshot import dump_state
-from peers.protocol.replication_state import ReplicationConfig
+from peers.protocol.replication.planner import ReplicationPlanner
+from peers.protocol.replication.snapshot import dump_state
+from peers.protocol.replication.state import ReplicationConfig
 from swarmweb import metrics as counters
 
 from . import metrics, reports, selectors

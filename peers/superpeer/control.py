@@ -8,8 +8,8 @@ database when it starts and every ``SWARM_SUPERPEER_SYNC_S`` anyway.
 | ``type`` | fields | meaning |
 |---|---|---|
 | ``superpeer.sync`` | none | pins or jobs changed: read them again |
-| ``replication.fetch`` | as ``replication_messages.fetch_message`` | a job for this super-peer |
-| ``replication.cancel`` | as ``replication_messages.cancel_message`` | stop that job |
+| ``replication.fetch`` | as ``replication.messages.fetch_message`` | a job for this super-peer |
+| ``replication.cancel`` | as ``replication.messages.cancel_message`` | stop that job |
 
 Super-peers publish ``replication.status`` and ``replication.report`` messages to the
 ``replication`` group for a long-lived planner, and write the same facts to the database.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from peers.protocol.encoding import PEER_ID_RE
-from peers.protocol.replication_messages import CANCEL, FETCH, parse_cancel, parse_fetch
-from peers.protocol.replication_model import CancelJob, FetchJob, ReplicationError
+from peers.protocol.replication.messages import CANCEL, FETCH, parse_cancel, parse_fetch
+from peers.protocol.replication.model import CancelJob, FetchJob, ReplicationError
 
 from .errors import BAD_CONTROL, SuperPeerError
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 
 from peers.models import FetchJob
-from peers.protocol.replication_messages import report_message, status_message
-from peers.protocol.replication_model import FetchJob as PlannedJob
-from peers.protocol.replication_model import JobReport, JobState, SuperPeerStatus
+from peers.protocol.replication.messages import report_message, status_message
+from peers.protocol.replication.model import FetchJob as PlannedJob
+from peers.protocol.replication.model import JobReport, JobState, SuperPeerStatus
 from peers.replication import reports
 from peers.replication.services import request_backfill
 

@@ -15,9 +15,9 @@ Rules (docs/replication.md has the full model):
 
 from __future__ import annotations
 
-from .replication_holdings import HoldingsView
-from .replication_jobs import JobBoard
-from .replication_model import (
+from .holdings import HoldingsView
+from .jobs import JobBoard
+from .model import (
     BAD_ADVERT,
     BAD_REPORT,
     MANIFEST_CONFLICT,
@@ -40,7 +40,7 @@ from .replication_model import (
     SuperPeerStatus,
     manifest_key,
 )
-from .replication_state import (
+from .state import (
     JobSlot,
     ManifestState,
     ManifestStatus,
@@ -48,7 +48,7 @@ from .replication_state import (
     ReplicationConfig,
     Summary,
 )
-from .replication_targets import TargetTracker
+from .targets import TargetTracker
 
 __all__ = ["ReplicationConfig", "ReplicationPlanner"]
 

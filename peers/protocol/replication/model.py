@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .encoding import PEER_ID_RE
-from .errors import ProtocolError
-from .ticket import COMMUNITY_RE
+from ..encoding import PEER_ID_RE
+from ..errors import ProtocolError
+from ..ticket import COMMUNITY_RE
 
 CHUNK_SIZE = 64 * 1024
 DEFAULT_TARGET = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .replication_model import (
+from .model import (
     BAD_CONFIG,
     DEFAULT_TARGET,
     MAX_SOURCES,

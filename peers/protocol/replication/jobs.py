@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .replication_holdings import HoldingsView
-from .replication_model import (
+from .holdings import HoldingsView
+from .model import (
     CancelJob,
     CancelReason,
     FetchJob,
@@ -16,7 +16,7 @@ from .replication_model import (
     SuperPeerStatus,
     peer_key,
 )
-from .replication_state import (
+from .state import (
     Backoff,
     JobSlot,
     ManifestState,

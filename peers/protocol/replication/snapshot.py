@@ -19,15 +19,15 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from .replication import ReplicationPlanner
-from .replication_model import (
+from .model import (
     AlertKind,
     CancelJob,
     CancelReason,
     FetchJob,
     ReplicationError,
 )
-from .replication_state import Backoff, JobSlot
+from .planner import ReplicationPlanner
+from .state import Backoff, JobSlot
 
 SNAPSHOT_VERSION = 1
 BAD_SNAPSHOT = "bad_snapshot"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .replication_model import (
+from .model import (
     BAD_JOB,
     BAD_REPORT,
     BAD_STATUS,

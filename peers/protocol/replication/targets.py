@@ -5,9 +5,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-from .replication_holdings import HoldingsView
-from .replication_model import Alert, AlertKind, AlertResolved
-from .replication_state import ManifestState, Outbox, ReplicationConfig
+from .holdings import HoldingsView
+from .model import Alert, AlertKind, AlertResolved
+from .state import ManifestState, Outbox, ReplicationConfig
 
 # (replicas, replicas - target, under since, manifest id): smallest is most urgent.
 Urgency = tuple[int, int, int, str]
