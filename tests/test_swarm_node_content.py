@@ -17,7 +17,6 @@ from peers.protocol.encoding import b64url_encode
 from peers.protocol.mesh import MeshOptions
 from peers.protocol.node import SwarmNode
 from peers.protocol.node_actions import Action, Closed, ContentReceived, Opened, Send
-from peers.protocol.node_content import ContentReply, route_content
 from peers.protocol.wire import (
     Chunk,
     ChunkMissing,
@@ -30,6 +29,7 @@ from peers.protocol.wire import (
     Ping,
     encode_frame,
 )
+from tests.support.content_seam import ContentReply, route_content
 from tests.support.swarm_network import Network, SimPeer
 
 

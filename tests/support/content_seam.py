@@ -1,4 +1,10 @@
-"""The seam between a :class:`~peers.protocol.node.SwarmNode` and the content layer.
+"""A content layer that answers at once, for tests of the node's content seam.
+
+The product's content layers (the super-peer's holder and fetcher, the page's files.js)
+consume the node's ``ContentReceived`` actions themselves; this routes them through a
+synchronous handler so tests can drive the seam with in-memory content.
+
+The seam between a :class:`~peers.protocol.node.SwarmNode` and the content layer:
 
 The node parses and polices the content frames (``have``, ``manifest_req``, ``manifest``,
 ``chunk_req``, ``chunk``, ``chunk_missing``) but stores nothing: a content frame from an open
@@ -17,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .node import SwarmNode
-from .node_actions import Action, Closed, ContentReceived, Opened
-from .wire import ContentFrame
+from peers.protocol.node import SwarmNode
+from peers.protocol.node_actions import Action, Closed, ContentReceived, Opened
+from peers.protocol.wire import ContentFrame
 
 
 @dataclass(frozen=True, slots=True)
