@@ -51,6 +51,7 @@ from .holder import Holder
 from .holdings import HoldingsIndex
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
+from .supervision import Supervisor
 from .transport import FramedChannel, FrameTransport
 
 logger = logging.getLogger(__name__)
@@ -162,8 +163,6 @@ class SuperPeerService:
         self.stopping.set()
 
     async def start(self) -> None:
-        from .supervision import Supervisor
-
         scan = await asyncio.to_thread(self.store.scan)
         if scan.corrupt or scan.temp_removed:
             logger.warning(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from asgiref.sync import sync_to_async
 
@@ -25,8 +26,42 @@ from .errors import SuperPeerError
 from .rendezvous import Announcer
 
 if TYPE_CHECKING:
-    from .fetcher import Job
-    from .service import SuperPeerService
+    from peers.protocol.node import SwarmNode
+
+    from .config import SuperPeerConfig
+    from .fetcher import Fetcher, Job
+    from .holder import Holder
+    from .holdings import HoldingsIndex
+    from .relay import AdvertRelay, GossipAdverts
+
+
+class Supervised(Protocol):
+    """What the supervisor works with: the running super-peer (service.py), seen through
+    this interface only, so the dependency goes one way (the service owns a supervisor)."""
+
+    config: SuperPeerConfig
+    peer_id: str
+    node: SwarmNode | None
+    holder: Holder
+    fetcher: Fetcher
+    index: HoldingsIndex
+    relay: AdvertRelay
+    gossip_adverts: GossipAdverts
+    blocked: set[str]
+    started_at: int  # ms
+    posts_stored: int
+    posts_dropped: int
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
+
+    def pump(self) -> None: ...
+
+    def new_ticket(self, now: int) -> dict[str, Any]: ...
+
+    def start_job(
+        self, job_id: str, kind: str, manifest_id: str, sources: tuple[str, ...], now: int
+    ) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +75,7 @@ def pin_job_id(manifest_id: str, peer_id: str) -> str:
 
 
 class Supervisor:
-    def __init__(self, service: SuperPeerService) -> None:
+    def __init__(self, service: Supervised) -> None:
         self.service = service
         self.config = service.config
         self.announcer = Announcer(self.config.beacon_urls, self.config.community)
