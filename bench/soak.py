@@ -81,6 +81,10 @@ PARALLEL_ROUND = 5
 DOWNLOAD_TIMEOUT_S = 180.0
 
 
+# Procfile roles by a piece of their command line (the worker's pool processes count too).
+ROLES = [("web", "daphne"), ("worker", "worker"), ("beat", " beat"), ("superpeer", "superpeer")]
+
+
 def free_port() -> int:
     import socket
 
@@ -164,6 +168,41 @@ class Stack:
 
     def count(self, needle: str) -> int:
         return self.log().count(needle)
+
+    def jobs(self) -> dict[str, int]:
+        """The super-peer's fetch jobs by kind and state (from the embedded database)."""
+        import sqlite3
+
+        try:
+            with sqlite3.connect(self.var_dir / "swarm.sqlite3") as db:
+                rows = db.execute(
+                    "SELECT kind, state, COUNT(*) FROM peers_fetchjob GROUP BY kind, state"
+                ).fetchall()
+        except sqlite3.Error:
+            return {}
+        return {f"{kind} {state}": int(n) for kind, state, n in rows}
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds used so far by each process of the set (by Procfile role), from /proc:
+        every process in the honcho session, grouped by what its command line runs."""
+        if self.proc is None:
+            return {}
+        out: dict[str, float] = {}
+        ticks = os.sysconf("SC_CLK_TCK")
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[3]) != self.proc.pid:  # session id: the honcho process
+                continue
+            role = next((r for r, key in ROLES if key in cmd), "honcho")
+            out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        return out
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -605,6 +644,15 @@ def summary(soak: Soak) -> dict[str, Any]:
             values = [p[key] - p["openedAt"] for p in phases if p.get(key) and p.get("openedAt")]
             if values:
                 print(f"    {key:13s} {percentile(values, 50):8.0f}")
+    cpu = soak.stack.cpu_by_process()
+    if cpu:
+        print(
+            "  CPU seconds of the make run processes: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items()))
+        )
+    jobs = soak.stack.jobs()
+    if jobs:
+        print("  super-peer fetch jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(jobs.items())))
     redials = soak.stack.count("peer_unavailable")
     print(f"  super-peer dials answered peer_unavailable: {redials}")
     for d in failures[:5]:
