@@ -184,24 +184,28 @@ class Stack:
 
     def cpu_by_process(self) -> dict[str, float]:
         """CPU seconds used so far by each process of the set (by Procfile role), from /proc:
-        every process in the honcho session, grouped by what its command line runs."""
+        every descendant of the honcho process, grouped by what its command line runs."""
         if self.proc is None:
             return {}
-        out: dict[str, float] = {}
+        procs: dict[int, tuple[int, str, float]] = {}  # pid -> (parent, command line, cpu s)
         ticks = os.sysconf("SC_CLK_TCK")
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
+        for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) != self.proc.pid:  # session id: the honcho process
-                continue
-            role = next((r for r, key in ROLES if key in cmd), "honcho")
-            out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+            procs[int(pid)] = (int(fields[1]), cmd, (int(fields[11]) + int(fields[12])) / ticks)
+        family = {self.proc.pid}
+        for _ in range(4):  # honcho -> its shell -> the process -> pool processes
+            family |= {pid for pid, (parent, _, _) in procs.items() if parent in family}
+        out: dict[str, float] = {}
+        for pid in family - {self.proc.pid}:
+            if pid in procs:
+                _, cmd, cpu = procs[pid]
+                role = next((r for r, key in ROLES if key in cmd), "other")
+                out[role] = out.get(role, 0.0) + cpu
         return out
 
 
