@@ -201,9 +201,9 @@ class Stack:
         for _ in range(4):  # honcho -> its shell -> the process -> pool processes
             family |= {pid for pid, (parent, _, _) in procs.items() if parent in family}
         out: dict[str, float] = {}
-        for pid in family - {self.proc.pid}:
-            if pid in procs:
-                _, cmd, cpu = procs[pid]
+        for member in family - {self.proc.pid}:
+            if member in procs:
+                _, cmd, cpu = procs[member]
                 role = next((r for r, key in ROLES if key in cmd), "other")
                 out[role] = out.get(role, 0.0) + cpu
         return out
