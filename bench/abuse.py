@@ -100,7 +100,7 @@ async def slowloris(server: Server, count: int, seconds: float) -> None:
     await asyncio.gather(*(slot() for _ in range(count)))
     stop.set()
     probe = await probe_task
-    outcomes = Counter(f"{a.status} {a.code}" for a in answers)
+    outcomes = Counter(f"{a.status} {a.code}" if a.status else "open at the end" for a in answers)
     cut = [a.ended_after_s for a in answers if a.code == "header_timeout" and a.ended_after_s]
     refused = [
         a.ended_after_s for a in answers if a.code == "too_many_connections" and a.ended_after_s
@@ -145,7 +145,7 @@ async def bodies(server: Server) -> None:
         print(f"  {kind}: {dict(got)}; MiB the client got out before the answer: {sent}")
     print(
         f"  web process RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after, "
-        f"peak {peak:.0f} MiB (peak before {peak_before:.0f}); attack took {took:.1f} s"
+        f"peak {peak:.0f} MiB (peak before {peak_before:.0f}); attack took {took * 1000:.0f} ms"
     )
     print(f"  legitimate client: {probe.summary()}")
 
@@ -230,7 +230,7 @@ def main() -> int:
             "--username",
             "root",
             "--email",
-            "root@bench",
+            "root@bench.example",
         ],
         cwd=ROOT,
         env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD},

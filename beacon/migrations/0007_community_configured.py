@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+HELP = "Publish capsules and report metrics even while no peer is live (communities created by an announce start without it)."
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -10,23 +12,18 @@ class Migration(migrations.Migration):
 
     # Rows that exist already cannot tell an admin's community from one a stranger's
     # announce made: they start unconfigured (published and reported while they have live
-    # tickets, as before); tick "configured" in the admin for any to keep regardless.
+    # tickets); tick "configured" in the admin for any to keep regardless. New rows made
+    # outside the announce path (the admin) default to configured.
     operations = [
         migrations.AddField(
             model_name="community",
             name="configured",
-            field=models.BooleanField(
-                default=False,
-                help_text="Publish capsules and report metrics even while no peer is live (communities created by an announce start without it).",
-            ),
+            field=models.BooleanField(default=False, help_text=HELP),
             preserve_default=False,
         ),
         migrations.AlterField(
             model_name="community",
             name="configured",
-            field=models.BooleanField(
-                default=True,
-                help_text="Publish capsules and report metrics even while no peer is live (communities created by an announce start without it).",
-            ),
+            field=models.BooleanField(default=True, help_text=HELP),
         ),
     ]
