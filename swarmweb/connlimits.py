@@ -23,8 +23,8 @@ What it does (docs/operations.md "Abuse limits", settings in docs/configuration.
   opened (or after the first byte of a further request on a kept-alive connection), and
   its body ``SWARM_HTTP_BODY_TIMEOUT_S`` after its headers, however slowly it trickles:
   ``408 header_timeout`` / ``408 body_timeout``;
-- a body longer than its limit (``SWARM_ANNOUNCE_MAX_BYTES`` for the beacon's announce,
-  ``SWARM_HTTP_MAX_BODY_BYTES`` for every other path) is refused with ``413 too_large``:
+- a body longer than its limit (``SWARM_ANNOUNCE_MAX_BYTES`` for the beacon's announce and
+  withdraw, ``SWARM_HTTP_MAX_BODY_BYTES`` for every other path) is refused with ``413 too_large``:
   from its ``Content-Length`` before a byte of it is read, or as soon as a chunked body
   passes the limit; what was read is dropped, never handed to the application.
 
@@ -54,7 +54,8 @@ from swarmweb.clientaddr import proxy_policy
 log = logging.getLogger(__name__)
 
 LINGER_S = 1.0  # a refused connection's answer gets this long to reach the client
-ANNOUNCE_PATH = re.compile(rb"^/beacon/v1/[^/?]+/announce(?:\?|$)")
+# The beacon's ticket endpoints take at most SWARM_ANNOUNCE_MAX_BYTES (a ticket).
+TICKET_PATH = re.compile(rb"^/beacon/v1/[^/?]+/(?:announce|withdraw)(?:\?|$)")
 REFUSED_METRIC = "swarm_http_refused_total"
 metrics.describe(REFUSED_METRIC, "Connections refused or cut by the web server, by reason.")
 
@@ -84,7 +85,7 @@ class Limits:
         )
 
     def body_limit(self, target: bytes) -> int:
-        return self.announce_max_body if ANNOUNCE_PATH.match(target) else self.max_body
+        return self.announce_max_body if TICKET_PATH.match(target) else self.max_body
 
 
 def error_response(status: int, reason: str, code: str, message: str) -> bytes:

@@ -23,6 +23,7 @@ from peers.protocol.signal_token import verify_signal_token
 
 from . import directory as d
 from . import messages as m
+from .address_limits import ID_REFUSALS, SocketCounts
 from .config import MAX_TOKEN_LENGTH, SignalConfig, is_valid_id
 from .effects import (
     CLOSE_POLICY,
@@ -47,15 +48,6 @@ MSG_TOO_LARGE = "Message too large"
 MSG_RATE_LIMITED = "Too many messages"
 MSG_QUEUE_FULL = "Too many messages waiting for this peer"
 MSG_UNAVAILABLE = "Server unavailable, try again"
-MSG_IP_SOCKETS = "Too many connections from your address"
-MSG_NETWORK_SOCKETS = "Too many connections from your network"
-MSG_IP_IDS = "Too many ids held from your address"
-MSG_NETWORK_IDS = "Too many ids held from your network"
-# A directory's refusal of a claim -> (message, stable code).
-CLAIM_REFUSALS = {
-    d.IP_FULL: (MSG_IP_IDS, "ip_id_limit"),
-    d.NETWORK_FULL: (MSG_NETWORK_IDS, "network_id_limit"),
-}
 
 
 class Blocks(Protocol):
@@ -86,8 +78,7 @@ class Hub:
         self._conns: dict[int, Connection] = {}
         self._by_id: dict[str, Connection] = {}
         self._claiming: dict[str, Connection] = {}
-        # Open sockets per client address and network (for the sockets_per_* limits).
-        self._sockets: Counter[str] = Counter()
+        self._sockets = SocketCounts(config.sockets_per_ip, config.sockets_per_network)
         # (metric, label value) -> count, drained by the adapter into /metrics.
         self.counters: Counter[tuple[str, str]] = Counter()
 
@@ -106,7 +97,7 @@ class Hub:
         """A socket opened with query ``params`` from ``ip`` (in ``network``): refuse it,
         or claim its id."""
         c = self._conns[conn] = Connection(conn, ip, network)
-        refusal = self._count_socket(c)
+        refusal = self._sockets.opened(ip, network)
         if refusal is not None:
             return self._refuse(c, m.error_frame(*refusal), refusal[1])
         key, peer_id, token = params.get("key", ""), params.get("id", ""), params.get("token", "")
@@ -155,8 +146,8 @@ class Hub:
             return self._refuse(c, m.id_taken_frame(), "id_taken")
         if result.status == d.FULL:
             return self._refuse(c, m.error_frame(m.CONNECTION_LIMIT_EXCEED), "limit")
-        if result.status in CLAIM_REFUSALS:
-            message, code = CLAIM_REFUSALS[result.status]
+        if result.status in ID_REFUSALS:
+            message, code = ID_REFUSALS[result.status]
             return self._refuse(c, m.error_frame(message, code), code)
         c.state, c.registered = OPEN, True
         c.last_ping = c.refilled_at = now
@@ -190,10 +181,7 @@ class Hub:
         c = self._conns.pop(conn, None)
         if c is None:
             return []
-        for key in _address_keys(c):
-            self._sockets[key] -= 1
-            if self._sockets[key] <= 0:
-                del self._sockets[key]
+        self._sockets.closed(c.ip, c.network)
         c.state = CLOSED
         if self._claiming.get(c.peer_id) is c:
             del self._claiming[c.peer_id]
@@ -367,18 +355,6 @@ class Hub:
 
     # --- internals -------------------------------------------------------------------
 
-    def _count_socket(self, c: Connection) -> tuple[str, str] | None:
-        """Count a new socket; (message, code) if its address or network has too many."""
-        for key in _address_keys(c):
-            self._sockets[key] += 1
-        config = self.config
-        if c.ip and config.sockets_per_ip and self._sockets["a " + c.ip] > config.sockets_per_ip:
-            return MSG_IP_SOCKETS, "ip_socket_limit"
-        limit = config.sockets_per_network
-        if c.network and limit and self._sockets["n " + c.network] > limit:
-            return MSG_NETWORK_SOCKETS, "network_socket_limit"
-        return None
-
     def _refuse(self, c: Connection, frame: str, reason: str) -> list[Effect]:
         c.state = CLOSED
         self.counters["refused", reason] += 1
@@ -415,13 +391,6 @@ class Hub:
         if target is not None and target.state == OPEN:
             return [Send(target.conn, frame)]
         return [Route(src, dst, frame, False, now, notify=False)]
-
-
-def _address_keys(c: Connection) -> list[str]:
-    keys = ["a " + c.ip] if c.ip else []
-    if c.network:
-        keys.append("n " + c.network)
-    return keys
 
 
 def _frame_type(frame: str) -> str:
