@@ -70,10 +70,20 @@ def web(
         server.stop()
 
 
-def reset_community_budgets() -> None:
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for key in client.scan_iter("swarm:rl:newcomm:*"):
-        client.delete(key)
+@pytest.fixture
+def fresh_buckets() -> Iterator[None]:
+    """Community budgets and loopback announce buckets as new, before and after: other
+    tests (in-process ones too) share this Redis and announce from 127.0.0.1."""
+
+    def reset() -> None:
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        for pattern in ("swarm:rl:newcomm:*", "swarm:rl:ip:127.*"):
+            for key in client.scan_iter(pattern):
+                client.delete(key)
+
+    reset()
+    yield
+    reset()
 
 
 def report(title: str, **figures: object) -> None:
@@ -270,7 +280,7 @@ async def test_one_address_cannot_take_the_signaling_ids_or_sockets(
 
 
 async def test_new_communities_per_address_and_in_all_are_budgeted(
-    web: tuple[Server, Server],
+    web: tuple[Server, Server], fresh_buckets: None
 ) -> None:
     a, b = web
 
@@ -280,7 +290,6 @@ async def test_new_communities_per_address_and_in_all_are_budgeted(
             body = ticket(seeded_key(f"{name}-{uuid.uuid4().hex}"), name, now_ms())
             return client.post(f"{server.url}/beacon/v1/{name}/announce", json=body)
 
-    reset_community_budgets()  # other tests here made communities too
     names = [f"junk-{uuid.uuid4().hex[:8]}" for _ in range(5)]
     attack = [announce((a, b)[i % 2], ATTACKER, name) for i, name in enumerate(names)]
     mine = announce(a, LEGIT, f"mine-{uuid.uuid4().hex[:8]}")

@@ -32,10 +32,16 @@ def _clear_redis_budgets() -> None:
             client.delete(key)
 
 
+@pytest.fixture(autouse=True)
+def _own_addresses(settings: Any) -> None:
+    """Announces come from the X-Forwarded-For addresses below, never 127.0.0.1 (whose
+    beacon bucket in Redis other test files count on)."""
+    settings.SWARM_TRUST_X_FORWARDED_FOR = True
+
+
 @pytest.fixture
 def budgets(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Small budgets, spent by nobody before (the buckets are shared in Redis)."""
-    settings.SWARM_TRUST_X_FORWARDED_FOR = True
     settings.SWARM_COMMUNITY_NEW_PER_IP_HOUR = 2
     settings.SWARM_COMMUNITY_NEW_PER_HOUR = 3
     monkeypatch.setattr(limits, "_memory_state", limits.MemoryState())
