@@ -32,8 +32,8 @@ def _ms(value: int) -> str:
 
 @admin.register(Community)
 class CommunityAdmin(admin.ModelAdmin[Community]):
-    list_display = ["name", "is_open", "live_tickets", "created_at"]
-    list_filter = ["is_open"]
+    list_display = ["name", "is_open", "configured", "live_tickets", "created_at"]
+    list_filter = ["is_open", "configured"]
     search_fields = ["name"]
     actions = ["publish_now"]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
+from swarmweb.clientaddr import scope_client
 from swarmweb.clock import now_ms
 
 from . import services
@@ -69,7 +70,7 @@ class BeaconApp:
             error = BeaconError(405, "method_not_allowed", f"use {' or '.join(allowed)}")
             status, body, headers = _error(error)
             return status, body, [*headers, (b"allow", ALLOWED[action].encode())]
-        ip = _client_ip(scope)
+        ip = scope_client(scope)  # resolved by swarmweb.clientaddr (trusted proxies)
         now = now_ms()
         if action == "announce":
             raw = await _read_body(scope, receive, settings.SWARM_ANNOUNCE_MAX_BYTES)
@@ -94,15 +95,6 @@ def _route(scope: Scope) -> tuple[str, str] | None:
     if action not in ALLOWED or not community:
         return None
     return community, action
-
-
-def _client_ip(scope: Scope) -> str | None:
-    if settings.SWARM_TRUST_X_FORWARDED_FOR:
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                return str(value.decode("latin-1").split(",")[0].strip()) or None
-    client = scope.get("client")
-    return str(client[0]) if client else None
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

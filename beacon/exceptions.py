@@ -47,3 +47,12 @@ def blocked() -> BeaconError:
 
 def rate_limited(retry_after: float, scope: str) -> BeaconError:
     return BeaconError(429, "rate_limited", f"too many requests ({scope})", retry_after=retry_after)
+
+
+def community_limit(retry_after: float, scope: str) -> BeaconError:
+    return BeaconError(
+        429,
+        "community_limit",
+        f"too many new communities ({scope}); announce to an existing one or retry later",
+        retry_after=retry_after,
+    )

@@ -60,6 +60,10 @@ class SharedState(Protocol):
 
     async def remember(self, key: str, interval_s: float, now_ms: int, memo: str) -> None: ...
 
+    async def take(self, key: str, rate: float, burst: int, now_ms: int) -> float:
+        """Take a token from bucket ``key``; the seconds to wait if there was none."""
+        ...
+
 
 class RedisState:
     def __init__(self, url: str) -> None:
@@ -96,6 +100,18 @@ class RedisState:
         version = results.pop()
         return Precheck(ip_wait, peer_recent, version.decode() if version else "")
 
+    async def take(self, key: str, rate: float, burst: int, now_ms: int) -> float:
+        if self._bucket_sha is None:
+            self._bucket_sha = await self._redis.script_load(_BUCKET_LUA)
+        try:
+            wait = await self._redis.evalsha(
+                self._bucket_sha, 1, f"swarm:rl:{key}", rate, burst, now_ms
+            )
+        except redis.exceptions.NoScriptError:
+            self._bucket_sha = None
+            return await self.take(key, rate, burst, now_ms)
+        return float(wait) / 1000.0
+
     async def remember(self, key: str, interval_s: float, now_ms: int, memo: str) -> None:
         interval_ms = math.ceil(interval_s * 1000)
         if interval_ms > 0:
@@ -113,7 +129,7 @@ class MemoryState:
         self._buckets: dict[str, tuple[float, int]] = {}
         self._until: dict[str, tuple[int, str]] = {}
 
-    def take(self, key: str, rate: float, burst: int, now_ms: int) -> float:
+    def take_now(self, key: str, rate: float, burst: int, now_ms: int) -> float:
         tokens, ts = self._buckets.get(key, (float(burst), now_ms))
         tokens = min(float(burst), tokens + max(0, now_ms - ts) * rate / 1000.0)
         wait = 0.0
@@ -126,10 +142,13 @@ class MemoryState:
         self._buckets[key] = (tokens, now_ms)
         return wait
 
+    async def take(self, key: str, rate: float, burst: int, now_ms: int) -> float:
+        return self.take_now(key, rate, burst, now_ms)
+
     async def precheck(
         self, *, ip_key: str | None, rate: float, burst: int, peer_key: str | None, now_ms: int
     ) -> Precheck:
-        ip_wait = self.take(ip_key, rate, burst, now_ms) if ip_key is not None else 0.0
+        ip_wait = self.take_now(ip_key, rate, burst, now_ms) if ip_key is not None else 0.0
         peer_recent = None
         entry = self._until.get(peer_key) if peer_key is not None else None
         if entry is not None and entry[0] > now_ms:

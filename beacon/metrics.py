@@ -25,12 +25,15 @@ def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
     from django.db.models import Count, Q
 
     from .models import Alert, BeaconProbe, Capsule, Community, RemoteBeacon
-    from .selectors import beacon_success, capsule_failure_streak
+    from .selectors import beacon_success, capsule_failure_streak, reported_community_ids
 
     now = now_ms()
+    reported = reported_community_ids(now=now)
     newest: dict[str, tuple[int, int]] = {}
-    for name, issued_at, peers in Capsule.objects.order_by("issued_at", "id").values_list(
-        "community__name", "issued_at", "peer_count"
+    for name, issued_at, peers in (
+        Capsule.objects.filter(community_id__in=reported)
+        .order_by("issued_at", "id")
+        .values_list("community__name", "issued_at", "peer_count")
     ):
         newest[name] = (issued_at, peers)
     for name, (issued_at, peers) in sorted(newest.items()):
@@ -47,7 +50,7 @@ def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
             labels,
             float(peers),
         )
-    with_runs = Community.objects.filter(capsule_runs__isnull=False).distinct()
+    with_runs = Community.objects.filter(id__in=reported, capsule_runs__isnull=False).distinct()
     for community_id, name in with_runs.values_list("id", "name"):
         streak = capsule_failure_streak(community_id)
         if streak or name in newest:

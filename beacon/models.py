@@ -14,6 +14,14 @@ class Community(models.Model):
     is_open = models.BooleanField(
         default=True, help_text="Closed communities refuse new announces (403 community_closed)."
     )
+    # Made in the admin (or kept there): published and reported even with no live
+    # ticket. A community first named by an announce costs nothing until it has live
+    # tickets, so made-up names cannot grow the capsule runs or /metrics.
+    configured = models.BooleanField(
+        default=True,
+        help_text="Publish capsules and report metrics even while no peer is live "
+        "(communities created by an announce start without it).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -18,10 +18,23 @@ def live_ticket_json(
 
 
 def live_counts(*, now: int) -> list[tuple[str, int]]:
-    rows = Community.objects.annotate(
-        live=Count("tickets", filter=Q(tickets__expires_at__gt=now))
-    ).values_list("name", "live")
+    """(name, live tickets) of the communities worth reporting: configured ones, and
+    any other while it has live tickets (made-up names never become series)."""
+    rows = (
+        Community.objects.annotate(live=Count("tickets", filter=Q(tickets__expires_at__gt=now)))
+        .filter(Q(configured=True) | Q(live__gt=0))
+        .values_list("name", "live")
+    )
     return list(rows)
+
+
+def reported_community_ids(*, now: int) -> set[int]:
+    """Communities /metrics reports on: configured, or with live tickets now."""
+    return set(
+        Community.objects.filter(Q(configured=True) | Q(tickets__expires_at__gt=now))
+        .distinct()
+        .values_list("id", flat=True)
+    )
 
 
 def capsule_failure_streak(community_id: int) -> int:
@@ -38,12 +51,12 @@ def capsule_failure_streak(community_id: int) -> int:
     return streak
 
 
-def active_community_ids(*, now: int, quiet_ms: int = 3_600_000) -> list[int]:
-    """Open communities worth a capsule: live tickets now, or a capsule in the last hour
-    (a community that goes quiet keeps fresh, possibly remote-only, capsules a while)."""
+def active_community_ids(*, now: int) -> list[int]:
+    """Open communities worth a capsule: configured in the admin, or with live tickets
+    now (one that an announce created costs nothing once its tickets are gone)."""
     return list(
         Community.objects.filter(is_open=True)
-        .filter(Q(tickets__expires_at__gt=now) | Q(capsules__issued_at__gt=now - quiet_ms))
+        .filter(Q(configured=True) | Q(tickets__expires_at__gt=now))
         .distinct()
         .order_by("name")
         .values_list("id", flat=True)

@@ -17,8 +17,8 @@ from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket, ver
 from swarmweb import metrics
 
 from . import blocks, store
-from .exceptions import BeaconError, bad_json, blocked, rate_limited
-from .limits import get_state
+from .exceptions import BeaconError, bad_json, blocked, community_limit, rate_limited
+from .limits import SharedState, get_state
 from .models import Block, PresenceTicket
 
 metrics.describe("swarm_beacon_announces_total", "Announces by result (accepted or error code).")
@@ -106,7 +106,7 @@ async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> 
             raise _replay()
         if WITHDRAWN not in flags:
             raise rate_limited(wait, "per peer")
-    peers = await _store(community, ticket, ip, now)
+    peers = await _store(community, ticket, ip, now, state)
     await state.remember(
         f"peer:{community}:{ticket.peer_id}",
         settings.SWARM_BEACON_PEER_INTERVAL_S,
@@ -165,7 +165,9 @@ def _replay() -> BeaconError:
     )
 
 
-async def _store(community: str, ticket: Ticket, ip: str | None, now: int) -> list[str]:
+async def _store(
+    community: str, ticket: Ticket, ip: str | None, now: int, state: SharedState
+) -> list[str]:
     row = store.TicketRow(
         community=community,
         peer_id=ticket.peer_id,
@@ -185,20 +187,42 @@ async def _store(community: str, ticket: Ticket, ip: str | None, now: int) -> li
             # Refused: the community may be missing (or was being created by a concurrent
             # first announce when the upsert ran), closed, or this is a replay. Make sure
             # it exists and is open, then try once more; a second refusal is a replay.
-            await _ensure_open_community(session, community)
+            await _ensure_open_community(session, community, ip, now, state)
             peers = await session.announce(row, now=now, cap=cap, limit=limit)
     if peers is None:
         raise _replay()
     return peers
 
 
-async def _ensure_open_community(session: store.Session, name: str) -> None:
-    """Create the community if it is missing; refuse a closed one."""
-    if await session.one(store.CREATE_COMMUNITY, [name]) is not None:
-        return
+async def _ensure_open_community(
+    session: store.Session, name: str, ip: str | None, now: int, state: SharedState
+) -> None:
+    """Create the community if it is missing (within the new-community budgets);
+    refuse a closed one."""
     row = await session.one(store.COMMUNITY_OPEN, [name])
+    if row is None:
+        await _spend_community_budget(ip, now, state)
+        if await session.one(store.CREATE_COMMUNITY, [name]) is not None:
+            return
+        # A concurrent first announce created it meanwhile: is it open?
+        row = await session.one(store.COMMUNITY_OPEN, [name])
     if row is not None and not row[0]:
         raise BeaconError(403, "community_closed", "this community is closed")
+
+
+async def _spend_community_budget(ip: str | None, now: int, state: SharedState) -> None:
+    """One new community from ``ip``: at most SWARM_COMMUNITY_NEW_PER_IP_HOUR per address
+    and SWARM_COMMUNITY_NEW_PER_HOUR in all (hourly token buckets; 0 = no limit)."""
+    buckets = []
+    if ip:
+        buckets.append((f"newcomm:ip:{ip}", settings.SWARM_COMMUNITY_NEW_PER_IP_HOUR, "address"))
+    buckets.append(("newcomm:all", settings.SWARM_COMMUNITY_NEW_PER_HOUR, "server"))
+    for key, per_hour, scope in buckets:
+        if per_hour <= 0:
+            continue
+        wait = await state.take(key, per_hour / 3600.0, per_hour, now)
+        if wait > 0:
+            raise community_limit(wait, f"per {scope}")
 
 
 async def peers_list(*, community: str, ip: str | None, now: int, limit: int) -> list[str]:

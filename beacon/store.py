@@ -107,7 +107,8 @@ ANNOUNCE_PG = f"""
     ORDER BY 1, 2 DESC, 3 DESC
 """
 CREATE_COMMUNITY = f"""
-    INSERT INTO {COMMUNITIES} (name, is_open, created_at) VALUES (%s, TRUE, CURRENT_TIMESTAMP)
+    INSERT INTO {COMMUNITIES} (name, is_open, configured, created_at)
+    VALUES (%s, TRUE, FALSE, CURRENT_TIMESTAMP)
     ON CONFLICT (name) DO NOTHING RETURNING id
 """
 COMMUNITY_OPEN = f"SELECT is_open FROM {COMMUNITIES} WHERE name = %s"

@@ -43,7 +43,7 @@ from bench.common import (
 )
 from peers.protocol.envelope import DOMAIN_TICKET, signing_input
 from peers.protocol.ticket import make_ticket, verify_ticket
-from tests.support.live import Server, spawn_daphne
+from tests.support.live import LOOPBACK_LIMITS_OFF, Server, spawn_daphne
 
 COMMUNITY = "bench"
 
@@ -182,6 +182,7 @@ def main() -> int:
         "SWARM_BEACON_IP_RATE": "1000000",
         "SWARM_BEACON_IP_BURST": "1000000",
         "SWARM_LOG_LEVEL": "WARNING",
+        **LOOPBACK_LIMITS_OFF,
     }
     results = {}
     offset = 0

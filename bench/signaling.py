@@ -63,7 +63,7 @@ from bench.common import (
     prepare_database,
     rss_kb,
 )
-from tests.support.live import Server, spawn_daphne
+from tests.support.live import LOOPBACK_LIMITS_OFF, Server, spawn_daphne
 from tests.support.peerjs_server import start_reference_server
 
 PAD = "a=candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host generation 0\\r\\n" * 16
@@ -318,6 +318,7 @@ def main() -> int:
         "SWARM_SIGNAL_RATE": "1000000",
         "SWARM_SIGNAL_BURST": "1000000",
         "SWARM_SIGNAL_CONCURRENT_LIMIT": "100000",
+        **LOOPBACK_LIMITS_OFF,
     }
     # Every server runs for the whole benchmark, so that the rounds interleave targets and
     # other load on the machine (it is shared) spreads over all of them alike.

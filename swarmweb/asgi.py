@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels routing."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels routing.
+
+daphne imports this module before it builds its server, which is where the
+connection-level limits are installed (swarmweb/connlimits.py).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,24 @@ from django.core.asgi import get_asgi_application
 django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from beacon.asgi import BeaconApp  # noqa: E402
 from peers.signaling.asgi import SignalHttpApp  # noqa: E402
+from swarmweb import connlimits  # noqa: E402
+from swarmweb.clientaddr import ClientAddressMiddleware  # noqa: E402
 from swarmweb.routing import websocket_urlpatterns  # noqa: E402
+from swarmweb.static_handler import StaticFilesHandler  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": BeaconApp(SignalHttpApp(ASGIStaticFilesHandler(django_http))),  # type: ignore[arg-type]
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+connlimits.install()
+
+# The client address is resolved first (trusted proxies only), so every limit below sees it.
+application = ClientAddressMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": BeaconApp(SignalHttpApp(StaticFilesHandler(django_http))),  # type: ignore[arg-type]
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )
 
 if os.environ.get("SWARM_GC_FREEZE", "1") == "1":

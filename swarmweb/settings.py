@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "channels",
     "corsheaders",
     "django_celery_beat",
+    "axes",
     "beacon",
     "peers",
     "peers.replication",
@@ -61,7 +63,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin login throttling (django-axes, docs/operations.md "Admin login"): failures are
+# counted per client address (the one ClientAddressMiddleware resolved, as REMOTE_ADDR),
+# so nobody elsewhere can lock the real admin out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_FAILURE_LIMIT = env.int("SWARM_ADMIN_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("SWARM_ADMIN_LOGIN_COOLOFF_S", default=900.0))
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 
 ROOT_URLCONF = "swarmweb.urls"
 ASGI_APPLICATION = "swarmweb.asgi.application"
@@ -190,8 +207,21 @@ SWARM_BEACON_READ_IP_RATE = env.float("SWARM_BEACON_READ_IP_RATE", default=10.0)
 SWARM_BEACON_READ_IP_BURST = env.int("SWARM_BEACON_READ_IP_BURST", default=60)
 SWARM_BEACON_DB_POOL_SIZE = env.int("SWARM_BEACON_DB_POOL_SIZE", default=8)
 SWARM_TRUST_X_FORWARDED_FOR = env.bool("SWARM_TRUST_X_FORWARDED_FOR", default=False)
+SWARM_TRUSTED_PROXIES = env.list("SWARM_TRUSTED_PROXIES", default=[])
+SWARM_PROXY_CLIENT_HEADER = env.str("SWARM_PROXY_CLIENT_HEADER", default="X-Forwarded-For")
+SWARM_COMMUNITY_NEW_PER_IP_HOUR = env.int("SWARM_COMMUNITY_NEW_PER_IP_HOUR", default=10)
+SWARM_COMMUNITY_NEW_PER_HOUR = env.int("SWARM_COMMUNITY_NEW_PER_HOUR", default=200)
 # Counters are flushed to the database by a background thread every 2 s (off in unit tests).
 SWARM_METRICS_BACKGROUND_FLUSH = env.bool("SWARM_METRICS_BACKGROUND_FLUSH", default=True)
+
+# --- Swarm: connection limits of the web process (swarmweb/connlimits.py). ---
+SWARM_HTTP_MAX_CONNECTIONS_PER_IP = env.int("SWARM_HTTP_MAX_CONNECTIONS_PER_IP", default=128)
+SWARM_HTTP_HEADER_TIMEOUT_S = env.float("SWARM_HTTP_HEADER_TIMEOUT_S", default=10.0)
+SWARM_HTTP_BODY_TIMEOUT_S = env.float("SWARM_HTTP_BODY_TIMEOUT_S", default=30.0)
+SWARM_HTTP_MAX_BODY_BYTES = env.int("SWARM_HTTP_MAX_BODY_BYTES", default=1024 * 1024)
+# Per-network limits count IPv4 clients by /24 and IPv6 clients by /64 by default.
+SWARM_NETWORK_PREFIX_V4 = env.int("SWARM_NETWORK_PREFIX_V4", default=24)
+SWARM_NETWORK_PREFIX_V6 = env.int("SWARM_NETWORK_PREFIX_V6", default=64)
 
 # --- Swarm: capsules, federation, alerting (docs/capsules.md). ---
 SWARM_CAPSULE_DIR = Path(env.str("SWARM_CAPSULE_DIR", default=str(VAR_DIR / "capsules")))
@@ -219,6 +249,10 @@ SWARM_SIGNAL_RATE = env.float("SWARM_SIGNAL_RATE", default=50.0)
 SWARM_SIGNAL_BURST = env.int("SWARM_SIGNAL_BURST", default=200)
 SWARM_SIGNAL_QUEUE_LIMIT = env.int("SWARM_SIGNAL_QUEUE_LIMIT", default=100)
 SWARM_SIGNAL_TOKEN_MAX_AGE_S = env.int("SWARM_SIGNAL_TOKEN_MAX_AGE_S", default=600)
+SWARM_SIGNAL_IDS_PER_IP = env.int("SWARM_SIGNAL_IDS_PER_IP", default=50)
+SWARM_SIGNAL_IDS_PER_NETWORK = env.int("SWARM_SIGNAL_IDS_PER_NETWORK", default=200)
+SWARM_SIGNAL_SOCKETS_PER_IP = env.int("SWARM_SIGNAL_SOCKETS_PER_IP", default=50)
+SWARM_SIGNAL_SOCKETS_PER_NETWORK = env.int("SWARM_SIGNAL_SOCKETS_PER_NETWORK", default=200)
 
 # --- Swarm: the browser peer's page config (docs/configuration.md "Browser peer"). ---
 # Empty URL lists mean "this server" (relative URLs, resolved by the page).

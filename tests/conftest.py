@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.live import Server, start_daphne
+from tests.support.live import LOOPBACK_LIMITS_OFF, Server, start_daphne
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -27,6 +27,16 @@ def _no_background_metrics_flush() -> None:
     from django.conf import settings
 
     settings.SWARM_METRICS_BACKGROUND_FLUSH = False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_loopback_limits() -> None:
+    """In-process tests, like the servers they start, speak for many clients from one
+    address: the per-address limits are off unless a test sets them (LOOPBACK_LIMITS_OFF)."""
+    from django.conf import settings
+
+    for name in LOOPBACK_LIMITS_OFF:
+        setattr(settings, name, 0)
 
 
 @pytest.fixture(scope="session", autouse=True)

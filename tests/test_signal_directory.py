@@ -22,7 +22,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
 class Dir(Protocol):
-    async def claim(self, peer_id: str, claim: d.Holder, *, limit: int) -> d.ClaimResult: ...
+    async def claim(
+        self, peer_id: str, claim: d.Holder, *, limit: int, quota: d.Quota | None = None
+    ) -> d.ClaimResult: ...
     async def release(self, peer_id: str, proc: str, conn: int) -> bool: ...
     async def route(
         self, dst: str, src: str, frame: str, *, queueable: bool, limit: int, deadline: int
@@ -35,8 +37,10 @@ class MemoryDir:
     def __init__(self) -> None:
         self.d = d.MemoryDirectory()
 
-    async def claim(self, peer_id: str, claim: d.Holder, *, limit: int) -> d.ClaimResult:
-        return self.d.claim(peer_id, claim, limit=limit)
+    async def claim(
+        self, peer_id: str, claim: d.Holder, *, limit: int, quota: d.Quota | None = None
+    ) -> d.ClaimResult:
+        return self.d.claim(peer_id, claim, limit=limit, quota=quota)
 
     async def release(self, peer_id: str, proc: str, conn: int) -> bool:
         return self.d.release(peer_id, proc, conn)
@@ -57,8 +61,10 @@ class RedisDir:
     def __init__(self, directory: RedisDirectory) -> None:
         self.r = directory
 
-    async def claim(self, peer_id: str, claim: d.Holder, *, limit: int) -> d.ClaimResult:
-        return await self.r.claim(peer_id, claim, limit=limit)
+    async def claim(
+        self, peer_id: str, claim: d.Holder, *, limit: int, quota: d.Quota | None = None
+    ) -> d.ClaimResult:
+        return await self.r.claim(peer_id, claim, limit=limit, quota=quota)
 
     async def release(self, peer_id: str, proc: str, conn: int) -> bool:
         return await self.r.release(peer_id, proc, conn)
@@ -175,6 +181,56 @@ async def test_expiry_from_the_first_message(directory: Dir) -> None:
 
 
 # --- Redis only: several processes --------------------------------------------------------
+
+
+def quota(ip: str, ip_limit: int = 2, network_limit: int = 3) -> d.Quota:
+    return d.Quota(ip, ip.rsplit(".", 1)[0] + ".0/24", ip_limit, network_limit)
+
+
+async def test_quotas_count_the_ids_an_address_and_its_network_hold(directory: Dir) -> None:
+    one, two = quota("10.0.0.1"), quota("10.0.0.2")
+    assert (await directory.claim("a", plain(1), limit=99, quota=one)).status == d.OPENED
+    assert (await directory.claim("b", plain(2), limit=99, quota=one)).status == d.OPENED
+    assert (await directory.claim("c", plain(3), limit=99, quota=one)).status == d.IP_FULL
+    assert (await directory.claim("d", plain(4), limit=99, quota=two)).status == d.OPENED
+    assert (await directory.claim("e", plain(5), limit=99, quota=two)).status == d.NETWORK_FULL
+    elsewhere = quota("10.0.1.1")
+    assert (await directory.claim("f", plain(6), limit=99, quota=elsewhere)).status == d.OPENED
+    assert await directory.count() == 4  # refused claims registered nothing
+    assert await directory.release("a", "pa", 1)
+    assert (await directory.claim("c", plain(7), limit=99, quota=one)).status == d.OPENED
+
+
+async def test_a_reconnect_at_the_quota_takes_its_id_back(directory: Dir) -> None:
+    one = quota("10.0.0.1", ip_limit=1)
+    assert (await directory.claim("a", plain(1, "t"), limit=99, quota=one)).status == d.OPENED
+    again = await directory.claim("a", plain(2, "t"), limit=99, quota=one)
+    assert (again.status, again.previous) == (d.REPLACED, ("pa", 1))
+    assert (await directory.claim("b", plain(3), limit=99, quota=one)).status == d.IP_FULL
+    assert await directory.release("a", "pa", 2)
+    assert (await directory.claim("b", plain(4), limit=99, quota=one)).status == d.OPENED
+
+
+async def test_a_claim_over_quota_leaves_the_current_holder_alone(directory: Dir) -> None:
+    assert (await directory.claim("x", plain(1, "t"), limit=99)).status == d.OPENED
+    full = quota("10.0.0.1", ip_limit=1)
+    assert (await directory.claim("a", plain(2), limit=99, quota=full)).status == d.OPENED
+    refused = await directory.claim("x", plain(3, "t", proc="pb"), limit=99, quota=full)
+    assert refused.status == d.IP_FULL
+    assert await directory.release("x", "pa", 1)  # still the first holder's
+
+
+async def test_ids_of_a_dead_process_leave_its_clients_quota(
+    pair: tuple[RedisDirectory, RedisDirectory],
+) -> None:
+    a, b = pair
+    one = quota("10.0.0.1", ip_limit=2)
+    await b.claim("b1", plain(1, proc="pb"), limit=99, quota=one)
+    await b.claim("b2", plain(2, proc="pb"), limit=99, quota=one)
+    assert (await a.claim("a1", plain(3), limit=99, quota=one)).status == d.IP_FULL
+    await b.redis.delete(b.prefix + "alive:pb")
+    assert (await a.claim("a1", plain(3), limit=99, quota=one)).status == d.OPENED
+    assert await a.redis.scard(a.prefix + "grp:ip:10.0.0.1") == 1  # stale members pruned
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from peers.signaling import messages as m
 from peers.signaling.config import SignalConfig
 from peers.signaling.effects import Claim, Close, Effect, Release, Route, Send
 from peers.signaling.hub import Hub
+from swarmweb.clientaddr import network_of
 from tests.support.keys import peer_id, seeded_key
 
 T0 = 1_800_000_000_000
@@ -45,8 +46,12 @@ class Net:
             elif isinstance(effect, Close):
                 self.closed[effect.conn] = effect.code
             elif isinstance(effect, Claim):
+                config = self.config
+                quota = d.Quota(
+                    effect.ip, effect.network, config.ids_per_ip, config.ids_per_network
+                )
                 result = self.directory.claim(
-                    effect.peer_id, effect.holder, limit=self.config.concurrent_limit
+                    effect.peer_id, effect.holder, limit=config.concurrent_limit, quota=quota
                 )
                 queue += self.hub.claimed(effect.conn, effect.peer_id, result, self.now)
             elif isinstance(effect, Release):
@@ -63,14 +68,17 @@ class Net:
                     queue += self.hub.deliver(effect.dst, effect.src, effect.frame, self.now)
                 queue += self.hub.routed(effect, status, self.now)
 
-    def connect(self, peer: str | None, token: str | None = "tok", **extra: str) -> int:
+    def connect(
+        self, peer: str | None, token: str | None = "tok", ip: str = "10.0.0.1", **extra: str
+    ) -> int:
         self._next += 1
         params = {"key": "peerjs", **extra}
         if peer is not None:
             params["id"] = peer
         if token is not None:
             params["token"] = token
-        self.run(self.hub.connect(self._next, params, ip="10.0.0.1", now=self.now))
+        network = network_of(ip, v4_prefix=24, v6_prefix=64)
+        self.run(self.hub.connect(self._next, params, ip=ip, network=network, now=self.now))
         return self._next
 
     def send(self, conn: int, message: Any) -> None:

@@ -54,6 +54,12 @@ def config_from_settings() -> SignalConfig:
         queue_limit=settings.SWARM_SIGNAL_QUEUE_LIMIT,
         token_max_age_ms=settings.SWARM_SIGNAL_TOKEN_MAX_AGE_S * 1000,
         clock_skew_ms=settings.SWARM_CLOCK_SKEW_MS,
+        ids_per_ip=settings.SWARM_SIGNAL_IDS_PER_IP,
+        ids_per_network=settings.SWARM_SIGNAL_IDS_PER_NETWORK,
+        sockets_per_ip=settings.SWARM_SIGNAL_SOCKETS_PER_IP,
+        sockets_per_network=settings.SWARM_SIGNAL_SOCKETS_PER_NETWORK,
+        network_v4_prefix=settings.SWARM_NETWORK_PREFIX_V4,
+        network_v6_prefix=settings.SWARM_NETWORK_PREFIX_V6,
     )
 
 
@@ -62,11 +68,7 @@ def get_node() -> SignalNode:
     loop_id = id(asyncio.get_running_loop())
     node = _nodes.get(loop_id)
     if node is None:
-        node = SignalNode(
-            config_from_settings(),
-            settings.REDIS_URL,
-            trust_forwarded=settings.SWARM_TRUST_X_FORWARDED_FOR,
-        )
+        node = SignalNode(config_from_settings(), settings.REDIS_URL)
         _nodes[loop_id] = node
         register_local_count(node.local_count)
     return node

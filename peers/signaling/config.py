@@ -26,6 +26,14 @@ class SignalConfig:
     queue_limit: int = 100
     token_max_age_ms: int = 600_000
     clock_skew_ms: int = 15_000
+    # Per client address and network (0 = no limit): ids across every process (the
+    # directory), open sockets in this process (the hub).
+    ids_per_ip: int = 0
+    ids_per_network: int = 0
+    sockets_per_ip: int = 0
+    sockets_per_network: int = 0
+    network_v4_prefix: int = 24
+    network_v6_prefix: int = 64
 
     @property
     def tick_ms(self) -> int:

@@ -14,6 +14,8 @@ OPENED = "open"
 REPLACED = "replaced"
 TAKEN = "taken"
 FULL = "full"
+IP_FULL = "ip_full"
+NETWORK_FULL = "network_full"
 
 SENT = "sent"
 QUEUED = "queued"
@@ -34,8 +36,28 @@ class Holder:
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """How many ids the claiming client's address and network may hold at once
+    (0 = no limit). Reclaiming an id its group already holds never counts twice."""
+
+    ip: str | None = None
+    network: str | None = None
+    ip_limit: int = 0
+    network_limit: int = 0
+
+    def groups(self) -> list[tuple[str, int, str]]:
+        """(group key, limit, refusal status) of each limit that applies."""
+        groups = []
+        if self.ip and self.ip_limit > 0:
+            groups.append(("ip:" + self.ip, self.ip_limit, IP_FULL))
+        if self.network and self.network_limit > 0:
+            groups.append(("net:" + self.network, self.network_limit, NETWORK_FULL))
+        return groups
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimResult:
-    status: str  # OPENED | REPLACED | TAKEN | FULL
+    status: str  # OPENED | REPLACED | TAKEN | FULL | IP_FULL | NETWORK_FULL
     previous: tuple[str, int] | None = None  # the replaced holder (proc, conn)
     queued: tuple[str, ...] = ()  # frames that waited for this id, oldest first
 
@@ -60,8 +82,12 @@ class MemoryDirectory:
         self._holders: dict[str, Holder] = {}
         self._queues: dict[str, list[str]] = {}
         self._deadlines: dict[str, int] = {}
+        self._members: dict[str, set[str]] = {}  # quota group -> ids held from it
+        self._groups_of: dict[str, list[str]] = {}  # id -> its quota groups
 
-    def claim(self, peer_id: str, claim: Holder, *, limit: int) -> ClaimResult:
+    def claim(
+        self, peer_id: str, claim: Holder, *, limit: int, quota: Quota | None = None
+    ) -> ClaimResult:
         current = self._holders.get(peer_id)
         if current is not None:
             if not may_replace(current, claim):
@@ -71,6 +97,15 @@ class MemoryDirectory:
             if len(self._holders) >= limit:
                 return ClaimResult(FULL)
             previous = None
+        groups = quota.groups() if quota is not None else []
+        for group, group_limit, refusal in groups:
+            held = self._members.get(group, set())
+            if len(held) - (peer_id in held) >= group_limit:
+                return ClaimResult(refusal)
+        self._leave_groups(peer_id)
+        self._groups_of[peer_id] = [group for group, _, _ in groups]
+        for group, _, _ in groups:
+            self._members.setdefault(group, set()).add(peer_id)
         self._holders[peer_id] = claim
         queued = tuple(self._queues.pop(peer_id, ()))
         self._deadlines.pop(peer_id, None)
@@ -82,7 +117,15 @@ class MemoryDirectory:
         if current is None or current.proc != proc or current.conn != conn:
             return False
         del self._holders[peer_id]
+        self._leave_groups(peer_id)
         return True
+
+    def _leave_groups(self, peer_id: str) -> None:
+        for group in self._groups_of.pop(peer_id, ()):
+            held = self._members[group]
+            held.discard(peer_id)
+            if not held:
+                del self._members[group]
 
     def holder(self, peer_id: str) -> Holder | None:
         return self._holders.get(peer_id)

@@ -32,6 +32,8 @@ class Claim:
     conn: int
     peer_id: str
     holder: Holder
+    ip: str | None = None  # the client's address and network, for the per-address limits
+    network: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

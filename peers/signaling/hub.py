@@ -23,6 +23,7 @@ from peers.protocol.signal_token import verify_signal_token
 
 from . import directory as d
 from . import messages as m
+from .address_limits import ID_REFUSALS, SocketCounts
 from .config import MAX_TOKEN_LENGTH, SignalConfig, is_valid_id
 from .effects import (
     CLOSE_POLICY,
@@ -59,6 +60,7 @@ class Blocks(Protocol):
 class Connection:
     conn: int
     ip: str | None
+    network: str | None = None
     peer_id: str = ""
     public_key: str | None = None
     state: int = CLAIMING
@@ -76,6 +78,7 @@ class Hub:
         self._conns: dict[int, Connection] = {}
         self._by_id: dict[str, Connection] = {}
         self._claiming: dict[str, Connection] = {}
+        self._sockets = SocketCounts(config.sockets_per_ip, config.sockets_per_network)
         # (metric, label value) -> count, drained by the adapter into /metrics.
         self.counters: Counter[tuple[str, str]] = Counter()
 
@@ -89,9 +92,14 @@ class Hub:
         ip: str | None,
         now: int,
         blocks: Blocks | None = None,
+        network: str | None = None,
     ) -> list[Effect]:
-        """A socket opened with query ``params``: refuse it, or claim its id."""
-        c = self._conns[conn] = Connection(conn, ip)
+        """A socket opened with query ``params`` from ``ip`` (in ``network``): refuse it,
+        or claim its id."""
+        c = self._conns[conn] = Connection(conn, ip, network)
+        refusal = self._sockets.opened(ip, network)
+        if refusal is not None:
+            return self._refuse(c, m.error_frame(*refusal), refusal[1])
         key, peer_id, token = params.get("key", ""), params.get("id", ""), params.get("token", "")
         if not peer_id or not token or not key:
             return self._refuse(c, m.error_frame(m.INVALID_WS_PARAMETERS), "bad_params")
@@ -123,7 +131,7 @@ class Hub:
             return self._refuse(c, m.error_frame(MSG_BLOCKED, "blocked"), "blocked")
         c.peer_id = peer_id
         self._claiming[peer_id] = c
-        return [Claim(conn, peer_id, holder)]
+        return [Claim(conn, peer_id, holder, ip, network)]
 
     def claimed(self, conn: int, peer_id: str, result: d.ClaimResult, now: int) -> list[Effect]:
         """The directory's answer to a :class:`Claim`."""
@@ -138,6 +146,9 @@ class Hub:
             return self._refuse(c, m.id_taken_frame(), "id_taken")
         if result.status == d.FULL:
             return self._refuse(c, m.error_frame(m.CONNECTION_LIMIT_EXCEED), "limit")
+        if result.status in ID_REFUSALS:
+            message, code = ID_REFUSALS[result.status]
+            return self._refuse(c, m.error_frame(message, code), code)
         c.state, c.registered = OPEN, True
         c.last_ping = c.refilled_at = now
         c.tokens = float(self.config.rate_burst)
@@ -170,6 +181,7 @@ class Hub:
         c = self._conns.pop(conn, None)
         if c is None:
             return []
+        self._sockets.closed(c.ip, c.network)
         c.state = CLOSED
         if self._claiming.get(c.peer_id) is c:
             del self._claiming[c.peer_id]

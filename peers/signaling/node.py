@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from beacon import blocks as beacon_blocks
 from beacon.limits import BLOCKS_VERSION_KEY, local_blocks_version
+from swarmweb.clientaddr import network_of, scope_client
 from swarmweb.clock import now_ms
 
 from . import directory as d
@@ -44,10 +45,9 @@ QUEUE_TTL_MARGIN_MS = 60_000
 
 
 class SignalNode:
-    def __init__(self, config: SignalConfig, redis_url: str, *, trust_forwarded: bool) -> None:
+    def __init__(self, config: SignalConfig, redis_url: str) -> None:
         self.proc = secrets.token_hex(6)
         self.config = config
-        self.trust_forwarded = trust_forwarded
         self.hub = Hub(config, self.proc)
         self.memory: d.MemoryDirectory | None = None if redis_url else d.MemoryDirectory()
         self.redis: RedisDirectory | None = None
@@ -115,8 +115,12 @@ class SignalNode:
             query = scope.get("query_string", b"").decode("latin-1")
             params = dict(parse_qsl(query, keep_blank_values=True))
             blocks = await self._current_blocks()
-            ip = self.client_ip(scope)
-            await self._run(self.hub.connect(conn, params, ip=ip, now=now_ms(), blocks=blocks))
+            ip = scope_client(scope)  # resolved by swarmweb.clientaddr (trusted proxies)
+            network = self.network_of(ip) if ip else None
+            effects = self.hub.connect(
+                conn, params, ip=ip, network=network, now=now_ms(), blocks=blocks
+            )
+            await self._run(effects)
             hub = self.hub
             while True:
                 event = await receive()
@@ -139,13 +143,9 @@ class SignalNode:
             if effects:
                 await self._run(effects)
 
-    def client_ip(self, scope: Scope) -> str | None:
-        if self.trust_forwarded:
-            for name, value in scope.get("headers", []):
-                if name == b"x-forwarded-for":
-                    return value.decode("latin-1").split(",")[0].strip() or None
-        client = scope.get("client")
-        return str(client[0]) if client else None
+    def network_of(self, ip: str) -> str:
+        v4, v6 = self.config.network_v4_prefix, self.config.network_v6_prefix
+        return network_of(ip, v4_prefix=v4, v6_prefix=v6)
 
     # --- effects ----------------------------------------------------------------------
 
@@ -212,14 +212,14 @@ class SignalNode:
 
     async def _claim(self, claim: Claim) -> list[Effect]:
         config = self.config
+        quota = d.Quota(claim.ip, claim.network, config.ids_per_ip, config.ids_per_network)
+        limit = config.concurrent_limit
         try:
             if self.memory is not None:
-                result = self.memory.claim(
-                    claim.peer_id, claim.holder, limit=config.concurrent_limit
-                )
+                result = self.memory.claim(claim.peer_id, claim.holder, limit=limit, quota=quota)
             else:
                 result = await self._shared().claim(
-                    claim.peer_id, claim.holder, limit=config.concurrent_limit
+                    claim.peer_id, claim.holder, limit=limit, quota=quota
                 )
         except Exception:
             log.exception("claiming a signaling id failed")

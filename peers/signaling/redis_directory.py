@@ -10,7 +10,9 @@ failed socket in the reference server.
 
 Keys (prefix ``swarm:sig:``): ``reg`` hash id -> "proc conn rank proven token";
 ``q:<id>`` list of waiting frames; ``qdl`` sorted set id -> expiry deadline (ms);
-``alive:<proc>``; ``ids:<proc>`` set of the ids a process registered; ``procs``.
+``alive:<proc>``; ``ids:<proc>`` set of the ids a process registered; ``procs``;
+``grp:ip:<address>`` / ``grp:net:<network>`` the "id proc conn" of the ids claimed from a
+client address or network (per-address quotas, pruned lazily by the claims).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ POOL_TIMEOUT_S = 5.0
 _CLAIM = """
 local prefix, id, proc = ARGV[1], ARGV[2], ARGV[3]
 local entry = redis.call('HGET', KEYS[1], id)
-local prev_proc, prev_conn = '', ''
+local prev_proc, prev_conn, eproc = '', '', nil
 if entry then
-  local eproc, econn, erank, eproven, etoken =
+  local econn, erank, eproven, etoken
+  eproc, econn, erank, eproven, etoken =
     string.match(entry, '^(%S+) (%S+) (%S+) (%S+) (.*)$')
   if redis.call('EXISTS', prefix .. 'alive:' .. eproc) == 1 then
     local proven = ARGV[6] == '1'
@@ -48,17 +51,44 @@ if entry then
       return {'taken', '', ''}
     end
     prev_proc, prev_conn = eproc, econn
-    if eproc ~= proc then
-      redis.call('PUBLISH', prefix .. 'to:' .. eproc, '!kick ' .. econn)
-    end
   end
-  redis.call('SREM', prefix .. 'ids:' .. eproc, id)
 elseif redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[8]) then
   return {'full', '', ''}
+end
+-- Quotas (ARGV[9..]: group, limit, refusal): members are "id proc conn", counted while
+-- that connection still holds the id on a live process; stale members are dropped here.
+for g = 9, #ARGV, 3 do
+  local key, n = prefix .. 'grp:' .. ARGV[g], 0
+  for _, member in ipairs(redis.call('SMEMBERS', key)) do
+    local mid, mholder = string.match(member, '^(%S+) (.*)$')
+    if mid ~= id then
+      local held = redis.call('HGET', KEYS[1], mid)
+      if held and string.sub(held, 1, #mholder + 1) == mholder .. ' ' and
+         redis.call('EXISTS', prefix .. 'alive:' .. string.match(mholder, '^(%S+)')) == 1 then
+        n = n + 1
+      else
+        redis.call('SREM', key, member)
+      end
+    end
+  end
+  if n >= tonumber(ARGV[g + 1]) then
+    return {ARGV[g + 2], '', ''}
+  end
+end
+if prev_proc ~= '' and prev_proc ~= proc then
+  redis.call('PUBLISH', prefix .. 'to:' .. prev_proc, '!kick ' .. prev_conn)
+end
+if entry then
+  redis.call('SREM', prefix .. 'ids:' .. eproc, id)
 end
 redis.call('HSET', KEYS[1], id,
   proc .. ' ' .. ARGV[4] .. ' ' .. ARGV[7] .. ' ' .. ARGV[6] .. ' ' .. ARGV[5])
 redis.call('SADD', prefix .. 'ids:' .. proc, id)
+for g = 9, #ARGV, 3 do
+  local key = prefix .. 'grp:' .. ARGV[g]
+  redis.call('SADD', key, id .. ' ' .. proc .. ' ' .. ARGV[4])
+  redis.call('PEXPIRE', key, 604800000)
+end
 local queued = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], id)
@@ -240,9 +270,11 @@ class RedisDirectory:
 
     # --- the directory operations -----------------------------------------------------
 
-    async def claim(self, peer_id: str, claim: d.Holder, *, limit: int) -> d.ClaimResult:
+    async def claim(
+        self, peer_id: str, claim: d.Holder, *, limit: int, quota: d.Quota | None = None
+    ) -> d.ClaimResult:
         keys = [self._reg, self.prefix + "q:" + peer_id, self._qdl]
-        args = [
+        args: list[Any] = [
             self.prefix,
             peer_id,
             claim.proc,
@@ -252,6 +284,8 @@ class RedisDirectory:
             claim.rank,
             limit,
         ]
+        for group in quota.groups() if quota is not None else ():
+            args.extend(group)
         reply = await self._call("claim", keys, args)
         status = reply[0].decode()
         previous = None

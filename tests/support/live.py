@@ -74,6 +74,20 @@ class Server(Process):
         return f"ws://127.0.0.1:{self.port}"
 
 
+# Every simulated user of a test or benchmark connects from 127.0.0.1, which the
+# per-address limits (docs/operations.md "Abuse limits") would take for one client doing
+# the work of hundreds. Servers start with them off; tests/test_abuse_live.py turns them on.
+LOOPBACK_LIMITS_OFF = {
+    "SWARM_HTTP_MAX_CONNECTIONS_PER_IP": "0",
+    "SWARM_SIGNAL_IDS_PER_IP": "0",
+    "SWARM_SIGNAL_IDS_PER_NETWORK": "0",
+    "SWARM_SIGNAL_SOCKETS_PER_IP": "0",
+    "SWARM_SIGNAL_SOCKETS_PER_NETWORK": "0",
+    "SWARM_COMMUNITY_NEW_PER_IP_HOUR": "0",
+    "SWARM_COMMUNITY_NEW_PER_HOUR": "0",
+}
+
+
 def base_env(var_dir: Path, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
     env.update(
@@ -82,6 +96,7 @@ def base_env(var_dir: Path, overrides: Mapping[str, str] | None = None) -> dict[
             "SWARM_VAR_DIR": str(var_dir),
             "DJANGO_SECRET_KEY": "test-secret-key-not-for-production",
             "PYTHONUNBUFFERED": "1",
+            **LOOPBACK_LIMITS_OFF,
         }
     )
     if os.environ.get("REDIS_URL"):

@@ -46,7 +46,9 @@ class SignalClient:
         heartbeat: bool = True,
         headers: Mapping[str, str] | None = None,
         path: str = "/signal/",
+        source: str | None = None,
     ) -> SignalClient:
+        """``source``: the local address to connect from (any of 127.0.0.0/8 on loopback)."""
         params = []
         if key is not None:
             params.append(f"key={key}")
@@ -56,8 +58,14 @@ class SignalClient:
             params.append(f"token={token}")
         params.append("version=1.5.5")
         url = f"{base}{path}peerjs?{'&'.join(params)}"
+        extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
         ws = await connect(
-            url, additional_headers=headers, open_timeout=5, close_timeout=1, max_size=2**22
+            url,
+            additional_headers=headers,
+            open_timeout=5,
+            close_timeout=1,
+            max_size=2**22,
+            **extra,
         )
         client = cls(ws, peer_id or "")
         if heartbeat:
