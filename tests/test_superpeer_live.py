@@ -220,8 +220,10 @@ def test_kill_9_of_a_source_mid_download_the_download_finishes_and_its_store_is_
         wait_until(lambda: complete(c.peer_id, f.manifest.id), 90, "C's copy", s2, c)
         done = job(c.peer_id, f.manifest.id)
         assert done.state == FetchJob.DONE
-        # C was fetching from S1 when it died: its requests there timed out and moved to S2.
-        assert s1.peer_id in done.failed_sources
+        # C was fetching from S1 when it died (S1 had served chunks, C's copy was not complete);
+        # S1 is dead, so the rest came from S2. Whether C dropped S1 for requests that timed
+        # out (then S1 is among its failed sources) or for its connection closing first (then
+        # it is simply gone) depends on which C notices first; both move the work to S2.
         assert served_before > 0
 
         s1 = restart(s1, artifacts_dir)
