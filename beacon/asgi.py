@@ -18,7 +18,7 @@ from django.conf import settings
 from swarmweb.clientaddr import scope_client
 from swarmweb.clock import now_ms
 
-from . import services
+from . import health, services
 from .exceptions import BeaconError, too_large
 from .limits import retry_after_header
 
@@ -57,6 +57,7 @@ class BeaconApp:
             status, body, headers = _error(
                 BeaconError(503, "unavailable", "the beacon cannot answer right now")
             )
+        health.record(ok=status != 503)
         await _respond(send, status, body, headers, head=scope["method"] == "HEAD")
 
     async def _handle(

@@ -12,9 +12,10 @@ import ipaddress
 import time
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils import timezone
+
+from swarmweb.db import db_sync_to_async
 
 MAX_AGE_S = 30.0
 
@@ -88,5 +89,7 @@ async def current(version: str) -> BlockSet:
     global _current
     if _fresh(_current, version):
         return _current
-    _current = await sync_to_async(load)(version)
+    # Outside any request: the connection goes back to the pool after the read, so one
+    # broken by a database restart is never used again.
+    _current = await db_sync_to_async(load)(version)
     return _current

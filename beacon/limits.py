@@ -18,6 +18,8 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from swarmweb.redis import async_options, get_redis
+
 BLOCKS_VERSION_KEY = "swarm:blocks:version"
 
 _BUCKET_LUA = """
@@ -67,7 +69,7 @@ class SharedState(Protocol):
 
 class RedisState:
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = aioredis.Redis.from_url(url, **async_options())
         self._bucket_sha: str | None = None
 
     async def precheck(
@@ -191,9 +193,9 @@ def bump_blocks_version() -> None:
     global _local_blocks_version
     stamp = str(time.time_ns())
     _local_blocks_version = stamp
-    url: str = settings.REDIS_URL
-    if url:
-        redis.Redis.from_url(url, socket_timeout=2).set(BLOCKS_VERSION_KEY, stamp)
+    client = get_redis()
+    if client is not None:
+        client.set(BLOCKS_VERSION_KEY, stamp)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -18,7 +18,10 @@ from typing import Any, Protocol
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+from psycopg import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
+
+from swarmweb.db import POOL_RECONNECT_TIMEOUT_S, check_async_connection, check_idle_connections
 
 from .models import Community, PresenceTicket
 
@@ -26,6 +29,10 @@ TICKETS = PresenceTicket._meta.db_table
 COMMUNITIES = Community._meta.db_table
 
 Params = Sequence[Any]
+
+# Past this wait for a pooled connection an announce is answered 503 (clients give up
+# after 8 s, DESIGN section 4).
+ACQUIRE_TIMEOUT_S = 5.0
 
 # Upsert a peer's ticket into an open community. Nothing is written when the
 # community is missing or closed, or when the stored ticket is as new or shares the
@@ -210,39 +217,55 @@ class _PgSession:
 
 
 class _PgSessionContext:
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        self._cm: Any = None
+    def __init__(self, database: PgDatabase) -> None:
+        self._database = database
+        self._conn: Any = None
 
     async def __aenter__(self) -> _PgSession:
-        self._cm = self._pool.connection()
-        return _PgSession(await self._cm.__aenter__())
+        self._conn = await self._database.acquire()
+        return _PgSession(self._conn)
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._cm.__aexit__(*exc)
+        # A connection that broke meanwhile is dropped by the pool, which opens another.
+        await self._database.pool.putconn(self._conn)
 
 
 class PgDatabase:
     def __init__(self, conninfo: str, max_size: int) -> None:
         from psycopg_pool import AsyncConnectionPool
 
-        self._pool = AsyncConnectionPool(
+        self.max_size = max_size
+        self.pool: Any = AsyncConnectionPool(
             conninfo,
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True},
             open=False,
-            timeout=10,
+            timeout=ACQUIRE_TIMEOUT_S,
+            reconnect_timeout=POOL_RECONNECT_TIMEOUT_S,
         )
         self._opened = False
 
     async def ensure_open(self) -> None:
         if not self._opened:
-            await self._pool.open()
+            await self.pool.open()
             self._opened = True
 
+    async def acquire(self) -> Any:
+        """A connection that answers: dead ones (a database restart leaves them idle in
+        the pool) are dropped and the next one tried, with no pause between."""
+        for _ in range(self.max_size + 1):
+            conn = await self.pool.getconn()
+            if await check_async_connection(conn):
+                return conn
+            await conn.close()
+            await self.pool.putconn(conn)
+            # The database restarted, most likely: Django's pool holds dead ones too.
+            asyncio.get_running_loop().run_in_executor(None, check_idle_connections)
+        raise OperationalError("no usable database connection in the pool")
+
     def session(self) -> _PgSessionContext:
-        return _PgSessionContext(self._pool)
+        return _PgSessionContext(self)
 
 
 class _DjangoSession:
@@ -342,9 +365,16 @@ async def get_database() -> Database:
     return database
 
 
+async def ping() -> None:
+    """One statement through the fast path's own connections (for /healthz)."""
+    database = await get_database()
+    async with database.session() as session:
+        await session.one("SELECT 1", [])
+
+
 async def close_databases() -> None:
     """Close the pools opened on this loop (for tests and orderly shutdown)."""
     loop_id = id(asyncio.get_running_loop())
     database = _databases.pop(loop_id, None)
     if isinstance(database, PgDatabase) and database._opened:
-        await database._pool.close()
+        await database.pool.close()

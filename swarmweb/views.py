@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
+from beacon import health as beacon_health
+from peers.signaling.asgi import health as signaling_health
 from swarmweb import metrics
 from swarmweb.celery import app as celery_app
 
@@ -39,6 +41,12 @@ async def _check_channel_layer() -> None:
         raise RuntimeError("channel layer returned another message")
 
 
+async def _check_signaling() -> None:
+    problem = signaling_health()
+    if problem is not None:
+        raise RuntimeError(problem)
+
+
 async def _run(check: Any) -> dict[str, Any]:
     try:
         await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_S)
@@ -55,6 +63,9 @@ async def healthz(request: HttpRequest) -> HttpResponse:
         "database": await _run(sync_to_async(_check_database)),
         "channel_layer": await _run(_check_channel_layer),
         "broker": await _run(sync_to_async(_check_broker)),
+        # What the lean ASGI paths experience, outside Django's request handling.
+        "beacon": await _run(beacon_health.check),
+        "signaling": await _run(_check_signaling),
     }
     ok = all(check["ok"] for check in checks.values())
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)

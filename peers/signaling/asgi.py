@@ -74,6 +74,13 @@ def get_node() -> SignalNode:
     return node
 
 
+def health() -> str | None:
+    """Why this loop's signaling node cannot relay right now, or None (also when no
+    socket has started it yet)."""
+    node = _nodes.get(id(asyncio.get_running_loop()))
+    return node.health() if node is not None else None
+
+
 class SignalSocketApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await get_node().serve(scope, receive, send)

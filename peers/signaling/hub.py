@@ -13,7 +13,7 @@ listed in docs/signaling.md.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +48,7 @@ MSG_TOO_LARGE = "Message too large"
 MSG_RATE_LIMITED = "Too many messages"
 MSG_QUEUE_FULL = "Too many messages waiting for this peer"
 MSG_UNAVAILABLE = "Server unavailable, try again"
+MSG_RESTART = "Server lost track of this connection, reconnect"
 
 
 class Blocks(Protocol):
@@ -251,6 +252,18 @@ class Hub:
         deadline = now + self.config.expire_timeout_ms
         return [Route(c.peer_id, dst, frame, kind in m.QUEUED, deadline)]
 
+    def unrouted(self, routes: list[Route], now: int) -> list[Effect]:
+        """The directory could not take these routes (Redis unreachable): each sender
+        still here gets one EXPIRE per destination, as if its messages had waited."""
+        pairs = {(r.src, r.dst) for r in routes if r.notify}
+        self.counters["unrouted", ""] += sum(r.notify for r in routes)
+        effects: list[Effect] = []
+        for src, dst in sorted(pairs):
+            sender = self._by_id.get(src)
+            if sender is not None and sender.state == OPEN:
+                effects.append(Send(sender.conn, m.server_frame(m.EXPIRE, dst, src)))
+        return effects
+
     def routed(self, route: Route, status: str, now: int) -> list[Effect]:
         """The directory's answer to a :class:`Route`."""
         if status in (d.SENT, d.QUEUED):
@@ -333,21 +346,33 @@ class Hub:
                 effects += self._violation(c, MSG_BLOCKED, "blocked", CLOSE_POLICY)
         return effects
 
-    def close_all(self) -> list[Effect]:
-        """This process lost its registrations (e.g. Redis saw it as dead): start over."""
+    def close_all(self, conns: Iterable[int] | None = None) -> list[Effect]:
+        """The registry may have lost these sockets' ids (Redis restarted, this process
+        was taken for dead, frames for it were lost): tell each client and close it, so
+        that it reconnects. Every socket when ``conns`` is None."""
+        targets = self._conns.values() if conns is None else map(self._conns.get, conns)
         effects: list[Effect] = []
-        for c in list(self._conns.values()):
-            if c.state != CLOSED:
+        for c in list(targets):
+            if c is not None and c.state != CLOSED:
                 c.state = CLOSED
-                c.registered = False
                 self._forget(c)
+                self.counters["restarted", ""] += 1
+                effects.append(Send(c.conn, m.error_frame(MSG_RESTART, "restart")))
                 effects.append(Close(c.conn, CLOSE_RESTART))
+                if c.registered:  # the entry may still be there: free it (only if ours)
+                    c.registered = False
+                    effects.append(Release(c.conn, c.peer_id))
         return effects
 
     # --- queries ---------------------------------------------------------------------
 
     def open_count(self) -> int:
         return len(self._by_id)
+
+    def holdings(self) -> tuple[dict[str, int], dict[str, int]]:
+        """id -> conn of the open registered sockets, and of those claiming their id."""
+        held = {i: c.conn for i, c in self._by_id.items() if c.state == OPEN and c.registered}
+        return held, {i: c.conn for i, c in self._claiming.items()}
 
     def peer_id_of(self, conn: int) -> str | None:
         c = self._conns.get(conn)

@@ -22,6 +22,7 @@ from beacon import blocks as beacon_blocks
 from beacon.limits import BLOCKS_VERSION_KEY, local_blocks_version
 from swarmweb.clientaddr import network_of, scope_client
 from swarmweb.clock import now_ms
+from swarmweb.redis import async_options
 
 from . import directory as d
 from . import messages as m
@@ -29,7 +30,8 @@ from .config import SignalConfig
 from .effects import Claim, Close, Effect, Release, Route, Send
 from .hub import MSG_UNAVAILABLE, Blocks, Hub
 from .metrics import record
-from .redis_directory import RedisDirectory
+from .redis_directory import ROUTE_FAILED, RedisDirectory
+from .shared import SharedLink
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
 
-ALIVE_EVERY_S = 5.0
-SWEEP_EVERY_S = 10.0
 BLOCKS_EVERY_S = 2.0
 METRICS_EVERY_S = 1.0
 QUEUE_TTL_MARGIN_MS = 60_000
+CLAIM_WAIT_S = 2.0  # a claim while the link to Redis is being set up again waits this long
 
 
 class SignalNode:
@@ -51,13 +52,27 @@ class SignalNode:
         self.hub = Hub(config, self.proc)
         self.memory: d.MemoryDirectory | None = None if redis_url else d.MemoryDirectory()
         self.redis: RedisDirectory | None = None
+        self.link: SharedLink | None = None
         if redis_url:
             self.redis = RedisDirectory(
                 redis_url,
                 self.proc,
                 queue_limit=config.queue_limit,
                 queue_ttl_ms=config.expire_timeout_ms + QUEUE_TTL_MARGIN_MS,
+                options=async_options(),
+                subscriber_options=async_options(retries=0, reply_timeout=False),
             )
+            self.link = SharedLink(
+                self.redis,
+                self.hub.counters,
+                on_message=self._on_message,
+                on_lost=self._restart_all,
+                holdings=self.hub.holdings,
+                close=self._restart,
+            )
+        # When relaying through Redis last failed and last worked (for /healthz).
+        self.route_failed_at = 0.0
+        self.route_worked_at = 0.0
         self._sockets: dict[int, SendFn] = {}
         self._conn_ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
@@ -66,6 +81,7 @@ class SignalNode:
         self._blocks: Blocks | None = None
         self._blocks_loading: asyncio.Task[None] | None = None
         self._enforced_version: str | None = None
+        self._failing: set[str] = set()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -74,24 +90,28 @@ class SignalNode:
             if self._started:
                 return
             loop = asyncio.get_running_loop()
-            if self.redis is not None:
-                await self.redis.load_scripts()
-                await self.redis.stay_alive()
-                pubsub = self.redis.redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(self.redis.channel)
-                # Wait for the confirmation: no id is claimed before frames can reach us.
-                await pubsub.get_message(timeout=5)
+            if self.redis is not None and self.link is not None:
+                await self.link.start()
                 self.redis.start_router(self._on_routed)
-                self._tasks.append(loop.create_task(self._listen(pubsub)))
             self._tasks.append(loop.create_task(self._housekeeping()))
             self._started = True
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.link is not None:
+            await self.link.stop()
         if self.redis is not None:
             await self.redis.retire()
             await self.redis.close()
+
+    def health(self) -> str | None:
+        """Why relaying does not work right now, or None."""
+        if self.link is not None and self._started and not self.link.ready.is_set():
+            return "not linked to Redis (setting up again)"
+        if self.route_failed_at > self.route_worked_at:
+            return "relaying through Redis failed"
+        return None
 
     # --- one WebSocket ----------------------------------------------------------------
 
@@ -202,11 +222,18 @@ class SignalNode:
             deadline=route.deadline,
         )
 
-    def _on_routed(self, route: Route, status: str) -> None:
-        if status == "error":
-            self.hub.counters["dropped", "unavailable"] += 1
-            return
-        effects = self.hub.routed(route, status, now_ms())
+    def _on_routed(self, batch: list[tuple[Route, str]]) -> None:
+        now = now_ms()
+        effects: list[Effect] = []
+        failed = [route for route, status in batch if status == ROUTE_FAILED]
+        if failed:
+            self.route_failed_at = time.monotonic()
+            effects += self.hub.unrouted(failed, now)
+        if len(failed) < len(batch):
+            self.route_worked_at = time.monotonic()
+        for route, status in batch:
+            if status != ROUTE_FAILED:
+                effects += self.hub.routed(route, status, now)
         if effects:
             asyncio.get_running_loop().create_task(self._run(effects))
 
@@ -217,6 +244,8 @@ class SignalNode:
         try:
             if self.memory is not None:
                 result = self.memory.claim(claim.peer_id, claim.holder, limit=limit, quota=quota)
+            elif self.link is not None and not await self.link.wait_ready(CLAIM_WAIT_S):
+                return self.hub.unavailable(claim.conn, claim.peer_id)
             else:
                 result = await self._shared().claim(
                     claim.peer_id, claim.holder, limit=limit, quota=quota
@@ -227,82 +256,77 @@ class SignalNode:
         return self.hub.claimed(claim.conn, claim.peer_id, result, now_ms())
 
     async def _release(self, release: Release) -> None:
-        try:
-            if self.memory is not None:
-                self.memory.release(release.peer_id, self.proc, release.conn)
-            else:
-                await self._shared().release(release.peer_id, self.proc, release.conn)
-        except Exception:
-            # The id stays registered until this process's alive key lapses.
-            log.exception("releasing signaling id %s failed", release.peer_id)
+        if self.memory is not None:
+            self.memory.release(release.peer_id, self.proc, release.conn)
+        elif self.link is not None:
+            # Queued, and retried until Redis takes it: an id must never stay taken.
+            self.link.release(release.peer_id, release.conn)
 
-    # --- frames from other processes --------------------------------------------------
+    # --- the shared directory's callbacks ---------------------------------------------
 
-    async def _listen(self, pubsub: Any) -> None:
+    async def _on_message(self, data: str) -> None:
+        """A message on this process's channel: a kick, or frames for our sockets."""
         hub = self.hub
-        while True:
-            try:
-                message = await pubsub.get_message(timeout=None)
-                if message is None or message["type"] != "message":
-                    continue
-                data: str = message["data"].decode("utf-8")
-                if data.startswith("!kick "):
-                    effects = hub.kick(int(data[6:]))
-                else:
-                    # "dst\nsrc\nframe" lines, as many as the sender's batch held for us.
-                    lines = data.split("\n")
-                    now = now_ms()
-                    effects = []
-                    for i in range(0, len(lines) - 2, 3):
-                        effects += hub.deliver(lines[i], lines[i + 1], lines[i + 2], now)
-                if effects:
-                    await self._run(effects)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Frames published meanwhile are lost and senders may have been told our
-                # ids are gone: every socket of this process starts over.
-                log.exception("signaling pub/sub failed; closing this process's sockets")
-                await self._run(self.hub.close_all())
-                await asyncio.sleep(0.5)
+        if data.startswith("!kick "):
+            effects = hub.kick(int(data[6:]))
+        else:
+            # "dst\nsrc\nframe" lines, as many as the sender's batch held for us.
+            lines = data.split("\n")
+            now = now_ms()
+            effects = []
+            for i in range(0, len(lines) - 2, 3):
+                effects += hub.deliver(lines[i], lines[i + 1], lines[i + 2], now)
+        if effects:
+            await self._run(effects)
+
+    async def _restart_all(self) -> None:
+        await self._run(self.hub.close_all())
+
+    async def _restart(self, conns: list[int]) -> None:
+        await self._run(self.hub.close_all(conns))
 
     # --- timers -----------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
         config = self.config
         step = min(config.tick_ms, config.expire_poll_ms) / 1000.0
-        next_alive = next_sweep = next_blocks = next_metrics = 0.0
+        next_blocks = next_metrics = 0.0
         while True:
             await asyncio.sleep(step)
-            try:
-                now = now_ms()
-                effects = self.hub.tick(now)
-                if self.memory is not None:
-                    frames = self.memory.expire_due(now)
-                else:
-                    frames = await self._shared().expire_due(now)
-                effects += self.hub.expired(frames, now)
-                if effects:
-                    await self._run(effects)
-                clock = time.monotonic()
-                if self.redis is not None and clock >= next_alive:
-                    next_alive = clock + ALIVE_EVERY_S
-                    if not await self.redis.stay_alive():
-                        # Our ids were freed while we were away: every socket starts over.
-                        await self._run(self.hub.close_all())
-                if self.redis is not None and clock >= next_sweep:
-                    next_sweep = clock + SWEEP_EVERY_S
-                    await self.redis.sweep()
-                if clock >= next_blocks:
-                    next_blocks = clock + BLOCKS_EVERY_S
-                    await self._enforce_blocks()
-                if clock >= next_metrics:
-                    next_metrics = clock + METRICS_EVERY_S
-                    record(self.hub.counters)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("signaling housekeeping failed")
+            now = now_ms()
+            await self._chore("heartbeat check", self._run(self.hub.tick(now)))
+            await self._chore("queue expiry", self._expire(now))
+            clock = time.monotonic()
+            if clock >= next_metrics:
+                next_metrics = clock + METRICS_EVERY_S
+                record(self.hub.counters)
+            if clock >= next_blocks:
+                next_blocks = clock + BLOCKS_EVERY_S
+                await self._chore("blocks check", self._enforce_blocks())
+
+    async def _chore(self, name: str, work: Awaitable[None]) -> None:
+        """One housekeeping job: a failure (Redis or the database away) is logged once
+        when it starts and once when it ends, and the other jobs go on."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if name not in self._failing:
+                self._failing.add(name)
+                log.warning("signaling %s failed: %s (retrying)", name, exc)
+            return
+        if name in self._failing:
+            self._failing.discard(name)
+            log.warning("signaling %s works again", name)
+
+    async def _expire(self, now: int) -> None:
+        if self.memory is not None:
+            frames = self.memory.expire_due(now)
+        else:
+            frames = await self._shared().expire_due(now)
+        if frames:
+            await self._run(self.hub.expired(frames, now))
 
     # --- blocks -----------------------------------------------------------------------
 
@@ -321,8 +345,8 @@ class SignalNode:
     async def _load_blocks(self) -> None:
         try:
             self._blocks = await beacon_blocks.current(await self._blocks_version())
-        except Exception:
-            log.exception("loading blocks failed; using the last known set")
+        except Exception as exc:
+            log.warning("loading blocks failed (%s); using the last known set", exc)
 
     async def _enforce_blocks(self) -> None:
         version = await self._blocks_version()

@@ -13,19 +13,25 @@ Keys (prefix ``swarm:sig:``): ``reg`` hash id -> "proc conn rank proven token";
 ``alive:<proc>``; ``ids:<proc>`` set of the ids a process registered; ``procs``;
 ``grp:ip:<address>`` / ``grp:net:<network>`` the "id proc conn" of the ids claimed from a
 client address or network (per-address quotas, pruned lazily by the claims).
+
+The scripts are in ``redis_scripts``. Commands go through a client with timeouts,
+health checks and retries (``swarmweb.redis.async_options``, passed in by the node);
+the subscription has its own connection that is never renewed behind the caller's back
+(:meth:`RedisDirectory.subscribe`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from . import directory as d
+from . import redis_scripts as lua
 
 log = logging.getLogger(__name__)
 
@@ -35,184 +41,12 @@ EXPIRE_BATCH = 200
 POOL_SIZE = 32
 ROUTE_CHUNK = 256  # frames per script call
 POOL_TIMEOUT_S = 5.0
+SUBSCRIBE_TIMEOUT_S = 5.0
 
-_CLAIM = """
-local prefix, id, proc = ARGV[1], ARGV[2], ARGV[3]
-local entry = redis.call('HGET', KEYS[1], id)
-local prev_proc, prev_conn, eproc = '', '', nil
-if entry then
-  local econn, erank, eproven, etoken
-  eproc, econn, erank, eproven, etoken =
-    string.match(entry, '^(%S+) (%S+) (%S+) (%S+) (.*)$')
-  if redis.call('EXISTS', prefix .. 'alive:' .. eproc) == 1 then
-    local proven = ARGV[6] == '1'
-    if not (etoken == ARGV[5] or
-            (proven and (eproven ~= '1' or tonumber(ARGV[7]) >= tonumber(erank)))) then
-      return {'taken', '', ''}
-    end
-    prev_proc, prev_conn = eproc, econn
-  end
-elseif redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[8]) then
-  return {'full', '', ''}
-end
--- Quotas (ARGV[9..]: group, limit, refusal): members are "id proc conn", counted while
--- that connection still holds the id on a live process; stale members are dropped here.
-for g = 9, #ARGV, 3 do
-  local key, n = prefix .. 'grp:' .. ARGV[g], 0
-  for _, member in ipairs(redis.call('SMEMBERS', key)) do
-    local mid, mholder = string.match(member, '^(%S+) (.*)$')
-    if mid ~= id then
-      local held = redis.call('HGET', KEYS[1], mid)
-      if held and string.sub(held, 1, #mholder + 1) == mholder .. ' ' and
-         redis.call('EXISTS', prefix .. 'alive:' .. string.match(mholder, '^(%S+)')) == 1 then
-        n = n + 1
-      else
-        redis.call('SREM', key, member)
-      end
-    end
-  end
-  if n >= tonumber(ARGV[g + 1]) then
-    return {ARGV[g + 2], '', ''}
-  end
-end
-if prev_proc ~= '' and prev_proc ~= proc then
-  redis.call('PUBLISH', prefix .. 'to:' .. prev_proc, '!kick ' .. prev_conn)
-end
-if entry then
-  redis.call('SREM', prefix .. 'ids:' .. eproc, id)
-end
-redis.call('HSET', KEYS[1], id,
-  proc .. ' ' .. ARGV[4] .. ' ' .. ARGV[7] .. ' ' .. ARGV[6] .. ' ' .. ARGV[5])
-redis.call('SADD', prefix .. 'ids:' .. proc, id)
-for g = 9, #ARGV, 3 do
-  local key = prefix .. 'grp:' .. ARGV[g]
-  redis.call('SADD', key, id .. ' ' .. proc .. ' ' .. ARGV[4])
-  redis.call('PEXPIRE', key, 604800000)
-end
-local queued = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], id)
-local out = {'open', prev_proc, prev_conn}
-if prev_proc ~= '' then out[1] = 'replaced' end
-for i = 1, #queued do out[#out + 1] = queued[i] end
-return out
-"""
+ROUTE_FAILED = "error"  # the status of frames whose batch Redis did not answer
+SWEEP_SCAN = 500  # registry entries per swept chunk
 
-_RELEASE = """
-local entry = redis.call('HGET', KEYS[1], ARGV[2])
-local holder = ARGV[3] .. ' ' .. ARGV[4] .. ' '
-if entry and string.sub(entry, 1, #holder) == holder then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('SREM', ARGV[1] .. 'ids:' .. ARGV[3], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# Many frames in one call: each holder's process gets one PUBLISH for all its frames
-# ("dst\nsrc\nframe" lines; JSON frames never contain a raw newline, ids cannot).
-_ROUTE = """
-local prefix, limit, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local status, holders, batches, procs, alive = {}, {}, {}, {}, {}
-local n = 0
-for i = 4, #ARGV, 5 do
-  n = n + 1
-  local dst = ARGV[i]
-  local entry = redis.call('HGET', KEYS[1], dst)
-  if entry then
-    local eproc = string.match(entry, '^(%S+) ')
-    if alive[eproc] == nil then
-      alive[eproc] = redis.call('EXISTS', prefix .. 'alive:' .. eproc) == 1
-    end
-    if alive[eproc] then
-      local batch = batches[eproc]
-      if batch == nil then
-        batch = {}
-        batches[eproc] = batch
-        procs[#procs + 1] = eproc
-      end
-      batch[#batch + 1] = dst .. '\\n' .. ARGV[i + 1] .. '\\n' .. ARGV[i + 2]
-      status[n] = 'sent'
-      holders[n] = eproc
-    else
-      redis.call('HDEL', KEYS[1], dst)
-      redis.call('SREM', prefix .. 'ids:' .. eproc, dst)
-      status[n] = 'dead'
-    end
-  elseif ARGV[i + 3] ~= '1' then
-    status[n] = 'dropped'
-  else
-    local queue = prefix .. 'q:' .. dst
-    local length = redis.call('LLEN', queue)
-    if length >= limit then
-      status[n] = 'queue_full'
-    else
-      redis.call('RPUSH', queue, ARGV[i + 2])
-      if length == 0 then
-        redis.call('ZADD', KEYS[2], ARGV[i + 4], dst)
-        -- a safety net: the queue is gone even if no process is left to expire it
-        redis.call('PEXPIRE', queue, ttl)
-      end
-      status[n] = 'queued'
-    end
-  end
-end
-local unreachable = {}
-for _, proc in ipairs(procs) do
-  if redis.call('PUBLISH', prefix .. 'to:' .. proc, table.concat(batches[proc], '\\n')) == 0 then
-    unreachable[proc] = true
-  end
-end
-if next(unreachable) then
-  for k = 1, n do
-    local proc = holders[k]
-    if proc and unreachable[proc] then
-      status[k] = 'dead'
-      local dst = ARGV[4 + (k - 1) * 5]
-      local entry = redis.call('HGET', KEYS[1], dst)
-      if entry and string.sub(entry, 1, #proc + 1) == proc .. ' ' then
-        redis.call('HDEL', KEYS[1], dst)
-        redis.call('SREM', prefix .. 'ids:' .. proc, dst)
-      end
-    end
-  end
-end
-return status
-"""
-
-_EXPIRE_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, id in ipairs(due) do
-  local key = ARGV[1] .. 'q:' .. id
-  local frames = redis.call('LRANGE', key, 0, -1)
-  redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], id)
-  for i = 1, #frames do out[#out + 1] = frames[i] end
-end
-return out
-"""
-
-_SWEEP = """
-local removed = 0
-for _, proc in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[1] .. 'alive:' .. proc) == 0 then
-    local set = ARGV[1] .. 'ids:' .. proc
-    for _, id in ipairs(redis.call('SMEMBERS', set)) do
-      local entry = redis.call('HGET', KEYS[1], id)
-      if entry and string.sub(entry, 1, #proc + 1) == proc .. ' ' then
-        redis.call('HDEL', KEYS[1], id)
-        removed = removed + 1
-      end
-    end
-    redis.call('DEL', set)
-    redis.call('SREM', KEYS[2], proc)
-  end
-end
-return removed
-"""
-
-RouteCallback = Callable[[Any, str], None]
+RouteCallback = Callable[[list[tuple[Any, str]]], None]
 
 
 class RedisDirectory:
@@ -226,14 +60,21 @@ class RedisDirectory:
         prefix: str = PREFIX,
         queue_limit: int = 100,
         queue_ttl_ms: int = 65_000,
+        options: Mapping[str, Any] | None = None,
+        subscriber_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.proc = proc
         self.prefix = prefix
         self.queue_limit = queue_limit
         self.queue_ttl_ms = queue_ttl_ms
+        self.url = url
+        self._subscriber_options = dict(subscriber_options or {})
         # A blocking pool: a burst of connects waits for a free connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT_S, socket_connect_timeout=2
+            url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_TIMEOUT_S,
+            **{"socket_connect_timeout": 2, **(options or {})},
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self._reg = prefix + "reg"
@@ -242,11 +83,14 @@ class RedisDirectory:
         self.channel = prefix + "to:" + proc
         self._sha: dict[str, str] = {}
         self._scripts = {
-            "claim": _CLAIM,
-            "release": _RELEASE,
-            "route": _ROUTE,
-            "expire": _EXPIRE_DUE,
-            "sweep": _SWEEP,
+            "claim": lua.CLAIM,
+            "release": lua.RELEASE,
+            "route": lua.ROUTE,
+            "expire": lua.EXPIRE_DUE,
+            "sweep": lua.SWEEP,
+            "owned": lua.OWNED,
+            "release_many": lua.RELEASE_MANY,
+            "drop_dead": lua.DROP_DEAD,
         }
         # Routes are batched into one pipeline at a time: fewer round trips, and frames
         # keep their order because one batch finishes before the next starts.
@@ -297,6 +141,27 @@ class RedisDirectory:
     async def release(self, peer_id: str, proc: str, conn: int) -> bool:
         args = [self.prefix, peer_id, proc, conn]
         return bool(await self._call("release", [self._reg], args))
+
+    async def release_many(self, held: Iterable[tuple[str, int]]) -> int:
+        """Release ``(id, conn)`` pairs of this process in one call (see ``RELEASE_MANY``)."""
+        args: list[Any] = [self.prefix, self.proc]
+        for peer_id, conn in held:
+            args += [peer_id, conn]
+        if len(args) == 2:
+            return 0
+        return int(await self._call("release_many", [self._reg], args))
+
+    async def owned(self, also: Iterable[str]) -> dict[str, tuple[str, int] | None]:
+        """The registry's holder (proc, conn) of every id in this process's set and of
+        ``also``; None for an id with no entry."""
+        reply = await self._call("owned", [self._reg], [self.prefix, self.proc, *also])
+        holders: dict[str, tuple[str, int] | None] = {}
+        for i in range(0, len(reply), 2):
+            entry = _text(reply[i + 1])
+            proc, _, rest = entry.partition(" ")
+            conn = rest.partition(" ")[0]
+            holders[_text(reply[i])] = (proc, int(conn)) if entry and conn.isdigit() else None
+        return holders
 
     def route(
         self,
@@ -350,8 +215,38 @@ class RedisDirectory:
         return previous is not None
 
     async def sweep(self) -> int:
-        """Free the ids of processes that stopped proving they are alive."""
-        return int(await self._call("sweep", [self._reg, self._procs], [self.prefix]))
+        """Free the ids of processes that stopped proving they are alive: those listed in
+        ``procs``, then any other entry whose holder has no alive key (a scan of ``reg``)."""
+        removed = int(await self._call("sweep", [self._reg, self._procs], [self.prefix]))
+        cursor = 0
+        while True:
+            cursor, chunk = await self.redis.hscan(self._reg, cursor, count=SWEEP_SCAN)
+            if chunk:
+                ids = [_text(key) for key in chunk]
+                removed += int(await self._call("drop_dead", [self._reg], [self.prefix, *ids]))
+            if not cursor:
+                return removed
+
+    async def subscribe(self) -> Subscription:
+        """A new subscription to this process's channel, on a connection of its own that
+        is never renewed silently: its failure is the caller's cue that frames published
+        meanwhile were lost. Returns once Redis confirmed it, so that no id is claimed
+        before frames for it can reach this process."""
+        client = aioredis.Redis.from_url(self.url, **self._subscriber_options)
+        subscription = Subscription(client, client.pubsub())
+        try:
+            await subscription.pubsub.subscribe(self.channel)
+            deadline = asyncio.get_running_loop().time() + SUBSCRIBE_TIMEOUT_S
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TimeoutError("Redis did not confirm the subscription")
+                reply = await subscription.pubsub.parse_response(block=False, timeout=left)
+                if isinstance(reply, list) and _text(reply[0]) == "subscribe":
+                    return subscription
+        except BaseException:
+            await subscription.close()
+            raise
 
     async def retire(self) -> None:
         """A clean shutdown: this process's ids are free at once."""
@@ -373,13 +268,11 @@ class RedisDirectory:
                 continue
             try:
                 statuses = await self.route_many([args for _, args in batch])
-            except Exception:
-                log.exception("routing %d frames through Redis failed", len(batch))
-                statuses = ["error"] * len(batch)
-            callback = self._on_routed
-            for (token, _), status in zip(batch, statuses, strict=True):
-                if callback is not None:
-                    callback(token, status)
+            except Exception as exc:
+                log.warning("routing %d frames through Redis failed: %s", len(batch), exc)
+                statuses = [ROUTE_FAILED] * len(batch)
+            if self._on_routed is not None:
+                self._on_routed([(token, s) for (token, _), s in zip(batch, statuses, strict=True)])
 
     async def route_many(self, frames: list[tuple[Any, ...]]) -> list[str]:
         """Route ``(dst, src, frame, queueable, deadline)`` tuples in order, in few calls."""
@@ -402,13 +295,35 @@ class RedisDirectory:
                 statuses += [_text(status) for status in reply]
             else:
                 log.error("routing %d frames failed: %s", count, reply)
-                statuses += ["error"] * count
+                statuses += [ROUTE_FAILED] * count
         return statuses
 
     async def close(self) -> None:
         if self._router is not None:
             self._router.cancel()
         await self.redis.aclose(close_connection_pool=True)
+
+
+class Subscription:
+    """One pub/sub connection and the client that owns it."""
+
+    def __init__(self, client: aioredis.Redis, pubsub: Any) -> None:
+        self.client = client
+        self.pubsub = pubsub
+
+    async def next_message(self) -> Any:
+        """The next published message (waits as long as it takes; raises when the
+        connection fails)."""
+        while True:
+            message = await self.pubsub.get_message(timeout=None)
+            if message is not None and message["type"] == "message":
+                return message
+
+    async def close(self) -> None:
+        try:
+            await self.pubsub.aclose()
+        finally:
+            await self.client.aclose()
 
 
 def _text(value: bytes | str) -> str:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers import identity
@@ -43,6 +42,7 @@ from peers.protocol.posts import verify_post
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import MAX_FRAME_BYTES, ChunkReq, ContentFrame, Have, ManifestReq
 from peers.protocol.wire import Manifest as ManifestFrame
+from swarmweb.db import db_sync_to_async
 
 from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
@@ -173,9 +173,9 @@ class SuperPeerService:
             )
         self.index.load(scan.chunks)
         self.scan_report = scan.as_json()
-        for held in await sync_to_async(db.load_holdings)(self.peer_id):
+        for held in await db_sync_to_async(db.load_holdings)(self.peer_id):
             self.holder.add_manifest(held.manifest, pinned=held.pinned, stored_at=held.stored_at_ms)
-        await sync_to_async(db.register)(
+        await db_sync_to_async(db.register)(
             self.peer_id, self.config.community, AGENT, self.config.storage_bytes, self.scan_report
         )
         logger.info(
@@ -239,7 +239,7 @@ class SuperPeerService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.supervisor.persist(final=True)
-        await sync_to_async(db.mark_stopped)(self.peer_id)
+        await db_sync_to_async(db.mark_stopped)(self.peer_id)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         async def guarded() -> None:
@@ -401,7 +401,7 @@ class SuperPeerService:
             # A manifest someone advertised: the replication planner needs to know it.
             manifest = self.relay.learned(peer_id, frame.id, frame.manifest, now)
             if manifest is not None:
-                self.spawn(sync_to_async(db.save_manifest)(manifest), "learn-manifest")
+                self.spawn(db_sync_to_async(db.save_manifest)(manifest), "learn-manifest")
             self.fetcher.on_frame(peer_id, frame, now)
         elif isinstance(frame, ManifestReq):
             self.holder.on_manifest_req(conn_id, frame)
@@ -456,7 +456,7 @@ class SuperPeerService:
         except ProtocolError as exc:
             logger.info("dropped a post from gossip: %s", exc.code)
             return
-        result = await sync_to_async(db.store_post)(entry)
+        result = await db_sync_to_async(db.store_post)(entry)
         if result == "stored":
             self.posts_stored += 1
         elif result == "fork":

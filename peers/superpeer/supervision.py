@@ -11,14 +11,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from asgiref.sync import sync_to_async
-
 from peers.models import FetchJob
 from peers.protocol.replication.messages import report_message, status_message
 from peers.protocol.replication.model import FetchJob as PlannedJob
 from peers.protocol.replication.model import JobReport, JobState, SuperPeerStatus
 from peers.replication import reports
 from peers.replication.services import request_backfill
+from swarmweb.db import db_sync_to_async
 
 from . import db
 from .control import ALL_GROUP, REPLICATION_GROUP, Sync, group_for, parse_control
@@ -159,7 +158,7 @@ class Supervisor:
         service = self.service
         me = service.peer_id
         holder, fetcher = service.holder, service.fetcher
-        pins = await sync_to_async(db.pinned_manifests)(me)
+        pins = await db_sync_to_async(db.pinned_manifests)(me)
         fetcher.pinned = pins
         for manifest_id, held in holder.index.manifests.items():
             pinned = manifest_id in pins
@@ -174,12 +173,12 @@ class Supervisor:
             job_id = pin_job_id(manifest_id, me)
             if job_id in tracked:
                 continue
-            await sync_to_async(db.ensure_pin_job)(me, manifest_id, job_id)
+            await db_sync_to_async(db.ensure_pin_job)(me, manifest_id, job_id)
             fetcher.start(job_id, FetchJob.PIN, manifest_id, (), now)
         for job in list(fetcher.jobs.values()):
             if job.kind == FetchJob.PIN and job.manifest_id not in pins:
                 fetcher.cancel(job.job_id, "unpinned", now)
-        active = await sync_to_async(db.active_jobs)(me)
+        active = await db_sync_to_async(db.active_jobs)(me)
         active_ids = {row.job_id for row in active}
         for row in active:
             if row.kind == FetchJob.REPLICATION and row.job_id not in tracked:
@@ -187,10 +186,10 @@ class Supervisor:
         for job in list(fetcher.jobs.values()):
             for job_id in (job.job_id, *job.aliases):
                 if job_id not in active_ids and job.kind == FetchJob.REPLICATION:
-                    state = await sync_to_async(db.job_state)(job_id)
+                    state = await db_sync_to_async(db.job_state)(job_id)
                     if state == FetchJob.CANCELLED:
                         fetcher.cancel(job_id, "cancelled", now)
-        blocked = await sync_to_async(db.blocked_peers)()
+        blocked = await db_sync_to_async(db.blocked_peers)()
         node = service.node
         if node is not None:
             for peer_id in blocked - service.blocked:
@@ -308,7 +307,7 @@ class Supervisor:
             return recreated
 
         try:
-            if await sync_to_async(write)():
+            if await db_sync_to_async(write)():
                 holder.changed |= set(holder.manifests)
         except Exception:
             # Written next time: nothing is lost while the database is away.
