@@ -18,11 +18,15 @@ from swarmweb import metrics
 from swarmweb.celery import app as celery_app
 
 CHECK_TIMEOUT_S = 3.0
+CHECKS = ("database", "channel_layer", "broker", "beacon", "signaling")
 
 
 def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # a thread of the default executor: give the connection back
 
 
 def _check_broker() -> None:
@@ -59,14 +63,22 @@ async def _run(check: Any) -> dict[str, Any]:
 @csrf_exempt
 @require_safe
 async def healthz(request: HttpRequest) -> HttpResponse:
-    checks = {
-        "database": await _run(sync_to_async(_check_database)),
-        "channel_layer": await _run(_check_channel_layer),
-        "broker": await _run(sync_to_async(_check_broker)),
-        # What the lean ASGI paths experience, outside Django's request handling.
-        "beacon": await _run(beacon_health.check),
-        "signaling": await _run(_check_signaling),
-    }
+    # All at once, each in its own thread or task: one that hangs until its timeout
+    # (a database that went away) neither delays nor hides the others.
+    checks = dict(
+        zip(
+            CHECKS,
+            await asyncio.gather(
+                _run(sync_to_async(_check_database, thread_sensitive=False)),
+                _run(_check_channel_layer),
+                _run(sync_to_async(_check_broker, thread_sensitive=False)),
+                # What the lean ASGI paths experience, outside Django's request handling.
+                _run(beacon_health.check),
+                _run(_check_signaling),
+            ),
+            strict=True,
+        )
+    )
     ok = all(check["ok"] for check in checks.values())
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
 

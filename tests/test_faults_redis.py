@@ -1,6 +1,8 @@
 """Signaling through Redis faults, against real processes: two daphnes on a private
 redis-server, pairs of clients relaying across them while Redis is killed (SIGKILL, then
-restarted empty on the same port) and later frozen (SIGSTOP, then SIGCONT).
+restarted empty on the same port), its subscriptions dropped (CLIENT KILL TYPE pubsub,
+data kept), frozen (SIGSTOP, then SIGCONT), and its command connections dropped just
+before everyone leaves (CLIENT KILL TYPE normal).
 
 What must hold: clients get their sessions back within a bound; every message is
 delivered or its sender is told (EXPIRE, LEAVE or ERROR); after everyone leaves normally
@@ -113,7 +115,15 @@ async def test_signaling_survives_redis_kill_and_freeze(deployment: Deployment) 
     reopened = time.monotonic() - restarted
     relaying = await traffic.wait_relaying(RECOVERY_BOUND_S)
     after_kill = describe_outages(traffic.outages())
-    await asyncio.sleep(2)
+    await asyncio.sleep(1.5)
+
+    dropped = redis.drop_clients("pubsub")  # subscriptions gone, registry kept
+    lost_at = time.monotonic()
+    await asyncio.sleep(0.5)
+    await traffic.wait_all_open(RECOVERY_BOUND_S)
+    await traffic.wait_relaying(RECOVERY_BOUND_S)
+    after_drop = time.monotonic() - lost_at
+    await asyncio.sleep(1.5)
 
     redis.freeze()
     await asyncio.sleep(5)
@@ -128,6 +138,9 @@ async def test_signaling_survives_redis_kill_and_freeze(deployment: Deployment) 
     await asyncio.sleep(EXPIRE_MS / 1000 + 2)  # the last queues expire and are answered
     result = tally(traffic.peers)
     id_taken = sum(p.id_taken for p in traffic.peers)
+    # Every command connection dropped just before everyone leaves: the releases meet
+    # dead pooled connections (the registry is intact, so a lost release is a stuck id).
+    redis.drop_clients("normal")
     await traffic.leave()
     emptied, stuck = await wait_registry_empty(redis, 15)
     gauge = connected_gauge(servers[0])
@@ -137,11 +150,14 @@ async def test_signaling_survives_redis_kill_and_freeze(deployment: Deployment) 
     print(
         f"\nredis SIGKILL + restart: all {2 * PAIRS} clients open {reopened:.2f} s after the "
         f"restart, relaying {relaying:.2f} s later; {after_kill}"
+        f"\nCLIENT KILL TYPE pubsub ({dropped} subscriptions): open and relaying again in "
+        f"{after_drop:.2f} s"
         f"\nredis SIGSTOP 5 s: sessions open and relaying {thaw_recovery:.2f} s after SIGCONT "
         f"(relaying check {relaying_after_freeze:.2f} s)"
         f"\nmessages: {result.line()}; ID-TAKEN during the run: {id_taken}"
-        f"\nafter everyone left: registry empty in {emptied:.2f} s ({stuck} ids stuck), "
-        f"connected-peers gauge {gauge}; reopening every id with a new token: {reopened_ids}"
+        f"\nafter CLIENT KILL TYPE normal and everyone leaving: registry empty in "
+        f"{emptied:.2f} s ({stuck} ids stuck), connected-peers gauge {gauge}; "
+        f"reopening every id with a new token: {reopened_ids}"
     )
     assert result.lost == 0, result.lost_samples
     assert result.duplicates == 0

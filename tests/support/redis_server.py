@@ -1,4 +1,5 @@
-"""A private redis-server for fault injection: killed, restarted on the same port, frozen.
+"""A private redis-server for fault injection: killed, restarted on the same port, frozen,
+its clients' connections dropped.
 
 Never the machine's own Redis: this one listens on a free port, keeps nothing on disk
 (``--save "" --appendonly no``), so a restart after SIGKILL starts empty, as a crashed
@@ -86,6 +87,15 @@ class RedisServer:
     def _signal(self, sig: int) -> None:
         if self.process is not None and self.process.proc.poll() is None:
             os.kill(self.process.proc.pid, sig)
+
+    def drop_clients(self, kind: str) -> int:
+        """``CLIENT KILL TYPE kind`` (``normal`` or ``pubsub``): Redis closes those
+        connections and keeps its data, as a proxy or failover that drops them does."""
+        client = self.client()
+        try:
+            return int(client.execute_command("CLIENT", "KILL", "TYPE", kind, "SKIPME", "yes"))
+        finally:
+            client.close()
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis.from_url(self.url(db), socket_timeout=5, socket_connect_timeout=2)
