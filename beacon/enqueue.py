@@ -14,6 +14,11 @@ from django.db import transaction
 def enqueue(name: str, *args: object, countdown: float | None = None) -> None:
     from swarmweb.celery import app
 
+    if countdown is not None:
+        # A worker holds a deferred task unacknowledged while it waits: past the visibility
+        # timeout it would be handed out again (settings.SWARM_CELERY_MAX_COUNTDOWN_S).
+        countdown = min(countdown, settings.SWARM_CELERY_MAX_COUNTDOWN_S)
+
     def send() -> None:
         app.send_task(
             name, args=list(args), queue=settings.CELERY_TASK_DEFAULT_QUEUE, countdown=countdown

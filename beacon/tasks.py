@@ -24,7 +24,10 @@ RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": T
 
 
 def backoff(base_s: float, retries: int, cap_s: float = 3600.0) -> float:
-    return float(min(cap_s, base_s * 2**retries))
+    """Doubling delays, never past ``cap_s`` nor past what a worker may hold a task
+    waiting (settings.SWARM_CELERY_MAX_COUNTDOWN_S, below the visibility timeout)."""
+    cap = min(cap_s, settings.SWARM_CELERY_MAX_COUNTDOWN_S)
+    return float(min(cap, base_s * 2**retries))
 
 
 @shared_task(name="beacon.prune_tickets", ignore_result=True)

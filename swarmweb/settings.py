@@ -9,6 +9,7 @@ from typing import Any
 
 import django_stubs_ext
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin classes and querysets be written with type parameters (ModelAdmin[Model]).
 django_stubs_ext.monkeypatch()
@@ -182,6 +183,35 @@ if not REDIS_URL:
         "control_folder": str(_control_dir),
         "store_processed": False,
     }
+# Redis hands a task that was taken but never acknowledged (its worker was killed) to
+# another worker once it has been out this long. Every task is killed before it runs that
+# long (so a running task is never handed out twice), and no retry or deferred task waits
+# longer than what is left (a worker holds such a task unacknowledged while it waits, and
+# past the timeout it would be handed out again, and again). docs/operations.md "Faults".
+SWARM_CELERY_VISIBILITY_TIMEOUT_S = env.int("SWARM_CELERY_VISIBILITY_TIMEOUT_S", default=600)
+SWARM_CELERY_TASK_TIME_LIMIT_S = env.int("SWARM_CELERY_TASK_TIME_LIMIT_S", default=240)
+if not 0 < SWARM_CELERY_TASK_TIME_LIMIT_S < SWARM_CELERY_VISIBILITY_TIMEOUT_S:
+    raise ImproperlyConfigured(
+        "SWARM_CELERY_TASK_TIME_LIMIT_S must be positive and below "
+        "SWARM_CELERY_VISIBILITY_TIMEOUT_S"
+    )
+SWARM_CELERY_MAX_COUNTDOWN_S = SWARM_CELERY_VISIBILITY_TIMEOUT_S - SWARM_CELERY_TASK_TIME_LIMIT_S
+CELERY_TASK_TIME_LIMIT = SWARM_CELERY_TASK_TIME_LIMIT_S
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": SWARM_CELERY_VISIBILITY_TIMEOUT_S,
+        # Look for such tasks every 10 s (kombu's default looks every 100 s).
+        "unacked_restore_interval": max(1, min(10, SWARM_CELERY_VISIBILITY_TIMEOUT_S // 10)),
+        "unacked_restore_throttle": 1,
+        # Replies wait past the 1 s BRPOP; connections are kept alive and checked.
+        "socket_timeout": max(5.0, SWARM_REDIS_TIMEOUT_S),
+        "socket_connect_timeout": SWARM_REDIS_TIMEOUT_S,
+        "socket_keepalive": True,
+        "health_check_interval": SWARM_REDIS_HEALTH_CHECK_S,
+        "retry_on_timeout": True,
+    }
+# Workers wait for the broker as long as it takes, instead of exiting after 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True

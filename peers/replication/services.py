@@ -258,8 +258,13 @@ def _schedule(state: PlannerState, deadline: int | None, now: int) -> None:
     pending = state.next_run_ms
     if pending is not None and now < pending <= deadline:
         return
-    state.next_run_ms = deadline
-    request_backfill("deadline", countdown=max(MIN_DELAY_S, (deadline - now) / 1000))
+    # A far deadline gets an earlier run, which schedules the next one (a task may not
+    # wait in a worker longer than settings.SWARM_CELERY_MAX_COUNTDOWN_S).
+    countdown = min(
+        max(MIN_DELAY_S, (deadline - now) / 1000), settings.SWARM_CELERY_MAX_COUNTDOWN_S
+    )
+    state.next_run_ms = now + int(countdown * 1000)
+    request_backfill("deadline", countdown=countdown)
 
 
 def _prune_history() -> None:
