@@ -331,3 +331,55 @@ async def test_stay_alive_reports_a_lapse(pair: tuple[RedisDirectory, RedisDirec
     assert await a.stay_alive(ttl_ms=50)
     await asyncio.sleep(0.1)
     assert not await a.stay_alive()
+
+
+# --- Redis only: what the reconciler and the sweeper use ---------------------------------
+
+
+async def test_release_many_frees_only_what_this_process_and_connection_hold(
+    pair: tuple[RedisDirectory, RedisDirectory],
+) -> None:
+    a, b = pair
+    await a.claim("ann", plain(1, proc="pa"), limit=10)
+    await a.claim("amy", plain(2, proc="pa"), limit=10)
+    await b.claim("bob", plain(3, proc="pb"), limit=10)
+    # ann by its connection; amy by a connection that no longer holds it; bob is pb's
+    assert await a.release_many([("ann", 1), ("amy", 9), ("bob", 3)]) == 1
+    assert sorted(await a.ids()) == ["amy", "bob"]
+    assert await a.owned([]) == {"amy": ("pa", 2)}
+    assert await a.release_many([]) == 0
+
+
+async def test_owned_names_the_holders_of_our_ids_and_of_those_asked_about(
+    pair: tuple[RedisDirectory, RedisDirectory],
+) -> None:
+    a, b = pair
+    await a.claim("ann", plain(1, "t1", proc="pa"), limit=10)
+    await b.claim("ann", plain(5, "t1", proc="pb"), limit=10)  # the same client, moved
+    await a.claim("amy", plain(2, proc="pa"), limit=10)
+    assert await a.owned(["ann", "zed"]) == {"amy": ("pa", 2), "ann": ("pb", 5), "zed": None}
+
+
+async def test_sweep_frees_entries_of_dead_holders_even_unlisted_ones(
+    pair: tuple[RedisDirectory, RedisDirectory],
+) -> None:
+    a, b = pair
+    await b.claim("bob", plain(1, proc="pb"), limit=10)
+    await a.claim("ann", plain(2, proc="pa"), limit=10)
+    # pb's alive key lapsed and it is missing from the list of processes too
+    await b.redis.delete(b.prefix + "alive:pb", b.prefix + "procs")
+    await a.stay_alive()
+    assert await a.sweep() == 1
+    assert await a.ids() == ["ann"]
+
+
+async def test_a_subscription_is_confirmed_before_it_is_returned(
+    pair: tuple[RedisDirectory, RedisDirectory],
+) -> None:
+    a, b = pair
+    subscription = await b.subscribe()
+    await b.claim("bob", plain(7, proc="pb"), limit=10)
+    assert await a.route_now("bob", "x", "F", queueable=True, deadline=T0) == d.SENT
+    message = await asyncio.wait_for(subscription.next_message(), 2)
+    assert message["data"] == b"bob\nx\nF"
+    await subscription.close()
