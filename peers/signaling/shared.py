@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -23,7 +24,7 @@ from redis.exceptions import RedisError
 
 from swarmweb.clock import now_ms
 
-from .redis_directory import RedisDirectory, Subscription
+from .redis_directory import ALIVE_TTL_MS, RedisDirectory, Subscription
 from .upkeep import Reconciler, Retries
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ RELEASE_RETRY_BASE_MS = 200
 RELEASE_RETRY_CAP_MS = 5_000
 RELEASE_BATCH = 200
 RESYNC_FIRST_S = 0.1
-RESYNC_MAX_S = 2.0
+RESYNC_MAX_S = 0.5
 
 Holdings = tuple[dict[str, int], dict[str, int]]
 
@@ -68,6 +69,7 @@ class SharedLink:
         )
         self._release_wakeup = asyncio.Event()
         self._reconciler = Reconciler(directory.proc, RECONCILE_GRACE_MS)
+        self._alive_at = 0.0  # when the alive key was last refreshed (monotonic)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class SharedLink:
             await subscription.close()
             raise
         self._subscription = subscription
+        self._alive_at = time.monotonic()
         self._listener = asyncio.get_running_loop().create_task(self._listen(subscription))
         self.ready.set()
 
@@ -206,7 +209,15 @@ class SharedLink:
                 log.exception("signaling %s failed", name)
 
     async def _keep_alive(self) -> None:
-        if self.ready.is_set() and not await self.directory.stay_alive():
+        if not self.ready.is_set():
+            return
+        lapsed = not await self.directory.stay_alive()
+        now = time.monotonic()
+        # Unrefreshed for longer than its lifetime, the key may have lapsed and been set
+        # again since (a refresh that timed out during a stall runs when Redis resumes).
+        stale = now - self._alive_at > ALIVE_TTL_MS / 1000
+        self._alive_at = now
+        if lapsed or stale:
             # Taken for dead (Redis restarted, or stalled past the key's lifetime): our
             # ids may have been freed and taken, frames for us dropped.
             await self._lost("its alive key had lapsed")

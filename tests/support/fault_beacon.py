@@ -71,12 +71,14 @@ class AnnounceLoad:
             status = 0
         self.outcomes.append(Outcome(started, time.monotonic() - started, server, status))
 
-    def recovered_at(self, after: float) -> float | None:
-        """The start of the first announce after ``after`` from which every later one
-        answered 200; None if the last one did not."""
-        since = [o for o in sorted(self.outcomes, key=lambda o: o.started) if o.started >= after]
+    def recovered_at(self, after: float, until: float = float("inf")) -> float | None:
+        """The start of the first announce in [after, until) from which every later one
+        in it answered 200; None if the last one did not."""
+        window = sorted(
+            (o for o in self.outcomes if after <= o.started < until), key=lambda o: o.started
+        )
         recovered = None
-        for outcome in since:
+        for outcome in window:
             if outcome.status == 200:
                 recovered = outcome.started if recovered is None else recovered
             else:
