@@ -142,10 +142,15 @@ def test_two_communities_are_isolated(beacon_server: Server) -> None:
     assert cross.json()["error"]["code"] == "wrong_community"
 
 
-def test_healthz_reports_database_channel_layer_and_broker(beacon_server: Server) -> None:
+def test_healthz_reports_database_channel_layer_broker_beacon_and_signaling(
+    beacon_server: Server,
+) -> None:
     payload = httpx.get(f"{beacon_server.url}/healthz", timeout=10).json()
     assert payload["ok"] is True
-    assert set(payload["checks"]) == {"database", "channel_layer", "broker"}
+    assert payload["checks"] == {
+        name: {"ok": True}
+        for name in ("database", "channel_layer", "broker", "beacon", "signaling")
+    }
 
 
 def test_metrics_count_announces_by_result(beacon_server: Server) -> None:

@@ -4,7 +4,8 @@ restarted empty on the same port), its subscriptions dropped (CLIENT KILL TYPE p
 data kept), frozen (SIGSTOP, then SIGCONT), and its command connections dropped just
 before everyone leaves (CLIENT KILL TYPE normal). The run is tests/support/fault_redis.py.
 
-What must hold: clients get their sessions back within a bound; every message is
+What must hold: clients get their sessions back within a bound (and /healthz says 503
+while Redis is down, 200 once it is back); every message is
 delivered or its sender is told (EXPIRE, LEAVE or ERROR); after everyone leaves no id
 is left in the registry, the connected-peers gauge reads 0 and every plain id can be
 taken again with a new token (no ID-TAKEN). The figures are printed (``-s``); the
@@ -67,6 +68,8 @@ async def test_signaling_survives_redis_kill_drops_and_freeze(deployment: Deploy
     )
     print("\n" + result.report())
     assert result.reopened_s + result.relaying_s < 10.0
+    assert result.health_down == [503, 503]
+    assert result.health_up_s < 10.0
     assert result.messages.lost == 0, result.messages.lost_samples
     assert result.messages.duplicates == 0
     assert result.stuck == 0

@@ -26,6 +26,8 @@ class RedisFaultRun:
     reopened_s: float  # all sessions open again, from the restart
     relaying_s: float  # then every client received a fresh message
     outages: str
+    health_down: list[int]  # /healthz of each process while Redis is down
+    health_up_s: float  # from the restart until /healthz answers 200 everywhere
     pubsub_dropped: int
     after_drop_s: float
     after_thaw_s: float
@@ -41,7 +43,8 @@ class RedisFaultRun:
         return (
             f"redis SIGKILL, restarted empty {self.down_s:.0f} s later: all {self.clients} "
             f"clients open {self.reopened_s:.2f} s after the restart, relaying "
-            f"{self.relaying_s:.2f} s later; {self.outages}"
+            f"{self.relaying_s:.2f} s later; {self.outages}; /healthz {self.health_down} "
+            f"while it was down, 200 everywhere {self.health_up_s:.2f} s after the restart"
             f"\nCLIENT KILL TYPE pubsub ({self.pubsub_dropped} subscriptions): open and "
             f"relaying again in {self.after_drop_s:.2f} s"
             f"\nredis SIGSTOP {self.freeze_s:.0f} s: open and relaying {self.after_thaw_s:.2f} s "
@@ -72,13 +75,21 @@ async def run(
     await asyncio.sleep(steady_s)
 
     redis.kill()
-    await asyncio.sleep(down_s)
+    await asyncio.sleep(min(0.5, down_s / 2))
+    probe = asyncio.get_running_loop().create_task(healthz(servers))  # answers while down
+    await asyncio.sleep(down_s - min(0.5, down_s / 2))
     redis.restart()
     restarted = time.monotonic()
     await traffic.wait_all_open(bound_s)
     reopened = time.monotonic() - restarted
     relaying = await traffic.wait_relaying(bound_s)
+    health_down = await probe
     outages = describe_outages(traffic.outages())
+    while await healthz(servers) != [200] * len(servers):
+        if time.monotonic() - restarted > bound_s:
+            break
+        await asyncio.sleep(0.1)
+    health_up = time.monotonic() - restarted
     await asyncio.sleep(steady_s)
 
     dropped = redis.drop_clients("pubsub")  # subscriptions gone, registry kept
@@ -117,6 +128,8 @@ async def run(
         reopened_s=reopened,
         relaying_s=relaying,
         outages=outages,
+        health_down=health_down,
+        health_up_s=health_up,
         pubsub_dropped=dropped,
         after_drop_s=after_drop,
         after_thaw_s=after_thaw,
@@ -128,6 +141,12 @@ async def run(
         reopened=reopened_ids,
         stuck_after_reuse=stuck_after_reuse,
     )
+
+
+async def healthz(servers: list[Server]) -> list[int]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        answers = await asyncio.gather(*(client.get(f"{s.url}/healthz") for s in servers))
+    return [a.status_code for a in answers]
 
 
 def connected_gauge(server: Server) -> int:

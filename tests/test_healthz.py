@@ -1,0 +1,78 @@
+"""/healthz says what the lean ASGI paths experience (in-process, the real app): a beacon
+whose last failed request (503) came after its last good one is unhealthy, and so is a
+signaling process whose link to Redis is being set up again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from beacon import health
+from peers.signaling import asgi as signaling_asgi
+from tests.support.asgi import ApiClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_beacon_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "_last_fault", 0.0)
+    monkeypatch.setattr(health, "_last_success", 0.0)
+
+
+async def test_all_checks_pass_on_a_healthy_process(api: ApiClient) -> None:
+    response = await api.get("/healthz")
+    assert response.status_code == 200, response.text
+    assert set(response.json()["checks"]) == {
+        "database",
+        "channel_layer",
+        "broker",
+        "beacon",
+        "signaling",
+    }
+
+
+async def test_a_beacon_whose_last_request_failed_is_unhealthy_until_one_works(
+    api: ApiClient,
+) -> None:
+    health.record(ok=True)
+    health.record(ok=False)
+    response = await api.get("/healthz")
+    assert response.status_code == 503
+    beacon = response.json()["checks"]["beacon"]
+    assert beacon["ok"] is False
+    assert "the last beacon request failed" in beacon["error"]
+    assert response.json()["checks"]["database"] == {"ok": True}
+    # An announce that works clears it at once.
+    ok = await api.get("/beacon/v1/main/peers")
+    assert ok.status_code == 200
+    assert (await api.get("/healthz")).status_code == 200
+
+
+async def test_an_old_beacon_failure_no_longer_counts(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "FAULT_WINDOW_S", 0.05)
+    health.record(ok=False)
+    await asyncio.sleep(0.1)
+    assert (await api.get("/healthz")).status_code == 200
+
+
+class _Unlinked:
+    def health(self) -> str:
+        return "not linked to Redis (setting up again)"
+
+
+async def test_a_signaling_process_without_its_redis_link_is_unhealthy(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes: dict[int, Any] = {id(asyncio.get_running_loop()): _Unlinked()}
+    monkeypatch.setattr(signaling_asgi, "_nodes", nodes)
+    response = await api.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["signaling"] == {
+        "ok": False,
+        "error": "RuntimeError: not linked to Redis (setting up again)",
+    }
