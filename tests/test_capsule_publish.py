@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 
 from beacon import capsule_files, capsule_keys, capsules
-from beacon.models import Alert, Block, Capsule, CapsuleRun, Community, PresenceTicket, RemoteBeacon
+from beacon.models import Alert, Block, Capsule, CapsuleRun, Community, RemoteBeacon
 from peers.protocol.capsule import (
     CAPSULE_TTL_MS,
     capsule_tickets,
@@ -25,7 +25,7 @@ from peers.protocol.capsule import (
 )
 from peers.protocol.errors import ProtocolError
 from swarmweb.clock import now_ms
-from tests.support.capsules import fake_beacon
+from tests.support.capsules import fake_beacon, store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
 
 pytestmark = pytest.mark.django_db
@@ -41,19 +41,6 @@ def var(settings: Any, tmp_path: Path) -> Path:
     return Path(settings.VAR_DIR)
 
 
-def store(community: Community, envelope: dict[str, Any]) -> None:
-    body = envelope["body"]
-    PresenceTicket.objects.create(
-        community=community,
-        peer_id=body["peer_id"],
-        public_key=envelope["pk"],
-        issued_at=body["issued_at"],
-        expires_at=body["expires_at"],
-        nonce=body["nonce"],
-        envelope=json.dumps(envelope),
-    )
-
-
 def trusted(now: int) -> list[Any]:
     return parse_trusted_keys(capsule_keys.keys_document(now=now))
 
@@ -63,7 +50,7 @@ def test_publish_signs_live_tickets_and_the_file_holds_the_served_bytes(var: Pat
     main = Community.objects.create(name="main")
     keys = [seeded_key(f"pub-{i}") for i in range(3)]
     for i, key in enumerate(keys):
-        store(main, ticket(key, "main", now - 1000 * i))
+        store_ticket(main, ticket(key, "main", now - 1000 * i))
     outcome = capsules.capsule_publish(community_id=main.id, now=now)
     assert outcome.capsule is not None
     envelope = json.loads(outcome.capsule.envelope)
@@ -84,8 +71,8 @@ def test_blocked_forged_and_expired_tickets_are_dropped_and_counted(var: Path) -
     main = Community.objects.create(name="main")
     good, blocked_peer, blocked_key = (seeded_key(f"drop-{n}") for n in ("a", "b", "c"))
     for key in (good, blocked_peer, blocked_key):
-        store(main, ticket(key, "main", now - 10))
-    store(main, ticket(seeded_key("drop-old"), "main", now - 200_000))  # expired, not pruned
+        store_ticket(main, ticket(key, "main", now - 10))
+    store_ticket(main, ticket(seeded_key("drop-old"), "main", now - 200_000))  # expired, not pruned
     Block.objects.create(kind=Block.PEER, value=peer_id(blocked_peer))
     Block.objects.create(kind=Block.KEY, value=ticket(blocked_key, "main", now)["pk"])
     forged = ticket(seeded_key("drop-forged"), "main", now)
@@ -108,7 +95,7 @@ def test_capsule_keeps_the_newest_100_peers(var: Path) -> None:
     now = now_ms()
     main = Community.objects.create(name="main")
     for i in range(105):
-        store(main, ticket(seeded_key(f"many-{i}"), "main", now - i))
+        store_ticket(main, ticket(seeded_key(f"many-{i}"), "main", now - i))
     outcome = capsules.capsule_publish(community_id=main.id, now=now)
     assert outcome.capsule is not None
     assert outcome.run is not None

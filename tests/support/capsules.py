@@ -1,4 +1,5 @@
-"""Helpers for capsule, alerting and federation tests: a recording webhook and fake beacons."""
+"""Helpers for capsule, alerting and federation tests: a recording webhook, fake beacons,
+tickets stored as an announce would store them."""
 
 from __future__ import annotations
 
@@ -101,3 +102,20 @@ def fake_beacon(
     server = HttpServer(handle)
     server.arrived = arrived  # type: ignore[attr-defined]
     return server
+
+
+def store_ticket(community: Any, envelope: dict[str, Any]) -> None:
+    """Keep a signed ticket in ``community`` (a ``beacon.models.Community``) as the
+    beacon does when it accepts an announce."""
+    from beacon.models import PresenceTicket
+
+    body = envelope["body"]
+    PresenceTicket.objects.create(
+        community=community,
+        peer_id=body["peer_id"],
+        public_key=envelope["pk"],
+        issued_at=body["issued_at"],
+        expires_at=body["expires_at"],
+        nonce=body["nonce"],
+        envelope=json.dumps(envelope),
+    )

@@ -136,7 +136,6 @@ class Tally:
     lost: int = 0
     duplicates: int = 0
     lost_samples: list[str] = field(default_factory=list)
-    lost_times: list[float] = field(default_factory=list)  # when the lost ones were sent
 
     def line(self) -> str:
         return (
@@ -170,7 +169,6 @@ def tally(peers: list[FaultPeer]) -> Tally:
                 result.answered += 1
                 continue
             result.lost += 1
-            result.lost_times.append(at)
             if len(result.lost_samples) < 5:
                 result.lost_samples.append(f"{peer.peer_id}->{partner.peer_id} #{seq} at {at:.3f}")
     return result

@@ -21,10 +21,10 @@ from typing import Any
 
 from celery import Celery
 
-from beacon.models import Capsule, Community, PresenceTicket, RemoteBeacon
+from beacon.models import Capsule, Community, RemoteBeacon
 from peers.protocol.capsule import capsule_tickets, parse_trusted_keys, verify_capsule
 from swarmweb.clock import now_ms
-from tests.support.capsules import fake_beacon
+from tests.support.capsules import fake_beacon, store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import ROOT, Process, base_env
 from tests.support.worker import start_worker, stop_worker
@@ -69,17 +69,7 @@ def create_capsule_key(var: Path, env: dict[str, str]) -> None:
 
 def _stored_ticket(community: Community) -> str:
     key = seeded_key(f"{community.name}-peer")
-    envelope = ticket(key, community.name, now_ms())
-    body = envelope["body"]
-    PresenceTicket.objects.create(
-        community=community,
-        peer_id=body["peer_id"],
-        public_key=envelope["pk"],
-        issued_at=body["issued_at"],
-        expires_at=body["expires_at"],
-        nonce=body["nonce"],
-        envelope=json.dumps(envelope, separators=(",", ":")),
-    )
+    store_ticket(community, ticket(key, community.name, now_ms()))
     return peer_id(key)
 
 
