@@ -269,6 +269,9 @@ class PgDatabase:
 
 
 class _DjangoSession:
+    # SQLite in the embedded default: a local file with no server to restart, so the
+    # thread keeps its connection (opening one per announce would cost more than the
+    # statements); PostgreSQL goes through PgDatabase.
     @staticmethod
     def _one(sql: str, params: Params) -> tuple[Any, ...] | None:
         with connection.cursor() as cursor:
