@@ -5,6 +5,7 @@ signaling process whose link to Redis is being set up again."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -76,3 +77,20 @@ async def test_a_signaling_process_without_its_redis_link_is_unhealthy(
         "ok": False,
         "error": "RuntimeError: not linked to Redis (setting up again)",
     }
+
+
+def test_a_signaling_node_is_unhealthy_only_for_a_recent_relay_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from peers.signaling.config import SignalConfig
+    from peers.signaling.node import SignalNode
+
+    node = SignalNode(SignalConfig(), "", trust_forwarded=False)
+    assert node.health() is None
+    node.route_failed_at = time.monotonic()
+    assert node.health() == "relaying through Redis failed"
+    node.route_worked_at = time.monotonic()
+    assert node.health() is None
+    node.route_failed_at = time.monotonic()
+    monkeypatch.setattr("peers.signaling.node.ROUTE_FAULT_WINDOW_S", 0.0)
+    assert node.health() is None  # too old to say anything about now

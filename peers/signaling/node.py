@@ -43,6 +43,7 @@ BLOCKS_EVERY_S = 2.0
 METRICS_EVERY_S = 1.0
 QUEUE_TTL_MARGIN_MS = 60_000
 CLAIM_WAIT_S = 2.0  # a claim while the link to Redis is being set up again waits this long
+ROUTE_FAULT_WINDOW_S = 30.0
 
 
 class SignalNode:
@@ -109,7 +110,9 @@ class SignalNode:
         """Why relaying does not work right now, or None."""
         if self.link is not None and self._started and not self.link.ready.is_set():
             return "not linked to Redis (setting up again)"
-        if self.route_failed_at > self.route_worked_at:
+        failed = self.route_failed_at
+        # Only a recent failure: with no traffic since, an old one proves nothing.
+        if failed > self.route_worked_at and time.monotonic() - failed < ROUTE_FAULT_WINDOW_S:
             return "relaying through Redis failed"
         return None
 
