@@ -85,7 +85,7 @@ def test_a_signaling_node_is_unhealthy_only_for_a_recent_relay_failure(
     from peers.signaling.config import SignalConfig
     from peers.signaling.node import SignalNode
 
-    node = SignalNode(SignalConfig(), "", trust_forwarded=False)
+    node = SignalNode(SignalConfig(), "")
     assert node.health() is None
     node.route_failed_at = time.monotonic()
     assert node.health() == "relaying through Redis failed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from peers.signaling import messages as m
-from peers.signaling.effects import CLOSE_RESTART, Release, Route
+from peers.signaling.effects import CLOSE_RESTART, Release, Route, Send
 from peers.signaling.upkeep import Reconciler, Retries, Review
 from tests.test_signal_hub import T0, Net, error, opened
 
@@ -19,7 +19,9 @@ RESTART = error("Server lost track of this connection, reconnect", "restart")
 
 
 def _route(src: str, dst: str, notify: bool = True) -> Route:
-    return Route(src, dst, "{}", True, T0 + 5000, notify=notify)
+    frame = m.relay_frame(m.OFFER, src, dst, {"sdp": "x"}, True)
+    assert frame is not None
+    return Route(src, dst, frame, True, T0 + 5000, notify=notify)
 
 
 def test_unrouted_frames_get_each_sender_one_expire_per_destination() -> None:
@@ -33,10 +35,10 @@ def test_unrouted_frames_get_each_sender_one_expire_per_destination() -> None:
         {"type": "EXPIRE", "src": "dave", "dst": "alice"},
     ]
     assert net.take(bob) == [{"type": "EXPIRE", "src": "carol", "dst": "bob"}]
-    assert net.hub.counters["unrouted", ""] == 4
+    assert net.hub.counters["unrouted", ""] == 3  # one per sender and destination
 
 
-def test_unrouted_server_frames_and_senders_who_left_get_nothing() -> None:
+def test_unrouted_server_frames_get_nothing_and_senders_who_left_are_not_sent_to() -> None:
     net = Net()
     alice = opened(net, "alice")
     gone = opened(net, "gone")
@@ -44,8 +46,10 @@ def test_unrouted_server_frames_and_senders_who_left_get_nothing() -> None:
     effects = net.hub.unrouted(
         [_route("alice", "bob", notify=False), _route("gone", "bob")], net.now
     )
-    assert effects == []
+    assert [e for e in effects if isinstance(e, Send)] == []
+    net.run(effects)
     assert net.take(alice) == []
+    assert net.take(gone) == []
 
 
 # --- the hub: starting over --------------------------------------------------------------
@@ -63,7 +67,7 @@ def test_close_all_tells_every_client_to_reconnect_and_frees_its_id() -> None:
         assert net.closed[conn] == CLOSE_RESTART
     assert net.directory.count() == 0
     assert net.hub.open_count() == 0
-    assert net.hub.counters["restarted", ""] == 2
+    assert net.hub.counters["refused", "restart"] == 2
 
 
 def test_close_all_of_some_sockets_leaves_the_others_alone() -> None:

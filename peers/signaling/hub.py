@@ -252,24 +252,12 @@ class Hub:
         deadline = now + self.config.expire_timeout_ms
         return [Route(c.peer_id, dst, frame, kind in m.QUEUED, deadline)]
 
-    def unrouted(self, routes: list[Route], now: int) -> list[Effect]:
-        """The directory could not take these routes (Redis unreachable): each sender
-        still here gets one EXPIRE per destination, as if its messages had waited."""
-        pairs = {(r.src, r.dst) for r in routes if r.notify}
-        self.counters["unrouted", ""] += sum(r.notify for r in routes)
-        effects: list[Effect] = []
-        for src, dst in sorted(pairs):
-            sender = self._by_id.get(src)
-            if sender is not None and sender.state == OPEN:
-                effects.append(Send(sender.conn, m.server_frame(m.EXPIRE, dst, src)))
-        return effects
-
     def routed(self, route: Route, status: str, now: int) -> list[Effect]:
         """The directory's answer to a :class:`Route`."""
         if status in (d.SENT, d.QUEUED):
             if route.notify:
                 kind = "queued" if status == d.QUEUED else "relayed"
-                self.counters[kind, _frame_type(route.frame)] += 1
+                self.counters[kind, m.frame_type(route.frame)] += 1
             return []
         if not route.notify:
             return []
@@ -326,6 +314,13 @@ class Hub:
 
     def expired(self, frames: list[str], now: int) -> list[Effect]:
         """Queued frames whose time ran out: one EXPIRE per (sender, destination)."""
+        return self._expire(frames, now, "expired")
+
+    def unrouted(self, routes: list[Route], now: int) -> list[Effect]:
+        """Redis did not take these routes: their senders get EXPIRE, as after a queue."""
+        return self._expire([r.frame for r in routes if r.notify], now, "unrouted")
+
+    def _expire(self, frames: list[str], now: int, counter: str) -> list[Effect]:
         seen: set[tuple[str, str]] = set()
         effects: list[Effect] = []
         for frame in frames:
@@ -334,7 +329,7 @@ class Hub:
                 continue
             seen.add(pair)
             src, dst = pair
-            self.counters["expired", ""] += 1
+            self.counters[counter, ""] += 1
             effects += self._to(src, m.server_frame(m.EXPIRE, dst, src), dst, now)
         return effects
 
@@ -347,21 +342,12 @@ class Hub:
         return effects
 
     def close_all(self, conns: Iterable[int] | None = None) -> list[Effect]:
-        """The registry may have lost these sockets' ids (Redis restarted, this process
-        was taken for dead, frames for it were lost): tell each client and close it, so
-        that it reconnects. Every socket when ``conns`` is None."""
+        """The registry may have lost these sockets' ids (Redis restarted, this process was
+        taken for dead): each client is told and closed, so that it reconnects."""
         targets = self._conns.values() if conns is None else map(self._conns.get, conns)
         effects: list[Effect] = []
-        for c in list(targets):
-            if c is not None and c.state != CLOSED:
-                c.state = CLOSED
-                self._forget(c)
-                self.counters["restarted", ""] += 1
-                effects.append(Send(c.conn, m.error_frame(MSG_RESTART, "restart")))
-                effects.append(Close(c.conn, CLOSE_RESTART))
-                if c.registered:  # the entry may still be there: free it (only if ours)
-                    c.registered = False
-                    effects.append(Release(c.conn, c.peer_id))
+        for c in [c for c in targets if c is not None and c.state != CLOSED]:
+            effects += self._violation(c, MSG_RESTART, "restart", CLOSE_RESTART)
         return effects
 
     # --- queries ---------------------------------------------------------------------
@@ -373,10 +359,6 @@ class Hub:
         """id -> conn of the open registered sockets, and of those claiming their id."""
         held = {i: c.conn for i, c in self._by_id.items() if c.state == OPEN and c.registered}
         return held, {i: c.conn for i, c in self._claiming.items()}
-
-    def peer_id_of(self, conn: int) -> str | None:
-        c = self._conns.get(conn)
-        return c.peer_id if c is not None and c.peer_id else None
 
     # --- internals -------------------------------------------------------------------
 
@@ -416,9 +398,3 @@ class Hub:
         if target is not None and target.state == OPEN:
             return [Send(target.conn, frame)]
         return [Route(src, dst, frame, False, now, notify=False)]
-
-
-def _frame_type(frame: str) -> str:
-    # Relayed frames start with {"type":"<TYPE>", (written by messages.relay_frame).
-    end = frame.find('"', 9)
-    return frame[9:end] if frame.startswith('{"type":"') and end > 9 else "unknown"

@@ -156,3 +156,10 @@ def src_dst(frame: str) -> tuple[str, str] | None:
     if isinstance(src, str) and isinstance(dst, str):
         return src, dst
     return None
+
+
+def frame_type(frame: str) -> str:
+    """The type of a frame this server wrote (for counters), without parsing it."""
+    # Relayed frames start with {"type":"<TYPE>", (written by relay_frame).
+    end = frame.find('"', 9)
+    return frame[9:end] if frame.startswith('{"type":"') and end > 9 else "unknown"

@@ -23,7 +23,6 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "replaced": ("swarm_signal_replaced_total", ""),
     "timed_out": ("swarm_signal_timeouts_total", ""),
     "unrouted": ("swarm_signal_unrouted_total", ""),
-    "restarted": ("swarm_signal_restarted_total", ""),
     "swept": ("swarm_signal_swept_total", "reason"),
 }
 HELP = {
@@ -35,8 +34,7 @@ HELP = {
     "swarm_signal_opened_total": "Signaling ids opened, by result (open or replaced).",
     "swarm_signal_replaced_total": "Sockets closed because a newer connection took their id.",
     "swarm_signal_timeouts_total": "Sockets closed for sending no HEARTBEAT in time.",
-    "swarm_signal_unrouted_total": "Messages Redis did not take; their senders got EXPIRE.",
-    "swarm_signal_restarted_total": "Sockets told to reconnect (ERROR restart, close 4012).",
+    "swarm_signal_unrouted_total": "EXPIREs for messages Redis did not take (per sender, dst).",
     "swarm_signal_swept_total": "Registry entries removed or sockets closed by sweeps, by reason.",
 }
 CONNECTED = "swarm_signal_connected_peers"
