@@ -23,6 +23,7 @@ from beacon.models import (
     RemoteBeacon,
 )
 from swarmweb.clock import now_ms
+from tests.support.capsules import store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
 
 pytestmark = pytest.mark.django_db
@@ -44,17 +45,10 @@ def var(settings: Any, tmp_path: Path) -> Path:
 
 
 def store(community: Community, key_label: str, now: int) -> PresenceTicket:
-    env = ticket(seeded_key(key_label), community.name, now)
-    body = env["body"]
-    return PresenceTicket.objects.create(
-        community=community,
-        peer_id=body["peer_id"],
-        public_key=env["pk"],
-        issued_at=body["issued_at"],
-        expires_at=body["expires_at"],
-        nonce=body["nonce"],
-        envelope=json.dumps(env),
+    stored: PresenceTicket = store_ticket(
+        community, ticket(seeded_key(key_label), community.name, now)
     )
+    return stored
 
 
 def test_dashboard_is_for_staff_only() -> None:

@@ -104,13 +104,13 @@ def fake_beacon(
     return server
 
 
-def store_ticket(community: Any, envelope: dict[str, Any]) -> None:
+def store_ticket(community: Any, envelope: dict[str, Any]) -> Any:
     """Keep a signed ticket in ``community`` (a ``beacon.models.Community``) as the
-    beacon does when it accepts an announce."""
+    beacon does when it accepts an announce; returns the ``PresenceTicket``."""
     from beacon.models import PresenceTicket
 
     body = envelope["body"]
-    PresenceTicket.objects.create(
+    return PresenceTicket.objects.create(
         community=community,
         peer_id=body["peer_id"],
         public_key=envelope["pk"],
