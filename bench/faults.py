@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -90,6 +91,7 @@ def main() -> None:
             worker_faults(args, deployment, tmp / "worker", log_dir)
     finally:
         deployment.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def redis_faults(args: argparse.Namespace, deployment: PgDeployment) -> None:
