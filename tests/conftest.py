@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,33 @@ def _no_loopback_limits() -> None:
 
     for name in LOOPBACK_LIMITS_OFF:
         setattr(settings, name, 0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_survives_live_servers() -> Iterator[None]:
+    """Transactional tests end with a TRUNCATE of every table while the live servers (daphne,
+    super-peers) of module-scoped fixtures keep querying: PostgreSQL may pick the TRUNCATE
+    as a deadlock's victim. The flush is all-or-nothing, so it is simply run again."""
+    import time
+
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    original = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self: BaseDatabaseOperations, sql_list: Iterable[str]) -> None:
+        for attempt in range(5):
+            try:
+                original(self, sql_list)
+                return
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
+    yield
+    BaseDatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session", autouse=True)
