@@ -9,7 +9,7 @@ import {
   importFileKey,
   newFileId,
   newFileKey,
-} from "../static/swarm/chunks.js";
+} from "../static/swarm/protocol/chunks.js";
 
 // Seal a `mib` MiB file into 64 KiB chunks and hash each (sender), then check each id and open
 // it (receiver), one chunk at a time and with several in flight; `log` receives each line.

@@ -1,4 +1,4 @@
-// tests/vectors/capsules.json holds for static/swarm/capsule.js (pytest checks Python).
+// tests/vectors/capsules.json holds for static/swarm/protocol/capsule.js (pytest checks Python).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
@@ -10,10 +10,10 @@ import {
   parseTrustedKeys,
   selectTickets,
   verifyCapsule,
-} from "../../static/swarm/capsule.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { b64urlDecode, fromHex } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
+} from "../../static/swarm/protocol/capsule.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { b64urlDecode, fromHex } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../vectors/capsules.json", import.meta.url), "utf8"));
 const trusted = parseTrustedKeys(vectors.keys);

@@ -12,17 +12,17 @@ import {
   newFileKey,
   parseShareFragment,
   shareFragment,
-} from "../../static/swarm/chunks.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { b64urlDecode, b64urlEncode, peerIdForKey } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
+} from "../../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { b64urlDecode, b64urlEncode, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 import {
   generateKeyAgreementPair,
   makeKeyAnnouncement,
   unwrapFileKey,
   verifyKeyAnnouncement,
   wrapFileKey,
-} from "../../static/swarm/keywrap.js";
+} from "../../static/swarm/protocol/keywrap.js";
 import {
   ciphertextLength,
   DEFAULT_MIME,
@@ -31,7 +31,7 @@ import {
   normalizeMime,
   openChunk,
   verifyManifest,
-} from "../../static/swarm/manifest.js";
+} from "../../static/swarm/protocol/manifest.js";
 
 const NOW = 1_800_000_000_000;
 const author = await ed25519.signerFromSeed(new Uint8Array(32).map((_, i) => i));

@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { digestId } from "../../static/swarm/chunks.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { peerIdForKey, utf8 } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
+import { digestId } from "../../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey, utf8 } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 import {
   AuthorLog,
   ForkError,
@@ -16,8 +16,8 @@ import {
   reconcile,
   summarize,
   verifyLog,
-} from "../../static/swarm/postlog.js";
-import { makePost, verifyPost } from "../../static/swarm/posts.js";
+} from "../../static/swarm/protocol/postlog.js";
+import { makePost, verifyPost } from "../../static/swarm/protocol/posts.js";
 
 const NOW = 1_800_000_000_000;
 const signers = await Promise.all([1, 2, 3].map((i) => ed25519.signerFromSeed(new Uint8Array(32).fill(i))));

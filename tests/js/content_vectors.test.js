@@ -16,10 +16,10 @@ import {
   parseShareFragment,
   parseShareHints,
   shareFragment,
-} from "../../static/swarm/chunks.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { fromHex, hex } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
+} from "../../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { fromHex, hex } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 import {
   checkX25519Public,
   keyAgreementPairFromSeed,
@@ -27,10 +27,10 @@ import {
   unwrapFileKey,
   verifyKeyAnnouncement,
   wrapFileKey,
-} from "../../static/swarm/keywrap.js";
-import { decryptFile, makeManifest, verifyManifest } from "../../static/swarm/manifest.js";
-import { ForkError, parseSummary, reconcile, verifyLog } from "../../static/swarm/postlog.js";
-import { verifyPost } from "../../static/swarm/posts.js";
+} from "../../static/swarm/protocol/keywrap.js";
+import { decryptFile, makeManifest, verifyManifest } from "../../static/swarm/protocol/manifest.js";
+import { ForkError, parseSummary, reconcile, verifyLog } from "../../static/swarm/protocol/postlog.js";
+import { verifyPost } from "../../static/swarm/protocol/posts.js";
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8"));
 const pattern = (size) => Uint8Array.from({ length: size }, (_, i) => i % 251);

@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 
-import { ContentStore } from "../../static/swarm/contentstore.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { peerIdForKey } from "../../static/swarm/encoding.js";
-import { FileService } from "../../static/swarm/files.js";
-import { decodeFrame, encodeFrame } from "../../static/swarm/wire.js";
+import { ContentStore } from "../../static/swarm/adapters/contentstore.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { FileService } from "../../static/swarm/content/files.js";
+import { decodeFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 
 class MemoryPeer extends EventTarget {
   constructor(peerId, signer) {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BAD_BODY, ProtocolError } from "../../static/swarm/errors.js";
+import { BAD_BODY, ProtocolError } from "../../static/swarm/protocol/errors.js";
 import {
   checkHaveGossip,
   GOSSIP_HOLDING_TTL_MS,
@@ -12,8 +12,8 @@ import {
   HAVE_GOSSIP_MIN_GAP_MS,
   HaveGossip,
   TOPIC_HAVE,
-} from "../../static/swarm/havegossip.js";
-import { MAX_HAVE_MANIFESTS } from "../../static/swarm/wire.js";
+} from "../../static/swarm/protocol/have_gossip.js";
+import { MAX_HAVE_MANIFESTS } from "../../static/swarm/protocol/wire.js";
 import { Network } from "./support/network.js";
 
 const id = (n) => `${n.toString(36).padStart(42, "x")}A`;

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { GossipLog } from "../../static/swarm/gossip.js";
-import { DEGRADED_AFTER_MS, Health, PING_INTERVAL_MS, PONG_TIMEOUT_MS, STALE_AFTER_MS } from "../../static/swarm/health.js";
-import { PeerBook } from "../../static/swarm/peerbook.js";
+import { GossipLog } from "../../static/swarm/protocol/gossip.js";
+import { DEGRADED_AFTER_MS, Health, PING_INTERVAL_MS, PONG_TIMEOUT_MS, STALE_AFTER_MS } from "../../static/swarm/protocol/health.js";
+import { PeerBook } from "../../static/swarm/protocol/peerbook.js";
 import { makeIdentity, T0 } from "./support/network.js";
 
 test("health: pings every 15 s, RTT is smoothed, unanswered pings count as loss", () => {
@@ -54,7 +54,7 @@ test("peer book: newest ticket per peer wins, exact duplicates are recognized", 
   assert.ok(book.hasTicket(id.ticket.envelope));
   assert.equal(book.addTicket(id.ticket, "pex", T0), "stale");
   // same key, later ticket
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
   const later = await verifyTicket(
     await makeTicket(id.signer, { peerId: id.peerId, community: "main", now: T0 + 5000 }),
     { now: T0 + 5000, community: "main" },
@@ -93,7 +93,7 @@ test("peer book: a peer signaling called gone is skipped until a newer ticket ar
   assert.deepEqual(book.sampleTickets(later).map((t) => t.body.peer_id), [b.peerId], "a ticket known stale is not passed on");
   assert.equal(book.addTicket(a.ticket, "pex", later), "stale", "the same ticket again changes nothing");
   assert.deepEqual(book.dialCandidates(later).map((e) => e.peerId), [b.peerId]);
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
   const fresh = await verifyTicket(await makeTicket(a.signer, { peerId: a.peerId, community: "main", now: later }), { now: later, community: "main" });
   assert.equal(book.addTicket(fresh, "beacon", later), "added");
   assert.ok(book.dialCandidates(later).some((e) => e.peerId === a.peerId), "back with a newer ticket");

@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Diagnostics } from "../../static/swarm/diagnostics.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { exportIdentity, importIdentity, loadOrCreateIdentity } from "../../static/swarm/identity.js";
-import { dayOf, Metrics } from "../../static/swarm/metrics.js";
-import { MemoryStore } from "../../static/swarm/store.js";
+import { Diagnostics } from "../../static/swarm/adapters/diagnostics.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { exportIdentity, importIdentity, loadOrCreateIdentity } from "../../static/swarm/adapters/identity.js";
+import { dayOf, Metrics } from "../../static/swarm/adapters/metrics.js";
+import { MemoryStore } from "../../static/swarm/adapters/store.js";
 
 test("identity: created once, then loaded; the signing key is not extractable", async () => {
   const store = new MemoryStore();

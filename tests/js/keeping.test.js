@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FileService } from "../../static/swarm/files.js";
+import { FileService } from "../../static/swarm/content/files.js";
 import {
   advertFor,
   checkKeep,
@@ -15,8 +15,8 @@ import {
   keepState,
   parseBudgetMb,
   storedSize,
-} from "../../static/swarm/keeping.js";
-import { checkFrame, decodeFrame, encodeFrame } from "../../static/swarm/wire.js";
+} from "../../static/swarm/content/keeping.js";
+import { checkFrame, decodeFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 
 const id = (n) => `${n.toString(36).padStart(42, "x")}A`;
 const PEER = `p${"a".repeat(32)}`;

@@ -1,15 +1,15 @@
-// KeyShare (static/swarm/keyshare.js): the gossip checks it installs for its three topics,
+// KeyShare (static/swarm/content/keyshare.js): the gossip checks it installs for its three topics,
 // and sharing a file key with one named peer over a small in-memory gossip bus whose peers
 // run those checks before delivering (as SwarmNode does). Real crypto; ContentStore in memory.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { newFileId, newFileKey } from "../../static/swarm/chunks.js";
-import { ContentStore } from "../../static/swarm/contentstore.js";
-import { generateSigner } from "../../static/swarm/ed25519.js";
-import { b64urlEncode, peerIdForKey } from "../../static/swarm/encoding.js";
-import { KeyShare, TOPIC_WRAPPED, TOPIC_XKEY, TOPIC_XKEY_REQ } from "../../static/swarm/keyshare.js";
-import { unwrapFileKey } from "../../static/swarm/keywrap.js";
+import { newFileId, newFileKey } from "../../static/swarm/protocol/chunks.js";
+import { ContentStore } from "../../static/swarm/adapters/contentstore.js";
+import { generateSigner } from "../../static/swarm/protocol/ed25519.js";
+import { b64urlEncode, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { KeyShare, TOPIC_WRAPPED, TOPIC_XKEY, TOPIC_XKEY_REQ } from "../../static/swarm/content/keyshare.js";
+import { unwrapFileKey } from "../../static/swarm/protocol/keywrap.js";
 
 const manifestId = () => b64urlEncode(crypto.getRandomValues(new Uint8Array(32)));
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { encodeFrame } from "../../static/swarm/wire.js";
+import { encodeFrame } from "../../static/swarm/protocol/wire.js";
 import { makeIdentity, Network, pair } from "./support/network.js";
 
 const openPeers = (peer) => peer.node.connectedPeers(0).map((p) => p.peerId);
@@ -204,7 +204,7 @@ test("a peer that comes back with a new ticket replaces its old connection", asy
   // b restarts: new session and ticket, same key; a has not noticed the old link died
   const fresh = await makeIdentity("main", net.now + 1); // new ticket needs b's key: re-sign
   assert.ok(fresh);
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
   const env = await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 });
   b.node.setTicket(await verifyTicket(env, { now: net.now + 1, community: "main" }));
   b.node.mesh.conns.clear(); // b forgot the old connection (page reload)
@@ -336,7 +336,7 @@ test("a peer that says bye leaving is not redialed until it has a newer ticket",
   const entry = a.node.book.get(b.identity.peerId);
   assert.equal(entry.nextDialAt, 0, "no back-off: a reloaded page may be dialed at once");
   assert.ok(!a.node.book.dialCandidates(net.now + 1_000).some((e) => e.peerId === b.identity.peerId));
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
   const newer = await verifyTicket(await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 }), { now: net.now + 1, community: "main" });
   a.node.book.addTicket(newer, "pex", net.now);
   assert.ok(a.node.book.dialCandidates(net.now + 1).some((e) => e.peerId === b.identity.peerId));

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BAD_SIGNATURE, ProtocolError } from "../../static/swarm/errors.js";
-import { decodeFrame, encodeChunkFrame, encodeFrame } from "../../static/swarm/wire.js";
+import { BAD_SIGNATURE, ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { decodeFrame, encodeChunkFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 import { Network } from "./support/network.js";
 
 const openPeers = (peer) => peer.node.connectedPeers(0).map((p) => p.peerId);

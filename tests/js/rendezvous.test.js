@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { parseConfig, RENDEZVOUS_DEFAULTS } from "../../static/swarm/config.js";
-import { announce, fetchCapsule, RendezvousSchedule, runRound } from "../../static/swarm/rendezvous.js";
+import { parseConfig, RENDEZVOUS_DEFAULTS } from "../../static/swarm/adapters/config.js";
+import { announce, fetchCapsule, RendezvousSchedule, runRound } from "../../static/swarm/adapters/rendezvous.js";
 import { makeIdentity } from "./support/network.js";
 
 const capsules = JSON.parse(readFileSync(new URL("../vectors/capsules.json", import.meta.url), "utf8"));

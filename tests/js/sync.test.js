@@ -1,16 +1,16 @@
-// Post sync (static/swarm/sync.js): peers exchange what the other lacks on connect, in
+// Post sync (static/swarm/content/sync.js): peers exchange what the other lacks on connect, in
 // several rounds when it does not fit one frame; forged entries are rejected and counted
 // against their sender; gossip gaps trigger a sync; forks are reported. Frames go through
 // the real wire codec.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { peerIdForKey } from "../../static/swarm/encoding.js";
-import { AuthorLog, nextPost } from "../../static/swarm/postlog.js";
-import { verifyPost } from "../../static/swarm/posts.js";
-import { ANSWER_BURST, PostSync, SYNC_CAP } from "../../static/swarm/sync.js";
-import { decodeFrame, encodeFrame, MAX_FRAME_BYTES } from "../../static/swarm/wire.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { AuthorLog, nextPost } from "../../static/swarm/protocol/postlog.js";
+import { verifyPost } from "../../static/swarm/protocol/posts.js";
+import { ANSWER_BURST, PostSync, SYNC_CAP } from "../../static/swarm/content/sync.js";
+import { decodeFrame, encodeFrame, MAX_FRAME_BYTES } from "../../static/swarm/protocol/wire.js";
 
 const NOW = 1_800_000_000_000;
 

@@ -1,9 +1,9 @@
-// The download scheduler (static/swarm/transfer.js) with a fake clock: windows, several
+// The download scheduler (static/swarm/protocol/transfer.js) with a fake clock: windows, several
 // sources, bad chunks re-fetched and penalised, lost peers, resume, timeouts, pacing.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { NO_SOURCE, Transfer, TRANSFER_DEFAULTS } from "../../static/swarm/transfer.js";
+import { NO_SOURCE, Transfer, TRANSFER_DEFAULTS } from "../../static/swarm/protocol/transfer.js";
 
 const T0 = 1_000_000;
 const A = "pa";

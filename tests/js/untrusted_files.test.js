@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FileService, MAX_ADVERTS_PER_PEER } from "../../static/swarm/files.js";
-import { MAX_HAVE_MANIFESTS } from "../../static/swarm/wire.js";
+import { FileService, MAX_ADVERTS_PER_PEER } from "../../static/swarm/content/files.js";
+import { MAX_HAVE_MANIFESTS } from "../../static/swarm/protocol/wire.js";
 
 const PEER_A = `p${"a".repeat(32)}`;
 const PEER_B = `p${"b".repeat(32)}`;

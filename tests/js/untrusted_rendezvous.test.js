@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { test } from "node:test";
 
-import { announce, fetchCapsule } from "../../static/swarm/rendezvous.js";
+import { announce, fetchCapsule } from "../../static/swarm/adapters/rendezvous.js";
 import { makeIdentity } from "./support/network.js";
 
 const OPTIONS = { timeoutMs: 300, retries: 0, backoffMs: 1 };

@@ -4,15 +4,15 @@
 // downloads them (manifest_req, pipelined chunk_req, every chunk verified and decrypted).
 import { Peer } from "peerjs";
 
-import { encryptFile, parseShareFragment, shareFragment } from "/static/swarm/chunks.js";
-import { generateSigner } from "/static/swarm/ed25519.js";
-import { b64urlDecode, b64urlEncode, hex, peerIdForKey, sha256 } from "/static/swarm/encoding.js";
-import { makeGossip } from "/static/swarm/gossip.js";
-import { decryptFile, makeManifest, verifyManifest } from "/static/swarm/manifest.js";
-import { makePost } from "/static/swarm/posts.js";
-import { makeSignalToken } from "/static/swarm/signal_token.js";
-import { makeTicket } from "/static/swarm/ticket.js";
-import { decodeFrame, encodeFrame } from "/static/swarm/wire.js";
+import { encryptFile, parseShareFragment, shareFragment } from "/static/swarm/protocol/chunks.js";
+import { generateSigner } from "/static/swarm/protocol/ed25519.js";
+import { b64urlDecode, b64urlEncode, hex, peerIdForKey, sha256 } from "/static/swarm/protocol/encoding.js";
+import { makeGossip } from "/static/swarm/protocol/gossip.js";
+import { decryptFile, makeManifest, verifyManifest } from "/static/swarm/protocol/manifest.js";
+import { makePost } from "/static/swarm/protocol/posts.js";
+import { makeSignalToken } from "/static/swarm/protocol/signal_token.js";
+import { makeTicket } from "/static/swarm/protocol/ticket.js";
+import { decodeFrame, encodeFrame } from "/static/swarm/protocol/wire.js";
 
 const WINDOW = 16;
 // On a json connection each frame travels as unpadded base64url text in JSON strings;

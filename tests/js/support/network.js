@@ -1,10 +1,10 @@
 // An in-memory network for SwarmNodes: dials, DataConnections and frames are delivered in
 // rounds (one round = one hop, `roundMs` of fake clock). Everything a node decides goes
 // through takeActions(), exactly as in the browser adapter.
-import * as ed25519 from "../../../static/swarm/ed25519.js";
-import { peerIdForKey } from "../../../static/swarm/encoding.js";
-import { SwarmNode } from "../../../static/swarm/node.js";
-import { makeTicket, verifyTicket } from "../../../static/swarm/ticket.js";
+import * as ed25519 from "../../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "../../../static/swarm/protocol/encoding.js";
+import { SwarmNode } from "../../../static/swarm/protocol/node.js";
+import { makeTicket, verifyTicket } from "../../../static/swarm/protocol/ticket.js";
 
 export const T0 = 1_800_000_000_000;
 

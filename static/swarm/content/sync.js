@@ -2,10 +2,10 @@
 // frames from peers, gossiped entries, connection changes and `now` go in; frames to send,
 // stored entries, rejections (for diagnostics) and forks come out of takeActions(). Async only
 // for signature checks. The adapter (feed.js) stores entries and draws the feed.
-import { BAD_SYNC, FORK, GAP, ProtocolError, RATE_LIMITED } from "./errors.js";
-import { AuthorLog, ForkError, MAX_SYNC_ENTRIES, nextPost, reconcile } from "./postlog.js";
-import { verifyPost } from "./posts.js";
-import { encodeFrame, MAX_FRAME_BYTES, MAX_SYNC_HEADS } from "./wire.js";
+import { BAD_SYNC, FORK, GAP, ProtocolError, RATE_LIMITED } from "../protocol/errors.js";
+import { AuthorLog, ForkError, MAX_SYNC_ENTRIES, nextPost, reconcile } from "../protocol/postlog.js";
+import { verifyPost } from "../protocol/posts.js";
+import { encodeFrame, MAX_FRAME_BYTES, MAX_SYNC_HEADS } from "../protocol/wire.js";
 
 export const POST_TOPIC = "post"; // gossip topic of new entries (data: the signed entry)
 export const SYNC_CAP = "sync"; // hello capability: the peer answers sync_summary

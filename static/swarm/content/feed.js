@@ -1,7 +1,7 @@
 // The community feed in the page: binds PostSync (sync.js, pure) to window.swarm (sync
 // frames, gossip on topic "post"), to the store (every stored entry) and to diagnostics
 // (rejected entries, forks). Posting, editing and deleting sign new entries of our own log.
-import { verifyPost } from "./posts.js";
+import { verifyPost } from "../protocol/posts.js";
 import { POST_TOPIC, PostSync } from "./sync.js";
 
 const NAME_SETTING = "postName";

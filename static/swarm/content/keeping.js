@@ -5,7 +5,7 @@
 // advertised as a cached copy (`keep` false: a source, never counted as a replica).
 // Within the budget, the oldest kept downloads win: a download that would go past it is
 // refused (not kept), with a message saying why; nothing is ever deleted to make room.
-import { TAG_BYTES } from "./chunks.js";
+import { TAG_BYTES } from "../protocol/chunks.js";
 
 export const KEEP_SETTING = "keepForSwarm"; // settings key: { keep, budget }
 export const DEFAULT_BUDGET = 1_000_000_000; // bytes (1 GB)

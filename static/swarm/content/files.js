@@ -2,13 +2,13 @@
 // serve what we hold, fetch what a share link or a wrapped key names (downloads.js), keep the
 // list of files. Binds the content frames of window.swarm (docs/protocol.md "Files") to the
 // store; the UI (filesui.js) reads it and listens to its "change" events.
-import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, shareFragment, TAG_BYTES } from "./chunks.js";
+import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, shareFragment, TAG_BYTES } from "../protocol/chunks.js";
 import { Download, assemble } from "./downloads.js";
-import { checkHaveGossip, HaveGossip, TOPIC_HAVE } from "./havegossip.js";
+import { checkHaveGossip, HaveGossip, TOPIC_HAVE } from "../protocol/have_gossip.js";
 import { advertFor, checkKeep, KEEP_SETTING, keepPlan, keepSettings, keepState } from "./keeping.js";
-import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "./manifest.js";
+import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "../protocol/manifest.js";
 import { Uploader } from "./uploader.js";
-import { MAX_CHUNKS_PER_MANIFEST, MAX_HAVE_MANIFESTS } from "./wire.js";
+import { MAX_CHUNKS_PER_MANIFEST, MAX_HAVE_MANIFESTS } from "../protocol/wire.js";
 
 const WRITE_BATCH = 32; // chunks per IndexedDB transaction when sharing
 const MAX_WRITE_BATCH = 128; // chunks per transaction when fetching (16 MiB at most)

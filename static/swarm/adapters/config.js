@@ -1,8 +1,8 @@
 // The page config (rendered by peers/views.py as JSON in #swarm-config, docs/configuration.md):
 // validated here, relative URLs resolved against the page, defaults filled in.
-import { parseTrustedKeys } from "./capsule.js";
-import { PEER_ID_RE } from "./encoding.js";
-import { isValidCommunity } from "./ticket.js";
+import { parseTrustedKeys } from "../protocol/capsule.js";
+import { PEER_ID_RE } from "../protocol/encoding.js";
+import { isValidCommunity } from "../protocol/ticket.js";
 
 export const RENDEZVOUS_DEFAULTS = Object.freeze({
   refreshMs: 60_000, // a round while connected: keeps our ticket listed (ticket TTL 180 s)

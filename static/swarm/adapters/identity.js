@@ -4,8 +4,8 @@
 // Without WebCrypto Ed25519 (@noble fallback) the seed itself is stored.
 import * as noble from "@noble/ed25519";
 
-import { hasWebCryptoEd25519, signerFromSeed } from "./ed25519.js";
-import { b64urlDecode, b64urlEncode, peerIdForKey, utf8 } from "./encoding.js";
+import { hasWebCryptoEd25519, signerFromSeed } from "../protocol/ed25519.js";
+import { b64urlDecode, b64urlEncode, peerIdForKey, utf8 } from "../protocol/encoding.js";
 
 // DER prefix of an Ed25519 PKCS#8 private key (RFC 8410); the 32-byte seed follows.
 const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);

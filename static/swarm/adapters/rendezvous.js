@@ -1,9 +1,9 @@
 // Rendezvous (DESIGN section 4): announce to every beacon in parallel (timeout, retries with
 // backoff), fall back to signed capsules, merge. RendezvousSchedule is the pure part (when
 // the next round runs, when to pause); runRound does the HTTP with an injected fetch.
-import { capsuleTickets, verifyCapsule } from "./capsule.js";
-import { ProtocolError } from "./errors.js";
-import { verifyTicket } from "./ticket.js";
+import { capsuleTickets, verifyCapsule } from "../protocol/capsule.js";
+import { ProtocolError } from "../protocol/errors.js";
+import { verifyTicket } from "../protocol/ticket.js";
 
 // A beacon answers at most 50 peers (DESIGN section 4); a list far longer is hostile and
 // only its head is verified, as the server's federation client does (beacon/federation.py).

@@ -2,10 +2,10 @@
 // HKDF + AES-GCM) travel as gossip, and so do the signed X25519 key announcements they are
 // wrapped to (docs/protocol.md "Gossip topics"). Only the named recipient can open a wrapped
 // key; everyone else sees which manifest was offered to which peer id.
-import { isDigestId } from "./chunks.js";
-import { PEER_ID_RE } from "./encoding.js";
-import { BAD_BODY, BAD_WRAPPED_KEY, ProtocolError } from "./errors.js";
-import { generateKeyAgreementPair, makeKeyAnnouncement, unwrapFileKey, verifyKeyAnnouncement, wrapFileKey } from "./keywrap.js";
+import { isDigestId } from "../protocol/chunks.js";
+import { PEER_ID_RE } from "../protocol/encoding.js";
+import { BAD_BODY, BAD_WRAPPED_KEY, ProtocolError } from "../protocol/errors.js";
+import { generateKeyAgreementPair, makeKeyAnnouncement, unwrapFileKey, verifyKeyAnnouncement, wrapFileKey } from "../protocol/keywrap.js";
 
 export const TOPIC_XKEY = "xkey"; // data: a swarm/xkey/v1 announcement
 export const TOPIC_XKEY_REQ = "xkey-req"; // data: {peer_id}: "announce your key"

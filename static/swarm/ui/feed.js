@@ -2,7 +2,7 @@
 // each `.post[data-author][data-id]` (DESIGN section 9) with its author's chosen name and
 // short id; our own posts can be edited and deleted (new signed entries of our log).
 import { $, ago, avatar, bytes, clip, el, linkified, short } from "./dom.js";
-import { MAX_TEXT_BYTES } from "./posts.js";
+import { MAX_TEXT_BYTES } from "../protocol/posts.js";
 
 const utf8 = new TextEncoder();
 const REFRESH_MS = 15_000; // relative times

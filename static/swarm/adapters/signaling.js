@@ -3,7 +3,7 @@
 // endpoint. DataConnections survive a lost signaling socket (only new dials need it).
 import { Peer } from "peerjs";
 
-import { makeSignalToken } from "./signal_token.js";
+import { makeSignalToken } from "../protocol/signal_token.js";
 
 export const RECONNECT_BASE_MS = 1_000;
 export const RECONNECT_MAX_MS = 30_000;

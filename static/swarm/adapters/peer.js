@@ -3,11 +3,11 @@
 import { Diagnostics } from "./diagnostics.js";
 import { loadOrCreateIdentity } from "./identity.js";
 import { Metrics } from "./metrics.js";
-import { PEER_UNAVAILABLE } from "./mesh.js";
-import { SwarmNode } from "./node.js";
+import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
+import { SwarmNode } from "../protocol/node.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
-import { makeTicket, makeWithdrawal, verifyTicket } from "./ticket.js";
+import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
 
 const TICK_MAX_MS = 1_000; // run the node at least this often (cheap; keeps the UI fresh)
 const SAMPLE_MS = 5_000;

@@ -2,7 +2,7 @@
 // Backpressure: nothing more is read or sent to a peer while its DataChannel holds more than
 // HIGH_WATER bytes; `bufferedamountlow` (threshold LOW_WATER) resumes it. Reads go to
 // IndexedDB a batch at a time. An optional upload limit (bytes/s, all peers together) paces it.
-import { encodeChunkFrame } from "./wire.js";
+import { encodeChunkFrame } from "../protocol/wire.js";
 
 export const HIGH_WATER = 4 * 1024 * 1024;
 export const LOW_WATER = 1024 * 1024;

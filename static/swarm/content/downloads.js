@@ -2,11 +2,11 @@
 // the checks and the store. Every manifest is verified (signature, id asked for) and every
 // chunk re-hashed before the transfer hears of it; state lives in IndexedDB (the file record
 // and the chunks already stored), so a reload resumes where it stopped.
-import { asBytes, digestId, importFileKey, decryptChunk, CHUNK_SIZE } from "./chunks.js";
-import { hex } from "./encoding.js";
-import { BAD_CHUNK, CHUNK_MISMATCH, DECRYPT_FAILED, ProtocolError, WRONG_FILE } from "./errors.js";
-import { ciphertextLength, verifyManifest } from "./manifest.js";
-import { Transfer } from "./transfer.js";
+import { asBytes, digestId, importFileKey, decryptChunk, CHUNK_SIZE } from "../protocol/chunks.js";
+import { hex } from "../protocol/encoding.js";
+import { BAD_CHUNK, CHUNK_MISMATCH, DECRYPT_FAILED, ProtocolError, WRONG_FILE } from "../protocol/errors.js";
+import { ciphertextLength, verifyManifest } from "../protocol/manifest.js";
+import { Transfer } from "../protocol/transfer.js";
 
 const ASSEMBLE_BATCH = 64;
 const MAX_LOST_ROUNDS = 3; // re-fetches of chunks the store lost before the download fails

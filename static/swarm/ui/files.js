@@ -2,7 +2,7 @@
 // links, open/save, share with a peer, delete) and the download panel of /f/<id> pages
 // (#download, DESIGN section 9: data-state fetching -> complete | failed, data-sha256).
 import { $, ago, bytes, copy, el, rate, short } from "./dom.js";
-import { parseBudgetMb } from "./keeping.js";
+import { parseBudgetMb } from "../content/keeping.js";
 
 const REFRESH_MS = 500;
 const extension = (name) => (name?.includes(".") ? name.split(".").pop().slice(0, 4).toUpperCase() : "FILE");

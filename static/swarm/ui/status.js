@@ -2,7 +2,7 @@
 // controls, identity, diagnostics feed and charts. Reads a SwarmPeer; all DOM lives here.
 import uPlot from "uplot";
 
-import { exportIdentity } from "./identity.js";
+import { exportIdentity } from "../adapters/identity.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
