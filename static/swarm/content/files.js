@@ -3,7 +3,7 @@
 // list of files. Binds the content frames of window.swarm (docs/protocol.md "Files") to the
 // store; the UI (filesui.js) reads it and listens to its "change" events.
 import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, shareFragment, TAG_BYTES } from "../protocol/chunks.js";
-import { Download, assemble } from "./downloads.js";
+import { Download, assemble } from "./download.js";
 import { checkHaveGossip, HaveGossip, TOPIC_HAVE } from "../protocol/have_gossip.js";
 import { advertFor, checkKeep, KEEP_SETTING, keepPlan, keepSettings, keepState } from "./keeping.js";
 import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "../protocol/manifest.js";
