@@ -1,48 +1,39 @@
 // One file being fetched: binds a Transfer (transfer.js, the pure scheduler) to the wire,
 // the checks and the store. Every manifest is verified (signature, id asked for) and every
 // chunk re-hashed before the transfer hears of it; state lives in IndexedDB (the file record
-// and the chunks already stored), so a reload resumes where it stopped.
-import { asBytes, digestId, importFileKey, decryptChunk, CHUNK_SIZE } from "../protocol/chunks.js";
-import { hex } from "../protocol/encoding.js";
+// and the chunks already stored), so a reload resumes where it stopped. A Download knows
+// its owner only through a DownloadHost (downloads.js makes it): nothing else reaches it.
+import { asBytes, CHUNK_SIZE, decryptChunk, digestId, importFileKey } from "../protocol/chunks.js";
 import { BAD_CHUNK, CHUNK_MISMATCH, DECRYPT_FAILED, ProtocolError, WRONG_FILE } from "../protocol/errors.js";
 import { ciphertextLength, verifyManifest } from "../protocol/manifest.js";
 import { Transfer } from "../protocol/transfer.js";
+import { assemble } from "./opening.js";
 
-const ASSEMBLE_BATCH = 64;
 const MAX_LOST_ROUNDS = 3; // re-fetches of chunks the store lost before the download fails
 export const STORE_FAILED = "store_failed";
 const wall = () => performance.timeOrigin + performance.now();
 
 /**
- * Decrypt a stored file in order: { bytes, sha256 (hex of the plaintext), missing }. `into`
- * and `opened` (per index, 1 = already decrypted there) skip chunks decrypted as they
- * arrived. Chunks not in the store are listed in `missing` (then there is no sha256): the
- * caller fetches them again, a lost chunk is never the end of a download.
+ * Everything a Download uses from outside, and nothing more.
+ * @typedef {object} DownloadHost
+ * @property {() => number} clock now, ms
+ * @property {{heldIndices: Function, reserve: Function, getChunks: Function}} store the content store (contentstore.js)
+ * @property {(id: string, data: Uint8Array) => Promise<void>} write stores a verified chunk (batched)
+ * @property {() => Promise<void>} flush resolves once every chunk written so far is stored
+ * @property {(peerId: string, frame: object) => boolean} send a wire frame; false when the peer is gone
+ * @property {(level: string, code: string, message: string, peerId?: string) => void} log
+ * @property {(peerId: string, code: string, message: string) => void} penalize bad content from a peer
+ * @property {(record: object) => Promise<void>} save persists the file record (changed in place)
+ * @property {(id: string, count: number) => void} held the number of chunks held changed
+ * @property {(download: Download) => void} progressed after every step
+ * @property {(download: Download, bytes: Uint8Array, sha256: string) => Promise<void>} completed
+ * @property {(download: Download, code: string, message: string) => Promise<void>} failed
  */
-export async function assemble(store, manifest, key, { into = null, opened = null } = {}) {
-  const cryptoKey = key instanceof CryptoKey ? key : await importFileKey(key);
-  const out = into ?? new Uint8Array(manifest.size);
-  const missing = [];
-  for (let start = 0; start < manifest.chunks.length; start += ASSEMBLE_BATCH) {
-    const indices = [];
-    for (let i = start; i < Math.min(start + ASSEMBLE_BATCH, manifest.chunks.length); i++) if (!opened?.[i]) indices.push(i);
-    if (indices.length === 0) continue;
-    const datas = await store.getChunks(indices.map((i) => manifest.chunks[i]));
-    const plains = await Promise.all(datas.map((data, k) => (data === undefined ? null : decryptChunk(cryptoKey, manifest.fileId, indices[k], data))));
-    plains.forEach((plain, k) => {
-      if (plain === null) missing.push(indices[k]);
-      else out.set(plain, indices[k] * CHUNK_SIZE);
-    });
-  }
-  if (missing.length > 0) return { bytes: null, sha256: null, missing };
-  const sha256 = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", out)));
-  return { bytes: out, sha256, missing };
-}
 
 export class Download {
-  /** `service`: the FileService (peer, store, writer, holders, hooks); `record`: the file record. */
-  constructor(service, record) {
-    this.service = service;
+  /** `host`: a DownloadHost; `record`: the file record (updated in place, saved through the host). */
+  constructor(host, record) {
+    this.host = host;
     this.record = record;
     this.id = record.id;
     this.manifest = null;
@@ -59,48 +50,45 @@ export class Download {
     this.opening = new Set();
   }
 
-  get peer() {
-    return this.service.peer;
-  }
-
-  async start() {
-    const now = this.service.clock();
+  /** Begin with the connected peers' ids and the holders already advertised (peer id -> chunks). */
+  async start({ peers = [], holders = [] } = {}) {
+    const now = this.host.clock();
     this.cryptoKey = await importFileKey(this.record.key);
     if (this.record.envelope) {
       this.manifest = await verifyManifest(this.record.envelope, { expectedId: this.id });
       this.#allocate();
-      const held = await this.service.store.heldIndices(this.manifest.chunks);
+      const held = await this.host.store.heldIndices(this.manifest.chunks);
       for (const i of held) this.heldAtStart[i] = 1;
       this.transfer = new Transfer({ manifestId: this.id, now, chunkCount: this.manifest.chunks.length, held });
     } else {
       this.transfer = new Transfer({ manifestId: this.id, now });
     }
-    for (const p of this.peer.connectedPeers()) this.transfer.peerOpened(p.peerId, now);
-    for (const [peerId, chunks] of this.service.holders.get(this.id) ?? []) this.transfer.have(peerId, chunks, now);
+    for (const peerId of peers) this.transfer.peerOpened(peerId, now);
+    for (const [peerId, chunks] of holders) this.transfer.have(peerId, chunks, now);
     this.#step();
   }
 
-  // --- inputs from the FileService ---
+  // --- inputs from the owner (downloads.js) ---
 
   peerOpened(peerId) {
-    this.transfer?.peerOpened(peerId, this.service.clock());
+    this.transfer?.peerOpened(peerId, this.host.clock());
     this.#step();
   }
 
   peerClosed(peerId) {
-    this.transfer?.peerClosed(peerId, this.service.clock());
+    this.transfer?.peerClosed(peerId, this.host.clock());
     this.#step();
   }
 
   have(peerId, chunks) {
-    this.transfer?.have(peerId, chunks, this.service.clock());
+    this.transfer?.have(peerId, chunks, this.host.clock());
     this.#step();
   }
 
   async onManifest(peerId, frame) {
     const t = this.transfer;
     if (!t?.awaitsManifestFrom(peerId)) return;
-    const now = this.service.clock();
+    const now = this.host.clock();
     if (frame.manifest === null) {
       t.manifestAbsent(peerId, now);
       this.#step();
@@ -111,14 +99,14 @@ export class Download {
       manifest = await verifyManifest(frame.manifest, { now, expectedId: this.id });
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      t.manifestRejected(peerId, error.code, error.message, this.service.clock());
+      t.manifestRejected(peerId, error.code, error.message, this.host.clock());
       this.#step();
       return;
     }
     if (!t.awaitsManifestFrom(peerId)) return;
     if (this.manifest) {
       // A probe while waiting for a source: the peer holds the file, so it becomes one.
-      t.manifestReady(peerId, this.manifest.chunks.length, [], this.service.clock());
+      t.manifestReady(peerId, this.manifest.chunks.length, [], this.host.clock());
       this.#step();
       return;
     }
@@ -128,16 +116,16 @@ export class Download {
       return;
     }
     try {
-      const held = await this.service.store.heldIndices(manifest.chunks);
+      const held = await this.host.store.heldIndices(manifest.chunks);
       const need = manifest.chunks.reduce((n, _, i) => n + ciphertextLength(manifest, i), 0);
-      await this.service.store.reserve(need, `${manifest.name} (${(manifest.size / 1e6).toFixed(1)} MB)`);
+      await this.host.store.reserve(need, `${manifest.name} (${(manifest.size / 1e6).toFixed(1)} MB)`);
       this.manifest = manifest;
       this.#allocate();
       for (const i of held) this.heldAtStart[i] = 1;
       Object.assign(this.record, { envelope: manifest.envelope, name: manifest.name, mime: manifest.mime, size: manifest.size, chunkCount: manifest.chunks.length, author: manifest.author, createdAt: manifest.createdAt, fileId: manifest.fileId });
-      await this.service.saveRecord(this.record);
+      await this.host.save(this.record);
       this.times.manifestAt = wall();
-      t.manifestReady(peerId, manifest.chunks.length, held, this.service.clock());
+      t.manifestReady(peerId, manifest.chunks.length, held, this.host.clock());
     } catch (error) {
       this.#fail(error.code ?? "error", error.message);
       return;
@@ -159,15 +147,15 @@ export class Download {
     if (frame.chunk !== expected) [code, message] = [CHUNK_MISMATCH, `chunk ${index} is labelled with another id`];
     else if (data.length !== ciphertextLength(this.manifest, index)) [code, message] = [BAD_CHUNK, `chunk ${index} has the wrong length`];
     else if ((await digestId(data)) !== expected) [code, message] = [CHUNK_MISMATCH, `chunk ${index} does not hash to its id`];
-    const now = this.service.clock();
+    const now = this.host.clock();
     if (code) {
       this.stats.rejected += 1;
       t.chunkRejected(peerId, index, code, message, now);
     } else if (t.chunkAccepted(peerId, index, data.length, now)) {
       this.times.firstChunkAt ??= wall();
-      this.service.writer.add(expected, data).catch((error) => this.#writeFailed(error));
+      this.host.write(expected, data).catch((error) => this.#writeFailed(error));
       this.#open(index, data);
-      this.service.heldChanged(this.id, t.heldCount);
+      this.host.held(this.id, t.heldCount);
     } else {
       this.stats.duplicates += 1;
     }
@@ -175,7 +163,7 @@ export class Download {
   }
 
   onChunkMissing(peerId, frame) {
-    this.transfer?.chunkMissing(peerId, frame.index, this.service.clock());
+    this.transfer?.chunkMissing(peerId, frame.index, this.host.clock());
     this.#step();
   }
 
@@ -204,7 +192,7 @@ export class Download {
   }
 
   progress() {
-    return this.transfer ? this.transfer.progress(this.service.clock()) : null;
+    return this.transfer ? this.transfer.progress(this.host.clock()) : null;
   }
 
   // --- the transfer's outputs ---
@@ -215,31 +203,31 @@ export class Download {
     for (const action of t.takeActions()) {
       if (action.type === "manifest_req") this.#send(action.peerId, { t: "manifest_req", id: this.id });
       else if (action.type === "chunk_req") this.#send(action.peerId, { t: "chunk_req", manifest: this.id, index: action.index, chunk: this.manifest.chunks[action.index] });
-      else if (action.type === "penalize") this.service.penalize(action.peerId, action.code, `${this.record.name ?? this.id}: ${action.message}`);
-      else if (action.type === "dropped") this.service.log("info", action.code, `source dropped from ${this.record.name ?? this.id}: ${action.message}`, action.peerId);
+      else if (action.type === "penalize") this.host.penalize(action.peerId, action.code, `${this.record.name ?? this.id}: ${action.message}`);
+      else if (action.type === "dropped") this.host.log("info", action.code, `source dropped from ${this.record.name ?? this.id}: ${action.message}`, action.peerId);
       else if (action.type === "complete") this.#finish();
       else if (action.type === "failed") this.#fail(action.code, action.message);
     }
-    this.service.progressed(this);
+    this.host.progressed(this);
     if (t.done) {
       clearTimeout(this.timer);
       return;
     }
     // One timer at the transfer's next deadline, moved only when that comes sooner.
-    const now = this.service.clock();
+    const now = this.host.clock();
     const at = Math.max(now + 5, t.nextDeadline(now));
     if (this.timer && this.timerAt <= at) return;
     clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = null;
-      t.tick(this.service.clock());
+      t.tick(this.host.clock());
       this.#step();
     }, at - now);
   }
 
   #send(peerId, frame) {
-    if (!this.peer.send(peerId, frame)) {
+    if (!this.host.send(peerId, frame)) {
       // Gone between the decision and the send: the transfer hears it at once.
       queueMicrotask(() => this.peerClosed(peerId));
     }
@@ -250,25 +238,25 @@ export class Download {
     this.finishing = true;
     try {
       this.times.chunksAt = wall();
-      await Promise.all([this.service.writer.flush(), ...this.opening]);
+      await Promise.all([this.host.flush(), ...this.opening]);
       if (this.failed || this.stopped) return;
       // Everything counted must be in storage (what is served to others and opened later),
       // also the chunks already decrypted here.
       const stored = new Uint8Array(this.manifest.chunks.length);
-      for (const i of await this.service.store.heldIndices(this.manifest.chunks)) stored[i] = 1;
+      for (const i of await this.host.store.heldIndices(this.manifest.chunks)) stored[i] = 1;
       const absent = [];
       stored.forEach((held, i) => held || absent.push(i));
       if (absent.length > 0) {
         this.#refetch(absent);
         return;
       }
-      const { bytes, sha256, missing } = await assemble(this.service.store, this.manifest, this.cryptoKey, { into: this.plain, opened: this.opened });
+      const { bytes, sha256, missing } = await assemble(this.host.store, this.manifest, this.cryptoKey, { into: this.plain, opened: this.opened });
       if (missing.length > 0) {
         this.#refetch(missing);
         return;
       }
       this.times.doneAt = wall();
-      await this.service.completed(this, bytes, sha256);
+      await this.host.completed(this, bytes, sha256);
     } catch (error) {
       const code = error.code === DECRYPT_FAILED ? DECRYPT_FAILED : (error.code ?? "error");
       const message = code === DECRYPT_FAILED ? "the key in the link does not open this file" : error.message;
@@ -280,7 +268,7 @@ export class Download {
   // those chunks, which the check at the end finds and fetches again.
   #writeFailed(error) {
     if (error.code === "storage_full") this.#fail(error.code, error.message);
-    else this.service.log("warn", "store_write_failed", `${this.record.name ?? this.id}: ${error.message}`);
+    else this.host.log("warn", "store_write_failed", `${this.record.name ?? this.id}: ${error.message}`);
   }
 
   // Chunks counted as held but not in the store at the end (a write lost with a reload, a
@@ -290,12 +278,12 @@ export class Download {
     this.lostRounds = (this.lostRounds ?? 0) + 1;
     const where = (i) => (this.heldAtStart?.[i] ? "stored before this page started" : "received by this page");
     const sample = missing.slice(0, 3).map((i) => `${i} (${where(i)})`).join(", ");
-    this.service.log("warn", "chunk_lost", `${this.record.name ?? this.id}: ${missing.length} chunk(s) missing from storage at the end, fetching them again: ${sample}`);
+    this.host.log("warn", "chunk_lost", `${this.record.name ?? this.id}: ${missing.length} chunk(s) missing from storage at the end, fetching them again: ${sample}`);
     if (this.lostRounds > MAX_LOST_ROUNDS) {
       this.#fail(STORE_FAILED, `browser storage lost ${missing.length} chunk(s) again after ${MAX_LOST_ROUNDS} re-fetches`);
       return;
     }
-    const now = this.service.clock();
+    const now = this.host.clock();
     for (const index of missing) this.transfer.chunkLost(index, now);
     this.finishing = false;
     this.#step();
@@ -305,6 +293,6 @@ export class Download {
     if (this.failed) return;
     this.failed = true;
     this.stop();
-    await this.service.failed(this, code, message);
+    await this.host.failed(this, code, message);
   }
 }

@@ -1,77 +1,24 @@
-// File sharing in the page: share a file (encrypt, hash, store, sign the manifest, advertise),
-// serve what we hold, fetch what a share link or a wrapped key names (downloads.js), keep the
-// list of files. Binds the content frames of window.swarm (docs/protocol.md "Files") to the
-// store; the UI (filesui.js) reads it and listens to its "change" events.
-import { chunkCount, encryptChunks, MAX_FILE_SIZE, newFileId, newFileKey, shareFragment, TAG_BYTES } from "../protocol/chunks.js";
-import { Download, assemble } from "./download.js";
-import { checkHaveGossip, HaveGossip, TOPIC_HAVE } from "../protocol/have_gossip.js";
-import { advertFor, checkKeep, KEEP_SETTING, keepPlan, keepSettings, keepState } from "./keeping.js";
-import { isValidName, makeManifest, MAX_NAME_BYTES, normalizeMime, verifyManifest } from "../protocol/manifest.js";
-import { Uploader } from "./uploader.js";
-import { MAX_CHUNKS_PER_MANIFEST, MAX_HAVE_MANIFESTS } from "../protocol/wire.js";
+// The files of this page (docs/protocol.md "Files"): the file records and their life, from a
+// share or a download to their removal, and the content frames of window.swarm routed to the
+// part that owns each concern: sharing (sharing.js), fetching (downloads.js), serving and its
+// counts (uploader.js), what we advertise and the holders gossiped (advertiser.js), the
+// holders connected peers advertise (holders.js), keeping for the swarm (keeping.js), opening
+// (opening.js). The UI (ui/files.js) reads it and listens to its "change", "complete" and
+// "failed" events.
+import { shareFragment } from "../protocol/chunks.js";
+import { MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
+import { Advertiser } from "./advertiser.js";
+import { Downloads } from "./downloads.js";
+import { FileError } from "./errors.js";
+import { Holders } from "./holders.js";
+import { KEEP_SETTING, Keeper } from "./keeping.js";
+import { Opener } from "./opening.js";
+import { Sharing } from "./sharing.js";
+import { Uploader, UploadStats } from "./uploader.js";
 
-const WRITE_BATCH = 32; // chunks per IndexedDB transaction when sharing
-const MAX_WRITE_BATCH = 128; // chunks per transaction when fetching (16 MiB at most)
-const ADVERT_EVERY_MS = 1_000;
+export { FileError } from "./errors.js";
+
 const CHANGE_EVERY_MS = 200;
-const KEEP_PLAINTEXTS = 3; // object URLs of opened files kept ready
-const UPLOAD_RATE_WINDOW_MS = 2_000;
-const GOSSIP_TICK_MS = 5_000; // how often the `have` gossip looks whether a publish is due
-// Manifests one peer's adverts are kept for (as the super-peer, peers/superpeer/holder.py):
-// the ids are the peer's to choose, and a flood of them must not fill the memory.
-export const MAX_ADVERTS_PER_PEER = 4096;
-
-export class FileError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.name = "FileError";
-    this.code = code;
-  }
-}
-
-// Chunks verified on receipt are written in batches ("group commit"): one transaction at a
-// time, holding everything that arrived while the previous one ran. A transaction per chunk
-// would cost several times more.
-class ChunkWriter {
-  constructor(store) {
-    this.store = store;
-    this.pending = [];
-    this.running = null; // the transaction in progress (a promise)
-  }
-
-  add(id, data) {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ id, data, resolve, reject });
-      this.running ??= this.#run();
-    });
-  }
-
-  /** Resolves when everything added so far is written (or failed). */
-  async flush() {
-    while (this.running) await this.running;
-  }
-
-  async #run() {
-    while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, MAX_WRITE_BATCH);
-      try {
-        await this.store.putChunks(batch);
-        for (const item of batch) item.resolve();
-      } catch (error) {
-        for (const item of batch) item.reject(error);
-      }
-    }
-    this.running = null;
-  }
-}
-
-// A browser's File.name made acceptable to the manifest (docs/protocol.md "Manifest").
-export function safeName(name) {
-  let out = String(name ?? "").replace(/[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069/\\]/g, "_");
-  if (!out.isWellFormed()) out = out.toWellFormed();
-  while (new TextEncoder().encode(out).length > MAX_NAME_BYTES) out = out.slice(0, -1);
-  return isValidName(out) ? out : "file";
-}
 
 export class FileService extends EventTarget {
   constructor({ peer, store, clock = Date.now, origin = location.origin, linkQuery = "" }) {
@@ -82,49 +29,64 @@ export class FileService extends EventTarget {
     this.origin = origin;
     this.linkQuery = linkQuery; // "?community=x" when the community is not the server's default
     this.files = new Map(); // manifest id -> file record
-    this.downloads = new Map(); // manifest id -> Download
-    this.holders = new Map(); // manifest id -> Map(peer id -> chunks advertised)
-    this.adverts = new Map(); // peer id -> manifests it has in `holders`
-    this.sharing = new Map(); // temporary id -> { name, size, done, phase }
-    this.blobs = new Map(); // manifest id -> object URL of the plaintext
-    this.fresh = new Map(); // manifest id -> plaintext of a download just completed (until opened)
-    this.writer = new ChunkWriter(store);
-    this.served = new Map(); // manifest id -> { bytes, peers: Set, recent: [[at, bytes]] }
+    const log = (level, code, message, peerId = null) => this.log(level, code, message, peerId);
+    const changed = () => this.#changed();
+    this.holders = new Holders();
+    this.keeper = new Keeper();
+    this.sharer = new Sharing({ store, clock, changed, log });
+    this.opener = new Opener(store);
+    this.uploads = new UploadStats();
     this.uploader = new Uploader({ peer, store, onServed: (peerId, id, bytes) => this.#served(peerId, id, bytes) });
-    this.dirty = new Set(); // manifests whose held count changed since the last advert
-    this.serial = 0;
-    this.keeping = keepSettings({}); // keep copies for the swarm: { keep, budget } (keeping.js)
-    this.plan = keepPlan([], this.keeping);
-    // `have` by gossip (havegossip.js): what we advertise directly, to the whole swarm; and
-    // the holders others gossip, kept for a TTL.
-    this.gossip = new HaveGossip({
-      selfId: peer.peerId ?? null,
-      holdings: () => this.#holdings(),
-      publish: (topic, data) => this.peer.publish(topic, data),
+    this.advertiser = new Advertiser({ peer, clock, log, holdings: (ids) => this.#holdings(ids) });
+    this.downloads = new Downloads({
+      peer,
+      store,
+      clock,
+      log,
+      changed,
+      holders: this.holders,
+      save: (record) => this.saveRecord(record),
+      held: (id, count) => this.#held(id, count),
+      completed: (record, outcome) => this.#completed(record, outcome),
+      failed: (record, code, message) => this.#failed(record, code, message),
     });
   }
 
   /** `settings`: the peer's stored settings (the keep opt-in and budget are read from them). */
   async start(settings = {}) {
-    this.keeping = keepSettings(settings);
     for (const record of await this.store.listFiles()) this.files.set(record.id, record);
-    this.plan = keepPlan(this.files.values(), this.keeping);
+    this.keeper.load(settings, this.files.values());
     this.peer.addEventListener("frame", (e) => this.#onFrame(e.detail));
     this.peer.addEventListener("peer-open", (e) => this.#peerOpened(e.detail.peerId));
     this.peer.addEventListener("peer-close", (e) => this.#peerClosed(e.detail.peerId));
     for (const record of this.files.values()) if (record.state === "fetching") this.#startDownload(record);
-    this.peer.node?.gossipChecks.set(TOPIC_HAVE, (data) => void checkHaveGossip(data));
-    this.peer.addEventListener("message", (e) => this.#onGossip(e.detail));
-    if (typeof this.peer.publish === "function") {
-      this.gossipTimer = setInterval(() => this.#gossipTick(), GOSSIP_TICK_MS);
-      this.gossipTimer.unref?.(); // (node tests) never keeps the process alive
-    }
+    this.advertiser.start();
     return this;
+  }
+
+  /** Files being shared (encrypted, stored, signed): temporary id -> { name, size, done, phase }. */
+  get sharing() {
+    return this.sharer.jobs;
+  }
+
+  /** The keep settings: { keep, budget } (keeping.js). */
+  get keeping() {
+    return this.keeper.settings;
+  }
+
+  /** The keep plan: { kept, refused, used, budget, keep } (keeping.js keepPlan). */
+  get plan() {
+    return this.keeper.plan;
+  }
+
+  /** Where the time went in the last completed download (bench/transfer.py). */
+  get lastTimes() {
+    return this.downloads.lastTimes;
   }
 
   /** Holders of manifest `id` heard by gossip and not expired: Map(peer id -> {chunks, keep, expiresAt}). */
   gossipHolders(id) {
-    return this.gossip.holders(id, this.clock());
+    return this.advertiser.gossipHolders(id);
   }
 
   log(level, code, message, peerId = null) {
@@ -137,52 +99,27 @@ export class FileService extends EventTarget {
 
   shareLink(record) {
     // Holder hints: this page, then peers that advertised the whole file.
-    const complete = [...(this.holders.get(record.id) ?? [])].filter(([, n]) => n >= (record.chunkCount ?? Infinity)).map(([id]) => id);
-    const hints = [this.peer.peerId, ...complete].filter(Boolean);
+    const hints = [this.peer.peerId, ...this.holders.complete(record.id, record.chunkCount ?? Infinity)].filter(Boolean);
     return `${this.origin}/f/${record.id}${this.linkQuery}#${shareFragment(record.key, hints)}`;
-  }
-
-  #served(peerId, id, bytes) {
-    // A chunk is served whatever manifest the request names: count only files we hold.
-    if (!this.files.has(id)) return;
-    let entry = this.served.get(id);
-    if (!entry) {
-      entry = { bytes: 0, peers: new Set(), recent: [] };
-      this.served.set(id, entry);
-    }
-    entry.bytes += bytes;
-    entry.peers.add(peerId);
-    const now = performance.now();
-    entry.recent.push([now, bytes]);
-    while (now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
-    this.#changed();
   }
 
   /** What we uploaded of a file: { bytes, peers, rate (bytes/s over the last 2 s) }. */
   uploadOf(id) {
-    const entry = this.served.get(id);
-    if (!entry) return null;
-    const now = performance.now();
-    while (entry.recent.length && now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
-    const recent = entry.recent.reduce((n, [, b]) => n + b, 0);
-    return { bytes: entry.bytes, peers: entry.peers.size, rate: (recent * 1000) / UPLOAD_RATE_WINDOW_MS };
+    return this.uploads.of(id, performance.now());
   }
 
   progressOf(id) {
-    return this.downloads.get(id)?.progress() ?? null;
+    return this.downloads.progressOf(id);
   }
-
-  // --- keeping copies for the swarm (keeping.js) ---
 
   /** Turn "keep copies for the swarm" on or off and set the budget; saved with the settings. */
   async setKeeping(changes) {
-    const next = checkKeep({ ...this.keeping, ...changes });
-    this.keeping = next;
+    const next = this.keeper.set(changes);
     const store = this.peer.store;
     if (store) await store.putSettings({ ...(await store.getSettings()), [KEEP_SETTING]: next });
     const plan = this.#replan();
     this.log("info", "keep_settings", `keep copies for the swarm: ${next.keep ? "on" : "off"}, budget ${next.budget} bytes, ${plan.kept.size} kept`);
-    this.#advertise();
+    this.advertiser.advertise();
     this.#changed();
     return next;
   }
@@ -190,88 +127,19 @@ export class FileService extends EventTarget {
   /** "own", "kept", "refused" or "cached" (keeping.js keepState), and why when refused. */
   keepStateOf(id) {
     const record = this.files.get(id);
-    if (!record) return { state: null, message: null };
-    return { state: keepState(record, this.plan), message: this.plan.refused.get(id) ?? null };
+    return record ? this.keeper.stateOf(record) : { state: null, message: null };
   }
-
-  // Recompute what is kept; files whose advert changes are marked for the next advert.
-  #replan() {
-    const before = this.plan;
-    this.plan = keepPlan(this.files.values(), this.keeping);
-    for (const id of new Set([...before.kept, ...this.plan.kept])) {
-      if (before.kept.has(id) !== this.plan.kept.has(id) && this.files.has(id)) this.dirty.add(id);
-    }
-    for (const [id, message] of this.plan.refused) {
-      if (!before.refused.has(id)) this.log("info", "not_kept", `${this.files.get(id)?.name ?? id}: ${message}`);
-    }
-    return this.plan;
-  }
-
-  // --- sharing ---
 
   /** Encrypt, store and sign a File; resolves its record (share link: shareLink(record)). */
   async share(file) {
-    if (file.size > MAX_FILE_SIZE) throw new FileError("too_large", `files are at most ${MAX_FILE_SIZE / 1024 / 1024} MiB`);
-    const name = safeName(file.name);
-    const temp = `sharing-${++this.serial}`;
-    const job = { name, size: file.size, done: 0, phase: "checking space" };
-    this.sharing.set(temp, job);
-    this.#changed();
-    try {
-      const count = chunkCount(file.size);
-      await this.store.reserve(file.size + count * TAG_BYTES, `"${name}"`);
-      const key = newFileKey();
-      const fileId = newFileId();
-      job.phase = "encrypting";
-      const ids = [];
-      let batch = [];
-      for await (const chunk of encryptChunks(file, { key, fileId })) {
-        ids.push(chunk.id);
-        batch.push({ id: chunk.id, data: chunk.ciphertext });
-        job.done += chunk.ciphertext.length - TAG_BYTES;
-        if (batch.length >= WRITE_BATCH) {
-          await this.store.putChunks(batch);
-          batch = [];
-          this.#changed();
-        }
-      }
-      if (batch.length) await this.store.putChunks(batch);
-      job.phase = "signing";
-      const now = this.clock();
-      const envelope = await makeManifest(this.peer.identity.signer, { fileId, size: file.size, chunks: ids.map((id) => ({ id })) }, { name, mime: normalizeMime(file.type), createdAt: now });
-      const manifest = await verifyManifest(envelope);
-      const record = {
-        id: manifest.id,
-        role: "shared",
-        state: "complete",
-        name,
-        mime: manifest.mime,
-        size: file.size,
-        chunkCount: count,
-        author: manifest.author,
-        createdAt: manifest.createdAt,
-        addedAt: now,
-        fileId,
-        key,
-        envelope,
-        held: count,
-        sha256: null,
-        recipients: [],
-      };
-      await this.saveRecord(record);
-      this.heldChanged(record.id, count, { now: true });
-      this.log("info", "file_shared", `${name}: ${count} chunks, manifest ${manifest.id}`);
-      return record;
-    } catch (error) {
-      this.log("warn", error.code ?? "share_failed", `${name}: ${error.message}`);
-      throw error;
-    } finally {
-      this.sharing.delete(temp);
-      this.#changed();
-    }
+    return this.sharer.share(file, {
+      signer: () => this.peer.identity.signer,
+      keep: async (record) => {
+        await this.saveRecord(record);
+        this.#held(record.id, record.chunkCount, { now: true });
+      },
+    });
   }
-
-  // --- fetching ---
 
   /** Fetch a file by manifest id with its key (from a share link or a wrapped key). */
   async download(manifestId, key, { fileId = null, from = null } = {}) {
@@ -295,193 +163,105 @@ export class FileService extends EventTarget {
     return record;
   }
 
-  #startDownload(record) {
-    const download = new Download(this, record);
-    this.downloads.set(record.id, download);
-    download.start().catch((error) => this.failed(download, error.code ?? "error", error.message));
-    this.#changed();
-  }
-
   /** The plaintext of a complete file as an object URL (made once, then cached). */
   async open(id) {
-    const cached = this.blobs.get(id);
+    const cached = this.opener.cached(id);
     if (cached) return cached;
     const record = this.files.get(id);
     if (!record || record.state !== "complete") throw new FileError("not_ready", "the file is not complete");
-    const fresh = this.fresh.get(id);
-    if (fresh) {
-      this.fresh.delete(id);
-      return this.#blob(record, fresh);
-    }
-    const manifest = await verifyManifest(record.envelope, { expectedId: id });
-    const { bytes, sha256, missing } = await assemble(this.store, manifest, record.key);
-    if (missing.length > 0) {
-      // Storage lost part of a complete file: fetch what is missing again.
-      this.log("warn", "chunk_lost", `${record.name ?? id}: ${missing.length} chunk(s) missing from storage, fetching them again`);
-      Object.assign(record, { state: "fetching", reason: null, held: record.chunkCount - missing.length });
-      await this.saveRecord(record);
-      this.#startDownload(record);
-      throw new FileError("incomplete", `${missing.length} chunk(s) of this file were missing from browser storage; fetching them again`);
-    }
-    if (record.sha256 && record.sha256 !== sha256) throw new FileError("corrupt", "the stored file does not match its checksum");
-    return this.#blob(record, bytes);
-  }
-
-  // Plaintexts are kept for the few files opened last only (they can be large).
-  #blob(record, bytes) {
-    const url = URL.createObjectURL(new Blob([bytes], { type: record.mime ?? "application/octet-stream" }));
-    this.blobs.set(record.id, url);
-    for (const [id, old] of this.blobs) {
-      if (this.blobs.size <= KEEP_PLAINTEXTS) break;
-      URL.revokeObjectURL(old);
-      this.blobs.delete(id);
-    }
-    return url;
+    const { url, missing } = await this.opener.open(record);
+    if (url) return url;
+    // Storage lost part of a complete file: fetch what is missing again.
+    this.log("warn", "chunk_lost", `${record.name ?? id}: ${missing.length} chunk(s) missing from storage, fetching them again`);
+    Object.assign(record, { state: "fetching", reason: null, held: record.chunkCount - missing.length });
+    await this.saveRecord(record);
+    this.#startDownload(record);
+    throw new FileError("incomplete", `${missing.length} chunk(s) of this file were missing from browser storage; fetching them again`);
   }
 
   async remove(id) {
     const record = this.files.get(id);
     if (!record) return;
-    this.downloads.get(id)?.stop();
-    this.downloads.delete(id);
+    this.downloads.stop(id);
     const chunkIds = record.envelope ? record.envelope.body.chunks : [];
     await this.store.deleteFile(id, chunkIds);
     this.files.delete(id);
-    const url = this.blobs.get(id);
-    if (url) URL.revokeObjectURL(url);
-    this.blobs.delete(id);
-    this.fresh.delete(id);
-    this.dirty.delete(id);
-    this.#broadcast([{ id, chunks: 0 }]);
+    this.opener.forget(id);
+    this.advertiser.withdraw(id);
     this.#replan(); // room freed: a download refused before may fit now
-    this.#advertise();
+    this.advertiser.advertise();
     this.log("info", "file_deleted", `${record.name ?? id} deleted`);
     this.#changed();
   }
 
-  // --- hooks used by Download ---
-
+  /** Store a new or changed file record (keyshare.js saves the keys it receives here). */
   async saveRecord(record) {
     this.files.set(record.id, record);
     await this.store.putFile(record);
     this.#changed();
   }
 
-  penalize(peerId, code, message) {
-    this.log("warn", code, message, peerId);
-    this.peer.contentViolation(peerId, code, message);
-  }
-
-  heldChanged(id, count, { now = false } = {}) {
-    const record = this.files.get(id);
-    if (record) record.held = count;
-    this.dirty.add(id);
-    if (now) this.#advertise();
-    else this.advertTimer ??= setTimeout(() => this.#advertise(), ADVERT_EVERY_MS);
-  }
-
-  progressed() {
+  #startDownload(record) {
+    this.downloads.start(record);
     this.#changed();
   }
 
-  async completed(download, bytes, sha256) {
-    const record = download.record;
-    const served = download.progress().served;
-    const sources = { ...(record.sources ?? {}) };
-    for (const [peerId, n] of Object.entries(served)) sources[peerId] = (sources[peerId] ?? 0) + n;
-    Object.assign(record, { state: "complete", sha256, held: record.chunkCount, reason: null, sources });
-    const t = download.times;
-    record.timings = { ...t, firstPeerAt: this.peer.firstPeerAt ?? null };
-    this.lastTimes = { manifestMs: t.manifestAt && t.manifestAt - t.startAt, chunksMs: t.chunksAt - (t.manifestAt ?? t.startAt), assembleMs: t.doneAt - t.chunksAt };
-    await this.saveRecord(record);
-    // The Blob (a copy) is made when the file is opened; until then the plaintext is kept.
-    this.fresh.set(record.id, bytes);
-    for (const id of this.fresh.keys()) if (this.fresh.size > KEEP_PLAINTEXTS) this.fresh.delete(id);
-    this.downloads.delete(record.id);
+  #held(id, count, { now = false } = {}) {
+    const record = this.files.get(id);
+    if (record) record.held = count;
+    this.advertiser.changed(id, { now });
+  }
+
+  async #completed(record, { bytes, sha256, served }) {
+    this.opener.keep(record.id, bytes);
     this.#replan();
-    this.heldChanged(record.id, record.chunkCount, { now: true });
+    this.#held(record.id, record.chunkCount, { now: true });
     const from = Object.entries(served).map(([peerId, n]) => `${peerId.slice(0, 7)}:${n}`).join(" ");
     this.log("info", "download_complete", `${record.name}: sha256 ${sha256.slice(0, 16)}…, chunks from ${from || "(stored)"}`);
     this.dispatchEvent(new CustomEvent("complete", { detail: { id: record.id, sha256 } }));
   }
 
-  async failed(download, code, message) {
-    const record = download.record;
-    download.stop();
-    Object.assign(record, { state: "failed", reason: code, message, timings: { ...download.times, firstPeerAt: this.peer.firstPeerAt ?? null } });
-    await this.saveRecord(record).catch(() => {});
-    this.downloads.delete(record.id);
+  #failed(record, code, message) {
     this.log("warn", code, `download of ${record.name ?? record.id} failed: ${message}`);
     this.dispatchEvent(new CustomEvent("failed", { detail: { id: record.id, code, message } }));
   }
 
-  // --- adverts ---
+  #served(peerId, id, bytes) {
+    // A chunk is served whatever manifest the request names: count only files we hold.
+    if (!this.files.has(id)) return;
+    this.uploads.add(peerId, id, bytes, performance.now());
+    this.#changed();
+  }
+
+  // Recompute what is kept; files whose advert changes go with the next advert.
+  #replan() {
+    const { changed, refused } = this.keeper.replan(this.files.values());
+    this.advertiser.mark(changed);
+    for (const [id, message] of refused) this.log("info", "not_kept", `${this.files.get(id)?.name ?? id}: ${message}`);
+    return this.keeper.plan;
+  }
 
   // Own files are advertised as replicas; a download as one only when kept (keeping.js),
   // else as a cached copy (`keep: false`): a source, never counted.
-  #holdings(ids = null) {
+  #holdings(ids) {
     const out = [];
     for (const record of this.files.values()) {
       if (ids && !ids.has(record.id)) continue;
-      const entry = advertFor(record, this.plan, MAX_CHUNKS_PER_MANIFEST);
+      const entry = this.keeper.advertFor(record, MAX_CHUNKS_PER_MANIFEST);
       if (entry) out.push(entry);
     }
     return out;
   }
 
-  #sendHave(peerId, entries) {
-    for (let i = 0; i < entries.length; i += MAX_HAVE_MANIFESTS) {
-      this.peer.send(peerId, { t: "have", manifests: entries.slice(i, i + MAX_HAVE_MANIFESTS) });
-    }
-  }
-
-  #broadcast(entries) {
-    if (entries.length === 0) return;
-    for (const p of this.peer.connectedPeers()) this.#sendHave(p.peerId, entries);
-    this.gossip.changed(entries);
-    this.#gossipTick();
-  }
-
-  // Publish the `have` gossip when due (rate-limited in HaveGossip), forget expired holders.
-  #gossipTick() {
-    if (typeof this.peer.publish !== "function") return;
-    const now = this.clock();
-    this.gossip.prune(now);
-    this.gossip.tick(now, { connected: this.peer.connectedPeers().length > 0 });
-  }
-
-  #onGossip(message) {
-    if (message?.topic !== TOPIC_HAVE) return;
-    try {
-      this.gossip.receive(message.origin, message.data, message.issuedAt, this.clock());
-    } catch (error) {
-      this.log("warn", error.code ?? "bad_have_gossip", `have gossip from ${message.origin}: ${error.message}`);
-    }
-  }
-
-  #advertise() {
-    clearTimeout(this.advertTimer);
-    this.advertTimer = null;
-    const ids = this.dirty;
-    this.dirty = new Set();
-    this.#broadcast(this.#holdings(ids));
-  }
-
-  // --- frames and peers ---
-
   #peerOpened(peerId) {
-    this.#sendHave(peerId, this.#holdings());
-    for (const download of this.downloads.values()) download.peerOpened(peerId);
+    this.advertiser.peerOpened(peerId);
+    this.downloads.peerOpened(peerId);
   }
 
   #peerClosed(peerId) {
     this.uploader.peerClosed(peerId);
-    for (const [id, holders] of this.holders) {
-      holders.delete(peerId);
-      if (holders.size === 0) this.holders.delete(id);
-    }
-    this.adverts.delete(peerId);
-    for (const download of this.downloads.values()) download.peerClosed(peerId);
+    this.holders.peerClosed(peerId);
+    this.downloads.peerClosed(peerId);
     this.#changed();
   }
 
@@ -489,8 +269,8 @@ export class FileService extends EventTarget {
     switch (frame.t) {
       case "have":
         for (const { id, chunks } of frame.manifests) {
-          this.#advert(peerId, id, chunks);
-          this.downloads.get(id)?.have(peerId, chunks);
+          this.holders.advert(peerId, id, chunks);
+          this.downloads.have(peerId, id, chunks);
         }
         break;
       case "manifest_req": {
@@ -499,38 +279,19 @@ export class FileService extends EventTarget {
         break;
       }
       case "manifest":
-        this.#guard(this.downloads.get(frame.id)?.onManifest(peerId, frame));
+        this.downloads.manifest(peerId, frame);
         break;
       case "chunk_req":
         this.uploader.request(peerId, frame);
         break;
       case "chunk":
-        this.#guard(this.downloads.get(frame.manifest)?.onChunk(peerId, frame));
+        this.downloads.chunk(peerId, frame);
         break;
       case "chunk_missing":
-        this.downloads.get(frame.manifest)?.onChunkMissing(peerId, frame);
+        this.downloads.chunkMissing(peerId, frame);
         break;
       default:
     }
-  }
-
-  #advert(peerId, id, chunks) {
-    const holders = this.holders.get(id) ?? new Map();
-    const kept = this.adverts.get(peerId) ?? 0;
-    if (chunks > 0 && !holders.has(peerId)) {
-      if (kept >= MAX_ADVERTS_PER_PEER) return;
-      this.adverts.set(peerId, kept + 1);
-    } else if (chunks === 0 && holders.has(peerId)) {
-      this.adverts.set(peerId, kept - 1);
-    }
-    if (chunks > 0) holders.set(peerId, chunks);
-    else holders.delete(peerId);
-    if (holders.size) this.holders.set(id, holders);
-    else this.holders.delete(id);
-  }
-
-  #guard(promise) {
-    promise?.catch((error) => this.log("error", "internal_error", String(error?.stack ?? error)));
   }
 
   #changed() {

@@ -95,3 +95,47 @@ export function keepState(record, plan) {
   if (plan.refused.has(record.id)) return "refused";
   return "cached";
 }
+
+/** The keep settings and the plan they give, for the file service (still pure: records come in). */
+export class Keeper {
+  constructor() {
+    this.settings = keepSettings({}); // { keep, budget }
+    this.plan = keepPlan([], this.settings);
+  }
+
+  /** From the peer's stored settings and the file records. */
+  load(settings, records) {
+    this.settings = keepSettings(settings);
+    this.plan = keepPlan(records, this.settings);
+  }
+
+  /** New settings from the UI, checked (KeepError): the caller saves them and replans. */
+  set(changes) {
+    this.settings = checkKeep({ ...this.settings, ...changes });
+    return this.settings;
+  }
+
+  /**
+   * Recompute the plan from `records`: { changed: ids (of `records`) whose advert changes,
+   * refused: [[id, message]] downloads refused now that were not before }.
+   */
+  replan(records) {
+    const list = [...records];
+    const present = new Set(list.map((r) => r.id));
+    const before = this.plan;
+    this.plan = keepPlan(list, this.settings);
+    const changed = [...new Set([...before.kept, ...this.plan.kept])].filter((id) => before.kept.has(id) !== this.plan.kept.has(id) && present.has(id));
+    const refused = [...this.plan.refused].filter(([id]) => !before.refused.has(id));
+    return { changed, refused };
+  }
+
+  /** { state: keepState(record), message: why it was refused, or null }. */
+  stateOf(record) {
+    return { state: keepState(record, this.plan), message: this.plan.refused.get(record.id) ?? null };
+  }
+
+  /** The `have` entry of `record` under the current plan, or null. */
+  advertFor(record, maxChunks) {
+    return advertFor(record, this.plan, maxChunks);
+  }
+}

@@ -2,6 +2,7 @@
 // Backpressure: nothing more is read or sent to a peer while its DataChannel holds more than
 // HIGH_WATER bytes; `bufferedamountlow` (threshold LOW_WATER) resumes it. Reads go to
 // IndexedDB a batch at a time. An optional upload limit (bytes/s, all peers together) paces it.
+// UploadStats counts what was served of each file (bytes, peers, recent rate) for the UI.
 import { encodeChunkFrame } from "../protocol/wire.js";
 
 export const HIGH_WATER = 4 * 1024 * 1024;
@@ -9,6 +10,7 @@ export const LOW_WATER = 1024 * 1024;
 const READ_BATCH = 8;
 const MAX_QUEUE = 512; // requests waiting per peer; honest peers keep far fewer in flight
 const DRAIN_FALLBACK_MS = 1_000; // in case a bufferedamountlow event never comes
+const UPLOAD_RATE_WINDOW_MS = 2_000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -106,5 +108,33 @@ export class Uploader {
     } finally {
       queue.pumping = false;
     }
+  }
+}
+
+/** What was uploaded of each file; `now` in ms of a monotonic clock (performance.now()). */
+export class UploadStats {
+  constructor() {
+    this.byFile = new Map(); // manifest id -> { bytes, peers: Set, recent: [[at, bytes]] }
+  }
+
+  add(peerId, id, bytes, now) {
+    let entry = this.byFile.get(id);
+    if (!entry) {
+      entry = { bytes: 0, peers: new Set(), recent: [] };
+      this.byFile.set(id, entry);
+    }
+    entry.bytes += bytes;
+    entry.peers.add(peerId);
+    entry.recent.push([now, bytes]);
+    while (now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
+  }
+
+  /** What we uploaded of a file: { bytes, peers, rate (bytes/s over the last 2 s) }, or null. */
+  of(id, now) {
+    const entry = this.byFile.get(id);
+    if (!entry) return null;
+    while (entry.recent.length && now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
+    const recent = entry.recent.reduce((n, [, b]) => n + b, 0);
+    return { bytes: entry.bytes, peers: entry.peers.size, rate: (recent * 1000) / UPLOAD_RATE_WINDOW_MS };
   }
 }

@@ -1,7 +1,7 @@
 // Replica adverts by gossip (docs/protocol.md "Gossip topics", docs/replication.md "Browser"):
 // a browser publishes what it holds as gossip topic `have`, so peers it is not connected to
 // (the super-peers among them) learn it too. The holder is the gossip's signing origin.
-// Pure: the caller passes `now` and a `publish(topic, data)`; FileService drives it.
+// Pure: the caller passes `now` and a `publish(topic, data)`; content/advertiser.js drives it.
 import { BAD_BODY, ProtocolError } from "./errors.js";
 import { checkHoldings, MAX_CHUNKS_PER_MANIFEST, MAX_HAVE_MANIFESTS } from "./wire.js";
 
@@ -9,7 +9,7 @@ export const TOPIC_HAVE = "have";
 export const HAVE_GOSSIP_EVERY_MS = 4 * 60_000; // the full list again (gossip lives 10 minutes)
 export const HAVE_GOSSIP_MIN_GAP_MS = 30_000; // changes are coalesced: one publish per 30 s at most
 export const GOSSIP_HOLDING_TTL_MS = 10 * 60_000; // a gossiped holding not heard again is forgotten
-export const MAX_GOSSIP_ADVERTS_PER_HOLDER = 4096; // as for direct adverts (files.js)
+export const MAX_GOSSIP_ADVERTS_PER_HOLDER = 4096; // as for direct adverts (content/holders.js)
 export const MAX_GOSSIP_ADVERTS = 65_536; // across holders: throwaway keys must not fill the memory
 
 /**

@@ -2,7 +2,7 @@
 // peers/protocol/transfer.py (the two are held together by tests/vectors/transfer.json).
 // Sans-IO (like h11): peers' adverts and answers, connection changes and `now` (ms) go in;
 // requests to send, penalties, drops, completion and failure come out of takeActions(), and
-// tick() is due at nextDeadline(). No IO, no timers, no crypto: the adapter (downloads.js)
+// tick() is due at nextDeadline(). No IO, no timers, no crypto: the adapter (content/download.js)
 // checks each manifest and chunk before telling the transfer what it got. docs/protocol.md
 // "Fetching a file" describes the policy.
 //
