@@ -142,7 +142,7 @@ for (const value of [2 ** 3 * (1 - 2 ** -53), 2 ** -1021 * (1 - 2 ** -53), 1e-31
   const packed = pack(value);
   const view = new DataView(new ArrayBuffer(8));
   view.setFloat64(0, value);
-  if (hex(packed) !== "cb" + hex(view.buffer)) {
+  if (hex(packed) !== `cb${hex(view.buffer)}`) {
     floatDeviations.push({ value, packed: hex(packed), unpacked: unpack(packed) });
   }
 }
@@ -193,7 +193,7 @@ const doc = {
   chunked,
   json,
 };
-const text = JSON.stringify(doc, null, 1) + "\n";
+const text = `${JSON.stringify(doc, null, 1)}\n`;
 if (process.argv.includes("--check")) {
   const same = readFileSync(out, "utf8") === text;
   console.log(same ? `${out} is up to date` : `${out} differs from the packages' output`);

@@ -88,7 +88,7 @@ async function build() {
   };
 }
 
-const text = JSON.stringify(await build(), null, 2) + "\n";
+const text = `${JSON.stringify(await build(), null, 2)}\n`;
 if (process.argv.includes("--check")) {
   let current = null;
   try {

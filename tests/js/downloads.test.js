@@ -135,7 +135,9 @@ test("a Download fetches a file through its DownloadHost alone", async () => {
   const store = new ContentStore();
   const calls = { held: [], saved: 0, progressed: 0 };
   let finish;
-  const outcome = new Promise((resolve) => (finish = resolve));
+  const outcome = new Promise((resolve) => {
+    finish = resolve;
+  });
   const host = narrow({
     clock: Date.now,
     store,
@@ -144,11 +146,15 @@ test("a Download fetches a file through its DownloadHost alone", async () => {
     send: (peerId, frame) => bob.send(peerId, frame),
     log: () => {},
     penalize: (peerId, code) => assert.fail(`penalized ${peerId}: ${code}`),
-    save: async () => void (calls.saved += 1),
-    held: (id, count) => calls.held.push(count),
-    progressed: () => void (calls.progressed += 1),
-    completed: async (download, plain, sha256) => finish({ ok: true, sha256, plain }),
-    failed: async (download, code, message) => finish({ ok: false, code, message }),
+    save: async () => {
+      calls.saved += 1;
+    },
+    held: (_id, count) => calls.held.push(count),
+    progressed: () => {
+      calls.progressed += 1;
+    },
+    completed: async (_download, plain, sha256) => finish({ ok: true, sha256, plain }),
+    failed: async (_download, code, message) => finish({ ok: false, code, message }),
   });
   const record = { id: shared.id, key: shared.key, state: "fetching", envelope: null };
   const download = new Download(host, record);

@@ -122,11 +122,11 @@ test("peer book: expired tickets are dropped unless the peer ever answered; cach
 
 test("peer book: capacity evicts the lowest scores, never seeds", async () => {
   const book = new PeerBook({ selfId: "pself", capacity: 3 });
-  book.addSeed("p" + "s".repeat(32), T0);
+  book.addSeed(`p${"s".repeat(32)}`, T0);
   const ids = await Promise.all([0, 1, 2, 3].map(() => makeIdentity("main", T0)));
   for (const id of ids) book.addTicket(id.ticket, "beacon", T0);
   assert.equal(book.size, 3);
-  assert.ok(book.has("p" + "s".repeat(32)));
+  assert.ok(book.has(`p${"s".repeat(32)}`));
 });
 
 test("gossip log forgets ids once their messages are too old to accept anyway", () => {

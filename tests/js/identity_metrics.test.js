@@ -38,7 +38,7 @@ test("identity: an exported backup restores the same peer id elsewhere; wrong pa
   assert.equal(restored.peerId, me.peerId);
   assert.equal((await loadOrCreateIdentity(away)).peerId, me.peerId);
   await assert.rejects(exportIdentity(me.record, "short"), (e) => e.code === "weak_passphrase");
-  const swapped = { ...backup, peer_id: "p" + "a".repeat(32) };
+  const swapped = { ...backup, peer_id: `p${"a".repeat(32)}` };
   await assert.rejects(importIdentity(away, swapped, "correct horse battery"), (e) => e.code === "bad_passphrase");
   await assert.rejects(importIdentity(away, { kind: "other" }, "x"), (e) => e.code === "bad_backup");
 });

@@ -106,7 +106,9 @@ class FakePeer extends EventTarget {
     super();
     this.sent = [];
     this.saved = settings;
-    this.store = { getSettings: async () => structuredClone(this.saved), putSettings: async (s) => void (this.saved = structuredClone(s)) };
+    this.store = { getSettings: async () => structuredClone(this.saved), putSettings: async (s) => {
+        this.saved = structuredClone(s);
+      } };
   }
   log() {}
   send(peerId, frame) {

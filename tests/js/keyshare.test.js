@@ -125,7 +125,9 @@ test("keyshare: the gossip checks of wrapped-key and xkey-req refuse malformed d
 test("keyshare: A shares a file key with B only; B's key is asked for, remembered and the offer opens", async (t) => {
   const bus = new Bus();
   const [a, b, c] = [await member(bus), await member(bus), await member(bus)];
-  t.after(() => [a, b, c].forEach((m) => m.keys.destroy()));
+  t.after(() => {
+    for (const m of [a, b, c]) m.keys.destroy();
+  });
   const id = manifestId();
   const key = newFileKey();
   const fileId = newFileId();
@@ -171,7 +173,9 @@ test("keyshare: A shares a file key with B only; B's key is asked for, remembere
 test("keyshare: a file B already holds is not replaced by an offer; B answers key requests at most every 30 s", async (t) => {
   const bus = new Bus();
   const [a, b] = [await member(bus), await member(bus)];
-  t.after(() => [a, b].forEach((m) => m.keys.destroy()));
+  t.after(() => {
+    for (const m of [a, b]) m.keys.destroy();
+  });
   const id = manifestId();
   a.files.files.set(id, { id, name: "x", key: newFileKey(), fileId: newFileId(), recipients: [] });
   const held = { id, state: "complete", role: "download", key: newFileKey() };
@@ -191,7 +195,9 @@ test("keyshare: a file B already holds is not replaced by an offer; B answers ke
 test("keyshare: a request naming the peer is answered with its signed announcement; others are ignored", async (t) => {
   const bus = new Bus();
   const [a, b] = [await member(bus), await member(bus)];
-  t.after(() => [a, b].forEach((m) => m.keys.destroy()));
+  t.after(() => {
+    for (const m of [a, b]) m.keys.destroy();
+  });
   await a.peer.publish(TOPIC_XKEY_REQ, { peer_id: a.peer.peerId }); // not B: B stays silent
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(bus.published.filter((m) => m.topic === TOPIC_XKEY).length, 0);

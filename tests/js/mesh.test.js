@@ -52,7 +52,7 @@ test("a hello for another community is refused with wrong_community", async () =
 test("any frame before the hello closes the connection with unexpected_frame", async () => {
   const net = new Network();
   const a = await net.addPeer();
-  a.node.opened("x1", "p" + "a".repeat(32), false, net.now);
+  a.node.opened("x1", `p${"a".repeat(32)}`, false, net.now);
   a.node.takeActions();
   await a.node.receive("x1", encodeFrame({ t: "ping", n: 1, ts: 1 }), net.now);
   const actions = a.node.takeActions();
@@ -66,7 +66,7 @@ test("any frame before the hello closes the connection with unexpected_frame", a
 test("no hello within 10 s: hello_timeout", async () => {
   const net = new Network();
   const a = await net.addPeer();
-  a.node.opened("x1", "p" + "b".repeat(32), true, net.now);
+  a.node.opened("x1", `p${"b".repeat(32)}`, true, net.now);
   a.node.tick(net.now + 9_999);
   assert.equal(a.node.mesh.conns.size, 1);
   a.node.tick(net.now + 10_000);
@@ -107,7 +107,7 @@ test("denied peers are disconnected and refused for a while", async () => {
 });
 
 test("approval times out after 120 s", async () => {
-  const { net, a, b } = await pair({ b: { mesh: { approval: "manual" } } });
+  const { net, b } = await pair({ b: { mesh: { approval: "manual" } } });
   net.start();
   await net.runUntil(() => b.node.mesh.queue().length === 1, 4);
   await net.advance(121_000);
@@ -294,7 +294,7 @@ test("content frames pass through to the content layer in both directions", asyn
   await net.runUntil(() => connected(a, b), 4);
   const frame = { t: "manifest_req", id: "A".repeat(43) };
   assert.equal(a.node.sendTo(b.identity.peerId, frame), true);
-  assert.equal(a.node.sendTo("p" + "z".repeat(32), frame), false);
+  assert.equal(a.node.sendTo(`p${"z".repeat(32)}`, frame), false);
   assert.throws(() => a.node.sendTo(b.identity.peerId, { t: "manifest_req", id: "short" }), (e) => e.code === "bad_frame");
   const got = [];
   const actions = b.node.takeActions.bind(b.node);

@@ -75,5 +75,5 @@ test("sync frames reach the content layer; bad content counts as a violation; en
   b.node.contentViolation(aId, "chunk_mismatch", "bad bytes", net.now);
   net.collect(bId);
   assert.ok(b.closes.includes("misbehaving"), "the 11th disconnects it");
-  assert.equal(a.node.sendEncoded("p" + "z".repeat(32), bytes, "chunk"), false);
+  assert.equal(a.node.sendEncoded(`p${"z".repeat(32)}`, bytes, "chunk"), false);
 });

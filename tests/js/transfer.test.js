@@ -14,7 +14,10 @@ const CHUNK = 65_552;
 const reqs = (actions, type = "chunk_req") => actions.filter((a) => a.type === type);
 const byPeer = (actions) => {
   const out = {};
-  for (const a of reqs(actions)) (out[a.peerId] ??= []).push(a.index);
+  for (const a of reqs(actions)) {
+    out[a.peerId] ??= [];
+    out[a.peerId].push(a.index);
+  }
   return out;
 };
 
@@ -368,7 +371,10 @@ test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers,
       else if (op === "open") t.peerOpened(pick(peers), now);
       else if (op === "close") t.peerClosed(pick(peers), now);
       else if (op === "answer") answer(pick(peers), pick(["ok", "ok", "ok", "missing", "bad"]));
-      else if (op === "tick") t.tick((now += 1 + Math.floor(random() * 12_000)));
+      else if (op === "tick") {
+        now += 1 + Math.floor(random() * 12_000);
+        t.tick(now);
+      }
       else t.chunkLost(Math.floor(random() * 40), now);
       collect();
     }
@@ -378,7 +384,10 @@ test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers,
     for (let i = 0; i < 20_000 && t.phase !== "complete"; i++) {
       if (t.manifestAsk) t.manifestReady(t.manifestAsk.peerId, count, [], now);
       else if ((asked.get("pz") ?? []).some((index) => t.expects("pz", index))) answer("pz", "ok");
-      else t.tick((now += 100));
+      else {
+        now += 100;
+        t.tick(now);
+      }
       collect();
     }
     assert.equal(t.phase, "complete", `round ${round}`);

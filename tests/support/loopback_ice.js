@@ -11,7 +11,7 @@
       super(...args);
       let handler = null;
       super.onicecandidate = (event) => {
-        if (!event.candidate || !event.candidate.candidate || loopback(event.candidate.candidate)) {
+        if (!event.candidate?.candidate || loopback(event.candidate.candidate)) {
           handler?.(event);
         }
       };

@@ -233,7 +233,7 @@ const harness = {
           { t: "chunk_req", manifest: manifestId, index, chunk: manifest.chunks[index] },
           `chunk:${manifestId}:${index}`,
         );
-        if (!frame || frame.t !== "chunk") throw new Error(`chunk ${index}: ${frame ? frame.t : "connection closed"}`);
+        if (frame?.t !== "chunk") throw new Error(`chunk ${index}: ${frame ? frame.t : "connection closed"}`);
         parts[index] = frame.data;
         bytes += frame.data.length;
         const now = performance.now();

@@ -46,7 +46,10 @@ function postRecord(entry) {
 }
 
 export class ContentStore {
-  /** `db`: an open idb database (store.js IdbStore.db), or null for memory only. */
+  /**
+   * `db`: an open idb database (store.js IdbStore.db), or null for memory only.
+   * @param {import("idb").IDBPDatabase | null} [db]
+   */
   constructor(db = null) {
     this.db = db;
     // Chunks go through the plain IndexedDB API: one promise per transaction, not one per
@@ -136,8 +139,8 @@ export class ContentStore {
       const heads = new Array(ids.length);
       const tails = new Array(ids.length);
       ids.forEach((id, i) => {
-        store.get(id).onsuccess = (e) => (heads[i] = e.target.result);
-        store.get(id + TAIL).onsuccess = (e) => (tails[i] = e.target.result);
+        store.get(id).onsuccess = (e) => (heads[i] = /** @type {IDBRequest} */ (e.target).result);
+        store.get(id + TAIL).onsuccess = (e) => (tails[i] = /** @type {IDBRequest} */ (e.target).result);
       });
       tx.oncomplete = () =>
         resolve(heads.map((head, i) => (head === undefined ? undefined : tails[i] === undefined ? [asArray(head)] : [asArray(head), asArray(tails[i])])));

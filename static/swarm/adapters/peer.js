@@ -18,7 +18,8 @@ const CAPS = ["gossip", "pex", "sync"]; // sync: answers sync_summary (post sync
 const REPLAY_RETRY_MS = 1_500;
 
 export class SwarmPeer extends EventTarget {
-  constructor({ config, store, clock = Date.now, fetchImpl = (...args) => fetch(...args) }) {
+  /** @param {{ config: any, store: any, clock?: () => number, fetchImpl?: typeof fetch }} args */
+  constructor({ config, store, clock = Date.now, fetchImpl = (input, init) => fetch(input, init) }) {
     super();
     this.config = config;
     this.store = store;
@@ -36,6 +37,10 @@ export class SwarmPeer extends EventTarget {
     this.lastRound = null;
     this.timers = [];
     this.destroyed = false;
+    /** @type {((peer: SwarmPeer) => Promise<void>) | null} set by main.js: content layers attach here */
+    this.beforeConnect = null;
+    /** @type {Map<string, object> | null} beacon URL -> signed withdrawal of the ticket it stored */
+    this.withdrawals = null;
   }
 
   log(level, source, code, message, peerId = null) {
@@ -82,8 +87,8 @@ export class SwarmPeer extends EventTarget {
       clock: this.clock,
       log: (level, code, message) => this.log(level, "signal", code, message),
     });
-    this.signaling.addEventListener("connection", (e) => this.#adopt(e.detail, false));
-    this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(e.detail, PEER_UNAVAILABLE));
+    this.signaling.addEventListener("connection", (e) => this.#adopt(/** @type {CustomEvent} */ (e).detail, false));
+    this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(/** @type {CustomEvent} */ (e).detail, PEER_UNAVAILABLE));
     this.signaling.addEventListener("state", () => {
       // Open connections live on without signaling; only new dials need it.
       this.node.mesh.canDial = this.signaling.state === "open";

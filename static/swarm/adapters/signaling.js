@@ -12,6 +12,7 @@ const FATAL = new Set(["browser-incompatible", "invalid-key", "invalid-id", "ssl
 const UNAVAILABLE_RE = /Could not connect to peer (\S+)/;
 
 export class Signaling extends EventTarget {
+  /** @param {{ endpoints: any[], peerId: string, signer: any, iceServers?: object[], clock?: () => number, log?: (level: string, code: string, message: string) => void }} args */
   constructor({ endpoints, peerId, signer, iceServers = [], clock = Date.now, log = () => {} }) {
     super();
     this.endpoints = endpoints;

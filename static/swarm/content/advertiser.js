@@ -34,7 +34,7 @@ export class Advertiser {
     this.peer.addEventListener("message", (e) => this.#onGossip(e.detail));
     if (typeof this.peer.publish === "function") {
       this.gossipTimer = setInterval(() => this.#gossipTick(), GOSSIP_TICK_MS);
-      this.gossipTimer.unref?.(); // (node tests) never keeps the process alive
+      /** @type {any} */ (this.gossipTimer).unref?.(); // (node tests) never keeps the process alive
     }
   }
 

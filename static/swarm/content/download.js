@@ -245,7 +245,9 @@ export class Download {
       const stored = new Uint8Array(this.manifest.chunks.length);
       for (const i of await this.host.store.heldIndices(this.manifest.chunks)) stored[i] = 1;
       const absent = [];
-      stored.forEach((held, i) => held || absent.push(i));
+      stored.forEach((held, i) => {
+        if (!held) absent.push(i);
+      });
       if (absent.length > 0) {
         this.#refetch(absent);
         return;

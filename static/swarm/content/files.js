@@ -168,7 +168,7 @@ export class FileService extends EventTarget {
     const cached = this.opener.cached(id);
     if (cached) return cached;
     const record = this.files.get(id);
-    if (!record || record.state !== "complete") throw new FileError("not_ready", "the file is not complete");
+    if (record?.state !== "complete") throw new FileError("not_ready", "the file is not complete");
     const { url, missing } = await this.opener.open(record);
     if (url) return url;
     // Storage lost part of a complete file: fetch what is missing again.

@@ -9,6 +9,7 @@ const WRITE_BATCH = 32; // chunks per IndexedDB transaction
 
 // A browser's File.name made acceptable to the manifest (docs/protocol.md "Manifest").
 export function safeName(name) {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
   let out = String(name ?? "").replace(/[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069/\\]/g, "_");
   if (!out.isWellFormed()) out = out.toWellFormed();
   while (new TextEncoder().encode(out).length > MAX_NAME_BYTES) out = out.slice(0, -1);

@@ -15,6 +15,7 @@ const UPLOAD_RATE_WINDOW_MS = 2_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Uploader {
+  /** @param {{ peer: any, store: any, onServed?: (peerId: string, id: string, bytes: number) => void }} args */
   constructor({ peer, store, onServed = () => {} }) {
     this.peer = peer;
     this.store = store;
@@ -74,7 +75,7 @@ export class Uploader {
     try {
       while ((next || queue.requests.length > 0) && this.queues.get(peerId) === queue) {
         const channel = this.peer.channel(peerId);
-        if (!channel || channel.readyState !== "open") {
+        if (channel?.readyState !== "open") {
           queue.requests.length = 0;
           break;
         }

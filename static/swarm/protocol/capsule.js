@@ -116,7 +116,7 @@ export async function selectTickets(candidates, { community, now, limit = MAX_PE
       dropped[error.code] = (dropped[error.code] ?? 0) + 1;
       continue;
     }
-    if (exclude && exclude(ticket)) {
+    if (exclude?.(ticket)) {
       dropped[EXCLUDED] = (dropped[EXCLUDED] ?? 0) + 1;
       continue;
     }

@@ -89,7 +89,7 @@ export function asBytes(data) {
 
 // Import once per file: a CryptoKey is much cheaper per chunk than raw bytes.
 export async function importFileKey(raw) {
-  return crypto.subtle.importKey("raw", checkFileKey(raw), { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+  return crypto.subtle.importKey("raw", /** @type {BufferSource} */ (checkFileKey(raw)), { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
 }
 
 async function asCryptoKey(key) {
@@ -98,8 +98,8 @@ async function asCryptoKey(key) {
 
 // Seal one chunk; the result is plaintext.length + 16 bytes.
 export async function encryptChunk(key, fileId, index, data) {
-  const plaintext = asBytes(data);
-  if (plaintext.length > CHUNK_SIZE) throw new ProtocolError(BAD_CHUNK, `a chunk holds at most ${CHUNK_SIZE} bytes`);
+  const plaintext = /** @type {BufferSource} */ (asBytes(data));
+  if (plaintext.byteLength > CHUNK_SIZE) throw new ProtocolError(BAD_CHUNK, `a chunk holds at most ${CHUNK_SIZE} bytes`);
   const params = { name: "AES-GCM", iv: chunkNonce(index), additionalData: chunkAad(fileId, index) };
   return new Uint8Array(await crypto.subtle.encrypt(params, await asCryptoKey(key), plaintext));
 }
@@ -113,7 +113,7 @@ export async function decryptChunk(key, fileId, index, data) {
   const params = { name: "AES-GCM", iv: chunkNonce(index), additionalData: chunkAad(fileId, index) };
   const cryptoKey = await asCryptoKey(key);
   try {
-    return new Uint8Array(await crypto.subtle.decrypt(params, cryptoKey, ciphertext));
+    return new Uint8Array(await crypto.subtle.decrypt(params, cryptoKey, /** @type {BufferSource} */ (ciphertext)));
   } catch {
     throw new ProtocolError(DECRYPT_FAILED, `chunk ${index} does not open under this key and file`);
   }

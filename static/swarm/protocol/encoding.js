@@ -54,7 +54,7 @@ export async function sha256(bytes) {
 // "p" + lowercase unpadded base32 of the first 20 bytes of SHA-256(raw public key).
 export async function peerIdForKey(publicKey) {
   const digest = await sha256(publicKey);
-  return "p" + base32Lower(digest.subarray(0, PEER_ID_DIGEST_BYTES));
+  return `p${base32Lower(digest.subarray(0, PEER_ID_DIGEST_BYTES))}`;
 }
 
 export function hex(bytes) {

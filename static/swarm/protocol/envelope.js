@@ -36,7 +36,9 @@ function checkJsonValue(value, path, depth) {
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJsonValue(item, `${path}[${i}]`, depth + 1));
+    value.forEach((item, i) => {
+      checkJsonValue(item, `${path}[${i}]`, depth + 1);
+    });
     return;
   }
   if (isPlainObject(value)) {

@@ -37,7 +37,7 @@ let probeKey = null;
 
 // A fresh key pair: { privateKey: non-extractable CryptoKey, publicKey: raw 32 bytes }.
 export async function generateKeyAgreementPair() {
-  const pair = await crypto.subtle.generateKey(X25519, false, ["deriveBits"]);
+  const pair = /** @type {CryptoKeyPair} */ (await crypto.subtle.generateKey(X25519, false, ["deriveBits"]));
   const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
   return { privateKey: pair.privateKey, publicKey };
 }

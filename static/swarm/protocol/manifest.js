@@ -25,6 +25,7 @@ export const DEFAULT_MIME = "application/octet-stream";
 // RFC 6838 restricted names, lowercase only, no parameters.
 export const MIME_RE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
 // Control characters, bidirectional overrides (they can disguise an extension), path separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const NAME_FORBIDDEN_RE = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069/\\]/;
 const FIELDS = ["author", "chunk_size", "chunks", "created_at", "file_id", "mime", "name", "size"];
 const utf8 = new TextEncoder();

@@ -5,6 +5,7 @@ import { Health } from "./health.js";
 import { PexChannel } from "./pex.js";
 import { PROTOCOL_VERSION } from "./wire.js";
 
+/** @type {Readonly<MeshOptions>} */
 export const MESH_DEFAULTS = Object.freeze({
   target: 6, // connections the node dials up to
   max: 10, // connections it accepts (inbound beyond this get bye "mesh_full")
@@ -47,7 +48,19 @@ export class Connection {
   }
 }
 
+/**
+ * @typedef {object} MeshOptions
+ * @property {number} target
+ * @property {number} max
+ * @property {number} maxDialing
+ * @property {number} dialTimeoutMs
+ * @property {number} helloTimeoutMs
+ * @property {number} approvalTimeoutMs
+ * @property {"auto" | "manual"} approval
+ */
+
 export class Mesh {
+  /** @param {{ selfId: string, book: import("./peerbook.js").PeerBook, emit: (action: object) => void, options?: Partial<MeshOptions> }} args */
   constructor({ selfId, book, emit, options = {} }) {
     this.selfId = selfId;
     this.book = book;
@@ -156,13 +169,20 @@ export class Mesh {
       if (ta.issuedAt !== tb.issuedAt) return ta.issuedAt > tb.issuedAt ? a : b;
       return ta.nonce > tb.nonce ? a : b;
     }
+    // biome-ignore lint/complexity/useMathMinMax: peer ids are strings
     const low = this.selfId < a.peerId ? this.selfId : a.peerId;
     const byLow = (c) => (c.outbound ? this.selfId : c.peerId) === low;
     if (byLow(a) !== byLow(b)) return byLow(a) ? a : b;
     return a.serial > b.serial ? a : b;
   }
 
-  /** Say why (bye) and close. */
+  /**
+   * Say why (bye) and close.
+   * @param {Connection} conn
+   * @param {string} reason
+   * @param {number} now
+   * @param {{ level?: string, retryAt?: number }} [opts]
+   */
   close(conn, reason, now, { level = "info", retryAt } = {}) {
     if (!this.conns.has(conn.id)) return;
     this.conns.delete(conn.id);
@@ -193,7 +213,7 @@ export class Mesh {
     this.#closedEvent(conn, `bye_${reason}`, now, "info");
   }
 
-  #closedEvent(conn, reason, now, level) {
+  #closedEvent(conn, reason, _now, level) {
     if (conn.state === "open") this.emit({ type: "closed", connId: conn.id, peerId: conn.peerId, reason });
     this.emit({ type: "event", level, source: "mesh", code: `peer_${reason}`, peerId: conn.peerId, message: `disconnected: ${reason}` });
   }

@@ -58,6 +58,10 @@ function newStats() {
 }
 
 export class SwarmNode {
+  /**
+   * @param {{ peerId: string, community: string, signer: object, ticket?: object | null, now?: number, random?: () => number,
+   *   options?: { bookCapacity?: number, mesh?: Partial<import("./mesh.js").MeshOptions> } }} args
+   */
   constructor({ peerId, community, signer, ticket = null, options = {}, random = Math.random, now = 0 }) {
     this.peerId = peerId;
     this.community = community;
@@ -222,7 +226,8 @@ export class SwarmNode {
   }
 
   #takeToken(conn, now) {
-    const bucket = (conn.tokens ??= { level: FRAME_BURST, at: now });
+    conn.tokens ??= { level: FRAME_BURST, at: now };
+    const bucket = conn.tokens;
     bucket.level = Math.min(FRAME_BURST, bucket.level + ((now - bucket.at) * FRAME_RATE_PER_S) / 1000);
     bucket.at = now;
     if (bucket.level < 1) return false;

@@ -41,6 +41,7 @@ function newEntry(peerId, now, source) {
 const isGone = (entry) => entry.goneAtIssued !== null && entry.goneAtIssued !== undefined && entry.goneAtIssued >= entry.issuedAt;
 
 export class PeerBook {
+  /** @param {{ selfId?: string, capacity?: number, random?: () => number }} [args] */
   constructor({ selfId, capacity = DEFAULT_CAPACITY, random = Math.random } = {}) {
     this.selfId = selfId;
     this.capacity = capacity;
@@ -138,7 +139,12 @@ export class PeerBook {
     if (entry && !entry.seed) entry.goneAtIssued = entry.issuedAt;
   }
 
-  /** A failed dial or a dropped peer: exponential backoff before it is dialed again. */
+  /**
+   * A failed dial or a dropped peer: exponential backoff before it is dialed again.
+   * @param {string} peerId
+   * @param {number} now
+   * @param {{ backoffMs?: number }} [opts]
+   */
   recordFailure(peerId, now, { backoffMs } = {}) {
     const entry = this.entries.get(peerId);
     if (!entry) return;

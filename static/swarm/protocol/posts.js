@@ -17,7 +17,9 @@ export const MAX_ATTACHMENTS = 16;
 export const CLOCK_SKEW_MS = 15_000;
 const FIELDS = ["attachments", "author", "created_at", "kind", "name", "prev", "seq", "target", "text"];
 // Text keeps tabs and line breaks; a name is one line without bidi overrides.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const TEXT_FORBIDDEN_RE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const NAME_FORBIDDEN_RE = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
 
 export const entryHash = (body) => objectId(DOMAIN_POST, body);

@@ -21,7 +21,11 @@ function tokenBody(peerId, issuedAt) {
   return { issued_at: issuedAt, peer_id: peerId };
 }
 
-// Sign a token for the signer's key-bound id (`peerId` defaults to it).
+/**
+ * Sign a token for the signer's key-bound id (`peerId` defaults to it).
+ * @param {{ publicKey: Uint8Array }} signer
+ * @param {{ now?: number, peerId?: string }} [opts]
+ */
 export async function makeSignalToken(signer, { now = Date.now(), peerId } = {}) {
   const id = peerId ?? (await peerIdForKey(signer.publicKey));
   const signature = await ed25519.sign(signer, signingInput(DOMAIN_SIGNAL_TOKEN, tokenBody(id, now)));

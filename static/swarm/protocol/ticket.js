@@ -31,6 +31,10 @@ export function newNonce() {
   return b64urlEncode(crypto.getRandomValues(new Uint8Array(12)));
 }
 
+/**
+ * @param {{ publicKey: Uint8Array }} signer
+ * @param {{ peerId: string, community: string, now: number, ttlMs?: number, nonce?: string, signal?: string[], caps?: string[] }} fields
+ */
 export async function makeTicket(signer, { peerId, community, now, ttlMs = DEFAULT_TTL_MS, nonce, signal, caps }) {
   const body = {
     peer_id: peerId,

@@ -70,6 +70,7 @@ const str = (re, maxBytes) => (value, name) => {
   return value;
 };
 
+/** @param {{ len?: number, max?: number }} limits */
 const bin = ({ len, max }) => (value, name) => {
   if (!(value instanceof Uint8Array)) fail(`${name} must be binary`);
   if (len !== undefined && value.length !== len) fail(`${name} must be ${len} bytes`);
@@ -261,7 +262,10 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 // @msgpack/msgpack decodes invalid UTF-8 without complaint and floats as plain numbers
 // (1.0 -> 1); Python's msgpack refuses the first and keeps the second a float. Overriding
 // these hooks of the pinned decoder makes both sides reject the same frames.
-class StrictDecoder extends Decoder {
+// (Typed loosely: the package declares these hooks private.)
+const HookedDecoder = /** @type {new (options?: import("@msgpack/msgpack").DecoderOptions) => any} */ (Decoder);
+
+class StrictDecoder extends HookedDecoder {
   decodeUtf8String(byteLength, headerOffset) {
     const start = this.pos + headerOffset;
     if (this.bytes.byteLength < start + byteLength) return super.decodeUtf8String(byteLength, headerOffset);

@@ -208,12 +208,16 @@ export class FilesUI {
   #shareForm(record) {
     const status = el("span", { class: "share-status small muted" }, this.shareStatus?.[record.id] ?? "Only this peer will be able to open it.");
     const input = el("input", { class: "share-peer mono", list: "peer-ids", placeholder: "peer id (p…)", spellcheck: "false", value: this.shareDraft?.[record.id] ?? "" });
-    input.addEventListener("input", () => ((this.shareDraft ??= {})[record.id] = input.value));
+    input.addEventListener("input", () => {
+      this.shareDraft ??= {};
+      this.shareDraft[record.id] = input.value;
+    });
     const form = el("form", { class: "share-form" }, input, el("button", { type: "submit", class: "btn tiny send-key" }, "Send key"), status);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const peerId = input.value.trim();
-      (this.shareStatus ??= {})[record.id] = this.keys.knows(peerId) ? "wrapping the key…" : "asking the peer for its key…";
+      this.shareStatus ??= {};
+      this.shareStatus[record.id] = this.keys.knows(peerId) ? "wrapping the key…" : "asking the peer for its key…";
       this.render();
       try {
         await this.keys.shareWith(record.id, peerId);

@@ -15,7 +15,7 @@ const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit",
 // Before the first sample the axis shows the last minute (not 00:00:00 of 1970).
 const TIME_SCALE = {
   time: true,
-  range: (u, min, max) => {
+  range: (_u, min, max) => {
     if (max === null) max = Date.now() / 1000;
     return [Math.min(min ?? max, max - 60), max];
   },
@@ -25,7 +25,7 @@ const TIME_AXIS = {
   stroke: "#8b95a7",
   grid: { stroke: "rgba(139,149,167,0.15)" },
   ticks: { stroke: "rgba(139,149,167,0.3)" },
-  values: (u, splits) => splits.map((s) => clockTime(s * 1000)),
+  values: (_u, splits) => splits.map((s) => clockTime(s * 1000)),
 };
 
 function bytes(n) {
@@ -231,7 +231,7 @@ export class SwarmUI {
       {
         ...size(peersNode),
         legend: { show: false },
-        scales: { x: TIME_SCALE, y: { range: (u, min, max) => [0, Math.max(4, max + 1)] } },
+        scales: { x: TIME_SCALE, y: { range: (_u, _min, max) => [0, Math.max(4, max + 1)] } },
         axes: [TIME_AXIS, { ...axis, size: 36 }],
         series: [{}, { label: "peers", stroke: "#34d399", fill: "rgba(52,211,153,0.12)", width: 2, paths: uPlot.paths.stepped({ align: 1 }) }],
       },
@@ -256,7 +256,7 @@ export class SwarmUI {
         width: Math.max(240, this.latencyNode.clientWidth),
         height: 160,
         legend: { show: this.latencyUrls.length > 1 },
-        scales: { x: TIME_SCALE, y: { range: (u, min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
+        scales: { x: TIME_SCALE, y: { range: (_u, _min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
         axes: [TIME_AXIS, { ...axis, size: 44 }],
         series: [{}, ...this.latencyUrls.map((url, i) => ({ label: new URL(url).host, stroke: colors[i % colors.length], width: 2, spanGaps: false, points: { show: true, size: 4 } }))],
       },

@@ -68,7 +68,7 @@ export class Network {
   disconnect(peerId) {
     const peer = this.peers.get(peerId);
     peer.online = false;
-    for (const [connId, link] of this.links) {
+    for (const [_connId, link] of this.links) {
       if (link.owner !== peerId || !link.open) continue;
       link.open = false;
       const remote = this.links.get(link.remoteConn);
@@ -88,9 +88,9 @@ export class Network {
     }
   }
 
-  #send(peerId, action) {
+  #send(_peerId, action) {
     const link = this.links.get(action.connId);
-    if (!link || !link.open) return;
+    if (!link?.open) return;
     this.framesSent += 1;
     this.bytesSent += action.bytes.length;
     this.sentByType[action.t] = (this.sentByType[action.t] ?? 0) + 1;
@@ -100,7 +100,7 @@ export class Network {
   #close(peerId, action) {
     const link = this.links.get(action.connId);
     this.peers.get(peerId).closes.push(action.reason);
-    if (!link || !link.open) return;
+    if (!link?.open) return;
     link.open = false;
     const remote = this.links.get(link.remoteConn);
     if (remote?.open) {
@@ -111,7 +111,7 @@ export class Network {
 
   #dial(from, to) {
     const target = this.peers.get(to);
-    if (!target || !target.online) {
+    if (!target?.online) {
       this.pending.push(["dialFailed", from, to]);
       return;
     }

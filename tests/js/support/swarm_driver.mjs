@@ -116,5 +116,5 @@ for await (const line of lines) {
   } catch (error) {
     answer = { ok: false, error: String(error?.stack ?? error) };
   }
-  process.stdout.write(JSON.stringify(answer) + "\n");
+  process.stdout.write(`${JSON.stringify(answer)}\n`);
 }
