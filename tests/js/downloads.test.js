@@ -57,7 +57,11 @@ async function peer(label) {
 function connect(a, b) {
   a.other = b;
   b.other = a;
-  for (const [p, q] of [[a, b], [b, a]]) p.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: q.peerId, caps: [] } }));
+  for (const [p, q] of [
+    [a, b],
+    [b, a],
+  ])
+    p.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: q.peerId, caps: [] } }));
 }
 
 const waitFor = (files, id) =>

@@ -87,7 +87,10 @@ test("diagnostics keep the last 200 events, newest first, filterable by level", 
   assert.equal(d.events.length, 200);
   assert.equal(d.list()[0].code, "e249");
   assert.equal(d.list().at(-1).code, "e50");
-  assert.deepEqual(d.list("warn").map((e) => e.code), ["e200", "e150", "e100", "e50"]);
+  assert.deepEqual(
+    d.list("warn").map((e) => e.code),
+    ["e200", "e150", "e100", "e50"],
+  );
   assert.equal(heard.length, 250);
   assert.equal(d.add({ level: "shout", source: "x", code: "y" }).level, "info");
 });

@@ -99,18 +99,39 @@ test("keyshare: the gossip checks of wrapped-key and xkey-req refuse malformed d
   const wrapped = checks.get(TOPIC_WRAPPED);
   const good = { manifest: manifestId(), wrapped: { to: a.peer.peerId } };
   await wrapped(good); // well formed: the recipient opens it, anyone relays it
-  const bodies = [null, [], "x", {}, { manifest: good.manifest }, { ...good, extra: 1 }, { manifest: "short", wrapped: good.wrapped }, { manifest: 7, wrapped: good.wrapped }];
+  const bodies = [
+    null,
+    [],
+    "x",
+    {},
+    { manifest: good.manifest },
+    { ...good, extra: 1 },
+    { manifest: "short", wrapped: good.wrapped },
+    { manifest: 7, wrapped: good.wrapped },
+  ];
   for (const data of bodies) {
-    await assert.rejects(async () => wrapped(data), (e) => e.code === "bad_body", JSON.stringify(data));
+    await assert.rejects(
+      async () => wrapped(data),
+      (e) => e.code === "bad_body",
+      JSON.stringify(data),
+    );
   }
   for (const w of [null, "x", {}, { to: 5 }, { to: "pAAAA" }, { to: a.peer.peerId.toUpperCase() }]) {
-    await assert.rejects(async () => wrapped({ manifest: good.manifest, wrapped: w }), (e) => e.code === "bad_wrapped_key", JSON.stringify(w));
+    await assert.rejects(
+      async () => wrapped({ manifest: good.manifest, wrapped: w }),
+      (e) => e.code === "bad_wrapped_key",
+      JSON.stringify(w),
+    );
   }
 
   const request = checks.get(TOPIC_XKEY_REQ);
   await request({ peer_id: a.peer.peerId });
   for (const data of [null, {}, { peer_id: "nobody" }, { peer_id: a.peer.peerId, more: 1 }, { id: a.peer.peerId }]) {
-    await assert.rejects(async () => request(data), (e) => e.code === "bad_body", JSON.stringify(data));
+    await assert.rejects(
+      async () => request(data),
+      (e) => e.code === "bad_body",
+      JSON.stringify(data),
+    );
   }
 
   // xkey: a signed announcement verifies; one altered after signing does not.
@@ -119,7 +140,10 @@ test("keyshare: the gossip checks of wrapped-key and xkey-req refuse malformed d
   await xkey(own.announcement, Date.now());
   const altered = structuredClone(own.announcement);
   altered.body.created_at = (altered.body.created_at ?? 0) + 1;
-  await assert.rejects(async () => xkey(altered, Date.now()), (e) => e.code === "bad_signature");
+  await assert.rejects(
+    async () => xkey(altered, Date.now()),
+    (e) => e.code === "bad_signature",
+  );
 });
 
 test("keyshare: A shares a file key with B only; B's key is asked for, remembered and the offer opens", async (t) => {
@@ -143,7 +167,10 @@ test("keyshare: A shares a file key with B only; B's key is asked for, remembere
   assert.ok(bus.published.some((m) => m.from === a.peer.peerId && m.topic === TOPIC_XKEY_REQ && m.data.peer_id === b.peer.peerId));
   assert.ok(bus.published.some((m) => m.from === b.peer.peerId && m.topic === TOPIC_XKEY));
   assert.equal(a.keys.knows(b.peer.peerId), true);
-  assert.equal((await a.store.loadPeerKeys()).some((r) => r.peerId === b.peer.peerId), true);
+  assert.equal(
+    (await a.store.loadPeerKeys()).some((r) => r.peerId === b.peer.peerId),
+    true,
+  );
   assert.equal(wrapped.to, b.peer.peerId);
   assert.deepEqual(a.files.files.get(id).recipients, [b.peer.peerId]);
 

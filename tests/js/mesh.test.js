@@ -79,7 +79,10 @@ test("manual approval: the peer waits in the queue until approved; deny and alwa
   net.start();
   await net.runUntil(() => false, 3);
   assert.deepEqual(openPeers(b), []);
-  assert.deepEqual(b.node.mesh.queue().map((c) => c.peerId), [a.identity.peerId]);
+  assert.deepEqual(
+    b.node.mesh.queue().map((c) => c.peerId),
+    [a.identity.peerId],
+  );
   // a considers itself connected, but b ignores its gossip until approved
   await a.node.publish("chat", "before approval", net.now);
   await net.runUntil(() => false, 2);
@@ -295,7 +298,10 @@ test("content frames pass through to the content layer in both directions", asyn
   const frame = { t: "manifest_req", id: "A".repeat(43) };
   assert.equal(a.node.sendTo(b.identity.peerId, frame), true);
   assert.equal(a.node.sendTo(`p${"z".repeat(32)}`, frame), false);
-  assert.throws(() => a.node.sendTo(b.identity.peerId, { t: "manifest_req", id: "short" }), (e) => e.code === "bad_frame");
+  assert.throws(
+    () => a.node.sendTo(b.identity.peerId, { t: "manifest_req", id: "short" }),
+    (e) => e.code === "bad_frame",
+  );
   const got = [];
   const actions = b.node.takeActions.bind(b.node);
   b.node.takeActions = () => {
@@ -305,7 +311,10 @@ test("content frames pass through to the content layer in both directions", asyn
   };
   net.collect(a.identity.peerId);
   await net.round();
-  assert.deepEqual(got.map((x) => [x.peerId, x.frame]), [[a.identity.peerId, frame]]);
+  assert.deepEqual(
+    got.map((x) => [x.peerId, x.frame]),
+    [[a.identity.peerId, frame]],
+  );
 });
 
 test("without signaling the mesh keeps pinging its peers but dials nobody", async () => {
@@ -337,7 +346,10 @@ test("a peer that says bye leaving is not redialed until it has a newer ticket",
   assert.equal(entry.nextDialAt, 0, "no back-off: a reloaded page may be dialed at once");
   assert.ok(!a.node.book.dialCandidates(net.now + 1_000).some((e) => e.peerId === b.identity.peerId));
   const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
-  const newer = await verifyTicket(await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 }), { now: net.now + 1, community: "main" });
+  const newer = await verifyTicket(await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 }), {
+    now: net.now + 1,
+    community: "main",
+  });
   a.node.book.addTicket(newer, "pex", net.now);
   assert.ok(a.node.book.dialCandidates(net.now + 1).some((e) => e.peerId === b.identity.peerId));
 });

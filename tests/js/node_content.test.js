@@ -67,7 +67,13 @@ test("sync frames reach the content layer; bad content counts as a violation; en
   };
   net.collect(aId);
   await net.round();
-  assert.deepEqual(frames.map((f) => [f.peerId, f.frame.t]), [[aId, "sync_summary"], [aId, "chunk"]]);
+  assert.deepEqual(
+    frames.map((f) => [f.peerId, f.frame.t]),
+    [
+      [aId, "sync_summary"],
+      [aId, "chunk"],
+    ],
+  );
   assert.deepEqual(frames[1].frame, decodeFrame(encodeFrame({ t: "chunk", manifest: chunkId, index: 5, chunk: chunkId, data: new Uint8Array([1, 2, 3]) })));
   for (let i = 0; i < 10; i++) b.node.contentViolation(aId, "chunk_mismatch", "bad bytes", net.now);
   assert.equal(b.node.stats.dropped.chunk_mismatch, 10);

@@ -53,8 +53,5 @@ test("a token from a WebCrypto key verifies for its own id only", async () => {
   assert.match(token, /^[A-Za-z0-9._-]+$/);
   const id = await peerIdForKey(signer.publicKey);
   assert.equal((await verifySignalToken(token, { peerId: id, now })).peerId, id);
-  await assert.rejects(
-    verifySignalToken(token, { peerId: await peerIdForKey(other.publicKey), now }),
-    (error) => error.code === "peer_mismatch",
-  );
+  await assert.rejects(verifySignalToken(token, { peerId: await peerIdForKey(other.publicKey), now }), (error) => error.code === "peer_mismatch");
 });

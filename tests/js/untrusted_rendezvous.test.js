@@ -79,9 +79,12 @@ test("a beacon listing far more peers than any beacon serves has only the first 
   const { me, ctx } = await context();
   const other = await makeIdentity("main", Date.now());
   const peers = Array.from({ length: 5_000 }, () => other.ticket.envelope);
-  await withServer((_req, res) => res.end(JSON.stringify({ ok: true, peers })), async (base) => {
-    const report = await announce(`${base}/beacon/v1/`, me.ticket.envelope, ctx);
-    assert.equal(report.ok, true);
-    assert.equal(report.tickets.length, 200);
-  });
+  await withServer(
+    (_req, res) => res.end(JSON.stringify({ ok: true, peers })),
+    async (base) => {
+      const report = await announce(`${base}/beacon/v1/`, me.ticket.envelope, ctx);
+      assert.equal(report.ok, true);
+      assert.equal(report.tickets.length, 200);
+    },
+  );
 });

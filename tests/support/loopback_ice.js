@@ -15,7 +15,12 @@
           handler?.(event);
         }
       };
-      Object.defineProperty(this, "onicecandidate", { get: () => handler, set: (h) => { handler = h; } });
+      Object.defineProperty(this, "onicecandidate", {
+        get: () => handler,
+        set: (h) => {
+          handler = h;
+        },
+      });
     }
     addIceCandidate(candidate, ...rest) {
       if (candidate?.candidate && !loopback(candidate.candidate)) return Promise.resolve();

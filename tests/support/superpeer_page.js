@@ -229,10 +229,7 @@ const harness = {
     const worker = async (link) => {
       while (next < total) {
         const index = next++;
-        const frame = await link.ask(
-          { t: "chunk_req", manifest: manifestId, index, chunk: manifest.chunks[index] },
-          `chunk:${manifestId}:${index}`,
-        );
+        const frame = await link.ask({ t: "chunk_req", manifest: manifestId, index, chunk: manifest.chunks[index] }, `chunk:${manifestId}:${index}`);
         if (frame?.t !== "chunk") throw new Error(`chunk ${index}: ${frame ? frame.t : "connection closed"}`);
         parts[index] = frame.data;
         bytes += frame.data.length;
@@ -246,7 +243,15 @@ const harness = {
     await Promise.all(workers);
     const received = performance.now();
     const plain = await decryptFile(manifest, parseShareFragment(`k=${keyText}`), parts);
-    return { sha256: hex(await sha256(plain)), size: plain.length, bytes, ms: received - start, maxGapMs: maxGap, startedAt, endedAt: startedAt + (received - start) };
+    return {
+      sha256: hex(await sha256(plain)),
+      size: plain.length,
+      bytes,
+      ms: received - start,
+      maxGapMs: maxGap,
+      startedAt,
+      endedAt: startedAt + (received - start),
+    };
   },
 
   // Flood a gossip message of `topic` to every open link; `data` null means a new signed post.

@@ -58,9 +58,7 @@ export function parseConfig(raw, base) {
   if (!isValidCommunity(raw.community)) throw new ConfigError("community name is invalid");
   const community = raw.community;
   const beacons = list(raw.beacons, "beacons").map((b, i) => url(b, base, `beacons[${i}]`));
-  const capsules = list(raw.capsules, "capsules").map((c, i) =>
-    url(String(c).replaceAll("{community}", community), base, `capsules[${i}]`),
-  );
+  const capsules = list(raw.capsules, "capsules").map((c, i) => url(String(c).replaceAll("{community}", community), base, `capsules[${i}]`));
   const capsuleKeys = parseTrustedKeys({ keys: list(raw.capsule_keys, "capsule_keys") });
   const key = typeof raw.signal_key === "string" && raw.signal_key ? raw.signal_key : "peerjs";
   const signaling = list(raw.signaling, "signaling").map((s, i) => signalingOptions(url(s, base, `signaling[${i}]`), key));

@@ -218,7 +218,9 @@ export class ContentStore {
     const margin = 1024 * 1024 + bytes * 0.02;
     if (bytes + margin > free) {
       const mb = (n) => `${(Math.max(0, n) / 1e6).toFixed(1)} MB`;
-      throw new StorageFullError(`Not enough browser storage for ${what}: it needs ${mb(bytes)}, ${mb(free)} free. Delete files you no longer need, or let this site use more storage.`);
+      throw new StorageFullError(
+        `Not enough browser storage for ${what}: it needs ${mb(bytes)}, ${mb(free)} free. Delete files you no longer need, or let this site use more storage.`,
+      );
     }
   }
 }

@@ -42,8 +42,7 @@ async function recordFromSeed(seed, now) {
 
 /** {signer, peerId, record} from a stored record. */
 async function open(record) {
-  const signer =
-    record.kind === "webcrypto" ? { privateKey: record.privateKey, publicKey: record.publicKey } : await signerFromSeed(record.seed);
+  const signer = record.kind === "webcrypto" ? { privateKey: record.privateKey, publicKey: record.publicKey } : await signerFromSeed(record.seed);
   return { signer, peerId: await peerIdForKey(record.publicKey), record, extractable: record.kind !== "webcrypto" };
 }
 

@@ -156,8 +156,7 @@ export class SwarmPeer extends EventTarget {
       else if (action.type === "closed") {
         this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId } }));
         this.#changed();
-      }
-      else if (action.type === "frame") this.dispatchEvent(new CustomEvent("frame", { detail: action }));
+      } else if (action.type === "frame") this.dispatchEvent(new CustomEvent("frame", { detail: action }));
     }
   }
 
@@ -286,7 +285,13 @@ export class SwarmPeer extends EventTarget {
       if (round.reports.some((r) => r.via === "replay")) {
         this.schedule.nextRoundAt = Math.min(this.schedule.nextRoundAt, done + REPLAY_RETRY_MS + Math.random() * 1_000);
       }
-      if (state === "paused") this.log("warn", "rendezvous", "rendezvous_paused", `${this.config.rendezvous.pauseAfter} empty rounds: cache and gossip only until ${new Date(this.schedule.pausedUntil).toLocaleTimeString()}`);
+      if (state === "paused")
+        this.log(
+          "warn",
+          "rendezvous",
+          "rendezvous_paused",
+          `${this.config.rendezvous.pauseAfter} empty rounds: cache and gossip only until ${new Date(this.schedule.pausedUntil).toLocaleTimeString()}`,
+        );
       this.lastRound = { at: done, found: round.tickets.length, reports: round.reports.map(({ tickets, ...r }) => ({ ...r, count: tickets.length })) };
     } catch (error) {
       this.log("error", "rendezvous", "round_failed", String(error?.stack ?? error));

@@ -185,7 +185,16 @@ export async function fetchCapsule(url, { community, selfId, trusted, fetchImpl,
     return { source: "capsule", url, ok: true, attempts, latencyMs: clock() - started, tickets: tickets.filter((t) => t.peerId !== selfId) };
   } catch (error) {
     if (error instanceof HttpError || error instanceof ProtocolError) {
-      return { source: "capsule", url, ok: false, attempts: /** @type {{ attempts?: number }} */ (error).attempts ?? 1, latencyMs: clock() - started, tickets: [], code: error.code, message: error.message };
+      return {
+        source: "capsule",
+        url,
+        ok: false,
+        attempts: /** @type {{ attempts?: number }} */ (error).attempts ?? 1,
+        latencyMs: clock() - started,
+        tickets: [],
+        code: error.code,
+        message: error.message,
+      };
     }
     throw error;
   }

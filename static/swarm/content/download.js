@@ -122,7 +122,16 @@ export class Download {
       this.manifest = manifest;
       this.#allocate();
       for (const i of held) this.heldAtStart[i] = 1;
-      Object.assign(this.record, { envelope: manifest.envelope, name: manifest.name, mime: manifest.mime, size: manifest.size, chunkCount: manifest.chunks.length, author: manifest.author, createdAt: manifest.createdAt, fileId: manifest.fileId });
+      Object.assign(this.record, {
+        envelope: manifest.envelope,
+        name: manifest.name,
+        mime: manifest.mime,
+        size: manifest.size,
+        chunkCount: manifest.chunks.length,
+        author: manifest.author,
+        createdAt: manifest.createdAt,
+        fileId: manifest.fileId,
+      });
       await this.host.save(this.record);
       this.times.manifestAt = wall();
       t.manifestReady(peerId, manifest.chunks.length, held, this.host.clock());
@@ -202,9 +211,11 @@ export class Download {
     if (!t || this.stopped) return;
     for (const action of t.takeActions()) {
       if (action.type === "manifest_req") this.#send(action.peerId, { t: "manifest_req", id: this.id });
-      else if (action.type === "chunk_req") this.#send(action.peerId, { t: "chunk_req", manifest: this.id, index: action.index, chunk: this.manifest.chunks[action.index] });
+      else if (action.type === "chunk_req")
+        this.#send(action.peerId, { t: "chunk_req", manifest: this.id, index: action.index, chunk: this.manifest.chunks[action.index] });
       else if (action.type === "penalize") this.host.penalize(action.peerId, action.code, `${this.record.name ?? this.id}: ${action.message}`);
-      else if (action.type === "dropped") this.host.log("info", action.code, `source dropped from ${this.record.name ?? this.id}: ${action.message}`, action.peerId);
+      else if (action.type === "dropped")
+        this.host.log("info", action.code, `source dropped from ${this.record.name ?? this.id}: ${action.message}`, action.peerId);
       else if (action.type === "complete") this.#finish();
       else if (action.type === "failed") this.#fail(action.code, action.message);
     }
@@ -279,8 +290,15 @@ export class Download {
   #refetch(missing) {
     this.lostRounds = (this.lostRounds ?? 0) + 1;
     const where = (i) => (this.heldAtStart?.[i] ? "stored before this page started" : "received by this page");
-    const sample = missing.slice(0, 3).map((i) => `${i} (${where(i)})`).join(", ");
-    this.host.log("warn", "chunk_lost", `${this.record.name ?? this.id}: ${missing.length} chunk(s) missing from storage at the end, fetching them again: ${sample}`);
+    const sample = missing
+      .slice(0, 3)
+      .map((i) => `${i} (${where(i)})`)
+      .join(", ");
+    this.host.log(
+      "warn",
+      "chunk_lost",
+      `${this.record.name ?? this.id}: ${missing.length} chunk(s) missing from storage at the end, fetching them again: ${sample}`,
+    );
     if (this.lostRounds > MAX_LOST_ROUNDS) {
       this.#fail(STORE_FAILED, `browser storage lost ${missing.length} chunk(s) again after ${MAX_LOST_ROUNDS} re-fetches`);
       return;

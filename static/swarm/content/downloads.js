@@ -96,7 +96,11 @@ export class Downloads {
     Object.assign(record, { state: "complete", sha256, held: record.chunkCount, reason: null, sources });
     const t = download.times;
     record.timings = { ...t, firstPeerAt: this.peer.firstPeerAt ?? null };
-    this.lastTimes = { manifestMs: t.manifestAt && t.manifestAt - t.startAt, chunksMs: t.chunksAt - (t.manifestAt ?? t.startAt), assembleMs: t.doneAt - t.chunksAt };
+    this.lastTimes = {
+      manifestMs: t.manifestAt && t.manifestAt - t.startAt,
+      chunksMs: t.chunksAt - (t.manifestAt ?? t.startAt),
+      assembleMs: t.doneAt - t.chunksAt,
+    };
     await this.callbacks.save(record);
     this.active.delete(record.id);
     await this.callbacks.completed(record, { bytes, sha256, served });

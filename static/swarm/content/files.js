@@ -216,7 +216,9 @@ export class FileService extends EventTarget {
     this.opener.keep(record.id, bytes);
     this.#replan();
     this.#held(record.id, record.chunkCount, { now: true });
-    const from = Object.entries(served).map(([peerId, n]) => `${peerId.slice(0, 7)}:${n}`).join(" ");
+    const from = Object.entries(served)
+      .map(([peerId, n]) => `${peerId.slice(0, 7)}:${n}`)
+      .join(" ");
     this.log("info", "download_complete", `${record.name}: sha256 ${sha256.slice(0, 16)}…, chunks from ${from || "(stored)"}`);
     this.dispatchEvent(new CustomEvent("complete", { detail: { id: record.id, sha256 } }));
   }

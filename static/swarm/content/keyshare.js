@@ -58,7 +58,9 @@ export class KeyShare extends EventTarget {
     checks.set(TOPIC_XKEY, (data, now) => verifyKeyAnnouncement(data, { now }));
     checks.set(TOPIC_WRAPPED, (data) => checkWrappedGossip(data));
     checks.set(TOPIC_XKEY_REQ, (data) => checkKeyRequest(data));
-    this.peer.addEventListener("message", (e) => this.#onMessage(e.detail).catch((error) => this.peer.log("warn", "keys", error.code ?? "error", error.message)));
+    this.peer.addEventListener("message", (e) =>
+      this.#onMessage(e.detail).catch((error) => this.peer.log("warn", "keys", error.code ?? "error", error.message)),
+    );
     this.peer.addEventListener("peer-open", () => {
       if (this.clock() - this.lastAnnounce > ANNOUNCE_EVERY_MS) this.announce();
     });
@@ -140,7 +142,18 @@ export class KeyShare extends EventTarget {
     const existing = this.files.files.get(manifest);
     if (existing && existing.state !== "offered" && existing.state !== "failed") return;
     const key = await unwrapFileKey(wrapped, { keyPair: this.own, peerId: this.peer.peerId });
-    const record = { id: manifest, role: "offered", state: "offered", key, fileId: wrapped.file_id, from, envelope: null, held: 0, addedAt: this.clock(), name: null };
+    const record = {
+      id: manifest,
+      role: "offered",
+      state: "offered",
+      key,
+      fileId: wrapped.file_id,
+      from,
+      envelope: null,
+      held: 0,
+      addedAt: this.clock(),
+      name: null,
+    };
     await this.files.saveRecord(record);
     this.peer.log("info", "keys", "key_received", `${from} shared a file with you (${manifest})`, from);
     this.dispatchEvent(new CustomEvent("offered", { detail: record }));

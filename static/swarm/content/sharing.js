@@ -59,7 +59,11 @@ export class Sharing {
       if (batch.length) await this.store.putChunks(batch);
       job.phase = "signing";
       const now = this.clock();
-      const envelope = await makeManifest(signer(), { fileId, size: file.size, chunks: ids.map((id) => ({ id })) }, { name, mime: normalizeMime(file.type), createdAt: now });
+      const envelope = await makeManifest(
+        signer(),
+        { fileId, size: file.size, chunks: ids.map((id) => ({ id })) },
+        { name, mime: normalizeMime(file.type), createdAt: now },
+      );
       const manifest = await verifyManifest(envelope);
       const record = {
         id: manifest.id,

@@ -23,9 +23,7 @@ export function hasWebCryptoEd25519() {
 export async function verify(publicKey, signature, message) {
   if (await hasWebCryptoEd25519()) {
     try {
-      const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, [
-        "verify",
-      ]);
+      const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
       return await crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
     } catch {
       return false; // a key WebCrypto refuses (e.g. small order) never verifies

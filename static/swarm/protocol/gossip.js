@@ -4,15 +4,7 @@ import canonicalize from "canonicalize";
 
 import { hex, sha256, utf8 } from "./encoding.js";
 import { DOMAIN_GOSSIP, sign, verify } from "./envelope.js";
-import {
-  BAD_BODY,
-  BAD_GOSSIP_ID,
-  EXPIRED,
-  NOT_YET_VALID,
-  PEER_MISMATCH,
-  ProtocolError,
-  WRONG_COMMUNITY,
-} from "./errors.js";
+import { BAD_BODY, BAD_GOSSIP_ID, EXPIRED, NOT_YET_VALID, PEER_MISMATCH, ProtocolError, WRONG_COMMUNITY } from "./errors.js";
 import { CLOCK_SKEW_MS, isValidCommunity } from "./ticket.js";
 import { MAX_GOSSIP_TTL } from "./wire.js";
 

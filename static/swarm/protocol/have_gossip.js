@@ -32,7 +32,16 @@ export class HaveGossip {
    * `holdings()`: what we advertise now ([{id, chunks, keep?}], as the direct `have`);
    * `publish(topic, data)`: sign and flood (may return a promise).
    */
-  constructor({ selfId = null, holdings, publish, everyMs = HAVE_GOSSIP_EVERY_MS, minGapMs = HAVE_GOSSIP_MIN_GAP_MS, ttlMs = GOSSIP_HOLDING_TTL_MS, maxPerHolder = MAX_GOSSIP_ADVERTS_PER_HOLDER, maxTotal = MAX_GOSSIP_ADVERTS }) {
+  constructor({
+    selfId = null,
+    holdings,
+    publish,
+    everyMs = HAVE_GOSSIP_EVERY_MS,
+    minGapMs = HAVE_GOSSIP_MIN_GAP_MS,
+    ttlMs = GOSSIP_HOLDING_TTL_MS,
+    maxPerHolder = MAX_GOSSIP_ADVERTS_PER_HOLDER,
+    maxTotal = MAX_GOSSIP_ADVERTS,
+  }) {
     this.selfId = selfId;
     this.holdings = holdings;
     this.publishFn = publish;

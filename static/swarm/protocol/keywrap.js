@@ -5,17 +5,7 @@
 import { checkFileKey, isFileId, KEY_BYTES } from "./chunks.js";
 import { b64urlDecode, b64urlEncode, PEER_ID_RE, peerIdForKey, sha256, utf8 } from "./encoding.js";
 import { sign, verify } from "./envelope.js";
-import {
-  BAD_BODY,
-  BAD_KEY,
-  BAD_WRAPPED_KEY,
-  DECRYPT_FAILED,
-  NOT_YET_VALID,
-  PEER_MISMATCH,
-  ProtocolError,
-  WRONG_FILE,
-  WRONG_RECIPIENT,
-} from "./errors.js";
+import { BAD_BODY, BAD_KEY, BAD_WRAPPED_KEY, DECRYPT_FAILED, NOT_YET_VALID, PEER_MISMATCH, ProtocolError, WRONG_FILE, WRONG_RECIPIENT } from "./errors.js";
 
 export const DOMAIN_XKEY = "swarm/xkey/v1";
 export const WRAP_VERSION = 1;
@@ -28,9 +18,7 @@ const WRAPPED_CT_BYTES = KEY_BYTES + 16;
 const CLOCK_SKEW_MS = 15_000;
 const B64_32_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 // PKCS#8 header of an X25519 private key (RFC 8410): WebCrypto imports no raw private keys.
-const PKCS8_X25519_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-]);
+const PKCS8_X25519_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
 const X25519 = { name: "X25519" };
 
 let probeKey = null;

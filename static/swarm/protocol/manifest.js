@@ -59,17 +59,12 @@ function checkFields(body) {
   const keys = Object.keys(body).sort();
   if (keys.length !== FIELDS.length || keys.some((k, i) => k !== FIELDS[i])) {
     const missing = FIELDS.filter((k) => !(k in body));
-    const detail = missing.length
-      ? `is missing ${missing.join(",")}`
-      : `has unknown fields ${keys.filter((k) => !FIELDS.includes(k)).join(",")}`;
+    const detail = missing.length ? `is missing ${missing.join(",")}` : `has unknown fields ${keys.filter((k) => !FIELDS.includes(k)).join(",")}`;
     throw new ProtocolError(BAD_MANIFEST, `manifest ${detail}`);
   }
   if (!isFileId(body.file_id)) throw new ProtocolError(BAD_MANIFEST, "file_id must be 16 bytes in canonical base64url");
   if (!isValidName(body.name)) {
-    throw new ProtocolError(
-      BAD_MANIFEST,
-      `name must be 1-${MAX_NAME_BYTES} UTF-8 bytes without control characters or slashes`,
-    );
+    throw new ProtocolError(BAD_MANIFEST, `name must be 1-${MAX_NAME_BYTES} UTF-8 bytes without control characters or slashes`);
   }
   if (typeof body.mime !== "string" || !MIME_RE.test(body.mime)) {
     throw new ProtocolError(BAD_MANIFEST, "mime must be a lowercase type/subtype");

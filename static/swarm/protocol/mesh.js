@@ -114,7 +114,14 @@ export class Mesh {
       // A paused node sends nothing at all, not even the reason.
       if (refusal !== "paused") this.emit({ type: "send", connId, frame: { t: "bye", reason: refusal } });
       this.emit({ type: "close", connId, reason: refusal });
-      this.emit({ type: "event", level: "info", source: "mesh", code: `refused_${refusal}`, peerId, message: `refused ${outbound ? "outbound" : "inbound"} connection: ${refusal}` });
+      this.emit({
+        type: "event",
+        level: "info",
+        source: "mesh",
+        code: `refused_${refusal}`,
+        peerId,
+        message: `refused ${outbound ? "outbound" : "inbound"} connection: ${refusal}`,
+      });
       return null;
     }
     const conn = new Connection(connId, peerId, outbound, now);
@@ -147,7 +154,14 @@ export class Mesh {
     this.book.addTicket(conn.ticket, "hello", now);
     this.book.recordSuccess(conn.peerId, now);
     this.emit({ type: "opened", connId: conn.id, peerId: conn.peerId, outbound: conn.outbound, at: now });
-    this.emit({ type: "event", level: "info", source: "mesh", code: "peer_open", peerId: conn.peerId, message: `connected (${conn.outbound ? "outbound" : "inbound"})` });
+    this.emit({
+      type: "event",
+      level: "info",
+      source: "mesh",
+      code: "peer_open",
+      peerId: conn.peerId,
+      message: `connected (${conn.outbound ? "outbound" : "inbound"})`,
+    });
   }
 
   // Two connections to one peer (both dialed at once, or it came back): keep one, the same

@@ -66,8 +66,11 @@ export class PeerBook {
     const peerId = envelope?.body?.peer_id;
     const entry = typeof peerId === "string" ? this.entries.get(peerId) : undefined;
     return Boolean(
-      entry?.ticket && entry.ticket.sig === envelope.sig && entry.ticket.pk === envelope.pk &&
-        entry.nonce === envelope.body.nonce && entry.issuedAt === envelope.body.issued_at,
+      entry?.ticket &&
+        entry.ticket.sig === envelope.sig &&
+        entry.ticket.pk === envelope.pk &&
+        entry.nonce === envelope.body.nonce &&
+        entry.issuedAt === envelope.body.issued_at,
     );
   }
 
@@ -168,7 +171,7 @@ export class PeerBook {
   score(entry, now) {
     const reliability = (entry.successes + 1) / (entry.successes + entry.failures + 2);
     const last = Math.max(entry.lastSuccess, entry.lastSeen);
-    const recency = 2 ** (-(Math.max(0, now - last)) / RECENCY_HALF_LIFE_MS);
+    const recency = 2 ** (-Math.max(0, now - last) / RECENCY_HALF_LIFE_MS);
     const live = this.isLive(entry, now) ? 1 : 0;
     return reliability * (0.5 + recency) + live + (entry.seed ? 0.5 : 0) + (entry.hint ? HINT_BONUS : 0);
   }
@@ -220,17 +223,13 @@ export class PeerBook {
 
   #evict(now) {
     if (this.entries.size <= this.capacity) return;
-    const ranked = [...this.entries.values()]
-      .filter((e) => !e.seed)
-      .sort((a, b) => this.score(a, now) - this.score(b, now));
+    const ranked = [...this.entries.values()].filter((e) => !e.seed).sort((a, b) => this.score(a, now) - this.score(b, now));
     for (const entry of ranked.slice(0, this.entries.size - this.capacity)) this.entries.delete(entry.peerId);
   }
 
   /** Records for the IndexedDB cache: peers that answered at least once. */
   toRecords() {
-    return [...this.entries.values()]
-      .filter((e) => e.successes > 0)
-      .map((e) => ({ ...e, hint: false }));
+    return [...this.entries.values()].filter((e) => e.successes > 0).map((e) => ({ ...e, hint: false }));
   }
 
   loadRecords(records, now) {

@@ -30,9 +30,7 @@ function checkFields(body) {
   const keys = Object.keys(body).sort();
   if (keys.length !== FIELDS.length || keys.some((k, i) => k !== FIELDS[i])) {
     const missing = FIELDS.filter((k) => !(k in body));
-    const detail = missing.length
-      ? `is missing ${missing.join(",")}`
-      : `has unknown fields ${keys.filter((k) => !FIELDS.includes(k)).join(",")}`;
+    const detail = missing.length ? `is missing ${missing.join(",")}` : `has unknown fields ${keys.filter((k) => !FIELDS.includes(k)).join(",")}`;
     throw new ProtocolError(BAD_POST, `post ${detail}`);
   }
   const { author, seq, prev, kind, text, target, attachments, name } = body;
@@ -73,10 +71,7 @@ function checkFields(body) {
 }
 
 // Sign one log entry (signer from ed25519.js); bad_post if it would not verify.
-export async function makePost(
-  signer,
-  { seq, prev, createdAt, kind = KIND_POST, text = "", target = null, attachments = [], name = "" },
-) {
+export async function makePost(signer, { seq, prev, createdAt, kind = KIND_POST, text = "", target = null, attachments = [], name = "" }) {
   const body = {
     author: await peerIdForKey(signer.publicKey),
     seq,

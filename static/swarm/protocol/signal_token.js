@@ -55,10 +55,7 @@ export function parseSignalToken(token) {
 
 // Check that `token` proves ownership of `peerId` at `now`; resolves { peerId, publicKey, issuedAt }.
 // Same order of checks as the server: shape, key-to-id binding, time window, signature.
-export async function verifySignalToken(
-  token,
-  { peerId, now = Date.now(), maxAgeMs = DEFAULT_MAX_AGE_MS, skewMs = CLOCK_SKEW_MS },
-) {
+export async function verifySignalToken(token, { peerId, now = Date.now(), maxAgeMs = DEFAULT_MAX_AGE_MS, skewMs = CLOCK_SKEW_MS }) {
   const { issuedAt, publicKey, signature } = parseSignalToken(token);
   if ((await peerIdForKey(publicKey)) !== peerId) {
     throw new ProtocolError(PEER_MISMATCH, "the token's key is not bound to this id");

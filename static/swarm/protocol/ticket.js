@@ -1,15 +1,7 @@
 // Presence tickets (docs/protocol.md), mirror of peers/protocol/ticket.py.
 import { b64urlEncode, PEER_ID_RE } from "./encoding.js";
 import { DOMAIN_TICKET, DOMAIN_WITHDRAW, sign, verify } from "./envelope.js";
-import {
-  BAD_BODY,
-  EXPIRED,
-  NOT_YET_VALID,
-  PEER_MISMATCH,
-  ProtocolError,
-  TTL_TOO_LONG,
-  WRONG_COMMUNITY,
-} from "./errors.js";
+import { BAD_BODY, EXPIRED, NOT_YET_VALID, PEER_MISMATCH, ProtocolError, TTL_TOO_LONG, WRONG_COMMUNITY } from "./errors.js";
 
 export const COMMUNITY_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
@@ -49,11 +41,7 @@ export async function makeTicket(signer, { peerId, community, now, ttlMs = DEFAU
 }
 
 function isSignalUrl(url) {
-  return (
-    typeof url === "string" &&
-    url.length <= MAX_SIGNAL_URL_LENGTH &&
-    /^(https?|wss?):\/\//.test(url)
-  );
+  return typeof url === "string" && url.length <= MAX_SIGNAL_URL_LENGTH && /^(https?|wss?):\/\//.test(url);
 }
 
 function checkFields(body) {

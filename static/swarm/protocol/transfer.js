@@ -421,7 +421,9 @@ export class Transfer {
     let peerId;
     if (this.phase === "manifest") {
       // Holders first, the most complete one first.
-      const holders = [...this.sources.values()].sort((a, b) => (b.advertised ?? 0) - (a.advertised ?? 0) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0));
+      const holders = [...this.sources.values()].sort(
+        (a, b) => (b.advertised ?? 0) - (a.advertised ?? 0) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0),
+      );
       peerId = holders.find((s) => fresh(s.peerId))?.peerId;
     }
     if (peerId === undefined && now - this.startedAt >= o.probeAfterMs) peerId = [...this.connected].sort().find(fresh);

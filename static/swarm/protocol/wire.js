@@ -4,14 +4,7 @@
 import { Decoder, DecodeError, Encoder } from "@msgpack/msgpack";
 
 import { PEER_ID_RE } from "./encoding.js";
-import {
-  BAD_FRAME,
-  BAD_MSGPACK,
-  FRAME_TOO_LARGE,
-  ProtocolError,
-  UNKNOWN_FRAME,
-  UNSUPPORTED_FRAME,
-} from "./errors.js";
+import { BAD_FRAME, BAD_MSGPACK, FRAME_TOO_LARGE, ProtocolError, UNKNOWN_FRAME, UNSUPPORTED_FRAME } from "./errors.js";
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024;
@@ -71,12 +64,14 @@ const str = (re, maxBytes) => (value, name) => {
 };
 
 /** @param {{ len?: number, max?: number }} limits */
-const bin = ({ len, max }) => (value, name) => {
-  if (!(value instanceof Uint8Array)) fail(`${name} must be binary`);
-  if (len !== undefined && value.length !== len) fail(`${name} must be ${len} bytes`);
-  if (max !== undefined && value.length > max) fail(`${name} is longer than ${max} bytes`);
-  return value;
-};
+const bin =
+  ({ len, max }) =>
+  (value, name) => {
+    if (!(value instanceof Uint8Array)) fail(`${name} must be binary`);
+    if (len !== undefined && value.length !== len) fail(`${name} must be ${len} bytes`);
+    if (max !== undefined && value.length > max) fail(`${name} is longer than ${max} bytes`);
+    return value;
+  };
 
 const list = (item, max) => (value, name) => {
   if (!Array.isArray(value)) fail(`${name} must be a list`);
@@ -371,10 +366,20 @@ export function encodeChunkFrame(manifest, index, chunk, parts) {
   if (length > MAX_CHUNK_DATA) fail(`chunk.data is longer than ${MAX_CHUNK_DATA} bytes`);
   const head = [
     ...CHUNK_HEAD,
-    0xd9, 43, ...ascii(manifest),
-    0xa5, ...ascii("index"), ...uintBytes(index),
-    0xa5, ...ascii("chunk"), 0xd9, 43, ...ascii(chunk),
-    0xa4, ...ascii("data"), ...binHeader(length),
+    0xd9,
+    43,
+    ...ascii(manifest),
+    0xa5,
+    ...ascii("index"),
+    ...uintBytes(index),
+    0xa5,
+    ...ascii("chunk"),
+    0xd9,
+    43,
+    ...ascii(chunk),
+    0xa4,
+    ...ascii("data"),
+    ...binHeader(length),
   ];
   const out = new Uint8Array(head.length + length);
   out.set(head);

@@ -76,7 +76,13 @@ export class FeedUI {
     $("post-attachments").replaceChildren(
       ...this.attachments.map((id) => {
         const record = this.files.files.get(id);
-        return el("span", { class: "chip attachment" }, clip(), record?.name ?? id.slice(0, 8), el("button", { type: "button", class: "chip-x", title: "Remove", onclick: () => this.#detach(id) }, "×"));
+        return el(
+          "span",
+          { class: "chip attachment" },
+          clip(),
+          record?.name ?? id.slice(0, 8),
+          el("button", { type: "button", class: "chip-x", title: "Remove", onclick: () => this.#detach(id) }, "×"),
+        );
       }),
     );
   }
@@ -120,7 +126,8 @@ export class FeedUI {
   render() {
     const posts = this.posts.posts();
     const now = this.peer.clock();
-    $("post-total").textContent = `${posts.length} post${posts.length === 1 ? "" : "s"} · ${this.posts.sync.logs.size} author${this.posts.sync.logs.size === 1 ? "" : "s"}`;
+    $("post-total").textContent =
+      `${posts.length} post${posts.length === 1 ? "" : "s"} · ${this.posts.sync.logs.size} author${this.posts.sync.logs.size === 1 ? "" : "s"}`;
     $("posts-empty").hidden = posts.length > 0;
     $("post-list").replaceChildren(...posts.map((post) => this.#post(post, now)));
   }
@@ -156,6 +163,12 @@ export class FeedUI {
           }),
         )
       : null;
-    return el("li", { class: `post${mine ? " mine" : ""}`, "data-author": post.author, "data-id": post.id }, head, post.text ? el("div", { class: "post-text" }, ...linkified(post.text)) : null, attachments);
+    return el(
+      "li",
+      { class: `post${mine ? " mine" : ""}`, "data-author": post.author, "data-id": post.id },
+      head,
+      post.text ? el("div", { class: "post-text" }, ...linkified(post.text)) : null,
+      attachments,
+    );
   }
 }

@@ -135,15 +135,32 @@ export class FilesUI {
     return el(
       "li",
       { class: "file sharing", "data-state": "sharing" },
-      el("div", { class: "file-main" }, el("span", { class: "file-icon" }, extension(job.name)), el("div", { class: "file-text" }, el("div", { class: "file-name" }, job.name), el("div", { class: "file-meta" }, `${bytes(job.size)} · ${job.phase}…`))),
-      el("div", { class: "file-progress" }, el("div", { class: "bar up" }, el("span", { style: `width:${p}%` })), el("div", { class: "file-rate" }, `${p}% hashed and encrypted`)),
+      el(
+        "div",
+        { class: "file-main" },
+        el("span", { class: "file-icon" }, extension(job.name)),
+        el("div", { class: "file-text" }, el("div", { class: "file-name" }, job.name), el("div", { class: "file-meta" }, `${bytes(job.size)} · ${job.phase}…`)),
+      ),
+      el(
+        "div",
+        { class: "file-progress" },
+        el("div", { class: "bar up" }, el("span", { style: `width:${p}%` })),
+        el("div", { class: "file-rate" }, `${p}% hashed and encrypted`),
+      ),
     );
   }
 
   #row(record) {
     const progress = this.files.progressOf(record.id);
     const state = record.state;
-    const who = record.role === "shared" ? "shared by you" : record.role === "offered" ? `offered by ${short(record.from)}` : record.author ? `from ${short(record.author)}` : "download";
+    const who =
+      record.role === "shared"
+        ? "shared by you"
+        : record.role === "offered"
+          ? `offered by ${short(record.from)}`
+          : record.author
+            ? `from ${short(record.author)}`
+            : "download";
     const meta = [record.size !== undefined && record.size !== null ? bytes(record.size) : "size unknown", who, ago(record.addedAt, this.peer.clock())];
     let status;
     if (state === "fetching") {
@@ -160,10 +177,19 @@ export class FilesUI {
         "div",
         { class: "file-progress" },
         el("div", { class: "bar down" }, el("span", { style: `width:${p}%` })),
-        el("div", { class: "file-rate" }, label, ...sources.map((s) => el("span", { class: "source mono", title: s.peerId }, ` ${short(s.peerId)} ${s.received}`))),
+        el(
+          "div",
+          { class: "file-rate" },
+          label,
+          ...sources.map((s) => el("span", { class: "source mono", title: s.peerId }, ` ${short(s.peerId)} ${s.received}`)),
+        ),
       );
     } else if (state === "failed") {
-      status = el("div", { class: "file-progress" }, el("div", { class: "file-error", "data-code": record.reason }, `failed: ${record.message ?? record.reason}`));
+      status = el(
+        "div",
+        { class: "file-progress" },
+        el("div", { class: "file-error", "data-code": record.reason }, `failed: ${record.message ?? record.reason}`),
+      );
     } else if (state === "offered") {
       status = el("div", { class: "file-progress" }, el("div", { class: "file-rate" }, "shared with you: fetch it when you like"));
     } else {
@@ -174,7 +200,12 @@ export class FilesUI {
       else if (keep.state === "refused") parts.push(keep.message);
       if (record.recipients?.length) parts.push(`key sent to ${record.recipients.length}`);
       if (up) parts.push(`↑ ${bytes(up.bytes)} to ${up.peers} peer${up.peers === 1 ? "" : "s"}${up.rate > 0 ? ` · ${rate(up.rate)} now` : ""}`);
-      status = el("div", { class: "file-progress" }, el("div", { class: `bar done${up?.rate > 0 ? " serving" : ""}` }, el("span", { style: "width:100%" })), el("div", { class: "file-rate" }, parts.join(" · ")));
+      status = el(
+        "div",
+        { class: "file-progress" },
+        el("div", { class: `bar done${up?.rate > 0 ? " serving" : ""}` }, el("span", { style: "width:100%" })),
+        el("div", { class: "file-rate" }, parts.join(" · ")),
+      );
     }
     const actions = [];
     const button = (label, onclick, extra = {}) => el("button", { type: "button", class: `btn tiny ${extra.class ?? ""}`, onclick, ...extra.attrs }, label);
@@ -185,13 +216,27 @@ export class FilesUI {
       actions.push(button("Share…", () => this.#toggleShare(record.id), { class: "share-with" }));
     }
     if (state === "offered" || state === "failed") {
-      actions.push(button(state === "failed" ? "Retry" : "Download", () => this.files.download(record.id, record.key, { fileId: record.fileId, from: record.from }), { class: "fetch" }));
+      actions.push(
+        button(state === "failed" ? "Retry" : "Download", () => this.files.download(record.id, record.key, { fileId: record.fileId, from: record.from }), {
+          class: "fetch",
+        }),
+      );
     }
     actions.push(button("Delete", () => this.files.remove(record.id), { class: "danger delete" }));
     const row = el(
       "li",
       { class: `file ${state}`, "data-id": record.id, "data-state": state, "data-role": record.role, "data-keep": this.files.keepStateOf(record.id).state },
-      el("div", { class: "file-main" }, el("span", { class: "file-icon" }, extension(record.name)), el("div", { class: "file-text" }, el("div", { class: "file-name", title: record.id }, record.name ?? `file ${record.id.slice(0, 10)}…`), el("div", { class: "file-meta" }, meta.join(" · ")))),
+      el(
+        "div",
+        { class: "file-main" },
+        el("span", { class: "file-icon" }, extension(record.name)),
+        el(
+          "div",
+          { class: "file-text" },
+          el("div", { class: "file-name", title: record.id }, record.name ?? `file ${record.id.slice(0, 10)}…`),
+          el("div", { class: "file-meta" }, meta.join(" · ")),
+        ),
+      ),
       status,
       el("div", { class: "file-actions" }, ...actions),
     );
@@ -207,7 +252,13 @@ export class FilesUI {
 
   #shareForm(record) {
     const status = el("span", { class: "share-status small muted" }, this.shareStatus?.[record.id] ?? "Only this peer will be able to open it.");
-    const input = el("input", { class: "share-peer mono", list: "peer-ids", placeholder: "peer id (p…)", spellcheck: "false", value: this.shareDraft?.[record.id] ?? "" });
+    const input = el("input", {
+      class: "share-peer mono",
+      list: "peer-ids",
+      placeholder: "peer id (p…)",
+      spellcheck: "false",
+      value: this.shareDraft?.[record.id] ?? "",
+    });
     input.addEventListener("input", () => {
       this.shareDraft ??= {};
       this.shareDraft[record.id] = input.value;
@@ -302,7 +353,9 @@ export class DownloadPanel {
     $("download-bar").style.width = `${p}%`;
     const sources = progress?.sources ?? [];
     $("download-sources").replaceChildren(
-      ...sources.map((s) => el("li", { "data-peer-id": s.peerId }, el("span", { class: "mono" }, short(s.peerId)), el("span", {}, `${s.received} chunks · ${rate(s.rate)}`))),
+      ...sources.map((s) =>
+        el("li", { "data-peer-id": s.peerId }, el("span", { class: "mono" }, short(s.peerId)), el("span", {}, `${s.received} chunks · ${rate(s.rate)}`)),
+      ),
     );
     $("download-rate").textContent = record.state === "fetching" ? `${p}% · ${rate(progress?.rate ?? 0)}` : record.state === "complete" ? "100%" : "";
     if (record.state === "complete") {
@@ -312,7 +365,11 @@ export class DownloadPanel {
       this.#set("failed", { reason: record.reason, message: record.message ?? record.reason });
     } else {
       const waiting = progress?.waiting ?? null;
-      const message = waiting ? `${waitingText(waiting)}: it goes on by itself when one is back; keep this page open.` : progress?.phase === "manifest" ? "asking peers for the manifest…" : "";
+      const message = waiting
+        ? `${waitingText(waiting)}: it goes on by itself when one is back; keep this page open.`
+        : progress?.phase === "manifest"
+          ? "asking peers for the manifest…"
+          : "";
       this.#set("fetching", { message });
       // A hook for people and tests: why nothing arrives right now (transfer.js NO_HOLDER, HOLDERS_GONE).
       if (waiting) this.node.dataset.waiting = waiting.reason;

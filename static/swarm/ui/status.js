@@ -108,11 +108,35 @@ export class SwarmUI {
         el(
           "tr",
           { class: `peer health-${p.health}`, "data-peer-id": p.peerId },
-          el("td", { class: "mono", title: `${p.peerId}\n${p.agent ?? ""}${p.outbound ? " (we dialed)" : " (dialed us)"}` }, el("span", { class: "health-dot" }), short(p.peerId)),
-          el("td", { class: "num" }, p.rtt === null ? "–" : `${Math.round(p.rtt)} ms`, p.loss > 0 ? el("small", { class: "loss" }, ` ${Math.round(p.loss * 100)}%`) : null),
+          el(
+            "td",
+            { class: "mono", title: `${p.peerId}\n${p.agent ?? ""}${p.outbound ? " (we dialed)" : " (dialed us)"}` },
+            el("span", { class: "health-dot" }),
+            short(p.peerId),
+          ),
+          el(
+            "td",
+            { class: "num" },
+            p.rtt === null ? "–" : `${Math.round(p.rtt)} ms`,
+            p.loss > 0 ? el("small", { class: "loss" }, ` ${Math.round(p.loss * 100)}%`) : null,
+          ),
           el("td", { class: "num small" }, `${bytes(p.bytesOut)} / ${bytes(p.bytesIn)}`),
           el("td", { class: "num small" }, duration(now - p.since)),
-          el("td", { class: "num" }, el("button", { type: "button", class: "btn tiny danger block-peer", "data-peer-id": p.peerId, title: "Block this peer", onclick: () => this.peer.block(p.peerId) }, "Block")),
+          el(
+            "td",
+            { class: "num" },
+            el(
+              "button",
+              {
+                type: "button",
+                class: "btn tiny danger block-peer",
+                "data-peer-id": p.peerId,
+                title: "Block this peer",
+                onclick: () => this.peer.block(p.peerId),
+              },
+              "Block",
+            ),
+          ),
         ),
       ),
     );
@@ -151,13 +175,24 @@ export class SwarmUI {
     const state = peer.schedule.state(now);
     const next = Math.max(0, peer.schedule.nextRoundAt - now);
     const label =
-      state === "suspended" ? "off (paused or isolated)" : peer.rendezvousRunning ? "running…" : state === "paused" ? `paused, retry in ${duration(next)}` : `next round in ${duration(next)}`;
+      state === "suspended"
+        ? "off (paused or isolated)"
+        : peer.rendezvousRunning
+          ? "running…"
+          : state === "paused"
+            ? `paused, retry in ${duration(next)}`
+            : `next round in ${duration(next)}`;
     $("rendezvous-state").textContent = label;
     $("rendezvous-state").dataset.state = state;
     $("blocked-count").textContent = String(mesh.blocked.size);
     $("blocked-list").replaceChildren(
       ...[...mesh.blocked].map((id) =>
-        el("li", {}, el("span", { class: "mono small", title: id }, short(id)), el("button", { type: "button", class: "btn tiny", onclick: () => peer.unblock(id) }, "Unblock")),
+        el(
+          "li",
+          {},
+          el("span", { class: "mono small", title: id }, short(id)),
+          el("button", { type: "button", class: "btn tiny", onclick: () => peer.unblock(id) }, "Unblock"),
+        ),
       ),
     );
     const stats = peer.node.stats;
@@ -258,7 +293,16 @@ export class SwarmUI {
         legend: { show: this.latencyUrls.length > 1 },
         scales: { x: TIME_SCALE, y: { range: (_u, _min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
         axes: [TIME_AXIS, { ...axis, size: 44 }],
-        series: [{}, ...this.latencyUrls.map((url, i) => ({ label: new URL(url).host, stroke: colors[i % colors.length], width: 2, spanGaps: false, points: { show: true, size: 4 } }))],
+        series: [
+          {},
+          ...this.latencyUrls.map((url, i) => ({
+            label: new URL(url).host,
+            stroke: colors[i % colors.length],
+            width: 2,
+            spanGaps: false,
+            points: { show: true, size: 4 },
+          })),
+        ],
       },
       [[], ...this.latencyUrls.map(() => [])],
       this.latencyNode,
