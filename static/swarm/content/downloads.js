@@ -50,6 +50,11 @@ export class Downloads {
     download.start({ peers, holders: this.holders.get(record.id) ?? [] }).catch((error) => this.#failed(download, error.code ?? "error", error.message));
   }
 
+  /** The Download of manifest `id` while it is in progress. */
+  get(id) {
+    return this.active.get(id);
+  }
+
   /** Stop fetching `id` (deleted). */
   stop(id) {
     this.active.get(id)?.stop();
