@@ -12,7 +12,7 @@ VENDOR_STAMP := static/vendor/.stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: setup run test test-python test-js test-browser lint typecheck vectors clean
+.PHONY: setup run test test-python test-js test-browser lint lint-js format-js typecheck typecheck-js vectors clean
 
 setup: $(PY_STAMP) $(VENDOR_STAMP)
 	$(PY) manage.py migrate --noinput
@@ -34,12 +34,23 @@ $(VENDOR_STAMP): $(NPM_STAMP) scripts/vendor.mjs
 run: setup
 	$(VENV)/bin/honcho start -f Procfile
 
-lint: $(PY_STAMP)
+lint: $(PY_STAMP) lint-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(PY_STAMP)
+# Biome (biome.json): formatting and lint of the JavaScript; `make format-js` rewrites it.
+lint-js: $(NPM_STAMP)
+	node_modules/.bin/biome ci --error-on-warnings .
+
+format-js: $(NPM_STAMP)
+	node_modules/.bin/biome check --write .
+
+typecheck: $(PY_STAMP) typecheck-js
 	$(VENV)/bin/mypy
+
+# tsc on the ES modules of tsconfig.json (JSDoc types; nothing is emitted).
+typecheck-js: $(NPM_STAMP)
+	node_modules/.bin/tsc -p tsconfig.json
 
 vectors: $(PY_STAMP) $(NPM_STAMP)
 	$(PY) scripts/make_vectors.py

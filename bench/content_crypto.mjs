@@ -13,7 +13,6 @@ const arg = (name, fallback) => {
 
 const cpu = cpus()[0]?.model ?? "unknown cpu";
 console.log(
-  `content crypto, WebCrypto in Node ${process.version} (${hostname()}: ${cpus().length} cpus (${cpu}), ` +
-    `${Math.round(totalmem() / 2 ** 30)} GiB)`,
+  `content crypto, WebCrypto in Node ${process.version} (${hostname()}: ${cpus().length} cpus (${cpu}), ` + `${Math.round(totalmem() / 2 ** 30)} GiB)`,
 );
 await run({ mib: arg("mib", 64), repeat: arg("repeat", 3) });

@@ -1,15 +1,6 @@
 // The content crypto measurement, shared by bench/content_crypto.mjs (Node) and
 // bench/content_crypto_browser.py (Chromium): plain WebCrypto, no Node-only imports.
-import {
-  CHUNK_SIZE,
-  checkChunkId,
-  decryptChunk,
-  digestId,
-  encryptChunk,
-  importFileKey,
-  newFileId,
-  newFileKey,
-} from "../static/swarm/chunks.js";
+import { CHUNK_SIZE, checkChunkId, decryptChunk, digestId, encryptChunk, importFileKey, newFileId, newFileKey } from "../static/swarm/protocol/chunks.js";
 
 // Seal a `mib` MiB file into 64 KiB chunks and hash each (sender), then check each id and open
 // it (receiver), one chunk at a time and with several in flight; `log` receives each line.
@@ -49,9 +40,7 @@ export async function run({ mib = 64, repeat = 3, log = console.log } = {}) {
 
   log(`  ${count} chunks of ${CHUNK_SIZE} bytes, best of ${repeat}`);
   for (const depth of [1, 4, 16]) {
-    await best(`encrypt + hash (sender), ${depth} in flight`, () =>
-      pipeline(depth, async (i) => digestId(await encryptChunk(key, fileId, i, plains[i]))),
-    );
+    await best(`encrypt + hash (sender), ${depth} in flight`, () => pipeline(depth, async (i) => digestId(await encryptChunk(key, fileId, i, plains[i]))));
     await best(`verify id + decrypt (receiver), ${depth} in flight`, () =>
       pipeline(depth, async (i) => {
         await checkChunkId(ids[i], sealed[i]);

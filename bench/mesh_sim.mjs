@@ -20,7 +20,11 @@ for (const peer of nodes) {
     const other = nodes[Math.floor(net.random() * peers)];
     if (other !== peer) known.add(other);
   }
-  peer.node.addCandidates([...known].map((p) => p.identity.ticket), "beacon", net.now);
+  peer.node.addCandidates(
+    [...known].map((p) => p.identity.ticket),
+    "beacon",
+    net.now,
+  );
 }
 const setupMs = performance.now() - started;
 
@@ -44,10 +48,18 @@ const gossipFrames = (net.sentByType.gossip ?? 0) - before;
 const degree = nodes.map((p) => p.node.mesh.open().length);
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-console.log(`machine: ${os.hostname()}: ${os.cpus().length} cpus (${os.cpus()[0]?.model}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(
+  `machine: ${os.hostname()}: ${os.cpus().length} cpus (${os.cpus()[0]?.model}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+);
 console.log(`peers ${peers}, bootstrap ${bootstrap} random tickets each, seed ${seed}`);
 console.log(`setup (keys + tickets) ${setupMs.toFixed(0)} ms`);
-console.log(`mesh: ${ok ? "" : "NOT "}every peer knows >= ${GOAL_KNOWN} after ${meshRounds} rounds (${meshMs.toFixed(0)} ms); degree mean ${mean(degree).toFixed(2)} min ${Math.min(...degree)} max ${Math.max(...degree)}`);
-console.log(`gossip: ${reached}/${peers} (${((100 * reached) / peers).toFixed(2)}%) in ${net.rounds - g0} rounds, ${(gossipFrames / peers).toFixed(2)} frames per peer, ${(performance.now() - gossipStart).toFixed(0)} ms`);
-console.log(`traffic: ${(net.framesSent / peers).toFixed(1)} frames and ${(net.bytesSent / peers / 1024).toFixed(1)} KiB per peer; ${JSON.stringify(net.sentByType)}`);
+console.log(
+  `mesh: ${ok ? "" : "NOT "}every peer knows >= ${GOAL_KNOWN} after ${meshRounds} rounds (${meshMs.toFixed(0)} ms); degree mean ${mean(degree).toFixed(2)} min ${Math.min(...degree)} max ${Math.max(...degree)}`,
+);
+console.log(
+  `gossip: ${reached}/${peers} (${((100 * reached) / peers).toFixed(2)}%) in ${net.rounds - g0} rounds, ${(gossipFrames / peers).toFixed(2)} frames per peer, ${(performance.now() - gossipStart).toFixed(0)} ms`,
+);
+console.log(
+  `traffic: ${(net.framesSent / peers).toFixed(1)} frames and ${(net.bytesSent / peers / 1024).toFixed(1)} KiB per peer; ${JSON.stringify(net.sentByType)}`,
+);
 console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`);

@@ -180,12 +180,12 @@ SHARE = """async ({ mib }) => {
   const t0 = performance.now();
   const record = await window.swarm.files.share(file);
   const seconds = (performance.now() - t0) / 1000;
-  const { b64urlEncode } = await import("/static/swarm/encoding.js");
+  const { b64urlEncode } = await import("/static/swarm/protocol/encoding.js");
   return { id: record.id, key: b64urlEncode(record.key), sha256, seconds };
 }"""
 
 FETCH = """async ({ id, key }) => {
-  const { b64urlDecode } = await import("/static/swarm/encoding.js");
+  const { b64urlDecode } = await import("/static/swarm/protocol/encoding.js");
   const files = window.swarm.files;
   const done = new Promise((resolve, reject) => {
     files.addEventListener("complete", (e) => e.detail.id === id && resolve(e.detail));

@@ -1,7 +1,7 @@
 """The browser UI: the page that makes a visitor a peer.
 
 The page carries its configuration as JSON (``#swarm-config``, parsed by
-``static/swarm/config.js``): beacons, capsule URLs and pinned capsule keys, signaling
+``static/swarm/adapters/config.js``): beacons, capsule URLs and pinned capsule keys, signaling
 endpoints, ICE servers, seeds, mesh and rendezvous settings (docs/configuration.md).
 Empty URL settings mean this server: relative URLs that the page resolves itself.
 """

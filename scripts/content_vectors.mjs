@@ -3,14 +3,14 @@
 // Usage: node scripts/content_vectors.mjs [--check]
 import { readFileSync, writeFileSync } from "node:fs";
 
-import { encryptFile } from "../static/swarm/chunks.js";
-import * as ed25519 from "../static/swarm/ed25519.js";
-import { b64urlEncode, hex, peerIdForKey, sha256, utf8 } from "../static/swarm/encoding.js";
-import { keyAgreementPairFromSeed, makeKeyAnnouncement, wrapFileKey } from "../static/swarm/keywrap.js";
-import { DOMAIN_MANIFEST } from "../static/swarm/envelope.js";
-import { makeManifest, objectId } from "../static/swarm/manifest.js";
-import { AuthorLog, nextPost, reconcile } from "../static/swarm/postlog.js";
-import { verifyPost } from "../static/swarm/posts.js";
+import { encryptFile } from "../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../static/swarm/protocol/ed25519.js";
+import { b64urlEncode, hex, peerIdForKey, sha256, utf8 } from "../static/swarm/protocol/encoding.js";
+import { keyAgreementPairFromSeed, makeKeyAnnouncement, wrapFileKey } from "../static/swarm/protocol/keywrap.js";
+import { DOMAIN_MANIFEST } from "../static/swarm/protocol/envelope.js";
+import { makeManifest, objectId } from "../static/swarm/protocol/manifest.js";
+import { AuthorLog, nextPost, reconcile } from "../static/swarm/protocol/postlog.js";
+import { verifyPost } from "../static/swarm/protocol/posts.js";
 
 const OUT = new URL("../tests/vectors/content_js.json", import.meta.url);
 const NOW = 1_800_000_000_000;
@@ -88,7 +88,7 @@ async function build() {
   };
 }
 
-const text = JSON.stringify(await build(), null, 2) + "\n";
+const text = `${JSON.stringify(await build(), null, 2)}\n`;
 if (process.argv.includes("--check")) {
   let current = null;
   try {

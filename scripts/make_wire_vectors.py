@@ -1,7 +1,7 @@
 """Write tests/vectors/wire.json: the DataChannel wire frames (docs/protocol.md "Wire frames").
 
 Frames are packed here with the `msgpack` package, independently of any codec under test,
-and checked by node --test (static/swarm/wire.js) and by the Python codec.
+and checked by node --test (static/swarm/protocol/wire.js) and by the Python codec.
 Deterministic: fixed seeds, deterministic Ed25519, fixed times; `--check` compares.
 Usage: python scripts/make_wire_vectors.py [--check]
 

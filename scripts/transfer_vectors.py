@@ -1,4 +1,6 @@
-"""Shared vectors for the download scheduler (peers/protocol/transfer.py, static/swarm/transfer.js).
+"""Shared vectors for the download scheduler.
+
+For peers/protocol/transfer.py and static/swarm/protocol/transfer.js.
 
 Each case is a script of events with the exact actions each step must produce, written by
 hand from the policy in docs/protocol.md "Fetching a file" (not recorded from either core).

@@ -1,4 +1,4 @@
-"""Python nodes and a browser node (static/swarm/node.js, run by Node.js) on one network.
+"""Python nodes and a browser node (static/swarm/protocol/node.js, run by Node.js) on one network.
 
 The browser node runs in tests/js/support/swarm_driver.mjs; frames cross as hex over JSON
 lines and both sides read the same fake clock. Proves: hello, PEX and gossip (published,

@@ -35,7 +35,7 @@ PEER_MISMATCH = "peer_mismatch"
 WRONG_COMMUNITY = "wrong_community"
 UNTRUSTED_KEY = "untrusted_key"
 REPLAY = "replay"
-# Wire frames (docs/protocol.md "Wire frames"), mirror of static/swarm/errors.js.
+# Wire frames (docs/protocol.md "Wire frames"), mirror of static/swarm/protocol/errors.js.
 FRAME_TOO_LARGE = "frame_too_large"
 BAD_MSGPACK = "bad_msgpack"
 BAD_FRAME = "bad_frame"

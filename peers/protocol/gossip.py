@@ -1,4 +1,4 @@
-"""Gossip (docs/protocol.md "Gossip"), mirror of static/swarm/gossip.js.
+"""Gossip (docs/protocol.md "Gossip"), mirror of static/swarm/protocol/gossip.js.
 
 Signed messages flooded over the mesh with a hop limit, deduplicated by an id that is the
 SHA-256 of the canonical payload, so nobody can claim an id to suppress a message.

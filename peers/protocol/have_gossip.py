@@ -3,7 +3,7 @@
 A browser publishes what it holds as ``{manifests: [{id, chunks, keep?}]}``, the entries and
 limits of the ``have`` frame; the holder is the gossip message's signing origin, never a
 field. :func:`check_have_gossip` is the check a node runs before it delivers or relays one.
-Mirror of ``static/swarm/havegossip.js``.
+Mirror of ``static/swarm/protocol/have_gossip.js``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Connection health from ping/pong, mirror of static/swarm/health.js.
+"""Connection health from ping/pong, mirror of static/swarm/protocol/health.js.
 
 Round-trip time, loss, and idleness: degraded after 90 s without a frame from the peer,
 stale after 180 s (the node then closes and redials).

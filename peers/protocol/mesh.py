@@ -1,4 +1,4 @@
-"""The mesh: which connections a node keeps, mirror of static/swarm/mesh.js.
+"""The mesh: which connections a node keeps, mirror of static/swarm/protocol/mesh.js.
 
 Hello exchange, target size, dialing with backoff, duplicate connections, the manual
 approval queue, blocks, pause and isolation. Pure: callers pass ``now``; decisions leave

@@ -1,4 +1,4 @@
-"""A swarm node without IO (sans-IO, as h11 and aioquic), mirror of static/swarm/node.js.
+"""A swarm node without IO (sans-IO, as h11 and aioquic), mirror of static/swarm/protocol/node.js.
 
 Bytes from peers, connection events, operator decisions and ``now`` (integer ms) go in;
 frames to send, dials, closes, delivered gossip, content frames and diagnostics come out of

@@ -1,6 +1,6 @@
 """What a :class:`~peers.protocol.node.SwarmNode` decides: the actions its IO adapter carries out.
 
-Mirrors the action objects of static/swarm/node.js (``type`` there is the class here).
+Mirrors the action objects of static/swarm/protocol/node.js (``type`` there is the class here).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The peers a node knows about, mirror of static/swarm/peerbook.js.
+"""The peers a node knows about, mirror of static/swarm/protocol/peerbook.js.
 
 Verified tickets (newest per peer wins), seeds, and the success/failure history that ranks
 them for dialing. Pure: ``now`` is always passed in.

@@ -1,4 +1,4 @@
-"""Peer exchange (docs/protocol.md "Connection semantics"), mirror of static/swarm/pex.js.
+"""Peer exchange (docs/protocol.md "Connection semantics"), mirror of static/swarm/protocol/pex.js.
 
 Ask a connected peer for the tickets it knows (at most one request per minute per
 connection, at most 50 tickets per answer), verify each ticket, merge the good ones.

@@ -1,5 +1,5 @@
 """Fetching one shared file from whoever holds it: the download scheduler, mirror of
-static/swarm/transfer.js (the two are held together by tests/vectors/transfer.json).
+static/swarm/protocol/transfer.js (the two are held together by tests/vectors/transfer.json).
 
 Sans-IO (like h11): peers' adverts and answers, connection changes and ``now`` (ms) go in;
 requests to send, penalties, drops, completion and failure come out of :meth:`take_actions`,

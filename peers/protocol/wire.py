@@ -1,4 +1,6 @@
-"""The DataChannel wire protocol (docs/protocol.md "Wire frames"), mirror of static/swarm/wire.js.
+"""The DataChannel wire protocol (docs/protocol.md "Wire frames").
+
+Mirror of static/swarm/protocol/wire.js.
 
 One MessagePack map per message, ``{"t": type, ...fields}``. :func:`decode_frame` is the only
 way bytes from a peer become a frame; it fails with a stable code (:class:`WireError`) so the

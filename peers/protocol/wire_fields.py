@@ -1,4 +1,6 @@
-"""Field kinds of wire frames (docs/protocol.md "Encoding rules"), as in static/swarm/wire.js.
+"""Field kinds of wire frames (docs/protocol.md "Encoding rules").
+
+As in static/swarm/protocol/wire.js.
 
 Each kind checks one decoded (or Python-built) value and returns it normalized (lists become
 tuples, envelopes are copied); a fault is :class:`WireError` ``bad_frame``.

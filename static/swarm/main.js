@@ -1,16 +1,16 @@
 // Entry point of the page: read the config, open storage, start the peer with its content
 // layers (files, keys, feed), show it. On a share link page (/f/<id>#k=...) also fetch the file.
-import { parseShareFragment, parseShareHints } from "./chunks.js";
-import { parseConfig } from "./config.js";
-import { ContentStore } from "./contentstore.js";
-import { PostService } from "./feed.js";
-import { FeedUI } from "./feedui.js";
-import { FileService } from "./files.js";
-import { DownloadPanel, FilesUI } from "./filesui.js";
-import { KeyShare } from "./keyshare.js";
-import { SwarmPeer } from "./peer.js";
-import { openStore } from "./store.js";
-import { SwarmUI } from "./ui.js";
+import { parseShareFragment, parseShareHints } from "./protocol/chunks.js";
+import { parseConfig } from "./adapters/config.js";
+import { ContentStore } from "./adapters/contentstore.js";
+import { PostService } from "./content/feed.js";
+import { FeedUI } from "./ui/feed.js";
+import { FileService } from "./content/files.js";
+import { DownloadPanel, FilesUI } from "./ui/files.js";
+import { KeyShare } from "./content/keyshare.js";
+import { SwarmPeer } from "./adapters/peer.js";
+import { openStore } from "./adapters/store.js";
+import { SwarmUI } from "./ui/status.js";
 
 function fail(message) {
   const status = document.getElementById("swarm-status");

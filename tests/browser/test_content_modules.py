@@ -23,12 +23,12 @@ def load(name: str) -> Any:
 
 
 SCRIPT = """async ({ chunks, manifests, keywrap, posts, keys }) => {
-  const c = await import("/static/swarm/chunks.js");
-  const m = await import("/static/swarm/manifest.js");
-  const kw = await import("/static/swarm/keywrap.js");
-  const pl = await import("/static/swarm/postlog.js");
-  const ed = await import("/static/swarm/ed25519.js");
-  const { fromHex, hex } = await import("/static/swarm/encoding.js");
+  const c = await import("/static/swarm/protocol/chunks.js");
+  const m = await import("/static/swarm/protocol/manifest.js");
+  const kw = await import("/static/swarm/protocol/keywrap.js");
+  const pl = await import("/static/swarm/protocol/postlog.js");
+  const ed = await import("/static/swarm/protocol/ed25519.js");
+  const { fromHex, hex } = await import("/static/swarm/protocol/encoding.js");
   const out = {};
   const key = fromHex(chunks.key_hex);
   out.ciphertexts = [];

@@ -1,4 +1,4 @@
-"""The files card's own controls in Chromium (static/swarm/filesui.js, DESIGN section 9).
+"""The files card's own controls in Chromium (static/swarm/ui/files.js, DESIGN section 9).
 
 Page A shares a file by dropping it on the drop zone (a real drop event carrying a DataTransfer
 built in the page). B fetches it from the share link, then uses the list's "Save" (a browser

@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 MODULE = """
 import { Peer } from "peerjs";
-import * as ed25519 from "/static/swarm/ed25519.js";
-import { peerIdForKey } from "/static/swarm/encoding.js";
-import { makeSignalToken } from "/static/swarm/signal_token.js";
+import * as ed25519 from "/static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "/static/swarm/protocol/encoding.js";
+import { makeSignalToken } from "/static/swarm/protocol/signal_token.js";
 
 const OPTIONS = {
   host: location.hostname,

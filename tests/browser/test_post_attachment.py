@@ -1,4 +1,4 @@
-"""A post with an attached file between Chromium pages (static/swarm/feedui.js, feed.js).
+"""A post with an attached file between Chromium pages (static/swarm/ui/feed.js, feed.js).
 
 Page A attaches a file with the composer's "Attach" (#post-attach) and posts: the file is
 shared, its manifest id travels in the signed post and its link (with the key) in the text.

@@ -58,7 +58,7 @@ def wait_post(page: Page, text: str, timeout_s: float = 20) -> dict[str, Any]:
 
 
 FORGE = """async ({ target }) => {
-  const { nextPost, AuthorLog } = await import('/static/swarm/postlog.js');
+  const { nextPost, AuthorLog } = await import('/static/swarm/protocol/postlog.js');
   const swarm = window.swarm;
   const mine = swarm.posts.sync.logs.get(swarm.peerId) ?? new AuthorLog(swarm.peerId);
   const fields = { now: Date.now(), text: 'honest words' };

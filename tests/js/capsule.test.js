@@ -1,19 +1,12 @@
-// tests/vectors/capsules.json holds for static/swarm/capsule.js (pytest checks Python).
+// tests/vectors/capsules.json holds for static/swarm/protocol/capsule.js (pytest checks Python).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import {
-  capsuleTickets,
-  kidFor,
-  makeCapsule,
-  parseTrustedKeys,
-  selectTickets,
-  verifyCapsule,
-} from "../../static/swarm/capsule.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { b64urlDecode, fromHex } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
+import { capsuleTickets, kidFor, makeCapsule, parseTrustedKeys, selectTickets, verifyCapsule } from "../../static/swarm/protocol/capsule.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { b64urlDecode, fromHex } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../vectors/capsules.json", import.meta.url), "utf8"));
 const trusted = parseTrustedKeys(vectors.keys);
@@ -23,7 +16,11 @@ test("valid capsule vectors verify and give their re-verified peers", async () =
   for (const c of vectors.valid) {
     const capsule = await verifyCapsule(c.capsule, opts());
     const usable = await capsuleTickets(capsule, { now: vectors.now });
-    assert.deepEqual(usable.tickets.map((t) => t.peerId), c.peer_ids, c.name);
+    assert.deepEqual(
+      usable.tickets.map((t) => t.peerId),
+      c.peer_ids,
+      c.name,
+    );
     assert.deepEqual(usable.dropped, c.dropped, c.name);
   }
 });
@@ -41,8 +38,16 @@ test("invalid capsule vectors fail with their code", async () => {
 test("selection vectors: verify, dedupe newest first, limit, count drops", async () => {
   for (const c of vectors.selection) {
     const s = await selectTickets(c.candidates, { community: c.community, now: c.now, limit: c.limit });
-    assert.deepEqual(s.tickets.map((t) => t.peerId), c.peer_ids, c.name);
-    assert.deepEqual(s.tickets.map((t) => t.nonce), c.nonces, c.name);
+    assert.deepEqual(
+      s.tickets.map((t) => t.peerId),
+      c.peer_ids,
+      c.name,
+    );
+    assert.deepEqual(
+      s.tickets.map((t) => t.nonce),
+      c.nonces,
+      c.name,
+    );
     assert.deepEqual(s.dropped, c.dropped, c.name);
     assert.equal(s.duplicates, c.duplicates, c.name);
     assert.equal(s.overLimit, c.over_limit, c.name);
@@ -70,6 +75,9 @@ test("a pinned key without a window is trusted; bad keys documents are refused",
   const c = vectors.valid.find((v) => v.name === "current_key");
   await verifyCapsule(c.capsule, { trusted: [{ pk: c.capsule.pk }], now: vectors.now });
   for (const bad of [[], { keys: [{ pk: "!!" }] }, { keys: [{ pk: c.capsule.pk, created_at: 1.5 }] }]) {
-    assert.throws(() => parseTrustedKeys(bad), (e) => e instanceof ProtocolError && e.code === "bad_body");
+    assert.throws(
+      () => parseTrustedKeys(bad),
+      (e) => e instanceof ProtocolError && e.code === "bad_body",
+    );
   }
 });

@@ -12,26 +12,12 @@ import {
   newFileKey,
   parseShareFragment,
   shareFragment,
-} from "../../static/swarm/chunks.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { b64urlDecode, b64urlEncode, peerIdForKey } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
-import {
-  generateKeyAgreementPair,
-  makeKeyAnnouncement,
-  unwrapFileKey,
-  verifyKeyAnnouncement,
-  wrapFileKey,
-} from "../../static/swarm/keywrap.js";
-import {
-  ciphertextLength,
-  DEFAULT_MIME,
-  decryptFile,
-  makeManifest,
-  normalizeMime,
-  openChunk,
-  verifyManifest,
-} from "../../static/swarm/manifest.js";
+} from "../../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { b64urlDecode, b64urlEncode, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { generateKeyAgreementPair, makeKeyAnnouncement, unwrapFileKey, verifyKeyAnnouncement, wrapFileKey } from "../../static/swarm/protocol/keywrap.js";
+import { ciphertextLength, DEFAULT_MIME, decryptFile, makeManifest, normalizeMime, openChunk, verifyManifest } from "../../static/swarm/protocol/manifest.js";
 
 const NOW = 1_800_000_000_000;
 const author = await ed25519.signerFromSeed(new Uint8Array(32).map((_, i) => i));
@@ -80,7 +66,11 @@ test("files of every shape round trip, including a partial last chunk and an emp
       assert.equal(last.length, size - (count - 1) * CHUNK_SIZE + 16);
       assert.equal(last.length, ciphertextLength(manifest, count - 1));
     }
-    const plain = await decryptFile(manifest, sealed.key, sealed.chunks.map((c) => c.ciphertext));
+    const plain = await decryptFile(
+      manifest,
+      sealed.key,
+      sealed.chunks.map((c) => c.ciphertext),
+    );
     assert.deepEqual(plain, data, `size ${size}`);
   }
 });
@@ -102,7 +92,7 @@ test("any altered ciphertext byte: chunk_mismatch on receipt, decrypt_failed in 
   const last = sealed.chunks[2].ciphertext; // 100 + 16 bytes: every position is tried
   for (let i = 0; i < last.length; i++) {
     const altered = last.slice();
-    altered[i] ^= 0x01 << i % 8;
+    altered[i] ^= 0x01 << (i % 8);
     assert.equal(await codeOf(() => openChunk(manifest, sealed.key, 2, altered)), "chunk_mismatch", `byte ${i}`);
     assert.equal(await codeOf(() => decryptChunk(sealed.key, manifest.fileId, 2, altered)), "decrypt_failed");
   }
@@ -216,7 +206,11 @@ test("the share fragment carries the key", () => {
   assert.deepEqual(parseShareFragment(fragment), key);
   assert.deepEqual(parseShareFragment(`#${fragment}`), key);
   for (const bad of [`##${fragment}`, null, "k=", fragment.slice(0, -1)]) {
-    assert.throws(() => parseShareFragment(bad), (e) => e.code === "bad_key", String(bad));
+    assert.throws(
+      () => parseShareFragment(bad),
+      (e) => e.code === "bad_key",
+      String(bad),
+    );
   }
 });
 
@@ -235,7 +229,18 @@ test("a wrapped key round trips for its recipient only", async () => {
   });
   const key = await unwrapFileKey(wrapped, { keyPair: bobX, peerId: bobId, fileId: manifest.fileId });
   assert.deepEqual(key, sealed.key);
-  assert.deepEqual(await decryptFile(manifest, key, sealed.chunks.map((c) => c.ciphertext)), await decryptFile(manifest, sealed.key, sealed.chunks.map((c) => c.ciphertext)));
+  assert.deepEqual(
+    await decryptFile(
+      manifest,
+      key,
+      sealed.chunks.map((c) => c.ciphertext),
+    ),
+    await decryptFile(
+      manifest,
+      sealed.key,
+      sealed.chunks.map((c) => c.ciphertext),
+    ),
+  );
   const again = await wrapFileKey(sealed.key, { fileId: manifest.fileId, recipient: bobId, recipientKey: bobX.publicKey });
   assert.notEqual(again.epk, wrapped.epk);
 
@@ -243,10 +248,7 @@ test("a wrapped key round trips for its recipient only", async () => {
   assert.equal(await codeOf(() => unwrapFileKey(wrapped, { keyPair: carolX, peerId: bobId })), "decrypt_failed");
   const relabelled = { ...wrapped, to: carolId };
   assert.equal(await codeOf(() => unwrapFileKey(relabelled, { keyPair: bobX, peerId: carolId })), "decrypt_failed");
-  assert.equal(
-    await codeOf(() => unwrapFileKey(wrapped, { keyPair: bobX, peerId: bobId, fileId: newFileId() })),
-    "wrong_file",
-  );
+  assert.equal(await codeOf(() => unwrapFileKey(wrapped, { keyPair: bobX, peerId: bobId, fileId: newFileId() })), "wrong_file");
   const ct = b64urlDecode(wrapped.ct, "ct");
   for (let i = 0; i < ct.length; i++) {
     const altered = ct.slice();

@@ -3,21 +3,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { digestId } from "../../static/swarm/chunks.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { peerIdForKey, utf8 } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
-import {
-  AuthorLog,
-  ForkError,
-  MAX_SUMMARY_AUTHORS,
-  nextPost,
-  parseSummary,
-  reconcile,
-  summarize,
-  verifyLog,
-} from "../../static/swarm/postlog.js";
-import { makePost, verifyPost } from "../../static/swarm/posts.js";
+import { digestId } from "../../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey, utf8 } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { AuthorLog, ForkError, MAX_SUMMARY_AUTHORS, nextPost, parseSummary, reconcile, summarize, verifyLog } from "../../static/swarm/protocol/postlog.js";
+import { makePost, verifyPost } from "../../static/swarm/protocol/posts.js";
 
 const NOW = 1_800_000_000_000;
 const signers = await Promise.all([1, 2, 3].map((i) => ed25519.signerFromSeed(new Uint8Array(32).fill(i))));
@@ -62,16 +53,17 @@ test("a log with edits and deletes shows the current posts", async () => {
   const [view, ...rest] = log.posts();
   assert.equal(rest.length, 0);
   assert.deepEqual([view.id, view.text, view.createdAt, view.editedAt], [first.hash, "one", NOW, NOW + 3]);
-  const again = await verifyLog(log.entries.map((e) => e.envelope), { now: NOW });
+  const again = await verifyLog(
+    log.entries.map((e) => e.envelope),
+    { now: NOW },
+  );
   assert.deepEqual(again.posts(), log.posts());
   assert.equal(log.append(log.entryAt(1)), false, "a repeated entry is not an error");
 });
 
 test("a fork is reported with both signed entries as proof", async () => {
   const log = await grow(new AuthorLog(ids[0]), signers[0], 3);
-  const other = await verifyPost(
-    await makePost(signers[0], { seq: 1, prev: log.entryAt(0).hash, createdAt: NOW + 1, text: "other" }),
-  );
+  const other = await verifyPost(await makePost(signers[0], { seq: 1, prev: log.entryAt(0).hash, createdAt: NOW + 1, text: "other" }));
   assert.throws(
     () => log.append(other),
     (e) => {
@@ -88,7 +80,10 @@ test("a fork is reported with both signed entries as proof", async () => {
 test("an entry ahead of the log is a gap, then sync fills it", async () => {
   const source = await grow(new AuthorLog(ids[0]), signers[0], 4);
   const log = prefix(source, 1);
-  assert.throws(() => log.append(source.entryAt(3)), (e) => e instanceof ProtocolError && e.code === "gap");
+  assert.throws(
+    () => log.append(source.entryAt(3)),
+    (e) => e instanceof ProtocolError && e.code === "gap",
+  );
   const mine = new Map([[ids[0], log]]);
   const result = reconcile(new Map([[ids[0], source]]), theirSummary(mine));
   await apply(mine, result.send);
@@ -98,27 +93,31 @@ test("an entry ahead of the log is a gap, then sync fills it", async () => {
 test("entries of another author or off the chain are refused", async () => {
   const log = await grow(new AuthorLog(ids[0]), signers[0], 2);
   const stranger = await grow(new AuthorLog(ids[1]), signers[1], 3);
-  assert.throws(() => log.append(stranger.entryAt(2)), (e) => e.code === "bad_post");
-  const wrongPrev = await verifyPost(
-    await makePost(signers[0], { seq: 2, prev: await digestId(utf8.encode("x")), createdAt: NOW + 5, text: "x" }),
+  assert.throws(
+    () => log.append(stranger.entryAt(2)),
+    (e) => e.code === "bad_post",
   );
-  assert.throws(() => log.append(wrongPrev), (e) => e.code === "broken_chain");
+  const wrongPrev = await verifyPost(await makePost(signers[0], { seq: 2, prev: await digestId(utf8.encode("x")), createdAt: NOW + 5, text: "x" }));
+  assert.throws(
+    () => log.append(wrongPrev),
+    (e) => e.code === "broken_chain",
+  );
   const back = await nextPost(log, signers[0], { now: NOW - 60_000, text: "clock went back" });
   assert.equal(back.body.created_at, log.entryAt(1).createdAt);
 });
 
 test("text that is not valid Unicode is refused", async () => {
-  await assert.rejects(
-    makePost(signers[0], { seq: 0, prev: null, createdAt: NOW, text: "half \ud83d" }),
-    (e) => e.code === "bad_post",
-  );
+  await assert.rejects(makePost(signers[0], { seq: 0, prev: null, createdAt: NOW, text: "half \ud83d" }), (e) => e.code === "bad_post");
 });
 
 test("a summary is bounded and strict", async () => {
   const head = { seq: 0, hash: await digestId(utf8.encode("h")) };
   const tooMany = {};
   for (let i = 0; i <= MAX_SUMMARY_AUTHORS; i++) tooMany[await peerIdForKey(new Uint8Array([i >> 8, i & 255]))] = head;
-  assert.throws(() => parseSummary(tooMany), (e) => e.code === "bad_sync");
+  assert.throws(
+    () => parseSummary(tooMany),
+    (e) => e.code === "bad_sync",
+  );
 });
 
 // A small deterministic PRNG so every run covers the same cases.

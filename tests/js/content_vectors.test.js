@@ -16,10 +16,10 @@ import {
   parseShareFragment,
   parseShareHints,
   shareFragment,
-} from "../../static/swarm/chunks.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { fromHex, hex } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
+} from "../../static/swarm/protocol/chunks.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { fromHex, hex } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 import {
   checkX25519Public,
   keyAgreementPairFromSeed,
@@ -27,16 +27,15 @@ import {
   unwrapFileKey,
   verifyKeyAnnouncement,
   wrapFileKey,
-} from "../../static/swarm/keywrap.js";
-import { decryptFile, makeManifest, verifyManifest } from "../../static/swarm/manifest.js";
-import { ForkError, parseSummary, reconcile, verifyLog } from "../../static/swarm/postlog.js";
-import { verifyPost } from "../../static/swarm/posts.js";
+} from "../../static/swarm/protocol/keywrap.js";
+import { decryptFile, makeManifest, verifyManifest } from "../../static/swarm/protocol/manifest.js";
+import { ForkError, parseSummary, reconcile, verifyLog } from "../../static/swarm/protocol/postlog.js";
+import { verifyPost } from "../../static/swarm/protocol/posts.js";
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8"));
 const pattern = (size) => Uint8Array.from({ length: size }, (_, i) => i % 251);
 const seedOf = (label) => fromHex(load("keys.json").keys.find((k) => k.label === label).seed_hex);
-const rejectsWith = (promise, code, message) =>
-  assert.rejects(promise, (e) => e instanceof ProtocolError && e.code === code, message);
+const rejectsWith = (promise, code, message) => assert.rejects(promise, (e) => e instanceof ProtocolError && e.code === code, message);
 
 const chunks = load("chunks.json");
 const manifests = load("manifests.json");
@@ -75,7 +74,11 @@ test("share fragment vectors", () => {
   assert.equal(shareFragment(KEY), chunks.share.fragment);
   assert.deepEqual(parseShareFragment(`#${chunks.share.fragment}`), KEY);
   for (const c of chunks.bad_fragments) {
-    assert.throws(() => parseShareFragment(c.fragment), (e) => e.code === c.error, c.fragment);
+    assert.throws(
+      () => parseShareFragment(c.fragment),
+      (e) => e.code === c.error,
+      c.fragment,
+    );
   }
 });
 
@@ -93,7 +96,11 @@ test("valid manifest vectors verify, have their id and decrypt", async () => {
     assert.equal(m.id, c.id);
     const sealed = await encryptFile(pattern(m.size), { key: KEY, fileId: m.fileId });
     assert.deepEqual(m.chunks, sealed.chunkIds);
-    const plain = await decryptFile(m, KEY, sealed.chunks.map((x) => x.ciphertext));
+    const plain = await decryptFile(
+      m,
+      KEY,
+      sealed.chunks.map((x) => x.ciphertext),
+    );
     assert.deepEqual(plain, pattern(m.size), c.name);
   }
 });
@@ -209,12 +216,20 @@ test("reconcile vectors", async () => {
     const result = reconcile(mine, parseSummary(c.theirs), { limit: c.limit });
     const sent = await Promise.all(result.send.map(async (e) => (await verifyPost(e)).hash));
     assert.deepEqual(sent, c.send, c.name);
-    assert.deepEqual(result.forks.map(({ author, seq, hashes }) => ({ author, seq, hashes })), c.forks, c.name);
+    assert.deepEqual(
+      result.forks.map(({ author, seq, hashes }) => ({ author, seq, hashes })),
+      c.forks,
+      c.name,
+    );
     assert.deepEqual(result.want, c.want, c.name);
     assert.equal(result.complete, c.complete, c.name);
   }
   for (const c of posts.bad_summaries) {
-    assert.throws(() => parseSummary(c.summary), (e) => e.code === "bad_sync", c.name);
+    assert.throws(
+      () => parseSummary(c.summary),
+      (e) => e.code === "bad_sync",
+      c.name,
+    );
   }
 });
 

@@ -1,16 +1,18 @@
-// Two file services (the page's files.js + downloads.js + uploader.js) wired frame to frame in
-// memory, each on its own memory store: what a download does when its storage loses chunks
-// it was given (a write lost with a reload, found by bench/soak.py as "chunk N is not
-// stored"). A lost chunk is fetched again; the download completes with the right bytes.
+// Two file services (the page's content/files.js with its downloads and uploader) wired frame
+// to frame in memory, each on its own memory store: what a download does when its storage
+// loses chunks it was given (a write lost with a reload, found by bench/soak.py as "chunk N is
+// not stored"). A lost chunk is fetched again; the download completes with the right bytes.
+// And a Download on its own, given nothing but a DownloadHost.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 
-import { ContentStore } from "../../static/swarm/contentstore.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { peerIdForKey } from "../../static/swarm/encoding.js";
-import { FileService } from "../../static/swarm/files.js";
-import { decodeFrame, encodeFrame } from "../../static/swarm/wire.js";
+import { ContentStore } from "../../static/swarm/adapters/contentstore.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { Download } from "../../static/swarm/content/download.js";
+import { FileService } from "../../static/swarm/content/files.js";
+import { decodeFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 
 class MemoryPeer extends EventTarget {
   constructor(peerId, signer) {
@@ -55,7 +57,11 @@ async function peer(label) {
 function connect(a, b) {
   a.other = b;
   b.other = a;
-  for (const [p, q] of [[a, b], [b, a]]) p.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: q.peerId, caps: [] } }));
+  for (const [p, q] of [
+    [a, b],
+    [b, a],
+  ])
+    p.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: q.peerId, caps: [] } }));
 }
 
 const waitFor = (files, id) =>
@@ -109,4 +115,65 @@ test("a store that keeps losing what it is given fails the download with store_f
   await bobFiles.download(record.id, record.key);
   await assert.rejects(done, /store_failed: browser storage lost 1 chunk\(s\) again after 3 re-fetches/);
   assert.equal(alice.requests.filter((i) => i === 1).length, 4, "asked once, then re-fetched three times");
+});
+
+// The members of DownloadHost (content/download.js), and nothing else: a Download that reached
+// for anything more (the file service, the peer) would meet the proxy's refusal.
+const HOST_MEMBERS = ["clock", "store", "write", "flush", "send", "log", "penalize", "save", "held", "progressed", "completed", "failed"];
+
+function narrow(host) {
+  assert.deepEqual(Object.keys(host).sort(), [...HOST_MEMBERS].sort());
+  return new Proxy(host, {
+    get(target, name) {
+      if (!HOST_MEMBERS.includes(name)) throw new Error(`a Download used host.${String(name)}`);
+      return target[name];
+    },
+  });
+}
+
+test("a Download fetches a file through its DownloadHost alone", async () => {
+  const [alice, bob] = [await peer("alice3"), await peer("bob3")];
+  const aliceFiles = await new FileService({ peer: alice, store: new ContentStore(), origin: "http://x" }).start();
+  const bytes = Uint8Array.from({ length: 3 * 65536 + 5 }, (_, i) => (i * 13) % 251);
+  const shared = await aliceFiles.share(new File([bytes], "host.bin"));
+  const store = new ContentStore();
+  const calls = { held: [], saved: 0, progressed: 0 };
+  let finish;
+  const outcome = new Promise((resolve) => {
+    finish = resolve;
+  });
+  const host = narrow({
+    clock: Date.now,
+    store,
+    write: (id, data) => store.putChunks([{ id, data }]),
+    flush: async () => {},
+    send: (peerId, frame) => bob.send(peerId, frame),
+    log: () => {},
+    penalize: (peerId, code) => assert.fail(`penalized ${peerId}: ${code}`),
+    save: async () => {
+      calls.saved += 1;
+    },
+    held: (_id, count) => calls.held.push(count),
+    progressed: () => {
+      calls.progressed += 1;
+    },
+    completed: async (_download, plain, sha256) => finish({ ok: true, sha256, plain }),
+    failed: async (_download, code, message) => finish({ ok: false, code, message }),
+  });
+  const record = { id: shared.id, key: shared.key, state: "fetching", envelope: null };
+  const download = new Download(host, record);
+  bob.addEventListener("frame", ({ detail: { peerId, frame } }) => {
+    if (frame.t === "manifest") download.onManifest(peerId, frame);
+    else if (frame.t === "chunk") download.onChunk(peerId, frame);
+  });
+  connect(alice, bob);
+  await download.start({ peers: [alice.peerId], holders: [[alice.peerId, shared.chunkCount]] });
+  const result = await outcome;
+  assert.equal(result.ok, true, `${result.code}: ${result.message}`);
+  assert.equal(result.sha256, createHash("sha256").update(bytes).digest("hex"));
+  assert.deepEqual(result.plain, bytes);
+  assert.deepEqual(calls.held, [1, 2, 3, 4]);
+  assert.equal(calls.saved, 1, "the record, once the manifest was verified");
+  assert.ok(calls.progressed > 0);
+  assert.equal(record.name, "host.bin");
 });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BAD_BODY, ProtocolError } from "../../static/swarm/errors.js";
+import { BAD_BODY, ProtocolError } from "../../static/swarm/protocol/errors.js";
 import {
   checkHaveGossip,
   GOSSIP_HOLDING_TTL_MS,
@@ -12,8 +12,8 @@ import {
   HAVE_GOSSIP_MIN_GAP_MS,
   HaveGossip,
   TOPIC_HAVE,
-} from "../../static/swarm/havegossip.js";
-import { MAX_HAVE_MANIFESTS } from "../../static/swarm/wire.js";
+} from "../../static/swarm/protocol/have_gossip.js";
+import { MAX_HAVE_MANIFESTS } from "../../static/swarm/protocol/wire.js";
 import { Network } from "./support/network.js";
 
 const id = (n) => `${n.toString(36).padStart(42, "x")}A`;
@@ -21,7 +21,13 @@ const openPeers = (peer) => peer.node.connectedPeers(0).map((p) => p.peerId);
 const isBadBody = (e) => e instanceof ProtocolError && e.code === BAD_BODY;
 
 test("have gossip data is {manifests} with the have frame's entries and limits", () => {
-  const good = { manifests: [{ id: id(1), chunks: 3 }, { id: id(2), chunks: 0 }, { id: id(3), chunks: 9, keep: false }] };
+  const good = {
+    manifests: [
+      { id: id(1), chunks: 3 },
+      { id: id(2), chunks: 0 },
+      { id: id(3), chunks: 9, keep: false },
+    ],
+  };
   assert.deepEqual(checkHaveGossip(good), good.manifests);
   assert.deepEqual(checkHaveGossip({ manifests: [{ id: id(1), chunks: 1, keep: true }] }), [{ id: id(1), chunks: 1 }]);
   const full = { manifests: Array.from({ length: MAX_HAVE_MANIFESTS }, (_, i) => ({ id: id(i), chunks: 1 })) };
@@ -95,7 +101,10 @@ test("a bad have gossip is dropped and counted where it is checked; a good one i
 
 test("a browser's have gossip reaches a peer it is not connected to, which records it until the TTL", async () => {
   const { net, a, b, c } = await line();
-  let held = [{ id: id(1), chunks: 4 }, { id: id(2), chunks: 2, keep: false }];
+  let held = [
+    { id: id(1), chunks: 4 },
+    { id: id(2), chunks: 2, keep: false },
+  ];
   attach(net, a, () => held);
   attach(net, b);
   attach(net, c);
@@ -112,16 +121,29 @@ test("a browser's have gossip reaches a peer it is not connected to, which recor
   assert.equal(a.gossip.holders(id(1), net.now).size, 0, "its own gossip is not recorded");
 
   // A change is rate-limited: held back until HAVE_GOSSIP_MIN_GAP_MS after the last publish.
-  held = [{ id: id(1), chunks: 4 }, { id: id(3), chunks: 7 }];
-  a.gossip.changed([{ id: id(3), chunks: 7 }, { id: id(2), chunks: 0 }]);
-  assert.deepEqual((await a.gossip.tick(net.now)), [], "too soon after the last one");
+  held = [
+    { id: id(1), chunks: 4 },
+    { id: id(3), chunks: 7 },
+  ];
+  a.gossip.changed([
+    { id: id(3), chunks: 7 },
+    { id: id(2), chunks: 0 },
+  ]);
+  assert.deepEqual(await a.gossip.tick(net.now), [], "too soon after the last one");
   const sentAt = net.now;
   await net.advance(HAVE_GOSSIP_MIN_GAP_MS - 2_000, 1_000);
-  assert.deepEqual((await a.gossip.tick(net.now)), []);
+  assert.deepEqual(await a.gossip.tick(net.now), []);
   await net.advance(2_000 + net.roundMs, 1_000);
   assert.ok(net.now - sentAt >= HAVE_GOSSIP_MIN_GAP_MS);
   const [changes] = await a.gossip.tick(net.now);
-  assert.deepEqual(changes.manifests, [{ id: id(3), chunks: 7 }, { id: id(2), chunks: 0 }], "only the changes");
+  assert.deepEqual(
+    changes.manifests,
+    [
+      { id: id(3), chunks: 7 },
+      { id: id(2), chunks: 0 },
+    ],
+    "only the changes",
+  );
   net.collect(aId);
   await spread(net, [b, c]);
   assert.equal(c.gossip.holders(id(3), net.now).get(aId).chunks, 7);
@@ -186,6 +208,13 @@ test("the receiver keeps the newest advert per holder, bounds what one holder fi
   const many = Array.from({ length: 600 }, (_, i) => ({ id: id(i), chunks: 1 }));
   const pub = new HaveGossip({ holdings: () => many, publish: (topic, data) => sent.push([topic, data]) });
   assert.equal((await pub.tick(0)).length, 3);
-  assert.deepEqual(sent.map(([topic, d]) => [topic, d.manifests.length]), [["have", 256], ["have", 256], ["have", 88]]);
+  assert.deepEqual(
+    sent.map(([topic, d]) => [topic, d.manifests.length]),
+    [
+      ["have", 256],
+      ["have", 256],
+      ["have", 88],
+    ],
+  );
   for (const [, data] of sent) checkHaveGossip(data);
 });

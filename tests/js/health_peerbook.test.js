@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { GossipLog } from "../../static/swarm/gossip.js";
-import { DEGRADED_AFTER_MS, Health, PING_INTERVAL_MS, PONG_TIMEOUT_MS, STALE_AFTER_MS } from "../../static/swarm/health.js";
-import { PeerBook } from "../../static/swarm/peerbook.js";
+import { GossipLog } from "../../static/swarm/protocol/gossip.js";
+import { DEGRADED_AFTER_MS, Health, PING_INTERVAL_MS, PONG_TIMEOUT_MS, STALE_AFTER_MS } from "../../static/swarm/protocol/health.js";
+import { PeerBook } from "../../static/swarm/protocol/peerbook.js";
 import { makeIdentity, T0 } from "./support/network.js";
 
 test("health: pings every 15 s, RTT is smoothed, unanswered pings count as loss", () => {
@@ -54,11 +54,11 @@ test("peer book: newest ticket per peer wins, exact duplicates are recognized", 
   assert.ok(book.hasTicket(id.ticket.envelope));
   assert.equal(book.addTicket(id.ticket, "pex", T0), "stale");
   // same key, later ticket
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
-  const later = await verifyTicket(
-    await makeTicket(id.signer, { peerId: id.peerId, community: "main", now: T0 + 5000 }),
-    { now: T0 + 5000, community: "main" },
-  );
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
+  const later = await verifyTicket(await makeTicket(id.signer, { peerId: id.peerId, community: "main", now: T0 + 5000 }), {
+    now: T0 + 5000,
+    community: "main",
+  });
   assert.equal(book.addTicket(later, "pex", T0 + 5000), "added");
   assert.equal(book.get(id.peerId).issuedAt, T0 + 5000);
   assert.equal(book.addTicket(id.ticket, "capsule", T0 + 6000), "stale", "an older ticket never replaces");
@@ -72,9 +72,16 @@ test("peer book: failures back off exponentially, dial candidates skip them", as
   book.addTicket(a.ticket, "beacon", T0);
   book.addTicket(b.ticket, "beacon", T0);
   book.recordSuccess(a.peerId, T0);
-  assert.deepEqual(book.dialCandidates(T0).map((e) => e.peerId), [a.peerId, b.peerId], "proven peers first");
+  assert.deepEqual(
+    book.dialCandidates(T0).map((e) => e.peerId),
+    [a.peerId, b.peerId],
+    "proven peers first",
+  );
   book.recordFailure(a.peerId, T0);
-  assert.deepEqual(book.dialCandidates(T0 + 4_999).map((e) => e.peerId), [b.peerId]);
+  assert.deepEqual(
+    book.dialCandidates(T0 + 4_999).map((e) => e.peerId),
+    [b.peerId],
+  );
   book.recordFailure(a.peerId, T0 + 5_000);
   assert.equal(book.get(a.peerId).nextDialAt, T0 + 15_000, "second failure: 10 s");
   assert.deepEqual(book.dialCandidates(T0, { exclude: new Set([b.peerId]) }), []);
@@ -89,14 +96,27 @@ test("peer book: a peer signaling called gone is skipped until a newer ticket ar
   book.recordFailure(a.peerId, T0);
   book.recordGone(a.peerId);
   const later = T0 + 60_000; // long past the failure's back-off, the ticket still live
-  assert.deepEqual(book.dialCandidates(later).map((e) => e.peerId), [b.peerId]);
-  assert.deepEqual(book.sampleTickets(later).map((t) => t.body.peer_id), [b.peerId], "a ticket known stale is not passed on");
+  assert.deepEqual(
+    book.dialCandidates(later).map((e) => e.peerId),
+    [b.peerId],
+  );
+  assert.deepEqual(
+    book.sampleTickets(later).map((t) => t.body.peer_id),
+    [b.peerId],
+    "a ticket known stale is not passed on",
+  );
   assert.equal(book.addTicket(a.ticket, "pex", later), "stale", "the same ticket again changes nothing");
-  assert.deepEqual(book.dialCandidates(later).map((e) => e.peerId), [b.peerId]);
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  assert.deepEqual(
+    book.dialCandidates(later).map((e) => e.peerId),
+    [b.peerId],
+  );
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
   const fresh = await verifyTicket(await makeTicket(a.signer, { peerId: a.peerId, community: "main", now: later }), { now: later, community: "main" });
   assert.equal(book.addTicket(fresh, "beacon", later), "added");
-  assert.ok(book.dialCandidates(later).some((e) => e.peerId === a.peerId), "back with a newer ticket");
+  assert.ok(
+    book.dialCandidates(later).some((e) => e.peerId === a.peerId),
+    "back with a newer ticket",
+  );
   book.recordGone(a.peerId);
   book.recordSuccess(a.peerId, later); // it reached us itself: not gone
   assert.ok(book.dialCandidates(later).some((e) => e.peerId === a.peerId));
@@ -113,7 +133,11 @@ test("peer book: expired tickets are dropped unless the peer ever answered; cach
   assert.equal(book.liveCount(later), 0);
   book.prune(later);
   assert.deepEqual([...book.entries.keys()], [a.peerId]);
-  assert.deepEqual(book.dialCandidates(later).map((e) => e.peerId), [a.peerId], "a returning peer may be back");
+  assert.deepEqual(
+    book.dialCandidates(later).map((e) => e.peerId),
+    [a.peerId],
+    "a returning peer may be back",
+  );
   const restored = new PeerBook({ selfId: "pself" });
   restored.loadRecords(book.toRecords(), later);
   assert.equal(restored.get(a.peerId).successes, 1);
@@ -122,11 +146,11 @@ test("peer book: expired tickets are dropped unless the peer ever answered; cach
 
 test("peer book: capacity evicts the lowest scores, never seeds", async () => {
   const book = new PeerBook({ selfId: "pself", capacity: 3 });
-  book.addSeed("p" + "s".repeat(32), T0);
+  book.addSeed(`p${"s".repeat(32)}`, T0);
   const ids = await Promise.all([0, 1, 2, 3].map(() => makeIdentity("main", T0)));
   for (const id of ids) book.addTicket(id.ticket, "beacon", T0);
   assert.equal(book.size, 3);
-  assert.ok(book.has("p" + "s".repeat(32)));
+  assert.ok(book.has(`p${"s".repeat(32)}`));
 });
 
 test("gossip log forgets ids once their messages are too old to accept anyway", () => {
@@ -147,8 +171,14 @@ test("peer book: a hinted holder is dialed first even without a ticket, unless g
   book.addTicket(a.ticket, "beacon", T0);
   book.recordSuccess(a.peerId, T0);
   book.addHint("pholder", T0);
-  assert.deepEqual(book.dialCandidates(T0).map((e) => e.peerId), ["pholder", a.peerId]);
+  assert.deepEqual(
+    book.dialCandidates(T0).map((e) => e.peerId),
+    ["pholder", a.peerId],
+  );
   book.recordGone("pholder");
-  assert.deepEqual(book.dialCandidates(T0 + 3_600_000).map((e) => e.peerId), [a.peerId]);
+  assert.deepEqual(
+    book.dialCandidates(T0 + 3_600_000).map((e) => e.peerId),
+    [a.peerId],
+  );
   assert.ok(!book.toRecords().some((r) => r.peerId === "pholder"));
 });

@@ -24,9 +24,9 @@ hide("importKey", 2);
 hide("sign", 0);
 hide("verify", 0);
 
-const ed25519 = await import("../../static/swarm/ed25519.js");
-const { exportIdentity, importIdentity, loadOrCreateIdentity } = await import("../../static/swarm/identity.js");
-const { b64urlEncode, peerIdForKey } = await import("../../static/swarm/encoding.js");
+const ed25519 = await import("../../static/swarm/protocol/ed25519.js");
+const { exportIdentity, importIdentity, loadOrCreateIdentity } = await import("../../static/swarm/adapters/identity.js");
+const { b64urlEncode, peerIdForKey } = await import("../../static/swarm/protocol/encoding.js");
 
 // Stands in for IndexedDB: records are structured-cloned in and out, as IdbStore's are.
 class CloningStore {

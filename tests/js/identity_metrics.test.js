@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Diagnostics } from "../../static/swarm/diagnostics.js";
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { exportIdentity, importIdentity, loadOrCreateIdentity } from "../../static/swarm/identity.js";
-import { dayOf, Metrics } from "../../static/swarm/metrics.js";
-import { MemoryStore } from "../../static/swarm/store.js";
+import { Diagnostics } from "../../static/swarm/adapters/diagnostics.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { exportIdentity, importIdentity, loadOrCreateIdentity } from "../../static/swarm/adapters/identity.js";
+import { dayOf, Metrics } from "../../static/swarm/adapters/metrics.js";
+import { MemoryStore } from "../../static/swarm/adapters/store.js";
 
 test("identity: created once, then loaded; the signing key is not extractable", async () => {
   const store = new MemoryStore();
@@ -38,7 +38,7 @@ test("identity: an exported backup restores the same peer id elsewhere; wrong pa
   assert.equal(restored.peerId, me.peerId);
   assert.equal((await loadOrCreateIdentity(away)).peerId, me.peerId);
   await assert.rejects(exportIdentity(me.record, "short"), (e) => e.code === "weak_passphrase");
-  const swapped = { ...backup, peer_id: "p" + "a".repeat(32) };
+  const swapped = { ...backup, peer_id: `p${"a".repeat(32)}` };
   await assert.rejects(importIdentity(away, swapped, "correct horse battery"), (e) => e.code === "bad_passphrase");
   await assert.rejects(importIdentity(away, { kind: "other" }, "x"), (e) => e.code === "bad_backup");
 });
@@ -87,7 +87,10 @@ test("diagnostics keep the last 200 events, newest first, filterable by level", 
   assert.equal(d.events.length, 200);
   assert.equal(d.list()[0].code, "e249");
   assert.equal(d.list().at(-1).code, "e50");
-  assert.deepEqual(d.list("warn").map((e) => e.code), ["e200", "e150", "e100", "e50"]);
+  assert.deepEqual(
+    d.list("warn").map((e) => e.code),
+    ["e200", "e150", "e100", "e50"],
+  );
   assert.equal(heard.length, 250);
   assert.equal(d.add({ level: "shout", source: "x", code: "y" }).level, "info");
 });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FileService } from "../../static/swarm/files.js";
+import { FileService } from "../../static/swarm/content/files.js";
 import {
   advertFor,
   checkKeep,
@@ -15,8 +15,8 @@ import {
   keepState,
   parseBudgetMb,
   storedSize,
-} from "../../static/swarm/keeping.js";
-import { checkFrame, decodeFrame, encodeFrame } from "../../static/swarm/wire.js";
+} from "../../static/swarm/content/keeping.js";
+import { checkFrame, decodeFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 
 const id = (n) => `${n.toString(36).padStart(42, "x")}A`;
 const PEER = `p${"a".repeat(32)}`;
@@ -86,14 +86,34 @@ test("settings: stored values are read defensively, UI values checked with stabl
   assert.equal(parseBudgetMb("500"), 500 * MB);
   assert.equal(parseBudgetMb(" 2.5 "), 2_500_000);
   assert.equal(parseBudgetMb("0"), 0);
-  for (const bad of ["", "-1", "abc", "1e9", "1,5", "12345678901", "1.1234567", null]) assert.equal(codeOf(() => parseBudgetMb(bad)), "bad_budget", String(bad));
-  assert.equal(codeOf(() => checkKeep({ keep: "on", budget: 1 })), "bad_keep");
-  assert.equal(codeOf(() => checkKeep({ keep: true, budget: -1 })), "bad_budget");
-  assert.equal(codeOf(() => checkKeep({ keep: true, budget: 0.5 })), "bad_budget");
+  for (const bad of ["", "-1", "abc", "1e9", "1,5", "12345678901", "1.1234567", null])
+    assert.equal(
+      codeOf(() => parseBudgetMb(bad)),
+      "bad_budget",
+      String(bad),
+    );
+  assert.equal(
+    codeOf(() => checkKeep({ keep: "on", budget: 1 })),
+    "bad_keep",
+  );
+  assert.equal(
+    codeOf(() => checkKeep({ keep: true, budget: -1 })),
+    "bad_budget",
+  );
+  assert.equal(
+    codeOf(() => checkKeep({ keep: true, budget: 0.5 })),
+    "bad_budget",
+  );
 });
 
 test("the have frame carries keep: false only for copies not kept; keep must be a boolean", () => {
-  const frame = { t: "have", manifests: [{ id: id(1), chunks: 4 }, { id: id(2), chunks: 4, keep: false }] };
+  const frame = {
+    t: "have",
+    manifests: [
+      { id: id(1), chunks: 4 },
+      { id: id(2), chunks: 4, keep: false },
+    ],
+  };
   assert.deepEqual(decodeFrame(encodeFrame(frame)), frame);
   const explicit = decodeFrame(encodeFrame({ t: "have", manifests: [{ id: id(1), chunks: 4, keep: true }] }));
   assert.deepEqual(explicit.manifests, [{ id: id(1), chunks: 4 }]);
@@ -106,7 +126,12 @@ class FakePeer extends EventTarget {
     super();
     this.sent = [];
     this.saved = settings;
-    this.store = { getSettings: async () => structuredClone(this.saved), putSettings: async (s) => void (this.saved = structuredClone(s)) };
+    this.store = {
+      getSettings: async () => structuredClone(this.saved),
+      putSettings: async (s) => {
+        this.saved = structuredClone(s);
+      },
+    };
   }
   log() {}
   send(peerId, frame) {

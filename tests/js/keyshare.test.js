@@ -1,15 +1,15 @@
-// KeyShare (static/swarm/keyshare.js): the gossip checks it installs for its three topics,
+// KeyShare (static/swarm/content/keyshare.js): the gossip checks it installs for its three topics,
 // and sharing a file key with one named peer over a small in-memory gossip bus whose peers
 // run those checks before delivering (as SwarmNode does). Real crypto; ContentStore in memory.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { newFileId, newFileKey } from "../../static/swarm/chunks.js";
-import { ContentStore } from "../../static/swarm/contentstore.js";
-import { generateSigner } from "../../static/swarm/ed25519.js";
-import { b64urlEncode, peerIdForKey } from "../../static/swarm/encoding.js";
-import { KeyShare, TOPIC_WRAPPED, TOPIC_XKEY, TOPIC_XKEY_REQ } from "../../static/swarm/keyshare.js";
-import { unwrapFileKey } from "../../static/swarm/keywrap.js";
+import { newFileId, newFileKey } from "../../static/swarm/protocol/chunks.js";
+import { ContentStore } from "../../static/swarm/adapters/contentstore.js";
+import { generateSigner } from "../../static/swarm/protocol/ed25519.js";
+import { b64urlEncode, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { KeyShare, TOPIC_WRAPPED, TOPIC_XKEY, TOPIC_XKEY_REQ } from "../../static/swarm/content/keyshare.js";
+import { unwrapFileKey } from "../../static/swarm/protocol/keywrap.js";
 
 const manifestId = () => b64urlEncode(crypto.getRandomValues(new Uint8Array(32)));
 
@@ -99,18 +99,39 @@ test("keyshare: the gossip checks of wrapped-key and xkey-req refuse malformed d
   const wrapped = checks.get(TOPIC_WRAPPED);
   const good = { manifest: manifestId(), wrapped: { to: a.peer.peerId } };
   await wrapped(good); // well formed: the recipient opens it, anyone relays it
-  const bodies = [null, [], "x", {}, { manifest: good.manifest }, { ...good, extra: 1 }, { manifest: "short", wrapped: good.wrapped }, { manifest: 7, wrapped: good.wrapped }];
+  const bodies = [
+    null,
+    [],
+    "x",
+    {},
+    { manifest: good.manifest },
+    { ...good, extra: 1 },
+    { manifest: "short", wrapped: good.wrapped },
+    { manifest: 7, wrapped: good.wrapped },
+  ];
   for (const data of bodies) {
-    await assert.rejects(async () => wrapped(data), (e) => e.code === "bad_body", JSON.stringify(data));
+    await assert.rejects(
+      async () => wrapped(data),
+      (e) => e.code === "bad_body",
+      JSON.stringify(data),
+    );
   }
   for (const w of [null, "x", {}, { to: 5 }, { to: "pAAAA" }, { to: a.peer.peerId.toUpperCase() }]) {
-    await assert.rejects(async () => wrapped({ manifest: good.manifest, wrapped: w }), (e) => e.code === "bad_wrapped_key", JSON.stringify(w));
+    await assert.rejects(
+      async () => wrapped({ manifest: good.manifest, wrapped: w }),
+      (e) => e.code === "bad_wrapped_key",
+      JSON.stringify(w),
+    );
   }
 
   const request = checks.get(TOPIC_XKEY_REQ);
   await request({ peer_id: a.peer.peerId });
   for (const data of [null, {}, { peer_id: "nobody" }, { peer_id: a.peer.peerId, more: 1 }, { id: a.peer.peerId }]) {
-    await assert.rejects(async () => request(data), (e) => e.code === "bad_body", JSON.stringify(data));
+    await assert.rejects(
+      async () => request(data),
+      (e) => e.code === "bad_body",
+      JSON.stringify(data),
+    );
   }
 
   // xkey: a signed announcement verifies; one altered after signing does not.
@@ -119,13 +140,18 @@ test("keyshare: the gossip checks of wrapped-key and xkey-req refuse malformed d
   await xkey(own.announcement, Date.now());
   const altered = structuredClone(own.announcement);
   altered.body.created_at = (altered.body.created_at ?? 0) + 1;
-  await assert.rejects(async () => xkey(altered, Date.now()), (e) => e.code === "bad_signature");
+  await assert.rejects(
+    async () => xkey(altered, Date.now()),
+    (e) => e.code === "bad_signature",
+  );
 });
 
 test("keyshare: A shares a file key with B only; B's key is asked for, remembered and the offer opens", async (t) => {
   const bus = new Bus();
   const [a, b, c] = [await member(bus), await member(bus), await member(bus)];
-  t.after(() => [a, b, c].forEach((m) => m.keys.destroy()));
+  t.after(() => {
+    for (const m of [a, b, c]) m.keys.destroy();
+  });
   const id = manifestId();
   const key = newFileKey();
   const fileId = newFileId();
@@ -141,7 +167,10 @@ test("keyshare: A shares a file key with B only; B's key is asked for, remembere
   assert.ok(bus.published.some((m) => m.from === a.peer.peerId && m.topic === TOPIC_XKEY_REQ && m.data.peer_id === b.peer.peerId));
   assert.ok(bus.published.some((m) => m.from === b.peer.peerId && m.topic === TOPIC_XKEY));
   assert.equal(a.keys.knows(b.peer.peerId), true);
-  assert.equal((await a.store.loadPeerKeys()).some((r) => r.peerId === b.peer.peerId), true);
+  assert.equal(
+    (await a.store.loadPeerKeys()).some((r) => r.peerId === b.peer.peerId),
+    true,
+  );
   assert.equal(wrapped.to, b.peer.peerId);
   assert.deepEqual(a.files.files.get(id).recipients, [b.peer.peerId]);
 
@@ -171,7 +200,9 @@ test("keyshare: A shares a file key with B only; B's key is asked for, remembere
 test("keyshare: a file B already holds is not replaced by an offer; B answers key requests at most every 30 s", async (t) => {
   const bus = new Bus();
   const [a, b] = [await member(bus), await member(bus)];
-  t.after(() => [a, b].forEach((m) => m.keys.destroy()));
+  t.after(() => {
+    for (const m of [a, b]) m.keys.destroy();
+  });
   const id = manifestId();
   a.files.files.set(id, { id, name: "x", key: newFileKey(), fileId: newFileId(), recipients: [] });
   const held = { id, state: "complete", role: "download", key: newFileKey() };
@@ -191,7 +222,9 @@ test("keyshare: a file B already holds is not replaced by an offer; B answers ke
 test("keyshare: a request naming the peer is answered with its signed announcement; others are ignored", async (t) => {
   const bus = new Bus();
   const [a, b] = [await member(bus), await member(bus)];
-  t.after(() => [a, b].forEach((m) => m.keys.destroy()));
+  t.after(() => {
+    for (const m of [a, b]) m.keys.destroy();
+  });
   await a.peer.publish(TOPIC_XKEY_REQ, { peer_id: a.peer.peerId }); // not B: B stays silent
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(bus.published.filter((m) => m.topic === TOPIC_XKEY).length, 0);

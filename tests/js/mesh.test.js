@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { encodeFrame } from "../../static/swarm/wire.js";
+import { encodeFrame } from "../../static/swarm/protocol/wire.js";
 import { makeIdentity, Network, pair } from "./support/network.js";
 
 const openPeers = (peer) => peer.node.connectedPeers(0).map((p) => p.peerId);
@@ -52,7 +52,7 @@ test("a hello for another community is refused with wrong_community", async () =
 test("any frame before the hello closes the connection with unexpected_frame", async () => {
   const net = new Network();
   const a = await net.addPeer();
-  a.node.opened("x1", "p" + "a".repeat(32), false, net.now);
+  a.node.opened("x1", `p${"a".repeat(32)}`, false, net.now);
   a.node.takeActions();
   await a.node.receive("x1", encodeFrame({ t: "ping", n: 1, ts: 1 }), net.now);
   const actions = a.node.takeActions();
@@ -66,7 +66,7 @@ test("any frame before the hello closes the connection with unexpected_frame", a
 test("no hello within 10 s: hello_timeout", async () => {
   const net = new Network();
   const a = await net.addPeer();
-  a.node.opened("x1", "p" + "b".repeat(32), true, net.now);
+  a.node.opened("x1", `p${"b".repeat(32)}`, true, net.now);
   a.node.tick(net.now + 9_999);
   assert.equal(a.node.mesh.conns.size, 1);
   a.node.tick(net.now + 10_000);
@@ -79,7 +79,10 @@ test("manual approval: the peer waits in the queue until approved; deny and alwa
   net.start();
   await net.runUntil(() => false, 3);
   assert.deepEqual(openPeers(b), []);
-  assert.deepEqual(b.node.mesh.queue().map((c) => c.peerId), [a.identity.peerId]);
+  assert.deepEqual(
+    b.node.mesh.queue().map((c) => c.peerId),
+    [a.identity.peerId],
+  );
   // a considers itself connected, but b ignores its gossip until approved
   await a.node.publish("chat", "before approval", net.now);
   await net.runUntil(() => false, 2);
@@ -107,7 +110,7 @@ test("denied peers are disconnected and refused for a while", async () => {
 });
 
 test("approval times out after 120 s", async () => {
-  const { net, a, b } = await pair({ b: { mesh: { approval: "manual" } } });
+  const { net, b } = await pair({ b: { mesh: { approval: "manual" } } });
   net.start();
   await net.runUntil(() => b.node.mesh.queue().length === 1, 4);
   await net.advance(121_000);
@@ -204,7 +207,7 @@ test("a peer that comes back with a new ticket replaces its old connection", asy
   // b restarts: new session and ticket, same key; a has not noticed the old link died
   const fresh = await makeIdentity("main", net.now + 1); // new ticket needs b's key: re-sign
   assert.ok(fresh);
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
   const env = await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 });
   b.node.setTicket(await verifyTicket(env, { now: net.now + 1, community: "main" }));
   b.node.mesh.conns.clear(); // b forgot the old connection (page reload)
@@ -294,8 +297,11 @@ test("content frames pass through to the content layer in both directions", asyn
   await net.runUntil(() => connected(a, b), 4);
   const frame = { t: "manifest_req", id: "A".repeat(43) };
   assert.equal(a.node.sendTo(b.identity.peerId, frame), true);
-  assert.equal(a.node.sendTo("p" + "z".repeat(32), frame), false);
-  assert.throws(() => a.node.sendTo(b.identity.peerId, { t: "manifest_req", id: "short" }), (e) => e.code === "bad_frame");
+  assert.equal(a.node.sendTo(`p${"z".repeat(32)}`, frame), false);
+  assert.throws(
+    () => a.node.sendTo(b.identity.peerId, { t: "manifest_req", id: "short" }),
+    (e) => e.code === "bad_frame",
+  );
   const got = [];
   const actions = b.node.takeActions.bind(b.node);
   b.node.takeActions = () => {
@@ -305,7 +311,10 @@ test("content frames pass through to the content layer in both directions", asyn
   };
   net.collect(a.identity.peerId);
   await net.round();
-  assert.deepEqual(got.map((x) => [x.peerId, x.frame]), [[a.identity.peerId, frame]]);
+  assert.deepEqual(
+    got.map((x) => [x.peerId, x.frame]),
+    [[a.identity.peerId, frame]],
+  );
 });
 
 test("without signaling the mesh keeps pinging its peers but dials nobody", async () => {
@@ -336,8 +345,11 @@ test("a peer that says bye leaving is not redialed until it has a newer ticket",
   const entry = a.node.book.get(b.identity.peerId);
   assert.equal(entry.nextDialAt, 0, "no back-off: a reloaded page may be dialed at once");
   assert.ok(!a.node.book.dialCandidates(net.now + 1_000).some((e) => e.peerId === b.identity.peerId));
-  const { makeTicket, verifyTicket } = await import("../../static/swarm/ticket.js");
-  const newer = await verifyTicket(await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 }), { now: net.now + 1, community: "main" });
+  const { makeTicket, verifyTicket } = await import("../../static/swarm/protocol/ticket.js");
+  const newer = await verifyTicket(await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 }), {
+    now: net.now + 1,
+    community: "main",
+  });
   a.node.book.addTicket(newer, "pex", net.now);
   assert.ok(a.node.book.dialCandidates(net.now + 1).some((e) => e.peerId === b.identity.peerId));
 });

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BAD_SIGNATURE, ProtocolError } from "../../static/swarm/errors.js";
-import { decodeFrame, encodeChunkFrame, encodeFrame } from "../../static/swarm/wire.js";
+import { BAD_SIGNATURE, ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { decodeFrame, encodeChunkFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 import { Network } from "./support/network.js";
 
 const openPeers = (peer) => peer.node.connectedPeers(0).map((p) => p.peerId);
@@ -67,7 +67,13 @@ test("sync frames reach the content layer; bad content counts as a violation; en
   };
   net.collect(aId);
   await net.round();
-  assert.deepEqual(frames.map((f) => [f.peerId, f.frame.t]), [[aId, "sync_summary"], [aId, "chunk"]]);
+  assert.deepEqual(
+    frames.map((f) => [f.peerId, f.frame.t]),
+    [
+      [aId, "sync_summary"],
+      [aId, "chunk"],
+    ],
+  );
   assert.deepEqual(frames[1].frame, decodeFrame(encodeFrame({ t: "chunk", manifest: chunkId, index: 5, chunk: chunkId, data: new Uint8Array([1, 2, 3]) })));
   for (let i = 0; i < 10; i++) b.node.contentViolation(aId, "chunk_mismatch", "bad bytes", net.now);
   assert.equal(b.node.stats.dropped.chunk_mismatch, 10);
@@ -75,5 +81,5 @@ test("sync frames reach the content layer; bad content counts as a violation; en
   b.node.contentViolation(aId, "chunk_mismatch", "bad bytes", net.now);
   net.collect(bId);
   assert.ok(b.closes.includes("misbehaving"), "the 11th disconnects it");
-  assert.equal(a.node.sendEncoded("p" + "z".repeat(32), bytes, "chunk"), false);
+  assert.equal(a.node.sendEncoded(`p${"z".repeat(32)}`, bytes, "chunk"), false);
 });

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { parseConfig, RENDEZVOUS_DEFAULTS } from "../../static/swarm/config.js";
-import { announce, fetchCapsule, RendezvousSchedule, runRound } from "../../static/swarm/rendezvous.js";
+import { parseConfig, RENDEZVOUS_DEFAULTS } from "../../static/swarm/adapters/config.js";
+import { announce, fetchCapsule, RendezvousSchedule, runRound } from "../../static/swarm/adapters/rendezvous.js";
 import { makeIdentity } from "./support/network.js";
 
 const capsules = JSON.parse(readFileSync(new URL("../vectors/capsules.json", import.meta.url), "utf8"));
@@ -55,7 +55,10 @@ test("config: bad values are refused with a clear message", () => {
   for (const [overrides, message] of bad) {
     assert.throws(() => parseConfig(rawConfig(overrides), PAGE), message);
   }
-  assert.throws(() => parseConfig(rawConfig({ capsule_keys: [{ pk: "short" }] }), PAGE), (e) => e.code === "bad_body");
+  assert.throws(
+    () => parseConfig(rawConfig({ capsule_keys: [{ pk: "short" }] }), PAGE),
+    (e) => e.code === "bad_body",
+  );
 });
 
 test("schedule: fast rounds while alone, slow once connected, pause after three empty rounds", () => {
@@ -139,7 +142,10 @@ test("announce: a beacon that does not answer in time is a timeout; a 4xx is not
   });
   const r3 = await announce("http://lim/", me.ticket.envelope, { ...ctx, fetchImpl: limited.fetchImpl });
   assert.deepEqual([r3.code, r3.retryAfterMs], ["rate_limited", 3_000]);
-  assert.deepEqual(limited.calls.map((c) => c.method), ["POST", "GET"]);
+  assert.deepEqual(
+    limited.calls.map((c) => c.method),
+    ["POST", "GET"],
+  );
 });
 
 test("announce: after a replay answer (the POST was delivered twice) the peer list comes from GET /peers", async () => {
@@ -157,8 +163,15 @@ test("announce: after a replay answer (the POST was delivered twice) the peer li
     clock: Date.now,
   });
   assert.deepEqual([report.ok, report.via, report.attempts], [true, "replay", 2]);
-  assert.deepEqual(report.tickets.map((t) => t.peerId), [others[2].peerId]);
-  assert.deepEqual(calls.map((c) => c.method), ["POST", "GET"], "a 4xx is not retried");
+  assert.deepEqual(
+    report.tickets.map((t) => t.peerId),
+    [others[2].peerId],
+  );
+  assert.deepEqual(
+    calls.map((c) => c.method),
+    ["POST", "GET"],
+    "a 4xx is not retried",
+  );
 });
 
 test("round: beacons in parallel, tickets verified, own ticket and bad ones dropped, newest per peer kept", async () => {
@@ -197,10 +210,7 @@ test("capsule: a tampered, expired or unpinned capsule is rejected with its code
   const ctx = { community: "main", selfId: me.peerId, options: { timeoutMs: 50, retries: 0, backoffMs: 1 }, sleep: noSleep, clock: () => capsules.now };
   const tampered = structuredClone(capsules.valid[0].capsule);
   tampered.body.issued_at += 1;
-  const cases = [
-    [tampered, "bad_signature"],
-    ...capsules.invalid.filter((c) => !c.now).map((c) => [c.capsule, c.error]),
-  ];
+  const cases = [[tampered, "bad_signature"], ...capsules.invalid.filter((c) => !c.now).map((c) => [c.capsule, c.error])];
   for (const [body, code] of cases) {
     const { fetchImpl } = scripted({ "http://c/x.json": [{ status: 200, body }] });
     const report = await fetchCapsule("http://c/x.json", { ...ctx, trusted, fetchImpl });

@@ -1,13 +1,13 @@
-// Signal tokens: the shared vectors hold for static/swarm/signal_token.js (pytest checks Python).
+// Signal tokens: the shared vectors hold for static/swarm/protocol/signal_token.js (pytest checks Python).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { fromHex, hex, peerIdForKey } from "../../static/swarm/encoding.js";
-import { DOMAIN_SIGNAL_TOKEN, signingInput } from "../../static/swarm/envelope.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
-import { makeSignalToken, parseSignalToken, verifySignalToken } from "../../static/swarm/signal_token.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { fromHex, hex, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { DOMAIN_SIGNAL_TOKEN, signingInput } from "../../static/swarm/protocol/envelope.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { makeSignalToken, parseSignalToken, verifySignalToken } from "../../static/swarm/protocol/signal_token.js";
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8"));
 const vectors = load("signal_tokens.json");
@@ -53,8 +53,5 @@ test("a token from a WebCrypto key verifies for its own id only", async () => {
   assert.match(token, /^[A-Za-z0-9._-]+$/);
   const id = await peerIdForKey(signer.publicKey);
   assert.equal((await verifySignalToken(token, { peerId: id, now })).peerId, id);
-  await assert.rejects(
-    verifySignalToken(token, { peerId: await peerIdForKey(other.publicKey), now }),
-    (error) => error.code === "peer_mismatch",
-  );
+  await assert.rejects(verifySignalToken(token, { peerId: await peerIdForKey(other.publicKey), now }), (error) => error.code === "peer_mismatch");
 });

@@ -23,7 +23,11 @@ test(`${PEERS} simulated peers: everyone knows 8+ others and gossip reaches 99%`
       const other = peers[Math.floor(net.random() * PEERS)];
       if (other !== peer) known.add(other);
     }
-    peer.node.addCandidates([...known].map((p) => p.identity.ticket), "beacon", net.now);
+    peer.node.addCandidates(
+      [...known].map((p) => p.identity.ticket),
+      "beacon",
+      net.now,
+    );
   }
   const setupMs = performance.now() - started;
 

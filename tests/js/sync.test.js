@@ -1,16 +1,16 @@
-// Post sync (static/swarm/sync.js): peers exchange what the other lacks on connect, in
+// Post sync (static/swarm/content/sync.js): peers exchange what the other lacks on connect, in
 // several rounds when it does not fit one frame; forged entries are rejected and counted
 // against their sender; gossip gaps trigger a sync; forks are reported. Frames go through
 // the real wire codec.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { peerIdForKey } from "../../static/swarm/encoding.js";
-import { AuthorLog, nextPost } from "../../static/swarm/postlog.js";
-import { verifyPost } from "../../static/swarm/posts.js";
-import { ANSWER_BURST, PostSync, SYNC_CAP } from "../../static/swarm/sync.js";
-import { decodeFrame, encodeFrame, MAX_FRAME_BYTES } from "../../static/swarm/wire.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { AuthorLog, nextPost } from "../../static/swarm/protocol/postlog.js";
+import { verifyPost } from "../../static/swarm/protocol/posts.js";
+import { ANSWER_BURST, PostSync, SYNC_CAP } from "../../static/swarm/content/sync.js";
+import { decodeFrame, encodeFrame, MAX_FRAME_BYTES } from "../../static/swarm/protocol/wire.js";
 
 const NOW = 1_800_000_000_000;
 
@@ -68,7 +68,10 @@ test("on connect each peer gets the entries it lacks, in both directions", async
   assert.equal(heads(a), heads(b), "a got c's posts from b too");
   assert.equal(a.sync.posts().length, 9);
   assert.deepEqual(
-    a.sync.posts().map((p) => p.text).slice(0, 3),
+    a.sync
+      .posts()
+      .map((p) => p.text)
+      .slice(0, 3),
     ["post 3", "post 2", "post 2"],
     "newest first",
   );
@@ -77,7 +80,10 @@ test("on connect each peer gets the entries it lacks, in both directions", async
   connect(a, b);
   await settle([a, b]);
   const after = [...a.frames.slice(na), ...b.frames.slice(nb)];
-  assert.deepEqual(after.map((f) => f.t), ["sync_summary", "sync_summary"]);
+  assert.deepEqual(
+    after.map((f) => f.t),
+    ["sync_summary", "sync_summary"],
+  );
 });
 
 test("a backlog larger than one answer arrives over several rounds, each frame under the limit", async () => {
@@ -90,7 +96,11 @@ test("a backlog larger than one answer arrives over several rounds, each frame u
   assert.ok(answers.length >= 5, `${answers.length} answers`);
   assert.ok(answers.slice(0, -1).every((f) => f.frame.complete === false));
   assert.equal(answers.at(-1).frame.complete, true);
-  assert.equal(answers.reduce((n, f) => n + f.frame.entries.length, 0), 300, "nothing sent twice");
+  assert.equal(
+    answers.reduce((n, f) => n + f.frame.entries.length, 0),
+    300,
+    "nothing sent twice",
+  );
   assert.equal(b.stored.length, 300);
 });
 
@@ -128,7 +138,11 @@ test("forged entries are never stored and count against the peer that sent them"
       ["bad_signature", true, mallory.id],
     ],
   );
-  assert.deepEqual(actions.filter((x) => x.type === "stored").map((x) => x.entry.author), [mallory.id], "the valid one is kept");
+  assert.deepEqual(
+    actions.filter((x) => x.type === "stored").map((x) => x.entry.author),
+    [mallory.id],
+    "the valid one is kept",
+  );
   assert.equal(b.sync.logs.has(a.id), false);
   assert.equal(await b.sync.receiveGossip(mallory.id, alteredText, NOW + 11), "bad_signature");
   assert.equal(b.sync.posts().length, 1);
@@ -148,7 +162,10 @@ test("a gossiped entry beyond what we hold asks the forwarder for the rest", asy
   const result = await c.sync.receiveGossip(b.id, latest.envelope, later + 1);
   assert.equal(result, "gap");
   const asked = c.sync.takeActions();
-  assert.deepEqual(asked.map((x) => [x.type, x.peerId, x.frame?.t]), [["send", b.id, "sync_summary"]]);
+  assert.deepEqual(
+    asked.map((x) => [x.type, x.peerId, x.frame?.t]),
+    [["send", b.id, "sync_summary"]],
+  );
   await b.sync.receiveFrame(c.id, decodeFrame(encodeFrame(asked[0].frame)), later + 2);
   await settle([b, c]);
   assert.equal(c.sync.logs.get(a.id).length, 4);
@@ -163,7 +180,10 @@ test("a fork is reported with the other side's entry as evidence", async () => {
   const branch = async (text, at) => verifyPost(await nextPost(a.sync.logs.get(a.id), a.signer, { now: at, text }));
   const one = await branch("left", NOW + 5);
   const two = await branch("right", NOW + 6);
-  for (const [peer, entry] of [[b, one], [c, two]]) {
+  for (const [peer, entry] of [
+    [b, one],
+    [c, two],
+  ]) {
     peer.sync.load([first, entry]);
   }
   connect(b, c);
@@ -185,7 +205,13 @@ test("more than 1024 authors: the summary comes in ranges and each range is answ
   a.sync.load(writers);
   b.sync.load(writers.slice(0, 1000));
   const frames = a.sync.summaryFrames();
-  assert.deepEqual(frames.map((f) => [f.heads.length, f.end]), [[1024, false], [6, true]]);
+  assert.deepEqual(
+    frames.map((f) => [f.heads.length, f.end]),
+    [
+      [1024, false],
+      [6, true],
+    ],
+  );
   assert.equal(frames[1].after, frames[0].heads.at(-1).author);
   connect(a, b);
   await settle([a, b]);
@@ -202,7 +228,13 @@ test("malformed summaries and summary floods are violations", async () => {
   await a.sync.receiveFrame(b.id, { t: "sync_summary", heads: [head, head], after: "", end: true }, NOW);
   await a.sync.receiveFrame(b.id, { t: "sync_summary", heads: [], after: "", end: false }, NOW);
   let rejected = a.sync.takeActions().filter((x) => x.type === "rejected");
-  assert.deepEqual(rejected.map((x) => [x.code, x.violation]), [["bad_sync", true], ["bad_sync", true]]);
+  assert.deepEqual(
+    rejected.map((x) => [x.code, x.violation]),
+    [
+      ["bad_sync", true],
+      ["bad_sync", true],
+    ],
+  );
   for (let i = 0; i < ANSWER_BURST + 5; i++) {
     await a.sync.receiveFrame(b.id, { t: "sync_summary", heads: [], after: "", end: true }, NOW + 1);
   }

@@ -1,9 +1,9 @@
-// The download scheduler (static/swarm/transfer.js) with a fake clock: windows, several
+// The download scheduler (static/swarm/protocol/transfer.js) with a fake clock: windows, several
 // sources, bad chunks re-fetched and penalised, lost peers, resume, timeouts, pacing.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { NO_SOURCE, Transfer, TRANSFER_DEFAULTS } from "../../static/swarm/transfer.js";
+import { NO_SOURCE, Transfer, TRANSFER_DEFAULTS } from "../../static/swarm/protocol/transfer.js";
 
 const T0 = 1_000_000;
 const A = "pa";
@@ -14,7 +14,10 @@ const CHUNK = 65_552;
 const reqs = (actions, type = "chunk_req") => actions.filter((a) => a.type === type);
 const byPeer = (actions) => {
   const out = {};
-  for (const a of reqs(actions)) (out[a.peerId] ??= []).push(a.index);
+  for (const a of reqs(actions)) {
+    out[a.peerId] ??= [];
+    out[a.peerId].push(a.index);
+  }
   return out;
 };
 
@@ -48,9 +51,16 @@ test("one complete source gets at most perSource requests in flight, lowest indi
   t.have(A, 100, T0);
   const asked = reqs(t.takeActions());
   assert.equal(asked.length, TRANSFER_DEFAULTS.perSource);
-  assert.deepEqual(asked.map((a) => a.index), [...Array(TRANSFER_DEFAULTS.perSource).keys()]);
+  assert.deepEqual(
+    asked.map((a) => a.index),
+    [...Array(TRANSFER_DEFAULTS.perSource).keys()],
+  );
   t.chunkAccepted(A, 0, CHUNK, T0 + 5);
-  assert.deepEqual(reqs(t.takeActions()).map((a) => a.index), [TRANSFER_DEFAULTS.perSource], "one answer frees one slot");
+  assert.deepEqual(
+    reqs(t.takeActions()).map((a) => a.index),
+    [TRANSFER_DEFAULTS.perSource],
+    "one answer frees one slot",
+  );
 });
 
 test("the window bounds requests across sources and each source stays within its share", () => {
@@ -93,9 +103,16 @@ test("a bad chunk is fetched again from another holder and its sender is penalis
     },
   });
   const penalties = log.filter((e) => e.type === "penalize");
-  assert.deepEqual(penalties.map((p) => [p.peerId, p.code]), [[B, "chunk_mismatch"]]);
+  assert.deepEqual(
+    penalties.map((p) => [p.peerId, p.code]),
+    [[B, "chunk_mismatch"]],
+  );
   const refetch = log.filter((e) => e.index === corrupted && e.verdict === "ok");
-  assert.deepEqual(refetch.map((e) => e.peerId), [A], "the corrupted index came from the other holder");
+  assert.deepEqual(
+    refetch.map((e) => e.peerId),
+    [A],
+    "the corrupted index came from the other holder",
+  );
   const afterPenalty = log.slice(log.indexOf(penalties[0]));
   assert.ok(!afterPenalty.some((e) => e.peerId === B && e.verdict), "B is never asked again");
   assert.equal(t.phase, "complete");
@@ -110,7 +127,10 @@ test("a chunk a partial holder lacks goes to another source, and not back to it"
   const log = drain(t, T0 + 10, { serve: (peer, index) => (peer === B && index % 2 === 1 ? "missing" : "ok") });
   for (const e of log.filter((x) => x.verdict === "missing")) {
     const again = log.filter((x) => x.index === e.index && x.verdict === "ok");
-    assert.deepEqual(again.map((x) => x.peerId), [A]);
+    assert.deepEqual(
+      again.map((x) => x.peerId),
+      [A],
+    );
   }
   assert.equal(t.phase, "complete");
 });
@@ -145,7 +165,10 @@ test("a resumed transfer asks only for what is not stored yet", () => {
   const t = chunked(30, {}, held);
   assert.equal(t.heldCount, 20);
   t.have(A, 30, T0);
-  assert.deepEqual(reqs(t.takeActions()).map((a) => a.index), [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
+  assert.deepEqual(
+    reqs(t.takeActions()).map((a) => a.index),
+    [0, 3, 6, 9, 12, 15, 18, 21, 24, 27],
+  );
   const whole = chunked(5, {}, [0, 1, 2, 3, 4]);
   assert.equal(whole.phase, "complete");
   assert.deepEqual(whole.takeActions(), [{ type: "complete" }]);
@@ -154,13 +177,19 @@ test("a resumed transfer asks only for what is not stored yet", () => {
 test("a chunk found lost after completion is pending again and asked of a holder", () => {
   const t = chunked(5, {}, [0, 1, 2, 3]);
   t.have(A, 5, T0);
-  assert.deepEqual(reqs(t.takeActions()).map((a) => a.index), [4]);
+  assert.deepEqual(
+    reqs(t.takeActions()).map((a) => a.index),
+    [4],
+  );
   t.chunkAccepted(A, 4, CHUNK, T0);
   assert.deepEqual(t.takeActions(), [{ type: "complete" }]);
   t.chunkLost(3, T0 + 1);
   assert.equal(t.phase, "chunks");
   assert.equal(t.heldCount, 4);
-  assert.deepEqual(reqs(t.takeActions()).map((a) => [a.peerId, a.index]), [[A, 3]]);
+  assert.deepEqual(
+    reqs(t.takeActions()).map((a) => [a.peerId, a.index]),
+    [[A, 3]],
+  );
   t.chunkLost(3, T0 + 2); // asked already, not held: nothing changes
   assert.deepEqual(t.takeActions(), []);
   t.chunkAccepted(A, 3, CHUNK, T0 + 3);
@@ -231,7 +260,10 @@ test("endgame: with nothing pending an idle source re-asks an old request", () =
   assert.equal(reqs(t.takeActions()).length, 0);
   t.tick(T0 + o.endgameAfterMs);
   const dup = reqs(t.takeActions());
-  assert.deepEqual(dup.map((a) => a.peerId), [B, B, B, B]);
+  assert.deepEqual(
+    dup.map((a) => a.peerId),
+    [B, B, B, B],
+  );
   for (const a of dup) t.chunkAccepted(B, a.index, CHUNK, T0 + o.endgameAfterMs + 5);
   assert.equal(t.phase, "complete");
   assert.equal(t.chunkAccepted(A, 0, CHUNK, T0 + o.endgameAfterMs + 9), false, "late duplicate ignored");
@@ -259,7 +291,11 @@ test("the manifest is asked of holders first, then of connected peers; bad ones 
   t.manifestReady(B, 3, [], T0 + o.probeAfterMs + 4 + o.manifestTimeoutMs + 1);
   assert.deepEqual(
     reqs(t.takeActions()).map((a) => [a.peerId, a.index]),
-    [[B, 0], [B, 1], [B, 2]],
+    [
+      [B, 0],
+      [B, 1],
+      [B, 2],
+    ],
     "the peer that served the manifest is a source",
   );
 });
@@ -275,7 +311,13 @@ test("with nobody to serve it the transfer waits, resumes with a new holder, and
   assert.equal(t.phase, "chunks", "no give-up timeout: still waiting an hour later");
   assert.deepEqual(t.takeActions(), []);
   t.have(B, 3, T0 + 3_600_001);
-  assert.deepEqual(reqs(t.takeActions()).map((a) => [a.peerId, a.index]), [[B, 1], [B, 2]]);
+  assert.deepEqual(
+    reqs(t.takeActions()).map((a) => [a.peerId, a.index]),
+    [
+      [B, 1],
+      [B, 2],
+    ],
+  );
   assert.equal(t.progress(T0 + 3_600_001).waiting, null);
 
   const giveUpAfterMs = 60_000;
@@ -356,7 +398,10 @@ test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers,
       const list = (asked.get(peerId) ?? []).filter((i) => t.expects(peerId, i));
       if (!list.length) return;
       const index = list[0];
-      asked.set(peerId, (asked.get(peerId) ?? []).filter((i) => i !== index));
+      asked.set(
+        peerId,
+        (asked.get(peerId) ?? []).filter((i) => i !== index),
+      );
       if (verdict === "ok") t.chunkAccepted(peerId, index, CHUNK, now);
       else if (verdict === "missing") t.chunkMissing(peerId, index, now);
       else t.chunkRejected(peerId, index, "chunk_mismatch", "hash differs", now);
@@ -368,8 +413,10 @@ test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers,
       else if (op === "open") t.peerOpened(pick(peers), now);
       else if (op === "close") t.peerClosed(pick(peers), now);
       else if (op === "answer") answer(pick(peers), pick(["ok", "ok", "ok", "missing", "bad"]));
-      else if (op === "tick") t.tick((now += 1 + Math.floor(random() * 12_000)));
-      else t.chunkLost(Math.floor(random() * 40), now);
+      else if (op === "tick") {
+        now += 1 + Math.floor(random() * 12_000);
+        t.tick(now);
+      } else t.chunkLost(Math.floor(random() * 40), now);
       collect();
     }
     t.peerOpened("pz", now);
@@ -378,7 +425,10 @@ test("a seeded churn soak: limits hold, nothing is asked of bad or absent peers,
     for (let i = 0; i < 20_000 && t.phase !== "complete"; i++) {
       if (t.manifestAsk) t.manifestReady(t.manifestAsk.peerId, count, [], now);
       else if ((asked.get("pz") ?? []).some((index) => t.expects("pz", index))) answer("pz", "ok");
-      else t.tick((now += 100));
+      else {
+        now += 100;
+        t.tick(now);
+      }
       collect();
     }
     assert.equal(t.phase, "complete", `round ${round}`);

@@ -1,10 +1,10 @@
-// The download scheduler (static/swarm/transfer.js) against the shared vectors in
+// The download scheduler (static/swarm/protocol/transfer.js) against the shared vectors in
 // tests/vectors/transfer.json (tests/test_transfer_vectors.py checks transfer.py).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { Transfer } from "../../static/swarm/transfer.js";
+import { Transfer } from "../../static/swarm/protocol/transfer.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../vectors/transfer.json", import.meta.url), "utf8"));
 

@@ -4,8 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FileService, MAX_ADVERTS_PER_PEER } from "../../static/swarm/files.js";
-import { MAX_HAVE_MANIFESTS } from "../../static/swarm/wire.js";
+import { FileService } from "../../static/swarm/content/files.js";
+import { MAX_ADVERTS_PER_PEER } from "../../static/swarm/content/holders.js";
+import { MAX_HAVE_MANIFESTS } from "../../static/swarm/protocol/wire.js";
 
 const PEER_A = `p${"a".repeat(32)}`;
 const PEER_B = `p${"b".repeat(32)}`;
@@ -85,6 +86,6 @@ test("chunk requests naming manifests we do not hold add no upload records", asy
   for (let n = 0; n < 300; n++) peer.frame(PEER_A, { t: "chunk_req", manifest: manifestId(n), index: 0, chunk: CHUNK });
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(files.uploader.stats.chunks, 300, "the chunk is held: it is served whatever manifest is named");
-  assert.equal(files.served.size, 0);
+  assert.equal(files.uploads.byFile.size, 0);
   assert.equal(files.uploadOf(manifestId(0)), null);
 });

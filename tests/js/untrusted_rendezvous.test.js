@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { test } from "node:test";
 
-import { announce, fetchCapsule } from "../../static/swarm/rendezvous.js";
+import { announce, fetchCapsule } from "../../static/swarm/adapters/rendezvous.js";
 import { makeIdentity } from "./support/network.js";
 
 const OPTIONS = { timeoutMs: 300, retries: 0, backoffMs: 1 };
@@ -27,7 +27,7 @@ async function withServer(handler, work) {
 }
 
 // Headers at once, then a byte now and then: the body never ends.
-function trickle(request, response) {
+function trickle(_request, response) {
   response.writeHead(200, { "content-type": "application/json" });
   response.write('{"ok":true,"peers":[');
   const timer = setInterval(() => response.write(" "), 50);
@@ -62,9 +62,9 @@ test("a capsule host that drips its body is a timeout", async () => {
 test("garbage, a redirect loop and an HTML error page are reports with stable codes", async () => {
   const { me, ctx } = await context();
   const cases = [
-    [(req, res) => res.end("\u00ff\u00fe not json"), "bad_json"],
-    [(req, res) => res.end("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["), "bad_json"],
-    [(req, res) => res.writeHead(502, { "content-type": "text/html" }).end("<h1>Bad gateway</h1>"), "http_502"],
+    [(_req, res) => res.end("\u00ff\u00fe not json"), "bad_json"],
+    [(_req, res) => res.end("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["), "bad_json"],
+    [(_req, res) => res.writeHead(502, { "content-type": "text/html" }).end("<h1>Bad gateway</h1>"), "http_502"],
     [(req, res) => res.writeHead(302, { location: req.url }).end(), "network"],
   ];
   for (const [handler, code] of cases) {
@@ -79,9 +79,12 @@ test("a beacon listing far more peers than any beacon serves has only the first 
   const { me, ctx } = await context();
   const other = await makeIdentity("main", Date.now());
   const peers = Array.from({ length: 5_000 }, () => other.ticket.envelope);
-  await withServer((req, res) => res.end(JSON.stringify({ ok: true, peers })), async (base) => {
-    const report = await announce(`${base}/beacon/v1/`, me.ticket.envelope, ctx);
-    assert.equal(report.ok, true);
-    assert.equal(report.tickets.length, 200);
-  });
+  await withServer(
+    (_req, res) => res.end(JSON.stringify({ ok: true, peers })),
+    async (base) => {
+      const report = await announce(`${base}/beacon/v1/`, me.ticket.envelope, ctx);
+      assert.equal(report.ok, true);
+      assert.equal(report.tickets.length, 200);
+    },
+  );
 });

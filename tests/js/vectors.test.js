@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import * as ed25519 from "../../static/swarm/ed25519.js";
-import { b64urlDecode, b64urlEncode, fromHex, hex, peerIdForKey } from "../../static/swarm/encoding.js";
-import { signingInput } from "../../static/swarm/envelope.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
-import { makeTicket, makeWithdrawal, verifyTicket, verifyWithdrawal } from "../../static/swarm/ticket.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { b64urlDecode, b64urlEncode, fromHex, hex, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
+import { signingInput } from "../../static/swarm/protocol/envelope.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { makeTicket, makeWithdrawal, verifyTicket, verifyWithdrawal } from "../../static/swarm/protocol/ticket.js";
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8"));
 

@@ -1,16 +1,16 @@
-// tests/vectors/wire.json (packed by Python's msgpack) holds for static/swarm/wire.js and the
+// tests/vectors/wire.json (packed by Python's msgpack) holds for static/swarm/protocol/wire.js and the
 // gossip/hello/pex checks built on it.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { fromHex, hex } from "../../static/swarm/encoding.js";
-import { ProtocolError } from "../../static/swarm/errors.js";
-import { checkGossip, GossipLog } from "../../static/swarm/gossip.js";
-import { PeerBook } from "../../static/swarm/peerbook.js";
-import { verifyPexTickets } from "../../static/swarm/pex.js";
-import { verifyTicket } from "../../static/swarm/ticket.js";
-import { decodeFrame, encodeFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION, WireError } from "../../static/swarm/wire.js";
+import { fromHex, hex } from "../../static/swarm/protocol/encoding.js";
+import { ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { checkGossip, GossipLog } from "../../static/swarm/protocol/gossip.js";
+import { PeerBook } from "../../static/swarm/protocol/peerbook.js";
+import { verifyPexTickets } from "../../static/swarm/protocol/pex.js";
+import { verifyTicket } from "../../static/swarm/protocol/ticket.js";
+import { decodeFrame, encodeFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION, WireError } from "../../static/swarm/protocol/wire.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../vectors/wire.json", import.meta.url), "utf8"));
 const { semantic } = vectors;
@@ -137,7 +137,7 @@ for (const c of semantic.pex) {
 }
 
 test("encodeChunkFrame writes the bytes encodeFrame writes, from data in parts", async () => {
-  const { encodeChunkFrame } = await import("../../static/swarm/wire.js");
+  const { encodeChunkFrame } = await import("../../static/swarm/protocol/wire.js");
   const id = (n) => Buffer.from(new Uint8Array(32).fill(n)).toString("base64url");
   for (const index of [0, 1, 127, 128, 255, 256, 65535, 65536, 4095, 2 ** 32 - 1]) {
     for (const size of [0, 1, 255, 256, 65535, 65536, 65552]) {

@@ -1,4 +1,6 @@
-"""A browser SwarmNode (static/swarm/node.js) in a Node.js process, as a Python node look-alike.
+"""A browser SwarmNode in a Node.js process, as a Python node look-alike.
+
+The node is static/swarm/protocol/node.js.
 
 tests/js/support/swarm_driver.mjs runs the node; this proxy speaks its JSON-lines protocol
 and turns its actions into the Python action classes, so the in-memory network

@@ -11,11 +11,16 @@
       super(...args);
       let handler = null;
       super.onicecandidate = (event) => {
-        if (!event.candidate || !event.candidate.candidate || loopback(event.candidate.candidate)) {
+        if (!event.candidate?.candidate || loopback(event.candidate.candidate)) {
           handler?.(event);
         }
       };
-      Object.defineProperty(this, "onicecandidate", { get: () => handler, set: (h) => { handler = h; } });
+      Object.defineProperty(this, "onicecandidate", {
+        get: () => handler,
+        set: (h) => {
+          handler = h;
+        },
+      });
     }
     addIceCandidate(candidate, ...rest) {
       if (candidate?.candidate && !loopback(candidate.candidate)) return Promise.resolve();

@@ -4,15 +4,15 @@
 // downloads them (manifest_req, pipelined chunk_req, every chunk verified and decrypted).
 import { Peer } from "peerjs";
 
-import { encryptFile, parseShareFragment, shareFragment } from "/static/swarm/chunks.js";
-import { generateSigner } from "/static/swarm/ed25519.js";
-import { b64urlDecode, b64urlEncode, hex, peerIdForKey, sha256 } from "/static/swarm/encoding.js";
-import { makeGossip } from "/static/swarm/gossip.js";
-import { decryptFile, makeManifest, verifyManifest } from "/static/swarm/manifest.js";
-import { makePost } from "/static/swarm/posts.js";
-import { makeSignalToken } from "/static/swarm/signal_token.js";
-import { makeTicket } from "/static/swarm/ticket.js";
-import { decodeFrame, encodeFrame } from "/static/swarm/wire.js";
+import { encryptFile, parseShareFragment, shareFragment } from "/static/swarm/protocol/chunks.js";
+import { generateSigner } from "/static/swarm/protocol/ed25519.js";
+import { b64urlDecode, b64urlEncode, hex, peerIdForKey, sha256 } from "/static/swarm/protocol/encoding.js";
+import { makeGossip } from "/static/swarm/protocol/gossip.js";
+import { decryptFile, makeManifest, verifyManifest } from "/static/swarm/protocol/manifest.js";
+import { makePost } from "/static/swarm/protocol/posts.js";
+import { makeSignalToken } from "/static/swarm/protocol/signal_token.js";
+import { makeTicket } from "/static/swarm/protocol/ticket.js";
+import { decodeFrame, encodeFrame } from "/static/swarm/protocol/wire.js";
 
 const WINDOW = 16;
 // On a json connection each frame travels as unpadded base64url text in JSON strings;
@@ -229,11 +229,8 @@ const harness = {
     const worker = async (link) => {
       while (next < total) {
         const index = next++;
-        const frame = await link.ask(
-          { t: "chunk_req", manifest: manifestId, index, chunk: manifest.chunks[index] },
-          `chunk:${manifestId}:${index}`,
-        );
-        if (!frame || frame.t !== "chunk") throw new Error(`chunk ${index}: ${frame ? frame.t : "connection closed"}`);
+        const frame = await link.ask({ t: "chunk_req", manifest: manifestId, index, chunk: manifest.chunks[index] }, `chunk:${manifestId}:${index}`);
+        if (frame?.t !== "chunk") throw new Error(`chunk ${index}: ${frame ? frame.t : "connection closed"}`);
         parts[index] = frame.data;
         bytes += frame.data.length;
         const now = performance.now();
@@ -246,7 +243,15 @@ const harness = {
     await Promise.all(workers);
     const received = performance.now();
     const plain = await decryptFile(manifest, parseShareFragment(`k=${keyText}`), parts);
-    return { sha256: hex(await sha256(plain)), size: plain.length, bytes, ms: received - start, maxGapMs: maxGap, startedAt, endedAt: startedAt + (received - start) };
+    return {
+      sha256: hex(await sha256(plain)),
+      size: plain.length,
+      bytes,
+      ms: received - start,
+      maxGapMs: maxGap,
+      startedAt,
+      endedAt: startedAt + (received - start),
+    };
   },
 
   // Flood a gossip message of `topic` to every open link; `data` null means a new signed post.

@@ -1,10 +1,10 @@
 // An in-memory network for SwarmNodes: dials, DataConnections and frames are delivered in
 // rounds (one round = one hop, `roundMs` of fake clock). Everything a node decides goes
 // through takeActions(), exactly as in the browser adapter.
-import * as ed25519 from "../../../static/swarm/ed25519.js";
-import { peerIdForKey } from "../../../static/swarm/encoding.js";
-import { SwarmNode } from "../../../static/swarm/node.js";
-import { makeTicket, verifyTicket } from "../../../static/swarm/ticket.js";
+import * as ed25519 from "../../../static/swarm/protocol/ed25519.js";
+import { peerIdForKey } from "../../../static/swarm/protocol/encoding.js";
+import { SwarmNode } from "../../../static/swarm/protocol/node.js";
+import { makeTicket, verifyTicket } from "../../../static/swarm/protocol/ticket.js";
 
 export const T0 = 1_800_000_000_000;
 
@@ -68,7 +68,7 @@ export class Network {
   disconnect(peerId) {
     const peer = this.peers.get(peerId);
     peer.online = false;
-    for (const [connId, link] of this.links) {
+    for (const [_connId, link] of this.links) {
       if (link.owner !== peerId || !link.open) continue;
       link.open = false;
       const remote = this.links.get(link.remoteConn);
@@ -88,9 +88,9 @@ export class Network {
     }
   }
 
-  #send(peerId, action) {
+  #send(_peerId, action) {
     const link = this.links.get(action.connId);
-    if (!link || !link.open) return;
+    if (!link?.open) return;
     this.framesSent += 1;
     this.bytesSent += action.bytes.length;
     this.sentByType[action.t] = (this.sentByType[action.t] ?? 0) + 1;
@@ -100,7 +100,7 @@ export class Network {
   #close(peerId, action) {
     const link = this.links.get(action.connId);
     this.peers.get(peerId).closes.push(action.reason);
-    if (!link || !link.open) return;
+    if (!link?.open) return;
     link.open = false;
     const remote = this.links.get(link.remoteConn);
     if (remote?.open) {
@@ -111,7 +111,7 @@ export class Network {
 
   #dial(from, to) {
     const target = this.peers.get(to);
-    if (!target || !target.online) {
+    if (!target?.online) {
       this.pending.push(["dialFailed", from, to]);
       return;
     }

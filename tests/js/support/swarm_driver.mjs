@@ -1,4 +1,4 @@
-// Drives one browser SwarmNode (static/swarm/node.js) from another process: one JSON request
+// Drives one browser SwarmNode (static/swarm/protocol/node.js) from another process: one JSON request
 // per stdin line, one JSON answer per stdout line. Bytes travel as hex; the clock is whatever
 // `now` the caller passes (tests/test_cross_language.py shares its fake clock this way).
 //
@@ -9,11 +9,11 @@
 // Errors answer {"ok":false,"error":"..."}; the driver keeps running.
 import { createInterface } from "node:readline";
 
-import * as ed25519 from "../../../static/swarm/ed25519.js";
-import { fromHex, hex, peerIdForKey } from "../../../static/swarm/encoding.js";
-import { SwarmNode } from "../../../static/swarm/node.js";
-import { makeTicket, verifyTicket } from "../../../static/swarm/ticket.js";
-import { decodeFrame, encodeFrame } from "../../../static/swarm/wire.js";
+import * as ed25519 from "../../../static/swarm/protocol/ed25519.js";
+import { fromHex, hex, peerIdForKey } from "../../../static/swarm/protocol/encoding.js";
+import { SwarmNode } from "../../../static/swarm/protocol/node.js";
+import { makeTicket, verifyTicket } from "../../../static/swarm/protocol/ticket.js";
+import { decodeFrame, encodeFrame } from "../../../static/swarm/protocol/wire.js";
 import { prng } from "./network.js";
 
 let node = null;
@@ -116,5 +116,5 @@ for await (const line of lines) {
   } catch (error) {
     answer = { ok: false, error: String(error?.stack ?? error) };
   }
-  process.stdout.write(JSON.stringify(answer) + "\n");
+  process.stdout.write(`${JSON.stringify(answer)}\n`);
 }

@@ -1,0 +1,513 @@
+// The running browser peer: binds the sans-IO SwarmNode to PeerJS DataConnections, timers,
+// IndexedDB and the rendezvous HTTP calls. window.swarm is an instance of this class.
+import { Diagnostics } from "./diagnostics.js";
+import { loadOrCreateIdentity } from "./identity.js";
+import { Metrics } from "./metrics.js";
+import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
+import { SwarmNode } from "../protocol/node.js";
+import { RendezvousSchedule, runRound } from "./rendezvous.js";
+import { Signaling } from "./signaling.js";
+import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
+
+const TICK_MAX_MS = 1_000; // run the node at least this often (cheap; keeps the UI fresh)
+const SAMPLE_MS = 5_000;
+const PERSIST_MS = 15_000;
+const TICKET_REFRESH_MS = 60_000;
+const CLOSE_DELAY_MS = 250; // let a bye reach the peer before the channel closes
+const CAPS = ["gossip", "pex", "sync"]; // sync: answers sync_summary (post sync)
+const REPLAY_RETRY_MS = 1_500;
+
+export class SwarmPeer extends EventTarget {
+  /** @param {{ config: any, store: any, clock?: () => number, fetchImpl?: typeof fetch }} args */
+  constructor({ config, store, clock = Date.now, fetchImpl = (input, init) => fetch(input, init) }) {
+    super();
+    this.config = config;
+    this.store = store;
+    this.clock = clock;
+    this.fetchImpl = fetchImpl;
+    this.community = config.community;
+    this.diagnostics = new Diagnostics({ clock });
+    this.metrics = new Metrics({ now: clock() });
+    this.startedAt = performance.now();
+    this.timeToFirstPeerMs = null;
+    this.conns = new Map(); // conn id -> DataConnection
+    this.serial = 0;
+    this.received = []; // delivered gossip, newest last (capped)
+    this.rendezvousRunning = false;
+    this.lastRound = null;
+    this.timers = [];
+    this.destroyed = false;
+    /** @type {((peer: SwarmPeer) => Promise<void>) | null} set by main.js: content layers attach here */
+    this.beforeConnect = null;
+    /** @type {Map<string, object> | null} beacon URL -> signed withdrawal of the ticket it stored */
+    this.withdrawals = null;
+  }
+
+  log(level, source, code, message, peerId = null) {
+    this.diagnostics.add({ level, source, code, message, peerId });
+  }
+
+  // --- start-up: identity, settings, cache, seeds, signaling, rendezvous ---
+
+  async start() {
+    const now = this.clock();
+    const identity = await loadOrCreateIdentity(this.store, now);
+    this.identity = identity;
+    this.peerId = identity.peerId;
+    this.log("info", "identity", identity.created ? "identity_created" : "identity_loaded", `peer id ${this.peerId}`);
+    const settings = await this.store.getSettings();
+    const ticket = await this.#newTicket(now);
+    this.node = new SwarmNode({
+      peerId: this.peerId,
+      community: this.community,
+      signer: identity.signer,
+      ticket,
+      options: { mesh: { ...this.config.mesh, approval: settings.approval ?? this.config.mesh.approval } },
+      now,
+    });
+    this.node.mesh.caps = CAPS;
+    for (const id of settings.blocked ?? []) this.node.mesh.blocked.add(id);
+    for (const id of settings.allowed ?? []) this.node.mesh.allowed.add(id);
+    this.node.mesh.paused = Boolean(settings.paused);
+    this.node.mesh.isolated = Boolean(settings.isolated);
+    this.schedule = new RendezvousSchedule(this.config.rendezvous, now);
+    this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
+    this.metrics.load(await this.store.loadMetrics(), now);
+    // Bootstrap order (DESIGN section 4): cached peers, then seeds, then beacons and capsules.
+    const cached = await this.store.loadPeers(this.community);
+    this.node.book.loadRecords(cached, now);
+    this.node.addSeeds(this.config.seeds, now);
+    if (this.config.hints?.length) this.node.addHints(this.config.hints, now);
+    this.log("info", "rendezvous", "cache_loaded", `${cached.length} cached peer(s), ${this.config.seeds.length} seed(s)`);
+    this.signaling = new Signaling({
+      endpoints: this.config.signaling,
+      peerId: this.peerId,
+      signer: identity.signer,
+      iceServers: this.config.iceServers,
+      clock: this.clock,
+      log: (level, code, message) => this.log(level, "signal", code, message),
+    });
+    this.signaling.addEventListener("connection", (e) => this.#adopt(/** @type {CustomEvent} */ (e).detail, false));
+    this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(/** @type {CustomEvent} */ (e).detail, PEER_UNAVAILABLE));
+    this.signaling.addEventListener("state", () => {
+      // Open connections live on without signaling; only new dials need it.
+      this.node.mesh.canDial = this.signaling.state === "open";
+      this.#wake();
+      this.#changed();
+    });
+    // Content layers (files, feed) attach here, before any connection can open.
+    if (this.beforeConnect) await this.beforeConnect(this);
+    this.signaling.start();
+    this.#sample();
+    this.timers.push(setInterval(() => this.#sample(), SAMPLE_MS));
+    this.timers.push(setInterval(() => this.persist(), PERSIST_MS));
+    addEventListener("pagehide", () => this.leave());
+    this.#wake();
+    this.#changed();
+    return this;
+  }
+
+  async #newTicket(now) {
+    const envelope = await makeTicket(this.identity.signer, {
+      peerId: this.peerId,
+      community: this.community,
+      now,
+      ttlMs: this.config.rendezvous.ticketTtlMs,
+      caps: CAPS,
+    });
+    this.ticketAt = now;
+    return verifyTicket(envelope, { now, community: this.community });
+  }
+
+  // --- the node's clock: one timer at its next deadline ---
+
+  #wake() {
+    if (this.destroyed || !this.node) return;
+    clearTimeout(this.tickTimer);
+    const now = this.clock();
+    this.node.mesh.canDial = this.signaling?.state === "open";
+    this.node.tick(now);
+    this.#flush();
+    if (this.node.mesh.canDial) this.#maybeRendezvous(now);
+    if (now - this.ticketAt > TICKET_REFRESH_MS && !this.refreshing) this.#refreshTicket(now);
+    const next = Math.min(this.node.nextDeadline(now), this.schedule.nextRoundAt, now + TICK_MAX_MS);
+    this.tickTimer = setTimeout(() => this.#wake(), Math.max(10, next - now));
+  }
+
+  async #refreshTicket(now) {
+    this.refreshing = true;
+    try {
+      this.node.setTicket(await this.#newTicket(now));
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  // --- node outputs ---
+
+  #flush() {
+    for (const action of this.node.takeActions()) {
+      if (action.type === "send") this.#send(action);
+      else if (action.type === "close") this.#close(action.connId);
+      else if (action.type === "dial") this.#dial(action.peerId);
+      else if (action.type === "deliver") this.#deliver(action);
+      else if (action.type === "event") this.log(action.level, action.source, action.code, action.message, action.peerId);
+      else if (action.type === "opened") this.#opened(action);
+      else if (action.type === "closed") {
+        this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId } }));
+        this.#changed();
+      } else if (action.type === "frame") this.dispatchEvent(new CustomEvent("frame", { detail: action }));
+    }
+  }
+
+  #send({ connId, bytes }) {
+    const conn = this.conns.get(connId);
+    if (conn?.open) conn.send(bytes);
+  }
+
+  #close(connId) {
+    const conn = this.conns.get(connId);
+    this.conns.delete(connId);
+    if (!conn) return;
+    // While leaving there is no later: close now (the bye is already queued on the channel).
+    if (this.leaving) conn.close();
+    else setTimeout(() => conn.close(), CLOSE_DELAY_MS);
+  }
+
+  #dial(peerId) {
+    const conn = this.signaling.connect(peerId);
+    if (!conn) {
+      this.node.dialFailed(peerId, this.clock(), "signaling down");
+      return;
+    }
+    this.#adopt(conn, true);
+  }
+
+  #dialFailed(peerId, reason) {
+    this.node.dialFailed(peerId, this.clock(), reason);
+    this.#flush();
+  }
+
+  // Wire a PeerJS DataConnection to the node: open -> opened, data -> receive, close -> closed.
+  #adopt(conn, outbound) {
+    const connId = `c${++this.serial}`;
+    let opened = false;
+    const onOpen = () => {
+      if (opened) return;
+      opened = true;
+      this.conns.set(connId, conn);
+      this.node.opened(connId, conn.peer, outbound, this.clock());
+      this.#flush();
+      this.#changed();
+    };
+    conn.on("open", onOpen);
+    if (conn.open) onOpen();
+    conn.on("data", (data) => {
+      if (!opened) return;
+      this.node.receive(connId, data, this.clock()).then(() => {
+        this.#flush();
+      });
+    });
+    conn.on("close", () => {
+      this.conns.delete(connId);
+      if (!opened) {
+        if (outbound) this.#dialFailed(conn.peer, "closed before open");
+        return;
+      }
+      this.node.closed(connId, this.clock()).then(() => {
+        this.#flush();
+        this.#changed();
+      });
+    });
+    conn.on("error", (error) => {
+      this.log("info", "webrtc", `conn_${error?.type ?? "error"}`, String(error?.message ?? error), conn.peer);
+      if (!opened && outbound) this.#dialFailed(conn.peer, String(error?.type ?? "error"));
+    });
+  }
+
+  // A peer that answered is what the cache is for: save soon, not only every 15 s.
+  #persistSoon() {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = null;
+      this.persist();
+    }, 1_000);
+  }
+
+  #opened(action) {
+    this.#persistSoon();
+    if (this.timeToFirstPeerMs === null) {
+      this.timeToFirstPeerMs = Math.round(performance.now() - this.startedAt);
+      this.firstPeerAt = performance.timeOrigin + performance.now();
+      this.metrics.firstPeer(this.clock());
+      this.log("info", "mesh", "first_peer", `first peer after ${this.timeToFirstPeerMs} ms`, action.peerId);
+    }
+    const caps = this.node.mesh.conns.get(action.connId)?.caps ?? [];
+    this.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: action.peerId, caps } }));
+    this.#changed();
+  }
+
+  #deliver({ message, from }) {
+    this.received.push({ ...message, from });
+    if (this.received.length > 500) this.received.shift();
+    this.dispatchEvent(new CustomEvent("message", { detail: { ...message, from } }));
+  }
+
+  #changed() {
+    this.dispatchEvent(new Event("change"));
+    // Chart points also at changes, so steps in the peer count show when they happened.
+    if (this.node && !this.sampleTimer) {
+      this.sampleTimer = setTimeout(() => {
+        this.sampleTimer = null;
+        this.#sample();
+      }, 250);
+    }
+  }
+
+  // --- rendezvous rounds ---
+
+  async #maybeRendezvous(now) {
+    if (this.rendezvousRunning || !this.schedule.due(now)) return;
+    this.rendezvousRunning = true;
+    try {
+      const ticket = await this.#newTicket(now); // each announce carries a fresh nonce
+      this.node.setTicket(ticket);
+      const want = this.config.mesh.target;
+      const round = await runRound({ config: this.config, ticket: ticket.envelope, selfId: this.peerId, want, fetchImpl: this.fetchImpl, clock: this.clock });
+      const done = this.clock();
+      this.metrics.add("rendezvous_attempts", 1, done);
+      if (round.tickets.length > 0) this.metrics.add("rendezvous_successes", 1, done);
+      for (const report of round.reports) this.#report(report, done);
+      await this.#prepareWithdrawals(round.reports, ticket);
+      const state = this.schedule.done({ found: round.tickets.length, connected: this.node.mesh.open().length, retryAfterMs: round.retryAfterMs }, done);
+      // A fresh ticket answered with "replay" may not be stored (two first announces racing
+      // to create a community): announce again soon with a new ticket.
+      if (round.reports.some((r) => r.via === "replay")) {
+        this.schedule.nextRoundAt = Math.min(this.schedule.nextRoundAt, done + REPLAY_RETRY_MS + Math.random() * 1_000);
+      }
+      if (state === "paused")
+        this.log(
+          "warn",
+          "rendezvous",
+          "rendezvous_paused",
+          `${this.config.rendezvous.pauseAfter} empty rounds: cache and gossip only until ${new Date(this.schedule.pausedUntil).toLocaleTimeString()}`,
+        );
+      this.lastRound = { at: done, found: round.tickets.length, reports: round.reports.map(({ tickets, ...r }) => ({ ...r, count: tickets.length })) };
+    } catch (error) {
+      this.log("error", "rendezvous", "round_failed", String(error?.stack ?? error));
+      this.schedule.done({ found: 0, connected: this.node.mesh.open().length }, this.clock());
+    } finally {
+      this.rendezvousRunning = false;
+      this.#wake();
+      this.#changed();
+    }
+  }
+
+  // Signed now, sent on pagehide (where there is no time to sign): one per beacon, for the
+  // ticket that beacon stored, so others stop dialing a page that has closed.
+  async #prepareWithdrawals(reports, ticket) {
+    this.withdrawals ??= new Map();
+    const stored = reports.filter((r) => r.source === "beacon" && r.ok && r.via === "announce");
+    if (stored.length === 0) return;
+    const envelope = JSON.stringify(await makeWithdrawal(this.identity.signer, { peerId: this.peerId, community: this.community, nonce: ticket.nonce }));
+    for (const report of stored) this.withdrawals.set(report.url, envelope);
+  }
+
+  #sendWithdrawals() {
+    for (const [beacon, body] of this.withdrawals ?? []) {
+      const url = `${beacon}${beacon.endsWith("/") ? "" : "/"}${encodeURIComponent(this.community)}/withdraw`;
+      try {
+        if (typeof navigator !== "undefined" && navigator.sendBeacon) navigator.sendBeacon(url, body);
+        else this.fetchImpl(url, { method: "POST", body, keepalive: true }).catch(() => {});
+      } catch {
+        // Leaving anyway: the ticket expires by itself.
+      }
+    }
+    this.withdrawals?.clear();
+  }
+
+  #report(report, now) {
+    if (report.source === "beacon") this.metrics.beacon(report.url, report.latencyMs, report.ok, now);
+    else {
+      this.metrics.add("capsule_fetches", 1, now);
+      if (!report.ok) this.metrics.add("capsule_failures", 1, now);
+    }
+    if (report.ok) {
+      this.node.addCandidates(report.tickets, report.source, now);
+      this.log("info", report.source, `${report.source}_ok`, `${report.url}: ${report.tickets.length} peer(s) in ${report.latencyMs} ms`);
+    } else {
+      // No capsule yet (a young community) is expected; anything else is worth a warning.
+      const level = report.code === "no_capsule" ? "info" : "warn";
+      this.log(level, report.source, report.code, `${report.url}: ${report.message} (${report.attempts} attempt(s))`);
+    }
+  }
+
+  #sample() {
+    const now = this.clock();
+    this.metrics.syncNode(this.node.stats, now);
+    this.metrics.sample(now, this.node.mesh.open().length);
+    this.signaling.sweep();
+    this.dispatchEvent(new Event("sample"));
+  }
+
+  /** Save the peer cache and metric buckets (also on pagehide). */
+  async persist() {
+    if (!this.node) return;
+    const now = this.clock();
+    this.metrics.syncNode(this.node.stats, now);
+    try {
+      await this.store.savePeers(this.community, this.node.book.toRecords());
+      await this.store.saveMetrics(this.metrics.takeDirty(), this.metrics.expiredDays(now));
+    } catch (error) {
+      this.log("warn", "store", "persist_failed", String(error?.message ?? error));
+    }
+  }
+
+  async #saveSettings() {
+    const mesh = this.node.mesh;
+    await this.store.putSettings({
+      ...(await this.store.getSettings()), // other parts keep settings here too
+      blocked: [...mesh.blocked],
+      allowed: [...mesh.allowed],
+      paused: mesh.paused,
+      isolated: mesh.isolated,
+      approval: mesh.options.approval,
+    });
+  }
+
+  // --- what the page and the person can do ---
+
+  /** Open connections (the page hook of DESIGN section 9). */
+  connectedPeers() {
+    return this.node ? this.node.connectedPeers(this.clock()) : [];
+  }
+
+  approvalQueue() {
+    return this.node ? this.node.mesh.queue().map((c) => ({ peerId: c.peerId, since: c.openedAt, agent: c.agent })) : [];
+  }
+
+  /** online / degraded (with reason) / offline for #swarm-status. */
+  status() {
+    if (!this.node) return { state: "offline", reason: "starting", peers: 0 };
+    const now = this.clock();
+    const mesh = this.node.status(now);
+    const signal = this.signaling?.state;
+    if (signal !== "open" && !this.node.mesh.paused) {
+      const reason = signal === "failed" ? "signaling refused this page" : "signaling unreachable";
+      return mesh.peers > 0 ? { ...mesh, state: "degraded", reason } : { ...mesh, state: "offline", reason };
+    }
+    return mesh;
+  }
+
+  async publish(topic, data) {
+    const id = await this.node.publish(topic, data, this.clock());
+    this.#flush();
+    return id;
+  }
+
+  /** Send a wire frame to a connected peer (content frames); false when not connected. */
+  send(peerId, frame) {
+    const sent = this.node.sendTo(peerId, frame);
+    this.#flush();
+    return sent;
+  }
+
+  /** Send bytes encoded by wire.js (the uploader's chunk frames); false when not connected. */
+  sendEncoded(peerId, bytes, t) {
+    const sent = this.node.sendEncoded(peerId, bytes, t);
+    this.#flush();
+    return sent;
+  }
+
+  /** The open RTCDataChannel to a peer (the uploader watches its bufferedAmount), or null. */
+  channel(peerId) {
+    const conn = this.node?.mesh.open().find((c) => c.peerId === peerId);
+    return conn ? (this.conns.get(conn.id)?.dataChannel ?? null) : null;
+  }
+
+  /** Bad content from a peer (a chunk that does not hash to its id, a forged post). */
+  contentViolation(peerId, code, message) {
+    this.node.contentViolation(peerId, code, message, this.clock());
+    this.#flush();
+  }
+
+  async block(peerId) {
+    this.node.block(peerId, this.clock());
+    this.log("info", "mesh", "blocked", "peer blocked", peerId);
+    this.#flush();
+    await this.#saveSettings();
+    this.#changed();
+  }
+
+  async unblock(peerId) {
+    this.node.unblock(peerId);
+    await this.#saveSettings();
+    this.#changed();
+  }
+
+  async approve(peerId, { always = false } = {}) {
+    this.node.approve(peerId, this.clock(), { always });
+    this.#flush();
+    await this.#saveSettings();
+    this.#changed();
+  }
+
+  async deny(peerId) {
+    this.node.deny(peerId, this.clock());
+    this.#flush();
+    this.#changed();
+  }
+
+  async setPaused(paused) {
+    this.node.setPaused(paused, this.clock());
+    this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
+    if (!paused) this.schedule.hurry(this.clock());
+    this.log("info", "mesh", paused ? "paused" : "resumed", paused ? "mesh paused: no traffic" : "mesh resumed");
+    this.#flush();
+    await this.#saveSettings();
+    this.#wake();
+    this.#changed();
+  }
+
+  async setIsolated(isolated) {
+    this.node.setIsolated(isolated, this.clock());
+    this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
+    this.log("info", "mesh", isolated ? "isolated" : "unisolated", isolated ? "isolated: allowed peers only" : "isolation off");
+    this.#flush();
+    await this.#saveSettings();
+    this.#wake();
+    this.#changed();
+  }
+
+  async setApproval(mode) {
+    this.node.setApproval(mode, this.clock());
+    this.#flush();
+    await this.#saveSettings();
+    this.#changed();
+  }
+
+  /** Run a rendezvous round now (the "retry" button), unless rendezvous is paused. */
+  retryRendezvous() {
+    this.schedule.pausedUntil = null;
+    this.schedule.hurry(this.clock());
+    this.#wake();
+  }
+
+  /** The page is closing: say bye to every peer and save what is worth keeping. */
+  leave() {
+    if (!this.node || this.leaving) return;
+    this.persist();
+    this.leaving = true;
+    this.#sendWithdrawals();
+    this.node.leave(this.clock());
+    this.#flush();
+  }
+
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    clearTimeout(this.tickTimer);
+    for (const t of this.timers) clearInterval(t);
+    this.signaling?.stop();
+  }
+}

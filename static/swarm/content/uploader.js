@@ -1,0 +1,141 @@
+// Serving chunks to peers that ask (chunk_req -> chunk | chunk_missing), one queue per peer.
+// Backpressure: nothing more is read or sent to a peer while its DataChannel holds more than
+// HIGH_WATER bytes; `bufferedamountlow` (threshold LOW_WATER) resumes it. Reads go to
+// IndexedDB a batch at a time. An optional upload limit (bytes/s, all peers together) paces it.
+// UploadStats counts what was served of each file (bytes, peers, recent rate) for the UI.
+import { encodeChunkFrame } from "../protocol/wire.js";
+
+export const HIGH_WATER = 4 * 1024 * 1024;
+export const LOW_WATER = 1024 * 1024;
+const READ_BATCH = 8;
+const MAX_QUEUE = 512; // requests waiting per peer; honest peers keep far fewer in flight
+const DRAIN_FALLBACK_MS = 1_000; // in case a bufferedamountlow event never comes
+const UPLOAD_RATE_WINDOW_MS = 2_000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Uploader {
+  /** @param {{ peer: any, store: any, onServed?: (peerId: string, id: string, bytes: number) => void }} args */
+  constructor({ peer, store, onServed = () => {} }) {
+    this.peer = peer;
+    this.store = store;
+    this.onServed = onServed;
+    this.queues = new Map(); // peer id -> { requests, pumping }
+    this.limitBps = 0; // 0: as fast as the channel takes it
+    this.nextSendAt = 0;
+    this.stats = { chunks: 0, bytes: 0, missing: 0, dropped: 0, waits: 0, servedTo: {} };
+  }
+
+  request(peerId, frame) {
+    let queue = this.queues.get(peerId);
+    if (!queue) {
+      queue = { requests: [], pumping: false };
+      this.queues.set(peerId, queue);
+    }
+    if (queue.requests.length >= MAX_QUEUE) {
+      this.stats.dropped += 1;
+      return;
+    }
+    queue.requests.push(frame);
+    if (!queue.pumping) this.#pump(peerId, queue);
+  }
+
+  peerClosed(peerId) {
+    const queue = this.queues.get(peerId);
+    if (queue) queue.requests.length = 0;
+    this.queues.delete(peerId);
+  }
+
+  #drained(channel) {
+    this.stats.waits += 1;
+    return new Promise((resolve) => {
+      const done = () => {
+        channel.removeEventListener("bufferedamountlow", done);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, DRAIN_FALLBACK_MS);
+      channel.addEventListener("bufferedamountlow", done);
+    });
+  }
+
+  async #pace(bytes) {
+    if (!this.limitBps) return;
+    const now = performance.now();
+    const at = Math.max(now, this.nextSendAt);
+    this.nextSendAt = at + (bytes * 1000) / this.limitBps;
+    if (at > now) await sleep(at - now);
+  }
+
+  // Reads run one batch ahead of sends: while a batch goes out, the next is read.
+  async #pump(peerId, queue) {
+    queue.pumping = true;
+    const read = (batch) => ({ batch, datas: this.store.getChunkParts(batch.map((r) => r.chunk)) });
+    let next = null;
+    try {
+      while ((next || queue.requests.length > 0) && this.queues.get(peerId) === queue) {
+        const channel = this.peer.channel(peerId);
+        if (channel?.readyState !== "open") {
+          queue.requests.length = 0;
+          break;
+        }
+        if (channel.bufferedAmount > HIGH_WATER) {
+          channel.bufferedAmountLowThreshold = LOW_WATER;
+          await this.#drained(channel);
+          continue;
+        }
+        const current = next ?? read(queue.requests.splice(0, READ_BATCH));
+        const datas = await current.datas;
+        next = queue.requests.length > 0 ? read(queue.requests.splice(0, READ_BATCH)) : null;
+        for (let i = 0; i < current.batch.length; i++) {
+          const { manifest, index, chunk } = current.batch[i];
+          const parts = datas[i];
+          if (parts === undefined) {
+            this.stats.missing += 1;
+            this.peer.send(peerId, { t: "chunk_missing", manifest, index, chunk });
+            continue;
+          }
+          const size = parts.reduce((n, p) => n + p.length, 0);
+          await this.#pace(size);
+          if (this.queues.get(peerId) !== queue) return; // the peer left while we waited
+          // Encoded here straight from the stored pieces (one copy instead of three).
+          if (!this.peer.sendEncoded(peerId, encodeChunkFrame(manifest, index, chunk, parts), "chunk")) return;
+          this.stats.chunks += 1;
+          this.stats.bytes += size;
+          this.stats.servedTo[peerId] = (this.stats.servedTo[peerId] ?? 0) + size;
+          this.onServed(peerId, manifest, size);
+        }
+      }
+    } finally {
+      queue.pumping = false;
+    }
+  }
+}
+
+/** What was uploaded of each file; `now` in ms of a monotonic clock (performance.now()). */
+export class UploadStats {
+  constructor() {
+    this.byFile = new Map(); // manifest id -> { bytes, peers: Set, recent: [[at, bytes]] }
+  }
+
+  add(peerId, id, bytes, now) {
+    let entry = this.byFile.get(id);
+    if (!entry) {
+      entry = { bytes: 0, peers: new Set(), recent: [] };
+      this.byFile.set(id, entry);
+    }
+    entry.bytes += bytes;
+    entry.peers.add(peerId);
+    entry.recent.push([now, bytes]);
+    while (now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
+  }
+
+  /** What we uploaded of a file: { bytes, peers, rate (bytes/s over the last 2 s) }, or null. */
+  of(id, now) {
+    const entry = this.byFile.get(id);
+    if (!entry) return null;
+    while (entry.recent.length && now - entry.recent[0][0] > UPLOAD_RATE_WINDOW_MS) entry.recent.shift();
+    const recent = entry.recent.reduce((n, [, b]) => n + b, 0);
+    return { bytes: entry.bytes, peers: entry.peers.size, rate: (recent * 1000) / UPLOAD_RATE_WINDOW_MS };
+  }
+}

@@ -1,0 +1,322 @@
+// The status UI: indicator (#swarm-status, DESIGN section 9), peers and approval queue,
+// controls, identity, diagnostics feed and charts. Reads a SwarmPeer; all DOM lives here.
+import uPlot from "uplot";
+
+import { exportIdentity } from "../adapters/identity.js";
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_MS = 1_000;
+const FEED_LIMIT = 200;
+
+const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
+const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+// Time axis labels as HH:MM:SS, without uPlot's second row with the date.
+// At least a minute of time on the x axis (a single sample would otherwise give a zero range).
+// Before the first sample the axis shows the last minute (not 00:00:00 of 1970).
+const TIME_SCALE = {
+  time: true,
+  range: (_u, min, max) => {
+    if (max === null) max = Date.now() / 1000;
+    return [Math.min(min ?? max, max - 60), max];
+  },
+};
+const TIME_AXIS = {
+  space: 80, // px between ticks: room for HH:MM:SS
+  stroke: "#8b95a7",
+  grid: { stroke: "rgba(139,149,167,0.15)" },
+  ticks: { stroke: "rgba(139,149,167,0.3)" },
+  values: (_u, splits) => splits.map((s) => clockTime(s * 1000)),
+};
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+export class SwarmUI {
+  constructor(peer) {
+    this.peer = peer;
+    this.status = $("swarm-status");
+    this.level = "info";
+  }
+
+  mount() {
+    const { peer } = this;
+    this.status.dataset.peerId = peer.peerId;
+    $("self-id").textContent = short(peer.peerId);
+    $("self-id").addEventListener("click", () => navigator.clipboard?.writeText(peer.peerId));
+    $("identity-id").textContent = peer.peerId;
+    $("identity-kind").textContent = peer.identity.extractable
+      ? "Key stored as raw bytes (this browser lacks WebCrypto Ed25519)."
+      : "Signing key is non-extractable; export makes an encrypted backup.";
+    $("mesh-target").textContent = `target ${peer.config.mesh.target} · max ${peer.config.mesh.max}`;
+    this.#controls();
+    this.#feed();
+    this.#charts();
+    peer.addEventListener("change", () => this.render());
+    peer.addEventListener("sample", () => this.#updateCharts());
+    setInterval(() => this.render(), REFRESH_MS);
+    this.render();
+  }
+
+  render() {
+    this.#status();
+    this.#peers();
+    this.#queue();
+    this.#side();
+  }
+
+  #status() {
+    const { state, reason, peers } = this.peer.status();
+    const s = this.status;
+    if (s.dataset.state !== state) s.dataset.state = state;
+    s.dataset.peerCount = String(peers);
+    s.dataset.reason = reason ?? "";
+    s.querySelector(".state-label").textContent = state;
+    s.querySelector(".state-reason").textContent = reason ?? `${peers} peer${peers === 1 ? "" : "s"}`;
+    document.title = `Swarm · ${state} · ${peers}`;
+  }
+
+  #peers() {
+    const rows = $("peer-rows");
+    const peers = this.peer.connectedPeers();
+    const now = this.peer.clock();
+    $("peer-count").textContent = String(peers.length);
+    $("peers-empty").hidden = peers.length > 0;
+    $("peers-empty").textContent = this.peer.node?.mesh.paused ? "Paused: no connections." : "No peer connected yet.";
+    rows.replaceChildren(
+      ...peers.map((p) =>
+        el(
+          "tr",
+          { class: `peer health-${p.health}`, "data-peer-id": p.peerId },
+          el(
+            "td",
+            { class: "mono", title: `${p.peerId}\n${p.agent ?? ""}${p.outbound ? " (we dialed)" : " (dialed us)"}` },
+            el("span", { class: "health-dot" }),
+            short(p.peerId),
+          ),
+          el(
+            "td",
+            { class: "num" },
+            p.rtt === null ? "–" : `${Math.round(p.rtt)} ms`,
+            p.loss > 0 ? el("small", { class: "loss" }, ` ${Math.round(p.loss * 100)}%`) : null,
+          ),
+          el("td", { class: "num small" }, `${bytes(p.bytesOut)} / ${bytes(p.bytesIn)}`),
+          el("td", { class: "num small" }, duration(now - p.since)),
+          el(
+            "td",
+            { class: "num" },
+            el(
+              "button",
+              {
+                type: "button",
+                class: "btn tiny danger block-peer",
+                "data-peer-id": p.peerId,
+                title: "Block this peer",
+                onclick: () => this.peer.block(p.peerId),
+              },
+              "Block",
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  #queue() {
+    const queue = this.peer.approvalQueue();
+    $("approval-card").hidden = queue.length === 0;
+    $("queue-count").textContent = String(queue.length);
+    $("approval-queue").replaceChildren(
+      ...queue.map((q) =>
+        el(
+          "li",
+          { class: "queue-item", "data-peer-id": q.peerId },
+          el("span", { class: "mono", title: q.peerId }, short(q.peerId)),
+          el(
+            "span",
+            { class: "actions" },
+            el("button", { type: "button", class: "btn tiny approve", onclick: () => this.peer.approve(q.peerId) }, "Approve"),
+            el("button", { type: "button", class: "btn tiny always", onclick: () => this.peer.approve(q.peerId, { always: true }) }, "Always"),
+            el("button", { type: "button", class: "btn tiny danger deny", onclick: () => this.peer.deny(q.peerId) }, "Deny"),
+          ),
+        ),
+      ),
+    );
+  }
+
+  #side() {
+    const { peer } = this;
+    const mesh = peer.node?.mesh;
+    if (!mesh) return;
+    $("toggle-pause").checked = mesh.paused;
+    $("toggle-isolate").checked = mesh.isolated;
+    $("toggle-approval").checked = mesh.options.approval === "manual";
+    const now = peer.clock();
+    const state = peer.schedule.state(now);
+    const next = Math.max(0, peer.schedule.nextRoundAt - now);
+    const label =
+      state === "suspended"
+        ? "off (paused or isolated)"
+        : peer.rendezvousRunning
+          ? "running…"
+          : state === "paused"
+            ? `paused, retry in ${duration(next)}`
+            : `next round in ${duration(next)}`;
+    $("rendezvous-state").textContent = label;
+    $("rendezvous-state").dataset.state = state;
+    $("blocked-count").textContent = String(mesh.blocked.size);
+    $("blocked-list").replaceChildren(
+      ...[...mesh.blocked].map((id) =>
+        el(
+          "li",
+          {},
+          el("span", { class: "mono small", title: id }, short(id)),
+          el("button", { type: "button", class: "btn tiny", onclick: () => peer.unblock(id) }, "Unblock"),
+        ),
+      ),
+    );
+    const stats = peer.node.stats;
+    const ttfp = peer.timeToFirstPeerMs === null ? "–" : `${peer.timeToFirstPeerMs} ms`;
+    $("net-stats").replaceChildren(
+      ...[
+        ["known", peer.node.book.liveCount(now)],
+        ["first peer", ttfp],
+        ["sent", bytes(stats.bytesOut)],
+        ["received", bytes(stats.bytesIn)],
+        ["gossip", stats.gossipDelivered],
+        ["dropped", Object.values(stats.dropped).reduce((a, b) => a + b, 0)],
+      ].map(([k, v]) => el("span", { class: "stat" }, el("small", {}, k), el("b", {}, String(v)))),
+    );
+  }
+
+  #controls() {
+    const { peer } = this;
+    $("toggle-pause").addEventListener("change", (e) => peer.setPaused(e.target.checked));
+    $("toggle-isolate").addEventListener("change", (e) => peer.setIsolated(e.target.checked));
+    $("toggle-approval").addEventListener("change", (e) => peer.setApproval(e.target.checked ? "manual" : "auto"));
+    $("rendezvous-retry").addEventListener("click", () => peer.retryRendezvous());
+    $("export-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const out = $("export-result");
+      out.textContent = "Encrypting…";
+      try {
+        const backup = await exportIdentity(peer.identity.record, $("export-pass").value);
+        const blob = new Blob([JSON.stringify(backup, null, 2)], { type: "application/json" });
+        const link = el("a", { href: URL.createObjectURL(blob), download: `swarm-identity-${peer.peerId.slice(0, 8)}.json` }, "Download the backup");
+        out.replaceChildren(link, " (keep the passphrase: it cannot be recovered)");
+        $("export-pass").value = "";
+      } catch (error) {
+        out.textContent = error.message;
+      }
+    });
+  }
+
+  #feed() {
+    const feed = $("debug-feed");
+    const select = $("debug-level");
+    const levels = ["debug", "info", "warn", "error"];
+    const item = (e) =>
+      el(
+        "li",
+        { class: `ev ${e.level}`, "data-code": e.code },
+        el("time", {}, clockTime(e.ts)),
+        el("span", { class: "lvl" }, e.level),
+        el("span", { class: "src" }, e.source),
+        el("span", { class: "code" }, e.code),
+        el("span", { class: "msg" }, e.message, e.peerId ? el("span", { class: "muted" }, ` · ${short(e.peerId)}`) : null),
+      );
+    const redraw = () => feed.replaceChildren(...this.peer.diagnostics.list(this.level).map(item));
+    select.addEventListener("change", () => {
+      this.level = select.value;
+      redraw();
+    });
+    this.peer.diagnostics.subscribe((e) => {
+      if (levels.indexOf(e.level) < levels.indexOf(this.level)) return;
+      feed.prepend(item(e));
+      while (feed.children.length > FEED_LIMIT) feed.lastChild.remove();
+    });
+    redraw();
+  }
+
+  #charts() {
+    const axis = { stroke: "#8b95a7", grid: { stroke: "rgba(139,149,167,0.15)" }, ticks: { stroke: "rgba(139,149,167,0.3)" } };
+    const size = (node) => ({ width: Math.max(240, node.clientWidth), height: 160 });
+    const peersNode = $("chart-peers");
+    this.peersChart = new uPlot(
+      {
+        ...size(peersNode),
+        legend: { show: false },
+        scales: { x: TIME_SCALE, y: { range: (_u, _min, max) => [0, Math.max(4, max + 1)] } },
+        axes: [TIME_AXIS, { ...axis, size: 36 }],
+        series: [{}, { label: "peers", stroke: "#34d399", fill: "rgba(52,211,153,0.12)", width: 2, paths: uPlot.paths.stepped({ align: 1 }) }],
+      },
+      [[], []],
+      peersNode,
+    );
+    this.latencyNode = $("chart-latency");
+    this.latencyUrls = [];
+    this.#buildLatencyChart();
+    addEventListener("resize", () => {
+      this.peersChart.setSize(size(peersNode));
+      this.latencyChart.setSize(size(this.latencyNode));
+    });
+  }
+
+  #buildLatencyChart() {
+    const colors = ["#60a5fa", "#f59e0b", "#f472b6", "#a78bfa"];
+    const axis = { stroke: "#8b95a7", grid: { stroke: "rgba(139,149,167,0.15)" }, ticks: { stroke: "rgba(139,149,167,0.3)" } };
+    this.latencyChart?.destroy();
+    this.latencyChart = new uPlot(
+      {
+        width: Math.max(240, this.latencyNode.clientWidth),
+        height: 160,
+        legend: { show: this.latencyUrls.length > 1 },
+        scales: { x: TIME_SCALE, y: { range: (_u, _min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
+        axes: [TIME_AXIS, { ...axis, size: 44 }],
+        series: [
+          {},
+          ...this.latencyUrls.map((url, i) => ({
+            label: new URL(url).host,
+            stroke: colors[i % colors.length],
+            width: 2,
+            spanGaps: false,
+            points: { show: true, size: 4 },
+          })),
+        ],
+      },
+      [[], ...this.latencyUrls.map(() => [])],
+      this.latencyNode,
+    );
+  }
+
+  #updateCharts() {
+    const s = this.peer.metrics.series;
+    this.peersChart.setData([s.t, s.peers]);
+    const urls = [...s.latency.keys()];
+    if (urls.join() !== this.latencyUrls.join()) {
+      this.latencyUrls = urls;
+      this.#buildLatencyChart();
+    }
+    this.latencyChart.setData([s.t, ...urls.map((u) => s.latency.get(u))]);
+  }
+}
