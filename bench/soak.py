@@ -46,27 +46,17 @@ import httpx  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
 
 from bench.common import git_revision, machine, percentile  # noqa: E402
+from bench.transfer import NO_THROTTLING, OPEN_BARE, RECEIVE_BARE, SEND_BARE  # noqa: E402
+from tests.browser.conftest import CHROMIUM  # noqa: E402
+from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    # Many pages share the browser: none in front, none throttled.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-]
+# Many pages share the browser: none in front, none throttled.
+CHROMIUM_ARGS = [*BROWSER_ARGS, *NO_THROTTLING]
 MIB = 1024 * 1024
 # (size, weight): mostly the 20 MiB of the targets, and the rest of the range.
 SIZES = [(1024, 1), (300 * 1024, 2), (3 * MIB, 2), (20 * MIB, 6), (64 * MIB, 1)]
 BARE_BYTES = 20 * MIB
+BARE_EVERY = 10  # rounds between measurements of the bare DataChannel (the median is used)
 # The first rounds: each size and each disturbance once (then rounds 5 and 6 run together).
 SCRIPTED: list[tuple[int, str | None]] = [
     (20 * MIB, None),
@@ -494,7 +484,10 @@ class Soak:
                 arg=b_id,
                 timeout=30_000,
             )
-            return await bare_transfer(a, b, BARE_BYTES)
+            # The first megabytes of a new connection open its congestion window (as in
+            # bench/transfer.py): warm up, then measure on a second channel.
+            await bare_transfer(a, b, BARE_BYTES // 2, channel=901)
+            return await bare_transfer(a, b, BARE_BYTES, channel=903)
         except Exception as error:
             print(f"  bare DataChannel measurement failed: {error}")
             return None
@@ -505,7 +498,7 @@ class Soak:
     async def run(self, rounds: int, report_every: int = 10) -> None:
         round_no = 0
         while round_no < rounds:
-            if round_no % 25 == 0:
+            if round_no % BARE_EVERY == 0:
                 bare = await self.bare()
                 if bare is not None:
                     self.bare_s.append(bare)
@@ -536,49 +529,16 @@ class Soak:
         return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
 
 
-BARE_JS = """async (total) => {
-  const { channel } = window.bare;
-  const HIGH = 4 * 1024 * 1024;
-  channel.bufferedAmountLowThreshold = 1024 * 1024;
-  const piece = crypto.getRandomValues(new Uint8Array(65536));
-  const t0 = performance.timeOrigin + performance.now();
-  for (let sent = 0; sent < total; sent += piece.length) {
-    if (channel.bufferedAmount > HIGH) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
-    channel.send(piece);
-  }
-  return t0;
-}"""
-
-OPEN_BARE = """async ({ other, id }) => {
-  const swarm = window.swarm;
-  const conn = swarm.node.mesh.open().find((c) => c.peerId === other);
-  const pc = swarm.conns.get(conn.id).peerConnection;
-  const channel = pc.createDataChannel(`bare-${id}`, { negotiated: true, id, ordered: true });
-  channel.binaryType = "arraybuffer";
-  window.bare = { channel };
-  if (channel.readyState !== "open") await new Promise((r) => channel.addEventListener("open", r, { once: true }));
-}"""
-
-
-async def bare_transfer(a: Page, b: Page, total: int) -> float:
+async def bare_transfer(a: Page, b: Page, total: int, *, channel: int) -> float:
+    """Seconds for `total` bytes over a bare RTCDataChannel (negotiated, id `channel`) on the
+    connection pages a and b already share."""
     ids = [await p.evaluate("() => window.swarm.peerId") for p in (a, b)]
     await asyncio.gather(
-        a.evaluate(OPEN_BARE, {"other": ids[1], "id": 901}),
-        b.evaluate(OPEN_BARE, {"other": ids[0], "id": 901}),
+        a.evaluate(OPEN_BARE, {"other": ids[1], "id": channel}),
+        b.evaluate(OPEN_BARE, {"other": ids[0], "id": channel}),
     )
-    await b.evaluate(
-        """(total) => {
-          window.bare.done = new Promise((resolve) => {
-            let got = 0;
-            window.bare.channel.onmessage = (e) => {
-              got += e.data.byteLength;
-              if (got >= total) resolve(performance.timeOrigin + performance.now());
-            };
-          });
-        }""",
-        total,
-    )
-    start = await a.evaluate(BARE_JS, total)
+    await b.evaluate(RECEIVE_BARE, total)
+    start = await a.evaluate(SEND_BARE, total)
     end = await b.evaluate("() => window.bare.done")
     return float(end - start) / 1000
 
@@ -711,8 +671,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every download's record here")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the make run processes (e.g. SWARM_REPLICATION_TARGET=0); repeatable",
+    )
     args = parser.parse_args()
-    _, result = asyncio.run(soak_run(args.rounds, args.seed))
+    env = dict(item.split("=", 1) for item in args.env)
+    _, result = asyncio.run(soak_run(args.rounds, args.seed, env=env))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     sys.exit(1 if result["failures"] else 0)

@@ -79,6 +79,33 @@ OPEN_BARE = """async ({ other, id }) => {
 }"""
 
 
+# The receiving page resolves window.bare.done with the time the last byte arrived.
+RECEIVE_BARE = """(total) => {
+  window.bare.done = new Promise((resolve) => {
+    let got = 0;
+    window.bare.channel.onmessage = (e) => {
+      got += e.data.byteLength;
+      if (got >= total) resolve(performance.timeOrigin + performance.now());
+    };
+  });
+}"""
+
+# The sending page sends `total` bytes in 64 KiB messages with the uploader's backpressure
+# thresholds and answers the time it started.
+SEND_BARE = """async (total) => {
+  const { channel } = window.bare;
+  const HIGH = 4 * 1024 * 1024;
+  channel.bufferedAmountLowThreshold = 1024 * 1024;
+  const piece = crypto.getRandomValues(new Uint8Array(65536));
+  const t0 = performance.timeOrigin + performance.now();
+  for (let sent = 0; sent < total; sent += piece.length) {
+    if (channel.bufferedAmount > HIGH) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
+    channel.send(piece);
+  }
+  return t0;
+}"""
+
+
 def chromium_threads() -> dict[str, int]:
     """CPU jiffies of every Chromium thread, keyed by what it does (both renderers summed)."""
     out: collections.Counter[str] = collections.Counter()
@@ -136,39 +163,14 @@ def bare_transfer(a: Page, b: Page, mib: int, run: int) -> float:
     ]
     for handle in opening:
         handle.json_value()
-    b.evaluate(
-        """(total) => {
-          window.bare.done = new Promise((resolve) => {
-            let got = 0;
-            window.bare.channel.onmessage = (e) => {
-              got += e.data.byteLength;
-              if (got >= total) resolve(performance.timeOrigin + performance.now());
-            };
-          });
-        }""",
-        mib * 1024 * 1024,
-    )
+    b.evaluate(RECEIVE_BARE, mib * 1024 * 1024)
     BARE_CPU.start()
-    start = a.evaluate(
-        """async (mib) => {
-          const { channel } = window.bare;
-          const HIGH = 4 * 1024 * 1024;
-          channel.bufferedAmountLowThreshold = 1024 * 1024;
-          const piece = crypto.getRandomValues(new Uint8Array(65536));
-          const t0 = performance.timeOrigin + performance.now();
-          for (let i = 0; i < mib * 16; i++) {
-            if (channel.bufferedAmount > HIGH) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
-            channel.send(piece);
-          }
-          return t0;
-        }""",
-        mib,
-    )
+    start = a.evaluate(SEND_BARE, mib * 1024 * 1024)
     end = b.evaluate("() => window.bare.done")
     BARE_CPU.stop()
     for page in (a, b):
         page.evaluate("() => window.bare.channel.close()")
-    return (end - start) / 1000
+    return float(end - start) / 1000
 
 
 SHARE = """async ({ mib }) => {

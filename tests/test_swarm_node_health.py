@@ -34,6 +34,7 @@ def test_health_pings_every_15_s_smooths_rtt_and_counts_unanswered_pings_as_loss
     assert p2 is not None
     h.pong(Pong(n=p2.n, ts=p2.ts), PING_INTERVAL_MS + 80)
     assert h.rtt == 50, "EWMA 1/4: 40 + (80-40)/4"
+    assert h.min_rtt == 40, "the smallest sample"
     h.ping_due(2 * PING_INTERVAL_MS)  # never answered
     h.ping_due(3 * PING_INTERVAL_MS)
     assert h.loss == 1 / 3, "the third ping expired after 10 s"

@@ -39,6 +39,7 @@ class Health:
         self.outstanding: dict[int, int] = {}  # n -> sent at, oldest first
         self.rtt: float | None = None
         self.last_rtt: int | None = None
+        self.min_rtt: int | None = None  # the path's delay without queues (sizes send buffers)
         self.pings_sent = 0
         self.pongs_received = 0
         self.outcomes: list[bool] = []  # recent pings: True = answered, False = lost
@@ -68,6 +69,7 @@ class Health:
         del self.outstanding[frame.n]
         sample = max(0, now - sent_at)
         self.last_rtt = sample
+        self.min_rtt = sample if self.min_rtt is None else min(self.min_rtt, sample)
         self.rtt = sample if self.rtt is None else self.rtt + RTT_WEIGHT * (sample - self.rtt)
         self.pongs_received += 1
         self._record(True)

@@ -177,3 +177,17 @@ test("a Download fetches a file through its DownloadHost alone", async () => {
   assert.ok(calls.progressed > 0);
   assert.equal(record.name, "host.bin");
 });
+
+test("the uploader keeps a channel's bandwidth-delay product queued, ramping up on a new connection", async () => {
+  const { bufferTarget, MIN_BUFFER, MAX_BUFFER } = await import("../../static/swarm/content/uploader.js");
+  const MiB = 1024 * 1024;
+  assert.equal(bufferTarget(null, 0), MIN_BUFFER, "no round trip measured yet");
+  assert.equal(bufferTarget(1, 64 * MiB), MIN_BUFFER, "loopback: a millisecond's worth is below the floor");
+  assert.equal(bufferTarget(40, 64 * MiB), 2_000_000, "40 ms at 50 MB/s");
+  assert.equal(bufferTarget(500, 64 * MiB), MAX_BUFFER, "never more than the ceiling");
+  // A new connection: no more than the floor, doubled for every 4 MiB it has carried.
+  assert.deepEqual(
+    [0, 4, 8, 12, 16].map((m) => bufferTarget(500, m * MiB)),
+    [MIN_BUFFER, 2 * MIN_BUFFER, 4 * MIN_BUFFER, 8 * MIN_BUFFER, MAX_BUFFER],
+  );
+});

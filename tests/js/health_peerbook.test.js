@@ -19,6 +19,7 @@ test("health: pings every 15 s, RTT is smoothed, unanswered pings count as loss"
   const p2 = h.pingDue(PING_INTERVAL_MS);
   h.pong(p2, PING_INTERVAL_MS + 80);
   assert.equal(h.rtt, 50, "EWMA 1/4: 40 + (80-40)/4");
+  assert.equal(h.minRtt, 40, "the smallest sample");
   h.pingDue(2 * PING_INTERVAL_MS); // never answered
   h.pingDue(3 * PING_INTERVAL_MS);
   assert.equal(h.loss, 1 / 3, "the third ping expired after 10 s");

@@ -19,6 +19,7 @@ export class Health {
     this.outstanding = new Map(); // n -> sent at
     this.rtt = null;
     this.lastRtt = null;
+    this.minRtt = null; // the path's delay without queues (sizes send buffers)
     this.pingsSent = 0;
     this.pongsReceived = 0;
     this.outcomes = []; // recent pings: true = answered, false = lost
@@ -48,6 +49,7 @@ export class Health {
     this.outstanding.delete(frame.n);
     const sample = Math.max(0, now - sentAt);
     this.lastRtt = sample;
+    this.minRtt = this.minRtt === null ? sample : Math.min(this.minRtt, sample);
     this.rtt = this.rtt === null ? sample : this.rtt + RTT_WEIGHT * (sample - this.rtt);
     this.pongsReceived += 1;
     this.#record(true);
