@@ -191,3 +191,38 @@ test("the uploader keeps a channel's bandwidth-delay product queued, ramping up 
     [MIN_BUFFER, 2 * MIN_BUFFER, 4 * MIN_BUFFER, 8 * MIN_BUFFER, MAX_BUFFER],
   );
 });
+
+test("the uploader never queues more than bufferTarget (plus the chunk that crossed it) on a new channel", async () => {
+  const { Uploader, MIN_BUFFER } = await import("../../static/swarm/content/uploader.js");
+  const CHUNK = 65_536 + 16;
+  // A channel that drains only when asked; records how full it got before each send.
+  const channel = new EventTarget();
+  Object.assign(channel, { readyState: "open", bufferedAmount: 0, bufferedAmountLowThreshold: 0, highest: 0 });
+  const drain = setInterval(() => {
+    channel.bufferedAmount = Math.max(0, channel.bufferedAmount - 4 * CHUNK);
+    if (channel.bufferedAmount <= channel.bufferedAmountLowThreshold) channel.dispatchEvent(new Event("bufferedamountlow"));
+  }, 2);
+  let sent = 0;
+  const peer = {
+    channel: () => channel,
+    rttOf: () => 200, // a long path: only the new-connection ramp limits what is queued
+    send() {
+      return true;
+    },
+    sendEncoded(_peerId, bytes) {
+      channel.bufferedAmount += bytes.length;
+      channel.highest = Math.max(channel.highest, channel.bufferedAmount);
+      sent += 1;
+      return true;
+    },
+  };
+  const store = { getChunkParts: async (ids) => ids.map(() => [new Uint8Array(CHUNK)]) };
+  const uploader = new Uploader({ peer, store });
+  const id = `${"M".repeat(42)}A`;
+  for (let index = 0; index < 40; index++) uploader.request("pa", { manifest: id, index, chunk: `${"C".repeat(42)}A` });
+  while (sent < 40) await new Promise((r) => setTimeout(r, 5));
+  clearInterval(drain);
+  // 40 chunks (2.5 MiB) on a new channel: the ramp keeps the target at MIN_BUFFER throughout.
+  assert.ok(channel.highest <= MIN_BUFFER + CHUNK + 200, `queued ${channel.highest} bytes at most`);
+  assert.ok(channel.highest > MIN_BUFFER - CHUNK, "and it does fill up to the target");
+});
