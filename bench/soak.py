@@ -56,6 +56,7 @@ MIB = 1024 * 1024
 # (size, weight): mostly the 20 MiB of the targets, and the rest of the range.
 SIZES = [(1024, 1), (300 * 1024, 2), (3 * MIB, 2), (20 * MIB, 6), (64 * MIB, 1)]
 BARE_BYTES = 20 * MIB
+SLOW_FIRST_BYTE_S = 1.5  # the target: slower first bytes keep the page's diagnostics
 BARE_EVERY = 10  # rounds between measurements of the bare DataChannel (the median is used)
 # The first rounds: each size and each disturbance once (then rounds 5 and 6 run together).
 SCRIPTED: list[tuple[int, str | None]] = [
@@ -282,12 +283,16 @@ async def share(page: Page, path: Path) -> str:
 
 async def diagnostics(page: Page) -> list[str]:
     try:
-        entries = await page.evaluate("() => window.swarm.diagnostics.list('debug').slice(-60)")
+        entries = await page.evaluate(
+            "() => window.swarm.diagnostics.list('debug').slice(-60)"
+            ".map((e) => ({ ...e, ms: Math.round(e.at - performance.timeOrigin) }))"
+        )
         connected = await page.evaluate("() => window.swarm.connectedPeers().map((p) => p.peerId)")
     except Exception as error:
         return [f"(page unreadable: {error})"]
     return [f"connected: {connected}"] + [
-        f"{e.get('level')} {e.get('source')}/{e.get('code')} {e.get('peerId') or ''}: "
+        f"{e.get('ms')} ms {e.get('level')} {e.get('source')}/{e.get('code')} "
+        f"{e.get('peerId') or ''}: "
         f"{e.get('message')}"
         for e in entries
     ]
@@ -458,6 +463,8 @@ class Soak:
             record.diagnostics = await diagnostics(page)
         else:
             record.outcome = "complete"
+            if record.ttfb_s is not None and record.ttfb_s > SLOW_FIRST_BYTE_S:
+                record.diagnostics = await diagnostics(page)  # what the slow start was about
 
     async def post(self) -> None:
         if not self.residents:
