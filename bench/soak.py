@@ -285,7 +285,7 @@ async def diagnostics(page: Page) -> list[str]:
     try:
         entries = await page.evaluate(
             "() => window.swarm.diagnostics.list('debug').slice(-60)"
-            ".map((e) => ({ ...e, ms: Math.round(e.at - performance.timeOrigin) }))"
+            ".map((e) => ({ ...e, ms: Math.round(e.ts - performance.timeOrigin) }))"
         )
         connected = await page.evaluate("() => window.swarm.connectedPeers().map((p) => p.peerId)")
     except Exception as error:
