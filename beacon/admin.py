@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 from . import probes, selectors
 from .models import (

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.conf import settings
 
-from swarmweb.clientaddr import scope_client
-from swarmweb.clock import now_ms
+from shared.clientaddr import scope_client
+from shared.clock import now_ms
 
 from . import health, services
 from .exceptions import BeaconError, too_large
@@ -71,7 +71,7 @@ class BeaconApp:
             error = BeaconError(405, "method_not_allowed", f"use {' or '.join(allowed)}")
             status, body, headers = _error(error)
             return status, body, [*headers, (b"allow", ALLOWED[action].encode())]
-        ip = scope_client(scope)  # resolved by swarmweb.clientaddr (trusted proxies)
+        ip = scope_client(scope)  # resolved by shared.clientaddr (trusted proxies)
         now = now_ms()
         if action == "announce":
             raw = await _read_body(scope, receive, settings.SWARM_ANNOUNCE_MAX_BYTES)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
-from swarmweb.db import db_sync_to_async
+from shared.db import db_sync_to_async
 
 MAX_AGE_S = 30.0
 

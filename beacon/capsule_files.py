@@ -1,6 +1,6 @@
 """Capsule files under SWARM_CAPSULE_DIR, written so that no reader sees half of one.
 
-Writes are :func:`peers.atomic.write_atomic` (temporary file beside the target, fsync,
+Writes are :func:`shared.atomic.write_atomic` (temporary file beside the target, fsync,
 ``os.replace``, directory fsync). A writer killed midway leaves the previous file in place
 plus a stray ``.tmp`` file, which a later write removes once it is stale.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from peers import atomic
+from shared import atomic
 
 STALE_TMP_S = 600
 

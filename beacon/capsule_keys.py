@@ -16,10 +16,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
-from peers.atomic import write_atomic
-from peers.identity import read_private_key, write_private_key
 from peers.protocol.capsule import CAPSULE_TTL_MS, TrustedKey, kid_for
 from peers.protocol.encoding import b64url_encode
+from shared.atomic import write_atomic
+from shared.identity import read_private_key, write_private_key
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from peers.protocol.ticket import is_valid_community
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 from . import capsule_keys, selectors
 

@@ -175,7 +175,7 @@ def keys_file_write(*, now: int) -> None:
 
 
 def _clock_after(started: int) -> int:
-    from swarmweb.clock import now_ms
+    from shared.clock import now_ms
 
     return max(started, now_ms())
 

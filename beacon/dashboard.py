@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 from . import capsules, history, selectors
 from .models import Alert, BeaconProbe, Capsule, CapsuleRun, Community, MetricSample, RemoteBeacon

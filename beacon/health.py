@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from swarmweb.clock import now_ms
-from swarmweb.db import db_sync_to_async
+from shared.clock import now_ms
+from shared.db import db_sync_to_async
 
 from . import store
 from .limits import get_state

@@ -18,7 +18,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from swarmweb.redis import async_options, get_redis
+from shared.redis import async_options, get_redis
 
 BLOCKS_VERSION_KEY = "swarm:blocks:version"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shared.clock import now_ms
 from swarmweb import metrics
-from swarmweb.clock import now_ms
 
 
 def _live_tickets() -> Iterable[metrics.GaugeSample]:

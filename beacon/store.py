@@ -21,7 +21,7 @@ from django.db import connection
 from psycopg import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
-from swarmweb.db import POOL_RECONNECT_TIMEOUT_S, check_async_connection, check_idle_connections
+from shared.db import POOL_RECONNECT_TIMEOUT_S, check_async_connection, check_idle_connections
 
 from .models import Community, PresenceTicket
 

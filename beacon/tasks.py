@@ -12,7 +12,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 from . import alerts, capsules, history, probes, selectors, services
 from .enqueue import enqueue

@@ -161,9 +161,9 @@ def seed(stores: list[Path], count: int, size: int) -> int:
     """``count`` random files of ``size`` bytes, held complete by every super-peer."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from peers import identity
     from peers.superpeer.seed import hold, seed_file
     from peers.superpeer.store import ChunkStore
+    from shared import identity
     from tests.support.superpeer import superpeer_key
 
     author = Ed25519PrivateKey.generate()
@@ -198,7 +198,7 @@ def run_cost(count: int) -> None:
     from peers.protocol.encoding import b64url_encode, peer_id_for_key
     from peers.replication.models import Advert
     from peers.replication.services import backfill_run
-    from swarmweb.clock import now_ms
+    from shared.clock import now_ms
 
     def pid(name: str) -> str:
         return peer_id_for_key(hashlib.sha256(name.encode()).digest())

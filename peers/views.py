@@ -18,7 +18,7 @@ from beacon import capsule_keys
 from peers.page_modules import module_preloads
 from peers.protocol.ticket import is_valid_community
 from peers.protocol.wire import DIGEST_ID_RE
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 DEFAULT_BEACONS = ["/beacon/v1/"]
 DEFAULT_CAPSULES = ["/capsules/{community}.json"]

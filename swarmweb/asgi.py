@@ -18,8 +18,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from beacon.asgi import BeaconApp  # noqa: E402
 from peers.signaling.asgi import SignalHttpApp  # noqa: E402
+from shared.clientaddr import ClientAddressMiddleware  # noqa: E402
 from swarmweb import connlimits  # noqa: E402
-from swarmweb.clientaddr import ClientAddressMiddleware  # noqa: E402
 from swarmweb.routing import websocket_urlpatterns  # noqa: E402
 from swarmweb.static_handler import StaticFilesHandler  # noqa: E402
 

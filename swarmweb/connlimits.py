@@ -48,8 +48,8 @@ from django.conf import settings
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 
+from shared.clientaddr import proxy_policy
 from swarmweb import metrics
-from swarmweb.clientaddr import proxy_policy
 
 log = logging.getLogger(__name__)
 

@@ -115,7 +115,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that server processes started by tests share it.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    from swarmweb.db import POOL_RECONNECT_TIMEOUT_S
+    from shared.db import POOL_RECONNECT_TIMEOUT_S
 
     # A failed reconnection is not retried for minutes: the next request tries again.
     _db.setdefault("OPTIONS", {})["pool"] = {
@@ -126,19 +126,19 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     }
     _db["CONN_MAX_AGE"] = 0
     # The pool checks a connection before handing it out: a database restart leaves dead
-    # ones idle in it (swarmweb/db.py).
+    # ones idle in it (shared/db.py).
     _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: rate limits, shared counters, cache, channel layer and broker. ---
 REDIS_URL = env.str("REDIS_URL", default="")
 # Every Redis client: connect and reply timeout, and how long a pooled connection may
-# sit idle before it is pinged ahead of its next use (swarmweb/redis.py).
+# sit idle before it is pinged ahead of its next use (shared/redis.py).
 SWARM_REDIS_TIMEOUT_S = env.float("SWARM_REDIS_TIMEOUT_S", default=2.0)
 SWARM_REDIS_HEALTH_CHECK_S = env.float("SWARM_REDIS_HEALTH_CHECK_S", default=10.0)
 
 if REDIS_URL:
-    from swarmweb.redis import async_options
+    from shared.redis import async_options
 
     CACHES = {
         "default": {

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from beacon.models import PresenceTicket
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support import abuse
 from tests.support.abuse import ATTACKER, LEGIT
 from tests.support.keys import seeded_key, ticket

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from beacon.models import Block, Community, PresenceTicket
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.asgi import ApiClient
 from tests.support.keys import peer_id, seeded_key, ticket
 

@@ -14,7 +14,7 @@ from django.test import Client
 
 from beacon import limits, selectors
 from beacon.models import Community
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.asgi import ApiClient
 from tests.support.keys import seeded_key, ticket
 

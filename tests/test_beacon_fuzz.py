@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.asgi import ApiClient
 from tests.support.keys import seeded_key, ticket
 

@@ -10,7 +10,7 @@ from django.test import Client
 
 from beacon import history, tasks
 from beacon.models import BeaconProbe, CapsuleRun, Community, MetricSample, RemoteBeacon
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 pytestmark = pytest.mark.django_db
 MIN = 60_000

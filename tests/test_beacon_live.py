@@ -17,7 +17,7 @@ import pytest
 
 from beacon import services
 from beacon.models import Block, PresenceTicket
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import Server
 

@@ -12,7 +12,7 @@ import pytest
 
 from peers.protocol.envelope import DOMAIN_TICKET, sign
 from peers.protocol.ticket import make_withdrawal
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.asgi import ApiClient
 from tests.support.keys import peer_id, seeded_key, ticket
 

@@ -22,7 +22,7 @@ from beacon.models import (
     PresenceTicket,
     RemoteBeacon,
 )
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.capsules import store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
 

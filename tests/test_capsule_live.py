@@ -24,8 +24,8 @@ import pytest
 from beacon import alerts, capsule_files, capsules
 from beacon.models import Alert, Capsule, CapsuleRun, Community, RemoteBeacon
 from peers.protocol.capsule import capsule_tickets, parse_trusted_keys, verify_capsule
+from shared.clock import now_ms
 from swarmweb.celery import app as celery_app
-from swarmweb.clock import now_ms
 from tests.support.capsules import HttpServer, Recorder, fake_beacon, webhook
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import ROOT, Process, Server, base_env, free_port, start_daphne

@@ -24,7 +24,7 @@ from peers.protocol.capsule import (
     verify_capsule,
 )
 from peers.protocol.errors import ProtocolError
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.capsules import fake_beacon, store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
 

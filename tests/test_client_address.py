@@ -1,4 +1,4 @@
-"""The client address behind proxies (swarmweb/clientaddr.py): a proxy header is believed
+"""The client address behind proxies (shared/clientaddr.py): a proxy header is believed
 from trusted peers only, read from the right, and every limit below sees the result."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from swarmweb.clientaddr import ClientAddressMiddleware, network_of, policy_for
+from shared.clientaddr import ClientAddressMiddleware, network_of, policy_for
 
 XFF = "X-Forwarded-For"
 

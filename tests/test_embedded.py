@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.keys import seeded_key, ticket
 from tests.support.live import ROOT, VENV_BIN, free_port
 

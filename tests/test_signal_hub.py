@@ -21,7 +21,7 @@ from peers.signaling import messages as m
 from peers.signaling.config import SignalConfig
 from peers.signaling.effects import Claim, Close, Effect, Release, Route, Send
 from peers.signaling.hub import Hub
-from swarmweb.clientaddr import network_of
+from shared.clientaddr import network_of
 from tests.support.keys import peer_id, seeded_key
 
 T0 = 1_800_000_000_000

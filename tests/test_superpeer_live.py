@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.identity import peer_id_of
 from peers.models import FetchJob, Holding, SuperPeer
 from peers.protocol.manifest import Manifest, decrypt_file
 from peers.services import superpeer_pin
 from peers.superpeer.seed import Seeded, hold, seed_file
 from peers.superpeer.store import ChunkStore
 from peers.superpeer.supervision import pin_job_id
+from shared.identity import peer_id_of
 from tests.support.live import Server, start_daphne
 from tests.support.superpeer import (
     community_name,

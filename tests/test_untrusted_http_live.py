@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.keys import seeded_key, ticket
 from tests.support.live import Server
 

@@ -10,7 +10,7 @@ import pytest
 
 from beacon import capsule_keys, capsules, tasks
 from beacon.models import Capsule, Community, RemoteBeacon
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 pytestmark = pytest.mark.django_db
 

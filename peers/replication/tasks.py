@@ -14,7 +14,7 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from beacon.tasks import backoff
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 from . import services
 

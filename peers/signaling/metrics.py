@@ -65,7 +65,7 @@ def register_local_count(count: Callable[[], int]) -> None:
 def _connected() -> Iterable[metrics.GaugeSample]:
     value = 0
     if settings.REDIS_URL:
-        from swarmweb.redis import get_redis
+        from shared.redis import get_redis
 
         from .redis_directory import PREFIX
 

@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl
 
 from beacon import blocks as beacon_blocks
 from beacon.limits import BLOCKS_VERSION_KEY, local_blocks_version
-from swarmweb.clientaddr import network_of, scope_client
-from swarmweb.clock import now_ms
-from swarmweb.redis import async_options
+from shared.clientaddr import network_of, scope_client
+from shared.clock import now_ms
+from shared.redis import async_options
 
 from . import directory as d
 from . import messages as m
@@ -138,7 +138,7 @@ class SignalNode:
             query = scope.get("query_string", b"").decode("latin-1")
             params = dict(parse_qsl(query, keep_blank_values=True))
             blocks = await self._current_blocks()
-            ip = scope_client(scope)  # resolved by swarmweb.clientaddr (trusted proxies)
+            ip = scope_client(scope)  # resolved by shared.clientaddr (trusted proxies)
             network = self.network_of(ip) if ip else None
             effects = self.hub.connect(
                 conn, params, ip=ip, network=network, now=now_ms(), blocks=blocks

@@ -15,7 +15,7 @@ Keys (prefix ``swarm:sig:``): ``reg`` hash id -> "proc conn rank proven token";
 client address or network (per-address quotas, pruned lazily by the claims).
 
 The scripts are in ``redis_scripts``. Commands go through a client with timeouts,
-health checks and retries (``swarmweb.redis.async_options``, passed in by the node);
+health checks and retries (``shared.redis.async_options``, passed in by the node);
 the subscription has its own connection that is never renewed behind the caller's back
 (:meth:`RedisDirectory.subscribe`).
 """

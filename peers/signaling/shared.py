@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 from .redis_directory import ALIVE_TTL_MS, RedisDirectory, Subscription
 from .upkeep import Reconciler, Retries

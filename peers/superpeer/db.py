@@ -1,5 +1,5 @@
 """The super-peer's database reads and writes (plain sync ORM; the service runs them in
-asgiref's thread with ``swarmweb.db.db_sync_to_async``, which gives the connection back
+asgiref's thread with ``shared.db.db_sync_to_async``, which gives the connection back
 after each, so a database restart never leaves the long-running process a dead one)."""
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers import identity
 from peers.peerjs.dataconnection import DataConnection
 from peers.peerjs.errors import PeerJSError
 from peers.peerjs.peer import Peer
@@ -42,7 +41,9 @@ from peers.protocol.posts import verify_post
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import MAX_FRAME_BYTES, ChunkReq, ContentFrame, Have, ManifestReq
 from peers.protocol.wire import Manifest as ManifestFrame
-from swarmweb.db import db_sync_to_async
+from shared import identity
+from shared.clock import now_ms
+from shared.db import db_sync_to_async
 
 from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
@@ -67,10 +68,6 @@ SUPERPEER_MAX_MESSAGE_BYTES = MAX_FRAME_BYTES + 64
 # keys cost the sender little) would otherwise queue tasks without end; more are dropped
 # and counted. Pages still hold and gossip them; the super-peer's copy is a convenience.
 MAX_PENDING_POSTS = 256
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _check_post(data: Any, now: int) -> None:

@@ -3,7 +3,7 @@
 ``<root>/<2 hex>/<64 hex>``: hex rather than the chunk id itself because ids are
 case-sensitive base64url and a store may sit on a case-insensitive file system (docs/
 protocol.md "Chunks"). Every write recomputes the digest and lands atomically
-(:func:`peers.atomic.write_atomic` with its temporary in ``<root>/tmp/``): a crash at any
+(:func:`shared.atomic.write_atomic` with its temporary in ``<root>/tmp/``): a crash at any
 moment leaves either the whole verified chunk or no chunk (plus a temp file that the next
 :meth:`ChunkStore.scan` removes).
 
@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peers.atomic import write_atomic
 from peers.protocol.chunks import CHUNK_SIZE, TAG_BYTES, is_digest_id
 from peers.protocol.encoding import b64url_decode, b64url_encode
+from shared.atomic import write_atomic
 
 from .errors import BAD_CHUNK_ID, CHUNK_MISMATCH, CHUNK_TOO_LARGE, SuperPeerError
 

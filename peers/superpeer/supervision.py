@@ -17,7 +17,8 @@ from peers.protocol.replication.model import FetchJob as PlannedJob
 from peers.protocol.replication.model import JobReport, JobState, SuperPeerStatus
 from peers.replication import reports
 from peers.replication.services import request_backfill
-from swarmweb.db import db_sync_to_async
+from shared.clock import now_ms
+from shared.db import db_sync_to_async
 
 from . import db
 from .control import ALL_GROUP, REPLICATION_GROUP, Sync, group_for, parse_control
@@ -116,7 +117,7 @@ class Supervisor:
 
     def tick(self) -> None:
         service = self.service
-        now = service_now()
+        now = now_ms()
         if service.node is not None:
             service.node.tick(now)
         service.fetcher.tick(now)
@@ -131,14 +132,14 @@ class Supervisor:
     async def announce(self) -> None:
         """A fresh ticket for hello and for the beacons; their tickets go to the peer book."""
         service = self.service
-        now = service_now()
+        now = now_ms()
         ticket = service.new_ticket(now)
         if service.node is None:
             return
         service.node.set_ticket(ticket)
         tickets = await self.announcer.announce(ticket, now)
         service.node.add_candidates(
-            [t for t in tickets if t.peer_id not in service.blocked], "beacon", service_now()
+            [t for t in tickets if t.peer_id not in service.blocked], "beacon", now_ms()
         )
         service.pump()
 
@@ -165,7 +166,7 @@ class Supervisor:
             if held.pinned != pinned:
                 holder.index.set_pinned(manifest_id, pinned)
                 holder.changed.add(manifest_id)
-        now = service_now()
+        now = now_ms()
         tracked = fetcher.job_ids()
         for manifest_id in sorted(pins):
             if holder.index.complete(manifest_id) or manifest_id in fetcher.jobs:
@@ -231,7 +232,7 @@ class Supervisor:
                 except SuperPeerError as exc:
                     logger.warning("refused a control message: %s", exc)
                     continue
-                now = service_now()
+                now = now_ms()
                 if isinstance(control, Sync):
                     self.sync_now.set()
                 elif isinstance(control, PlannedJob):
@@ -265,7 +266,7 @@ class Supervisor:
             )
             for m in sorted(holder.changed)
         ]
-        now = service_now()
+        now = now_ms()
         status = self._status(now)
         changed_holdings = set(holder.changed)
         holder.changed.clear()
@@ -432,9 +433,3 @@ def _request_backfill() -> None:
         request_backfill("superpeer")
     except Exception:  # the periodic run catches up
         logger.warning("could not request a backfill run", exc_info=True)
-
-
-def service_now() -> int:
-    from .service import now_ms
-
-    return now_ms()

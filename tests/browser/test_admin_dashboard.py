@@ -19,7 +19,7 @@ from beacon.models import (
     MetricSample,
     RemoteBeacon,
 )
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.browser.conftest import new_context
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import Server

@@ -25,7 +25,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Browser, Page
 
-from peers.identity import peer_id_of
 from peers.models import FetchJob, FileManifest, Holding, SuperPeer
 from peers.protocol.chunks import parse_share_fragment
 from peers.protocol.manifest import Manifest, decrypt_file, verify_manifest
@@ -33,6 +32,7 @@ from peers.services import superpeer_pin
 from peers.superpeer.seed import seed_file
 from peers.superpeer.store import ChunkStore
 from peers.superpeer.supervision import pin_job_id
+from shared.identity import peer_id_of
 from tests.browser.content_support import Site, peer_id, wait_connected
 from tests.support.live import start_daphne
 from tests.support.superpeer import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.keys import seeded_key, ticket
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.fault_beacon import AnnounceLoad, HealthProbe
 from tests.support.keys import seeded_key, ticket
 from tests.support.live import Server, base_env, start_daphne

@@ -23,7 +23,7 @@ from celery import Celery
 
 from beacon.models import Capsule, Community, RemoteBeacon
 from peers.protocol.capsule import capsule_tickets, parse_trusted_keys, verify_capsule
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 from tests.support.capsules import fake_beacon, store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import ROOT, Process, base_env

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers import identity
 from peers.superpeer.config import SuperPeerConfig
+from shared import identity
 from tests.support.live import ROOT, Process, Server, base_env
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from beacon import capsule_keys, capsules
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 
 class Command(BaseCommand):

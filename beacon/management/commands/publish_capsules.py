@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from beacon import capsules, selectors
 from beacon.models import Community
-from swarmweb.clock import now_ms
+from shared.clock import now_ms
 
 
 class Command(BaseCommand):

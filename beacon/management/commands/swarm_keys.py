@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from beacon import capsule_keys
-from peers import identity
-from swarmweb.clock import now_ms
+from shared import identity
+from shared.clock import now_ms
 
 
 def superpeer_key_path() -> Path:

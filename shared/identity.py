@@ -7,8 +7,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.atomic import write_atomic
 from peers.protocol.encoding import peer_id_for_key
+from shared.atomic import write_atomic
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
