@@ -1,10 +1,9 @@
-"""Admin for the rendezvous store and its operations: communities, tickets (read-only),
-blocks, remote beacons, capsules, publishing runs, alerts. The dashboard is
-``beacon.dashboard`` (linked from the admin index)."""
+"""Admin for the rendezvous store and capsules: communities, tickets (read-only, with
+actions that block their peers or keys), remote beacons, capsules, publishing runs.
+Blocks and alerts are ``ops.admin``; the beacon's part of the operations dashboard is
+``beacon.dashboard``."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -12,22 +11,13 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from ops.admin import ReadOnly, ms_utc
+from ops.blocks import block_create
+from ops.models import Block
 from shared.clock import now_ms
 
 from . import probes, selectors
-from .models import (
-    Alert,
-    Block,
-    Capsule,
-    CapsuleRun,
-    Community,
-    PresenceTicket,
-    RemoteBeacon,
-)
-
-
-def _ms(value: int) -> str:
-    return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+from .models import Capsule, CapsuleRun, Community, PresenceTicket, RemoteBeacon
 
 
 @admin.register(Community)
@@ -92,8 +82,6 @@ class PresenceTicketAdmin(admin.ModelAdmin[PresenceTicket]):
     def _block(
         self, request: HttpRequest, queryset: QuerySet[PresenceTicket], kind: str, field: str
     ) -> None:
-        from .services import block_create
-
         values = sorted(set(queryset.values_list(field, flat=True)))
         existing = set(
             Block.objects.filter(kind=kind, value__in=values)
@@ -114,37 +102,15 @@ class PresenceTicketAdmin(admin.ModelAdmin[PresenceTicket]):
 
     @admin.display(description="issued (UTC)", ordering="issued_at")
     def issued(self, obj: PresenceTicket) -> str:
-        return _ms(obj.issued_at)
+        return ms_utc(obj.issued_at)
 
     @admin.display(description="expires (UTC)", ordering="expires_at")
     def expires(self, obj: PresenceTicket) -> str:
-        return _ms(obj.expires_at)
+        return ms_utc(obj.expires_at)
 
     @admin.display(description="live", boolean=True)
     def is_live(self, obj: PresenceTicket) -> bool:
         return obj.expires_at > now_ms()
-
-
-@admin.register(Block)
-class BlockAdmin(admin.ModelAdmin[Block]):
-    list_display = ["kind", "value", "reason", "created_at", "expires_at", "is_active"]
-    list_filter = ["kind"]
-    search_fields = ["value", "reason"]
-    actions = ["unblock"]
-
-    @admin.action(description="Unblock selected (delete the blocks)")
-    def unblock(self, request: HttpRequest, queryset: QuerySet[Block]) -> None:
-        count = 0
-        for block in queryset:  # one by one: each delete tells every process (signals)
-            block.delete()
-            count += 1
-        self.message_user(request, f"Removed {count} block(s).")
-
-    @admin.display(description="active", boolean=True)
-    def is_active(self, obj: Block) -> bool:
-        from django.utils import timezone
-
-        return obj.expires_at is None or obj.expires_at > timezone.now()
 
 
 @admin.register(RemoteBeacon)
@@ -166,8 +132,8 @@ class RemoteBeaconAdmin(admin.ModelAdmin[RemoteBeacon]):
         if last is None:
             return "-"
         if last.ok:
-            return f"ok, {last.latency_ms or 0:.0f} ms, {_ms(last.at)}"
-        return f"failed ({last.error}), {_ms(last.at)}"
+            return f"ok, {last.latency_ms or 0:.0f} ms, {ms_utc(last.at)}"
+        return f"failed ({last.error}), {ms_utc(last.at)}"
 
     @admin.action(description="Probe selected beacons now")
     def probe_now(self, request: HttpRequest, queryset: QuerySet[RemoteBeacon]) -> None:
@@ -181,14 +147,6 @@ class RemoteBeaconAdmin(admin.ModelAdmin[RemoteBeacon]):
                 self.message_user(request, f"{beacon.name}: {probe.error}", messages.ERROR)
 
 
-class ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 @admin.register(Capsule)
 class CapsuleAdmin(ReadOnly):
     list_display = ["community", "issued", "expires", "is_fresh", "peers", "kid"]
@@ -200,11 +158,11 @@ class CapsuleAdmin(ReadOnly):
 
     @admin.display(description="issued (UTC)", ordering="issued_at")
     def issued(self, obj: Capsule) -> str:
-        return _ms(obj.issued_at)
+        return ms_utc(obj.issued_at)
 
     @admin.display(description="expires (UTC)", ordering="expires_at")
     def expires(self, obj: Capsule) -> str:
-        return _ms(obj.expires_at)
+        return ms_utc(obj.expires_at)
 
     @admin.display(description="fresh", boolean=True)
     def is_fresh(self, obj: Capsule) -> bool:
@@ -239,52 +197,7 @@ class CapsuleRunAdmin(ReadOnly):
 
     @admin.display(description="finished (UTC)", ordering="finished_at")
     def finished(self, obj: CapsuleRun) -> str:
-        return _ms(obj.finished_at)
-
-
-class AlertStateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
-        return [("open", "open"), ("resolved", "resolved")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Alert]) -> QuerySet[Alert]:
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
-        return queryset
-
-
-@admin.register(Alert)
-class AlertAdmin(ReadOnly):
-    list_display = ["kind", "subject", "is_open", "opened", "resolved", "delivery", "message"]
-    list_filter = [AlertStateFilter, "kind"]
-    search_fields = ["subject", "message"]
-
-    @admin.display(description="open", boolean=True)
-    def is_open(self, obj: Alert) -> bool:
-        return obj.resolved_at is None
-
-    @admin.display(description="opened (UTC)", ordering="opened_at")
-    def opened(self, obj: Alert) -> str:
-        return _ms(obj.opened_at)
-
-    @admin.display(description="resolved (UTC)", ordering="resolved_at")
-    def resolved(self, obj: Alert) -> str:
-        return _ms(obj.resolved_at) if obj.resolved_at else "-"
-
-    @admin.display(description="webhook")
-    def delivery(self, obj: Alert) -> str:
-        if not settings.SWARM_ALERT_WEBHOOK_URL:
-            return "no webhook configured"
-        parts = ["raised " + ("sent" if obj.raised_sent_at else "pending")]
-        if obj.resolved_at:
-            parts.append("recovery " + ("sent" if obj.resolved_sent_at else "pending"))
-        if obj.last_delivery_error:
-            parts.append(f"last error: {obj.last_delivery_error}")
-        return ", ".join(parts)
+        return ms_utc(obj.finished_at)
 
 
 def _now() -> object:

@@ -6,7 +6,7 @@ class BeaconConfig(AppConfig):
     verbose_name = "Rendezvous beacon"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
-        from .metrics import register
+        from . import dashboard, metrics
 
-        register()
+        metrics.register()
+        dashboard.register()

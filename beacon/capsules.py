@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from ops import alerts, blocks, metrics
+from ops.models import Alert
 from peers.protocol.capsule import MAX_PEERS, make_capsule, select_tickets
 from peers.protocol.ticket import Ticket
-from swarmweb import metrics
 
-from . import alerts, blocks, capsule_files, capsule_keys, federation, selectors
-from .models import Alert, Capsule, CapsuleRun, Community, RemoteBeacon
+from . import capsule_files, capsule_keys, federation, selectors
+from .models import Capsule, CapsuleRun, Community, RemoteBeacon
 
 log = logging.getLogger(__name__)
 

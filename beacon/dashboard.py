@@ -1,14 +1,13 @@
-"""The operations dashboard: one admin page (staff only) at /admin/dashboard/.
+"""The beacon's panel of the operations dashboard (``ops.dashboard``), and its action.
 
 Live tickets per community, capsule freshness and peer counts, remote beacon latency
-and success over time, open alerts and recent refusals by reason. The reads are
-bounded (a time window, at most ``MAX_SERIES`` lines per chart); the charts are drawn
-in the browser with uPlot from the JSON embedded in the page.
+and success over time, and recent refusals by reason; "Publish now" per community
+(``/admin/dashboard/publish/<id>/``). Live tickets are sampled every minute and expired
+probes and runs pruned with the rest of the dashboard's history (``ops.history``).
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from itertools import pairwise
@@ -18,47 +17,20 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from ops import dashboard, history
+from ops.dashboard import Card, Panel, PanelView, Points, Series, chart, parse_labels
+from ops.models import MetricSample
 from shared.clock import now_ms
 
-from . import capsules, history, selectors
-from .models import Alert, BeaconProbe, Capsule, CapsuleRun, Community, MetricSample, RemoteBeacon
+from . import capsules, selectors
+from .models import BeaconProbe, Capsule, CapsuleRun, Community, RemoteBeacon
 
-WINDOWS_H = (1, 6, 24)
-MAX_SERIES = 8
 SUCCESS_BUCKET_MS = 300_000
-_LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-Series = dict[str, Any]
-
-
-def _labels(text: str) -> dict[str, str]:
-    return dict(_LABEL_RE.findall(text))
-
-
-def align(points: dict[str, list[tuple[int, float | None]]]) -> Series:
-    """uPlot's shape: one x axis (seconds) and one value list per line, None in gaps."""
-    xs = sorted({at for series in points.values() for at, _ in series})
-    index = {at: i for i, at in enumerate(xs)}
-    lines = []
-    for label, series in points.items():
-        values: list[float | None] = [None] * len(xs)
-        for at, value in series:
-            values[index[at]] = value
-        lines.append({"label": label, "values": values})
-    return {"x": [at / 1000 for at in xs], "series": lines}
-
-
-def _top(points: dict[str, list[tuple[int, float | None]]]) -> dict[str, Any]:
-    def weight(item: tuple[str, list[tuple[int, float | None]]]) -> float:
-        return max((v or 0.0 for _, v in item[1]), default=0.0)
-
-    kept = sorted(points.items(), key=weight, reverse=True)[:MAX_SERIES]
-    # by name, so one beacon or community gets the same colour in every chart
-    return dict(sorted(kept))
+LIVE_TICKETS = "swarm_beacon_live_tickets"
+ANNOUNCES = "swarm_beacon_announces_total"
 
 
 def community_rows(now: int) -> list[dict[str, Any]]:
@@ -115,7 +87,7 @@ def beacon_rows(now: int) -> list[dict[str, Any]]:
 
 
 def beacon_charts(since: int) -> tuple[Series, Series]:
-    latency: dict[str, list[tuple[int, float | None]]] = defaultdict(list)
+    latency: Points = defaultdict(list)
     buckets: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for name, at, ok, ms in (
         BeaconProbe.objects.filter(at__gte=since)
@@ -126,52 +98,50 @@ def beacon_charts(since: int) -> tuple[Series, Series]:
         bucket = buckets[name][at - at % SUCCESS_BUCKET_MS]
         bucket[0] += 1
         bucket[1] += int(ok)
-    success: dict[str, list[tuple[int, float | None]]] = {
+    success: Points = {
         name: [(at, round(100 * good / total, 1)) for at, (total, good) in sorted(b.items())]
         for name, b in buckets.items()
     }
-    return align(_top(dict(latency))), align(_top(success))
+    return chart(dict(latency)), chart(success)
 
 
 def live_ticket_chart(since: int) -> Series:
-    points: dict[str, list[tuple[int, float | None]]] = defaultdict(list)
+    points: Points = defaultdict(list)
     for labels, at, value in (
-        MetricSample.objects.filter(name=history.LIVE_TICKETS, at__gte=since)
+        MetricSample.objects.filter(name=LIVE_TICKETS, at__gte=since)
         .order_by("at")
         .values_list("labels", "at", "value")
     ):
-        points[_labels(labels).get("community", "?")].append((at, value))
-    return align(_top(dict(points)))
+        points[parse_labels(labels).get("community", "?")].append((at, value))
+    return chart(dict(points))
 
 
 def capsule_peer_chart(since: int) -> Series:
-    points: dict[str, list[tuple[int, float | None]]] = defaultdict(list)
+    points: Points = defaultdict(list)
     for name, at, peers in (
         CapsuleRun.objects.filter(ok=True, finished_at__gte=since)
         .order_by("finished_at")
         .values_list("community__name", "finished_at", "peer_count")
     ):
         points[name].append((at, float(peers)))
-    return align(_top(dict(points)))
+    return chart(dict(points))
 
 
 def refusals(since: int, now: int) -> tuple[Series, list[dict[str, Any]]]:
     """Refusals per sample interval by reason, and totals for the last hour and day."""
     by_reason: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for labels, at, value in (
-        MetricSample.objects.filter(
-            name="swarm_beacon_announces_total", at__gte=min(since, now - 86_400_000)
-        )
+        MetricSample.objects.filter(name=ANNOUNCES, at__gte=min(since, now - 86_400_000))
         .order_by("at")
         .values_list("labels", "at", "value")
     ):
-        by_reason[_labels(labels).get("result", "?")].append((at, value))
-    chart: dict[str, list[tuple[int, float | None]]] = {}
+        by_reason[parse_labels(labels).get("result", "?")].append((at, value))
+    refusal_points: Points = {}
     table: list[dict[str, Any]] = []
     for reason, samples in sorted(by_reason.items()):
         deltas = [(at, max(0.0, value - prev)) for (_, prev), (at, value) in pairwise(samples)]
         if reason != "accepted":
-            chart[reason] = [(at, d) for at, d in deltas if at >= since]
+            refusal_points[reason] = [(at, d) for at, d in deltas if at >= since]
         table.append(
             {
                 "reason": reason,
@@ -181,59 +151,72 @@ def refusals(since: int, now: int) -> tuple[Series, list[dict[str, Any]]]:
             }
         )
     table.sort(key=lambda row: (not row["refusal"], -int(row["day"])))
-    return align(_top(chart)), table
+    return chart(refusal_points), table
 
 
-def dashboard_context(now: int, hours: int) -> dict[str, Any]:
+def panel_view(now: int, hours: int) -> PanelView:
     since = now - hours * 3_600_000
     latency, success = beacon_charts(since)
     refusal_chart, refusal_table = refusals(since, now)
     communities = community_rows(now)
     beacons = beacon_rows(now)
-    open_alerts = list(Alert.objects.filter(resolved_at__isnull=True).order_by("-opened_at"))
-    return {
-        "now": now,
-        "hours": hours,
-        "windows": WINDOWS_H,
+    live = sum(row["live"] for row in communities)
+    fresh = sum(1 for row in communities if row["capsule"] and row["capsule"]["fresh"])
+    with_capsule = sum(1 for row in communities if row["capsule"])
+    healthy = sum(1 for row in beacons if row["healthy"])
+    places = "community" if len(communities) == 1 else "communities"
+    refused = sum(r["hour"] for r in refusal_table if r["refusal"])
+    cards = [
+        Card(live, f"live tickets in {len(communities)} {places}", 10, element_id="sd-live"),
+        Card(
+            f"{fresh}/{with_capsule}",
+            "fresh capsules",
+            20,
+            state="warn" if fresh < with_capsule else "",
+        ),
+        Card(
+            f"{healthy}/{len(beacons)}",
+            "remote beacons healthy",
+            30,
+            state="bad" if healthy < len(beacons) else "",
+        ),
+        Card(refused, "announces refused, last hour", 50),
+    ]
+    context = {
         "min_peers": settings.SWARM_CAPSULE_MIN_PEERS,
         "communities": communities,
         "beacons": beacons,
-        "open_alerts": open_alerts,
-        "recent_alerts": list(Alert.objects.filter(resolved_at__isnull=False)[:5]),
         "refusal_table": refusal_table,
-        "totals": {
-            "live": sum(row["live"] for row in communities),
-            "communities": len(communities),
-            "fresh": sum(1 for row in communities if row["capsule"] and row["capsule"]["fresh"]),
-            "with_capsule": sum(1 for row in communities if row["capsule"]),
-            "beacons_ok": sum(1 for row in beacons if row["healthy"]),
-            "beacons": len(beacons),
-            "alerts": len(open_alerts),
-            "refused_hour": sum(r["hour"] for r in refusal_table if r["refusal"]),
-        },
-        "charts": {
-            "live_tickets": live_ticket_chart(since),
-            "capsule_peers": capsule_peer_chart(since),
-            "beacon_latency": latency,
-            "beacon_success": success,
-            "refusals": refusal_chart,
-        },
     }
+    charts = {
+        "live_tickets": live_ticket_chart(since),
+        "capsule_peers": capsule_peer_chart(since),
+        "beacon_latency": latency,
+        "beacon_success": success,
+        "refusals": refusal_chart,
+    }
+    return PanelView(context=context, cards=cards, charts=charts)
 
 
-def dashboard(request: HttpRequest) -> HttpResponse:
-    try:
-        hours = int(request.GET.get("hours", "6"))
-    except ValueError:
-        hours = 6
-    if hours not in WINDOWS_H:
-        hours = 6
-    context = {
-        **admin.site.each_context(request),
-        "title": "Swarm operations",
-        **dashboard_context(now_ms(), hours),
-    }
-    return TemplateResponse(request, "admin/swarm_dashboard.html", context)
+def _sample_live_tickets(now: int) -> list[tuple[str, str, float]]:
+    return [
+        (LIVE_TICKETS, f'{{community="{name}"}}', float(live))
+        for name, live in selectors.live_counts(now=now)
+    ]
+
+
+def _prune(cutoff: int) -> int:
+    deleted = BeaconProbe.objects.filter(at__lt=cutoff).delete()[0]
+    deleted += CapsuleRun.objects.filter(finished_at__lt=cutoff).delete()[0]
+    return deleted
+
+
+def register() -> None:
+    """Put the beacon on the dashboard, with the history its charts read."""
+    history.register_counter(ANNOUNCES)
+    history.register_sampler(_sample_live_tickets)
+    history.register_pruner(_prune)
+    dashboard.register_panel(Panel("beacon", "beacon/dashboard.html", panel_view))
 
 
 @require_POST
@@ -267,7 +250,6 @@ def publish_and_report(request: HttpRequest, communities: Iterable[Community]) -
 
 
 urlpatterns = [
-    path("", admin.site.admin_view(dashboard), name="swarm-dashboard"),
     path(
         "publish/<int:community_id>/",
         admin.site.admin_view(publish_now),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from ops.models import Block
 from shared.clock import now_ms
 from shared.db import db_sync_to_async
 
@@ -34,8 +35,6 @@ def record(*, ok: bool) -> None:
 
 
 def _read_blocks_table() -> None:
-    from .models import Block
-
     Block.objects.exists()
 
 

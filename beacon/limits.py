@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,9 +17,8 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from shared.redis import async_options, get_redis
-
-BLOCKS_VERSION_KEY = "swarm:blocks:version"
+from ops.blocks import BLOCKS_VERSION_KEY, local_blocks_version
+from shared.redis import async_options
 
 _BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
@@ -166,7 +164,6 @@ class MemoryState:
 # Async clients belong to one event loop; servers run one, tests run many.
 _states: dict[int, SharedState] = {}
 _memory_state = MemoryState()
-_local_blocks_version = ""
 _lock = threading.Lock()
 
 
@@ -182,20 +179,6 @@ def get_state() -> SharedState:
                 _states.clear()
             state = _states[loop_id] = RedisState(url)
     return state
-
-
-def local_blocks_version() -> str:
-    return _local_blocks_version
-
-
-def bump_blocks_version() -> None:
-    """Tell every process that blocks changed (called from Block save/delete signals)."""
-    global _local_blocks_version
-    stamp = str(time.time_ns())
-    _local_blocks_version = stamp
-    client = get_redis()
-    if client is not None:
-        client.set(BLOCKS_VERSION_KEY, stamp)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -1,11 +1,11 @@
-"""Beacon gauges for /metrics."""
+"""Beacon gauges for /metrics: live tickets, capsules, remote beacons."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ops import metrics
 from shared.clock import now_ms
-from swarmweb import metrics
 
 
 def _live_tickets() -> Iterable[metrics.GaugeSample]:
@@ -20,11 +20,10 @@ def _live_tickets() -> Iterable[metrics.GaugeSample]:
         )
 
 
-def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
+def _capsules_and_remotes() -> Iterable[metrics.GaugeSample]:
     from django.conf import settings
-    from django.db.models import Count, Q
 
-    from .models import Alert, BeaconProbe, Capsule, Community, RemoteBeacon
+    from .models import BeaconProbe, Capsule, Community, RemoteBeacon
     from .selectors import beacon_success, capsule_failure_streak, reported_community_ids
 
     now = now_ms()
@@ -60,16 +59,6 @@ def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
                 (("community", name),),
                 float(streak),
             )
-    open_by_kind = dict(
-        Alert.objects.values_list("kind").annotate(n=Count("id", filter=Q(resolved_at=None)))
-    )
-    for kind, _ in Alert.KINDS:
-        yield (
-            "swarm_alerts_open",
-            "Open alerts, by kind.",
-            (("kind", kind),),
-            float(open_by_kind.get(kind, 0)),
-        )
     window = settings.SWARM_BEACON_HEALTH_WINDOW_S * 1000
     for beacon_id, name in RemoteBeacon.objects.filter(enabled=True).values_list("id", "name"):
         total, good = beacon_success(beacon_id, since=now - window)
@@ -92,4 +81,4 @@ def _capsules_and_alerts() -> Iterable[metrics.GaugeSample]:
 
 def register() -> None:
     metrics.register_collector(_live_tickets)
-    metrics.register_collector(_capsules_and_alerts)
+    metrics.register_collector(_capsules_and_remotes)

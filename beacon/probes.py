@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from swarmweb import metrics
+from ops import alerts, metrics
+from ops.models import Alert
 
-from . import alerts, federation, selectors
-from .models import Alert, BeaconProbe, RemoteBeacon
+from . import federation, selectors
+from .models import BeaconProbe, RemoteBeacon
 
 metrics.describe("swarm_beacon_probes_total", "Remote beacon probes, by beacon and result.")
 

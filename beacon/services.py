@@ -1,4 +1,4 @@
-"""Beacon operations: announcing a ticket, listing peers, pruning, blocking.
+"""Beacon operations: announcing a ticket, withdrawing it, listing peers, pruning.
 
 The announce path is async end to end (it is the hot path, served by the ASGI
 fast path in ``beacon.asgi``); the rest is ordinary synchronous Django code.
@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from ops import blocks, metrics
 from peers.protocol.encoding import parse_json
 from peers.protocol.errors import REPLAY, ProtocolError
 from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket, verify_withdrawal
-from swarmweb import metrics
 
-from . import blocks, store
+from . import store
 from .exceptions import BeaconError, bad_json, blocked, community_limit, rate_limited
 from .limits import SharedState, get_state
-from .models import Block, PresenceTicket
+from .models import PresenceTicket
 
 metrics.describe("swarm_beacon_announces_total", "Announces by result (accepted or error code).")
 metrics.describe(
@@ -247,10 +247,3 @@ def tickets_prune(*, now: int) -> int:
     """Delete expired tickets; returns how many."""
     deleted, _ = PresenceTicket.objects.filter(expires_at__lte=now).delete()
     return deleted
-
-
-def block_create(*, kind: str, value: str, reason: str = "") -> Block:
-    block = Block(kind=kind, value=value, reason=reason)
-    block.full_clean()
-    block.save()
-    return block

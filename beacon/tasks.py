@@ -1,8 +1,8 @@
 """Periodic beacon work, run by the Celery worker.
 
-Tasks take ids and call a service. Those whose work must not be lost when a worker
-dies (publishing, alert delivery) are ``acks_late`` with ``reject_on_worker_lost``: the
-broker hands the message out again, and the service makes a repeat harmless.
+Tasks take ids and call a service. Publishing must not be lost when a worker dies: it is
+``acks_late`` with ``reject_on_worker_lost`` (``ops.enqueue.RELIABLE``), the broker hands
+the message out again, and the service makes a repeat harmless.
 """
 
 from __future__ import annotations
@@ -12,22 +12,13 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from ops.enqueue import RELIABLE, backoff, enqueue
 from shared.clock import now_ms
 
-from . import alerts, capsules, history, probes, selectors, services
-from .enqueue import enqueue
+from . import capsules, probes, selectors, services
 from .models import RemoteBeacon
 
 log = logging.getLogger(__name__)
-
-RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
-
-
-def backoff(base_s: float, retries: int, cap_s: float = 3600.0) -> float:
-    """Doubling delays, never past ``cap_s`` nor past what a worker may hold a task
-    waiting (settings.SWARM_CELERY_MAX_COUNTDOWN_S, below the visibility timeout)."""
-    cap = min(cap_s, settings.SWARM_CELERY_MAX_COUNTDOWN_S)
-    return float(min(cap, base_s * 2**retries))
 
 
 @shared_task(name="beacon.prune_tickets", ignore_result=True)
@@ -57,15 +48,6 @@ def publish_capsule(self, community_id: int, requested_at: int | None = None) ->
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
-@shared_task(name="beacon.deliver_alert", bind=True, max_retries=8, **RELIABLE)
-def deliver_alert(self, alert_id: int, event: str) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return alerts.alert_deliver(alert_id=alert_id, event=event, now=now_ms())
-    except alerts.WebhookError as exc:
-        countdown = backoff(settings.SWARM_ALERT_RETRY_BACKOFF_S, self.request.retries)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-
-
 @shared_task(name="beacon.probe_beacons", ignore_result=True)
 def probe_beacons() -> int:
     """Queue one probe per enabled remote beacon (the 1-minute beat entry)."""
@@ -78,13 +60,3 @@ def probe_beacons() -> int:
 @shared_task(name="beacon.probe_beacon", ignore_result=True)
 def probe_beacon(beacon_id: int) -> None:
     probes.beacon_probe(beacon_id=beacon_id, now=now_ms())
-
-
-@shared_task(name="beacon.sample_metrics", ignore_result=True)
-def sample_metrics() -> int:
-    return history.metrics_sample(now=now_ms())
-
-
-@shared_task(name="beacon.prune_history", ignore_result=True)
-def prune_history() -> int:
-    return history.history_prune(now=now_ms())

@@ -86,8 +86,8 @@ def main() -> None:
 
     django.setup()
     from bench.common import git_revision, machine
-    from peers.models import FetchJob
     from peers.replication.models import BackfillRun, ReplicaStatus
+    from peers.superpeer.models import FetchJob
     from tests.support.live import Process, start_daphne
     from tests.support.superpeer import kill9, start_superpeer, superpeer_key, wait_until
     from tests.support.worker import start_worker, stop_worker
@@ -194,10 +194,10 @@ def run_cost(count: int) -> None:
     """Time backfill runs over ``count`` manifests held by two super-peers and a browser."""
     import hashlib
 
-    from peers.models import FileManifest, Holding, SuperPeer
     from peers.protocol.encoding import b64url_encode, peer_id_for_key
     from peers.replication.models import Advert
     from peers.replication.services import backfill_run
+    from peers.superpeer.models import FileManifest, Holding, SuperPeer
     from shared.clock import now_ms
 
     def pid(name: str) -> str:

@@ -50,8 +50,8 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from bench.common import machine  # noqa: E402
 from bench.peerjs_throughput import NO_THROTTLING  # noqa: E402
-from peers.models import FetchJob, Holding  # noqa: E402
-from peers.services import superpeer_pin  # noqa: E402
+from peers.superpeer.models import FetchJob, Holding  # noqa: E402
+from peers.superpeer.services import superpeer_pin  # noqa: E402
 from peers.superpeer.supervision import pin_job_id  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.support.live import VENV_BIN, Server, spawn_daphne  # noqa: E402

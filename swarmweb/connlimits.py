@@ -48,8 +48,8 @@ from django.conf import settings
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 
+from ops import metrics
 from shared.clientaddr import proxy_policy
-from swarmweb import metrics
 
 log = logging.getLogger(__name__)
 

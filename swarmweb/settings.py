@@ -50,8 +50,10 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_celery_beat",
     "axes",
+    # Lower layers first (pyproject.toml, import contracts): operations, then the apps.
+    "ops",
     "beacon",
-    "peers",
+    "peers.superpeer",
     "peers.replication",
 ]
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from beacon import alerts, probes
-from beacon.models import Alert, BeaconProbe, RemoteBeacon
+from beacon import probes
+from beacon.models import BeaconProbe, RemoteBeacon
+from ops import alerts
+from ops.models import Alert
 from tests.support.capsules import HttpServer, Recorder, webhook
 from tests.support.live import free_port
 

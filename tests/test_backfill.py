@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from django.test import Client, override_settings
 
-from beacon.models import Alert
-from peers.models import FetchJob, FileManifest, Holding, Pin, SuperPeer
+from ops import metrics
+from ops.models import Alert
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.replication.models import (
     Advert,
@@ -22,7 +22,7 @@ from peers.replication.models import (
     ReplicaStatus,
 )
 from peers.replication.services import backfill_run
-from swarmweb import metrics
+from peers.superpeer.models import FetchJob, FileManifest, Holding, Pin, SuperPeer
 
 pytestmark = pytest.mark.django_db
 

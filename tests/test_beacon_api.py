@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from beacon.models import Block, Community, PresenceTicket
+from beacon.models import Community, PresenceTicket
+from ops.models import Block
 from shared.clock import now_ms
 from tests.support.asgi import ApiClient
 from tests.support.keys import peer_id, seeded_key, ticket

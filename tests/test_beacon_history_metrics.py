@@ -1,5 +1,6 @@
 """The beacon's health gauges at /metrics (beacon/metrics.py) and the bounded history
-(beacon/history.py: history_prune, the periodic task beacon.prune_history)."""
+(ops/history.py: history_prune with what the beacon registers, the periodic task
+beacon.prune_history)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from beacon import history, tasks
-from beacon.models import BeaconProbe, CapsuleRun, Community, MetricSample, RemoteBeacon
+from beacon.models import BeaconProbe, CapsuleRun, Community, RemoteBeacon
+from ops import history, tasks
+from ops.models import MetricSample
 from shared.clock import now_ms
 
 pytestmark = pytest.mark.django_db

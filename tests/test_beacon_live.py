@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from beacon import services
-from beacon.models import Block, PresenceTicket
+from beacon.models import PresenceTicket
+from ops.models import Block
 from shared.clock import now_ms
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import Server

@@ -10,18 +10,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from beacon import capsule_keys, history
-from beacon.models import (
-    Alert,
-    BeaconProbe,
-    Block,
-    Capsule,
-    CapsuleRun,
-    Community,
-    MetricCounter,
-    PresenceTicket,
-    RemoteBeacon,
-)
+from beacon import capsule_keys
+from beacon.models import BeaconProbe, Capsule, CapsuleRun, Community, PresenceTicket, RemoteBeacon
+from ops import history
+from ops.models import Alert, Block, MetricCounter
 from shared.clock import now_ms
 from tests.support.capsules import store_ticket
 from tests.support.keys import peer_id, seeded_key, ticket
@@ -134,7 +126,7 @@ def test_block_selected_peers_from_the_ticket_list_then_unblock(staff: Client) -
     )
     assert "Blocked 0 (already blocked: 1)" in again.content.decode()
     staff.post(
-        "/admin/beacon/block/",
+        "/admin/ops/block/",
         {"action": "unblock", "_selected_action": list(Block.objects.values_list("id", flat=True))},
     )
     assert Block.objects.count() == 0
@@ -153,7 +145,7 @@ def test_capsule_list_flags_capsules_under_the_minimum(staff: Client, var: Path)
 @pytest.mark.parametrize(
     "path",
     [
-        "/admin/beacon/alert/",
+        "/admin/ops/alert/",
         "/admin/beacon/capsulerun/",
         "/admin/beacon/remotebeacon/",
         "/admin/django_celery_beat/periodictask/",

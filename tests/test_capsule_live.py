@@ -21,8 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from beacon import alerts, capsule_files, capsules
-from beacon.models import Alert, Capsule, CapsuleRun, Community, RemoteBeacon
+from beacon import capsule_files, capsules
+from beacon.models import Capsule, CapsuleRun, Community, RemoteBeacon
+from ops import alerts
+from ops.models import Alert
 from peers.protocol.capsule import capsule_tickets, parse_trusted_keys, verify_capsule
 from shared.clock import now_ms
 from swarmweb.celery import app as celery_app

@@ -16,7 +16,8 @@ import pytest
 from django.test import Client
 
 from beacon import capsule_files, capsule_keys, capsules
-from beacon.models import Alert, Block, Capsule, CapsuleRun, Community, RemoteBeacon
+from beacon.models import Capsule, CapsuleRun, Community, RemoteBeacon
+from ops.models import Alert, Block
 from peers.protocol.capsule import (
     CAPSULE_TTL_MS,
     capsule_tickets,

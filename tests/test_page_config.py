@@ -1,4 +1,4 @@
-"""The page carries the browser peer's config (peers/views.py, docs/configuration.md)."""
+"""The page carries the browser peer's config (page/views.py, docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -332,7 +332,7 @@ async def shared_blocks(cluster: Cluster) -> AsyncIterator[None]:
 
 @pytest.mark.usefixtures("shared_blocks")
 async def test_blocked_peer_ip_and_key_are_refused(cluster: Cluster) -> None:
-    from beacon.models import Block
+    from ops.models import Block
 
     blocked_id = new_id("blk")
     key = seeded_key("blocked-" + new_id())
@@ -360,7 +360,7 @@ async def test_blocked_peer_ip_and_key_are_refused(cluster: Cluster) -> None:
 
 @pytest.mark.usefixtures("shared_blocks")
 async def test_a_new_block_closes_a_live_socket(cluster: Cluster) -> None:
-    from beacon.models import Block
+    from ops.models import Block
 
     victim = await (await SignalClient.connect(cluster.ws(1), new_id("late"))).opened()
     await sync_to_async(Block.objects.create)(kind=Block.PEER, value=victim.peer_id)

@@ -8,10 +8,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.test import Client
 from django.urls import reverse
 
-from peers.models import FetchJob, FileManifest, Pin, SuperPeer
 from peers.protocol.chunks import encrypt_file
 from peers.protocol.manifest import make_manifest, verify_manifest
 from peers.superpeer import db
+from peers.superpeer.models import FetchJob, FileManifest, Pin, SuperPeer
 
 pytestmark = pytest.mark.django_db
 

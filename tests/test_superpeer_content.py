@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.models import FetchJob
 from peers.protocol.chunks import EncryptedFile, encrypt_file
 from peers.protocol.encoding import b64url_encode
 from peers.protocol.manifest import Manifest, make_manifest, verify_manifest
@@ -29,6 +28,7 @@ from peers.protocol.wire import (
 from peers.superpeer.fetcher import NO_SOURCE_FAIL_MS, Fetcher
 from peers.superpeer.holder import MAX_ADVERTS_PER_PEER, Holder
 from peers.superpeer.holdings import HoldingsIndex
+from peers.superpeer.models import FetchJob
 from peers.superpeer.service import MAX_OUTBOX, Outbox
 from peers.superpeer.store import ChunkStore
 from peers.superpeer.transport import FramedChannel, FrameTransport

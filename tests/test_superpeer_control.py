@@ -13,17 +13,16 @@ from channels.layers import get_channel_layer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
 
-from beacon.models import Block
-from peers import services
-from peers.models import FetchJob, Pin, Post
+from ops.models import Block
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.posts import make_post, verify_post
 from peers.protocol.replication.messages import cancel_message, fetch_message
 from peers.protocol.replication.model import CancelJob, CancelReason
 from peers.protocol.replication.model import FetchJob as PlannedJob
-from peers.superpeer import db
+from peers.superpeer import db, services
 from peers.superpeer.control import Sync, group_for, parse_control, sync_message
 from peers.superpeer.errors import SuperPeerError
+from peers.superpeer.models import FetchJob, Pin, Post
 
 ME = "p" + "a" * 32
 OTHER = "p" + "b" * 32

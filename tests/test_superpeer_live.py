@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.models import FetchJob, Holding, SuperPeer
 from peers.protocol.manifest import Manifest, decrypt_file
-from peers.services import superpeer_pin
+from peers.superpeer.models import FetchJob, Holding, SuperPeer
 from peers.superpeer.seed import Seeded, hold, seed_file
+from peers.superpeer.services import superpeer_pin
 from peers.superpeer.store import ChunkStore
 from peers.superpeer.supervision import pin_job_id
 from shared.identity import peer_id_of

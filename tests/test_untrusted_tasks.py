@@ -10,6 +10,7 @@ import pytest
 
 from beacon import capsule_keys, capsules, tasks
 from beacon.models import Capsule, Community, RemoteBeacon
+from ops import tasks as ops_tasks
 from shared.clock import now_ms
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,7 @@ def test_the_publish_task_for_a_deleted_community_succeeds_as_a_no_op(var: Path)
 
 
 def test_alert_delivery_and_probes_of_deleted_rows_are_no_ops() -> None:
-    assert tasks.deliver_alert.apply(args=(987_654, "raised")).get() == "missing"
+    assert ops_tasks.deliver_alert.apply(args=(987_654, "raised")).get() == "missing"
     beacon = RemoteBeacon.objects.create(name="gone", base_url="http://127.0.0.1:1/beacon/v1/")
     beacon_id = beacon.id
     beacon.delete()

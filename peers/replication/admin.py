@@ -11,7 +11,7 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from peers.models import FetchJob, FileManifest
+from peers.superpeer.models import FetchJob, FileManifest
 
 from . import services
 from .models import BackfillJob, BackfillRun, CommunityTarget, ReplicaStatus

@@ -43,7 +43,7 @@ from peers.protocol.replication.snapshot import job_slot, load_state, restore_jo
 
 logger = logging.getLogger(__name__)
 
-# FetchJob row states (peers.models.FetchJob) as the planner's report states.
+# FetchJob row states (peers.superpeer.models.FetchJob) as the planner's report states.
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
 
 

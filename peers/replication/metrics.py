@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from peers.models import FetchJob
-from swarmweb import metrics
-from swarmweb.metrics import GaugeSample
+from ops import metrics
+from ops.metrics import GaugeSample
+from peers.superpeer.models import FetchJob
 
 from .models import PlannerState, ReplicaStatus
 

@@ -1,7 +1,7 @@
 """What the replication orchestrator stores (docs/replication.md "Celery backfill task").
 
 The facts it plans from are written by the super-peers: their status and own holdings
-(``peers.models``), the fetch jobs' progress (``FetchJob``) and the adverts they receive
+(``peers.superpeer.models``), the fetch jobs' progress (``FetchJob``) and the adverts they receive
 from the peers connected to them (:class:`Advert`). The backfill run writes the rest:
 each manifest's replica count and state (:class:`ReplicaStatus`), the planner's
 bookkeeping between runs (:class:`PlannerState`) and a history of runs
@@ -14,9 +14,9 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 
-from peers.models import FetchJob, FileManifest
 from peers.protocol.replication.model import MAX_TARGET
 from peers.protocol.ticket import COMMUNITY_RE
+from peers.superpeer.models import FetchJob, FileManifest
 
 
 class CommunityTarget(models.Model):

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db.models import Count, F, QuerySet
 
-from peers.models import FetchJob, FileManifest, Holding, SuperPeer
+from peers.superpeer.models import FetchJob, FileManifest, Holding, SuperPeer
 
 from .feed import Facts, HoldingFact, JobFact, ManifestFact, SuperPeerFact
 from .models import Advert, CommunityTarget, ReplicaStatus

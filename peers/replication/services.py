@@ -2,7 +2,7 @@
 
 One run at a time (the :class:`PlannerState` row is locked for the whole run), each in one
 transaction: the jobs it hands out, its cancellations and the bookkeeping it saves commit
-together, and the super-peers are told after the commit (``peers.services``). Runs are
+together, and the super-peers are told after the commit (``peers.superpeer.services``). Runs are
 idempotent: a run with nothing new decides nothing new.
 """
 
@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
-from beacon import alerts
-from beacon.enqueue import enqueue
-from beacon.models import Alert as AlertRow
-from peers import services as superpeer_services
-from peers.models import FileManifest
+from ops import alerts
+from ops import metrics as counters
+from ops.enqueue import enqueue
+from ops.models import Alert as AlertRow
 from peers.protocol.replication.model import (
     Alert,
     AlertKind,
@@ -33,7 +32,8 @@ from peers.protocol.replication.model import (
 from peers.protocol.replication.planner import ReplicationPlanner
 from peers.protocol.replication.snapshot import dump_state
 from peers.protocol.replication.state import ReplicationConfig
-from swarmweb import metrics as counters
+from peers.superpeer import services as superpeer_services
+from peers.superpeer.models import FileManifest
 
 from . import metrics, reports, selectors
 from .feed import Fed, feed

@@ -13,14 +13,12 @@ import logging
 from celery import shared_task
 from django.db import DatabaseError
 
-from beacon.tasks import backoff
+from ops.enqueue import RELIABLE, backoff
 from shared.clock import now_ms
 
 from . import services
 
 log = logging.getLogger(__name__)
-
-RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
 
 @shared_task(name="replication.backfill", bind=True, max_retries=5, **RELIABLE)

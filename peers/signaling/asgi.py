@@ -81,6 +81,13 @@ def health() -> str | None:
     return node.health() if node is not None else None
 
 
+async def check() -> None:
+    """Raise if this loop's signaling node cannot relay right now (for /healthz)."""
+    problem = health()
+    if problem is not None:
+        raise RuntimeError(problem)
+
+
 class SignalSocketApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await get_node().serve(scope, receive, send)

@@ -1,4 +1,4 @@
-"""Signaling counters and the connected-peers gauge in /metrics (swarmweb.metrics)."""
+"""Signaling counters and the connected-peers gauge in /metrics (ops.metrics)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 
-from swarmweb import metrics
+from ops import metrics
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from beacon import blocks as beacon_blocks
-from beacon.limits import BLOCKS_VERSION_KEY, local_blocks_version
+from ops import blocks as ops_blocks
+from ops.blocks import BLOCKS_VERSION_KEY, local_blocks_version
 from shared.clientaddr import network_of, scope_client
 from shared.clock import now_ms
 from shared.redis import async_options
@@ -347,7 +347,7 @@ class SignalNode:
 
     async def _load_blocks(self) -> None:
         try:
-            self._blocks = await beacon_blocks.current(await self._blocks_version())
+            self._blocks = await ops_blocks.current(await self._blocks_version())
         except Exception as exc:
             log.warning("loading blocks failed (%s); using the last known set", exc)
 
@@ -355,7 +355,7 @@ class SignalNode:
         version = await self._blocks_version()
         if version == self._enforced_version:
             return
-        blocks = await beacon_blocks.current(version)
+        blocks = await ops_blocks.current(version)
         self._blocks = blocks
         self._enforced_version = version
         effects = self.hub.enforce(blocks)

@@ -12,12 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from beacon.models import Block
-from peers.models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from ops.models import Block
 from peers.protocol.encoding import b64url_decode, peer_id_for_key
 from peers.protocol.errors import ProtocolError
 from peers.protocol.manifest import Manifest, verify_manifest
 from peers.protocol.posts import PostEntry
+from peers.superpeer.models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
 
 logger = logging.getLogger(__name__)
 

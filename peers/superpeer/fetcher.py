@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from peers.models import FetchJob
 from peers.protocol.transfer import TransferOptions
 from peers.protocol.wire import Chunk, ChunkMissing, ContentFrame, ManifestReq
 from peers.protocol.wire import ChunkReq as ChunkReqFrame
 from peers.protocol.wire import Manifest as ManifestFrame
+from peers.superpeer.models import FetchJob
 
 from .download import (
     TIMEOUT,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import transaction
 
-from peers.models import FileManifest, Holding, Pin, SuperPeer
 from peers.protocol.chunks import encrypt_file, share_fragment
 from peers.protocol.manifest import Manifest, make_manifest, normalize_mime, verify_manifest
+from peers.superpeer.models import FileManifest, Holding, Pin, SuperPeer
 
 from . import db
 from .store import ChunkStore

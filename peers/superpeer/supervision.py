@@ -11,12 +11,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from peers.models import FetchJob
 from peers.protocol.replication.messages import report_message, status_message
 from peers.protocol.replication.model import FetchJob as PlannedJob
 from peers.protocol.replication.model import JobReport, JobState, SuperPeerStatus
 from peers.replication import reports
 from peers.replication.services import request_backfill
+from peers.superpeer.models import FetchJob
 from shared.clock import now_ms
 from shared.db import db_sync_to_async
 

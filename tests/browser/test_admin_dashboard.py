@@ -11,14 +11,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, expect
 
-from beacon.models import (
-    Alert,
-    BeaconProbe,
-    CapsuleRun,
-    Community,
-    MetricSample,
-    RemoteBeacon,
-)
+from beacon.models import BeaconProbe, CapsuleRun, Community, RemoteBeacon
+from ops.models import Alert, MetricSample
 from shared.clock import now_ms
 from tests.browser.conftest import new_context
 from tests.support.keys import peer_id, seeded_key, ticket

@@ -18,8 +18,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from playwright.sync_api import Browser, Page
 
-from peers.models import FetchJob, FileManifest, Holding
 from peers.replication.models import Advert, ReplicaStatus
+from peers.superpeer.models import FetchJob, FileManifest, Holding
 from tests.browser.conftest import new_context
 from tests.support.live import Server, start_daphne
 from tests.support.superpeer import (

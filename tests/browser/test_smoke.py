@@ -37,7 +37,7 @@ def test_admin_login_page_renders(beacon_server: Server, browser: Browser) -> No
 def test_every_module_the_page_loads_was_announced_as_a_modulepreload(
     beacon_server: Server, browser: Browser
 ) -> None:
-    """The page lists its whole module graph up front (peers/page_modules.py), so the
+    """The page lists its whole module graph up front (page/modules.py), so the
     browser fetches it at once instead of one import level per round trip: a module it
     loaded that the list missed would be discovered late again."""
     context = new_context(browser, beacon_server.url)

@@ -25,11 +25,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Browser, Page
 
-from peers.models import FetchJob, FileManifest, Holding, SuperPeer
 from peers.protocol.chunks import parse_share_fragment
 from peers.protocol.manifest import Manifest, decrypt_file, verify_manifest
-from peers.services import superpeer_pin
+from peers.superpeer.models import FetchJob, FileManifest, Holding, SuperPeer
 from peers.superpeer.seed import seed_file
+from peers.superpeer.services import superpeer_pin
 from peers.superpeer.store import ChunkStore
 from peers.superpeer.supervision import pin_job_id
 from shared.identity import peer_id_of

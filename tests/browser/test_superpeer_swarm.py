@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from beacon.models import Block
-from peers.models import FetchJob, Holding, Post, SuperPeer
-from peers.services import superpeer_pin
+from ops.models import Block
+from peers.superpeer.models import FetchJob, Holding, Post, SuperPeer
+from peers.superpeer.services import superpeer_pin
 from peers.superpeer.supervision import pin_job_id
 from tests.browser.conftest import new_context
 from tests.support.live import Server, start_daphne

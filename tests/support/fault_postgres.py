@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from ops.blocks import BLOCKS_VERSION_KEY
+from ops.models import Block
 from shared.clock import now_ms
 from tests.support.fault_beacon import AnnounceLoad, HealthProbe
 from tests.support.keys import seeded_key, ticket
@@ -78,12 +80,12 @@ def add_block(deployment: PgDeployment, kind: str, value: str) -> None:
     """What the admin does: a Block row, then the version stamp every process watches."""
     with psycopg.connect(deployment.pg.url(), autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO beacon_block (kind, value, reason, created_at) "
+            f"INSERT INTO {Block._meta.db_table} (kind, value, reason, created_at) "
             "VALUES (%s, %s, 'faults test', now())",
             (kind, value),
         )
     client = deployment.redis.client()
-    client.set("swarm:blocks:version", str(time.time_ns()))
+    client.set(BLOCKS_VERSION_KEY, str(time.time_ns()))
     client.close()
 
 

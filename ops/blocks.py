@@ -1,8 +1,9 @@
-"""Fast block checks for the announce and signaling paths.
+"""Blocks: fast checks for the announce and signaling paths, the version stamp that tells
+every process a block changed, and creating one.
 
 Active blocks are few, so each process keeps them in memory and reloads them when
 the shared version stamp changes (bumped on every Block save/delete, see
-``limits.bump_blocks_version``) or at least every ``MAX_AGE_S`` (for expiries).
+:func:`bump_blocks_version`) or at least every ``MAX_AGE_S`` (for expiries).
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from shared.db import db_sync_to_async
+from shared.redis import get_redis
+
+from .models import Block
 
 MAX_AGE_S = 30.0
+# With REDIS_URL every process reads the stamp from Redis (the beacon's and the signaling
+# node's shared state fetch it with their other reads); without, it is this process's own.
+BLOCKS_VERSION_KEY = "swarm:blocks:version"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -48,11 +55,10 @@ class BlockSet:
 
 _current = BlockSet()
 _reload_lock: asyncio.Lock | None = None
+_local_version = ""
 
 
 def load(version: str) -> BlockSet:
-    from .models import Block
-
     active = Block.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
     keys: set[str] = set()
     peers: set[str] = set()
@@ -93,3 +99,25 @@ async def current(version: str) -> BlockSet:
     # broken by a database restart is never used again.
     _current = await db_sync_to_async(load)(version)
     return _current
+
+
+def local_blocks_version() -> str:
+    """The stamp of the last block change made in this process (no Redis)."""
+    return _local_version
+
+
+def bump_blocks_version() -> None:
+    """Tell every process that blocks changed (called from Block save/delete signals)."""
+    global _local_version
+    stamp = str(time.time_ns())
+    _local_version = stamp
+    client = get_redis()
+    if client is not None:
+        client.set(BLOCKS_VERSION_KEY, stamp)
+
+
+def block_create(*, kind: str, value: str, reason: str = "") -> Block:
+    block = Block(kind=kind, value=value, reason=reason)
+    block.full_clean()
+    block.save()
+    return block

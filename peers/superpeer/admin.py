@@ -1,5 +1,5 @@
 """Admin for super-peers: their status (stored bytes, pinned bytes, connections), the
-manifests they hold, pins (pin / unpin go through ``peers.services``), fetch jobs with
+manifests they hold, pins (pin / unpin go through ``peers.superpeer.services``), fetch jobs with
 their progress, and the post entries kept."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
 
+from peers.replication.admin import ReplicaStatusInline, UnderTargetFilter, replicas_column
+
 from . import services
+from .errors import SuperPeerError
 from .models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
-from .replication.admin import ReplicaStatusInline, UnderTargetFilter, replicas_column
-from .superpeer.errors import SuperPeerError
 
 
 def _pretty(value: Any) -> str:

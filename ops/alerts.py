@@ -1,10 +1,10 @@
-"""Alerts: raised by rules (publishing, beacon health), delivered once to a webhook,
-resolved on recovery with a recovery notice.
+"""Alerts: raised by the apps' rules (capsule publishing, remote beacon health, replica
+counts), delivered once to a webhook, resolved on recovery with a recovery notice.
 
 At most one alert is open per (kind, subject) (a partial unique constraint), so a rule
 that keeps firing raises one alert, not one per run. Delivery happens in the
-``beacon.deliver_alert`` task with the alert row locked: a notice already marked sent
-is never posted again. A worker killed after the POST but before the mark may post it
+``beacon.deliver_alert`` task (``ops.tasks``) with the alert row locked: a notice already
+marked sent is never posted again. A worker killed after the POST but before the mark may post it
 twice, so every notice carries a stable ``delivery_id`` for receivers to deduplicate.
 """
 
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 
-from swarmweb import metrics
-
+from . import metrics
 from .enqueue import enqueue
 from .models import Alert
 
@@ -151,3 +151,20 @@ def format_ms(value: int | None) -> str:
     if value is None:
         return "-"
     return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _open_alerts() -> Iterable[metrics.GaugeSample]:
+    open_by_kind = dict(
+        Alert.objects.values_list("kind").annotate(n=Count("id", filter=Q(resolved_at=None)))
+    )
+    for kind, _ in Alert.KINDS:
+        yield (
+            "swarm_alerts_open",
+            "Open alerts, by kind.",
+            (("kind", kind),),
+            float(open_by_kind.get(kind, 0)),
+        )
+
+
+def register_metrics() -> None:
+    metrics.register_collector(_open_alerts)

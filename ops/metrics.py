@@ -66,7 +66,7 @@ def flush() -> None:
 
 
 def _store(batch: dict[tuple[str, Labels], int]) -> None:
-    from beacon.models import MetricCounter
+    from .models import MetricCounter
 
     table = MetricCounter._meta.db_table
     sql = (
@@ -109,7 +109,7 @@ def _escape(value: str) -> str:
 
 def render() -> str:
     """The Prometheus text exposition of every counter and collector."""
-    from beacon.models import MetricCounter
+    from .models import MetricCounter
 
     flush()
     lines: list[str] = []

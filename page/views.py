@@ -15,10 +15,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from beacon import capsule_keys
-from peers.page_modules import module_preloads
 from peers.protocol.ticket import is_valid_community
 from peers.protocol.wire import DIGEST_ID_RE
 from shared.clock import now_ms
+
+from .modules import module_preloads
 
 DEFAULT_BEACONS = ["/beacon/v1/"]
 DEFAULT_CAPSULES = ["/capsules/{community}.json"]

@@ -1,3 +1,5 @@
+"""Every Block save or delete moves the blocks version stamp, so every process reloads."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,7 +7,7 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .limits import bump_blocks_version
+from .blocks import bump_blocks_version
 from .models import Block
 
 

@@ -16,14 +16,15 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from peers.models import FetchJob, Pin
 from peers.protocol.chunks import is_digest_id
 from peers.protocol.encoding import PEER_ID_RE
 from peers.protocol.replication.messages import cancel_message, fetch_message
 from peers.protocol.replication.model import CancelJob
 from peers.protocol.replication.model import FetchJob as PlannedJob
-from peers.superpeer.control import group_for, sync_message
-from peers.superpeer.errors import BAD_MANIFEST_ID, BAD_PEER_ID, SuperPeerError
+
+from .control import group_for, sync_message
+from .errors import BAD_MANIFEST_ID, BAD_PEER_ID, SuperPeerError
+from .models import FetchJob, Pin
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,92 @@
+"""Operational endpoints: /healthz and /metrics.
+
+/healthz checks what every process needs (the database, the channel layer, the broker)
+and what the project wiring hands it (:func:`healthz_view`): the lean ASGI paths' own
+checks, which know what their requests go through outside Django's request handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from celery import current_app
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
+
+from . import metrics
+
+CHECK_TIMEOUT_S = 3.0
+
+# A check raises when what it checks is not working; the message says why.
+Check = Callable[[], Awaitable[None]]
+View = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
+
+
+def _check_database() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # a thread of the default executor: give the connection back
+
+
+def _check_broker() -> None:
+    with current_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
+
+
+async def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "health.ping"})
+    message = await layer.receive(channel)
+    if message.get("type") != "health.ping":
+        raise RuntimeError("channel layer returned another message")
+
+
+async def _run(check: Any) -> dict[str, Any]:
+    try:
+        await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_S)
+    except Exception as exc:  # a health check reports every failure, whatever its kind
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True}
+
+
+BASE_CHECKS: tuple[tuple[str, Check], ...] = (
+    ("database", sync_to_async(_check_database, thread_sensitive=False)),
+    ("channel_layer", _check_channel_layer),
+    ("broker", sync_to_async(_check_broker, thread_sensitive=False)),
+)
+
+
+def healthz_view(extra: Sequence[tuple[str, Check]] = ()) -> View:
+    """The /healthz view: the base checks, then ``extra`` (name, check) in that order."""
+    checks = (*BASE_CHECKS, *extra)
+
+    # Read-only: a write gets 405, not the CSRF failure page (these are for probes, not forms).
+    @csrf_exempt
+    @require_safe
+    async def healthz(request: HttpRequest) -> HttpResponse:
+        # All at once, each in its own thread or task: one that hangs until its timeout
+        # (a database that went away) neither delays nor hides the others.
+        results = await asyncio.gather(*(_run(check) for _, check in checks))
+        report = {name: result for (name, _), result in zip(checks, results, strict=True)}
+        ok = all(result["ok"] for result in results)
+        return JsonResponse({"ok": ok, "checks": report}, status=200 if ok else 503)
+
+    return healthz
+
+
+@csrf_exempt
+@require_safe
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    text = await sync_to_async(metrics.render)()
+    return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class PeersConfig(AppConfig):
-    name = "peers"
-    verbose_name = "Swarm peers"
