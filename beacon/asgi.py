@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from django.conf import settings
 
 from shared.clientaddr import scope_client
 from shared.clock import now_ms
+from shared.fastpath import ASGIApp, Headers, Receive, Scope, Send, preflight_headers, respond
 
 from . import health, services
 from .exceptions import BeaconError, too_large
@@ -24,16 +23,10 @@ from .limits import retry_after_header
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 PREFIX = "/beacon/v1/"
-CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"Retry-After"),
-]
+JSON = b"application/json"
+# Pages on other origins read Retry-After of a 429.
+EXPOSE_HEADERS = (b"access-control-expose-headers", b"Retry-After")
 ALLOWED = {"announce": "POST, OPTIONS", "withdraw": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
 LIMIT_RE = re.compile(r"[0-9]+")
 
@@ -58,14 +51,16 @@ class BeaconApp:
                 BeaconError(503, "unavailable", "the beacon cannot answer right now")
             )
         health.record(ok=status != 503)
-        await _respond(send, status, body, headers, head=scope["method"] == "HEAD")
+        await respond(
+            send, status, body, JSON, [EXPOSE_HEADERS, *headers], head=scope["method"] == "HEAD"
+        )
 
     async def _handle(
         self, scope: Scope, receive: Receive, community: str, action: str
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    ) -> tuple[int, bytes, Headers]:
         method = scope["method"]
         if method == "OPTIONS":
-            return 204, b"", _preflight(ALLOWED[action])
+            return 204, b"", preflight_headers(ALLOWED[action], request_headers="content-type")
         allowed = ALLOWED[action].replace(", OPTIONS", "").split(", ")
         if method not in allowed:
             error = BeaconError(405, "method_not_allowed", f"use {' or '.join(allowed)}")
@@ -145,31 +140,9 @@ def _peers_body(peers_json: list[str]) -> bytes:
     return ('{"ok":true,"peers":[' + ",".join(peers_json) + "]}").encode()
 
 
-def _error(error: BeaconError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def _error(error: BeaconError) -> tuple[int, bytes, Headers]:
     body = json.dumps({"ok": False, "error": {"code": error.code, "message": error.message}})
     headers = []
     if error.retry_after is not None:
         headers.append((b"retry-after", retry_after_header(error.retry_after).encode()))
     return error.status, body.encode(), headers
-
-
-def _preflight(methods: str) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"access-control-allow-methods", methods.encode()),
-        (b"access-control-allow-headers", b"content-type"),
-        (b"access-control-max-age", b"86400"),
-    ]
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]], *, head: bool
-) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *CORS_HEADERS,
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -7,9 +7,7 @@ Without Redis (the embedded default: one web process) it lives in memory.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +16,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from ops.blocks import BLOCKS_VERSION_KEY, local_blocks_version
+from shared.fastpath import PerLoop
 from shared.redis import async_options
 
 _BUCKET_LUA = """
@@ -162,23 +161,14 @@ class MemoryState:
 
 
 # Async clients belong to one event loop; servers run one, tests run many.
-_states: dict[int, SharedState] = {}
+_states = PerLoop(lambda: RedisState(settings.REDIS_URL))
 _memory_state = MemoryState()
-_lock = threading.Lock()
 
 
 def get_state() -> SharedState:
-    url: str = settings.REDIS_URL
-    if not url:
+    if not settings.REDIS_URL:
         return _memory_state
-    loop_id = id(asyncio.get_running_loop())
-    state = _states.get(loop_id)
-    if state is None:
-        with _lock:
-            if len(_states) > 16:  # loops of finished tests
-                _states.clear()
-            state = _states[loop_id] = RedisState(url)
-    return state
+    return _states.get()
 
 
 def retry_after_header(seconds: float) -> str:

@@ -9,7 +9,6 @@ its own, and no announce needs two of them to commit together.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from psycopg import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from shared.db import POOL_RECONNECT_TIMEOUT_S, check_async_connection, check_idle_connections
+from shared.fastpath import PerLoop
 
 from .models import Community, PresenceTicket
 
@@ -325,8 +325,7 @@ class DjangoDatabase:
         return _DjangoSessionContext()
 
 
-_databases: dict[int, PgDatabase] = {}
-_lock = threading.Lock()
+_databases = PerLoop(lambda: PgDatabase(_pg_conninfo(), settings.SWARM_BEACON_DB_POOL_SIZE))
 
 
 def _pg_conninfo() -> str:
@@ -351,20 +350,11 @@ _django_database = DjangoDatabase()
 
 async def get_database() -> Database:
     """The database for this event loop (pools are bound to the loop that opened them)."""
-    loop_id = id(asyncio.get_running_loop())
-    database = _databases.get(loop_id)
-    if database is not None and database._opened:
-        return database
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         return _django_database
-    if database is None:
-        with _lock:
-            if len(_databases) > 16:
-                _databases.clear()
-            database = _databases[loop_id] = PgDatabase(
-                _pg_conninfo(), settings.SWARM_BEACON_DB_POOL_SIZE
-            )
-    await database.ensure_open()
+    database = _databases.get()
+    if not database._opened:
+        await database.ensure_open()
     return database
 
 
@@ -377,7 +367,6 @@ async def ping() -> None:
 
 async def close_databases() -> None:
     """Close the pools opened on this loop (for tests and orderly shutdown)."""
-    loop_id = id(asyncio.get_running_loop())
-    database = _databases.pop(loop_id, None)
-    if isinstance(database, PgDatabase) and database._opened:
+    database = _databases.pop()
+    if database is not None and database._opened:
         await database.pool.close()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
 from beacon import health
 from peers.signaling import asgi as signaling_asgi
+from shared.fastpath import PerLoop
 from tests.support.asgi import ApiClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,8 @@ class _Unlinked:
 async def test_a_signaling_process_without_its_redis_link_is_unhealthy(
     api: ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    nodes: dict[int, Any] = {id(asyncio.get_running_loop()): _Unlinked()}
+    nodes = PerLoop(_Unlinked)
+    nodes.get()  # this loop's node, as a socket would have started it
     monkeypatch.setattr(signaling_asgi, "_nodes", nodes)
     response = await api.get("/healthz")
     assert response.status_code == 503

@@ -8,25 +8,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from django.conf import settings
+
+from shared.fastpath import ASGIApp, PerLoop, Receive, Scope, Send, preflight_headers, respond
 
 from .config import SignalConfig
 from .metrics import register_local_count
 from .node import SignalNode
 
 log = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/signal/"
 # What the reference server answers at its root path.
@@ -35,9 +29,9 @@ DESCRIPTION = {
     "description": "A server side element to broker connections between PeerJS clients.",
     "website": "https://peerjs.com/",
 }
-CORS = [(b"access-control-allow-origin", b"*")]
-
-_nodes: dict[int, SignalNode] = {}
+TEXT = b"text/plain; charset=utf-8"
+JSON = b"application/json; charset=utf-8"
+PREFLIGHT = preflight_headers("GET, HEAD, OPTIONS")
 
 
 def config_from_settings() -> SignalConfig:
@@ -63,21 +57,25 @@ def config_from_settings() -> SignalConfig:
     )
 
 
+def _new_node() -> SignalNode:
+    node = SignalNode(config_from_settings(), settings.REDIS_URL)
+    register_local_count(node.local_count)
+    return node
+
+
+# Never forgotten: a second node on a loop would split its sockets in two registries.
+_nodes = PerLoop(_new_node, keep=None)
+
+
 def get_node() -> SignalNode:
     """This event loop's signaling node (daphne runs one loop; tests may run several)."""
-    loop_id = id(asyncio.get_running_loop())
-    node = _nodes.get(loop_id)
-    if node is None:
-        node = SignalNode(config_from_settings(), settings.REDIS_URL)
-        _nodes[loop_id] = node
-        register_local_count(node.local_count)
-    return node
+    return _nodes.get()
 
 
 def health() -> str | None:
     """Why this loop's signaling node cannot relay right now, or None (also when no
     socket has started it yet)."""
-    node = _nodes.get(id(asyncio.get_running_loop()))
+    node = _nodes.current()
     return node.health() if node is not None else None
 
 
@@ -109,54 +107,27 @@ class SignalHttpApp:
             return
         method = scope["method"]
         if method == "OPTIONS":
-            await _respond(send, 204, b"", "text/plain", _preflight())
+            await respond(send, 204, b"", TEXT, PREFLIGHT)
             return
         if method not in ("GET", "HEAD"):
-            await _respond(send, 405, b"Method Not Allowed", "text/plain", [(b"allow", b"GET")])
+            await respond(send, 405, b"Method Not Allowed", TEXT, [(b"allow", b"GET")])
             return
         status, body, content_type = await self._answer(rest, action)
-        await _respond(send, status, body, content_type, [], head=method == "HEAD")
+        await respond(send, status, body, content_type, head=method == "HEAD")
 
-    async def _answer(self, rest: str, action: str) -> tuple[int, bytes, str]:
+    async def _answer(self, rest: str, action: str) -> tuple[int, bytes, bytes]:
         if not rest:
-            return 200, json.dumps(DESCRIPTION).encode(), "application/json"
+            return 200, json.dumps(DESCRIPTION).encode(), JSON
         # Like the reference server, any key may ask for an id; the socket checks the key.
         if action == "id":
             if not settings.SWARM_SIGNAL_PLAIN_IDS:
-                return 403, b"Plain ids are disabled: use a key-bound id", "text/plain"
-            return 200, str(uuid.uuid4()).encode(), "text/plain"
+                return 403, b"Plain ids are disabled: use a key-bound id", TEXT
+            return 200, str(uuid.uuid4()).encode(), TEXT
         if not settings.SWARM_SIGNAL_ALLOW_DISCOVERY:
-            return 401, b"Unauthorized", "text/plain"
+            return 401, b"Unauthorized", TEXT
         try:
             ids = await get_node().peer_ids()
         except Exception:  # Redis down: a fault of ours, never the client's
             log.exception("listing signaling peers failed")
-            return 503, b"Service Unavailable", "text/plain"
-        return 200, json.dumps(ids).encode(), "application/json"
-
-
-def _preflight() -> list[tuple[bytes, bytes]]:
-    return [
-        (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
-        (b"access-control-max-age", b"86400"),
-    ]
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: str,
-    extra: list[tuple[bytes, bytes]],
-    *,
-    head: bool = False,
-) -> None:
-    headers = [
-        (b"content-type", f"{content_type}; charset=utf-8".encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *CORS,
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+            return 503, b"Service Unavailable", TEXT
+        return 200, json.dumps(ids).encode(), JSON
