@@ -37,6 +37,8 @@ run: setup
 lint: $(PY_STAMP) lint-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	# Which package may import which (pyproject.toml [tool.importlinter]).
+	$(VENV)/bin/lint-imports --no-logo
 
 # Biome (biome.json): formatting and lint of the JavaScript; `make format-js` rewrites it.
 lint-js: $(NPM_STAMP)
