@@ -62,8 +62,10 @@ test: setup lint typecheck test-python test-js test-browser
 
 test-python: setup
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests --ignore=tests/browser
-	# The beacon again on the embedded default: SQLite and per-process limits, no Redis.
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest tests/test_beacon_api.py tests/test_beacon_fuzz.py tests/test_beacon_withdraw.py
+	# The beacon again on the embedded default: SQLite and per-process limits, no Redis;
+	# and the old layout migrating forward on SQLite too.
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest tests/test_beacon_api.py tests/test_beacon_fuzz.py tests/test_beacon_withdraw.py \
+		tests/test_layout_migration.py
 
 test-js: $(VENDOR_STAMP)
 	@ls tests/js/*.test.js >/dev/null  # no test files is a failure, not a pass
