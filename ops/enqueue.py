@@ -2,7 +2,9 @@
 
 By name, so services need not import the task module (which imports them); after
 commit, so a worker never looks for a row that is not there yet; to the queue named
-in settings at send time, so deployments (and test runs) sharing a Redis stay apart.
+in settings at send time, so deployments (and test runs) sharing a Redis stay apart;
+through Celery's default app, which the project makes its own (``swarmweb/celery.py``):
+the "current" app would be whichever app was made last in the sending thread.
 
 A worker holds a deferred task (a countdown, a retry) unacknowledged while it waits:
 past the broker's visibility timeout it would be handed out again. So every delay is
@@ -12,7 +14,7 @@ task has run its longest.
 
 from __future__ import annotations
 
-from celery import current_app
+from celery.app import default_app
 from django.conf import settings
 from django.db import transaction
 
@@ -27,7 +29,7 @@ def enqueue(name: str, *args: object, countdown: float | None = None) -> None:
         countdown = min(countdown, settings.SWARM_CELERY_MAX_COUNTDOWN_S)
 
     def send() -> None:
-        current_app.send_task(
+        default_app.send_task(
             name, args=list(args), queue=settings.CELERY_TASK_DEFAULT_QUEUE, countdown=countdown
         )
 

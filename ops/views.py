@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from celery import current_app
+from celery.app import default_app
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -37,7 +37,7 @@ def _check_database() -> None:
 
 
 def _check_broker() -> None:
-    with current_app.connection_for_write() as conn:
+    with default_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
 
 

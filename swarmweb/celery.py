@@ -9,9 +9,8 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "swarmweb.settings")
 
 app = Celery("swarmweb")
-# The current app in every thread (Celery makes its first app the default; said here so
-# that nothing depends on it by accident): apps send tasks through ``celery.current_app``
-# (ops.enqueue), from whatever thread commits (sync_to_async's, the metrics flusher...).
+# The app that ``celery.app.default_app`` is, whatever other app a process (a test) makes
+# later: the apps send tasks through it (ops.enqueue) without importing the project.
 app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

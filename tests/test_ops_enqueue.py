@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from celery import Celery
 from django.db import connection, transaction
 
 from ops.enqueue import backoff, enqueue
@@ -45,8 +46,8 @@ def test_a_task_is_sent_after_commit_and_not_on_rollback(sent: Sent, settings: A
 
 @pytest.mark.django_db(transaction=True)
 def test_a_task_sent_from_another_thread_goes_to_the_project_app(sent: Sent) -> None:
-    # Services commit in sync_to_async's threads: ops.enqueue sends through Celery's
-    # current app, which there is the default app, the project's (swarmweb/celery.py).
+    # Services commit in sync_to_async's threads, where Celery's "current" app is not the
+    # one made last in the main thread: ops.enqueue sends through the default app.
     done: list[BaseException | None] = []
 
     def run(target: Callable[[], None]) -> None:
@@ -75,3 +76,15 @@ def test_countdowns_and_backoff_stay_below_the_visibility_timeout(
     with django_capture_on_commit_callbacks(execute=True):
         enqueue("beacon.deliver_alert", 1, "raised", countdown=3600)
     assert sent[-1][1]["countdown"] == 360
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_celery_app_made_later_does_not_take_the_tasks(sent: Sent) -> None:
+    # What a test's own broker client does (tests/support/fault_worker.py): the app made
+    # last becomes Celery's "current" app in its thread.
+    other = Celery("elsewhere", broker="memory://")
+    try:
+        enqueue("beacon.prune_tickets")
+    finally:
+        other.close()
+    assert [name for name, _ in sent] == ["beacon.prune_tickets"]
