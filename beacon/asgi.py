@@ -28,6 +28,10 @@ JSON = b"application/json"
 # Pages on other origins read Retry-After of a 429.
 EXPOSE_HEADERS = (b"access-control-expose-headers", b"Retry-After")
 ALLOWED = {"announce": "POST, OPTIONS", "withdraw": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
+PREFLIGHT = {
+    action: preflight_headers(methods, request_headers="content-type")
+    for action, methods in ALLOWED.items()
+}
 LIMIT_RE = re.compile(r"[0-9]+")
 
 
@@ -60,7 +64,7 @@ class BeaconApp:
     ) -> tuple[int, bytes, Headers]:
         method = scope["method"]
         if method == "OPTIONS":
-            return 204, b"", preflight_headers(ALLOWED[action], request_headers="content-type")
+            return 204, b"", PREFLIGHT[action]
         allowed = ALLOWED[action].replace(", OPTIONS", "").split(", ")
         if method not in allowed:
             error = BeaconError(405, "method_not_allowed", f"use {' or '.join(allowed)}")

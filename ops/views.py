@@ -52,7 +52,7 @@ async def _check_channel_layer() -> None:
         raise RuntimeError("channel layer returned another message")
 
 
-async def _run(check: Any) -> dict[str, Any]:
+async def _run(check: Check) -> dict[str, Any]:
     try:
         await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_S)
     except Exception as exc:  # a health check reports every failure, whatever its kind
