@@ -27,6 +27,7 @@ PREFIX = "/beacon/v1/"
 JSON = b"application/json"
 # Pages on other origins read Retry-After of a 429.
 EXPOSE_HEADERS = (b"access-control-expose-headers", b"Retry-After")
+EXPOSE_ONLY = [EXPOSE_HEADERS]  # most answers have no header of their own
 ALLOWED = {"announce": "POST, OPTIONS", "withdraw": "POST, OPTIONS", "peers": "GET, HEAD, OPTIONS"}
 PREFLIGHT = {
     action: preflight_headers(methods, request_headers="content-type")
@@ -56,7 +57,12 @@ class BeaconApp:
             )
         health.record(ok=status != 503)
         await respond(
-            send, status, body, JSON, [EXPOSE_HEADERS, *headers], head=scope["method"] == "HEAD"
+            send,
+            status,
+            body,
+            JSON,
+            [EXPOSE_HEADERS, *headers] if headers else EXPOSE_ONLY,
+            head=scope["method"] == "HEAD",
         )
 
     async def _handle(
