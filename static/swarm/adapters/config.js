@@ -1,4 +1,4 @@
-// The page config (rendered by peers/views.py as JSON in #swarm-config, docs/configuration.md):
+// The page config (rendered by page/views.py as JSON in #swarm-config, docs/configuration.md):
 // validated here, relative URLs resolved against the page, defaults filled in.
 import { parseTrustedKeys } from "../protocol/capsule.js";
 import { PEER_ID_RE } from "../protocol/encoding.js";
