@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.gossip import GossipMessage
 from peers.protocol.node_actions import Deliver
+from peers.protocol.wire import Holding
 from peers.replication.models import Advert
 from peers.superpeer.service import SuperPeerService, now_ms
 from peers.superpeer.supervision import Supervisor
@@ -93,3 +94,27 @@ async def test_a_gossiped_advert_is_written_as_a_holding_reported_via_gossip(
     await supervisor.persist()
     [row] = await adverts()
     assert (row.manifest_id, row.heard_at) == (mid(2), datetime.fromtimestamp(now / 1000, UTC))
+
+
+async def test_a_fetch_job_dials_the_gossiped_holders_first(tmp_path: Path) -> None:
+    """The peers that gossiped holding a file become hints when a job for it starts (the
+    most complete first, at most MAX_GOSSIP_HINTS), after the sources the planner named;
+    holders of other files do not."""
+    from peers.superpeer.service import MAX_GOSSIP_HINTS
+
+    config = offline_config(tmp_path, gossip_holding_ttl_ms=TTL, use_channel_layer=False)
+    service = SuperPeerService(config, key=seeded_key("gossip-hints-super-peer"))
+    now = now_ms()
+    service.node = node = service.make_node(now)
+    holders = [peer_id_for_key(hashlib.sha256(f"holder-{i}".encode()).digest()) for i in range(6)]
+    for i, holder in enumerate(holders):
+        service.gossip_adverts.on_gossip(holder, [Holding(mid(1), i + 1)], now, now)
+    service.gossip_adverts.on_gossip(BROWSER, [Holding(mid(2), 9)], now, now)
+    source = peer_id_for_key(hashlib.sha256(b"planner-source").digest())
+
+    service.start_job("job-1", "replicate", mid(1), (source,), now)
+
+    hinted = {peer for peer, entry in node.book.entries.items() if entry.hint}
+    most_complete = set(holders[-MAX_GOSSIP_HINTS:])
+    assert hinted == {source} | most_complete
+    assert BROWSER not in hinted, "a holder of another file is not a hint"

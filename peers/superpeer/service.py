@@ -68,6 +68,7 @@ SUPERPEER_MAX_MESSAGE_BYTES = MAX_FRAME_BYTES + 64
 # keys cost the sender little) would otherwise queue tasks without end; more are dropped
 # and counted. Pages still hold and gossip them; the super-peer's copy is a convenience.
 MAX_PENDING_POSTS = 256
+MAX_GOSSIP_HINTS = 4  # gossiped holders of a file dialed first when a fetch job starts
 
 
 def _check_post(data: Any, now: int) -> None:
@@ -183,22 +184,7 @@ class SuperPeerService:
             self.store.root,
             len(self.holder.manifests),
         )
-        now = now_ms()
-        self.node = SwarmNode(
-            peer_id=self.peer_id,
-            community=self.config.community,
-            private_key=self.key,
-            ticket=self.new_ticket(now),
-            mesh=MeshOptions(target=self.config.mesh_target, max_conns=self.config.max_connections),
-            caps=SUPERPEER_CAPS,
-            agent=AGENT,
-            now=now,
-        )
-        self.node.add_seeds([s for s in self.config.seeds if s != self.peer_id], now)
-        # A post that does not verify is neither kept nor passed on.
-        self.node.gossip_checks[POST_TOPIC] = _check_post
-        # Nor is a replica advert of the wrong shape (docs/protocol.md "Gossip topics").
-        self.node.gossip_checks[HAVE_TOPIC] = check_have_gossip
+        self.node = self.make_node(now_ms())
         self.peer = Peer(
             self.config.signal,
             peer_id=self.peer_id,
@@ -252,6 +238,25 @@ class SuperPeerService:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def make_node(self, now: int) -> SwarmNode:
+        """The protocol node: seeded from the configuration, with the gossip checks."""
+        node = SwarmNode(
+            peer_id=self.peer_id,
+            community=self.config.community,
+            private_key=self.key,
+            ticket=self.new_ticket(now),
+            mesh=MeshOptions(target=self.config.mesh_target, max_conns=self.config.max_connections),
+            caps=SUPERPEER_CAPS,
+            agent=AGENT,
+            now=now,
+        )
+        node.add_seeds([s for s in self.config.seeds if s != self.peer_id], now)
+        # A post that does not verify is neither kept nor passed on.
+        node.gossip_checks[POST_TOPIC] = _check_post
+        # Nor is a replica advert of the wrong shape (docs/protocol.md "Gossip topics").
+        node.gossip_checks[HAVE_TOPIC] = check_have_gossip
+        return node
+
     def new_ticket(self, now: int) -> dict[str, Any]:
         ticket = make_ticket(
             self.key,
@@ -267,10 +272,14 @@ class SuperPeerService:
     def start_job(
         self, job_id: str, kind: str, manifest_id: str, sources: tuple[str, ...], now: int
     ) -> None:
-        """Start (or queue) a fetch job; the sources a planner named are dialed first (as
-        hints: a source that signaling says is gone is not redialed until a newer ticket)."""
-        if sources and self.node is not None:
-            self.node.add_hints([s for s in sources if s != self.peer_id], now)
+        """Start (or queue) a fetch job; the sources a planner named, then the peers that
+        gossiped holding the file (the most complete first), are dialed first (as hints: a
+        source that signaling says is gone is not redialed until a newer ticket)."""
+        gossiped = self.gossip_adverts.holders(manifest_id, now)
+        heard = sorted(gossiped, key=lambda peer: -gossiped[peer])[:MAX_GOSSIP_HINTS]
+        hints = [s for s in dict.fromkeys((*sources, *heard)) if s != self.peer_id]
+        if hints and self.node is not None:
+            self.node.add_hints(hints, now)
         self.fetcher.start(job_id, kind, manifest_id, sources, now)
         self.pump()
 

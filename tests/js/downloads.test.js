@@ -117,6 +117,34 @@ test("a store that keeps losing what it is given fails the download with store_f
   assert.equal(alice.requests.filter((i) => i === 1).length, 4, "asked once, then re-fetched three times");
 });
 
+test("a download dials the peers that gossiped holding the file first, the most complete first", async () => {
+  const [alice, bob] = [await peer("alice3"), await peer("bob3")];
+  const aliceFiles = await new FileService({ peer: alice, store: new ContentStore(), origin: "http://x" }).start();
+  const hinted = [];
+  bob.node = { gossipChecks: new Map(), addHints: (ids) => hinted.push(...ids) };
+  const bobFiles = await new FileService({ peer: bob, store: new ContentStore(), origin: "http://x" }).start();
+  const record = await aliceFiles.share(new File([new Uint8Array(2 * 65536)], "two.bin"));
+  const holders = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => peer(`holder${n}`)));
+  const gossip = (origin, manifests) =>
+    bob.dispatchEvent(new CustomEvent("message", { detail: { topic: "have", origin, issuedAt: Date.now(), data: { manifests } } }));
+  for (const [i, h] of holders.entries()) gossip(h.peerId, [{ id: record.id, chunks: i }]);
+  gossip(alice.peerId, [{ id: `${"x".repeat(42)}A`, chunks: 2 }]); // holds another file
+  gossip(bob.peerId, [{ id: record.id, chunks: 2 }]); // itself: never a hint
+  connect(alice, bob);
+  const done = waitFor(bobFiles, record.id);
+  await bobFiles.download(record.id, record.key);
+  await done;
+  assert.deepEqual(
+    hinted,
+    holders
+      .slice(1)
+      .reverse()
+      .slice(0, 4)
+      .map((h) => h.peerId),
+    "the four most complete holders that hold any of it, not the holder of another file",
+  );
+});
+
 // The members of DownloadHost (content/download.js), and nothing else: a Download that reached
 // for anything more (the file service, the peer) would meet the proxy's refusal.
 const HOST_MEMBERS = ["clock", "store", "write", "flush", "send", "log", "penalize", "save", "held", "progressed", "completed", "failed"];

@@ -19,6 +19,7 @@ import { Uploader, UploadStats } from "./uploader.js";
 export { FileError } from "./errors.js";
 
 const CHANGE_EVERY_MS = 200;
+const MAX_GOSSIP_HINTS = 4; // gossiped holders dialed first when a download starts
 
 export class FileService extends EventTarget {
   constructor({ peer, store, clock = Date.now, origin = location.origin, linkQuery = "" }) {
@@ -202,6 +203,14 @@ export class FileService extends EventTarget {
   }
 
   #startDownload(record) {
+    // Peers that gossiped holding this file are dialed first, like a share link's holders
+    // (the most complete first); a peer signaling says is gone is not redialed.
+    const hints = [...this.gossipHolders(record.id)]
+      .filter(([peerId]) => peerId !== this.peer.peerId)
+      .sort((a, b) => b[1].chunks - a[1].chunks)
+      .slice(0, MAX_GOSSIP_HINTS)
+      .map(([peerId]) => peerId);
+    if (hints.length) this.peer.node?.addHints?.(hints, this.clock());
     this.downloads.start(record);
     this.#changed();
   }
