@@ -28,6 +28,7 @@ from peers.protocol.envelope import (
     sign,
     signing_input,
 )
+from peers.protocol.keywrap import x25519_from_identity_seed, x25519_public
 from peers.protocol.signal_token import make_signal_token
 from peers.protocol.ticket import make_ticket, make_withdrawal
 from scripts import content_vectors, post_vectors, transfer_vectors
@@ -52,6 +53,11 @@ def key_vectors() -> list[dict[str, Any]]:
                 "seed_hex": hashlib.sha256(label.encode()).hexdigest(),
                 "pk": b64url_encode(pk),
                 "peer_id": peer_id_for_key(pk),
+                "x25519": b64url_encode(
+                    x25519_public(
+                        x25519_from_identity_seed(hashlib.sha256(label.encode()).digest())
+                    )
+                ),
             }
         )
     return out
@@ -446,7 +452,8 @@ def files() -> dict[str, Any]:
     return {
         "keys.json": {
             "description": "Ed25519 keys from 32-byte seeds; "
-            "peer_id = 'p' + base32(SHA-256(pk)[:20]).",
+            "peer_id = 'p' + base32(SHA-256(pk)[:20]); x25519 = the identity's X25519 public key, "
+            "from HKDF-SHA256(ikm=seed, info='swarm/xkey/v1', L=32) as the private key.",
             "keys": key_vectors(),
         },
         "canonical.json": {

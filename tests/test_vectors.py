@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import signing_input
 from peers.protocol.errors import ProtocolError
+from peers.protocol.keywrap import x25519_from_identity_seed, x25519_public
 from peers.protocol.ticket import verify_ticket, verify_withdrawal
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -41,6 +42,14 @@ def test_key_vectors(case: dict[str, str]) -> None:
     pk = key.public_key().public_bytes_raw()
     assert b64url_encode(pk) == case["pk"]
     assert peer_id_for_key(pk) == case["peer_id"]
+    xkey = x25519_from_identity_seed(bytes.fromhex(case["seed_hex"]))
+    assert b64url_encode(x25519_public(xkey)) == case["x25519"]
+
+
+def test_identity_x25519_needs_a_32_byte_seed() -> None:
+    with pytest.raises(ProtocolError) as info:
+        x25519_from_identity_seed(bytes(31))
+    assert info.value.code == "bad_key"
 
 
 @pytest.mark.parametrize("case", load("canonical.json")["cases"])

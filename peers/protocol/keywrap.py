@@ -2,7 +2,9 @@
 
 A peer's X25519 key is a separate key pair, announced in an object signed by its Ed25519
 identity (domain ``swarm/xkey/v1``): browsers keep the identity as a non-extractable
-WebCrypto key, so it cannot be converted to X25519. Wrapping (docs/protocol.md "Files"):
+WebCrypto key, so it cannot be converted to X25519. It is derived from the identity's seed
+(``x25519_from_identity_seed``), so whoever restores the identity (a backup, Shamir shares)
+can open the file keys wrapped to it before. Wrapping (docs/protocol.md "Files"):
 
 - ``shared = X25519(ephemeral, recipient)``,
 - ``okm = HKDF-SHA256(ikm=shared, salt=epk || recipient_pk, info="swarm/keywrap/v1", L=44)``,
@@ -43,6 +45,7 @@ DOMAIN_XKEY = "swarm/xkey/v1"
 WRAP_VERSION = 1
 WRAP_ALG = "x25519-hkdf-sha256-aes256gcm"
 WRAP_INFO = b"swarm/keywrap/v1"
+XKEY_INFO = b"swarm/xkey/v1"  # HKDF info of the X25519 key derived from an identity seed
 WRAP_FIELDS = frozenset({"v", "alg", "file_id", "to", "epk", "ct"})
 XKEY_FIELDS = frozenset({"peer_id", "x25519", "created_at"})
 X25519_BYTES = 32
@@ -62,6 +65,15 @@ class KeyAnnouncement:
     x25519: bytes
     created_at: int
     envelope: JsonObject
+
+
+def x25519_from_identity_seed(seed: bytes) -> X25519PrivateKey:
+    """The X25519 key of an identity: HKDF-SHA256(ikm=Ed25519 seed, no salt,
+    info="swarm/xkey/v1", L=32) as the X25519 private scalar (clamped by X25519 itself)."""
+    if len(seed) != 32:
+        raise ProtocolError(BAD_KEY, "an identity seed is 32 bytes")
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=XKEY_INFO).derive(seed)
+    return X25519PrivateKey.from_private_bytes(raw)
 
 
 def x25519_public(private_key: X25519PrivateKey) -> bytes:

@@ -6,10 +6,16 @@ import { test } from "node:test";
 
 import { newFileId, newFileKey } from "../../static/swarm/protocol/chunks.js";
 import { ContentStore } from "../../static/swarm/adapters/contentstore.js";
-import { generateSigner } from "../../static/swarm/protocol/ed25519.js";
+import { signerFromSeed } from "../../static/swarm/protocol/ed25519.js";
 import { b64urlEncode, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
 import { KeyShare, TOPIC_WRAPPED, TOPIC_XKEY, TOPIC_XKEY_REQ } from "../../static/swarm/content/keyshare.js";
-import { unwrapFileKey } from "../../static/swarm/protocol/keywrap.js";
+import {
+  generateKeyAgreementPair,
+  keyAgreementPairFromIdentitySeed,
+  makeKeyAnnouncement,
+  unwrapFileKey,
+  wrapFileKey,
+} from "../../static/swarm/protocol/keywrap.js";
 
 const manifestId = () => b64urlEncode(crypto.getRandomValues(new Uint8Array(32)));
 
@@ -37,10 +43,11 @@ class Bus {
 }
 
 class FakePeer extends EventTarget {
-  constructor(bus, signer, peerId) {
+  constructor(bus, signer, peerId, seed) {
     super();
     this.bus = bus;
-    this.identity = { signer };
+    // As adapters/identity.js keeps it without WebCrypto Ed25519: the record holds the seed.
+    this.identity = { signer, record: { kind: "noble", seed, publicKey: signer.publicKey } };
     this.peerId = peerId;
     this.node = { gossipChecks: new Map() };
     this.logs = [];
@@ -71,9 +78,14 @@ class FakeFiles {
   }
 }
 
+async function newIdentity(bus) {
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  const signer = await signerFromSeed(seed);
+  return new FakePeer(bus, signer, await peerIdForKey(signer.publicKey), seed);
+}
+
 async function member(bus) {
-  const signer = await generateSigner();
-  const peer = new FakePeer(bus, signer, await peerIdForKey(signer.publicKey));
+  const peer = await newIdentity(bus);
   const store = new ContentStore(null);
   const files = new FakeFiles();
   const keys = await new KeyShare({ peer, store, files }).start();
@@ -251,12 +263,57 @@ test("keyshare: an own key announced by another identity (a restored backup) is 
   assert.deepEqual((await a.store.getOwnKey()).publicKey, first.publicKey);
 
   // The browser now holds another identity (same store): a pair announced by that one.
-  const signer = await generateSigner();
-  const restored = new FakePeer(bus, signer, await peerIdForKey(signer.publicKey));
+  const restored = await newIdentity(bus);
   const keys = await new KeyShare({ peer: restored, store: a.store, files: a.files }).start();
   t.after(() => keys.destroy());
   const own = await a.store.getOwnKey();
   assert.equal(own.announcement.body.peer_id, restored.peerId);
   assert.notDeepEqual(own.publicKey, first.publicKey);
   await restored.node.gossipChecks.get(TOPIC_XKEY)(own.announcement, Date.now());
+});
+
+test("keyshare: the key is derived from the identity's seed, so the same identity in a fresh browser opens what was wrapped to it", async (t) => {
+  const bus = new Bus();
+  const a = await member(bus);
+  t.after(() => a.keys.destroy());
+  const derived = await keyAgreementPairFromIdentitySeed(a.peer.identity.record.seed);
+  assert.deepEqual(a.keys.own.publicKey, derived.publicKey);
+  const fileKey = newFileKey();
+  const fileId = newFileId();
+  const wrapped = await wrapFileKey(fileKey, { fileId, recipient: a.peer.peerId, recipientKey: a.keys.own.publicKey });
+
+  // The identity restored into another browser (a new store): the same key, and the offer opens.
+  const { seed, publicKey } = a.peer.identity.record;
+  const again = new FakePeer(new Bus(), a.peer.identity.signer, a.peer.peerId, seed);
+  assert.deepEqual(again.identity.record.publicKey, publicKey);
+  const files = new FakeFiles();
+  const keys = await new KeyShare({ peer: again, store: new ContentStore(null), files }).start();
+  t.after(() => keys.destroy());
+  assert.deepEqual(keys.own.publicKey, a.keys.own.publicKey);
+  const manifest = manifestId();
+  again.dispatchEvent(new CustomEvent("message", { detail: { topic: TOPIC_WRAPPED, data: { manifest, wrapped }, origin: "pother" } }));
+  await until(() => files.files.has(manifest), "the offer");
+  assert.deepEqual(files.files.get(manifest).key, fileKey);
+});
+
+test("keyshare: a random key this identity had before is kept, and keys wrapped to it still open", async (t) => {
+  const bus = new Bus();
+  const peer = await newIdentity(bus);
+  const store = new ContentStore(null);
+  const old = await generateKeyAgreementPair();
+  const announcement = await makeKeyAnnouncement(peer.identity.signer, old, { createdAt: Date.now() - 60_000 });
+  await store.putOwnKey({ privateKey: old.privateKey, publicKey: old.publicKey, announcement });
+  const files = new FakeFiles();
+  const keys = await new KeyShare({ peer, store, files }).start();
+  t.after(() => keys.destroy());
+  const own = await store.getOwnKey();
+  assert.deepEqual(own.publicKey, (await keyAgreementPairFromIdentitySeed(peer.identity.record.seed)).publicKey, "now the derived key");
+  assert.ok(own.announcement.body.created_at > announcement.body.created_at, "announced as newer");
+  assert.deepEqual(own.previous[0].publicKey, old.publicKey);
+  const fileKey = newFileKey();
+  const wrapped = await wrapFileKey(fileKey, { fileId: newFileId(), recipient: peer.peerId, recipientKey: old.publicKey });
+  const manifest = manifestId();
+  peer.dispatchEvent(new CustomEvent("message", { detail: { topic: TOPIC_WRAPPED, data: { manifest, wrapped }, origin: "pother" } }));
+  await until(() => files.files.has(manifest), "the offer wrapped to the old key");
+  assert.deepEqual(files.files.get(manifest).key, fileKey);
 });

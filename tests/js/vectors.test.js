@@ -7,16 +7,19 @@ import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
 import { b64urlDecode, b64urlEncode, fromHex, hex, peerIdForKey } from "../../static/swarm/protocol/encoding.js";
 import { signingInput } from "../../static/swarm/protocol/envelope.js";
 import { ProtocolError } from "../../static/swarm/protocol/errors.js";
+import { keyAgreementPairFromIdentitySeed } from "../../static/swarm/protocol/keywrap.js";
 import { makeTicket, makeWithdrawal, verifyTicket, verifyWithdrawal } from "../../static/swarm/protocol/ticket.js";
 
 const load = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8"));
 
-test("key vectors: public key and peer id from the seed", async () => {
+test("key vectors: public key, peer id and X25519 key from the seed", async () => {
   for (const v of load("keys.json").keys) {
     const signer = await ed25519.signerFromSeed(fromHex(v.seed_hex));
     assert.equal(b64urlEncode(signer.publicKey), v.pk, v.label);
     assert.equal(await peerIdForKey(signer.publicKey), v.peer_id, v.label);
+    assert.equal(b64urlEncode((await keyAgreementPairFromIdentitySeed(fromHex(v.seed_hex))).publicKey), v.x25519, v.label);
   }
+  await assert.rejects(keyAgreementPairFromIdentitySeed(new Uint8Array(31)), (e) => e.code === "bad_key");
 });
 
 test("canonical vectors: signing input is byte-identical to Python's", () => {

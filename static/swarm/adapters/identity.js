@@ -9,6 +9,7 @@ import * as noble from "@noble/ed25519";
 
 import { hasWebCryptoEd25519, signerFromSeed } from "../protocol/ed25519.js";
 import { b64urlDecode, b64urlEncode, PEER_ID_RE, peerIdForKey, utf8 } from "../protocol/encoding.js";
+import { keyAgreementPairFromIdentitySeed } from "../protocol/keywrap.js";
 
 // DER prefix of an Ed25519 PKCS#8 private key (RFC 8410); the 32-byte seed follows.
 const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
@@ -80,6 +81,16 @@ export async function loadOrCreateIdentity(store, now = Date.now()) {
 async function seedOf(record) {
   if (record.kind === "noble") return Uint8Array.from(record.seed);
   return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: record.iv }, record.wrapKey, record.wrapped));
+}
+
+/** This identity's X25519 key pair (file keys are wrapped to it), derived from its seed. */
+export async function identityKeyAgreementPair(record) {
+  const seed = await seedOf(record);
+  try {
+    return await keyAgreementPairFromIdentitySeed(seed);
+  } finally {
+    seed.fill(0);
+  }
 }
 
 async function passphraseKey(passphrase, salt, iterations) {

@@ -4,8 +4,9 @@
 // key; everyone else sees which manifest was offered to which peer id.
 import { isDigestId } from "../protocol/chunks.js";
 import { PEER_ID_RE } from "../protocol/encoding.js";
-import { BAD_BODY, BAD_WRAPPED_KEY, ProtocolError } from "../protocol/errors.js";
-import { generateKeyAgreementPair, makeKeyAnnouncement, unwrapFileKey, verifyKeyAnnouncement, wrapFileKey } from "../protocol/keywrap.js";
+import { BAD_BODY, BAD_WRAPPED_KEY, DECRYPT_FAILED, ProtocolError } from "../protocol/errors.js";
+import { identityKeyAgreementPair } from "../adapters/identity.js";
+import { makeKeyAnnouncement, unwrapFileKey, verifyKeyAnnouncement, wrapFileKey } from "../protocol/keywrap.js";
 
 export const TOPIC_XKEY = "xkey"; // data: a swarm/xkey/v1 announcement
 export const TOPIC_XKEY_REQ = "xkey-req"; // data: {peer_id}: "announce your key"
@@ -13,6 +14,8 @@ export const TOPIC_WRAPPED = "wrapped-key"; // data: {manifest, wrapped}
 const ANNOUNCE_EVERY_MS = 4 * 60_000; // gossip lives 10 minutes: newcomers hear one soon
 const ANSWER_REQ_EVERY_MS = 30_000;
 const KEY_WAIT_MS = 15_000;
+
+const sameBytes = (a, b) => a instanceof Uint8Array && b instanceof Uint8Array && a.length === b.length && a.every((x, i) => x === b[i]);
 
 function checkWrappedGossip(data) {
   if (data === null || typeof data !== "object" || Array.isArray(data) || Object.keys(data).sort().join() !== "manifest,wrapped") {
@@ -46,11 +49,15 @@ export class KeyShare extends EventTarget {
 
   async start() {
     let own = await this.store.getOwnKey();
-    // A key announced by another identity (this browser restored a backup since): a new pair.
-    if (own?.announcement?.body?.peer_id !== this.peer.peerId) {
-      const pair = await generateKeyAgreementPair();
+    // The key is derived from the identity's seed, so a restored identity (a backup, Shamir
+    // shares) opens what was wrapped to it before. A stored key of another identity (this
+    // browser restored one since) is replaced; a random key of this identity (made before
+    // keys were derived) is kept as `previous`, so that keys wrapped to it still open.
+    const pair = await identityKeyAgreementPair(this.peer.identity.record);
+    if (own?.announcement?.body?.peer_id !== this.peer.peerId || !sameBytes(own.publicKey, pair.publicKey)) {
+      const previous = own?.announcement?.body?.peer_id === this.peer.peerId ? [{ privateKey: own.privateKey, publicKey: own.publicKey }] : [];
       const announcement = await makeKeyAnnouncement(this.peer.identity.signer, pair, { createdAt: this.clock() });
-      own = { privateKey: pair.privateKey, publicKey: pair.publicKey, announcement };
+      own = { privateKey: pair.privateKey, publicKey: pair.publicKey, announcement, previous };
       await this.store.putOwnKey(own);
     }
     this.own = own;
@@ -142,7 +149,7 @@ export class KeyShare extends EventTarget {
   async #onWrapped(from, { manifest, wrapped }) {
     const existing = this.files.files.get(manifest);
     if (existing && existing.state !== "offered" && existing.state !== "failed") return;
-    const key = await unwrapFileKey(wrapped, { keyPair: this.own, peerId: this.peer.peerId });
+    const key = await this.#unwrap(wrapped);
     const record = {
       id: manifest,
       role: "offered",
@@ -158,6 +165,18 @@ export class KeyShare extends EventTarget {
     await this.files.saveRecord(record);
     this.peer.log("info", "keys", "key_received", `${from} shared a file with you (${manifest})`, from);
     this.dispatchEvent(new CustomEvent("offered", { detail: record }));
+  }
+
+  // With this identity's key, else with a key it had before (DECRYPT_FAILED from the last).
+  async #unwrap(wrapped) {
+    const pairs = [this.own, ...(this.own.previous ?? [])];
+    for (const [i, keyPair] of pairs.entries()) {
+      try {
+        return await unwrapFileKey(wrapped, { keyPair, peerId: this.peer.peerId });
+      } catch (error) {
+        if (error.code !== DECRYPT_FAILED || i === pairs.length - 1) throw error;
+      }
+    }
   }
 
   destroy() {

@@ -1,7 +1,8 @@
 // File keys wrapped per recipient, and the X25519 keys they are wrapped to
 // (docs/protocol.md "Files"), mirror of peers/protocol/keywrap.py. WebCrypto X25519 and HKDF
 // (Chromium >= 133, Node >= 20). An X25519 key pair is separate from the Ed25519 identity
-// (a non-extractable CryptoKey cannot be converted) and announced signed by it (swarm/xkey/v1).
+// (a non-extractable CryptoKey cannot be converted) and announced signed by it (swarm/xkey/v1);
+// it is derived from the identity's seed, so a restored identity opens what was wrapped to it.
 import { checkFileKey, isFileId, KEY_BYTES } from "./chunks.js";
 import { b64urlDecode, b64urlEncode, PEER_ID_RE, peerIdForKey, sha256, utf8 } from "./encoding.js";
 import { sign, verify } from "./envelope.js";
@@ -11,6 +12,7 @@ export const DOMAIN_XKEY = "swarm/xkey/v1";
 export const WRAP_VERSION = 1;
 export const WRAP_ALG = "x25519-hkdf-sha256-aes256gcm";
 const WRAP_INFO = "swarm/keywrap/v1";
+const XKEY_INFO = "swarm/xkey/v1"; // HKDF info of the X25519 key derived from an identity seed
 const WRAP_FIELDS = ["alg", "ct", "epk", "file_id", "to", "v"];
 const XKEY_FIELDS = ["created_at", "peer_id", "x25519"];
 const X25519_BYTES = 32;
@@ -42,6 +44,20 @@ export async function keyAgreementPairFromSeed(seed) {
   const jwk = await crypto.subtle.exportKey("jwk", extractable);
   const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8, X25519, false, ["deriveBits"]);
   return { privateKey, publicKey: b64urlDecode(jwk.x, "x", BAD_KEY) };
+}
+
+// The X25519 key pair of an identity: HKDF-SHA256(ikm = Ed25519 seed, no salt,
+// info "swarm/xkey/v1", 32 bytes) as the private scalar (x25519_from_identity_seed).
+export async function keyAgreementPairFromIdentitySeed(seed) {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new ProtocolError(BAD_KEY, "an identity seed is 32 bytes");
+  const ikm = await crypto.subtle.importKey("raw", /** @type {BufferSource} */ (seed), "HKDF", false, ["deriveBits"]);
+  const params = { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: utf8.encode(XKEY_INFO) };
+  const raw = new Uint8Array(await crypto.subtle.deriveBits(params, ikm, 256));
+  try {
+    return await keyAgreementPairFromSeed(raw);
+  } finally {
+    raw.fill(0);
+  }
 }
 
 async function deriveShared(privateKey, publicRaw, code) {
