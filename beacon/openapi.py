@@ -33,6 +33,23 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _envelope(domain: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A signed envelope of ``domain`` (docs/protocol.md "Envelopes")."""
+    return {
+        "type": "object",
+        "description": f"Signed envelope, domain {domain} (docs/protocol.md).",
+        "required": ["v", "alg", "pk", "sig", "body"],
+        "additionalProperties": False,
+        "properties": {
+            "v": {"const": 1},
+            "alg": {"const": "ed25519"},
+            "pk": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+            "sig": {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$"},
+            "body": body,
+        },
+    }
+
+
 def openapi_document(server_url: str) -> dict[str, Any]:
     community = {
         "name": "community",
@@ -140,41 +157,20 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "Ticket": {
-                    "type": "object",
-                    "description": "Signed envelope, domain swarm/ticket/v1 (docs/protocol.md).",
-                    "required": ["v", "alg", "pk", "sig", "body"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "v": {"const": 1},
-                        "alg": {"const": "ed25519"},
-                        "pk": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
-                        "sig": {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$"},
-                        "body": {"$ref": "#/components/schemas/TicketBody"},
-                    },
-                },
-                "Withdrawal": {
-                    "type": "object",
-                    "description": "Signed envelope, domain swarm/withdraw/v1 (docs/protocol.md).",
-                    "required": ["v", "alg", "pk", "sig", "body"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "v": {"const": 1},
-                        "alg": {"const": "ed25519"},
-                        "pk": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
-                        "sig": {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$"},
-                        "body": {
-                            "type": "object",
-                            "required": ["peer_id", "community", "nonce"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "peer_id": {"type": "string", "pattern": "^p[a-z2-7]{32}$"},
-                                "community": {"type": "string", "pattern": COMMUNITY_RE.pattern},
-                                "nonce": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
-                            },
+                "Ticket": _envelope("swarm/ticket/v1", {"$ref": "#/components/schemas/TicketBody"}),
+                "Withdrawal": _envelope(
+                    "swarm/withdraw/v1",
+                    {
+                        "type": "object",
+                        "required": ["peer_id", "community", "nonce"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "peer_id": {"type": "string", "pattern": "^p[a-z2-7]{32}$"},
+                            "community": {"type": "string", "pattern": COMMUNITY_RE.pattern},
+                            "nonce": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
                         },
                     },
-                },
+                ),
                 "TicketBody": {
                     "type": "object",
                     "required": ["peer_id", "community", "issued_at", "expires_at", "nonce"],

@@ -18,7 +18,7 @@ from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket, ver
 
 from . import store
 from .exceptions import BeaconError, bad_json, blocked, community_limit, rate_limited
-from .limits import SharedState, get_state
+from .limits import Precheck, SharedState, get_state
 from .models import PresenceTicket
 
 metrics.describe("swarm_beacon_announces_total", "Announces by result (accepted or error code).")
@@ -68,19 +68,23 @@ def _claimed_peer(envelope: object) -> str | None:
     return None
 
 
-async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> AnnounceResult:
-    check_community(community)
-    envelope = parse_json_body(raw)
-    claimed = _claimed_peer(envelope)
-    peer_key = f"peer:{community}:{claimed}" if claimed else None
-    state = get_state()
-    pre = await state.precheck(
+async def _precheck(state: SharedState, ip: str | None, peer_key: str | None, now: int) -> Precheck:
+    """The per-address rate (and the peer's last accepted ticket, when ``peer_key``)."""
+    return await state.precheck(
         ip_key=f"ip:{ip}" if ip else None,
         rate=settings.SWARM_BEACON_IP_RATE,
         burst=settings.SWARM_BEACON_IP_BURST,
         peer_key=peer_key,
         now_ms=now,
     )
+
+
+async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> AnnounceResult:
+    check_community(community)
+    envelope = parse_json_body(raw)
+    claimed = _claimed_peer(envelope)
+    state = get_state()
+    pre = await _precheck(state, ip, f"peer:{community}:{claimed}" if claimed else None, now)
     if pre.ip_wait > 0:
         raise rate_limited(pre.ip_wait, "per address")
     try:
@@ -127,13 +131,7 @@ async def ticket_withdraw(*, community: str, raw: bytes, ip: str | None, now: in
     check_community(community)
     envelope = parse_json_body(raw)
     state = get_state()
-    pre = await state.precheck(
-        ip_key=f"ip:{ip}" if ip else None,
-        rate=settings.SWARM_BEACON_IP_RATE,
-        burst=settings.SWARM_BEACON_IP_BURST,
-        peer_key=None,
-        now_ms=now,
-    )
+    pre = await _precheck(state, ip, None, now)
     if pre.ip_wait > 0:
         metrics.incr("swarm_beacon_withdrawals_total", result="rate_limited")
         raise rate_limited(pre.ip_wait, "per address")

@@ -87,6 +87,9 @@ def free_port() -> int:
 # --- the process set -------------------------------------------------------------------
 
 
+STACKS: list[Stack] = []  # every stack started, stopped on SIGTERM/SIGINT (main)
+
+
 class Stack:
     """`honcho start -f Procfile` on a free port and a temporary var dir, after the set-up
     `make run` does (migrations, keys)."""
@@ -107,6 +110,7 @@ class Stack:
         self.env.update(env or {})
         self.log_path = var_dir / "stack.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        STACKS.append(self)
 
     @property
     def url(self) -> str:
@@ -673,7 +677,17 @@ async def soak_run(
     return soak, result
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM or SIGINT: the stack runs in a session of its own, so stop it here (the
+    round in flight is lost) rather than leave web, worker, beat and super-peer running."""
+    for stack in list(STACKS):
+        stack.stop()
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)

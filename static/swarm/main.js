@@ -3,6 +3,7 @@
 import { parseShareFragment, parseShareHints } from "./protocol/chunks.js";
 import { parseConfig } from "./adapters/config.js";
 import { ContentStore } from "./adapters/contentstore.js";
+import { IDENTITY_CHANNEL } from "./adapters/identity.js";
 import { PostService } from "./content/feed.js";
 import { FeedUI } from "./ui/feed.js";
 import { FileService } from "./content/files.js";
@@ -34,6 +35,15 @@ async function main() {
   const peer = new SwarmPeer({ config, store });
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().
   window.swarm = peer;
+  // Tabs of this origin share the stored identity: when one restores another identity, the
+  // others reload as it rather than keep running as the one it replaced (a tab without
+  // IndexedDB has an identity of its own and nothing to reload).
+  const identityChannel = store.persistent && typeof BroadcastChannel === "function" ? new BroadcastChannel(IDENTITY_CHANNEL) : null;
+  identityChannel?.addEventListener("message", (event) => {
+    if (event.data?.peer_id === peer.peerId) return;
+    peer.log("info", "identity", "identity_replaced", `another tab restored identity ${event.data?.peer_id}; reloading`);
+    location.reload();
+  });
   if (problem) peer.log("warn", "store", "no_indexeddb", `IndexedDB unavailable (${problem}): nothing is kept after this tab`);
   const content = new ContentStore(store.db ?? null);
   // Share links name the community only when the page was opened for another than the default.
@@ -51,7 +61,11 @@ async function main() {
     peer.log("error", "swarm", "start_failed", String(error?.stack ?? error));
     return;
   }
-  new SwarmUI(peer).mount();
+  const onRestored = (peerId) => {
+    identityChannel?.postMessage({ type: "restored", peer_id: peerId });
+    location.reload();
+  };
+  new SwarmUI(peer, { onRestored }).mount();
   new FilesUI({ peer, files: peer.files, keys: peer.keys }).mount();
   new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
   const panel = document.getElementById("download");

@@ -39,7 +39,7 @@ test("identity: an exported backup restores the same peer id elsewhere; wrong pa
   assert.equal((await loadOrCreateIdentity(away)).peerId, me.peerId);
   await assert.rejects(exportIdentity(me.record, "short"), (e) => e.code === "weak_passphrase");
   const swapped = { ...backup, peer_id: `p${"a".repeat(32)}` };
-  await assert.rejects(importIdentity(away, swapped, "correct horse battery"), (e) => e.code === "bad_passphrase");
+  await assert.rejects(importIdentity(away, swapped, "correct horse battery"), (e) => e.code === "key_mismatch");
   await assert.rejects(importIdentity(away, { kind: "other" }, "x"), (e) => e.code === "bad_backup");
 });
 

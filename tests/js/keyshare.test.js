@@ -237,3 +237,26 @@ test("keyshare: a request naming the peer is answered with its signed announceme
   await a.peer.publish(TOPIC_XKEY_REQ, { peer_id: "nobody" });
   assert.deepEqual(b.peer.refused.at(-1), { topic: TOPIC_XKEY_REQ, code: "bad_body" });
 });
+
+test("keyshare: an own key announced by another identity (a restored backup) is replaced; this identity's is kept", async (t) => {
+  const bus = new Bus();
+  const a = await member(bus);
+  t.after(() => a.keys.destroy());
+  const first = await a.store.getOwnKey();
+  assert.equal(first.announcement.body.peer_id, a.peer.peerId);
+
+  // Same identity, next start: the same key pair.
+  const again = await new KeyShare({ peer: a.peer, store: a.store, files: a.files }).start();
+  t.after(() => again.destroy());
+  assert.deepEqual((await a.store.getOwnKey()).publicKey, first.publicKey);
+
+  // The browser now holds another identity (same store): a pair announced by that one.
+  const signer = await generateSigner();
+  const restored = new FakePeer(bus, signer, await peerIdForKey(signer.publicKey));
+  const keys = await new KeyShare({ peer: restored, store: a.store, files: a.files }).start();
+  t.after(() => keys.destroy());
+  const own = await a.store.getOwnKey();
+  assert.equal(own.announcement.body.peer_id, restored.peerId);
+  assert.notDeepEqual(own.publicKey, first.publicKey);
+  await restored.node.gossipChecks.get(TOPIC_XKEY)(own.announcement, Date.now());
+});

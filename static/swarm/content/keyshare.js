@@ -46,7 +46,8 @@ export class KeyShare extends EventTarget {
 
   async start() {
     let own = await this.store.getOwnKey();
-    if (!own) {
+    // A key announced by another identity (this browser restored a backup since): a new pair.
+    if (own?.announcement?.body?.peer_id !== this.peer.peerId) {
       const pair = await generateKeyAgreementPair();
       const announcement = await makeKeyAnnouncement(this.peer.identity.signer, pair, { createdAt: this.clock() });
       own = { privateKey: pair.privateKey, publicKey: pair.publicKey, announcement };

@@ -2,7 +2,7 @@
 // controls, identity, diagnostics feed and charts. Reads a SwarmPeer; all DOM lives here.
 import uPlot from "uplot";
 
-import { exportIdentity } from "../adapters/identity.js";
+import { BAD_BACKUP, exportIdentity, IdentityError, importIdentity, MAX_BACKUP_CHARS, readBackup } from "../adapters/identity.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
@@ -53,8 +53,10 @@ function el(tag, attrs = {}, ...children) {
 }
 
 export class SwarmUI {
-  constructor(peer) {
+  /** `onRestored(peerId)`: called once another identity is stored (the page reloads as it). */
+  constructor(peer, { onRestored = () => location.reload() } = {}) {
     this.peer = peer;
+    this.onRestored = onRestored;
     this.status = $("swarm-status");
     this.level = "info";
   }
@@ -229,6 +231,42 @@ export class SwarmUI {
         out.textContent = error.message;
       }
     });
+    $("restore-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.#restore();
+    });
+  }
+
+  // #restore-result: data-state working | failed | restored, data-error = the IdentityError code.
+  async #restore() {
+    const out = $("restore-result");
+    const button = $("restore-go");
+    const show = (state, text, code = null) => {
+      out.dataset.state = state;
+      if (code) out.dataset.error = code;
+      else delete out.dataset.error;
+      out.textContent = text;
+    };
+    const file = $("restore-file").files?.[0];
+    if (!file) return show("failed", "Choose the backup file that Export key saved.", "no_file");
+    if (!this.peer.store.persistent) {
+      return show("failed", "This browser keeps no storage for this site (a private window?): the identity would be lost on reload.", "no_storage");
+    }
+    button.disabled = true;
+    show("working", "Checking the backup…");
+    try {
+      if (file.size > MAX_BACKUP_CHARS) throw new IdentityError(BAD_BACKUP, "not a swarm identity backup (the file is too large)");
+      const backup = readBackup(await file.text());
+      const restored = await importIdentity(this.peer.store, backup, $("restore-passphrase").value);
+      $("restore-passphrase").value = "";
+      show("restored", `Restored ${restored.peerId}: reloading as that peer…`);
+      this.peer.log("info", "identity", "identity_restored", `identity ${restored.peerId} restored from a backup; reloading`);
+      this.onRestored(restored.peerId);
+    } catch (error) {
+      show("failed", error.message, error.code ?? "restore_failed");
+      this.peer.log("warn", "identity", error.code ?? "restore_failed", `restore refused: ${error.message}`);
+      button.disabled = false;
+    }
   }
 
   #feed() {
