@@ -45,3 +45,13 @@ export const BROKEN_CHAIN = "broken_chain";
 export const FORK = "fork";
 export const GAP = "gap";
 export const BAD_SYNC = "bad_sync";
+
+// Identity shares (docs/protocol.md "Identity shares (SLIP-39)"), mirror of peers/protocol/errors.py.
+export const BAD_SHARE = "bad_share";
+export const SHARE_SET_MISMATCH = "share_set_mismatch";
+export const DUPLICATE_SHARE = "duplicate_share";
+export const TOO_FEW_SHARES = "too_few_shares";
+export const BAD_DIGEST = "bad_digest";
+export const KEY_MISMATCH = "key_mismatch";
+export const BAD_THRESHOLD = "bad_threshold";
+export const BAD_SET_ID = "bad_set_id";
