@@ -45,3 +45,20 @@ export const BROKEN_CHAIN = "broken_chain";
 export const FORK = "fork";
 export const GAP = "gap";
 export const BAD_SYNC = "bad_sync";
+
+// Guardians and recovery (docs/protocol.md "Guardians and recovery (`shard_*`)").
+export const BAD_SEALED = "bad_sealed";
+export const BAD_SHARD = "bad_shard";
+export const SHARD_TOO_LARGE = "shard_too_large";
+export const UNEXPECTED_KIND = "unexpected_kind";
+export const BAD_SHARE = "bad_share";
+export const STALE_SET = "stale_set";
+export const REVOKED_SET = "revoked_set";
+export const OVER_QUOTA = "over_quota";
+export const NO_SHARE = "no_share";
+export const UNKNOWN_REQUEST = "unknown_request";
+export const WRONG_REQUEST = "wrong_request";
+export const CODE_CONFLICT = "code_conflict";
+export const SET_MISMATCH = "set_mismatch";
+export const SEED_MISMATCH = "seed_mismatch";
+export const COMBINE_FAILED = "combine_failed";
