@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -753,3 +754,68 @@ def test_a_shard_msg_frame_reaches_the_content_layer_of_the_node() -> None:
     received = [x for x in b.node.take_actions() if isinstance(x, ContentReceived)]
     assert received == [ContentReceived(conn.id, a.peer_id, frame)]
     assert decode_frame(encode_frame(frame)) == frame
+
+
+def test_many_re_splits_with_guardians_coming_and_going_leave_only_the_newest_set() -> None:
+    """Twelve splits among six guardians, each online half the time; what waits for a
+    guardian arrives in any order (store and forward). In the end every guardian holds the
+    newest set or nothing, and the newest set recovers the identity."""
+    rng = random.Random(7)
+    owner = Peer("alice")
+    guardians = [Peer(f"g{i}") for i in range(6)]
+    stores = {g.peer_id: g.store() for g in guardians}
+    backup = OwnerGuardians(owner.identity)
+    waiting: dict[str, list[dict[str, Any]]] = {g.peer_id: [] for g in guardians}
+    refused: dict[str, int] = {}
+
+    def deliver(peer_id: str, now: int) -> None:
+        messages = waiting[peer_id] + backup.outgoing_for(peer_id)
+        waiting[peer_id] = []
+        rng.shuffle(messages)
+        for envelope in messages:
+            try:
+                if envelope["body"]["kind"] == "revoke":
+                    stores[peer_id].revoke(envelope, now=now)
+                    continue
+                _held, receipt = stores[peer_id].accept_share(envelope, now=now)
+                backup.receive(receipt, now=now)
+            except ProtocolError as error:
+                refused[error.code] = refused.get(error.code, 0) + 1
+
+    now = NOW
+    for _round in range(12):
+        chosen = rng.sample(guardians, 3)
+        shares = [stand_in(2, i, owner.seed) for i in (1, 2, 3)]
+        for o in backup.split([g.key for g in chosen], shares, 2, now=now):
+            waiting[o.to].append(o.envelope)
+        for g in guardians:
+            if rng.random() < 0.5:
+                deliver(g.peer_id, now + 10)
+        now += 1000
+    for g in guardians:
+        deliver(g.peer_id, now)
+    assert backup.current is not None
+    current = backup.current.id
+    assert set(refused) <= {"stale_set", "revoked_set"}
+    assert refused, "some old shares and receipts arrived late"
+    holders = [g for g in guardians if stores[g.peer_id].held()]
+    for g in guardians:
+        assert {h.share.set for h in stores[g.peer_id].held()} <= {current}
+    assert len(holders) == 3
+    states = {e.peer_id: e.state for e in backup.guardians() if e.set == current}
+    assert states == {g.peer_id: "held" for g in holders}
+
+    collector = RecoveryCollector.start(
+        Peer("new device").identity,
+        owner.peer_id,
+        now=now,
+        combine=combine,
+        check_share=check_share,
+    )
+    for g in holders[:2]:
+        incoming = stores[g.peer_id].request(collector.request.envelope, now=now + 1)
+        assert incoming is not None
+        for release in stores[g.peer_id].approve(incoming.id, now=now + 2):
+            collector.receive(release, now=now + 3)
+    assert collector.progress().state == "recovered"
+    assert collector.seed == owner.seed

@@ -474,3 +474,72 @@ test("a shard_msg frame reaches the content layer of the node", async () => {
     [[a.identity.peerId, "shard_msg", msg]],
   );
 });
+
+test("many re-splits with guardians coming and going leave only the newest set, which recovers the identity", async () => {
+  let state = 7;
+  const random = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const shuffle = (items) => {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [items[i], items[j]] = [items[j], items[i]];
+    }
+    return items;
+  };
+  const owner = await peer("alice");
+  const guardians = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => peer(`g${i}`)));
+  const stores = {};
+  for (const g of guardians) stores[g.peerId] = await GuardianStore.create(g.signer, g.keyPair);
+  const backup = await OwnerGuardians.create(owner.signer);
+  const waiting = Object.fromEntries(guardians.map((g) => [g.peerId, []]));
+  const refused = new Set();
+  const deliver = async (peerId, now) => {
+    const messages = shuffle([...waiting[peerId], ...backup.outgoingFor(peerId)]);
+    waiting[peerId] = [];
+    for (const envelope of messages) {
+      try {
+        if (envelope.body.kind === "revoke") await stores[peerId].revoke(envelope, { now });
+        else await backup.receive((await stores[peerId].acceptShare(envelope, { now })).receipt, { now });
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        refused.add(error.code);
+      }
+    }
+  };
+  let now = NOW;
+  for (let round = 0; round < 12; round++) {
+    const chosen = shuffle([...guardians]).slice(0, 3);
+    const shares = [1, 2, 3].map((i) => standIn(2, i, owner.seed));
+    for (const o of await backup.split(
+      chosen.map((g) => g.key),
+      shares,
+      2,
+      { now },
+    ))
+      waiting[o.to].push(o.envelope);
+    for (const g of guardians) if (random() < 0.5) await deliver(g.peerId, now + 10);
+    now += 1000;
+  }
+  for (const g of guardians) await deliver(g.peerId, now);
+  const current = backup.current.id;
+  assert.ok(refused.size > 0, "some old shares and receipts arrived late");
+  assert.ok(
+    [...refused].every((code) => code === "stale_set" || code === "revoked_set"),
+    [...refused].join(),
+  );
+  const holders = guardians.filter((g) => stores[g.peerId].held().length > 0);
+  for (const g of guardians) assert.ok(stores[g.peerId].held().every((h) => h.share.set === current));
+  assert.equal(holders.length, 3);
+  assert.ok(backup.guardians().every((e) => e.set !== current || e.state === "held"));
+  const collector = await RecoveryCollector.start(await ed25519.generateSigner(), owner.peerId, { now, combine, checkShare });
+  for (const g of holders.slice(0, 2)) {
+    const incoming = await stores[g.peerId].request(collector.request.envelope, { now: now + 1 });
+    for (const release of await stores[g.peerId].approve(incoming.id, { now: now + 2 })) await collector.receive(release, { now: now + 3 });
+  }
+  assert.equal(collector.progress().state, "recovered");
+  assert.equal(hex(collector.seed), hex(owner.seed));
+});
