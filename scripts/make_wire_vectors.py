@@ -24,10 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import msgpack
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
+from peers.protocol.keywrap import x25519_public
 from peers.protocol.posts import entry_hash, make_post
+from peers.protocol.shard import make_revoke, make_share
 from peers.protocol.ticket import make_ticket
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "wire.json"
@@ -171,6 +174,24 @@ def post_entries() -> list[dict[str, Any]]:
     return [first, second]
 
 
+def shard_share() -> dict[str, Any]:
+    """A signed share (swarm/shard/v1) from Alice to Bob, sealed with fixed keys."""
+    bob_x = X25519PrivateKey.from_private_bytes(h("bob/x25519"))
+    return make_share(
+        ALICE,
+        guardian=pid(BOB),
+        guardian_key=x25519_public(bob_x),
+        set_id=did("set")[:21] + "A",
+        index=1,
+        k=2,
+        n=3,
+        share="academic acid acne acquire acrobat activity actress adapt adequate adjust",
+        issued_at=NOW - 1000,
+        expires_at=NOW - 1000 + 730 * 86_400_000,
+        ephemeral=X25519PrivateKey.from_private_bytes(h("wire/ephemeral")),
+    )
+
+
 def valid_frames() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -265,6 +286,9 @@ def valid_frames() -> list[dict[str, Any]]:
     )
     add("sync_entries", {"t": "sync_entries", "entries": post_entries(), "complete": True})
     add("sync_entries_cut", {"t": "sync_entries", "entries": [], "complete": False})
+    add("shard_msg_share", {"t": "shard_msg", "to": pid(BOB), "msg": shard_share()})
+    revoke = make_revoke(ALICE, set_id=did("set")[:21] + "A", issued_at=NOW)
+    add("shard_msg_revoke", {"t": "shard_msg", "to": pid(CAROL), "msg": revoke})
     add("bye", {"t": "bye", "reason": "mesh_full"})
     # Receivers accept any field order and any integer/string width (not only the shortest).
     add(
@@ -487,6 +511,17 @@ def invalid_frames() -> list[dict[str, Any]]:
     bad("sync_entries_not_a_map", {**e, "entries": ["post"]}, "bad_frame")
     bad("sync_entries_binary", {**e, "entries": [{"sig": b"x"}]}, "bad_frame")
     bad("sync_entries_complete_nil", {**e, "complete": None}, "bad_frame")
+    # shard
+    sm = {"t": "shard_msg", "to": pid(BOB), "msg": shard_share()}
+    bad("shard_msg_missing_to", {"t": "shard_msg", "msg": sm["msg"]}, "bad_frame")
+    bad("shard_msg_missing_msg", {"t": "shard_msg", "to": pid(BOB)}, "bad_frame")
+    bad("shard_msg_to_malformed", {**sm, "to": "bob"}, "bad_frame")
+    bad("shard_msg_msg_string", {**sm, "msg": "share"}, "bad_frame")
+    bad("shard_msg_msg_nil", {**sm, "msg": None}, "bad_frame")
+    with_bin = copy.deepcopy(sm["msg"])
+    with_bin["body"]["sealed"] = b"\x00" * 64
+    bad("shard_msg_msg_with_binary", {**sm, "msg": with_bin}, "bad_frame")
+    bad("shard_msg_extra_field", {**sm, "ttl": 3}, "bad_frame")
     # bye
     bad("bye_reason_upper_case", {"t": "bye", "reason": "Full"}, "bad_frame")
     bad("bye_reason_empty", {"t": "bye", "reason": ""}, "bad_frame")

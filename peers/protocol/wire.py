@@ -341,6 +341,17 @@ class SyncEntries(_Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class ShardMsg(_Frame):
+    """One signed ``swarm/shard/v1`` message for peer ``to`` (docs/protocol.md "Guardians
+    and recovery"); its size, signature and fields are checked by the shard layer."""
+
+    to: str
+    msg: JsonObject
+    t: ClassVar[str] = "shard_msg"
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("to", _peer_id), Field("msg", envelope))
+
+
+@dataclass(frozen=True, slots=True)
 class Bye(_Frame):
     reason: str
     t: ClassVar[str] = "bye"
@@ -362,11 +373,20 @@ Frame = (
     | ChunkMissing
     | SyncSummary
     | SyncEntries
+    | ShardMsg
     | Bye
 )
-# Frames the node hands to the content layer (files, then post sync) instead of handling.
+# Frames the node hands to the content layer (files, post sync, guardians) instead of handling.
 ContentFrame = (
-    Have | ManifestReq | Manifest | ChunkReq | Chunk | ChunkMissing | SyncSummary | SyncEntries
+    Have
+    | ManifestReq
+    | Manifest
+    | ChunkReq
+    | Chunk
+    | ChunkMissing
+    | SyncSummary
+    | SyncEntries
+    | ShardMsg
 )
 CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     Have,
@@ -377,6 +397,7 @@ CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     ChunkMissing,
     SyncSummary,
     SyncEntries,
+    ShardMsg,
 )
 _ALL_FRAMES: tuple[type[_Frame], ...] = (
     Hello,

@@ -60,7 +60,8 @@ export async function keyAgreementPairFromIdentitySeed(seed) {
   }
 }
 
-async function deriveShared(privateKey, publicRaw, code) {
+// X25519(privateKey, publicRaw) as raw bytes; a small-order public key fails with `code`.
+export async function deriveShared(privateKey, publicRaw, code) {
   try {
     const publicKey = await crypto.subtle.importKey("raw", publicRaw, X25519, true, []);
     return new Uint8Array(await crypto.subtle.deriveBits({ name: "X25519", public: publicKey }, privateKey, 256));

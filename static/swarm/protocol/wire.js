@@ -217,6 +217,12 @@ const FRAMES = {
     ["entries", list(envelope, MAX_SYNC_ENTRIES), true],
     ["complete", bool, true],
   ],
+  // One signed swarm/shard/v1 message for peer `to` (docs/protocol.md "Guardians and
+  // recovery"); its size, signature and fields are checked by the shard layer.
+  shard_msg: [
+    ["to", peerId, true],
+    ["msg", envelope, true],
+  ],
   bye: [["reason", str(REASON_RE), true]],
 };
 
