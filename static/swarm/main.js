@@ -1,11 +1,13 @@
 // Entry point of the page: read the config, open storage, start the peer with its content
-// layers (files, keys, feed), show it. On a share link page (/f/<id>#k=...) also fetch the file.
+// layers (files, keys, feed, guardians), show it. On a share link page (/f/<id>#k=...) also fetch the file.
 import { parseShareFragment, parseShareHints } from "./protocol/chunks.js";
 import { parseConfig } from "./adapters/config.js";
 import { ContentStore } from "./adapters/contentstore.js";
 import { IDENTITY_CHANNEL } from "./adapters/identity.js";
 import { PostService } from "./content/feed.js";
 import { FeedUI } from "./ui/feed.js";
+import { GuardianService } from "./content/guardians.js";
+import { GuardiansUI } from "./ui/guardians.js";
 import { FileService } from "./content/files.js";
 import { DownloadPanel, FilesUI } from "./ui/files.js";
 import { KeyShare } from "./content/keyshare.js";
@@ -53,6 +55,12 @@ async function main() {
     peer.files = await new FileService({ peer, store: content, linkQuery }).start(settings);
     peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
     peer.posts = await new PostService({ peer, store: content }).start(settings);
+    peer.guardians = await new GuardianService({ peer, store: content, keys: peer.keys, onRecovered: (id) => onRestored(id) }).start();
+  };
+  // After a restore (backup or guardians) the other tabs and this one reload as that peer.
+  const onRestored = (peerId) => {
+    identityChannel?.postMessage({ type: "restored", peer_id: peerId });
+    location.reload();
   };
   try {
     await peer.start();
@@ -61,13 +69,10 @@ async function main() {
     peer.log("error", "swarm", "start_failed", String(error?.stack ?? error));
     return;
   }
-  const onRestored = (peerId) => {
-    identityChannel?.postMessage({ type: "restored", peer_id: peerId });
-    location.reload();
-  };
   new SwarmUI(peer, { onRestored }).mount();
   new FilesUI({ peer, files: peer.files, keys: peer.keys }).mount();
   new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
+  new GuardiansUI({ peer, guardians: peer.guardians }).mount();
   const panel = document.getElementById("download");
   if (panel) {
     let key = null;

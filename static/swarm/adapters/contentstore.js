@@ -2,7 +2,7 @@ import { unwrap } from "idb";
 
 // What the content layer keeps (IndexedDB through idb, the stores created by store.js):
 // file records (manifest, key, state), encrypted chunks addressed by chunk id, post entries,
-// peers' X25519 key announcements, this peer's own X25519 key. Without IndexedDB the same
+// peers' X25519 key announcements, this peer's own X25519 key, the guardian and recovery state. Without IndexedDB the same
 // interface keeps everything in memory for the life of the tab.
 
 export const OWN_XKEY = "xkey"; // key of this peer's X25519 pair in the identity store
@@ -56,7 +56,7 @@ export class ContentStore {
     // request (a 64 MiB transfer makes ~4,000 requests on each side).
     this.raw = db ? unwrap(db) : null;
     this.persistent = db !== null;
-    if (!db) this.mem = { files: new Map(), chunks: new Map(), posts: new Map(), peerkeys: new Map(), own: null };
+    if (!db) this.mem = { files: new Map(), chunks: new Map(), posts: new Map(), peerkeys: new Map(), own: null, shards: new Map() };
   }
 
   async #write(fn) {
@@ -187,6 +187,22 @@ export class ContentStore {
 
   async loadPeerKeys() {
     return this.db ? this.db.getAll("peerkeys") : [...this.mem.peerkeys.values()];
+  }
+
+  // --- guardians and recovery (content/guardians.js): one JSON value per role ---
+
+  async getShardState(key) {
+    return this.db ? this.db.get("shards", key) : structuredClone(this.mem.shards.get(key));
+  }
+
+  async putShardState(key, value) {
+    if (this.db) await this.#write(() => this.db.put("shards", value, key));
+    else this.mem.shards.set(key, structuredClone(value));
+  }
+
+  async deleteShardState(key) {
+    if (this.db) await this.db.delete("shards", key);
+    else this.mem.shards.delete(key);
   }
 
   async getOwnKey() {

@@ -78,7 +78,8 @@ export async function loadOrCreateIdentity(store, now = Date.now()) {
   return { ...(await open(record)), created: true };
 }
 
-async function seedOf(record) {
+/** The 32-byte seed of a stored identity record (the caller zeroes it when done). */
+export async function seedOf(record) {
   if (record.kind === "noble") return Uint8Array.from(record.seed);
   return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: record.iv }, record.wrapKey, record.wrapped));
 }
@@ -207,6 +208,23 @@ export async function importIdentity(store, backup, passphrase, now = Date.now()
     throw new IdentityError(KEY_MISMATCH, "the backup's key does not match its peer id");
   }
   const record = await recordFromSeed(seed, now);
+  await store.putIdentity(record);
+  return open(record);
+}
+
+/**
+ * Store a seed rebuilt elsewhere (guardians' shares) as this browser's identity, if its key
+ * gives `peerId` (key_mismatch otherwise, and nothing is stored): the restore's storage path.
+ * The seed is zeroed.
+ */
+export async function installSeed(store, seed, peerId, now = Date.now()) {
+  const publicKey = await noble.getPublicKeyAsync(seed);
+  if ((await peerIdForKey(publicKey)) !== peerId) {
+    seed.fill(0);
+    throw new IdentityError(KEY_MISMATCH, "the rebuilt key does not give the peer id asked for");
+  }
+  const record = await recordFromSeed(Uint8Array.from(seed), now);
+  seed.fill(0);
   await store.putIdentity(record);
   return open(record);
 }

@@ -1,12 +1,12 @@
 // IndexedDB (through idb): the identity, settings (blocks, allow list, toggles), the peer
 // cache per community, daily metric buckets; version 2 adds the content stores that
-// contentstore.js reads and writes (files, chunks, posts, peer keys). MemoryStore has the
-// same interface for tests and for browsers where IndexedDB is unavailable (private windows
-// in some browsers).
+// contentstore.js reads and writes (files, chunks, posts, peer keys), version 3 the guardian
+// and recovery state (shards). MemoryStore has the same interface for tests and for browsers
+// where IndexedDB is unavailable (private windows in some browsers).
 import { openDB } from "idb";
 
 export const DB_NAME = "swarm";
-const DB_VERSION = 2;
+const DB_VERSION = 3;
 const IDENTITY_KEY = "self";
 const SETTINGS_KEY = "settings";
 
@@ -121,6 +121,9 @@ export async function openStore(name = DB_NAME) {
           db.createObjectStore("chunks"); // chunk id -> ciphertext bytes
           db.createObjectStore("posts", { keyPath: ["author", "seq"] });
           db.createObjectStore("peerkeys", { keyPath: "peerId" }); // X25519 announcements
+        }
+        if (oldVersion < 3) {
+          db.createObjectStore("shards"); // guardian, owner and recovery state (content/guardians.js)
         }
       },
     });
