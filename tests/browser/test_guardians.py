@@ -56,10 +56,8 @@ CORRUPT_RELEASE = """async (forPeer) => {
 
 
 def wait_keys(page: Page, ids: list[str]) -> None:
-    """The page knows these peers' X25519 keys (announced by gossip on connect)."""
-    page.wait_for_function(
-        "(ids) => ids.every((id) => window.swarm.keys.knows(id))", arg=ids, timeout=30_000
-    )
+    """The page knows these peers' X25519 keys (announced on connect, else asked for)."""
+    page.evaluate("(ids) => Promise.all(ids.map((id) => window.swarm.keys.keyOf(id)))", ids)
 
 
 def guardian_state(page: Page, peer: str) -> str | None:

@@ -2,7 +2,7 @@
 // connected pages (and through a super-peer), recovery requests by gossip, a fake clock, real
 // crypto and SLIP-39, ContentStore and MemoryStore in memory. Owner -> guardians -> new device.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 
 import { ContentStore } from "../../static/swarm/adapters/contentstore.js";
 import { MemoryStore } from "../../static/swarm/adapters/store.js";
@@ -13,6 +13,11 @@ import { keyAgreementPairFromIdentitySeed } from "../../static/swarm/protocol/ke
 import { makeRelease, openShare } from "../../static/swarm/protocol/shard.js";
 
 const T0 = Date.UTC(2026, 11, 6);
+const running = []; // services whose timers end with the test
+
+afterEach(() => {
+  for (const service of running.splice(0)) service.destroy();
+});
 
 class Net {
   constructor() {
@@ -136,6 +141,7 @@ async function page(net, directory, { id = null, store = null, caps } = {}) {
     clock: () => net.now,
     onRecovered: (peerId) => recovered.push(peerId),
   }).start();
+  running.push(service);
   return { peer, service, id: ident, recovered, content };
 }
 

@@ -33,6 +33,7 @@ export const RELAY_CAP = "superpeer"; // super-peers keep shard_msg frames for p
 export const TOPIC_SHARD_REQ = "shard-req";
 export const REPUBLISH_MS = 5 * 60_000; // gossip ages out after 10 minutes
 const TICK_MS = 30_000;
+const SHOW_RECOVERED_MS = 86_400_000; // the card says "recovered" for a day after the reload
 const MAX_ANSWERED_TEMPS = 32; // temporary identities whose answers are kept to send again
 const GUARDIAN = "guardian";
 const OWNER = "owner";
@@ -82,7 +83,7 @@ export class GuardianService extends EventTarget {
     this.slipSet = mine ? owned.slipSet : null;
     const saved = await this.store.getShardState(RECOVERY);
     if (saved?.state === "collecting" && saved.temp === this.peer.peerId) await this.#open(saved, now);
-    else if (saved?.state === "recovered" && saved.forPeer === this.peer.peerId) this.recovered = saved;
+    else if (saved?.state === "recovered" && saved.forPeer === this.peer.peerId && now - saved.at < SHOW_RECOVERED_MS) this.recovered = saved;
     this.peer.node.gossipChecks.set(TOPIC_SHARD_REQ, (data, at) => parseMessage(data, { now: at, kind: KIND_RECOVER_REQ }));
     this.peer.addEventListener("frame", (e) => {
       const { peerId, frame } = e.detail;
