@@ -121,7 +121,7 @@ def test_a_wiped_identity_comes_back_from_two_of_three_guardians(
     wait_guardian(a, idd, "held")
     assert guardian_state(a, idc) == "sent"
     b.locator(f'#guarding .guarded[data-owner="{ida}"]').wait_for()
-    a.screenshot(path=str(site.shots / "guardians-split.png"))
+    a.locator("#guardians-card").screenshot(path=str(site.shots / "guardians-split.png"))
 
     # C comes back (the same profile): its share is sent on connect and its receipt arrives.
     c = site.open(context=c_profile)
@@ -157,17 +157,17 @@ def test_a_wiped_identity_comes_back_from_two_of_three_guardians(
     assert n.locator("#recovery").get_attribute("data-have") == "0"
     on_b = request_of(b, ida, code)
     on_d = request_of(d, ida, code)
-    b.screenshot(path=str(site.shots / "guardians-request.png"))
+    b.locator("#guardians-card").screenshot(path=str(site.shots / "guardians-request.png"))
     on_b.locator(".recovery-approve").click()
     n.wait_for_selector("#recovery[data-state=collecting][data-have='1'][data-need='2']")
     assert "1 more needed" in n.locator("#recovery-status").inner_text()
-    n.screenshot(path=str(site.shots / "guardians-collecting.png"))
+    n.locator("#guardians-card").screenshot(path=str(site.shots / "guardians-collecting.png"))
     with n.expect_navigation(timeout=30_000):
         on_d.locator(".recovery-approve").click()
     n.wait_for_selector(f'#swarm-status[data-peer-id="{ida}"]', timeout=30_000)
     assert peer_id(n) == ida
     n.wait_for_selector(f'#recovery[data-state=recovered][data-for="{ida}"]')
-    n.screenshot(path=str(site.shots / "guardians-recovered.png"))
+    n.locator("#guardians-card").screenshot(path=str(site.shots / "guardians-recovered.png"))
 
     # A's post comes back by sync as its own, and an edit signed now continues A's log.
     wait_connected(n, [idb, idd], timeout_s=60)
@@ -230,7 +230,7 @@ def test_a_corrupted_share_is_named_and_skipped_and_a_paper_share_completes(
     request_of(c, ida, code).locator(".recovery-approve").click()
     n.wait_for_selector("#recovery[data-state=collecting][data-have='1'][data-need='2']")
     assert "1 more needed" in n.locator("#recovery-status").inner_text()
-    n.screenshot(path=str(site.shots / "guardians-bad-share.png"))
+    n.locator("#guardians-card").screenshot(path=str(site.shots / "guardians-bad-share.png"))
 
     n.locator("#recover-share").fill("these are not the words of a share")
     n.locator("#recover-share-add").click()

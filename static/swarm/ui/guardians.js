@@ -94,6 +94,7 @@ export class GuardiansUI {
     out.textContent = "Splitting…";
     try {
       const { paper: shares } = await this.guardians.split({ guardians, paper, k });
+      for (const box of $("guardian-candidates").querySelectorAll("input.guardian-pick")) /** @type {HTMLInputElement} */ (box).checked = false;
       out.dataset.state = "done";
       delete out.dataset.error;
       out.textContent = `New set: any ${k} of ${guardians.length + paper} shares give this identity back. Earlier guardians are told to delete theirs.`;
