@@ -1,6 +1,6 @@
 """Admin for super-peers: their status (stored bytes, pinned bytes, connections), the
 manifests they hold, pins (pin / unpin go through ``peers.superpeer.services``), fetch jobs with
-their progress, and the post entries kept."""
+their progress, the post entries kept, and the mailbox (messages held for peers who are away)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from peers.replication.admin import ReplicaStatusInline, UnderTargetFilter, repl
 
 from . import services
 from .errors import SuperPeerError
-from .models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from .models import FetchJob, FileManifest, Holding, MailboxMessage, Pin, Post, SuperPeer
 
 
 def _pretty(value: Any) -> str:
@@ -226,4 +226,26 @@ class PostAdmin(admin.ModelAdmin[Post]):
     readonly_fields = [f.name for f in Post._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(MailboxMessage)
+class MailboxMessageAdmin(admin.ModelAdmin[MailboxMessage]):
+    """What waits for peers who are away: read-only (an operator may delete, e.g. to free a
+    full quota; the sender's end sends again what still matters)."""
+
+    list_display = ["recipient", "body_kind", "sender", "size", "created_at", "expires_at"]
+    list_filter = ["kind"]
+    search_fields = ["recipient", "sender", "signer", "message_id"]
+    readonly_fields = [f.name for f in MailboxMessage._meta.fields]
+
+    @admin.display(description="message")
+    def body_kind(self, obj: MailboxMessage) -> str:
+        body = obj.envelope.get("body") if isinstance(obj.envelope, dict) else None
+        return str(body.get("kind", "?")) if isinstance(body, dict) else "?"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -180,3 +180,36 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author}#{self.seq}"
+
+
+class MailboxMessage(models.Model):
+    """A signed envelope held for a peer who is away (docs/superpeer.md "Mailboxes").
+
+    Only verified envelopes are stored; the super-peer sees the recipient, the sender, the
+    size and what the signed body says in clear (shares themselves are sealed). Super-peers
+    that share a database share one mailbox: whichever the recipient connects to delivers.
+    """
+
+    SHARD = "shard"  # one swarm/shard/v1 message (frame shard_msg)
+    KINDS = [(SHARD, "shard message")]
+
+    kind = models.CharField(max_length=16, choices=KINDS, default=SHARD)
+    recipient = models.CharField(max_length=33, db_index=True)
+    sender = models.CharField(max_length=33, db_index=True, help_text="the peer that handed it in")
+    signer = models.CharField(max_length=33, help_text="the peer id that signed the envelope")
+    message_id = models.CharField(max_length=43, help_text="base64url SHA-256 of its JCS")
+    envelope = models.JSONField()
+    size = models.IntegerField(help_text="bytes of canonical JSON")
+    received_by = models.CharField(max_length=33, blank=True, help_text="the super-peer")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "mailbox message"
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "message_id"], name="one_message_each")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id[:10]} for {self.recipient}"

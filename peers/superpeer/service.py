@@ -39,7 +39,14 @@ from peers.protocol.node_actions import (
 )
 from peers.protocol.posts import verify_post
 from peers.protocol.ticket import make_ticket, verify_ticket
-from peers.protocol.wire import MAX_FRAME_BYTES, ChunkReq, ContentFrame, Have, ManifestReq
+from peers.protocol.wire import (
+    MAX_FRAME_BYTES,
+    ChunkReq,
+    ContentFrame,
+    Have,
+    ManifestReq,
+    ShardMsg,
+)
 from peers.protocol.wire import Manifest as ManifestFrame
 from shared import identity
 from shared.clock import now_ms
@@ -50,6 +57,7 @@ from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
 from .fetcher import Fetcher
 from .holder import Holder
 from .holdings import HoldingsIndex
+from .mailbox import Mailbox
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
 from .supervision import Supervisor
@@ -148,6 +156,15 @@ class SuperPeerService:
         self.gossip_adverts = GossipAdverts(ttl_ms=config.gossip_holding_ttl_ms)
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # shard messages held for peers who are away (docs/superpeer.md "Mailboxes")
+        self.mailbox = Mailbox(
+            self.peer_id,
+            config.mailbox,
+            send=self._send_content,
+            violation=self._conn_violation,
+            spawn=self.spawn,
+            clock=now_ms,
+        )
 
     # --- lifecycle ---
 
@@ -334,6 +351,7 @@ class SuperPeerService:
             if outbox is not None:
                 outbox.task.cancel()
             gone = self.holder.closed(conn_id)
+            self.mailbox.peer_closed(conn_id)
             if gone is not None:
                 self.fetcher.peer_gone(gone, now_ms())
                 self.pump()
@@ -374,7 +392,9 @@ class SuperPeerService:
             if conn is not None:
                 self.holder.opened(action.conn_id, action.peer_id, conn)
                 self.fetcher.peer_connected(action.peer_id, now)
+            self.mailbox.peer_opened(action.conn_id, action.peer_id, action.caps)
         elif isinstance(action, Closed):
+            self.mailbox.peer_closed(action.conn_id)
             gone = self.holder.closed(action.conn_id)
             if gone is not None:
                 self.fetcher.peer_gone(gone, now)
@@ -413,6 +433,8 @@ class SuperPeerService:
             self.holder.on_manifest_req(conn_id, frame)
         elif isinstance(frame, ChunkReq):
             self.holder.on_chunk_req(conn_id, frame.manifest, frame.index, frame.chunk)
+        elif isinstance(frame, ShardMsg):
+            self.mailbox.received(conn_id, peer_id, frame, now)
         else:
             self.fetcher.on_frame(peer_id, frame, now)
 
@@ -434,6 +456,11 @@ class SuperPeerService:
         sent = self.node.send_content(conn_id, frame)
         self._schedule_pump()
         return sent
+
+    def _conn_violation(self, conn_id: str, code: str, message: str) -> None:
+        if self.node is not None:
+            self.node.content_violation(conn_id, code, message, now_ms())
+            self._schedule_pump()
 
     def _penalize(self, peer_id: str, code: str, message: str) -> None:
         if self.node is None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .fetcher import Fetcher, Job
     from .holder import Holder
     from .holdings import HoldingsIndex
+    from .mailbox import Mailbox
     from .relay import AdvertRelay, GossipAdverts
 
 
@@ -47,6 +48,7 @@ class Supervised(Protocol):
     index: HoldingsIndex
     relay: AdvertRelay
     gossip_adverts: GossipAdverts
+    mailbox: Mailbox
     blocked: set[str]
     started_at: int  # ms
     posts_stored: int
@@ -92,6 +94,7 @@ class Supervisor:
             spawn(self._every(self.config.announce_s, self.announce), "announce"),
             spawn(self._sync_loop(), "sync"),
             spawn(self._every(self.config.status_s, self.persist), "status"),
+            spawn(self._every(self.config.mailbox.upkeep_s, self.mailbox_upkeep), "mailbox"),
         ]
         if self.config.use_channel_layer:
             self._tasks.append(spawn(self._control_loop(), "control"))
@@ -122,6 +125,9 @@ class Supervisor:
             service.node.tick(now)
         service.fetcher.tick(now)
         service.pump()
+
+    async def mailbox_upkeep(self) -> None:
+        await self.service.mailbox.upkeep()
 
     def advertise(self) -> None:
         self.service.holder.advertise_changes()
@@ -358,6 +364,7 @@ class Supervisor:
         }
         stats["posts_stored"] = service.posts_stored
         stats["posts_dropped"] = service.posts_dropped
+        stats["mailbox"] = service.mailbox.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {
