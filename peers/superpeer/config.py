@@ -76,6 +76,9 @@ class SuperPeerConfig:
     send_buffer: int = 1024 * 1024  # a connection gets chunks while its buffer is below this
     download: TransferOptions = field(default_factory=TransferOptions)
     mailbox: MailboxLimits = field(default_factory=MailboxLimits)
+    # hold shares of identities for owners who choose it (docs/superpeer.md "The super-peer
+    # as a guardian"); off unless the operator allows it
+    guardian: bool = False
     use_channel_layer: bool = True
 
     def __post_init__(self) -> None:
@@ -123,6 +126,7 @@ class SuperPeerConfig:
                 total=settings.SWARM_SUPERPEER_MAILBOX_TOTAL,
                 upkeep_s=settings.SWARM_SUPERPEER_MAILBOX_UPKEEP_S,
             ),
+            guardian=settings.SWARM_SUPERPEER_GUARDIAN,
             # The in-process layer cannot reach another process: sync from the database only.
             use_channel_layer="InMemory" not in backend,
         )

@@ -21,6 +21,8 @@ from peers.protocol.posts import PostEntry
 from peers.superpeer.models import (
     FetchJob,
     FileManifest,
+    GuardianRequest,
+    GuardianState,
     Holding,
     MailboxMessage,
     Pin,
@@ -295,3 +297,60 @@ def mailbox_recipients(peer_ids: list[str], *, now: int) -> set[str]:
     """Those of ``peer_ids`` that have messages waiting."""
     rows = MailboxMessage.objects.filter(recipient__in=peer_ids, expires_at__gt=_at(now))
     return set(rows.values_list("recipient", flat=True).distinct())
+
+
+# --- the super-peer as a guardian (docs/superpeer.md "The super-peer as a guardian") ---
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    request_id: str
+    for_peer: str
+    temp: str
+    code: str
+    conflict: bool
+    state: str
+    received_at: int  # ms
+    expires_at: int  # ms
+
+
+def guardian_load(peer_id: str) -> dict[str, Any] | None:
+    row = GuardianState.objects.filter(peer_id=peer_id).first()
+    return row.snapshot if row is not None else None
+
+
+@transaction.atomic
+def guardian_save(
+    peer_id: str,
+    snapshot: dict[str, Any],
+    requests: list[RequestRow],
+    decided: dict[str, str],
+) -> None:
+    """Write the store's snapshot and its requests (an operator's decision is kept until the
+    super-peer applied it: ``decided`` maps the request ids it applied to an error, or "")."""
+    GuardianState.objects.update_or_create(peer_id=peer_id, defaults={"snapshot": snapshot})
+    rows = GuardianRequest.objects.filter(guardian=peer_id)
+    rows.exclude(request_id__in=[r.request_id for r in requests]).delete()
+    for r in requests:
+        GuardianRequest.objects.update_or_create(
+            guardian=peer_id,
+            request_id=r.request_id,
+            defaults={
+                "for_peer": r.for_peer,
+                "temp": r.temp,
+                "code": r.code,
+                "conflict": r.conflict,
+                "state": r.state,
+                "received_at": _at(r.received_at),
+                "expires_at": _at(r.expires_at),
+            },
+        )
+    for request_id, error in decided.items():
+        rows.filter(request_id=request_id).update(decision="", error=error[:200])
+
+
+def guardian_decisions(peer_id: str) -> list[tuple[str, str]]:
+    """(request id, ``approve`` | ``refuse``) the operator decided and the super-peer has
+    not applied yet."""
+    rows = GuardianRequest.objects.filter(guardian=peer_id).exclude(decision="")
+    return list(rows.order_by("received_at").values_list("request_id", "decision"))

@@ -154,6 +154,7 @@ Send = Callable[[str, ContentFrame], bool]  # (conn id, frame) -> sent on an ope
 Violation = Callable[[str, str, str], None]  # (conn id, code, message)
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 Clock = Callable[[], int]
+Local = Callable[[JsonObject, int], None]  # a verified message for the super-peer itself
 
 
 class Mailbox:
@@ -172,6 +173,7 @@ class Mailbox:
         violation: Violation,
         spawn: Spawn,
         clock: Clock,
+        local: Local | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.limits = limits
@@ -179,6 +181,7 @@ class Mailbox:
         self.violation = violation
         self.spawn = spawn
         self.clock = clock
+        self.local = local
         self.peers: dict[str, str] = {}  # peer id -> conn id, open with the shard capability
         self.pending = 0
         self.stats = MailboxStats()
@@ -212,8 +215,27 @@ class Mailbox:
                 self.violation(conn_id, exc.code, exc.message)
             return
         if letter.recipient == self.peer_id:
-            self._refused(NOT_GUARDIAN, "this super-peer holds no shares")
+            if self.local is None:
+                self._refused(NOT_GUARDIAN, "this super-peer holds no shares")
+            else:
+                self.local(letter.envelope, now)
             return
+        self._forward_or_store(letter, now)
+
+    def post(self, to: str, envelope: JsonObject) -> None:
+        """Send one of the super-peer's own messages (a receipt, a release) to ``to``: on
+        its connection if it is connected here, else held for it like any other."""
+        now = self.clock()
+        try:
+            letter = check_shard_letter(
+                to, envelope, sender=self.peer_id, now=now, ttl_ms=self.limits.ttl_ms
+            )
+        except MailboxRefused as exc:  # not expected: the super-peer signed it just now
+            logger.warning("mailbox: own message refused: %s (%s)", exc.code, exc.message)
+            return
+        self._forward_or_store(letter, now)
+
+    def _forward_or_store(self, letter: Letter, now: int) -> None:
         conn = self.peers.get(letter.recipient)
         if conn is not None and self.send(conn, ShardMsg(to=letter.recipient, msg=letter.envelope)):
             self.stats.forwarded += 1

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from .config import SuperPeerConfig
     from .fetcher import Fetcher, Job
+    from .guardian import SuperPeerGuardian
     from .holder import Holder
     from .holdings import HoldingsIndex
     from .mailbox import Mailbox
@@ -49,6 +50,7 @@ class Supervised(Protocol):
     relay: AdvertRelay
     gossip_adverts: GossipAdverts
     mailbox: Mailbox
+    guardian: SuperPeerGuardian | None
     blocked: set[str]
     started_at: int  # ms
     posts_stored: int
@@ -128,6 +130,8 @@ class Supervisor:
 
     async def mailbox_upkeep(self) -> None:
         await self.service.mailbox.upkeep()
+        if self.service.guardian is not None:
+            await self.service.guardian.upkeep()
 
     def advertise(self) -> None:
         self.service.holder.advertise_changes()
@@ -204,6 +208,8 @@ class Supervisor:
             for peer_id in service.blocked - blocked:
                 node.unblock(peer_id)
         service.blocked = blocked
+        if service.guardian is not None:  # approvals and refusals made in the admin
+            await service.guardian.apply_decisions()
         service.pump()
 
     # --- control messages ---
@@ -365,6 +371,8 @@ class Supervisor:
         stats["posts_stored"] = service.posts_stored
         stats["posts_dropped"] = service.posts_dropped
         stats["mailbox"] = service.mailbox.stats.as_json()
+        if service.guardian is not None:
+            stats["guardian"] = service.guardian.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {

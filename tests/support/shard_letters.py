@@ -100,9 +100,10 @@ def unsigned(envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 def forged(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The body changed after signing (index 1 -> 2): the signature no longer verifies."""
+    """The body changed after signing (issued one ms earlier): the signature no longer
+    verifies."""
     bad = copy.deepcopy(envelope)
-    bad["body"]["index"] = 2 if bad["body"]["index"] == 1 else 1
+    bad["body"]["issued_at"] -= 1
     return bad
 
 
