@@ -31,6 +31,7 @@ from peers.protocol.shard import (
     verification_code,
 )
 from peers.superpeer import services
+from peers.superpeer.guardian import MAX_PENDING
 from peers.superpeer.models import GuardianRequest, GuardianState, MailboxMessage
 from peers.superpeer.service import SuperPeerService, _check_recover_request, now_ms
 from tests.support import shard_letters as sl
@@ -241,3 +242,17 @@ async def test_a_request_heard_by_gossip_is_listed_and_a_forged_one_is_not_relay
     [row] = await request_rows()
     assert (row.for_peer, row.temp) == (owner.peer_id, sl.pid("new-device"))
     assert service.node.gossip_checks["shard-req"] is _check_recover_request
+
+
+async def test_messages_for_the_guardian_wait_in_a_bounded_queue(tmp_path: Path) -> None:
+    service = await guardian_service(tmp_path)
+    guardian = service.guardian
+    assert guardian is not None
+    junk: dict[str, Any] = {"not": "a message"}
+    for _ in range(MAX_PENDING * 3):  # one pump's worth: nothing runs in between
+        guardian.take(junk, now_ms())
+    assert guardian.pending == MAX_PENDING
+    assert guardian.stats.refused == {"guardian_busy": MAX_PENDING * 2}
+    await asyncio.gather(*service._tasks)
+    assert guardian.pending == 0
+    assert guardian.stats.refused["unexpected_kind"] == MAX_PENDING

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from peers.protocol.shard import KIND_RECOVER_REQ, KIND_REVOKE, KIND_SHARE, kind
 from shared.db import db_sync_to_async
 
 from . import db
+from .errors import GUARDIAN_BUSY
 from .models import GuardianRequest
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,13 @@ XKEY_TOPIC = "xkey"
 REQUEST_TOPIC = "shard-req"
 XKEY_EVERY_MS = 4 * 60_000  # as the page: gossip lives 10 minutes
 XKEY_AGAIN_MS = 30_000  # a new connection hears it again at most this often
+# Messages waiting for the store (a request costs ~0.2 s of PBKDF2): more are dropped and
+# counted as guardian_busy (a flood of valid requests under throwaway keys costs little).
+MAX_PENDING = 64
 
 Post = Callable[[str, JsonObject], None]  # (to, signed message): sent on or held for ``to``
 Publish = Callable[[str, object], None]  # (topic, data): gossip
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 
 @dataclass
@@ -65,6 +70,7 @@ class SuperPeerGuardian:
         *,
         post: Post,
         publish: Publish,
+        spawn: Spawn,
         clock: Callable[[], int],
         limits: GuardianLimits | None = None,
     ) -> None:
@@ -75,6 +81,8 @@ class SuperPeerGuardian:
         self.peer_id = self.store.peer_id
         self.post = post
         self.publish = publish
+        self.spawn = spawn
+        self.pending = 0
         self.clock = clock
         self.stats = GuardianStats()
         # The store is changed by one coroutine at a time (a request's code is computed in
@@ -91,6 +99,20 @@ class SuperPeerGuardian:
             )
 
     # --- messages ---
+
+    def take(self, envelope: JsonObject, now: int) -> None:
+        """Queue a message for :meth:`received` (bounded: beyond ``MAX_PENDING``, dropped)."""
+        if self.pending >= MAX_PENDING:
+            self.stats.refused[GUARDIAN_BUSY] += 1
+            return
+        self.pending += 1
+        self.spawn(self._take(envelope, now), "guardian")
+
+    async def _take(self, envelope: JsonObject, now: int) -> None:
+        try:
+            await self.received(envelope, now)
+        finally:
+            self.pending -= 1
 
     async def received(self, envelope: JsonObject, now: int) -> None:
         """A shard message for this super-peer (verified by the mailbox, checked again by

@@ -176,7 +176,11 @@ class SuperPeerService:
         self.guardian: SuperPeerGuardian | None = None
         if config.guardian:
             self.guardian = SuperPeerGuardian(
-                self.key, post=self.mailbox.post, publish=self._publish, clock=now_ms
+                self.key,
+                post=self.mailbox.post,
+                publish=self._publish,
+                spawn=self.spawn,
+                clock=now_ms,
             )
 
     # --- lifecycle ---
@@ -481,7 +485,7 @@ class SuperPeerService:
 
     def _for_guardian(self, envelope: dict[str, Any], now: int) -> None:
         if self.guardian is not None:
-            self.spawn(self.guardian.received(envelope, now), "guardian")
+            self.guardian.take(envelope, now)
 
     def _publish(self, topic: str, data: object) -> None:
         if self.node is not None:
