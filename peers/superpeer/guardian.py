@@ -202,16 +202,15 @@ class SuperPeerGuardian:
             raise
 
     async def upkeep(self) -> None:
-        """Drop expired shares and requests, write the store, announce the X25519 key."""
+        """Drop expired shares and requests, write the store."""
         now = self.clock()
         async with self.lock:
             self.store.prune(now)
         await self.persist()
-        self.announce(now)
 
     def announce(self, now: int, *, new_peer: bool = False) -> None:
-        """Gossip this super-peer's X25519 key: every 4 minutes, and to a new connection
-        (at most every 30 s)."""
+        """Gossip this super-peer's X25519 key: every 4 minutes while peers are connected
+        (the caller knows), and to a new connection (at most every 30 s)."""
         last = self.last_announce
         due = XKEY_AGAIN_MS if new_peer else XKEY_EVERY_MS
         if last is not None and now - last < due:

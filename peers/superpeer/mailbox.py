@@ -186,6 +186,7 @@ class Mailbox:
         self.pending = 0
         self.stats = MailboxStats()
         self._delivering: set[str] = set()
+        self._again: set[str] = set()  # more mail came while a delivery was running
 
     # --- connections ---
 
@@ -271,6 +272,7 @@ class Mailbox:
     async def deliver(self, peer_id: str) -> int:
         """Send what waits for ``peer_id`` on its open connection; delete what was sent."""
         if peer_id in self._delivering:
+            self._again.add(peer_id)
             return 0
         self._delivering.add(peer_id)
         sent_in_all = 0
@@ -290,10 +292,12 @@ class Mailbox:
                     await db_sync_to_async(db.mailbox_delete)(peer_id, sent)
                     self.stats.delivered += len(sent)
                     sent_in_all += len(sent)
-                if len(sent) < DELIVER_BATCH:
+                if len(sent) < DELIVER_BATCH and peer_id not in self._again:
                     break
+                self._again.discard(peer_id)
         finally:
             self._delivering.discard(peer_id)
+            self._again.discard(peer_id)
         return sent_in_all
 
     async def upkeep(self) -> None:

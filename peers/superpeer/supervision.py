@@ -129,9 +129,12 @@ class Supervisor:
         service.pump()
 
     async def mailbox_upkeep(self) -> None:
-        await self.service.mailbox.upkeep()
-        if self.service.guardian is not None:
-            await self.service.guardian.upkeep()
+        service = self.service
+        await service.mailbox.upkeep()
+        if service.guardian is not None:
+            await service.guardian.upkeep()
+            if service.mailbox.peers:  # someone hears it (gossip is not stored)
+                service.guardian.announce(now_ms())
 
     def advertise(self) -> None:
         self.service.holder.advertise_changes()
