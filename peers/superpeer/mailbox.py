@@ -62,8 +62,9 @@ KIND_SHARD = "shard"
 # Faults of the message itself, found before its signer is known or in its signed body:
 # an honest peer checks what it hands on, so these count against the connection
 # (docs/protocol.md "Carrying the messages"). Other refusals are dropped and counted.
-VIOLATIONS = frozenset({SHARD_TOO_LARGE, BAD_ENVELOPE, BAD_SIGNATURE, BAD_SHARD, PEER_MISMATCH})
-VIOLATIONS |= {BAD_KEY}
+VIOLATIONS = frozenset(
+    {SHARD_TOO_LARGE, BAD_ENVELOPE, BAD_SIGNATURE, BAD_SHARD, PEER_MISMATCH, BAD_KEY}
+)
 # Messages verified and waiting for their database write; more are refused (mailbox_busy).
 MAX_PENDING_WRITES = 256
 DELIVER_BATCH = 64  # messages read and sent per round of a delivery
