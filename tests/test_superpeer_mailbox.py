@@ -81,8 +81,9 @@ def test_every_kind_is_taken_for_its_addressee() -> None:
         (lambda: sl.malformed(OWNER, GUARDIAN, NOW), "bad_shard"),
         (lambda: sl.signed_by_another(OWNER, GUARDIAN, NOW), "peer_mismatch"),
         (lambda: {"v": 1, "body": "not a map"}, "bad_envelope"),
+        (lambda: sl.small_order_request("temp", OWNER, NOW), "bad_key"),
     ],
-    ids=["unsigned", "forged", "oversized", "malformed", "signer", "not-an-envelope"],
+    ids=["unsigned", "forged", "oversized", "malformed", "signer", "not-an-envelope", "key"],
 )
 def test_a_bad_message_is_refused_as_a_violation(make: Any, code: str) -> None:
     refused = refusal(make())

@@ -124,3 +124,10 @@ def signed_by_another(owner: str, guardian: str, now: int) -> dict[str, Any]:
     """A share naming ``owner`` but signed by someone else."""
     body = dict(share(owner, guardian, now)["body"])
     return sign(DOMAIN_SHARD, body, ed("mallory"))
+
+
+def small_order_request(temp: str, for_label: str, now: int) -> dict[str, Any]:
+    """A signed recovery request whose X25519 key is all zeros (of small order)."""
+    return make_recover_request(
+        ed(temp), bytes(32), for_peer=pid(for_label), issued_at=now - 1000, expires_at=now + DAY
+    )
