@@ -21,7 +21,7 @@ from peers.signaling.asgi import SignalHttpApp  # noqa: E402
 from shared.clientaddr import ClientAddressMiddleware  # noqa: E402
 from swarmweb import connlimits  # noqa: E402
 from swarmweb.routing import websocket_urlpatterns  # noqa: E402
-from swarmweb.static_handler import StaticFilesHandler  # noqa: E402
+from swarmweb.static_handler import static_app  # noqa: E402
 
 connlimits.install()
 
@@ -29,7 +29,7 @@ connlimits.install()
 application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
-            "http": BeaconApp(SignalHttpApp(StaticFilesHandler(django_http))),  # type: ignore[arg-type]
+            "http": BeaconApp(SignalHttpApp(static_app(django_http))),
             "websocket": URLRouter(websocket_urlpatterns),
         }
     )

@@ -359,6 +359,16 @@ SWARM_SUPERPEER_REQUEST_TIMEOUT_S = env.float("SWARM_SUPERPEER_REQUEST_TIMEOUT_S
 SWARM_SUPERPEER_SEND_BUFFER_BYTES = env.int(
     "SWARM_SUPERPEER_SEND_BUFFER_BYTES", default=1024 * 1024
 )
+# Mailboxes: signed shard messages held for peers who are away (docs/superpeer.md "Mailboxes").
+SWARM_SUPERPEER_MAILBOX_TTL_S = env.int("SWARM_SUPERPEER_MAILBOX_TTL_S", default=7 * 86400)
+SWARM_SUPERPEER_MAILBOX_PER_SENDER = env.int("SWARM_SUPERPEER_MAILBOX_PER_SENDER", default=128)
+SWARM_SUPERPEER_MAILBOX_PER_RECIPIENT = env.int(
+    "SWARM_SUPERPEER_MAILBOX_PER_RECIPIENT", default=256
+)
+SWARM_SUPERPEER_MAILBOX_TOTAL = env.int("SWARM_SUPERPEER_MAILBOX_TOTAL", default=20000)
+SWARM_SUPERPEER_MAILBOX_UPKEEP_S = env.float("SWARM_SUPERPEER_MAILBOX_UPKEEP_S", default=30.0)
+# The super-peer as a guardian of identity shares (docs/superpeer.md): off unless allowed.
+SWARM_SUPERPEER_GUARDIAN = env.bool("SWARM_SUPERPEER_GUARDIAN", default=False)
 
 # --- Swarm: replication backfill (docs/replication.md, docs/configuration.md "Replication"). ---
 SWARM_REPLICATION_TARGET = env.int("SWARM_REPLICATION_TARGET", default=3)

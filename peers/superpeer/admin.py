@@ -1,6 +1,7 @@
 """Admin for super-peers: their status (stored bytes, pinned bytes, connections), the
 manifests they hold, pins (pin / unpin go through ``peers.superpeer.services``), fetch jobs with
-their progress, and the post entries kept."""
+their progress, the post entries kept, the mailbox (messages held for peers who are away) and,
+for a super-peer that is a guardian, the recovery requests to approve or refuse."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from peers.replication.admin import ReplicaStatusInline, UnderTargetFilter, repl
 
 from . import services
 from .errors import SuperPeerError
-from .models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from .models import (
+    FetchJob,
+    FileManifest,
+    GuardianRequest,
+    Holding,
+    MailboxMessage,
+    Pin,
+    Post,
+    SuperPeer,
+)
 
 
 def _pretty(value: Any) -> str:
@@ -227,3 +237,67 @@ class PostAdmin(admin.ModelAdmin[Post]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(MailboxMessage)
+class MailboxMessageAdmin(admin.ModelAdmin[MailboxMessage]):
+    """What waits for peers who are away: read-only (an operator may delete, e.g. to free a
+    full quota; the sender's end sends again what still matters)."""
+
+    list_display = ["recipient", "body_kind", "sender", "size", "created_at", "expires_at"]
+    list_filter = ["kind"]
+    search_fields = ["recipient", "sender", "signer", "message_id"]
+    readonly_fields = [f.name for f in MailboxMessage._meta.fields]
+
+    @admin.display(description="message")
+    def body_kind(self, obj: MailboxMessage) -> str:
+        body = obj.envelope.get("body") if isinstance(obj.envelope, dict) else None
+        return str(body.get("kind", "?")) if isinstance(body, dict) else "?"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(GuardianRequest)
+class GuardianRequestAdmin(admin.ModelAdmin[GuardianRequest]):
+    """Recovery requests for identities a super-peer guards. Approve only when the person
+    asking has read out, on another channel, the code shown here."""
+
+    list_display = [
+        "for_peer",
+        "code_shown",
+        "state",
+        "decision",
+        "conflict",
+        "error",
+        "received_at",
+        "expires_at",
+        "guardian",
+    ]
+    list_filter = ["state", "conflict"]
+    search_fields = ["for_peer", "temp", "code", "request_id"]
+    readonly_fields = [f.name for f in GuardianRequest._meta.fields]
+    actions = ["approve", "refuse"]
+
+    @admin.display(description="verification code", ordering="code")
+    def code_shown(self, obj: GuardianRequest) -> str:
+        return f"{obj.code[:4]} {obj.code[4:]}"
+
+    @admin.action(description="Approve (the code was read out to you)")
+    def approve(self, request: HttpRequest, queryset: QuerySet[GuardianRequest]) -> None:
+        marked = services.guardian_decide(list(queryset), GuardianRequest.APPROVE)
+        self.message_user(request, f"approved {marked} request(s); the super-peer sends the shares")
+
+    @admin.action(description="Refuse")
+    def refuse(self, request: HttpRequest, queryset: QuerySet[GuardianRequest]) -> None:
+        marked = services.guardian_decide(list(queryset), GuardianRequest.REFUSE)
+        self.message_user(request, f"refused {marked} request(s)")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None  # the list and its actions; no edit form

@@ -12,7 +12,8 @@ from peers.peerjs.signaling import ServerAddress
 from peers.protocol.ticket import is_valid_community
 from peers.protocol.transfer import TransferOptions
 
-SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks")
+# "shard": it takes shard_msg frames for peers who are away (docs/superpeer.md "Mailboxes").
+SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard")
 AGENT = "swarm-superpeer/1"
 
 
@@ -28,6 +29,26 @@ def signal_address(url: str, key: str) -> ServerAddress:
     secure = parts.scheme in ("https", "wss")
     port = parts.port or (443 if secure else 80)
     return ServerAddress(parts.hostname, port, path=parts.path or "/", key=key, secure=secure)
+
+
+@dataclass(frozen=True)
+class MailboxLimits:
+    """What the mailbox holds (docs/superpeer.md "Mailboxes"): messages live at most
+    ``ttl_ms`` (less when their own expiry is sooner); counts per sender (the peer that
+    handed them in), per recipient and in all (in the database, shared by the super-peers
+    that share it)."""
+
+    ttl_ms: int = 7 * 86_400_000
+    per_sender: int = 128
+    per_recipient: int = 256
+    total: int = 20_000
+    upkeep_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if min(self.ttl_ms, self.per_sender, self.per_recipient, self.total) <= 0:
+            raise ConfigError("SWARM_SUPERPEER_MAILBOX_* limits must be positive")
+        if self.upkeep_s <= 0:
+            raise ConfigError("SWARM_SUPERPEER_MAILBOX_UPKEEP_S must be positive")
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,10 @@ class SuperPeerConfig:
     gossip_holding_ttl_ms: int = 600_000
     send_buffer: int = 1024 * 1024  # a connection gets chunks while its buffer is below this
     download: TransferOptions = field(default_factory=TransferOptions)
+    mailbox: MailboxLimits = field(default_factory=MailboxLimits)
+    # hold shares of identities for owners who choose it (docs/superpeer.md "The super-peer
+    # as a guardian"); off unless the operator allows it
+    guardian: bool = False
     use_channel_layer: bool = True
 
     def __post_init__(self) -> None:
@@ -94,6 +119,14 @@ class SuperPeerConfig:
             download=TransferOptions(
                 request_timeout_ms=int(settings.SWARM_SUPERPEER_REQUEST_TIMEOUT_S * 1000)
             ),
+            mailbox=MailboxLimits(
+                ttl_ms=settings.SWARM_SUPERPEER_MAILBOX_TTL_S * 1000,
+                per_sender=settings.SWARM_SUPERPEER_MAILBOX_PER_SENDER,
+                per_recipient=settings.SWARM_SUPERPEER_MAILBOX_PER_RECIPIENT,
+                total=settings.SWARM_SUPERPEER_MAILBOX_TOTAL,
+                upkeep_s=settings.SWARM_SUPERPEER_MAILBOX_UPKEEP_S,
+            ),
+            guardian=settings.SWARM_SUPERPEER_GUARDIAN,
             # The in-process layer cannot reach another process: sync from the database only.
             use_channel_layer="InMemory" not in backend,
         )

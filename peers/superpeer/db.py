@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -14,10 +15,24 @@ from django.utils import timezone
 
 from ops.models import Block
 from peers.protocol.encoding import b64url_decode, peer_id_for_key
-from peers.protocol.errors import ProtocolError
+from peers.protocol.errors import OVER_QUOTA, ProtocolError
 from peers.protocol.manifest import Manifest, verify_manifest
 from peers.protocol.posts import PostEntry
-from peers.superpeer.models import FetchJob, FileManifest, Holding, Pin, Post, SuperPeer
+from peers.superpeer.models import (
+    FetchJob,
+    FileManifest,
+    GuardianRequest,
+    GuardianState,
+    Holding,
+    MailboxMessage,
+    Pin,
+    Post,
+    SuperPeer,
+)
+
+if TYPE_CHECKING:
+    from .config import MailboxLimits
+    from .mailbox import Letter
 
 logger = logging.getLogger(__name__)
 
@@ -212,3 +227,130 @@ def store_post(entry: PostEntry) -> str:
     except IntegrityError:
         return "duplicate"
     return "stored"
+
+
+# --- mailboxes (docs/superpeer.md "Mailboxes") ---
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    stored: bool
+    code: str | None = None  # a refusal (over_quota), with its message
+    message: str = ""
+
+
+def mailbox_put(letter: Letter, limits: MailboxLimits, *, received_by: str, now: int) -> PutResult:
+    """Keep a verified message unless it is held already (``stored`` False, no code) or a
+    quota is full (``over_quota``: in all, for its sender, for its recipient; expired rows
+    awaiting the upkeep do not count). Several super-peers sharing the database may pass a
+    quota by the writes they make at the same moment."""
+    held = MailboxMessage.objects.filter(recipient=letter.recipient, message_id=letter.message_id)
+    if held.exists():
+        return PutResult(stored=False)
+    live = MailboxMessage.objects.filter(expires_at__gt=_at(now))
+    for count, limit, what in (
+        (live.count, limits.total, "the mailbox"),
+        (live.filter(sender=letter.sender).count, limits.per_sender, "this sender"),
+        (live.filter(recipient=letter.recipient).count, limits.per_recipient, "this recipient"),
+    ):
+        if count() >= limit:
+            return PutResult(False, OVER_QUOTA, f"{what} holds {limit} messages already")
+    try:
+        with transaction.atomic():
+            MailboxMessage.objects.create(
+                kind=letter.kind,
+                recipient=letter.recipient,
+                sender=letter.sender,
+                signer=letter.signer,
+                message_id=letter.message_id,
+                envelope=letter.envelope,
+                size=letter.size,
+                received_by=received_by,
+                expires_at=_at(letter.expires_at),
+            )
+    except IntegrityError:
+        return PutResult(stored=False)
+    return PutResult(stored=True)
+
+
+def mailbox_waiting(recipient: str, *, now: int, limit: int) -> list[tuple[str, Any]]:
+    """(message id, envelope) of what waits for ``recipient``, oldest first."""
+    rows = MailboxMessage.objects.filter(recipient=recipient, expires_at__gt=_at(now))
+    return list(rows.order_by("created_at", "id").values_list("message_id", "envelope")[:limit])
+
+
+def mailbox_delete(recipient: str, message_ids: list[str]) -> int:
+    rows = MailboxMessage.objects.filter(recipient=recipient, message_id__in=message_ids)
+    return rows.delete()[0]
+
+
+def mailbox_prune(*, now: int) -> int:
+    """Delete the messages whose time is over; how many."""
+    return MailboxMessage.objects.filter(expires_at__lte=_at(now)).delete()[0]
+
+
+def mailbox_recipients(peer_ids: list[str], *, now: int) -> set[str]:
+    """Those of ``peer_ids`` that have messages waiting."""
+    rows = MailboxMessage.objects.filter(recipient__in=peer_ids, expires_at__gt=_at(now))
+    return set(rows.values_list("recipient", flat=True).distinct())
+
+
+# --- the super-peer as a guardian (docs/superpeer.md "The super-peer as a guardian") ---
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    request_id: str
+    for_peer: str
+    temp: str
+    code: str
+    conflict: bool
+    state: str
+    received_at: int  # ms
+    expires_at: int  # ms
+
+
+def guardian_load(peer_id: str) -> dict[str, Any] | None:
+    row = GuardianState.objects.filter(peer_id=peer_id).first()
+    return row.snapshot if row is not None else None
+
+
+@transaction.atomic
+def guardian_save(
+    peer_id: str,
+    snapshot: dict[str, Any],
+    requests: list[RequestRow],
+    decided: dict[str, str],
+) -> None:
+    """Write the store's snapshot and its requests (an operator's decision is kept until the
+    super-peer applied it: ``decided`` maps the request ids it applied to an error, or "")."""
+    GuardianState.objects.update_or_create(peer_id=peer_id, defaults={"snapshot": snapshot})
+    rows = GuardianRequest.objects.filter(guardian=peer_id)
+    rows.exclude(request_id__in=[r.request_id for r in requests]).delete()
+    for r in requests:
+        GuardianRequest.objects.update_or_create(
+            guardian=peer_id,
+            request_id=r.request_id,
+            defaults={
+                "for_peer": r.for_peer,
+                "temp": r.temp,
+                "code": r.code,
+                "conflict": r.conflict,
+                "state": r.state,
+                "received_at": _at(r.received_at),
+                "expires_at": _at(r.expires_at),
+            },
+        )
+    for request_id, error in decided.items():
+        rows.filter(request_id=request_id).update(decision="", error=error[:200])
+
+
+def guardian_decisions(peer_id: str) -> list[tuple[str, str]]:
+    """(request id, ``approve`` | ``refuse``) the operator decided and the super-peer has
+    not applied yet."""
+    rows = GuardianRequest.objects.filter(guardian=peer_id).exclude(decision="")
+    return list(rows.order_by("received_at").values_list("request_id", "decision"))

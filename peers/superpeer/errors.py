@@ -17,3 +17,9 @@ BAD_CONTROL = "bad_control"
 
 class SuperPeerError(ProtocolError):
     """A refused input or operation of the super-peer; ``code`` is stable."""
+
+
+# Mailboxes (docs/superpeer.md "Mailboxes"); the shard module's codes are used as they are.
+MAILBOX_BUSY = "mailbox_busy"  # too many messages waiting for their database write
+NOT_GUARDIAN = "not_guardian"  # a shard message for the super-peer, which guards nobody
+GUARDIAN_BUSY = "guardian_busy"  # too many messages waiting for the super-peer's guardian store

@@ -180,3 +180,88 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author}#{self.seq}"
+
+
+class MailboxMessage(models.Model):
+    """A signed envelope held for a peer who is away (docs/superpeer.md "Mailboxes").
+
+    Only verified envelopes are stored; the super-peer sees the recipient, the sender, the
+    size and what the signed body says in clear (shares themselves are sealed). Super-peers
+    that share a database share one mailbox: whichever the recipient connects to delivers.
+    """
+
+    SHARD = "shard"  # one swarm/shard/v1 message (frame shard_msg)
+    KINDS = [(SHARD, "shard message")]
+
+    kind = models.CharField(max_length=16, choices=KINDS, default=SHARD)
+    recipient = models.CharField(max_length=33, db_index=True)
+    sender = models.CharField(max_length=33, db_index=True, help_text="the peer that handed it in")
+    signer = models.CharField(max_length=33, help_text="the peer id that signed the envelope")
+    message_id = models.CharField(max_length=43, help_text="base64url SHA-256 of its JCS")
+    envelope = models.JSONField()
+    size = models.IntegerField(help_text="bytes of canonical JSON")
+    received_by = models.CharField(max_length=33, blank=True, help_text="the super-peer")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "mailbox message"
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "message_id"], name="one_message_each")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id[:10]} for {self.recipient}"
+
+
+class GuardianState(models.Model):
+    """A super-peer's guardian store (shares it holds for owners), as its snapshot
+    (docs/superpeer.md "The super-peer as a guardian"); the shares are sealed to it."""
+
+    peer_id = models.CharField(max_length=33, unique=True)
+    snapshot = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "guardian store"
+
+    def __str__(self) -> str:
+        return f"guardian store of {self.peer_id}"
+
+
+class GuardianRequest(models.Model):
+    """A recovery request for an owner a super-peer guards, for the operator to decide.
+
+    The super-peer writes it (with the verification code the owner reads out); the admin
+    sets ``decision``; the super-peer applies it at its next sync and writes ``state``."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    STATES = [(PENDING, "pending"), (APPROVED, "approved"), (REFUSED, "refused")]
+    APPROVE = "approve"
+    REFUSE = "refuse"
+    DECISIONS = [("", "none"), (APPROVE, "approve"), (REFUSE, "refuse")]
+
+    guardian = models.CharField(max_length=33, db_index=True, help_text="the super-peer")
+    request_id = models.CharField(max_length=43)
+    for_peer = models.CharField(max_length=33, help_text="the identity to recover")
+    temp = models.CharField(max_length=33, help_text="the new device's temporary identity")
+    code = models.CharField(max_length=8, help_text="the verification code")
+    conflict = models.BooleanField(default=False, help_text="another request shows this code")
+    state = models.CharField(max_length=8, choices=STATES, default=PENDING)
+    decision = models.CharField(max_length=8, choices=DECISIONS, blank=True)
+    error = models.CharField(max_length=200, blank=True, help_text="why a decision failed")
+    received_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "recovery request"
+        constraints = [
+            models.UniqueConstraint(fields=["guardian", "request_id"], name="one_request_each")
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery of {self.for_peer} ({self.code})"

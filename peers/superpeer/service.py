@@ -38,8 +38,16 @@ from peers.protocol.node_actions import (
     Send,
 )
 from peers.protocol.posts import verify_post
+from peers.protocol.shard import KIND_RECOVER_REQ, parse_message
 from peers.protocol.ticket import make_ticket, verify_ticket
-from peers.protocol.wire import MAX_FRAME_BYTES, ChunkReq, ContentFrame, Have, ManifestReq
+from peers.protocol.wire import (
+    MAX_FRAME_BYTES,
+    ChunkReq,
+    ContentFrame,
+    Have,
+    ManifestReq,
+    ShardMsg,
+)
 from peers.protocol.wire import Manifest as ManifestFrame
 from shared import identity
 from shared.clock import now_ms
@@ -48,8 +56,10 @@ from shared.db import db_sync_to_async
 from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
 from .fetcher import Fetcher
+from .guardian import REQUEST_TOPIC, SuperPeerGuardian
 from .holder import Holder
 from .holdings import HoldingsIndex
+from .mailbox import Mailbox
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
 from .supervision import Supervisor
@@ -73,6 +83,10 @@ MAX_GOSSIP_HINTS = 4  # gossiped holders of a file dialed first when a fetch job
 
 def _check_post(data: Any, now: int) -> None:
     verify_post(data, now=now)
+
+
+def _check_recover_request(data: Any, now: int) -> None:
+    parse_message(data, now=now, kind=KIND_RECOVER_REQ)
 
 
 class Outbox:
@@ -148,6 +162,26 @@ class SuperPeerService:
         self.gossip_adverts = GossipAdverts(ttl_ms=config.gossip_holding_ttl_ms)
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # shard messages held for peers who are away (docs/superpeer.md "Mailboxes")
+        self.mailbox = Mailbox(
+            self.peer_id,
+            config.mailbox,
+            send=self._send_content,
+            violation=self._conn_violation,
+            spawn=self.spawn,
+            clock=now_ms,
+            local=self._for_guardian if config.guardian else None,
+        )
+        # shares of other identities, if the operator allows it
+        self.guardian: SuperPeerGuardian | None = None
+        if config.guardian:
+            self.guardian = SuperPeerGuardian(
+                self.key,
+                post=self.mailbox.post,
+                publish=self._publish,
+                spawn=self.spawn,
+                clock=now_ms,
+            )
 
     # --- lifecycle ---
 
@@ -170,6 +204,8 @@ class SuperPeerService:
                 scan.temp_removed,
             )
         self.index.load(scan.chunks)
+        if self.guardian is not None:
+            await self.guardian.load()
         self.scan_report = scan.as_json()
         for held in await db_sync_to_async(db.load_holdings)(self.peer_id):
             self.holder.add_manifest(held.manifest, pinned=held.pinned, stored_at=held.stored_at_ms)
@@ -253,8 +289,10 @@ class SuperPeerService:
         node.add_seeds([s for s in self.config.seeds if s != self.peer_id], now)
         # A post that does not verify is neither kept nor passed on.
         node.gossip_checks[POST_TOPIC] = _check_post
-        # Nor is a replica advert of the wrong shape (docs/protocol.md "Gossip topics").
+        # Nor is a replica advert of the wrong shape (docs/protocol.md "Gossip topics"),
+        # nor a recovery request that does not verify.
         node.gossip_checks[HAVE_TOPIC] = check_have_gossip
+        node.gossip_checks[REQUEST_TOPIC] = _check_recover_request
         return node
 
     def new_ticket(self, now: int) -> dict[str, Any]:
@@ -334,6 +372,7 @@ class SuperPeerService:
             if outbox is not None:
                 outbox.task.cancel()
             gone = self.holder.closed(conn_id)
+            self.mailbox.peer_closed(conn_id)
             if gone is not None:
                 self.fetcher.peer_gone(gone, now_ms())
                 self.pump()
@@ -374,7 +413,12 @@ class SuperPeerService:
             if conn is not None:
                 self.holder.opened(action.conn_id, action.peer_id, conn)
                 self.fetcher.peer_connected(action.peer_id, now)
+            self.mailbox.peer_opened(action.conn_id, action.peer_id, action.caps)
+            if self.guardian is not None and "shard" in action.caps:
+                self.spawn(self.guardian.owner_connected(action.peer_id), "guardian-receipts")
+                self.guardian.announce(now, new_peer=True)
         elif isinstance(action, Closed):
+            self.mailbox.peer_closed(action.conn_id)
             gone = self.holder.closed(action.conn_id)
             if gone is not None:
                 self.fetcher.peer_gone(gone, now)
@@ -385,6 +429,8 @@ class SuperPeerService:
                 self._post_delivered(action.message.data, now)
             elif action.message.topic == HAVE_TOPIC:
                 self._have_gossip(action.message.origin, action.message, now)
+            elif action.message.topic == REQUEST_TOPIC and isinstance(action.message.data, dict):
+                self._for_guardian(action.message.data, now)
         elif isinstance(action, Event):
             level = logging.WARNING if action.level in ("warn", "error") else logging.DEBUG
             logger.log(
@@ -413,6 +459,8 @@ class SuperPeerService:
             self.holder.on_manifest_req(conn_id, frame)
         elif isinstance(frame, ChunkReq):
             self.holder.on_chunk_req(conn_id, frame.manifest, frame.index, frame.chunk)
+        elif isinstance(frame, ShardMsg):
+            self.mailbox.received(conn_id, peer_id, frame, now)
         else:
             self.fetcher.on_frame(peer_id, frame, now)
 
@@ -434,6 +482,20 @@ class SuperPeerService:
         sent = self.node.send_content(conn_id, frame)
         self._schedule_pump()
         return sent
+
+    def _for_guardian(self, envelope: dict[str, Any], now: int) -> None:
+        if self.guardian is not None:
+            self.guardian.take(envelope, now)
+
+    def _publish(self, topic: str, data: object) -> None:
+        if self.node is not None:
+            self.node.publish(topic, data, now_ms())
+            self._schedule_pump()
+
+    def _conn_violation(self, conn_id: str, code: str, message: str) -> None:
+        if self.node is not None:
+            self.node.content_violation(conn_id, code, message, now_ms())
+            self._schedule_pump()
 
     def _penalize(self, peer_id: str, code: str, message: str) -> None:
         if self.node is None:

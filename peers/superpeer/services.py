@@ -24,7 +24,7 @@ from peers.protocol.replication.model import FetchJob as PlannedJob
 
 from .control import group_for, sync_message
 from .errors import BAD_MANIFEST_ID, BAD_PEER_ID, SuperPeerError
-from .models import FetchJob, Pin
+from .models import FetchJob, GuardianRequest, Pin
 
 logger = logging.getLogger(__name__)
 
@@ -129,3 +129,18 @@ def superpeer_cancel_fetch(cancel: CancelJob) -> None:
         manifest_id=cancel.manifest_id, peer_id=cancel.fetcher, source=Pin.REPLICATION
     ).delete()
     notify(cancel.fetcher, cancel_message(cancel))
+
+
+@transaction.atomic
+def guardian_decide(requests: list[GuardianRequest], decision: str) -> int:
+    """The operator approves (``approve``) or refuses (``refuse``) recovery requests a
+    super-peer guards; it applies the decision at its next sync (told at once). Requests
+    already decided are left as they are; returns how many were marked."""
+    if decision not in (GuardianRequest.APPROVE, GuardianRequest.REFUSE):
+        raise ValueError(f"not a decision: {decision!r}")
+    pending = [r for r in requests if r.state == GuardianRequest.PENDING]
+    for request in pending:
+        GuardianRequest.objects.filter(pk=request.pk).update(decision=decision, error="")
+    for guardian in sorted({r.guardian for r in pending}):
+        notify(guardian, sync_message())
+    return len(pending)

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
     from .config import SuperPeerConfig
     from .fetcher import Fetcher, Job
+    from .guardian import SuperPeerGuardian
     from .holder import Holder
     from .holdings import HoldingsIndex
+    from .mailbox import Mailbox
     from .relay import AdvertRelay, GossipAdverts
 
 
@@ -47,6 +49,8 @@ class Supervised(Protocol):
     index: HoldingsIndex
     relay: AdvertRelay
     gossip_adverts: GossipAdverts
+    mailbox: Mailbox
+    guardian: SuperPeerGuardian | None
     blocked: set[str]
     started_at: int  # ms
     posts_stored: int
@@ -92,6 +96,7 @@ class Supervisor:
             spawn(self._every(self.config.announce_s, self.announce), "announce"),
             spawn(self._sync_loop(), "sync"),
             spawn(self._every(self.config.status_s, self.persist), "status"),
+            spawn(self._every(self.config.mailbox.upkeep_s, self.mailbox_upkeep), "mailbox"),
         ]
         if self.config.use_channel_layer:
             self._tasks.append(spawn(self._control_loop(), "control"))
@@ -122,6 +127,14 @@ class Supervisor:
             service.node.tick(now)
         service.fetcher.tick(now)
         service.pump()
+
+    async def mailbox_upkeep(self) -> None:
+        service = self.service
+        await service.mailbox.upkeep()
+        if service.guardian is not None:
+            await service.guardian.upkeep()
+            if service.mailbox.peers:  # someone hears it (gossip is not stored)
+                service.guardian.announce(now_ms())
 
     def advertise(self) -> None:
         self.service.holder.advertise_changes()
@@ -198,6 +211,8 @@ class Supervisor:
             for peer_id in service.blocked - blocked:
                 node.unblock(peer_id)
         service.blocked = blocked
+        if service.guardian is not None:  # approvals and refusals made in the admin
+            await service.guardian.apply_decisions()
         service.pump()
 
     # --- control messages ---
@@ -358,6 +373,9 @@ class Supervisor:
         }
         stats["posts_stored"] = service.posts_stored
         stats["posts_dropped"] = service.posts_dropped
+        stats["mailbox"] = service.mailbox.stats.as_json()
+        if service.guardian is not None:
+            stats["guardian"] = service.guardian.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {

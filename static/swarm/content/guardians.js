@@ -29,7 +29,7 @@ import {
 import { combineShares, sameSet, shareInfo, splitSeed } from "../protocol/shares.js";
 
 export const SHARD_CAP = "shard"; // hello capability: this peer takes shard_msg frames
-export const RELAY_CAP = "superpeer"; // super-peers keep shard_msg frames for peers not connected
+export const RELAY_CAP = "superpeer"; // with SHARD_CAP: keeps shard_msg frames for peers not connected (mailbox)
 export const TOPIC_SHARD_REQ = "shard-req";
 export const REPUBLISH_MS = 5 * 60_000; // gossip ages out after 10 minutes
 const TICK_MS = 30_000;
@@ -417,12 +417,14 @@ export class GuardianService extends EventTarget {
     });
   }
 
-  /** Send one message to `to`: directly when connected, else through connected super-peers. */
+  /** Send one message to `to`: directly when connected, else through connected super-peers with mailboxes. */
   #deliver(to, envelope) {
     const frame = { t: "shard_msg", to, msg: envelope };
     if (this.caps.get(to)?.includes(SHARD_CAP) && this.peer.send(to, frame)) return "direct";
     let relayed = 0;
-    for (const [id, caps] of this.caps) if (id !== to && caps.includes(RELAY_CAP) && this.peer.send(id, frame)) relayed += 1;
+    for (const [id, caps] of this.caps) {
+      if (id !== to && caps.includes(RELAY_CAP) && caps.includes(SHARD_CAP) && this.peer.send(id, frame)) relayed += 1;
+    }
     return relayed > 0 ? "relayed" : "waiting";
   }
 

@@ -1,6 +1,5 @@
 // The status UI: indicator (#swarm-status, DESIGN section 9), peers and approval queue,
 // controls, identity, diagnostics feed and charts. Reads a SwarmPeer; all DOM lives here.
-import uPlot from "uplot";
 
 import { BAD_BACKUP, exportIdentity, IdentityError, importIdentity, MAX_BACKUP_CHARS, readBackup } from "../adapters/identity.js";
 
@@ -73,7 +72,8 @@ export class SwarmUI {
     $("mesh-target").textContent = `target ${peer.config.mesh.target} · max ${peer.config.mesh.max}`;
     this.#controls();
     this.#feed();
-    this.#charts();
+    // uPlot (145 KB) is fetched after the page has started: nothing waits for the charts.
+    import("uplot").then(({ default: uPlot }) => this.#charts(uPlot));
     peer.addEventListener("change", () => this.render());
     peer.addEventListener("sample", () => this.#updateCharts());
     setInterval(() => this.render(), REFRESH_MS);
@@ -296,7 +296,8 @@ export class SwarmUI {
     redraw();
   }
 
-  #charts() {
+  #charts(uPlot) {
+    this.uPlot = uPlot;
     const axis = { stroke: "#8b95a7", grid: { stroke: "rgba(139,149,167,0.15)" }, ticks: { stroke: "rgba(139,149,167,0.3)" } };
     const size = (node) => ({ width: Math.max(240, node.clientWidth), height: 160 });
     const peersNode = $("chart-peers");
@@ -314,6 +315,7 @@ export class SwarmUI {
     this.latencyNode = $("chart-latency");
     this.latencyUrls = [];
     this.#buildLatencyChart();
+    this.#updateCharts();
     addEventListener("resize", () => {
       this.peersChart.setSize(size(peersNode));
       this.latencyChart.setSize(size(this.latencyNode));
@@ -324,7 +326,7 @@ export class SwarmUI {
     const colors = ["#60a5fa", "#f59e0b", "#f472b6", "#a78bfa"];
     const axis = { stroke: "#8b95a7", grid: { stroke: "rgba(139,149,167,0.15)" }, ticks: { stroke: "rgba(139,149,167,0.3)" } };
     this.latencyChart?.destroy();
-    this.latencyChart = new uPlot(
+    this.latencyChart = new this.uPlot(
       {
         width: Math.max(240, this.latencyNode.clientWidth),
         height: 160,
@@ -348,6 +350,7 @@ export class SwarmUI {
   }
 
   #updateCharts() {
+    if (!this.peersChart) return; // not loaded yet
     const s = this.peer.metrics.series;
     this.peersChart.setData([s.t, s.peers]);
     const urls = [...s.latency.keys()];
