@@ -361,7 +361,10 @@ def test_admin_login_locks_out_the_guessing_address_only(
 async def test_paths_out_of_static_are_404(web: tuple[Server, Server], path: str) -> None:
     server, _ = web
     reader, writer = await abuse.open_from(server.port, ATTACKER)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: abuse\r\nConnection: close\r\n\r\n".encode())
+    # A host the server accepts: the answer is about the path (a disallowed Host is a 400).
+    host = f"127.0.0.1:{server.port}"
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     raw = await asyncio.wait_for(reader.read(), timeout=10)
     writer.close()
     assert raw.startswith(b"HTTP/1.1 404 "), raw[:200]
+    assert b"DJANGO_SETTINGS_MODULE" not in raw  # manage.py's text never leaks
