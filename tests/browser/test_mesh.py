@@ -317,7 +317,7 @@ def test_approval_queue_holds_a_new_peer_until_approved(swarm: Swarm) -> None:
     newcomer_id = peer_id(newcomer)
     # Beacon and capsule servers are down by now and the newcomer has no cache: give it the
     # gate as a seed peer (what SWARM_SEED_PEERS does for every page).
-    newcomer.wait_for_function("() => window.swarm.signaling.state === 'open'")
+    newcomer.wait_for_function("() => window.swarm?.signaling?.state === 'open'")
     newcomer.evaluate("(id) => { window.swarm.node.addSeeds([id], Date.now()); }", peer_id(gate))
     gate.wait_for_selector(f'#approval-queue li[data-peer-id="{newcomer_id}"]', timeout=20_000)
     assert newcomer_id not in peers_of(gate)
