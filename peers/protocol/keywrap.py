@@ -149,7 +149,7 @@ def wrap_file_key(
     public = check_x25519_public(recipient_key)
     ephemeral = X25519PrivateKey.generate() if ephemeral is None else ephemeral
     epk = x25519_public(ephemeral)
-    aes_key, nonce = _derive(ephemeral.exchange(public), epk, recipient_key)
+    aes_key, nonce = derive_aead(ephemeral.exchange(public), epk, recipient_key)
     ct = AESGCM(aes_key).encrypt(nonce, file_key, _aad(file_id, recipient))
     return {
         "v": WRAP_VERSION,
@@ -196,15 +196,19 @@ def unwrap_file_key(
         shared = private_key.exchange(X25519PublicKey.from_public_bytes(epk))
     except ValueError as exc:
         raise ProtocolError(BAD_WRAPPED_KEY, "epk is of small order") from exc
-    aes_key, nonce = _derive(shared, epk, x25519_public(private_key))
+    aes_key, nonce = derive_aead(shared, epk, x25519_public(private_key))
     try:
         return AESGCM(aes_key).decrypt(nonce, ct, _aad(wrapped["file_id"], to))
     except InvalidTag as exc:
         raise ProtocolError(DECRYPT_FAILED, "wrapped key does not open with this key") from exc
 
 
-def _derive(shared: bytes, epk: bytes, recipient_key: bytes) -> tuple[bytes, bytes]:
-    okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=epk + recipient_key, info=WRAP_INFO)
+def derive_aead(
+    shared: bytes, epk: bytes, recipient_key: bytes, info: bytes = WRAP_INFO
+) -> tuple[bytes, bytes]:
+    """AES-256-GCM key and nonce from an X25519 shared secret: HKDF-SHA256(ikm=shared,
+    salt=epk || recipient_pk, info, L=44). Wrapped keys and sealed values differ by ``info``."""
+    okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=epk + recipient_key, info=info)
     material = okm.derive(shared)
     return material[:32], material[32:]
 

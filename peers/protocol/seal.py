@@ -16,14 +16,12 @@ The sealed value is ``epk (32 bytes) || ciphertext (len(data) + 16 bytes)``.
 from __future__ import annotations
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .encoding import PEER_ID_RE
 from .errors import BAD_SEALED, DECRYPT_FAILED, ProtocolError
-from .keywrap import X25519_BYTES, check_x25519_public, x25519_public
+from .keywrap import X25519_BYTES, check_x25519_public, derive_aead, x25519_public
 
 SEAL_INFO = b"swarm/seal/v1"
 MAX_SEALED_DATA = 1024
@@ -51,7 +49,7 @@ def seal(
     public = check_x25519_public(recipient_key)
     ephemeral = X25519PrivateKey.generate() if ephemeral is None else ephemeral
     epk = x25519_public(ephemeral)
-    key, nonce = _derive(ephemeral.exchange(public), epk, recipient_key)
+    key, nonce = derive_aead(ephemeral.exchange(public), epk, recipient_key, SEAL_INFO)
     return epk + AESGCM(key).encrypt(nonce, data, aad)
 
 
@@ -69,17 +67,11 @@ def open_sealed(
         shared = private_key.exchange(X25519PublicKey.from_public_bytes(epk))
     except ValueError as exc:
         raise ProtocolError(BAD_SEALED, "the ephemeral key is of small order") from exc
-    key, nonce = _derive(shared, epk, x25519_public(private_key))
+    key, nonce = derive_aead(shared, epk, x25519_public(private_key), SEAL_INFO)
     try:
         return AESGCM(key).decrypt(nonce, sealed[X25519_BYTES:], aad)
     except InvalidTag as exc:
         raise ProtocolError(DECRYPT_FAILED, "the sealed value does not open here") from exc
-
-
-def _derive(shared: bytes, epk: bytes, recipient_key: bytes) -> tuple[bytes, bytes]:
-    okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=epk + recipient_key, info=SEAL_INFO)
-    material = okm.derive(shared)
-    return material[:32], material[32:]
 
 
 def _aad(recipient: str, context: str) -> bytes:
