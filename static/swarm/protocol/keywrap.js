@@ -112,12 +112,14 @@ export async function verifyKeyAnnouncement(envelope, { now = null, skewMs = CLO
   return { peerId: body.peer_id, x25519, createdAt: body.created_at, envelope };
 }
 
-async function derive(shared, epk, recipientKey) {
+// AES-256-GCM key and nonce from an X25519 shared secret: HKDF-SHA256(shared, salt = epk ||
+// recipient key, info, 44 bytes). Wrapped keys and sealed values differ by `info`.
+export async function deriveAead(shared, epk, recipientKey, info = WRAP_INFO) {
   const salt = new Uint8Array(epk.length + recipientKey.length);
   salt.set(epk);
   salt.set(recipientKey, epk.length);
   const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveBits"]);
-  const params = { name: "HKDF", hash: "SHA-256", salt, info: utf8.encode(WRAP_INFO) };
+  const params = { name: "HKDF", hash: "SHA-256", salt, info: utf8.encode(info) };
   const okm = new Uint8Array(await crypto.subtle.deriveBits(params, ikm, 44 * 8));
   const key = await crypto.subtle.importKey("raw", okm.subarray(0, 32), "AES-GCM", false, ["encrypt", "decrypt"]);
   return { key, nonce: okm.slice(32, 44) };
@@ -136,7 +138,7 @@ export async function wrapFileKey(fileKey, { fileId, recipient, recipientKey, ep
   await checkX25519Public(recipientKey);
   const eph = ephemeral ?? (await generateKeyAgreementPair());
   const shared = await deriveShared(eph.privateKey, recipientKey, BAD_KEY);
-  const { key, nonce } = await derive(shared, eph.publicKey, recipientKey);
+  const { key, nonce } = await deriveAead(shared, eph.publicKey, recipientKey);
   const params = { name: "AES-GCM", iv: nonce, additionalData: aad(fileId, recipient) };
   const ct = new Uint8Array(await crypto.subtle.encrypt(params, key, fileKey));
   return { v: WRAP_VERSION, alg: WRAP_ALG, file_id: fileId, to: recipient, epk: b64urlEncode(eph.publicKey), ct: b64urlEncode(ct) };
@@ -170,7 +172,7 @@ export async function unwrapFileKey(wrapped, { keyPair, peerId, fileId = null })
   }
   const epk = b64urlDecode(wrapped.epk, "epk", BAD_WRAPPED_KEY);
   const shared = await deriveShared(keyPair.privateKey, epk, BAD_WRAPPED_KEY);
-  const { key, nonce } = await derive(shared, epk, keyPair.publicKey);
+  const { key, nonce } = await deriveAead(shared, epk, keyPair.publicKey);
   const params = { name: "AES-GCM", iv: nonce, additionalData: aad(wrapped.file_id, wrapped.to) };
   try {
     return new Uint8Array(await crypto.subtle.decrypt(params, key, ct));

@@ -4,7 +4,7 @@
 // "swarm/seal/v1", aad "swarm/seal/v1\n" + recipient + "\n" + context; sealed = epk || ct.
 import { PEER_ID_RE, utf8 } from "./encoding.js";
 import { BAD_SEALED, DECRYPT_FAILED, ProtocolError } from "./errors.js";
-import { checkX25519Public, deriveShared, generateKeyAgreementPair } from "./keywrap.js";
+import { checkX25519Public, deriveAead, deriveShared, generateKeyAgreementPair } from "./keywrap.js";
 
 export const SEAL_INFO = "swarm/seal/v1";
 export const MAX_SEALED_DATA = 1024;
@@ -24,17 +24,6 @@ function aad(recipient, context) {
   return utf8.encode(`${SEAL_INFO}\n${recipient}\n${context}`);
 }
 
-async function derive(shared, epk, recipientKey) {
-  const salt = new Uint8Array(epk.length + recipientKey.length);
-  salt.set(epk);
-  salt.set(recipientKey, epk.length);
-  const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveBits"]);
-  const params = { name: "HKDF", hash: "SHA-256", salt, info: utf8.encode(SEAL_INFO) };
-  const okm = new Uint8Array(await crypto.subtle.deriveBits(params, ikm, 44 * 8));
-  const key = await crypto.subtle.importKey("raw", okm.subarray(0, 32), "AES-GCM", false, ["encrypt", "decrypt"]);
-  return { key, nonce: okm.slice(32, 44) };
-}
-
 /**
  * Seal 1..1024 bytes for peer `recipient` whose X25519 public key is `recipientKey` (raw).
  * `ephemeral` ({privateKey, publicKey}) is for test vectors only: reusing it reuses the nonce.
@@ -47,7 +36,7 @@ export async function seal(data, { recipient, recipientKey, context, ephemeral =
   await checkX25519Public(recipientKey);
   const eph = ephemeral ?? (await generateKeyAgreementPair());
   const shared = await deriveShared(eph.privateKey, recipientKey, BAD_SEALED);
-  const { key, nonce } = await derive(shared, eph.publicKey, recipientKey);
+  const { key, nonce } = await deriveAead(shared, eph.publicKey, recipientKey, SEAL_INFO);
   const ct = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData }, key, /** @type {BufferSource} */ (data)));
   const out = new Uint8Array(X25519_BYTES + ct.length);
   out.set(eph.publicKey);
@@ -63,7 +52,7 @@ export async function openSealed(sealed, { keyPair, recipient, context }) {
   const additionalData = aad(recipient, context);
   const epk = sealed.slice(0, X25519_BYTES);
   const shared = await deriveShared(keyPair.privateKey, epk, BAD_SEALED);
-  const { key, nonce } = await derive(shared, epk, keyPair.publicKey);
+  const { key, nonce } = await deriveAead(shared, epk, keyPair.publicKey, SEAL_INFO);
   try {
     return new Uint8Array(
       await crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce, additionalData }, key, /** @type {BufferSource} */ (sealed.subarray(X25519_BYTES))),
