@@ -31,7 +31,14 @@ from peers.protocol.envelope import (
 from peers.protocol.keywrap import x25519_from_identity_seed, x25519_public
 from peers.protocol.signal_token import make_signal_token
 from peers.protocol.ticket import make_ticket, make_withdrawal
-from scripts import content_vectors, post_vectors, shard_vectors, share_vectors, transfer_vectors
+from scripts import (
+    content_vectors,
+    mail_vectors,
+    post_vectors,
+    shard_vectors,
+    share_vectors,
+    transfer_vectors,
+)
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 NOW = 1_800_000_000_000  # fixed "current time" (ms) for every time-dependent vector
@@ -470,6 +477,7 @@ def files() -> dict[str, Any]:
         "transfer.json": transfer_vectors.transfer_vectors(),
         "shares.json": share_vectors.share_vectors(),
         "shard.json": shard_vectors.shard_vectors(),
+        "mail.json": mail_vectors.mail_vectors(),
     }
 
 

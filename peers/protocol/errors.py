@@ -84,3 +84,7 @@ CODE_CONFLICT = "code_conflict"
 SET_MISMATCH = "set_mismatch"
 SEED_MISMATCH = "seed_mismatch"
 COMBINE_FAILED = "combine_failed"
+# Mail (docs/protocol.md "Mail"); decrypt_failed and bad_sealed come from sealing.
+MAIL_TOO_LARGE = "mail_too_large"
+BAD_MAIL = "bad_mail"
+BAD_RECIPIENT = "bad_recipient"

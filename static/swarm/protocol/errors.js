@@ -70,3 +70,7 @@ export const CODE_CONFLICT = "code_conflict";
 export const SET_MISMATCH = "set_mismatch";
 export const SEED_MISMATCH = "seed_mismatch";
 export const COMBINE_FAILED = "combine_failed";
+// Mail (docs/protocol.md "Mail"); decrypt_failed and bad_sealed come from sealing.
+export const MAIL_TOO_LARGE = "mail_too_large";
+export const BAD_MAIL = "bad_mail";
+export const BAD_RECIPIENT = "bad_recipient";
