@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
 from peers.protocol.keywrap import x25519_public
+from peers.protocol.mail import make_ack, make_mail
 from peers.protocol.posts import entry_hash, make_post
 from peers.protocol.shard import make_revoke, make_share
 from peers.protocol.ticket import make_ticket
@@ -192,6 +193,21 @@ def shard_share() -> dict[str, Any]:
     )
 
 
+def mail_mail() -> dict[str, Any]:
+    """A mail (swarm/mail/v1) from Alice to Bob, sealed with fixed keys."""
+    bob_x = X25519PrivateKey.from_private_bytes(h("bob/x25519"))
+    return make_mail(
+        ALICE,
+        to=pid(BOB),
+        to_key=x25519_public(bob_x),
+        topic="wrapped-key",
+        data={"manifest": did("manifest-0")},
+        created_at=NOW - 1000,
+        id=did("mail")[:21] + "A",
+        ephemeral=X25519PrivateKey.from_private_bytes(h("wire/mail-ephemeral")),
+    )
+
+
 def valid_frames() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -289,6 +305,9 @@ def valid_frames() -> list[dict[str, Any]]:
     add("shard_msg_share", {"t": "shard_msg", "to": pid(BOB), "msg": shard_share()})
     revoke = make_revoke(ALICE, set_id=did("set")[:21] + "A", issued_at=NOW)
     add("shard_msg_revoke", {"t": "shard_msg", "to": pid(CAROL), "msg": revoke})
+    add("mail_mail", {"t": "mail", "to": pid(BOB), "msg": mail_mail()})
+    ack = make_ack(BOB, to=pid(ALICE), ids=[did("mail")[:21] + "A"], acked_at=NOW)
+    add("mail_ack", {"t": "mail", "to": pid(ALICE), "msg": ack})
     add("bye", {"t": "bye", "reason": "mesh_full"})
     # Receivers accept any field order and any integer/string width (not only the shortest).
     add(
@@ -522,6 +541,15 @@ def invalid_frames() -> list[dict[str, Any]]:
     with_bin["body"]["sealed"] = b"\x00" * 64
     bad("shard_msg_msg_with_binary", {**sm, "msg": with_bin}, "bad_frame")
     bad("shard_msg_extra_field", {**sm, "ttl": 3}, "bad_frame")
+    # mail
+    mm = {"t": "mail", "to": pid(BOB), "msg": mail_mail()}
+    bad("mail_missing_to", {"t": "mail", "msg": mm["msg"]}, "bad_frame")
+    bad("mail_missing_msg", {"t": "mail", "to": pid(BOB)}, "bad_frame")
+    bad("mail_to_malformed", {**mm, "to": "bob"}, "bad_frame")
+    bad("mail_msg_string", {**mm, "msg": "mail"}, "bad_frame")
+    bad("mail_msg_nil", {**mm, "msg": None}, "bad_frame")
+    bad("mail_msg_list", {**mm, "msg": [mm["msg"]]}, "bad_frame")
+    bad("mail_extra_field", {**mm, "via": pid(CAROL)}, "bad_frame")
     # bye
     bad("bye_reason_upper_case", {"t": "bye", "reason": "Full"}, "bad_frame")
     bad("bye_reason_empty", {"t": "bye", "reason": ""}, "bad_frame")

@@ -352,6 +352,17 @@ class ShardMsg(_Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class Mail(_Frame):
+    """One signed ``swarm/mail/v1`` message (a mail or an ack) for peer ``to``
+    (docs/protocol.md "Mail"); its size, signature and fields are checked by the mail layer."""
+
+    to: str
+    msg: JsonObject
+    t: ClassVar[str] = "mail"
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("to", _peer_id), Field("msg", envelope))
+
+
+@dataclass(frozen=True, slots=True)
 class Bye(_Frame):
     reason: str
     t: ClassVar[str] = "bye"
@@ -374,9 +385,11 @@ Frame = (
     | SyncSummary
     | SyncEntries
     | ShardMsg
+    | Mail
     | Bye
 )
-# Frames the node hands to the content layer (files, post sync, guardians) instead of handling.
+# Frames the node hands to the content layer (files, post sync, guardians, mail) instead of
+# handling.
 ContentFrame = (
     Have
     | ManifestReq
@@ -387,6 +400,7 @@ ContentFrame = (
     | SyncSummary
     | SyncEntries
     | ShardMsg
+    | Mail
 )
 CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     Have,
@@ -398,6 +412,7 @@ CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     SyncSummary,
     SyncEntries,
     ShardMsg,
+    Mail,
 )
 _ALL_FRAMES: tuple[type[_Frame], ...] = (
     Hello,

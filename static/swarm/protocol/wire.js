@@ -223,6 +223,12 @@ const FRAMES = {
     ["to", peerId, true],
     ["msg", envelope, true],
   ],
+  // One signed swarm/mail/v1 message (a mail or an ack) for peer `to` (docs/protocol.md
+  // "Mail"); its size, signature and fields are checked by the mail layer.
+  mail: [
+    ["to", peerId, true],
+    ["msg", envelope, true],
+  ],
   bye: [["reason", str(REASON_RE), true]],
 };
 
