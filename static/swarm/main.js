@@ -11,6 +11,9 @@ import { GuardiansUI } from "./ui/guardians.js";
 import { FileService } from "./content/files.js";
 import { DownloadPanel, FilesUI } from "./ui/files.js";
 import { KeyShare } from "./content/keyshare.js";
+import { MailService } from "./content/mail.js";
+import { OutboxService } from "./content/outbox.js";
+import { OutboxUI } from "./ui/outbox.js";
 import { SwarmPeer } from "./adapters/peer.js";
 import { openStore } from "./adapters/store.js";
 import { SwarmUI } from "./ui/status.js";
@@ -56,6 +59,8 @@ async function main() {
     peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
     peer.posts = await new PostService({ peer, store: content }).start(settings);
     peer.guardians = await new GuardianService({ peer, store: content, keys: peer.keys, onRecovered: (id) => onRestored(id) }).start();
+    peer.mail = await new MailService({ peer, store: content, keys: peer.keys }).start();
+    peer.outbox = await new OutboxService({ peer, store: content, mail: peer.mail, keys: peer.keys, files: peer.files, posts: peer.posts }).start();
   };
   // After a restore (backup or guardians) the other tabs and this one reload as that peer.
   const onRestored = (peerId) => {
@@ -70,7 +75,8 @@ async function main() {
     return;
   }
   new SwarmUI(peer, { onRestored }).mount();
-  new FilesUI({ peer, files: peer.files, keys: peer.keys }).mount();
+  new FilesUI({ peer, files: peer.files, keys: peer.keys, outbox: peer.outbox }).mount();
+  new OutboxUI({ outbox: peer.outbox }).mount();
   new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
   new GuardiansUI({ peer, guardians: peer.guardians }).mount();
   const panel = document.getElementById("download");

@@ -2,7 +2,8 @@ import { unwrap } from "idb";
 
 // What the content layer keeps (IndexedDB through idb, the stores created by store.js):
 // file records (manifest, key, state), encrypted chunks addressed by chunk id, post entries,
-// peers' X25519 key announcements, this peer's own X25519 key, the guardian and recovery state. Without IndexedDB the same
+// peers' X25519 key announcements, this peer's own X25519 key, the guardian and recovery state,
+// the outbox and the ids of mail already handled. Without IndexedDB the same
 // interface keeps everything in memory for the life of the tab.
 
 export const OWN_XKEY = "xkey"; // key of this peer's X25519 pair in the identity store
@@ -56,7 +57,17 @@ export class ContentStore {
     // request (a 64 MiB transfer makes ~4,000 requests on each side).
     this.raw = db ? unwrap(db) : null;
     this.persistent = db !== null;
-    if (!db) this.mem = { files: new Map(), chunks: new Map(), posts: new Map(), peerkeys: new Map(), own: null, shards: new Map() };
+    if (!db)
+      this.mem = {
+        files: new Map(),
+        chunks: new Map(),
+        posts: new Map(),
+        peerkeys: new Map(),
+        own: null,
+        shards: new Map(),
+        outbox: new Map(),
+        mailseen: new Map(),
+      };
   }
 
   async #write(fn) {
@@ -175,6 +186,12 @@ export class ContentStore {
     return [...this.mem.posts.values()].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.seq - b.seq));
   }
 
+  /** One author's stored entries from `fromSeq` on, in seq order. */
+  async loadPostsOf(author, fromSeq = 0) {
+    if (this.db) return this.db.getAll("posts", IDBKeyRange.bound([author, fromSeq], [author, Number.MAX_SAFE_INTEGER]));
+    return [...this.mem.posts.values()].filter((r) => r.author === author && r.seq >= fromSeq).sort((a, b) => a.seq - b.seq);
+  }
+
   // --- X25519 keys ---
 
   putPeerKey(record) {
@@ -187,6 +204,47 @@ export class ContentStore {
 
   async loadPeerKeys() {
     return this.db ? this.db.getAll("peerkeys") : [...this.mem.peerkeys.values()];
+  }
+
+  // --- the outbox (content/outbox.js) and mail ids taken (content/mail.js) ---
+
+  async loadOutbox() {
+    return this.db ? this.db.getAll("outbox") : [...this.mem.outbox.values()].map((r) => structuredClone(r));
+  }
+
+  /** Write changed items and delete cleared ones in one transaction. */
+  async saveOutbox(put, remove = []) {
+    if (!this.db) {
+      for (const item of put) this.mem.outbox.set(item.id, structuredClone(item));
+      for (const id of remove) this.mem.outbox.delete(id);
+      return;
+    }
+    await this.#write(async () => {
+      const tx = this.db.transaction("outbox", "readwrite");
+      await Promise.all([...put.map((item) => tx.store.put(item)), ...remove.map((id) => tx.store.delete(id))]);
+      await tx.done;
+    });
+  }
+
+  async mailSeen(id) {
+    return this.db ? (await this.db.get("mailseen", id)) !== undefined : this.mem.mailseen.has(id);
+  }
+
+  async putMailSeen(id, at) {
+    if (this.db) await this.#write(() => this.db.put("mailseen", { id, at }));
+    else this.mem.mailseen.set(id, { id, at });
+  }
+
+  /** Forget ids taken before `before` (their mail has expired everywhere); how many. */
+  async pruneMailSeen(before) {
+    const all = this.db ? await this.db.getAll("mailseen") : [...this.mem.mailseen.values()];
+    const old = all.filter((r) => r.at < before).map((r) => r.id);
+    if (this.db) {
+      const tx = this.db.transaction("mailseen", "readwrite");
+      await Promise.all(old.map((id) => tx.store.delete(id)));
+      await tx.done;
+    } else for (const id of old) this.mem.mailseen.delete(id);
+    return old.length;
   }
 
   // --- guardians and recovery (content/guardians.js): one JSON value per role ---

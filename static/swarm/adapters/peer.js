@@ -15,7 +15,7 @@ const PERSIST_MS = 15_000;
 const TICKET_REFRESH_MS = 60_000;
 const CLOSE_DELAY_MS = 250; // let a bye reach the peer before the channel closes
 // sync: answers sync_summary (post sync); shard: takes shard_msg frames (guardians, recovery)
-const CAPS = ["gossip", "pex", "sync", "shard"];
+const CAPS = ["gossip", "pex", "sync", "shard", "mail"];
 const REPLAY_RETRY_MS = 1_500;
 
 export class SwarmPeer extends EventTarget {

@@ -1,12 +1,13 @@
 // IndexedDB (through idb): the identity, settings (blocks, allow list, toggles), the peer
 // cache per community, daily metric buckets; version 2 adds the content stores that
 // contentstore.js reads and writes (files, chunks, posts, peer keys), version 3 the guardian
-// and recovery state (shards). MemoryStore has the same interface for tests and for browsers
+// and recovery state (shards), version 4 the outbox and the ids of mail already taken (mailseen).
+// MemoryStore has the same interface for tests and for browsers
 // where IndexedDB is unavailable (private windows in some browsers).
 import { openDB } from "idb";
 
 export const DB_NAME = "swarm";
-const DB_VERSION = 3;
+const DB_VERSION = 4;
 const IDENTITY_KEY = "self";
 const SETTINGS_KEY = "settings";
 
@@ -124,6 +125,10 @@ export async function openStore(name = DB_NAME) {
         }
         if (oldVersion < 3) {
           db.createObjectStore("shards"); // guardian, owner and recovery state (content/guardians.js)
+        }
+        if (oldVersion < 4) {
+          db.createObjectStore("outbox", { keyPath: "id" }); // what this person made, until delivered (content/outbox.js)
+          db.createObjectStore("mailseen", { keyPath: "id" }); // mail ids taken, so a mail is handled once (content/mail.js)
         }
       },
     });

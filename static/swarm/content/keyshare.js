@@ -45,6 +45,7 @@ export class KeyShare extends EventTarget {
     this.waiting = new Map(); // peer id -> [resolve]
     this.lastAnnounce = 0;
     this.lastAnswer = 0;
+    this.asked = new Map(); // peer id -> when its key was last asked for
   }
 
   async start() {
@@ -110,18 +111,42 @@ export class KeyShare extends EventTarget {
     return wait;
   }
 
-  /** Wrap the key of a file we hold for peerId and send it; resolves the wrapped object. */
-  async shareWith(manifestId, peerId) {
+  /** Ask the swarm for peerId's key (by gossip; super-peers answer for peers that are away), at most every 30 s. */
+  requestKey(peerId) {
+    const now = this.clock();
+    if (now - (this.asked.get(peerId) ?? -Infinity) < ANSWER_REQ_EVERY_MS) return;
+    this.asked.set(peerId, now);
+    if (this.peer.connectedPeers().length > 0) this.peer.publish(TOPIC_XKEY_REQ, { peer_id: peerId }).catch(() => {});
+  }
+
+  /** The key of a file we hold, wrapped for peerId (whose key must be known or come within 15 s); noted as a recipient. */
+  async wrapFor(manifestId, peerId) {
     if (!PEER_ID_RE.test(peerId)) throw Object.assign(new Error("not a peer id"), { code: "bad_peer_id" });
     const record = this.files.files.get(manifestId);
     if (!record?.key || !record.fileId) throw Object.assign(new Error("only a file you hold can be shared"), { code: "not_held" });
     const { x25519 } = await this.keyOf(peerId);
     const wrapped = await wrapFileKey(record.key, { fileId: record.fileId, recipient: peerId, recipientKey: x25519 });
-    await this.peer.publish(TOPIC_WRAPPED, { manifest: manifestId, wrapped });
     record.recipients = [...new Set([...(record.recipients ?? []), peerId])];
     await this.files.saveRecord(record);
-    this.peer.log("info", "keys", "key_wrapped", `${record.name}: key sent to ${peerId}`);
+    this.peer.log("info", "keys", "key_wrapped", `${record.name}: key wrapped for ${peerId}`);
     return wrapped;
+  }
+
+  /**
+   * Wrap the key of a file we hold for peerId and gossip it now (reaches it only while it is
+   * online: the outbox's mail is the way that waits for it); resolves the wrapped object.
+   */
+  async shareWith(manifestId, peerId) {
+    const wrapped = await this.wrapFor(manifestId, peerId);
+    await this.peer.publish(TOPIC_WRAPPED, { manifest: manifestId, wrapped });
+    return wrapped;
+  }
+
+  /** A wrapped key that came for this peer (gossip, or mail from `from`): the file is offered. */
+  async takeWrapped(from, data) {
+    checkWrappedGossip(data);
+    if (data.wrapped.to !== this.peer.peerId) throw new ProtocolError(BAD_WRAPPED_KEY, "the wrapped key is for another peer");
+    await this.#onWrapped(from, data);
   }
 
   async #onMessage(message) {
@@ -144,6 +169,7 @@ export class KeyShare extends EventTarget {
     await this.store.putPeerKey(record);
     for (const resolve of this.waiting.get(key.peerId) ?? []) resolve(record);
     this.waiting.delete(key.peerId);
+    this.dispatchEvent(new CustomEvent("key", { detail: { peerId: key.peerId } }));
   }
 
   async #onWrapped(from, { manifest, wrapped }) {

@@ -34,7 +34,18 @@ const PEX_MAX_ASKING = 2;
 // Gossip that fails these checks was forwarded by a peer that should have checked it.
 const GOSSIP_VIOLATIONS = new Set([BAD_GOSSIP_ID, BAD_SIGNATURE, BAD_ENVELOPE, BAD_BODY, PEER_MISMATCH, WRONG_COMMUNITY]);
 // Frames handed to the content layer (files, post sync, guardians, mail) as "frame" actions.
-const CONTENT_FRAMES = new Set(["have", "manifest_req", "manifest", "chunk_req", "chunk", "chunk_missing", "sync_summary", "sync_entries", "shard_msg", "mail"]);
+const CONTENT_FRAMES = new Set([
+  "have",
+  "manifest_req",
+  "manifest",
+  "chunk_req",
+  "chunk",
+  "chunk_missing",
+  "sync_summary",
+  "sync_entries",
+  "shard_msg",
+  "mail",
+]);
 
 function newStats() {
   return {

@@ -129,7 +129,20 @@ export class FeedUI {
     $("post-total").textContent =
       `${posts.length} post${posts.length === 1 ? "" : "s"} · ${this.posts.sync.logs.size} author${this.posts.sync.logs.size === 1 ? "" : "s"}`;
     $("posts-empty").hidden = posts.length > 0;
-    $("post-list").replaceChildren(...posts.map((post) => this.#post(post, now)));
+    $("post-list").replaceChildren(...this.posts.forks.map((fork) => this.#fork(fork, now)), ...posts.map((post) => this.#post(post, now)));
+  }
+
+  // A fork: the author signed two entries for one place in its log (two devices writing while
+  // apart). The feed follows the first it saw and says so, with what the other entry said.
+  #fork(fork, now) {
+    const who = fork.author === this.peer.peerId ? "You (another device)" : short(fork.author);
+    return el(
+      "li",
+      { class: "post-fork", "data-author": fork.author, "data-seq": fork.seq },
+      el("b", {}, "Fork: "),
+      `${who} signed two different entries at #${fork.seq}; this feed follows the first one it saw (${ago(fork.at, now)}).`,
+      fork.otherText !== null ? el("div", { class: "post-text muted" }, "The other one said: ", fork.otherText || "(no text)") : null,
+    );
   }
 
   #post(post, now) {

@@ -12,10 +12,12 @@ function pct(held, total) {
 }
 
 export class FilesUI {
-  constructor({ peer, files, keys }) {
+  constructor({ peer, files, keys, outbox }) {
     this.peer = peer;
     this.files = files;
     this.keys = keys;
+    this.outbox = outbox;
+    this.shareItems = {}; // manifest id -> the outbox item of its last key sent
     this.shareOpen = new Set(); // rows whose "share with a peer" form is open
   }
 
@@ -43,6 +45,7 @@ export class FilesUI {
     addEventListener("drop", (e) => e.preventDefault());
     $("share-copy").addEventListener("click", (e) => copy($("share-link").href, e.currentTarget));
     this.files.addEventListener("change", () => this.render());
+    this.outbox.addEventListener("change", () => this.render());
     this.peer.addEventListener("change", () => this.#peerOptions());
     setInterval(() => this.render(), REFRESH_MS);
     this.#keepControls();
@@ -250,8 +253,19 @@ export class FilesUI {
     this.render();
   }
 
+  // The last key sent for a file, as its outbox item says (kept in the outbox until delivered).
+  #shareText(record) {
+    const item = this.outbox.get(this.shareItems[record.id] ?? "");
+    if (!item) return this.shareStatus?.[record.id] ?? "Only this peer will be able to open it.";
+    const to = short(item.target);
+    if (item.state === "delivered") return `key sent to ${to} · delivered`;
+    if (item.state === "sending") return `key sent to ${to} · waiting for its acknowledgement`;
+    if (item.state === "failed") return `key to ${to} failed: ${item.message || item.reason}`;
+    return `key to ${to} waits in the outbox: ${item.message || item.reason || "for a connection"}`;
+  }
+
   #shareForm(record) {
-    const status = el("span", { class: "share-status small muted" }, this.shareStatus?.[record.id] ?? "Only this peer will be able to open it.");
+    const status = el("span", { class: "share-status small muted" }, this.#shareText(record));
     const input = el("input", {
       class: "share-peer mono",
       list: "peer-ids",
@@ -268,13 +282,14 @@ export class FilesUI {
       e.preventDefault();
       const peerId = input.value.trim();
       this.shareStatus ??= {};
-      this.shareStatus[record.id] = this.keys.knows(peerId) ? "wrapping the key…" : "asking the peer for its key…";
-      this.render();
+      this.shareDraft ??= {};
       try {
-        await this.keys.shareWith(record.id, peerId);
-        this.shareStatus[record.id] = `key sent to ${short(peerId)}`;
+        // Into the outbox: sent now if the peer or a super-peer is connected, else later.
+        this.shareItems[record.id] = this.outbox.shareKey(record.id, peerId).id;
+        this.shareStatus[record.id] = null;
         this.shareDraft[record.id] = "";
       } catch (error) {
+        delete this.shareItems[record.id];
         this.shareStatus[record.id] = error.message;
       }
       this.render();
