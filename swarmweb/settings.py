@@ -367,6 +367,8 @@ SWARM_SUPERPEER_MAILBOX_PER_RECIPIENT = env.int(
 )
 SWARM_SUPERPEER_MAILBOX_TOTAL = env.int("SWARM_SUPERPEER_MAILBOX_TOTAL", default=20000)
 SWARM_SUPERPEER_MAILBOX_UPKEEP_S = env.float("SWARM_SUPERPEER_MAILBOX_UPKEEP_S", default=30.0)
+# Key announcements (swarm/xkey/v1) not heard for this long leave the key directory.
+SWARM_SUPERPEER_KEYS_TTL_S = env.int("SWARM_SUPERPEER_KEYS_TTL_S", default=30 * 86400)
 # The super-peer as a guardian of identity shares (docs/superpeer.md): off unless allowed.
 SWARM_SUPERPEER_GUARDIAN = env.bool("SWARM_SUPERPEER_GUARDIAN", default=False)
 

@@ -12,8 +12,9 @@ from peers.peerjs.signaling import ServerAddress
 from peers.protocol.ticket import is_valid_community
 from peers.protocol.transfer import TransferOptions
 
-# "shard": it takes shard_msg frames for peers who are away (docs/superpeer.md "Mailboxes").
-SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard")
+# "shard" and "mail": it takes shard_msg and mail frames for peers who are away
+# (docs/superpeer.md "Mailboxes").
+SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard", "mail")
 AGENT = "swarm-superpeer/1"
 
 
@@ -43,8 +44,12 @@ class MailboxLimits:
     per_recipient: int = 256
     total: int = 20_000
     upkeep_s: float = 30.0
+    # the key directory forgets announcements not heard for this long
+    keys_ttl_ms: int = 30 * 86_400_000
 
     def __post_init__(self) -> None:
+        if self.keys_ttl_ms <= 0:
+            raise ConfigError("SWARM_SUPERPEER_KEYS_TTL_S must be positive")
         if min(self.ttl_ms, self.per_sender, self.per_recipient, self.total) <= 0:
             raise ConfigError("SWARM_SUPERPEER_MAILBOX_* limits must be positive")
         if self.upkeep_s <= 0:
@@ -125,6 +130,7 @@ class SuperPeerConfig:
                 per_recipient=settings.SWARM_SUPERPEER_MAILBOX_PER_RECIPIENT,
                 total=settings.SWARM_SUPERPEER_MAILBOX_TOTAL,
                 upkeep_s=settings.SWARM_SUPERPEER_MAILBOX_UPKEEP_S,
+                keys_ttl_ms=settings.SWARM_SUPERPEER_KEYS_TTL_S * 1000,
             ),
             guardian=settings.SWARM_SUPERPEER_GUARDIAN,
             # The in-process layer cannot reach another process: sync from the database only.

@@ -24,6 +24,7 @@ from peers.superpeer.models import (
     GuardianRequest,
     GuardianState,
     Holding,
+    KeyAnnouncement,
     MailboxMessage,
     Pin,
     Post,
@@ -246,15 +247,23 @@ class PutResult:
 def mailbox_put(letter: Letter, limits: MailboxLimits, *, received_by: str, now: int) -> PutResult:
     """Keep a verified message unless it is held already (``stored`` False, no code) or a
     quota is full (``over_quota``: in all, for its sender, for its recipient; expired rows
-    awaiting the upkeep do not count). Several super-peers sharing the database may pass a
-    quota by the writes they make at the same moment."""
-    held = MailboxMessage.objects.filter(recipient=letter.recipient, message_id=letter.message_id)
+    awaiting the upkeep do not count). The per-sender quota counts shard messages by the
+    peer that handed them in and mails and acks by their signer (``Letter.quota_party``).
+    Several super-peers sharing the database may pass a quota by the writes they make at
+    the same moment."""
+    held = MailboxMessage.objects.filter(
+        recipient=letter.recipient, signer=letter.signer, message_id=letter.message_id
+    )
     if held.exists():
         return PutResult(stored=False)
     live = MailboxMessage.objects.filter(expires_at__gt=_at(now))
+    party = letter.quota_party
+    by_party = Q(kind=MailboxMessage.SHARD, sender=party) | (
+        ~Q(kind=MailboxMessage.SHARD) & Q(signer=party)
+    )
     for count, limit, what in (
         (live.count, limits.total, "the mailbox"),
-        (live.filter(sender=letter.sender).count, limits.per_sender, "this sender"),
+        (live.filter(by_party).count, limits.per_sender, "this sender"),
         (live.filter(recipient=letter.recipient).count, limits.per_recipient, "this recipient"),
     ):
         if count() >= limit:
@@ -283,8 +292,39 @@ def mailbox_waiting(recipient: str, *, now: int, limit: int) -> list[tuple[str, 
     return list(rows.order_by("created_at", "id").values_list("message_id", "envelope")[:limit])
 
 
+@dataclass(frozen=True)
+class WaitingRow:
+    pk: int
+    kind: str
+    signer: str
+    message_id: str
+    envelope: Any
+
+
+def mailbox_rows(recipient: str, *, kinds: list[str], now: int, limit: int) -> list[WaitingRow]:
+    """The rows of ``kinds`` waiting for ``recipient``, oldest first."""
+    rows = MailboxMessage.objects.filter(
+        recipient=recipient, kind__in=kinds, expires_at__gt=_at(now)
+    ).order_by("created_at", "id")
+    fields = ("pk", "kind", "signer", "message_id", "envelope")
+    return [WaitingRow(*values) for values in rows.values_list(*fields)[:limit]]
+
+
 def mailbox_delete(recipient: str, message_ids: list[str]) -> int:
     rows = MailboxMessage.objects.filter(recipient=recipient, message_id__in=message_ids)
+    return rows.delete()[0]
+
+
+def mailbox_delete_rows(pks: list[int]) -> int:
+    return MailboxMessage.objects.filter(pk__in=pks).delete()[0]
+
+
+def mailbox_acked(*, recipient: str, signer: str, mail_ids: list[str]) -> int:
+    """Delete the mails an ack names: for ``recipient`` (the ack's signer), written by
+    ``signer`` (the peer the ack goes to), with those ids; nothing else. How many."""
+    rows = MailboxMessage.objects.filter(
+        kind=MailboxMessage.MAIL, recipient=recipient, signer=signer, message_id__in=mail_ids
+    )
     return rows.delete()[0]
 
 
@@ -297,6 +337,42 @@ def mailbox_recipients(peer_ids: list[str], *, now: int) -> set[str]:
     """Those of ``peer_ids`` that have messages waiting."""
     rows = MailboxMessage.objects.filter(recipient__in=peer_ids, expires_at__gt=_at(now))
     return set(rows.values_list("recipient", flat=True).distinct())
+
+
+# --- the key directory (docs/superpeer.md "Key directory") ---
+
+
+def key_put(peer_id: str, envelope: dict[str, Any], created_at: int, *, now: int) -> bool:
+    """Keep a verified announcement of ``peer_id`` unless a newer one is held (then only
+    mark it heard); whether this one is kept now."""
+    with transaction.atomic():
+        row = KeyAnnouncement.objects.select_for_update().filter(peer_id=peer_id).first()
+        if row is not None and row.created_at_ms >= created_at:
+            KeyAnnouncement.objects.filter(pk=row.pk).update(heard_at=_at(now))
+            return False
+        try:
+            with transaction.atomic():
+                KeyAnnouncement.objects.update_or_create(
+                    peer_id=peer_id,
+                    defaults={
+                        "envelope": envelope,
+                        "created_at_ms": created_at,
+                        "heard_at": _at(now),
+                    },
+                )
+        except IntegrityError:  # another super-peer wrote it at the same moment
+            return False
+    return True
+
+
+def key_get(peer_id: str) -> dict[str, Any] | None:
+    row = KeyAnnouncement.objects.filter(peer_id=peer_id).values_list("envelope", flat=True)
+    return row.first()
+
+
+def key_prune(*, before: int) -> int:
+    """Delete the announcements not heard since ``before`` (ms); how many."""
+    return KeyAnnouncement.objects.filter(heard_at__lt=_at(before)).delete()[0]
 
 
 # --- the super-peer as a guardian (docs/superpeer.md "The super-peer as a guardian") ---

@@ -191,13 +191,17 @@ class MailboxMessage(models.Model):
     """
 
     SHARD = "shard"  # one swarm/shard/v1 message (frame shard_msg)
-    KINDS = [(SHARD, "shard message")]
+    MAIL = "mail"  # one swarm/mail/v1 mail (frame mail): kept until its recipient acks it
+    ACK = "ack"  # one swarm/mail/v1 ack for the mails' sender (frame mail)
+    KINDS = [(SHARD, "shard message"), (MAIL, "mail"), (ACK, "mail ack")]
 
     kind = models.CharField(max_length=16, choices=KINDS, default=SHARD)
     recipient = models.CharField(max_length=33, db_index=True)
     sender = models.CharField(max_length=33, db_index=True, help_text="the peer that handed it in")
     signer = models.CharField(max_length=33, help_text="the peer id that signed the envelope")
-    message_id = models.CharField(max_length=43, help_text="base64url SHA-256 of its JCS")
+    message_id = models.CharField(
+        max_length=43, help_text="a mail's id; else base64url SHA-256 of the envelope's JCS"
+    )
     envelope = models.JSONField()
     size = models.IntegerField(help_text="bytes of canonical JSON")
     received_by = models.CharField(max_length=33, blank=True, help_text="the super-peer")
@@ -208,11 +212,32 @@ class MailboxMessage(models.Model):
         ordering = ["created_at", "id"]
         verbose_name = "mailbox message"
         constraints = [
-            models.UniqueConstraint(fields=["recipient", "message_id"], name="one_message_each")
+            # A mail's id is its sender's choice: one sender cannot take another's id.
+            models.UniqueConstraint(
+                fields=["recipient", "signer", "message_id"], name="one_message_per_signer"
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id[:10]} for {self.recipient}"
+
+
+class KeyAnnouncement(models.Model):
+    """The newest verified X25519 key announcement (``swarm/xkey/v1``) heard of one peer,
+    kept so a super-peer can answer ``xkey-req`` for a peer that is away (docs/superpeer.md
+    "Key directory"). Shared by the super-peers that share the database."""
+
+    peer_id = models.CharField(max_length=33, unique=True)
+    envelope = models.JSONField()
+    created_at_ms = models.BigIntegerField(help_text="the announcement's created_at")
+    heard_at = models.DateTimeField(db_index=True, help_text="last heard (rows not heard expire)")
+
+    class Meta:
+        ordering = ["peer_id"]
+        verbose_name = "key announcement"
+
+    def __str__(self) -> str:
+        return f"X25519 key of {self.peer_id}"
 
 
 class GuardianState(models.Model):

@@ -48,6 +48,7 @@ from peers.protocol.wire import (
     ManifestReq,
     ShardMsg,
 )
+from peers.protocol.wire import Mail as MailFrame
 from peers.protocol.wire import Manifest as ManifestFrame
 from shared import identity
 from shared.clock import now_ms
@@ -59,6 +60,13 @@ from .fetcher import Fetcher
 from .guardian import REQUEST_TOPIC, SuperPeerGuardian
 from .holder import Holder
 from .holdings import HoldingsIndex
+from .keydir import (
+    XKEY_REQ_TOPIC,
+    XKEY_TOPIC,
+    KeyDirectory,
+    check_key_announcement,
+    check_key_request,
+)
 from .mailbox import Mailbox
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
@@ -162,7 +170,7 @@ class SuperPeerService:
         self.gossip_adverts = GossipAdverts(ttl_ms=config.gossip_holding_ttl_ms)
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        # shard messages held for peers who are away (docs/superpeer.md "Mailboxes")
+        # shard messages and mail held for peers who are away (docs/superpeer.md "Mailboxes")
         self.mailbox = Mailbox(
             self.peer_id,
             config.mailbox,
@@ -171,6 +179,15 @@ class SuperPeerService:
             spawn=self.spawn,
             clock=now_ms,
             local=self._for_guardian if config.guardian else None,
+        )
+        # X25519 keys of peers who are away, for pages that seal mail to them
+        self.keys = KeyDirectory(
+            self.peer_id,
+            publish=self._publish,
+            spawn=self.spawn,
+            connected=self._is_connected,
+            clock=now_ms,
+            ttl_ms=config.mailbox.keys_ttl_ms,
         )
         # shares of other identities, if the operator allows it
         self.guardian: SuperPeerGuardian | None = None
@@ -293,6 +310,9 @@ class SuperPeerService:
         # nor a recovery request that does not verify.
         node.gossip_checks[HAVE_TOPIC] = check_have_gossip
         node.gossip_checks[REQUEST_TOPIC] = _check_recover_request
+        # Key announcements are kept for peers who are away (docs/superpeer.md "Key directory").
+        node.gossip_checks[XKEY_TOPIC] = check_key_announcement
+        node.gossip_checks[XKEY_REQ_TOPIC] = check_key_request
         return node
 
     def new_ticket(self, now: int) -> dict[str, Any]:
@@ -431,6 +451,10 @@ class SuperPeerService:
                 self._have_gossip(action.message.origin, action.message, now)
             elif action.message.topic == REQUEST_TOPIC and isinstance(action.message.data, dict):
                 self._for_guardian(action.message.data, now)
+            elif action.message.topic == XKEY_TOPIC:
+                self.keys.heard(action.message.data, now)
+            elif action.message.topic == XKEY_REQ_TOPIC:
+                self.keys.asked(action.message.data, now)
         elif isinstance(action, Event):
             level = logging.WARNING if action.level in ("warn", "error") else logging.DEBUG
             logger.log(
@@ -461,6 +485,8 @@ class SuperPeerService:
             self.holder.on_chunk_req(conn_id, frame.manifest, frame.index, frame.chunk)
         elif isinstance(frame, ShardMsg):
             self.mailbox.received(conn_id, peer_id, frame, now)
+        elif isinstance(frame, MailFrame):
+            self.mailbox.received_mail(conn_id, peer_id, frame, now)
         else:
             self.fetcher.on_frame(peer_id, frame, now)
 
@@ -482,6 +508,12 @@ class SuperPeerService:
         sent = self.node.send_content(conn_id, frame)
         self._schedule_pump()
         return sent
+
+    def _is_connected(self, peer_id: str) -> bool:
+        node = self.node
+        return node is not None and any(
+            c.peer_id == peer_id and c.state == "open" for c in node.mesh.conns.values()
+        )
 
     def _for_guardian(self, envelope: dict[str, Any], now: int) -> None:
         if self.guardian is not None:

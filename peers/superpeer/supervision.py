@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .guardian import SuperPeerGuardian
     from .holder import Holder
     from .holdings import HoldingsIndex
+    from .keydir import KeyDirectory
     from .mailbox import Mailbox
     from .relay import AdvertRelay, GossipAdverts
 
@@ -50,6 +51,7 @@ class Supervised(Protocol):
     relay: AdvertRelay
     gossip_adverts: GossipAdverts
     mailbox: Mailbox
+    keys: KeyDirectory
     guardian: SuperPeerGuardian | None
     blocked: set[str]
     started_at: int  # ms
@@ -131,6 +133,7 @@ class Supervisor:
     async def mailbox_upkeep(self) -> None:
         service = self.service
         await service.mailbox.upkeep()
+        await service.keys.upkeep()
         if service.guardian is not None:
             await service.guardian.upkeep()
             if service.mailbox.peers:  # someone hears it (gossip is not stored)
@@ -374,6 +377,7 @@ class Supervisor:
         stats["posts_stored"] = service.posts_stored
         stats["posts_dropped"] = service.posts_dropped
         stats["mailbox"] = service.mailbox.stats.as_json()
+        stats["keys"] = service.keys.stats.as_json()
         if service.guardian is not None:
             stats["guardian"] = service.guardian.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
