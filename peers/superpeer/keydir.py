@@ -56,6 +56,7 @@ def check_key_announcement(data: Any, now: int) -> None:
 class KeyDirectoryStats:
     heard: int = 0  # announcements delivered by gossip
     stored: int = 0  # newer than the one held (or the first): written
+    requests: int = 0  # xkey-req delivered by gossip
     answered: int = 0  # requests answered with a held announcement
     unknown: int = 0  # requests for a peer whose key is not held
     pruned: int = 0
@@ -123,6 +124,7 @@ class KeyDirectory:
 
     def asked(self, data: object, now: int) -> None:
         """An ``xkey-req`` gossip message: answered for a peer that is away."""
+        self.stats.requests += 1
         try:
             check_key_request(data, now)
         except ProtocolError as exc:

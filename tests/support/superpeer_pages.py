@@ -11,11 +11,12 @@ from peers.protocol.gossip import GossipMessage
 from peers.protocol.node import SwarmNode
 from peers.protocol.node_actions import Close, ContentReceived, Deliver, Send
 from peers.protocol.ticket import make_ticket
-from peers.protocol.wire import ShardMsg
+from peers.protocol.wire import Mail, ShardMsg
 from peers.superpeer.service import SuperPeerService, now_ms
 from tests.support import shard_letters as sl
 
 PAGE_CAPS = ("gossip", "pex", "shard")
+MAIL_PAGE_CAPS = ("gossip", "pex", "mail")
 
 
 class Tap:
@@ -52,6 +53,7 @@ class Page:
         )
         self.tap = Tap()
         self.received: list[ShardMsg] = []
+        self.mail: list[Mail] = []  # mail frames that reached this page
         self.gossip: list[GossipMessage] = []
         self.closed = False
         service.outboxes[self.conn_id] = self.tap  # type: ignore[assignment]
@@ -61,6 +63,12 @@ class Page:
 
     def send(self, to: str, envelope: dict[str, Any]) -> None:
         assert self.node.send_content(self.conn_id, ShardMsg(to=to, msg=envelope))
+
+    def send_mail(self, to: str, envelope: dict[str, Any]) -> None:
+        assert self.node.send_content(self.conn_id, Mail(to=to, msg=envelope))
+
+    def publish(self, topic: str, data: object) -> None:
+        self.node.publish(topic, data, now_ms())
 
     def leave(self) -> None:
         assert self.service.node is not None
@@ -84,6 +92,8 @@ class Page:
                 moved = True
             elif isinstance(action, ContentReceived) and isinstance(action.frame, ShardMsg):
                 self.received.append(action.frame)
+            elif isinstance(action, ContentReceived) and isinstance(action.frame, Mail):
+                self.mail.append(action.frame)
             elif isinstance(action, Deliver):
                 self.gossip.append(action.message)
             elif isinstance(action, Close):
@@ -97,13 +107,50 @@ class Page:
         return moved
 
 
+class Link:
+    """Two services connected to each other on one in-memory connection (super-peer to
+    super-peer): each one's outbox for it is a tap whose frames the other receives."""
+
+    def __init__(self, a: SuperPeerService, b: SuperPeerService, name: str = "link") -> None:
+        self.a, self.b = a, b
+        self.conn_id = f"conn-{name}"
+        self.taps = (Tap(), Tap())
+        now = now_ms()
+        a.outboxes[self.conn_id] = self.taps[0]  # type: ignore[assignment]
+        b.outboxes[self.conn_id] = self.taps[1]  # type: ignore[assignment]
+        assert a.node is not None
+        assert b.node is not None
+        a.node.opened(self.conn_id, b.peer_id, True, now)
+        b.node.opened(self.conn_id, a.peer_id, False, now)
+
+    def move(self) -> bool:
+        now = now_ms()
+        moved = False
+        for tap, target in ((self.taps[0], self.b), (self.taps[1], self.a)):
+            sent, tap.sent = tap.sent, []
+            assert target.node is not None
+            for data in sent:
+                target.node.receive(self.conn_id, data, now)
+                moved = True
+        self.a.pump()
+        self.b.pump()
+        return moved
+
+
 async def settle(service: SuperPeerService, *pages: Page) -> None:
     """Move frames and finish the service's database work until all is quiet."""
+    await settle_all([service], *pages)
+
+
+async def settle_all(services: list[SuperPeerService], *movers: Page | Link) -> None:
+    """:func:`settle` for several services and the pages and links between them."""
     for _ in range(50):
-        moved = any([page.move() for page in pages])
-        tasks = list(service._tasks)
+        for service in services:
+            service.pump()
+        moved = any([mover.move() for mover in movers])
+        tasks = [t for service in services for t in service._tasks]
         if tasks:
             await asyncio.gather(*tasks)
         elif not moved:
             return
-    raise AssertionError("the pages and the service did not settle")
+    raise AssertionError("the pages and the services did not settle")
