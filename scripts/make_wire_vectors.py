@@ -30,6 +30,7 @@ from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
 from peers.protocol.keywrap import x25519_public
 from peers.protocol.mail import make_ack, make_mail
+from peers.protocol.meshsignal import make_signal
 from peers.protocol.posts import entry_hash, make_post
 from peers.protocol.shard import make_revoke, make_share
 from peers.protocol.ticket import make_ticket
@@ -208,6 +209,20 @@ def mail_mail() -> dict[str, Any]:
     )
 
 
+def meshsig_offer(**kw: Any) -> dict[str, Any]:
+    """A swarm/meshsig/v1 offer from Alice to Carol, budget 4 hops."""
+    args: dict[str, Any] = {
+        "to": pid(CAROL),
+        "sid": did("meshsig")[:21] + "A",
+        "kind": "offer",
+        "payload": {"type": "offer", "sdp": "v=0\r\n"},
+        "created_at": NOW - 1000,
+        "hops": 4,
+    }
+    args.update(kw)
+    return make_signal(ALICE, **args)
+
+
 def valid_frames() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -308,6 +323,13 @@ def valid_frames() -> list[dict[str, Any]]:
     add("mail_mail", {"t": "mail", "to": pid(BOB), "msg": mail_mail()})
     ack = make_ack(BOB, to=pid(ALICE), ids=[did("mail")[:21] + "A"], acked_at=NOW)
     add("mail_ack", {"t": "mail", "to": pid(ALICE), "msg": ack})
+    add("signal_offer", {"t": "signal", "hops": 3, "msg": meshsig_offer()})
+    bye = meshsig_offer(kind="bye", payload=None, hops=6)
+    add("signal_hops_0", {"t": "signal", "hops": 0, "msg": bye})
+    add("signal_hops_5", {"t": "signal", "hops": 5, "msg": bye})
+    add("reach_empty", {"t": "reach", "peers": []})
+    add("reach_two", {"t": "reach", "peers": [pid(BOB), pid(CAROL)]})
+    add("reach_64", {"t": "reach", "peers": [pid(key(f"reach-{i}")) for i in range(64)]})
     add("bye", {"t": "bye", "reason": "mesh_full"})
     # Receivers accept any field order and any integer/string width (not only the shortest).
     add(
@@ -550,6 +572,29 @@ def invalid_frames() -> list[dict[str, Any]]:
     bad("mail_msg_nil", {**mm, "msg": None}, "bad_frame")
     bad("mail_msg_list", {**mm, "msg": [mm["msg"]]}, "bad_frame")
     bad("mail_extra_field", {**mm, "via": pid(CAROL)}, "bad_frame")
+    # signal
+    sg = {"t": "signal", "hops": 3, "msg": meshsig_offer()}
+    bad("signal_missing_hops", {"t": "signal", "msg": sg["msg"]}, "bad_frame")
+    bad("signal_missing_msg", {"t": "signal", "hops": 3}, "bad_frame")
+    bad("signal_hops_6", {**sg, "hops": 6}, "bad_frame")
+    bad("signal_hops_negative", {**sg, "hops": -1}, "bad_frame")
+    bad("signal_hops_string", {**sg, "hops": "3"}, "bad_frame")
+    bad("signal_msg_string", {**sg, "msg": "offer"}, "bad_frame")
+    bad("signal_msg_nil", {**sg, "msg": None}, "bad_frame")
+    sg_bin = copy.deepcopy(sg["msg"])
+    sg_bin["body"]["payload"] = b"sdp"
+    bad("signal_msg_with_binary", {**sg, "msg": sg_bin}, "bad_frame")
+    bad("signal_extra_field", {**sg, "to": pid(CAROL)}, "bad_frame")
+    # reach
+    bad("reach_missing_peers", {"t": "reach"}, "bad_frame")
+    bad(
+        "reach_65_peers",
+        {"t": "reach", "peers": [pid(key(f"reach-{i}")) for i in range(65)]},
+        "bad_frame",
+    )
+    bad("reach_peer_malformed", {"t": "reach", "peers": ["bob"]}, "bad_frame")
+    bad("reach_peers_a_map", {"t": "reach", "peers": {"bob": pid(BOB)}}, "bad_frame")
+    bad("reach_extra_field", {"t": "reach", "peers": [], "at": NOW}, "bad_frame")
     # bye
     bad("bye_reason_upper_case", {"t": "bye", "reason": "Full"}, "bad_frame")
     bad("bye_reason_empty", {"t": "bye", "reason": ""}, "bad_frame")

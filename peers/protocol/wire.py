@@ -47,6 +47,11 @@ MAX_UINT32 = 0xFFFFFFFF
 # Post sync (docs/protocol.md "Post sync"): heads per summary frame, entries per answer.
 MAX_SYNC_HEADS = 1024
 MAX_SYNC_ENTRIES = 256
+# Signaling through the mesh (docs/protocol.md "Signaling through the mesh"): the largest hop
+# budget a signed message may grant (a frame's `hops` left is below it) and the peer ids a
+# `reach` advert lists.
+MAX_SIGNAL_HOPS = 6
+MAX_REACH_PEERS = 64
 # Patterns match the whole string (re.fullmatch): JS's `$` never admits a trailing newline.
 CAP_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 REASON_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -363,6 +368,30 @@ class Mail(_Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class Signal(_Frame):
+    """One signed ``swarm/meshsig/v1`` message (a WebRTC offer, answer, candidate or bye)
+    relayed hop by hop; ``hops`` is how many more times it may be forwarded. Its size,
+    signature and fields are checked by the mesh signaling layer (:mod:`.meshsignal`)."""
+
+    hops: int
+    msg: JsonObject
+    t: ClassVar[str] = "signal"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("hops", integer(0, MAX_SIGNAL_HOPS - 1)),
+        Field("msg", envelope),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reach(_Frame):
+    """The sender's other neighbours that take ``signal`` frames (its reach in one hop)."""
+
+    peers: tuple[str, ...]
+    t: ClassVar[str] = "reach"
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("peers", list_of(_peer_id, MAX_REACH_PEERS)),)
+
+
+@dataclass(frozen=True, slots=True)
 class Bye(_Frame):
     reason: str
     t: ClassVar[str] = "bye"
@@ -386,10 +415,12 @@ Frame = (
     | SyncEntries
     | ShardMsg
     | Mail
+    | Signal
+    | Reach
     | Bye
 )
-# Frames the node hands to the content layer (files, post sync, guardians, mail) instead of
-# handling.
+# Frames the node hands to the content layer (files, post sync, guardians, mail, mesh
+# signaling) instead of handling.
 ContentFrame = (
     Have
     | ManifestReq
@@ -401,6 +432,8 @@ ContentFrame = (
     | SyncEntries
     | ShardMsg
     | Mail
+    | Signal
+    | Reach
 )
 CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     Have,
@@ -413,6 +446,8 @@ CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     SyncEntries,
     ShardMsg,
     Mail,
+    Signal,
+    Reach,
 )
 _ALL_FRAMES: tuple[type[_Frame], ...] = (
     Hello,

@@ -74,3 +74,12 @@ export const COMBINE_FAILED = "combine_failed";
 export const MAIL_TOO_LARGE = "mail_too_large";
 export const BAD_MAIL = "bad_mail";
 export const BAD_RECIPIENT = "bad_recipient";
+// Signaling through the mesh (docs/protocol.md "Signaling through the mesh").
+export const SIGNAL_TOO_LARGE = "signal_too_large";
+export const BAD_SIGNAL = "bad_signal";
+export const UNKNOWN_KIND = "unknown_kind";
+export const BAD_HOPS = "bad_hops";
+export const HOPS_EXHAUSTED = "hops_exhausted";
+export const NO_ROUTE = "no_route";
+export const DUPLICATE = "duplicate";
+export const QUEUE_FULL = "queue_full";

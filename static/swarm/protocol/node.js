@@ -45,6 +45,8 @@ const CONTENT_FRAMES = new Set([
   "sync_entries",
   "shard_msg",
   "mail",
+  "signal",
+  "reach",
 ]);
 
 function newStats() {

@@ -20,6 +20,11 @@ export const MAX_UINT32 = 0xffffffff;
 // Post sync (docs/protocol.md "Post sync"): heads per summary frame, entries per answer.
 export const MAX_SYNC_HEADS = 1024;
 export const MAX_SYNC_ENTRIES = 256;
+// Signaling through the mesh (docs/protocol.md "Signaling through the mesh"): the largest hop
+// budget a signed message may grant (a frame's `hops` left is below it) and the peer ids a
+// `reach` advert lists.
+export const MAX_SIGNAL_HOPS = 6;
+export const MAX_REACH_PEERS = 64;
 // A signed object may nest one level deeper than its body (the body's own limit is 16).
 export const MAX_ENVELOPE_DEPTH = 17;
 export const CAP_RE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
@@ -229,6 +234,15 @@ const FRAMES = {
     ["to", peerId, true],
     ["msg", envelope, true],
   ],
+  // One signed swarm/meshsig/v1 message relayed hop by hop; `hops` is how many more times it
+  // may be forwarded (docs/protocol.md "Signaling through the mesh"). Its size, signature and
+  // fields are checked by the mesh signaling layer (meshsignal.js).
+  signal: [
+    ["hops", int(0, MAX_SIGNAL_HOPS - 1), true],
+    ["msg", envelope, true],
+  ],
+  // The sender's other neighbours that take signal frames (its reach in one hop).
+  reach: [["peers", list(peerId, MAX_REACH_PEERS), true]],
   bye: [["reason", str(REASON_RE), true]],
 };
 
