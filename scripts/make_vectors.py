@@ -34,6 +34,7 @@ from peers.protocol.ticket import make_ticket, make_withdrawal
 from scripts import (
     content_vectors,
     mail_vectors,
+    meshsig_vectors,
     post_vectors,
     shard_vectors,
     share_vectors,
@@ -478,6 +479,7 @@ def files() -> dict[str, Any]:
         "shares.json": share_vectors.share_vectors(),
         "shard.json": shard_vectors.shard_vectors(),
         "mail.json": mail_vectors.mail_vectors(),
+        "meshsig.json": meshsig_vectors.meshsig_vectors(),
     }
 
 
