@@ -213,7 +213,7 @@ def recv(conn: str, frame: dict[str, Any], expect: Any = (), at: int = NOW) -> d
 
 
 def send(
-    label: str, to: str, kind: str, expect: Any, *, at: int = NOW, hops: int = 4
+    label: str, to: str, kind: str, expect: Any, *, at: int = NOW, hops: int | None = None
 ) -> dict[str, Any]:
     payload: Any = {"candidate": None} if kind == "candidate" else {"type": kind, "sdp": SDP}
     args = make_args(
@@ -479,7 +479,7 @@ def scenarios() -> list[dict[str, Any]]:
             connect("c-bob", "bob", expect=[["reach", "c-bob", []]]),
             connect("c-carol", "carol", expect=[["reach", "c-carol", ["bob"]]]),
             recv("c-carol", {"t": "reach", "peers": ["dave"]}),
-            send("s_dave", "dave", "candidate", [["signal", "c-carol", 3, "s_dave"]]),
+            send("s_dave", "dave", "candidate", [["signal", "c-carol", 5, "s_dave"]]),
             send("s_bob", "bob", "offer", [["signal", "c-bob", 3, "s_bob"]]),
             send(
                 "s_offer",
@@ -488,14 +488,16 @@ def scenarios() -> list[dict[str, Any]]:
                 [["signal", "c-bob", 3, "s_offer"], ["signal", "c-carol", 3, "s_offer"]],
             ),
             send("s_cand1", "grace", "candidate", []),
-            send("s_frank", "frank", "candidate", [["drop", "no_route", False, None]]),
+            send("s_frank", "frank", "candidate", [["drop", "no_route", False, None, "s_frank"]]),
             recv(
                 "c-carol",
                 signal(1, m("g_answer", signer="grace", kind="answer", hops=3)),
-                [["signal", "c-carol", 3, "s_cand1"], ["deliver", "g_answer", "c-carol", 2]],
+                [["signal", "c-carol", 5, "s_cand1"], ["deliver", "g_answer", "c-carol", 2]],
             ),
-            send("s_cand2", "grace", "candidate", [["signal", "c-carol", 3, "s_cand2"]]),
-            send("s_offer2", "erin", "offer", [["drop", "no_route", False, None]], hops=2),
+            send("s_cand2", "grace", "candidate", [["signal", "c-carol", 5, "s_cand2"]]),
+            send(
+                "s_offer2", "erin", "offer", [["drop", "no_route", False, None, "s_offer2"]], hops=2
+            ),
             send(
                 "s_offer3",
                 "erin",
@@ -506,9 +508,19 @@ def scenarios() -> list[dict[str, Any]]:
             ),
             send("s_cand3", "erin", "candidate", [], at=NOW + 2),
             tick(NOW + 10_000, [["reach", "c-bob", ["carol"]]]),
-            tick(NOW + 10_001, [["drop", "no_route", False, None]]),
+            tick(
+                NOW + 10_001,
+                [
+                    ["drop", "no_route", False, None, "s_cand3"],
+                    ["drop", "no_route", False, None, "s_offer3"],
+                ],
+            ),
             send(
-                "s_cand4", "erin", "candidate", [["drop", "no_route", False, None]], at=NOW + 10_002
+                "s_cand4",
+                "erin",
+                "candidate",
+                [["drop", "no_route", False, None, "s_cand4"]],
+                at=NOW + 10_002,
             ),
         ],
     )

@@ -61,6 +61,8 @@ VERSION = 1
 KINDS = ("offer", "answer", "candidate", "bye")
 KIND_OFFER = "offer"
 CAP_SIGNAL = "signal"
+# Default budgets: an offer's sets how far it may be flooded (budget - 2 hops out), so it is
+# small; the other kinds are never flooded and follow routes of any length up to the maximum.
 DEFAULT_HOPS = 4
 # Canonical JSON (RFC 8785) of a whole message envelope, in bytes: an SDP of a data-channel
 # connection is 0.5-3 KB; the envelope adds about 350 bytes.
@@ -230,6 +232,11 @@ def check_body(body: JsonObject) -> None:
         raise _fail(f"hops must be 1 to {MAX_SIGNAL_HOPS}")
 
 
+def default_hops(kind: str) -> int:
+    """The budget a sender grants by default: 4 for an offer, 6 for the other kinds."""
+    return DEFAULT_HOPS if kind == KIND_OFFER else MAX_SIGNAL_HOPS
+
+
 def make_signal(
     identity: Ed25519PrivateKey,
     *,
@@ -238,11 +245,11 @@ def make_signal(
     kind: str,
     payload: Any,
     created_at: int,
-    hops: int = DEFAULT_HOPS,
+    hops: int | None = None,
 ) -> JsonObject:
-    """Sign one message as the sender. Raises :class:`ProtocolError` for what receivers
-    would refuse (``bad_signal``, ``unknown_kind``, ``bad_recipient``, ``signal_too_large``;
-    a payload that is no JSON value ``bad_signal``)."""
+    """Sign one message as the sender (``hops`` by default :func:`default_hops`). Raises
+    :class:`ProtocolError` for what receivers would refuse (``bad_signal``, ``unknown_kind``,
+    ``bad_recipient``, ``signal_too_large``; a payload that is no JSON value ``bad_signal``)."""
     body: JsonObject = {
         "v": VERSION,
         "kind": kind,
@@ -250,7 +257,7 @@ def make_signal(
         "to": to,
         "sid": sid,
         "created_at": created_at,
-        "hops": hops,
+        "hops": default_hops(kind) if hops is None else hops,
         "payload": payload,
     }
     check_body(body)
@@ -374,7 +381,8 @@ class MeshSignal:
         self.routes: OrderedDict[str, Route] = OrderedDict()  # peer id -> learned route
         self.seen: OrderedDict[str, int] = OrderedDict()  # message id -> forget at
         self.pending: dict[str, list[_Pending]] = {}  # peer id -> messages waiting for a route
-        self.discovering: dict[str, int] = {}  # peer id -> until (an offer was flooded)
+        # peer id -> (until, offer id): an offer was flooded, its answer is awaited
+        self.discovering: dict[str, tuple[int, str]] = {}
         self.conn_buckets = _Buckets(lim.conn_interval_ms, lim.conn_burst, lim.max_buckets)
         self.reach_buckets = _Buckets(lim.reach_in_interval_ms, lim.reach_in_burst, lim.max_buckets)
         self.origin_buckets = _Buckets(lim.origin_interval_ms, lim.origin_burst, lim.max_buckets)
@@ -498,7 +506,7 @@ class MeshSignal:
         kind: str,
         payload: Any,
         now: int,
-        hops: int = DEFAULT_HOPS,
+        hops: int | None = None,
     ) -> str:
         """Sign a message of this peer and send it on its way; returns its id.
 
@@ -515,6 +523,7 @@ class MeshSignal:
             hops=hops,
         )
         msg_id = signal_id(envelope["body"])
+        hops = cast(int, envelope["body"]["hops"])
         self._remember(msg_id, now)
         if not self.origin_buckets.take(self.peer_id, now):
             self._drop(RATE_LIMITED, None, "this peer sends too fast", msg_id)
@@ -528,18 +537,18 @@ class MeshSignal:
             if not self.flood_buckets.take(self.peer_id, now):
                 self._drop(RATE_LIMITED, None, "this peer floods offers too often", msg_id)
             elif self._flood(self.peer_id, envelope, hops - 1, exclude=None):
-                self.discovering[to] = now + self.limits.discovery_ms
+                self.discovering[to] = (now + self.limits.discovery_ms, msg_id)
             else:
                 self._drop(NO_ROUTE, None, "no neighbour takes signal frames", msg_id)
             return msg_id
-        if self.discovering.get(to, 0) > now:
+        if to in self.discovering and self.discovering[to][0] > now:
             queue = self.pending.get(to)
             if queue is None and len(self.pending) >= self.limits.max_pending_peers:
                 self._drop(QUEUE_FULL, None, "too many peers wait for a route", msg_id)
             elif queue is not None and len(queue) >= self.limits.max_pending:
                 self._drop(QUEUE_FULL, None, "too many messages wait for this peer", msg_id)
             else:
-                until = self.discovering[to]
+                until = self.discovering[to][0]
                 self.pending.setdefault(to, []).append(_Pending(to, hops, envelope, msg_id, until))
             return msg_id
         self._drop(NO_ROUTE, None, "no route to the peer", msg_id)
@@ -669,8 +678,12 @@ class MeshSignal:
                 self.pending[to] = keep
             else:
                 del self.pending[to]
-        for to in [p for p, until in self.discovering.items() if until <= now]:
-            del self.discovering[to]
+        for to, (until, offer_id) in list(self.discovering.items()):
+            if until <= now:
+                del self.discovering[to]
+                if self._route(to, MAX_SIGNAL_HOPS, exclude=None, now=now) is None:
+                    # Nothing came back: the sender may offer again with a larger budget.
+                    self._drop(NO_ROUTE, None, "the offer was not answered in time", offer_id)
         self._send_reach_due(now)
         if now >= self.next_prune_at:
             self.next_prune_at = now + self.limits.prune_every_ms

@@ -44,7 +44,14 @@ export const VERSION = 1;
 export const KINDS = Object.freeze(["offer", "answer", "candidate", "bye"]);
 export const KIND_OFFER = "offer";
 export const CAP_SIGNAL = "signal";
+// Default budgets: an offer's sets how far it may be flooded (budget - 2 hops out), so it is
+// small; the other kinds are never flooded and follow routes of any length up to the maximum.
 export const DEFAULT_HOPS = 4;
+
+/** The budget a sender grants by default: 4 for an offer, 6 for the other kinds. */
+export function defaultHops(kind) {
+  return kind === KIND_OFFER ? DEFAULT_HOPS : MAX_SIGNAL_HOPS;
+}
 // Canonical JSON (RFC 8785) of a whole message envelope, in bytes.
 export const MAX_SIGNAL_BYTES = 8192;
 export const MAX_AGE_MS = 60_000;
@@ -132,7 +139,7 @@ export function checkBody(body) {
  * refuse (bad_signal, unknown_kind, bad_recipient, signal_too_large; a payload that is no JSON
  * value bad_signal).
  */
-export async function makeSignal(signer, { to, sid, kind, payload, createdAt, hops = DEFAULT_HOPS }) {
+export async function makeSignal(signer, { to, sid, kind, payload, createdAt, hops = defaultHops(kind) }) {
   const body = { v: VERSION, kind, from: await peerIdForKey(signer.publicKey), to, sid, created_at: createdAt, hops, payload };
   checkBody(body);
   let envelope;
@@ -214,7 +221,7 @@ export class MeshSignal {
     this.routes = new Map(); // peer id -> {connId, dist, until}
     this.seen = new Map(); // message id -> forget at
     this.pending = new Map(); // peer id -> [{to, hops, envelope, id, until}]
-    this.discovering = new Map(); // peer id -> until
+    this.discovering = new Map(); // peer id -> {until, id}: an offer was flooded, its answer is awaited
     this.connBuckets = new Buckets(lim.connIntervalMs, lim.connBurst, lim.maxBuckets);
     this.reachBuckets = new Buckets(lim.reachInIntervalMs, lim.reachInBurst, lim.maxBuckets);
     this.originBuckets = new Buckets(lim.originIntervalMs, lim.originBurst, lim.maxBuckets);
@@ -359,7 +366,7 @@ export class MeshSignal {
    * for a message receivers would refuse; what happens next (sent, flooded, held until a route
    * is known, or dropped with no_route, rate_limited or queue_full) comes out as actions.
    */
-  async send({ to, sid, kind, payload, now, hops = DEFAULT_HOPS }) {
+  async send({ to, sid, kind, payload, now, hops = defaultHops(kind) }) {
     const envelope = await makeSignal(this.signer, { to, sid, kind, payload, createdAt: now, hops });
     const id = await signalId(envelope.body);
     this.#remember(id, now);
@@ -375,16 +382,16 @@ export class MeshSignal {
     }
     if (kind === KIND_OFFER && hops >= FLOOD_MIN_HOPS) {
       if (!this.floodBuckets.take(this.peerId, now)) this.#drop(RATE_LIMITED, null, "this peer floods offers too often", id);
-      else if (this.#flood(this.peerId, envelope, hops - 1, null)) this.discovering.set(to, now + this.limits.discoveryMs);
+      else if (this.#flood(this.peerId, envelope, hops - 1, null)) this.discovering.set(to, { until: now + this.limits.discoveryMs, id });
       else this.#drop(NO_ROUTE, null, "no neighbour takes signal frames", id);
       return id;
     }
-    if ((this.discovering.get(to) ?? 0) > now) {
+    if ((this.discovering.get(to)?.until ?? 0) > now) {
       const queue = this.pending.get(to);
       if (!queue && this.pending.size >= this.limits.maxPendingPeers) this.#drop(QUEUE_FULL, null, "too many peers wait for a route", id);
       else if (queue && queue.length >= this.limits.maxPending) this.#drop(QUEUE_FULL, null, "too many messages wait for this peer", id);
       else {
-        const item = { to, hops, envelope, id, until: this.discovering.get(to) };
+        const item = { to, hops, envelope, id, until: this.discovering.get(to).until };
         if (queue) queue.push(item);
         else this.pending.set(to, [item]);
       }
@@ -495,7 +502,12 @@ export class MeshSignal {
       if (keep.length > 0) this.pending.set(to, keep);
       else this.pending.delete(to);
     }
-    for (const [to, until] of [...this.discovering]) if (until <= now) this.discovering.delete(to);
+    for (const [to, { until, id }] of [...this.discovering]) {
+      if (until > now) continue;
+      this.discovering.delete(to);
+      // Nothing came back: the sender may offer again with a larger budget.
+      if (this.#route(to, MAX_SIGNAL_HOPS, null, now) === null) this.#drop(NO_ROUTE, null, "the offer was not answered in time", id);
+    }
     this.#sendReachDue(now);
     if (now >= this.nextPruneAt) {
       this.nextPruneAt = now + this.limits.pruneEveryMs;
