@@ -12,8 +12,8 @@ frames whose ``hops`` is how many more times the frame may be forwarded. Neighbo
 each other whom they are connected to (``reach {peers}``), so every peer knows its
 neighbourhood two hops deep; a relay sends a message straight to ``to`` when connected to
 it, else to a neighbour that reaches it, else along a route learned from earlier messages of
-``to``; only an offer with no known route is flooded, at most two hops out, and the answer
-coming back teaches every relay on the way the route for the rest of the session.
+``to``; only an offer with no known route is flooded (budget - 2 hops out: two by default),
+and the answer coming back teaches every relay on the way the route for the rest of the session.
 
 :class:`MeshSignal` is sans-IO: neighbours, frames, local sends and ``now`` go in; frames to
 send, messages to deliver and drops (with a stable code and whether the neighbour is to
