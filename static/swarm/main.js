@@ -20,6 +20,7 @@ function fail(message) {
   const status = document.getElementById("swarm-status");
   status.dataset.state = "offline";
   status.dataset.reason = message;
+  status.dataset.reasons = "start_failed";
   status.querySelector(".state-reason").textContent = message;
   console.error(message);
 }
