@@ -57,11 +57,12 @@ def versioned_root() -> str:
 
 def _import_map() -> dict[str, str]:
     """Bare specifier -> static-relative path, from the page's import map."""
-    match = IMPORT_MAP_RE.search(render_to_string("swarm/_vendor.html", {"static_base": ""}))
+    html = render_to_string("swarm/_vendor.html", {"static_base": _MARKER})
+    match = IMPORT_MAP_RE.search(html)
     if match is None:
         return {}
     imports: dict[str, str] = json.loads(match.group(1))["imports"]
-    return dict(imports)
+    return {name: url.removeprefix(_MARKER) for name, url in imports.items()}
 
 
 def _walk(entries: Iterable[str], import_map: dict[str, str], *, dynamic: bool) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.test import Client, override_settings
 
 from page import modules
@@ -89,6 +90,13 @@ def test_the_page_names_its_files_under_its_version(client: Client) -> None:
         assert set(preloads) <= set(assets.urls())
         assert "/static/swarm/" not in html
         assert "/static/vendor/" not in html
+
+
+def test_other_pages_with_the_import_map_name_the_plain_static_prefix() -> None:
+    """The operations dashboard includes the import map too; it is not versioned."""
+    html = render_to_string("swarm/_vendor.html")
+    assert '"uplot": "/static/vendor/uplot/uPlot.esm.js"' in html
+    assert 'src="/static/vendor/peerjs/peerjs.min.js"' in html
 
 
 def changed_copy(tmp_path: Path, name: str, extra: str) -> Path:
