@@ -4,6 +4,7 @@ what the service worker precaches, and /sw.js."""
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 from pathlib import Path
@@ -51,15 +52,17 @@ def test_sw_js_is_the_worker_behind_this_deploys_manifest(client: Client) -> Non
     assert again.status_code == 304
 
 
-def test_the_precache_list_is_every_file_the_page_can_load() -> None:
-    """Every file of the browser peer (the worker's own source aside), the vendored modules
-    they import, the styles, the classic peerjs script and uPlot, which is imported late."""
+def test_the_precache_list_is_the_page_graph() -> None:
+    """What the templates name (styles, the classic peerjs script, main.js, the import
+    map), uPlot (imported late), and closed under imports: every relative import of a listed
+    module is listed. A file of the browser peer that nothing imports yet is not."""
     paths = set(page_assets().paths)
-    peer_files = {
-        str(p.relative_to(STATIC)) for p in (STATIC / "swarm").rglob("*") if p.is_file()
-    } - {"swarm/sw.js"}
-    assert peer_files <= paths
     assert {
+        "swarm/main.js",
+        "swarm/swarm.css",
+        "swarm/ui/status.js",
+        "swarm/adapters/offline.js",
+        "swarm/vendor/peerjs.js",
         "vendor/uplot/uPlot.esm.js",
         "vendor/uplot/uPlot.min.css",
         "vendor/peerjs/peerjs.min.js",
@@ -67,7 +70,18 @@ def test_the_precache_list_is_every_file_the_page_can_load() -> None:
         "vendor/msgpack/index.mjs",
         "vendor/msgpack/Decoder.mjs",  # imported by index.mjs
     } <= paths
+    assert "swarm/sw.js" not in paths
     assert not any(p.startswith("admin/") for p in paths)
+    relative = re.compile(r"""(?:from|import)\s*\(?\s*["'](\.{1,2}/[^"']+)["']""")
+    imported: set[str] = set()
+    for path in paths:
+        if path.endswith((".js", ".mjs")):
+            for spec in relative.findall((STATIC / path).read_text()):
+                imported.add(posixpath.normpath(posixpath.join(posixpath.dirname(path), spec)))
+    assert len(imported) > 50
+    assert imported <= paths, sorted(imported - paths)
+    peer_files = {str(p.relative_to(STATIC)) for p in (STATIC / "swarm").rglob("*.js")}
+    assert len(peer_files & paths) > 50
 
 
 def test_the_page_names_its_files_under_its_version(client: Client) -> None:
