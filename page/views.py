@@ -8,9 +8,12 @@ Empty URL settings mean this server: relative URLs that the page resolves itself
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -19,7 +22,7 @@ from peers.protocol.ticket import is_valid_community
 from peers.protocol.wire import DIGEST_ID_RE
 from shared.clock import now_ms
 
-from .modules import module_preloads
+from .modules import PageAssets, module_preloads, page_assets, versioned_root
 
 DEFAULT_BEACONS = ["/beacon/v1/"]
 DEFAULT_CAPSULES = ["/capsules/{community}.json"]
@@ -69,17 +72,29 @@ def _community(request: HttpRequest) -> str:
     return requested if is_valid_community(requested) else str(settings.SWARM_COMMUNITY)
 
 
-PAGE_ENTRY = "swarm/main.js"
+# Which static version a page response references: the service worker keeps a page only
+# in that version's cache (docs/offline.md).
+VERSION_HEADER = "X-Swarm-Version"
 
 
-def index(request: HttpRequest) -> HttpResponse:
-    community = _community(request)
+def _page(request: HttpRequest, community: str, **extra: Any) -> HttpResponse:
+    assets = page_assets()
     context = {
         "community": community,
         "swarm_config": page_config(community),
-        "module_preloads": module_preloads(PAGE_ENTRY),
+        "static_base": assets.base,
+        "module_preloads": module_preloads(),
+        **extra,
     }
-    return render(request, "swarm/index.html", context)
+    response = render(request, "swarm/index.html", context)
+    response[VERSION_HEADER] = assets.version
+    # Always asked again (the service worker's copy is the offline fallback, not a cache).
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return _page(request, _community(request))
 
 
 def share(request: HttpRequest, manifest_id: str) -> HttpResponse:
@@ -90,11 +105,45 @@ def share(request: HttpRequest, manifest_id: str) -> HttpResponse:
     """
     if not DIGEST_ID_RE.fullmatch(manifest_id):
         raise Http404("not a manifest id")
-    community = _community(request)
-    context = {
-        "community": community,
-        "swarm_config": page_config(community),
-        "download_id": manifest_id,
-        "module_preloads": module_preloads(PAGE_ENTRY),
+    return _page(request, _community(request), download_id=manifest_id)
+
+
+WORKER_SOURCE = "swarm/sw.js"
+# A navigation waits this long for the server before the cached page is shown.
+NAV_TIMEOUT_MS = 3_000
+
+
+def worker_manifest(assets: PageAssets) -> dict[str, Any]:
+    """What the service worker of this deploy precaches (docs/offline.md)."""
+    return {
+        "version": assets.version,
+        "static_root": versioned_root(),
+        "precache": assets.urls(),
+        "pages": ["/"],
+        "version_header": VERSION_HEADER,
+        "nav_timeout_ms": NAV_TIMEOUT_MS,
     }
-    return render(request, "swarm/index.html", context)
+
+
+def _worker_script() -> bytes:
+    found = finders.find(WORKER_SOURCE)
+    assert isinstance(found, str), WORKER_SOURCE
+    with open(found, encoding="utf-8") as source:
+        code = source.read()
+    manifest = json.dumps(worker_manifest(page_assets()), separators=(",", ":"))
+    return f"self.SWARM_OFFLINE = {manifest};\n{code}".encode()
+
+
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """``/sw.js``: the service worker (static/swarm/sw.js) behind the manifest of this
+    deploy. Served from the root so that its scope is the whole site; revalidated at every
+    check (a new deploy is a new script, which the browser installs at the next load)."""
+    body = _worker_script()
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-cache"
+    return response

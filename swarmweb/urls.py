@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/dashboard/", include(dashboard.urlpatterns)),
     path("admin/dashboard/", include(beacon_dashboard.urlpatterns)),
     path("admin/", admin.site.urls),
+    path("sw.js", page_views.service_worker, name="service_worker"),
     path("f/<str:manifest_id>", page_views.share, name="share"),
     path("", page_views.index, name="index"),
 ]

@@ -4,6 +4,7 @@ import { parseShareFragment, parseShareHints } from "./protocol/chunks.js";
 import { parseConfig } from "./adapters/config.js";
 import { ContentStore } from "./adapters/contentstore.js";
 import { IDENTITY_CHANNEL } from "./adapters/identity.js";
+import { staticVersion, startOffline } from "./adapters/offline.js";
 import { PostService } from "./content/feed.js";
 import { FeedUI } from "./ui/feed.js";
 import { GuardianService } from "./content/guardians.js";
@@ -22,6 +23,7 @@ function fail(message) {
   const status = document.getElementById("swarm-status");
   status.dataset.state = "offline";
   status.dataset.reason = message;
+  status.dataset.reasons = "start_failed";
   status.querySelector(".state-reason").textContent = message;
   console.error(message);
 }
@@ -40,6 +42,8 @@ async function main() {
   const peer = new SwarmPeer({ config, store });
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().
   window.swarm = peer;
+  // The service worker keeps this version of the page for offline use (docs/offline.md).
+  startOffline({ version: staticVersion(import.meta.url), log: (level, code, message) => peer.log(level, "offline", code, message) });
   // Tabs of this origin share the stored identity: when one restores another identity, the
   // others reload as it rather than keep running as the one it replaced (a tab without
   // IndexedDB has an identity of its own and nothing to reload).

@@ -5,6 +5,7 @@ import { loadOrCreateIdentity } from "./identity.js";
 import { Metrics } from "./metrics.js";
 import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
 import { SwarmNode } from "../protocol/node.js";
+import { pageStatus } from "./reasons.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
 import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
@@ -103,6 +104,11 @@ export class SwarmPeer extends EventTarget {
     this.timers.push(setInterval(() => this.#sample(), SAMPLE_MS));
     this.timers.push(setInterval(() => this.persist(), PERSIST_MS));
     addEventListener("pagehide", () => this.leave());
+    addEventListener("online", () => this.#networkBack());
+    addEventListener("offline", () => {
+      this.log("warn", "network", "network_offline", "the browser lost its network: open connections may live on, nothing new is dialed");
+      this.#changed();
+    });
     this.#wake();
     this.#changed();
     return this;
@@ -387,17 +393,30 @@ export class SwarmPeer extends EventTarget {
     return this.node ? this.node.mesh.queue().map((c) => ({ peerId: c.peerId, since: c.openedAt, agent: c.agent })) : [];
   }
 
-  /** online / degraded (with reason) / offline for #swarm-status. */
+  /** online / degraded / offline for #swarm-status, with the reason codes (adapters/reasons.js). */
   status() {
-    if (!this.node) return { state: "offline", reason: "starting", peers: 0 };
+    if (!this.node) return { state: "offline", reason: "starting", reasons: ["starting"], text: "starting", peers: 0 };
     const now = this.clock();
-    const mesh = this.node.status(now);
-    const signal = this.signaling?.state;
-    if (signal !== "open" && !this.node.mesh.paused) {
-      const reason = signal === "failed" ? "signaling refused this page" : "signaling unreachable";
-      return mesh.peers > 0 ? { ...mesh, state: "degraded", reason } : { ...mesh, state: "offline", reason };
-    }
-    return mesh;
+    const open = this.node.mesh.open();
+    const reports = this.lastRound?.reports ?? [];
+    return pageStatus({
+      online: typeof navigator === "undefined" || navigator.onLine !== false,
+      signal: this.signaling?.state,
+      paused: this.node.mesh.paused,
+      isolated: this.node.mesh.isolated,
+      peers: open.length,
+      unresponsive: open.filter((c) => c.health.state(now) !== "ok").length,
+      rendezvousFailing: reports.length > 0 && reports.every((r) => !r.ok),
+    });
+  }
+
+  // The browser has a network again: signaling and rendezvous now, not at their next retry.
+  #networkBack() {
+    if (!this.node || this.destroyed) return;
+    this.log("info", "network", "network_online", "the browser has a network again: reconnecting");
+    this.signaling.retryNow();
+    if (!this.schedule.suspended) this.retryRendezvous();
+    this.#changed();
   }
 
   async publish(topic, data) {

@@ -132,6 +132,18 @@ export class Signaling extends EventTarget {
     this.#connect();
   }
 
+  /** Reconnect now rather than at the end of the back-off (the browser is online again). */
+  retryNow() {
+    if (this.state === "open" || this.state === "stopped" || this.state === "failed") return;
+    this.failures = 0; // an attempt under way that fails is retried after the shortest delay
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.failures = 0;
+    this.log("info", "signal_retry_now", "network back: reconnecting signaling now");
+    this.#reconnect();
+  }
+
   /** An outbound DataConnection, or null while signaling is down. */
   connect(peerId) {
     if (!this.peer || this.state !== "open") return null;

@@ -88,13 +88,14 @@ export class SwarmUI {
   }
 
   #status() {
-    const { state, reason, peers } = this.peer.status();
+    const { state, reason, reasons, text, peers } = this.peer.status();
     const s = this.status;
     if (s.dataset.state !== state) s.dataset.state = state;
     s.dataset.peerCount = String(peers);
-    s.dataset.reason = reason ?? "";
+    s.dataset.reason = reason ?? ""; // the first reason's text
+    s.dataset.reasons = reasons.join(" "); // every reason's code (DESIGN section 11)
     s.querySelector(".state-label").textContent = state;
-    s.querySelector(".state-reason").textContent = reason ?? `${peers} peer${peers === 1 ? "" : "s"}`;
+    s.querySelector(".state-reason").textContent = text ?? `${peers} peer${peers === 1 ? "" : "s"}`;
     document.title = `Swarm · ${state} · ${peers}`;
   }
 

@@ -1,0 +1,47 @@
+// The page's state for #swarm-status (DESIGN sections 9 and 11), pure: online / degraded /
+// offline, the reason codes of that state (data-reasons) and their text.
+
+/** @type {Record<string, string>} */
+export const REASON_TEXT = {
+  network_offline: "no network",
+  paused: "paused",
+  signaling_down: "signaling unreachable",
+  no_peers: "no peers connected",
+  peers_unresponsive: "peer(s) not responding",
+  isolated: "isolated: allowed peers only",
+  rendezvous_failing: "beacons and capsules unreachable",
+};
+
+/**
+ * @param {{ online: boolean, signal?: string, paused: boolean, isolated: boolean, peers: number,
+ *   unresponsive: number, rendezvousFailing: boolean }} s
+ *   `online`: navigator.onLine; `signal`: the signaling state (open, connecting, reconnecting,
+ *   failed...); `peers`: open connections; `unresponsive`: those not answering pings;
+ *   `rendezvousFailing`: every beacon and capsule of the last round failed.
+ * @returns {{ state: "online" | "degraded" | "offline", reason: string | null, reasons: string[], text: string | null, peers: number }}
+ *   `reason`: the text of the first reason (data-reason), `text`: every reason's text.
+ */
+export function pageStatus(s) {
+  const reasons = [];
+  const text = [];
+  const add = (code, words = REASON_TEXT[code]) => {
+    reasons.push(code);
+    text.push(words);
+  };
+  if (!s.online) add("network_offline");
+  /** @type {"online" | "degraded" | "offline"} */
+  let state = "online";
+  if (s.paused) {
+    add("paused");
+    state = "offline";
+  } else {
+    if (s.signal !== "open") add("signaling_down", s.signal === "failed" ? "signaling refused this page" : REASON_TEXT.signaling_down);
+    if (s.peers === 0) add("no_peers");
+    if (s.unresponsive > 0) add("peers_unresponsive", `${s.unresponsive} ${REASON_TEXT.peers_unresponsive}`);
+    if (s.isolated) add("isolated");
+    if (s.rendezvousFailing && s.signal === "open" && s.peers === 0) add("rendezvous_failing");
+    state = s.peers === 0 ? "offline" : reasons.length > 0 ? "degraded" : "online";
+  }
+  const peers = s.paused ? 0 : s.peers;
+  return { state, reason: text[0] ?? null, reasons, text: text.length ? text.join(" · ") : null, peers };
+}
