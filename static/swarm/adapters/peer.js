@@ -93,7 +93,7 @@ export class SwarmPeer extends EventTarget {
     this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(/** @type {CustomEvent} */ (e).detail, PEER_UNAVAILABLE));
     this.signaling.addEventListener("state", () => {
       // Open connections live on without signaling; only new dials need it.
-      this.node.mesh.canDial = this.signaling.state === "open";
+      this.node.mesh.canDial = this.#canDial();
       this.#wake();
       this.#changed();
     });
@@ -105,10 +105,7 @@ export class SwarmPeer extends EventTarget {
     this.timers.push(setInterval(() => this.persist(), PERSIST_MS));
     addEventListener("pagehide", () => this.leave());
     addEventListener("online", () => this.#networkBack());
-    addEventListener("offline", () => {
-      this.log("warn", "network", "network_offline", "the browser lost its network: open connections may live on, nothing new is dialed");
-      this.#changed();
-    });
+    addEventListener("offline", () => this.#networkLost());
     this.#wake();
     this.#changed();
     return this;
@@ -132,7 +129,7 @@ export class SwarmPeer extends EventTarget {
     if (this.destroyed || !this.node) return;
     clearTimeout(this.tickTimer);
     const now = this.clock();
-    this.node.mesh.canDial = this.signaling?.state === "open";
+    this.node.mesh.canDial = this.#canDial();
     this.node.tick(now);
     this.#flush();
     if (this.node.mesh.canDial) this.#maybeRendezvous(now);
@@ -408,6 +405,24 @@ export class SwarmPeer extends EventTarget {
       unresponsive: open.filter((c) => c.health.state(now) !== "ok").length,
       rendezvousFailing: reports.length > 0 && reports.every((r) => !r.ok),
     });
+  }
+
+  // New connections need signaling (open) and a network (the browser says it has one).
+  #canDial() {
+    return this.signaling?.state === "open" && (typeof navigator === "undefined" || navigator.onLine !== false);
+  }
+
+  // The browser lost its network: its WebRTC connections cannot live on without one (on
+  // loopback they would, which would hide the outbox's work), so they are closed now, with
+  // a bye, and nothing is dialed until the network is back.
+  #networkLost() {
+    if (!this.node || this.destroyed) return;
+    this.log("warn", "network", "network_offline", "the browser lost its network: connections closed, nothing is dialed until it is back");
+    const now = this.clock();
+    for (const conn of [...this.node.mesh.conns.values()]) this.node.mesh.close(conn, "network_offline", now);
+    this.#flush();
+    this.#wake();
+    this.#changed();
   }
 
   // The browser has a network again: signaling and rendezvous now, not at their next retry.
