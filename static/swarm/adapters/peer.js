@@ -2,21 +2,28 @@
 // IndexedDB and the rendezvous HTTP calls. window.swarm is an instance of this class.
 import { Diagnostics } from "./diagnostics.js";
 import { loadOrCreateIdentity } from "./identity.js";
+import { MeshConnection } from "./meshconn.js";
 import { Metrics } from "./metrics.js";
 import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
+import { MeshSignal, newSessionId } from "../protocol/meshsignal.js";
 import { SwarmNode } from "../protocol/node.js";
 import { pageStatus } from "./reasons.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
 import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
+import { encodeFrame } from "../protocol/wire.js";
+import { PEER_ID_RE } from "../protocol/encoding.js";
 
 const TICK_MAX_MS = 1_000; // run the node at least this often (cheap; keeps the UI fresh)
 const SAMPLE_MS = 5_000;
 const PERSIST_MS = 15_000;
 const TICKET_REFRESH_MS = 60_000;
 const CLOSE_DELAY_MS = 250; // let a bye reach the peer before the channel closes
-// sync: answers sync_summary (post sync); shard: takes shard_msg frames (guardians, recovery)
-const CAPS = ["gossip", "pex", "sync", "shard", "mail"];
+// sync: answers sync_summary (post sync); shard: takes shard_msg frames (guardians, recovery);
+// mail: takes mail frames; signal: relays and takes signaling through the mesh (signal, reach)
+const CAPS = ["gossip", "pex", "sync", "shard", "mail", "signal"];
+// Drops of mesh signaling worth a line in diagnostics (the others are counted in its stats).
+const MESH_DROPS_SHOWN = new Set(["no_route", "queue_full", "rate_limited"]);
 const REPLAY_RETRY_MS = 1_500;
 
 export class SwarmPeer extends EventTarget {
@@ -68,6 +75,11 @@ export class SwarmPeer extends EventTarget {
       now,
     });
     this.node.mesh.caps = CAPS;
+    // Signaling through the mesh: relays for others, and dials through it when signaling is down.
+    this.meshSignal = new MeshSignal({ peerId: this.peerId, signer: identity.signer, now });
+    this.meshSessions = new Map(); // session id -> MeshConnection
+    this.meshOffers = new Map(); // id of an offer this page sent -> session id
+    this.meshQueue = Promise.resolve();
     for (const id of settings.blocked ?? []) this.node.mesh.blocked.add(id);
     for (const id of settings.allowed ?? []) this.node.mesh.allowed.add(id);
     this.node.mesh.paused = Boolean(settings.paused);
@@ -131,8 +143,9 @@ export class SwarmPeer extends EventTarget {
     const now = this.clock();
     this.node.mesh.canDial = this.#canDial();
     this.node.tick(now);
+    this.meshSignal.tick(now);
     this.#flush();
-    if (this.node.mesh.canDial) this.#maybeRendezvous(now);
+    if (this.signaling?.state === "open" && this.node.mesh.canDial) this.#maybeRendezvous(now);
     if (now - this.ticketAt > TICKET_REFRESH_MS && !this.refreshing) this.#refreshTicket(now);
     const next = Math.min(this.node.nextDeadline(now), this.schedule.nextRoundAt, now + TICK_MAX_MS);
     this.tickTimer = setTimeout(() => this.#wake(), Math.max(10, next - now));
@@ -158,10 +171,104 @@ export class SwarmPeer extends EventTarget {
       else if (action.type === "event") this.log(action.level, action.source, action.code, action.message, action.peerId);
       else if (action.type === "opened") this.#opened(action);
       else if (action.type === "closed") {
+        this.meshSignal.disconnected(action.connId, this.clock());
         this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId } }));
         this.#changed();
-      } else if (action.type === "frame") this.dispatchEvent(new CustomEvent("frame", { detail: action }));
+      } else if (action.type === "frame") {
+        if (action.frame.t === "signal" || action.frame.t === "reach") this.#meshFrame(action.connId, action.frame);
+        else this.dispatchEvent(new CustomEvent("frame", { detail: action }));
+      }
     }
+    this.#meshFlush();
+  }
+
+  // --- signaling through the mesh (docs/protocol.md "Signaling through the mesh") ---
+
+  // Frames of one connection in order (the signature check is async).
+  #meshFrame(connId, frame) {
+    this.meshQueue = this.meshQueue
+      .then(() => this.meshSignal.receive(connId, frame, this.clock()))
+      .then(() => this.#meshFlush())
+      .catch((error) => this.log("error", "meshsig", "internal_error", String(error?.stack ?? error)));
+  }
+
+  #meshFlush() {
+    for (const action of this.meshSignal.takeActions()) {
+      if (action.type === "send") this.#send({ connId: action.connId, bytes: encodeFrame(action.frame) });
+      else if (action.type === "deliver") this.#meshDeliver(action.message);
+      else if (action.type === "drop") this.#meshDrop(action);
+    }
+  }
+
+  #meshDrop({ code, violation, connId, reason, id }) {
+    const sid = id === null ? undefined : this.meshOffers.get(id);
+    if (sid !== undefined) {
+      // Our own offer found no way: the dial fails now rather than at its open timeout.
+      this.meshOffers.delete(id);
+      this.meshSessions.get(sid)?.close({ quiet: true });
+    }
+    if (violation && connId) {
+      const peerId = this.node.mesh.conns.get(connId)?.peerId;
+      if (peerId) this.node.contentViolation(peerId, code, reason, this.clock());
+    }
+    if (violation || MESH_DROPS_SHOWN.has(code)) this.log(violation ? "warn" : "info", "meshsig", code, reason);
+  }
+
+  // A message of a session for this page: an offer opens an inbound connection.
+  #meshDeliver({ kind, from, sid, payload }) {
+    const session = this.meshSessions.get(sid);
+    if (session) {
+      if (session.peer === from) session.receive(kind, payload);
+      return;
+    }
+    if (kind !== "offer" || this.node.mesh.blocked.has(from) || this.node.mesh.open().some((c) => c.peerId === from)) return;
+    const conn = this.#meshSession(from, sid);
+    this.log("info", "meshsig", "mesh_offer", `${from} dials through the mesh`, from);
+    this.#adopt(conn, false);
+    conn.accept(payload).catch((error) => {
+      this.log("info", "meshsig", "mesh_negotiation", String(error?.message ?? error), from);
+      conn.close();
+    });
+  }
+
+  #meshSession(peerId, sid) {
+    const conn = new MeshConnection({
+      peer: peerId,
+      sid,
+      iceServers: this.config.iceServers,
+      signal: (kind, payload) => {
+        this.meshSignal
+          .send({ to: peerId, sid, kind, payload, now: this.clock() })
+          .then((id) => {
+            if (kind === "offer") this.meshOffers.set(id, sid);
+            this.#meshFlush();
+          })
+          .catch((error) => this.log("warn", "meshsig", error?.code ?? "error", String(error?.message ?? error), peerId));
+      },
+    });
+    this.meshSessions.set(sid, conn);
+    conn.on("close", () => {
+      this.meshSessions.delete(sid);
+      for (const [id, s] of this.meshOffers) if (s === sid) this.meshOffers.delete(id);
+    });
+    return conn;
+  }
+
+  // Dial through the mesh: when signaling is down and a neighbour relays signaling.
+  #meshDial(peerId) {
+    if (!this.#meshRelays()) return false;
+    const conn = this.#meshSession(peerId, newSessionId());
+    this.log("info", "meshsig", "mesh_dial", `dialing ${peerId} through the mesh`, peerId);
+    this.#adopt(conn, true);
+    conn.dial().catch((error) => {
+      this.log("info", "meshsig", "mesh_negotiation", String(error?.message ?? error), peerId);
+      conn.close();
+    });
+    return true;
+  }
+
+  #meshRelays() {
+    return [...this.meshSignal.neighbours.values()].some((n) => n.signal);
   }
 
   #send({ connId, bytes }) {
@@ -179,6 +286,7 @@ export class SwarmPeer extends EventTarget {
   }
 
   #dial(peerId) {
+    if (this.signaling.state !== "open" && this.#meshDial(peerId)) return;
     const conn = this.signaling.connect(peerId);
     if (!conn) {
       this.node.dialFailed(peerId, this.clock(), "signaling down");
@@ -247,6 +355,7 @@ export class SwarmPeer extends EventTarget {
       this.log("info", "mesh", "first_peer", `first peer after ${this.timeToFirstPeerMs} ms`, action.peerId);
     }
     const caps = this.node.mesh.conns.get(action.connId)?.caps ?? [];
+    this.meshSignal.connected(action.connId, action.peerId, caps, this.clock());
     this.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: action.peerId, caps } }));
     this.#changed();
   }
@@ -381,6 +490,32 @@ export class SwarmPeer extends EventTarget {
 
   // --- what the page and the person can do ---
 
+  /**
+   * Connect to a peer by its id now ("Connect by id", DESIGN section 11): through signaling,
+   * or through the mesh when signaling is down. "connected", "dialing", or throws with a code.
+   */
+  connectTo(peerId) {
+    if (typeof peerId !== "string" || !PEER_ID_RE.test(peerId) || peerId === this.peerId) {
+      throw Object.assign(new Error("not another peer's id"), { code: "bad_peer_id" });
+    }
+    if (this.node.mesh.blocked.has(peerId)) throw Object.assign(new Error("this peer is blocked"), { code: "blocked" });
+    if (this.node.mesh.open().some((c) => c.peerId === peerId)) return "connected";
+    this.node.mesh.canDial = this.#canDial();
+    const now = this.clock();
+    this.node.book.addHint(peerId, now);
+    if (!this.node.mesh.dialing.has(peerId) && !this.node.mesh.dialNow(peerId, now)) {
+      throw Object.assign(new Error("nothing to dial with: no signaling and no peer that relays signaling"), { code: "cannot_dial" });
+    }
+    this.#flush();
+    return "dialing";
+  }
+
+  /** How each open connection came: "mesh" (signaled through peers) or "server". */
+  viaOf(peerId) {
+    const conn = this.node?.mesh.open().find((c) => c.peerId === peerId);
+    return conn && this.conns.get(conn.id)?.viaMesh ? "mesh" : "server";
+  }
+
   /** Open connections (the page hook of DESIGN section 9). */
   connectedPeers() {
     return this.node ? this.node.connectedPeers(this.clock()) : [];
@@ -409,7 +544,8 @@ export class SwarmPeer extends EventTarget {
 
   // New connections need signaling (open) and a network (the browser says it has one).
   #canDial() {
-    return this.signaling?.state === "open" && (typeof navigator === "undefined" || navigator.onLine !== false);
+    const online = typeof navigator === "undefined" || navigator.onLine !== false;
+    return online && (this.signaling?.state === "open" || Boolean(this.meshSignal && this.#meshRelays()));
   }
 
   // The browser lost its network: its WebRTC connections cannot live on without one (on

@@ -288,6 +288,18 @@ export class Mesh {
 
   // --- what the person at the keyboard decides ---
 
+  /**
+   * Dial `peerId` now, beyond the target (the page's "Connect by id"; the Python mirror has no
+   * person at the keyboard). False when it is this peer, blocked, connected or being dialed.
+   */
+  dialNow(peerId, now) {
+    if (peerId === this.selfId || this.blocked.has(peerId) || this.dialing.has(peerId) || this.connsOf(peerId).length > 0) return false;
+    if (!this.canDial) return false;
+    this.dialing.set(peerId, now + this.options.dialTimeoutMs);
+    this.emit({ type: "dial", peerId, ticket: null });
+    return true;
+  }
+
   approve(peerId, now, { always = false } = {}) {
     if (always) this.allowed.add(peerId);
     for (const conn of this.connsOf(peerId)) if (conn.state === "approval") this.#makeOpen(conn, now);

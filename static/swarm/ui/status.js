@@ -110,12 +110,13 @@ export class SwarmUI {
       ...peers.map((p) =>
         el(
           "tr",
-          { class: `peer health-${p.health}`, "data-peer-id": p.peerId },
+          { class: `peer health-${p.health}`, "data-peer-row": "", "data-peer-id": p.peerId, "data-via": this.peer.viaOf(p.peerId) },
           el(
             "td",
             { class: "mono", title: `${p.peerId}\n${p.agent ?? ""}${p.outbound ? " (we dialed)" : " (dialed us)"}` },
             el("span", { class: "health-dot" }),
             short(p.peerId),
+            this.peer.viaOf(p.peerId) === "mesh" ? el("small", { class: "muted", title: "signaled through other peers" }, " · mesh") : null,
           ),
           el(
             "td",
@@ -218,6 +219,17 @@ export class SwarmUI {
     $("toggle-isolate").addEventListener("change", (e) => peer.setIsolated(e.target.checked));
     $("toggle-approval").addEventListener("change", (e) => peer.setApproval(e.target.checked ? "manual" : "auto"));
     $("rendezvous-retry").addEventListener("click", () => peer.retryRendezvous());
+    $("peer-connect-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const id = $("peer-connect").value.trim();
+      try {
+        const how = peer.connectTo(id);
+        $("peer-connect-result").textContent = how === "connected" ? "already connected" : `dialing ${short(id)}…`;
+        $("peer-connect").value = "";
+      } catch (error) {
+        $("peer-connect-result").textContent = `${error.code}: ${error.message}`;
+      }
+    });
     $("export-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const out = $("export-result");

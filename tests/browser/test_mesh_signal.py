@@ -1,0 +1,125 @@
+"""Signaling through the mesh in Chromium (issue 16, first part): with the server gone, a page
+connects to a peer it is not connected to through a page they both know, by "Connect by id",
+and fetches a file from it over that connection; when the server is back, nothing is doubled."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.browser.conftest import new_context
+from tests.support.live import Server, spawn_daphne, start_daphne
+from tests.support.superpeer import community_name
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def web(
+    live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
+) -> Iterator[Server]:
+    server = start_daphne(tmp_path_factory.mktemp("meshsig-web"), artifacts_dir, name="meshsig-web")
+    yield server
+    server.stop()
+
+
+def open_page(browser: Browser, url: str, origin: str) -> Page:
+    page = new_context(browser, origin).new_page()
+    page.on("pageerror", lambda error: print(f"[page error] {error}"))
+    page.goto(url)
+    page.wait_for_function("() => window.swarm?.peerId && window.swarm.files", timeout=30_000)
+    return page
+
+
+def connected(page: Page, other: str) -> int:
+    return int(
+        page.evaluate(
+            "(id) => window.swarm.connectedPeers().filter((p) => p.peerId === id).length", other
+        )
+    )
+
+
+def wait_connected(page: Page, other: str, timeout_s: float = 45) -> None:
+    page.wait_for_function(
+        "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
+        arg=other,
+        timeout=timeout_s * 1000,
+    )
+
+
+def part(page: Page, other: str) -> None:
+    """Close the connection to `other` and do not dial it again for an hour."""
+    page.evaluate(
+        """(id) => {
+          const s = window.swarm, now = s.clock();
+          s.node.book.deferDial(id, now + 3_600_000);
+          for (const c of s.node.mesh.connsOf(id)) s.node.mesh.close(c, "test", now);
+        }""",
+        other,
+    )
+
+
+def test_a_page_dials_through_the_mesh_with_the_server_gone(
+    browser: Browser, web: Server, artifacts_dir: Path
+) -> None:
+    url = f"{web.url}/?community={community_name('meshsig')}"
+    a, b, c = (open_page(browser, url, web.url) for _ in range(3))
+    ida, idb, idc = (p.evaluate("() => window.swarm.peerId") for p in (a, b, c))
+    for page, others in ((a, [idb, idc]), (b, [ida, idc]), (c, [ida, idb])):
+        for other in others:
+            wait_connected(page, other)
+    data = random.Random(16).randbytes(700_000)
+    path = artifacts_dir / "meshsig-file.bin"
+    path.write_bytes(data)
+    c.set_input_files("#share-file", str(path))
+    c.locator("#share-link").wait_for(timeout=30_000)
+    manifest_id = (c.locator("#share-link").get_attribute("href") or "").split("/f/")[1][:43]
+    key = c.evaluate("(id) => [...window.swarm.files.files.get(id).key]", manifest_id)
+    # A and C part; B stays between them. Then the whole server goes.
+    part(a, idc)
+    part(c, ida)
+    a.wait_for_function(
+        "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=idc
+    )
+    web.kill()
+    a.wait_for_function("() => window.swarm.signaling.state !== 'open'", timeout=20_000)
+    assert connected(a, idb) == 1, "B still joins them"
+    assert connected(c, idb) == 1
+
+    # Connect by id: no server, so through B.
+    a.locator("#peer-connect").fill(idc)
+    a.locator("#peer-connect-go").click()
+    wait_connected(a, idc, timeout_s=30)
+    assert a.evaluate("(id) => window.swarm.viaOf(id)", idc) == "mesh"
+    a.locator(f'[data-peer-row][data-peer-id="{idc}"][data-via="mesh"]').wait_for()
+    wait_connected(c, ida)
+    assert b.evaluate("() => window.swarm.meshSignal.stats.relayed") > 0, "B relayed the signaling"
+    # A fetches C's file over the mesh-signaled connection (B never had it).
+    a.evaluate(
+        "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
+    )
+    a.wait_for_function(
+        "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
+        arg=manifest_id,
+        timeout=60_000,
+    )
+    assert a.evaluate("(id) => window.swarm.files.files.get(id).sha256", manifest_id) == (
+        hashlib.sha256(data).hexdigest()
+    )
+    assert not b.evaluate("(id) => window.swarm.files.files.has(id)", manifest_id)
+    a.screenshot(path=str(artifacts_dir / "screenshots" / "mesh-signal-connected.png"))
+
+    # The server comes back on the same port: signaling reopens and A-C stays one connection.
+    again = spawn_daphne(web.env, web.log_path, name=web.name, port=web.port)
+    try:
+        a.wait_for_function("() => window.swarm.signaling.state === 'open'", timeout=60_000)
+        a.wait_for_timeout(3_000)
+        assert connected(a, idc) == 1
+        assert connected(c, ida) == 1
+    finally:
+        again.stop()
