@@ -71,10 +71,20 @@ def test_two_super_peers_connect_through_a_third_with_the_signaling_server_stopp
         [node_conn] = [x for x in t.node.mesh.conns.values() if x.peer_id == c.peer_id]
         assert node_conn.state == "open", "T verified C's hello"
         assert "signal" in node_conn.caps
+
         # C verified T's hello too (its status lists open connections), and took one offer
         # through the mesh; B relayed the offer and the answer.
+        # (Their rows are written every 0.5 s: read until they show it.)
+        def written() -> bool:
+            c_row, b_row = status(c.peer_id), status(b.peer_id)
+            return (
+                t.peer_id in peers_of(c_row)
+                and c_row["stats"].get("meshsignal", {}).get("offers") == 1
+                and b_row["stats"].get("meshsignal", {}).get("core", {}).get("relayed", 0) >= 2
+            )
+
         deadline = time.monotonic() + 15
-        while t.peer_id not in peers_of(status(c.peer_id)) and time.monotonic() < deadline:
+        while not written() and time.monotonic() < deadline:
             time.sleep(0.1)
         c_row = status(c.peer_id)
         assert t.peer_id in peers_of(c_row), c_row
