@@ -329,6 +329,19 @@ def test_the_sender_is_held_to_its_own_rate_and_queue_limits() -> None:
     assert alice.next_deadline(NOW + 1000) == NOW + alice.limits.discovery_ms
 
 
+def test_an_offer_flooded_with_nothing_held_is_due_a_tick_when_its_discovery_ends() -> None:
+    alice = MeshSignal(peer_id=pid("alice"), private_key=ed("alice"), now=NOW)
+    alice.connected("c", pid("bob"), ["signal"], NOW)
+    alice.take_actions()
+    offer = alice.send(to=pid("erin"), sid=new_session_id(), kind="offer", payload=None, now=NOW)
+    alice.take_actions()
+    due = alice.next_deadline(NOW + 1)
+    assert due == NOW + alice.limits.discovery_ms
+    alice.tick(due)
+    drops = [(a.code, a.id) for a in alice.take_actions() if isinstance(a, SignalDrop)]
+    assert drops == [("no_route", offer)]
+
+
 def test_reach_lists_at_most_64_peers_and_never_the_recipient() -> None:
     hub = MeshSignal(peer_id=pid("alice"), private_key=ed("alice"), now=NOW)
     others = [f"p{chr(97 + i % 26)}{chr(97 + i // 26)}" + "a" * 30 for i in range(70)]

@@ -82,6 +82,7 @@ class DataConnection:
         self._drained = asyncio.Event()
         self._incoming: asyncio.Queue[Any] = asyncio.Queue()
         self._closed = False
+        self.bye_received = False  # a carried connection the remote gave up (carrier.BYE)
         self._closed_event = asyncio.Event()
         self._close_reason: PeerJSError | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -92,6 +93,11 @@ class DataConnection:
     @property
     def open(self) -> bool:
         return self._opened.is_set() and not self._closed
+
+    @property
+    def was_open(self) -> bool:
+        """Whether the channel ever opened."""
+        return self._opened.is_set()
 
     @property
     def buffered_amount(self) -> int:

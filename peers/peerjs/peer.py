@@ -11,6 +11,11 @@ Routing follows PeerJS's ``Peer._handleMessage``: OFFER creates a connection (an
 once, open later), ANSWER/CANDIDATE go to the connection named by ``connectionId`` or are kept
 until it exists, LEAVE closes the remote peer's connections, EXPIRE fails the ones that were
 never answered. Media offers are refused (logged): this peer only speaks data.
+
+A connection may also be signaled through a :class:`~peers.peerjs.carrier.SignalCarrier`
+instead of the server (``connect(..., carrier=...)``, :meth:`Peer.take_offer`): the same
+negotiation, its messages carried by the carrier; the server's LEAVE and EXPIRE do not touch
+it (the remote may well be away from the server: that is why the carrier is used).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .dataconnection import DataConnection, new_connection_id
-from .errors import DESTROYED, PEER_UNAVAILABLE, PeerJSError
+from . import messages as m
+from .carrier import BYE, SignalCarrier
+from .dataconnection import DataConnection, SendSignal, new_connection_id
+from .errors import BAD_PAYLOAD, DESTROYED, PEER_UNAVAILABLE, PeerJSError
 from .ice import IceConfig
 from .serialization import DEFAULT_MAX_MESSAGE_SIZE, SERIALIZATIONS
 from .signaling import (
@@ -46,6 +53,16 @@ logger = logging.getLogger(__name__)
 MAX_LOST_CONNECTIONS = 64
 MAX_LOST_PER_CONNECTION = 64
 MAX_ERRORS_KEPT = 100
+
+
+def _through(carrier: SignalCarrier) -> SendSignal:
+    """A connection's ``send_signal`` that goes through ``carrier`` (no ``dst``: the
+    carrier knows its peer)."""
+
+    def send(kind: str, payload: dict[str, Any], dst: str) -> None:
+        carrier.send(kind, payload)
+
+    return send
 
 
 class Peer:
@@ -73,6 +90,9 @@ class Peer:
         self.on_signaling_event = on_signaling_event
         self.errors: deque[SignalingError] = deque(maxlen=MAX_ERRORS_KEPT)
         self._connections: dict[tuple[str, str], DataConnection] = {}
+        # connections signaled through a carrier instead of the server
+        self._carriers: dict[tuple[str, str], SignalCarrier] = {}
+        self.carrier_errors = 0  # carried messages refused (bad payload, wrong connection)
         self._lost: OrderedDict[str, list[Event]] = OrderedDict()
         self._incoming: asyncio.Queue[DataConnection] = asyncio.Queue()
         self._opened = asyncio.Event()
@@ -114,20 +134,35 @@ class Peer:
         reliable: bool = False,
         label: str | None = None,
         metadata: Any = None,
+        carrier: SignalCarrier | None = None,
     ) -> DataConnection:
         """Offer a DataConnection to ``peer`` (PeerJS defaults: binary, unreliable/unordered).
 
-        Call it from the peer's event loop: the negotiation runs there in the background.
+        Its signaling goes through the server, or through ``carrier`` when one is given
+        (the server need not be reachable then). Call it from the peer's event loop: the
+        negotiation runs there in the background.
         """
         asyncio.get_running_loop()  # fail loudly when called from another thread
         if self.core.state.value == "destroyed":
             raise PeerJSError(DESTROYED, "this peer is destroyed")
         connection_id = new_connection_id()
         conn = self._new_connection(
-            peer, connection_id, serialization, reliable, label or connection_id, metadata
+            peer, connection_id, serialization, reliable, label or connection_id, metadata, carrier
         )
         conn.run(conn.start_as_originator(), "offer")
         return conn
+
+    def take_offer(
+        self, src: str, payload: Mapping[str, Any], carrier: SignalCarrier
+    ) -> DataConnection | None:
+        """An OFFER from ``src`` that came through ``carrier`` (its payload is PeerJS's):
+        answered through the carrier, announced like an offer from the server
+        (``on_connection`` or :meth:`accept`), and returned. None for an offer this peer
+        refuses (media, an unknown serialization); ``bad_payload`` for one that is no offer."""
+        asyncio.get_running_loop()
+        if self.core.state.value == "destroyed":
+            raise PeerJSError(DESTROYED, "this peer is destroyed")
+        return self._offer(src, m.Offer.parse(payload), carrier)
 
     async def accept(self) -> DataConnection:
         """The next connection a remote peer offered (it may not be open yet); only for a
@@ -155,7 +190,11 @@ class Peer:
         reliable: bool,
         label: str,
         metadata: Any,
+        carrier: SignalCarrier | None = None,
     ) -> DataConnection:
+        send_signal: SendSignal = self.signaling.send
+        if carrier is not None:
+            send_signal = _through(carrier)
         conn = DataConnection(
             peer,
             connection_id=connection_id,
@@ -164,16 +203,54 @@ class Peer:
             label=label,
             metadata=metadata,
             ice=self.ice,
-            send_signal=self.signaling.send,
+            send_signal=send_signal,
             on_closed=self._forget,
             max_message_size=self.max_message_size,
         )
         self._connections[(peer, connection_id)] = conn
+        if carrier is not None:
+            self._carriers[(peer, connection_id)] = carrier
+            carrier.on_message = lambda kind, payload: self._carried(conn, kind, payload)
         return conn
 
     def _forget(self, conn: DataConnection) -> None:
-        self._connections.pop((conn.peer, conn.connection_id), None)
+        key = (conn.peer, conn.connection_id)
+        if self._connections.get(key) is conn:
+            del self._connections[key]
+            carrier = self._carriers.pop(key, None)
+            if carrier is not None:
+                if not conn.was_open and not conn.bye_received:
+                    # Given up before it opened: the remote may stop waiting too.
+                    carrier.send(BYE, {"connectionId": conn.connection_id})
+                carrier.close()
         self._lost.pop(conn.connection_id, None)
+
+    def _carried(self, conn: DataConnection, kind: str, payload: Mapping[str, Any]) -> None:
+        """A message for ``conn`` through its carrier."""
+        try:
+            if kind == m.ANSWER:
+                answer = m.Answer.parse(payload)
+                self._check_carried(conn, answer.connection_id)
+                conn.run(conn.handle_answer(answer), "answer")
+            elif kind == m.CANDIDATE:
+                candidate = m.Candidate.parse(payload)
+                self._check_carried(conn, candidate.connection_id)
+                conn.run(conn.handle_candidate(candidate.candidate), "candidate")
+            elif kind == BYE:
+                if not conn.open:
+                    conn.bye_received = True
+                    reason = PeerJSError(PEER_UNAVAILABLE, f"{conn.peer} gave the connection up")
+                    conn.run(conn._shutdown(reason), "close on BYE")
+            elif kind != m.OFFER:  # a second offer for a negotiated connection: ignored
+                raise PeerJSError(BAD_PAYLOAD, f"{kind!r} is not a carried message")
+        except PeerJSError as exc:
+            self.carrier_errors += 1
+            logger.info("peerjs: refused a carried %s from %s: %s", kind, conn.peer, exc)
+
+    @staticmethod
+    def _check_carried(conn: DataConnection, connection_id: str) -> None:
+        if connection_id != conn.connection_id:
+            raise PeerJSError(BAD_PAYLOAD, f"{connection_id} is not this carrier's connection")
 
     def _on_event(self, event: Event) -> None:
         self._handle(event)
@@ -194,51 +271,70 @@ class Peer:
         elif isinstance(event, AnswerReceived | CandidateReceived):
             self._route(event.src, event)
         elif isinstance(event, PeerLeft):
-            for conn in [c for c in self._connections.values() if c.peer == event.src]:
+            for conn in self._served(event.src):
                 conn.run(conn.close(), "close on LEAVE")
         elif isinstance(event, PeerUnavailable):
-            for conn in [c for c in self._connections.values() if c.peer == event.src]:
+            for conn in self._served(event.src):
                 if not conn.open:
                     conn.run(
                         conn._shutdown(PeerJSError(PEER_UNAVAILABLE, f"{event.src} is not there")),
                         "close on EXPIRE",
                     )
 
+    def _served(self, src: str) -> list[DataConnection]:
+        """The connections with ``src`` that the server signals (not carried ones)."""
+        return [
+            conn
+            for key, conn in self._connections.items()
+            if conn.peer == src and key not in self._carriers
+        ]
+
     def _on_offer(self, event: OfferReceived) -> None:
-        offer = event.offer
+        self._offer(event.src, event.offer, None)
+
+    def _offer(
+        self, src: str, offer: m.Offer, carrier: SignalCarrier | None
+    ) -> DataConnection | None:
         if offer.type != "data" or offer.serialization not in SERIALIZATIONS:
             logger.info(
                 "peerjs: refused a %s offer (%s) from %s",
                 offer.type,
                 offer.serialization,
-                event.src,
+                src,
             )
-            return
-        old = self._connections.get((event.src, offer.connection_id))
+            return None
+        old = self._connections.get((src, offer.connection_id))
         if old is not None:
             old.run(old.close(), "close on a repeated offer")
+            self._forget(old)
         conn = self._new_connection(
-            event.src,
+            src,
             offer.connection_id,
             offer.serialization,
             offer.reliable,
             offer.label,
             offer.metadata,
+            carrier,
         )
         conn.run(conn.answer(offer), "answer")
-        for lost in self._lost.pop(offer.connection_id, []):
-            self._route(event.src, lost)
+        if carrier is None:
+            for lost in self._lost.pop(offer.connection_id, []):
+                self._route(src, lost)
         # One taker: with on_connection set nobody calls accept(), and a queued reference
         # would keep every connection ever offered alive.
         if self.on_connection is not None:
             self.on_connection(conn)
         else:
             self._incoming.put_nowait(conn)
+        return conn
 
     def _route(self, src: str, event: Event) -> None:
         assert isinstance(event, AnswerReceived | CandidateReceived)
         payload = event.answer if isinstance(event, AnswerReceived) else event.candidate
-        conn = self._connections.get((src, payload.connection_id))
+        key = (src, payload.connection_id)
+        conn = self._connections.get(key)
+        if key in self._carriers:
+            return  # its carrier brings its answer and candidates
         if conn is None:
             # Kept for a connection whose OFFER is still to come (PeerJS's lost messages).
             kept = self._lost.setdefault(payload.connection_id, [])

@@ -704,6 +704,8 @@ class MeshSignal:
         deadline = self.next_prune_at
         for queue in self.pending.values():
             deadline = min(deadline, *(item.until for item in queue))
+        for until, _ in self.discovering.values():
+            deadline = min(deadline, until)  # an offer unanswered then is dropped no_route
         for n in self._signal_neighbours():
             if n.reach_dirty and n.reach_sent_at is not None:
                 deadline = min(deadline, n.reach_sent_at + self.limits.reach_interval_ms)

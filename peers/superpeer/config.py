@@ -13,8 +13,9 @@ from peers.protocol.ticket import is_valid_community
 from peers.protocol.transfer import TransferOptions
 
 # "shard" and "mail": it takes shard_msg and mail frames for peers who are away
-# (docs/superpeer.md "Mailboxes").
-SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard", "mail")
+# (docs/superpeer.md "Mailboxes"); "signal": it relays signal and reach frames and takes
+# connections signaled through the mesh (docs/superpeer.md "Signaling through the mesh").
+SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard", "mail", "signal")
 AGENT = "swarm-superpeer/1"
 
 

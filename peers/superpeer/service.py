@@ -46,7 +46,9 @@ from peers.protocol.wire import (
     ContentFrame,
     Have,
     ManifestReq,
+    Reach,
     ShardMsg,
+    Signal,
 )
 from peers.protocol.wire import Mail as MailFrame
 from peers.protocol.wire import Manifest as ManifestFrame
@@ -68,6 +70,7 @@ from .keydir import (
     check_key_request,
 )
 from .mailbox import Mailbox
+from .meshsignaling import MeshSignaling
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
 from .supervision import Supervisor
@@ -189,6 +192,16 @@ class SuperPeerService:
             clock=now_ms,
             ttl_ms=config.mailbox.keys_ttl_ms,
         )
+        # signaling through the mesh: relaying for others, and connections of its own when
+        # the signaling server is out of reach (docs/superpeer.md "Signaling through the mesh")
+        self.meshsig = MeshSignaling(
+            self.peer_id,
+            self.key,
+            send_frame=self._send_content,
+            violation=self._conn_violation,
+            clock=now_ms,
+            blocked=lambda peer_id: peer_id in self.blocked,
+        )
         # shares of other identities, if the operator allows it
         self.guardian: SuperPeerGuardian | None = None
         if config.guardian:
@@ -246,6 +259,7 @@ class SuperPeerService:
             on_connection=self._incoming,
             max_message_size=SUPERPEER_MAX_MESSAGE_BYTES,
         )
+        self._attach_meshsig(self.peer)
         try:
             await self.peer.start(timeout=OPEN_TIMEOUT_S)
         except PeerJSError as exc:  # the signaling client keeps retrying on its own
@@ -262,6 +276,7 @@ class SuperPeerService:
         if self.node is not None:
             self.node.leave(now_ms())
             self.pump()
+        self.meshsig.stop()
         outboxes = list(self.outboxes.values())
         for outbox in outboxes:
             outbox.close()
@@ -346,8 +361,24 @@ class SuperPeerService:
     def _incoming(self, conn: DataConnection) -> None:
         self.spawn(self._run_connection(conn, outbound=False), f"in-{conn.connection_id}")
 
+    def _attach_meshsig(self, peer: Peer) -> None:
+        """Connections signaled through the mesh are made by ``peer`` like the others:
+        ours are dialed ``raw`` and reliable; offers for us are announced to
+        ``_incoming`` as if they came from the server."""
+
+        def connect(peer_id: str, carrier: Any) -> DataConnection:
+            return peer.connect(peer_id, serialization="raw", reliable=True, carrier=carrier)
+
+        self.meshsig.connect = connect
+        self.meshsig.take_offer = peer.take_offer
+
     def dial(self, peer_id: str) -> None:
+        """Dial through the signaling server, or through the mesh while the server's
+        socket is not open and a neighbour takes signal frames."""
         if self.peer is None or self.stopping.is_set():
+            return
+        if not self.peer.open and self.meshsig.reachable():
+            self.dial_through_mesh(peer_id)
             return
         try:
             conn = self.peer.connect(peer_id, serialization="raw", reliable=True)
@@ -356,6 +387,20 @@ class SuperPeerService:
             self.node.dial_failed(peer_id, now_ms(), exc.code)
             return
         self.spawn(self._run_connection(conn, outbound=True), f"out-{conn.connection_id}")
+
+    def dial_through_mesh(self, peer_id: str) -> DataConnection | None:
+        """Offer a connection to ``peer_id`` through the mesh, whatever the server's state;
+        it runs like any dialed connection once open. None when this peer cannot."""
+        if self.peer is None or self.stopping.is_set():
+            return None
+        try:
+            conn = self.meshsig.dial(peer_id)
+        except PeerJSError as exc:
+            assert self.node is not None
+            self.node.dial_failed(peer_id, now_ms(), exc.code)
+            return None
+        self.spawn(self._run_connection(conn, outbound=True), f"mesh-{conn.connection_id}")
+        return conn
 
     async def _run_connection(self, conn: DataConnection, *, outbound: bool) -> None:
         node = self.node
@@ -434,11 +479,13 @@ class SuperPeerService:
                 self.holder.opened(action.conn_id, action.peer_id, conn)
                 self.fetcher.peer_connected(action.peer_id, now)
             self.mailbox.peer_opened(action.conn_id, action.peer_id, action.caps)
+            self.meshsig.opened(action.conn_id, action.peer_id, action.caps)
             if self.guardian is not None and "shard" in action.caps:
                 self.spawn(self.guardian.owner_connected(action.peer_id), "guardian-receipts")
                 self.guardian.announce(now, new_peer=True)
         elif isinstance(action, Closed):
             self.mailbox.peer_closed(action.conn_id)
+            self.meshsig.closed(action.conn_id)
             gone = self.holder.closed(action.conn_id)
             if gone is not None:
                 self.fetcher.peer_gone(gone, now)
@@ -487,6 +534,8 @@ class SuperPeerService:
             self.mailbox.received(conn_id, peer_id, frame, now)
         elif isinstance(frame, MailFrame):
             self.mailbox.received_mail(conn_id, peer_id, frame, now)
+        elif isinstance(frame, Signal | Reach):
+            self.meshsig.received(conn_id, frame)
         else:
             self.fetcher.on_frame(peer_id, frame, now)
 

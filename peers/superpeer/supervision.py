@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .holdings import HoldingsIndex
     from .keydir import KeyDirectory
     from .mailbox import Mailbox
+    from .meshsignaling import MeshSignaling
     from .relay import AdvertRelay, GossipAdverts
 
 
@@ -52,6 +53,7 @@ class Supervised(Protocol):
     gossip_adverts: GossipAdverts
     mailbox: Mailbox
     keys: KeyDirectory
+    meshsig: MeshSignaling
     guardian: SuperPeerGuardian | None
     blocked: set[str]
     started_at: int  # ms
@@ -378,6 +380,7 @@ class Supervisor:
         stats["posts_dropped"] = service.posts_dropped
         stats["mailbox"] = service.mailbox.stats.as_json()
         stats["keys"] = service.keys.stats.as_json()
+        stats["meshsignal"] = service.meshsig.stats.as_json(service.meshsig.core)
         if service.guardian is not None:
             stats["guardian"] = service.guardian.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner

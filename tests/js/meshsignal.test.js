@@ -243,6 +243,24 @@ test("the sender is held to its own rate and queue limits", async () => {
   assert.equal(alice.nextDeadline(NOW + 1000), NOW + alice.limits.discoveryMs);
 });
 
+test("an offer flooded with nothing held is due a tick when its discovery ends (no_route, its id)", async () => {
+  const alice = new MeshSignal({ peerId: pid("alice"), signer: signers.alice, now: NOW });
+  alice.connected("c", pid("bob"), ["signal"], NOW);
+  alice.takeActions();
+  const id = await alice.send({ to: pid("erin"), sid: newSessionId(), kind: "offer", payload: null, now: NOW });
+  alice.takeActions();
+  const due = alice.nextDeadline(NOW + 1);
+  assert.equal(due, NOW + alice.limits.discoveryMs);
+  alice.tick(due);
+  assert.deepEqual(
+    alice
+      .takeActions()
+      .filter((a) => a.type === "drop")
+      .map((a) => [a.code, a.id]),
+    [["no_route", id]],
+  );
+});
+
 test("two copies taken at once are delivered once (the id is checked again after the signature)", async () => {
   const bob = new MeshSignal({ peerId: pid("bob"), signer: signers.bob, now: NOW });
   bob.connected("c1", pid("alice"), ["signal"], NOW);

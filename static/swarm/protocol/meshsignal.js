@@ -521,6 +521,8 @@ export class MeshSignal {
   nextDeadline(now) {
     let deadline = this.nextPruneAt;
     for (const queue of this.pending.values()) for (const item of queue) deadline = Math.min(deadline, item.until);
+    // An offer still unanswered then is dropped no_route (the sender's cue to retry).
+    for (const { until } of this.discovering.values()) deadline = Math.min(deadline, until);
     for (const n of this.#signalNeighbours())
       if (n.reachDirty && n.reachSentAt !== null) deadline = Math.min(deadline, n.reachSentAt + this.limits.reachIntervalMs);
     return Math.max(deadline, now);
