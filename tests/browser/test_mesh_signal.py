@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import new_context
 from tests.support.live import Server, spawn_daphne, start_daphne
-from tests.support.superpeer import community_name
+from tests.support.superpeer import community_name, start_superpeer
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -123,3 +123,38 @@ def test_a_page_dials_through_the_mesh_with_the_server_gone(
         assert connected(c, ida) == 1
     finally:
         again.stop()
+
+
+def test_a_page_reaches_the_super_peer_through_the_mesh(
+    browser: Browser,
+    web: Server,
+    tmp_path_factory: pytest.TempPathFactory,
+    artifacts_dir: Path,
+) -> None:
+    community = community_name("meshsp")
+    sp = start_superpeer(
+        tmp_path_factory.mktemp("meshsig-sp"), artifacts_dir, web, community, name="meshsig-sp"
+    )
+    try:
+        url = f"{web.url}/?community={community}"
+        a, b = (open_page(browser, url, web.url) for _ in range(2))
+        ida, idb = (p.evaluate("() => window.swarm.peerId") for p in (a, b))
+        for page, others in ((a, [idb, sp.peer_id]), (b, [ida, sp.peer_id])):
+            for other in others:
+                wait_connected(page, other)
+        part(a, sp.peer_id)
+        a.wait_for_function(
+            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=sp.peer_id
+        )
+        web.kill()
+        a.wait_for_function("() => window.swarm.signaling.state !== 'open'", timeout=20_000)
+        assert a.evaluate("(id) => window.swarm.connectTo(id)", sp.peer_id) == "dialing"
+        wait_connected(a, sp.peer_id, timeout_s=30)
+        assert a.evaluate("(id) => window.swarm.viaOf(id)", sp.peer_id) == "mesh"
+        caps = a.evaluate(
+            "(id) => window.swarm.connectedPeers().find((p) => p.peerId === id).caps", sp.peer_id
+        )
+        assert "superpeer" in caps, "the super-peer's verified hello came over the mesh link"
+        assert b.evaluate("() => window.swarm.meshSignal.stats.relayed") > 0
+    finally:
+        sp.stop()
