@@ -312,7 +312,7 @@ export class SwarmUI {
   #charts(uPlot) {
     this.uPlot = uPlot;
     const axis = { stroke: "#8b95a7", grid: { stroke: "rgba(139,149,167,0.15)" }, ticks: { stroke: "rgba(139,149,167,0.3)" } };
-    const size = (node) => ({ width: Math.max(240, node.clientWidth), height: 160 });
+    const size = (node) => ({ width: Math.max(200, node.clientWidth), height: 160 });
     const peersNode = $("chart-peers");
     this.peersChart = new uPlot(
       {
@@ -341,7 +341,7 @@ export class SwarmUI {
     this.latencyChart?.destroy();
     this.latencyChart = new this.uPlot(
       {
-        width: Math.max(240, this.latencyNode.clientWidth),
+        width: Math.max(200, this.latencyNode.clientWidth),
         height: 160,
         legend: { show: this.latencyUrls.length > 1 },
         scales: { x: TIME_SCALE, y: { range: (_u, _min, max) => [0, Math.max(20, (max ?? 0) * 1.2)] } },
