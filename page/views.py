@@ -81,6 +81,7 @@ def _page(request: HttpRequest, community: str, **extra: Any) -> HttpResponse:
     assets = page_assets()
     context = {
         "community": community,
+        "community_chosen": community != settings.SWARM_COMMUNITY,
         "swarm_config": page_config(community),
         "static_base": assets.base,
         "module_preloads": module_preloads(),

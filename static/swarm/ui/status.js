@@ -2,6 +2,7 @@
 // controls, identity, diagnostics feed and charts. Reads a SwarmPeer; all DOM lives here.
 
 import { BAD_BACKUP, exportIdentity, IdentityError, importIdentity, MAX_BACKUP_CHARS, readBackup } from "../adapters/identity.js";
+import { isValidCommunity } from "../protocol/ticket.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
@@ -219,6 +220,19 @@ export class SwarmUI {
     $("toggle-isolate").addEventListener("change", (e) => peer.setIsolated(e.target.checked));
     $("toggle-approval").addEventListener("change", (e) => peer.setApproval(e.target.checked ? "manual" : "auto"));
     $("rendezvous-retry").addEventListener("click", () => peer.retryRendezvous());
+    // Communities: this page belongs to one (its URL says which); joining another loads the
+    // page for it, leaving goes back to the server's default.
+    $("community-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const name = $("community-name").value.trim().toLowerCase();
+      if (!isValidCommunity(name)) {
+        $("community-error").textContent = "bad_community: 1 to 63 of a-z, 0-9 and -, starting with a letter or digit";
+        $("community-error").hidden = false;
+        return;
+      }
+      location.assign(`/?community=${encodeURIComponent(name)}`);
+    });
+    $("community-leave").addEventListener("click", () => location.assign("/"));
     $("peer-connect-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const id = $("peer-connect").value.trim();
