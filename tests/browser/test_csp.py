@@ -1,23 +1,27 @@
-"""The page under its Content-Security-Policy (swarmweb/security.py, docs/operations.md
-"Security headers").
+"""The page under its Content-Security-Policy, and outside a secure context
+(swarmweb/security.py, docs/operations.md "Security headers" and "Production settings").
 
 Every page records the CSP violations it sees (``securitypolicyviolation`` events, set up
 before any script of the page runs) and the console errors: the page starts and two
-pages connect with none of either.
+pages connect with none of either. A page without WebCrypto says why it cannot start.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from tests.browser.conftest import new_context
-from tests.support.live import Server
+from tests.support.live import Server, base_env, spawn_daphne
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+STATUS = "#swarm-status"
 
 RECORD_VIOLATIONS = """
 window.__cspViolations = [];
@@ -26,6 +30,8 @@ document.addEventListener("securitypolicyviolation", (event) => {
   window.__cspViolations.push(`${what} (${event.sourceFile}:${event.lineNumber})`);
 });
 """
+
+NO_WEBCRYPTO = "Object.defineProperty(Crypto.prototype, 'subtle', { get: () => undefined });"
 
 
 class Watched:
@@ -87,3 +93,76 @@ def test_two_pages_start_and_connect_with_no_csp_violation(
         assert watched.errors == []
     for context in contexts:
         context.close()
+
+
+def assert_explains_insecure_context(page: Page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('#swarm-status').dataset.reasons === 'insecure_context'",
+        timeout=30_000,
+    )
+    status = page.locator(STATUS)
+    assert status.get_attribute("data-state") == "offline"
+    assert "HTTPS" in status.locator(".state-reason").inner_text()
+    notice = page.locator("#insecure-context")
+    assert notice.is_visible()
+    assert "secure connection" in notice.inner_text().lower()
+    assert (
+        page.locator("#insecure-https").get_attribute("href", timeout=1_000).startswith("https://")
+    )
+    # Nothing started: no peer, no identity.
+    assert page.evaluate("() => window.swarm") is None
+
+
+def test_a_page_without_webcrypto_says_so(beacon_server: Server, browser: Browser) -> None:
+    context = new_context(browser, beacon_server.url)
+    context.add_init_script(NO_WEBCRYPTO)
+    watched = Watched(context, beacon_server.url + "/")
+    assert_explains_insecure_context(watched.page)
+    assert watched.violations() == []
+    assert watched.errors == []
+    context.close()
+
+
+def non_loopback_ipv4() -> str | None:
+    """An address of this machine that is not loopback (``hostname -I``), if any."""
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for word in out.split():
+        try:
+            address = ipaddress.ip_address(word)
+        except ValueError:
+            continue
+        if address.version == 4 and not address.is_loopback and not address.is_link_local:
+            return str(address)
+    return None
+
+
+def test_plain_http_on_a_non_loopback_address_is_explained(
+    live_db: None, browser: Browser, tmp_path: Path, artifacts_dir: Path, screenshots: Path
+) -> None:
+    host = non_loopback_ipv4()
+    if host is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    server = spawn_daphne(
+        base_env(var_dir, {"DJANGO_ALLOWED_HOSTS": host}),
+        artifacts_dir / "insecure-web.log",
+        name="insecure-web",
+        host=host,
+    )
+    try:
+        context = browser.new_context()
+        watched = Watched(context, server.url + "/")
+        assert watched.page.evaluate("() => isSecureContext") is False
+        assert_explains_insecure_context(watched.page)
+        assert watched.page.locator("#insecure-origin").inner_text() == server.url
+        assert watched.violations() == []
+        # Chromium says it ignores Cross-Origin-Opener-Policy on an untrustworthy origin.
+        assert [e for e in watched.errors if "Cross-Origin-Opener-Policy" not in e] == []
+        watched.page.screenshot(path=str(screenshots / "insecure-context.png"))
+        context.close()
+    finally:
+        server.stop()
