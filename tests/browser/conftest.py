@@ -36,6 +36,13 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        # One line and the end of the run, not one error per test (scripts/need_chromium.sh).
+        pytest.exit(
+            f"The browser tests need Chromium at {CHROMIUM}: install it "
+            "(Debian/Ubuntu: sudo apt-get install chromium).",
+            returncode=4,
+        )
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
     )
