@@ -27,6 +27,16 @@ CHROMIUM_ARGS = [
     "--allow-loopback-in-peer-connection",
 ]
 
+# An init script: the page's CSP violations (securitypolicyviolation events) collect in
+# window.__cspViolations from before any script of the page runs (tests/browser/test_csp.py).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const what = `${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`;
+  window.__cspViolations.push(`${what} (${event.sourceFile}:${event.lineNumber})`);
+});
+"""
+
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:

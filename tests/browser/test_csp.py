@@ -16,20 +16,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
-from tests.browser.conftest import new_context
+from tests.browser.conftest import RECORD_VIOLATIONS, new_context
 from tests.support.live import Server, base_env, spawn_daphne
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 STATUS = "#swarm-status"
-
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  const what = `${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`;
-  window.__cspViolations.push(`${what} (${event.sourceFile}:${event.lineNumber})`);
-});
-"""
 
 NO_WEBCRYPTO = "Object.defineProperty(Crypto.prototype, 'subtle', { get: () => undefined });"
 
