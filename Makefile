@@ -12,7 +12,7 @@ VENDOR_STAMP := static/vendor/.stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: setup run test test-python test-js test-browser lint lint-js format-js typecheck typecheck-js vectors clean
+.PHONY: setup run chromium test test-python test-js test-browser lint lint-js format-js typecheck typecheck-js vectors clean
 
 setup: $(PY_STAMP) $(VENDOR_STAMP)
 	$(PY) manage.py migrate --noinput
@@ -58,7 +58,11 @@ vectors: $(PY_STAMP) $(NPM_STAMP)
 	$(PY) scripts/make_vectors.py
 	node scripts/content_vectors.mjs
 
-test: setup lint typecheck test-python test-js test-browser
+# Chromium first: without it the browser tests would fail only after everything else ran.
+test: chromium setup lint typecheck test-python test-js test-browser
+
+chromium:
+	@sh scripts/need_chromium.sh
 
 test-python: setup
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests --ignore=tests/browser
@@ -71,7 +75,7 @@ test-js: $(VENDOR_STAMP)
 	@ls tests/js/*.test.js >/dev/null  # no test files is a failure, not a pass
 	node --test tests/js/
 
-test-browser: setup
+test-browser: chromium setup
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest tests/browser
 
 clean:

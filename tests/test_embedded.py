@@ -38,7 +38,9 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_procfile_starts_web_worker_and_beat_with_no_servers(tmp_path: Path) -> None:
+def test_procfile_starts_web_worker_and_beat_with_no_servers_and_says_where_to_go(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     env = embedded_env(tmp_path / "var", port)
     for command in (["migrate", "--noinput"], ["swarm_keys"]):
@@ -63,6 +65,9 @@ def test_procfile_starts_web_worker_and_beat_with_no_servers(tmp_path: Path) -> 
                 return False
 
         wait_for(web_up, 60, "web /healthz")
+        # The ready process says where to go and how to make an admin account.
+        wait_for(lambda: f"Swarm is up: open {url}/" in log_path.read_text(), 30, "the ready line")
+        assert "manage.py createsuperuser" in log_path.read_text()
         health = httpx.get(f"{url}/healthz", timeout=5).json()
         assert health["ok"], health
         wait_for(

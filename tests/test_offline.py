@@ -94,7 +94,7 @@ def test_the_page_names_its_files_under_its_version(client: Client) -> None:
         base = f"/static/v/{assets.version}/"
         assert f'<script type="module" src="{base}swarm/main.js">' in html
         imports = json.loads(
-            re.search(r'<script type="importmap">(.*?)</script>', html, re.S).group(1)  # type: ignore[union-attr]
+            re.search(r'<script type="importmap"[^>]*>(.*?)</script>', html, re.S).group(1)  # type: ignore[union-attr]
         )["imports"]
         assert imports["uplot"] == f"{base}vendor/uplot/uPlot.esm.js"
         assert all(u.startswith(base) for u in imports.values())

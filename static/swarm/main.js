@@ -28,7 +28,36 @@ function fail(message) {
   console.error(message);
 }
 
+// WebCrypto (the identity's keys) exists only in a secure context: HTTPS, or plain HTTP on
+// loopback. Elsewhere the page says so and starts nothing, rather than failing on its first key.
+function secureContext() {
+  return globalThis.isSecureContext !== false && typeof globalThis.crypto?.subtle?.digest === "function";
+}
+
+function explainInsecureContext() {
+  const status = document.getElementById("swarm-status");
+  const message = "not a secure context: open this page over HTTPS";
+  status.dataset.state = "offline";
+  status.dataset.reasons = "insecure_context";
+  status.dataset.reason = message;
+  status.querySelector(".state-reason").textContent = message;
+  const https = new URL(location.href);
+  https.protocol = "https:";
+  // An HTTPS server on another port than this plain one is unknown: the default port it is.
+  if (location.protocol === "http:") https.port = "";
+  const link = document.getElementById("insecure-https");
+  link.href = https.href;
+  link.textContent = https.href;
+  document.getElementById("insecure-origin").textContent = location.origin;
+  document.getElementById("insecure-context").hidden = false;
+  console.warn(`Swarm: ${message} (WebCrypto is not available at ${location.origin})`);
+}
+
 async function main() {
+  if (!secureContext()) {
+    explainInsecureContext();
+    return;
+  }
   let config;
   try {
     config = parseConfig(JSON.parse(document.getElementById("swarm-config").textContent), location.href);

@@ -27,6 +27,16 @@ CHROMIUM_ARGS = [
     "--allow-loopback-in-peer-connection",
 ]
 
+# An init script: the page's CSP violations (securitypolicyviolation events) collect in
+# window.__cspViolations from before any script of the page runs (tests/browser/test_csp.py).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const what = `${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`;
+  window.__cspViolations.push(`${what} (${event.sourceFile}:${event.lineNumber})`);
+});
+"""
+
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
@@ -36,6 +46,13 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        # One line and the end of the run, not one error per test (scripts/need_chromium.sh).
+        pytest.exit(
+            f"The browser tests need Chromium at {CHROMIUM}: install it "
+            "(Debian/Ubuntu: sudo apt-get install chromium).",
+            returncode=4,
+        )
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
     )

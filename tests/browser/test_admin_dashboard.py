@@ -1,5 +1,6 @@
 """The admin in Chromium: a staff member blocks a peer from the ticket list (its next
-announce gets 403) and the operations dashboard draws its charts."""
+announce gets 403) and the operations dashboard draws its charts, with no violation of the
+pages' Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from beacon.models import BeaconProbe, CapsuleRun, Community, RemoteBeacon
 from ops.models import Alert, MetricSample
 from shared.clock import now_ms
-from tests.browser.conftest import new_context
+from tests.browser.conftest import RECORD_VIOLATIONS, new_context
 from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.live import Server
 
@@ -122,10 +123,13 @@ def test_dashboard_draws_its_charts(
 ) -> None:
     seed_history(now_ms())
     context = new_context(browser, beacon_server.url)
+    # The admin and the dashboard (its import map by nonce) under the pages' CSP.
+    context.add_init_script(RECORD_VIOLATIONS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     log_in(page, beacon_server)
+    assert page.evaluate("() => window.__cspViolations") == []
     page.screenshot(path=str(screenshots / "admin-index.png"))
     page.click("#swarm-dashboard-link")
     expect(page.locator("#swarm-dashboard[data-ready='1']")).to_have_count(1)
@@ -134,4 +138,5 @@ def test_dashboard_draws_its_charts(
     expect(page.locator("#sd-communities")).to_contain_text("dash-main")
     page.screenshot(path=str(screenshots / "admin-dashboard.png"), full_page=True)
     assert errors == []
+    assert page.evaluate("() => window.__cspViolations") == []
     context.close()

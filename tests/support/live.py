@@ -64,14 +64,15 @@ class Process:
 class Server(Process):
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
 
 # Every simulated user of a test or benchmark connects from 127.0.0.1, which the
@@ -129,17 +130,18 @@ def spawn_daphne(
     ready: str = "/healthz",
     append: bool = False,
     app: str = "swarmweb.asgi:application",
+    host: str = "127.0.0.1",
 ) -> Server:
-    """daphne serving ``app`` (the project by default) on 127.0.0.1 with exactly ``env``
-    (benchmarks build their own), logging to ``log_path``; returns once ``ready`` answers
-    below 500."""
+    """daphne serving ``app`` (the project by default) on ``host`` (127.0.0.1 unless a test
+    needs another address) with exactly ``env`` (benchmarks build their own), logging to
+    ``log_path``; returns once ``ready`` answers below 500."""
     port = port or free_port()
     with log_path.open("ab" if append else "wb") as log:
         proc = subprocess.Popen(
             [
                 str(VENV_BIN / "daphne"),
                 "-b",
-                "127.0.0.1",
+                host,
                 "-p",
                 str(port),
                 app,
@@ -149,7 +151,7 @@ def spawn_daphne(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(name=name, proc=proc, log_path=log_path, port=port, env=dict(env))
+    server = Server(name=name, proc=proc, log_path=log_path, port=port, env=dict(env), host=host)
     wait_http(server, ready)
     return server
 
