@@ -380,31 +380,33 @@ def scenario_vectors() -> list[dict[str, Any]]:
         ],
         max_adverts=3,
     )
-    a0 = body("alice", issued_at=NOW)
+    s = NOW + 16_400  # alice's 180 points: a new candidate waits (1000 - 180) x 20 ms
     scenario(
         "own_advert_candidate_then_seat_then_republish_degrade_and_opt_out",
         [
             recv(NOW, bob),
             due(NOW, None),  # no local numbers yet
             local(**ALICE),
-            due(NOW, a0),  # a candidate: ranked 2nd of 2, below 2 x 2 seats
-            elected(NOW, ["bob", "alice"]),
-            due(NOW + 4999, None),
-            deadline(NOW + 4999, NOW + 5000),
-            due(NOW + 5000, body("alice", issued_at=NOW + 5000, elected=True)),  # takes its seat
-            due(NOW + 10_000, None),
-            deadline(NOW + 10_000, NOW + 65_000),
-            due(NOW + 65_000, body("alice", issued_at=NOW + 65_000, elected=True)),
+            due(NOW, None),  # a candidate (2nd of 2, below 2 x 2 seats), waiting its turn
+            deadline(NOW, s),
+            due(s, body("alice", issued_at=s)),
+            elected(s, ["bob", "alice"]),
+            due(s + 4999, None),
+            deadline(s + 4999, s + 5000),
+            due(s + 5000, body("alice", issued_at=s + 5000, elected=True)),  # takes its seat
+            due(s + 10_000, None),
+            deadline(s + 10_000, s + 65_000),
+            due(s + 65_000, body("alice", issued_at=s + 65_000, elected=True)),
             local(**{**ALICE, "conns": 5}),  # 150 of 180: not a quarter down
-            due(NOW + 70_000, None),
+            due(s + 70_000, None),
             local(**{**ALICE, "conns": 3}),  # 130: more than a quarter down
-            due(NOW + 70_000, body("alice", issued_at=NOW + 70_000, conns=3, elected=True)),
+            due(s + 70_000, body("alice", issued_at=s + 70_000, conns=3, elected=True)),
             local(**{**ALICE, "conns": 3, "opt_in": False}),
-            due(NOW + 74_999, None),
-            due(NOW + 75_000, body("alice", issued_at=NOW + 75_000, conns=3, opt_in=False)),
-            elected(NOW + 75_000, ["bob"]),
-            due(NOW + 80_000, None),
-            due(NOW + 300_000, None),
+            due(s + 74_999, None),
+            due(s + 75_000, body("alice", issued_at=s + 75_000, conns=3, opt_in=False)),
+            elected(s + 75_000, ["bob"]),
+            due(s + 80_000, None),
+            due(s + 300_000, None),
         ],
         self_id="alice",
     )
@@ -437,7 +439,9 @@ def scenario_vectors() -> list[dict[str, Any]]:
             local(**ALICE),
             due(NOW, None),  # 5th: not below 2 x 2 seats
             deadline(NOW, NOW + 50_000),
-            due(NOW + 50_000, body("alice", issued_at=NOW + 50_000)),  # bob, carol expired: 3rd
+            due(NOW + 50_000, None),  # bob and carol expired: 3rd, a candidate, waits its turn
+            deadline(NOW + 50_000, NOW + 66_400),
+            due(NOW + 66_400, body("alice", issued_at=NOW + 66_400)),
         ],
         self_id="alice",
     )
@@ -456,7 +460,8 @@ def supernode_vectors() -> dict[str, Any]:
         "for `main` with self view.self and max_adverts if given; steps: receive (expect 'ok' "
         "or the code), elected, due (advert_due: the body or null; a body is then received), "
         "local (set_local, snake_case; opt_in and superpeer default true and false), deadline "
-        "(next_deadline).",
+        "(next_deadline). A new candidate waits stagger(score) = min(20 s, (1000 - score) x 20 ms) "
+        "before its first advert.",
         "now": NOW,
         "community": COMMUNITY,
         "keys": keys(),

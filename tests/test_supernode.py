@@ -27,6 +27,7 @@ from peers.protocol.supernode import (
     parse_advert,
     seats,
     sign_advert,
+    stagger,
     tiebreak,
 )
 
@@ -77,6 +78,10 @@ def test_invalid_adverts_fail_with_their_code(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", VECTORS["sign_invalid"], ids=lambda c: c["name"])
 def test_signing_what_receivers_refuse_fails_with_the_same_code(case: dict[str, Any]) -> None:
     assert code_of(lambda: sign_advert(ed(case["signer"]), case["body"])) == case["error"]
+
+
+def test_stagger_lets_the_best_speak_first() -> None:
+    assert [stagger(p) for p in (0, 180, 880, 1000, 2000)] == [20_000, 16_400, 2400, 0, 0]
 
 
 def test_seats_and_tiebreak_are_the_vectors() -> None:
@@ -210,11 +215,14 @@ def test_outranked_peers_stay_quiet_and_speak_when_seats_empty() -> None:
     view.set_local(LocalState(uptime=3600, up_kbps=2000, conns=8, swarm=10))
     for t in range(NOW, NOW + ADVERT_TTL_MS, 5000):
         assert view.advert_due(t) is None
-    body = view.advert_due(NOW + ADVERT_TTL_MS)  # the four expired: alone, a candidate
+    assert view.advert_due(NOW + ADVERT_TTL_MS) is None  # the four expired: it waits its turn
+    at = NOW + ADVERT_TTL_MS + stagger(180)
+    assert view.next_deadline(NOW + ADVERT_TTL_MS) == at
+    body = view.advert_due(at)
     assert body is not None
     assert body["elected"] is False
-    view.receive(check_body(body), NOW + ADVERT_TTL_MS)
-    claim = view.advert_due(NOW + ADVERT_TTL_MS + 5000)
+    view.receive(check_body(body), at)
+    claim = view.advert_due(at + 5000)
     assert claim is not None
     assert claim["elected"] is True
 
@@ -232,9 +240,10 @@ def test_a_table_of_throwaway_keys_stays_bounded() -> None:
 def test_local_numbers_out_of_range_are_clamped_into_a_valid_advert() -> None:
     view = SupernodeView(community=COMMUNITY, now=NOW - 100_000, self_id=pid("alice"))
     view.set_local(LocalState(uptime=2**40, up_kbps=2**40, conns=5000, swarm=0))
-    body = view.advert_due(NOW)
+    assert view.advert_due(NOW) is None
+    body = view.advert_due(NOW + stagger(880))
     assert body is not None
-    advert = parse_advert(sign_advert(ed("alice"), body), now=NOW, community=COMMUNITY)
+    advert = parse_advert(sign_advert(ed("alice"), body), now=NOW + 2400, community=COMMUNITY)
     assert (advert.conns, advert.swarm, advert.up_kbps) == (1024, 1, 10_000_000)
 
 

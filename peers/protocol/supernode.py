@@ -13,6 +13,7 @@ set, and the advert body this peer should sign and publish now, come out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -79,6 +80,10 @@ CONNS_CAP = 32  # ten points a connection, at most 320
 MIN_SEATS = 2
 MAX_SEATS = 16
 CANDIDATE_FACTOR = 2  # peers ranked below 2 x seats advertise; the others stay quiet
+# A peer that starts advertising waits 20 ms per point below 1000 (20 s at most) and looks at
+# its rank again: at a cold start the best speak first and the rest hear them and stay quiet.
+STAGGER_MS_PER_POINT = 20
+MAX_STAGGER_MS = 20_000
 EPOCH_MS = 86_400_000  # the tie-break changes daily
 
 
@@ -234,6 +239,11 @@ def eligible(advert: Advert) -> bool:
     return advert.superpeer or (advert.uptime >= MIN_UPTIME_S and advert.conns >= MIN_CONNS)
 
 
+def stagger(points: int) -> int:
+    """How long a new candidate with ``points`` waits before its first advert (ms)."""
+    return min(MAX_STAGGER_MS, max(0, SUPERPEER_POINTS - points) * STAGGER_MS_PER_POINT)
+
+
 def seats(n: int) -> int:
     """``max(2, ceil(sqrt(n) / 4))``, at most 16, in integers."""
     k = 1
@@ -242,6 +252,7 @@ def seats(n: int) -> int:
     return max(MIN_SEATS, k)
 
 
+@functools.lru_cache(maxsize=4096)
 def tiebreak(peer_id: str, epoch: int) -> int:
     """FNV-1a (32 bits) of ``"<epoch>:<peer_id>"``: equal scores are ordered anew each day."""
     h = 0x811C9DC5
@@ -254,16 +265,28 @@ def _key(advert: Advert, epoch: int) -> tuple[int, int, str]:
     return (-effective(advert), tiebreak(advert.peer_id, epoch), advert.peer_id)
 
 
+def _seats_for(live: list[Advert]) -> int:
+    sizes = sorted(a.swarm for a in live)
+    return seats(max(len(live), sizes[(len(sizes) - 1) // 2]) if sizes else 0)
+
+
 def ranking(adverts: Iterable[Advert], now: int) -> tuple[int, list[Advert]]:
     """The seats and the eligible live adverts, best first. The swarm's size is the lower
     median of the live adverts' estimates (one liar moves it by one place), at least their
     number."""
     live = [a for a in adverts if a.expires_at > now]
-    sizes = sorted(a.swarm for a in live)
-    n = max(len(live), sizes[(len(sizes) - 1) // 2]) if sizes else 0
     epoch = now // EPOCH_MS
     order = sorted((a for a in live if eligible(a)), key=lambda a: _key(a, epoch))
-    return seats(n), order
+    return _seats_for(live), order
+
+
+def _place(advert: Advert, others: Iterable[Advert], now: int) -> tuple[int, int]:
+    """The seats with ``advert`` among the live ``others``, and where it would rank."""
+    live = [advert, *(a for a in others if a.expires_at > now)]
+    epoch = now // EPOCH_MS
+    mine = _key(advert, epoch)
+    position = sum(1 for a in live[1:] if eligible(a) and _key(a, epoch) < mine)
+    return _seats_for(live), position
 
 
 def elect(adverts: Iterable[Advert], now: int) -> tuple[str, ...]:
@@ -312,6 +335,7 @@ class SupernodeView:
         self.held: dict[str, Advert] = {}
         self.local: LocalState | None = None
         self.published: Advert | None = None
+        self.speak_at: int | None = None  # a new candidate's first advert, once it has waited
         self.version = 0
         self._cache: tuple[int, int, int, tuple[str, ...]] | None = None
 
@@ -374,6 +398,7 @@ class SupernodeView:
         cache = self._cache
         if cache is not None and cache[0] == self.version and cache[1] == epoch and now < cache[2]:
             return cache[3]
+        self.prune(now)
         live = [a.expires_at for a in self.held.values() if a.expires_at > now]
         result = elect(self.held.values(), now)
         self._cache = (self.version, epoch, min(live, default=MAX_SAFE_INTEGER), result)
@@ -392,10 +417,10 @@ class SupernodeView:
         """The body to sign (:func:`sign_advert`), flood and :meth:`receive` now, or None.
 
         A peer advertises while it is eligible and ranks below twice the seats (with its
-        current numbers), or holds a seat; every 60 s, and at once (5 s apart at most) when
-        it takes or gives up a seat, becomes eligible or not, or its score falls by a
-        quarter. A peer that stops being a candidate says so once; one merely outranked
-        falls silent and its advert expires."""
+        current numbers), or holds a seat: the first time after :func:`stagger`, then every
+        60 s, and at once (5 s apart at most) when it takes or gives up a seat, becomes
+        eligible, or its score falls by a quarter. A peer that stops being a candidate says
+        so once; one merely outranked falls silent and its advert expires."""
         local, self_id = self.local, self.self_id
         if local is None or self_id is None:
             return None
@@ -420,12 +445,19 @@ class SupernodeView:
         advertise = claim
         if fit and not claim:
             others = [a for a in self.held.values() if a.peer_id != self_id]
-            k, order = ranking([*others, draft], now)
-            advertise = order.index(draft) < CANDIDATE_FACTOR * k
+            k, position = _place(draft, others, now)
+            advertise = position < CANDIDATE_FACTOR * k
         prev = self.published
         if prev is not None and prev.expires_at <= now:
             prev = None
-        if advertise:
+        starting = advertise and not claim and (prev is None or not eligible(prev))
+        if not starting:
+            self.speak_at = None
+        elif self.speak_at is None:
+            self.speak_at = now + stagger(score(draft))
+        if starting and self.speak_at is not None and now < self.speak_at:
+            due = False
+        elif advertise:
             due = (
                 prev is None
                 or now >= prev.issued_at + self.republish_ms
@@ -438,6 +470,7 @@ class SupernodeView:
         if not due:
             return None
         self.published = draft
+        self.speak_at = None
         return draft.body()
 
     def next_deadline(self, now: int) -> int:
@@ -446,8 +479,9 @@ class SupernodeView:
         for advert in self.held.values():
             if advert.expires_at > now:
                 deadline = min(deadline, advert.expires_at)
-        if now < self.warm_at:
-            deadline = min(deadline, self.warm_at)
+        for at in (self.warm_at, self.speak_at):
+            if at is not None and at > now:
+                deadline = min(deadline, at)
         if self.published is not None:
             for at in (
                 self.published.issued_at + self.min_gap_ms,

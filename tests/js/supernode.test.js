@@ -20,6 +20,7 @@ import {
   SupernodeView,
   seats,
   signAdvert,
+  stagger,
   TOPIC_SUPERNODE,
   tiebreak,
 } from "../../static/swarm/protocol/supernode.js";
@@ -82,6 +83,10 @@ test("invalid adverts fail with their code", async () => {
 
 test("signing what receivers refuse fails with the same code", async () => {
   for (const c of vectors.sign_invalid) await rejectsWith(signAdvert(signers[c.signer], c.body), c.error, c.name);
+});
+
+test("stagger lets the best speak first", () => {
+  assert.deepEqual([0, 180, 880, 1000, 2000].map(stagger), [20_000, 16_400, 2400, 0, 0]);
 });
 
 test("seats and the tie-break are the vectors'", () => {
@@ -208,10 +213,13 @@ test("outranked peers stay quiet and speak when seats empty", () => {
   for (const label of LABELS.slice(0, 4)) view.receive(browser(label, NOW, { conns: 20 }), NOW);
   view.setLocal({ uptime: 3600, upKbps: 2000, conns: 8, swarm: 10 });
   for (let t = NOW; t < NOW + ADVERT_TTL_MS; t += 5000) assert.equal(view.advertDue(t), null);
-  const body = view.advertDue(NOW + ADVERT_TTL_MS);
+  assert.equal(view.advertDue(NOW + ADVERT_TTL_MS), null); // the four expired: it waits its turn
+  const at = NOW + ADVERT_TTL_MS + stagger(180);
+  assert.equal(view.nextDeadline(NOW + ADVERT_TTL_MS), at);
+  const body = view.advertDue(at);
   assert.equal(body?.elected, false);
-  view.receive(checkBody(body), NOW + ADVERT_TTL_MS);
-  assert.equal(view.advertDue(NOW + ADVERT_TTL_MS + 5000)?.elected, true);
+  view.receive(checkBody(body), at);
+  assert.equal(view.advertDue(at + 5000)?.elected, true);
 });
 
 test("a table of throwaway keys stays bounded, the best kept", () => {
@@ -227,8 +235,9 @@ test("a table of throwaway keys stays bounded, the best kept", () => {
 test("local numbers out of range are clamped into a valid advert", async () => {
   const view = new SupernodeView({ community: COMMUNITY, now: NOW - 100_000, selfId: pid("alice") });
   view.setLocal({ uptime: 2 ** 40, upKbps: 2 ** 40, conns: 5000, swarm: 0 });
-  const body = view.advertDue(NOW);
-  const advert = await parseAdvert(await signAdvert(signers.alice, body), { now: NOW, community: COMMUNITY });
+  assert.equal(view.advertDue(NOW), null);
+  const body = view.advertDue(NOW + stagger(880));
+  const advert = await parseAdvert(await signAdvert(signers.alice, body), { now: NOW + 2400, community: COMMUNITY });
   assert.deepEqual([advert.conns, advert.swarm, advert.upKbps], [1024, 1, 10_000_000]);
 });
 

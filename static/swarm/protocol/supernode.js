@@ -54,6 +54,10 @@ const CONNS_CAP = 32; // ten points a connection, at most 320
 export const MIN_SEATS = 2;
 export const MAX_SEATS = 16;
 export const CANDIDATE_FACTOR = 2; // peers ranked below 2 x seats advertise; the others stay quiet
+// A peer that starts advertising waits 20 ms per point below 1000 (20 s at most) and looks at
+// its rank again: at a cold start the best speak first and the rest hear them and stay quiet.
+export const STAGGER_MS_PER_POINT = 20;
+export const MAX_STAGGER_MS = 20_000;
 export const EPOCH_MS = 86_400_000; // the tie-break changes daily
 
 const fail = (message) => new ProtocolError(BAD_ADVERT, message);
@@ -183,6 +187,11 @@ export function eligible(a) {
   return a.superpeer || (a.uptime >= MIN_UPTIME_S && a.conns >= MIN_CONNS);
 }
 
+/** How long a new candidate with `points` waits before its first advert (ms). */
+export function stagger(points) {
+  return Math.min(MAX_STAGGER_MS, Math.max(0, SUPERPEER_POINTS - points) * STAGGER_MS_PER_POINT);
+}
+
 /** max(2, ceil(sqrt(n) / 4)), at most 16, in integers. */
 export function seats(n) {
   let k = 1;
@@ -198,12 +207,32 @@ export function tiebreak(peerId, epoch) {
   return h;
 }
 
+// Sort keys, [effective, tiebreak, peerId, advert], kept per advert object for its epoch.
+const sortKeys = new WeakMap();
+
+function keyed(a, epoch) {
+  let k = sortKeys.get(a);
+  if (k === undefined || k.epoch !== epoch) {
+    k = { epoch, key: [effective(a), tiebreak(a.peerId, epoch), a.peerId, a] };
+    sortKeys.set(a, k);
+  }
+  return k.key;
+}
+
+function compareKeyed(x, y) {
+  if (x[0] !== y[0]) return y[0] - x[0];
+  if (x[1] !== y[1]) return x[1] - y[1];
+  return x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0;
+}
+
 function compare(a, b, epoch) {
-  const d = effective(b) - effective(a);
-  if (d !== 0) return d;
-  const t = tiebreak(a.peerId, epoch) - tiebreak(b.peerId, epoch);
-  if (t !== 0) return t;
-  return a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0;
+  return compareKeyed(keyed(a, epoch), keyed(b, epoch));
+}
+
+function seatsFor(live) {
+  if (live.length === 0) return seats(0);
+  const sizes = live.map((a) => a.swarm).sort((x, y) => x - y);
+  return seats(Math.max(live.length, sizes[Math.floor((sizes.length - 1) / 2)]));
 }
 
 /**
@@ -212,11 +241,23 @@ function compare(a, b, epoch) {
  */
 export function ranking(adverts, now) {
   const live = [...adverts].filter((a) => a.expiresAt > now);
-  const sizes = live.map((a) => a.swarm).sort((x, y) => x - y);
-  const n = sizes.length > 0 ? Math.max(live.length, sizes[Math.floor((sizes.length - 1) / 2)]) : 0;
   const epoch = Math.floor(now / EPOCH_MS);
-  const order = live.filter(eligible).sort((a, b) => compare(a, b, epoch));
-  return { seats: seats(n), order };
+  const order = live
+    .filter(eligible)
+    .map((a) => keyed(a, epoch))
+    .sort(compareKeyed)
+    .map((k) => k[3]);
+  return { seats: seatsFor(live), order };
+}
+
+/** Where `advert` would rank among `others` (live, eligible), and the seats with it among them. */
+function place(advert, others, now) {
+  const live = [advert, ...[...others].filter((a) => a.expiresAt > now)];
+  const epoch = Math.floor(now / EPOCH_MS);
+  const mine = keyed(advert, epoch);
+  let position = 0;
+  for (const a of live) if (a !== advert && eligible(a) && compareKeyed(keyed(a, epoch), mine) < 0) position += 1;
+  return { seats: seatsFor(live), position };
 }
 
 /** The supernodes, best first: the first `seats` eligible live adverts. */
@@ -251,6 +292,7 @@ export class SupernodeView {
     this.local = null; // {uptime, upKbps, conns, swarm, optIn, superpeer}
     /** @type {Advert | null} */
     this.published = null;
+    this.speakAt = null; // a new candidate's first advert, once it has waited
     this.version = 0;
     this.cache = null;
   }
@@ -320,6 +362,7 @@ export class SupernodeView {
     const epoch = Math.floor(now / EPOCH_MS);
     const c = this.cache;
     if (c && c.version === this.version && c.epoch === epoch && now < c.validUntil) return c.result;
+    this.prune(now);
     let validUntil = Number.MAX_SAFE_INTEGER;
     for (const a of this.held.values()) if (a.expiresAt > now) validUntil = Math.min(validUntil, a.expiresAt);
     const result = elect(this.held.values(), now);
@@ -342,9 +385,10 @@ export class SupernodeView {
    * The body to sign (signAdvert), flood and receive now, or null.
    *
    * A peer advertises while it is eligible and ranks below twice the seats (with its current
-   * numbers), or holds a seat; every 60 s, and at once (5 s apart at most) when it takes or
-   * gives up a seat, becomes eligible or not, or its score falls by a quarter. A peer that stops
-   * being a candidate says so once; one merely outranked falls silent and its advert expires.
+   * numbers), or holds a seat: the first time after stagger(), then every 60 s, and at once (5 s
+   * apart at most) when it takes or gives up a seat, becomes eligible, or its score falls by a
+   * quarter. A peer that stops being a candidate says so once; one merely outranked falls silent
+   * and its advert expires.
    */
   advertDue(now) {
     const { local, selfId } = this;
@@ -370,19 +414,25 @@ export class SupernodeView {
     let advertise = claim;
     if (fit && !claim) {
       const others = [...this.held.values()].filter((a) => a.peerId !== selfId);
-      const { seats: k, order } = ranking([...others, draft], now);
-      advertise = order.indexOf(draft) < CANDIDATE_FACTOR * k;
+      const { seats: k, position } = place(draft, others, now);
+      advertise = position < CANDIDATE_FACTOR * k;
     }
     let prev = this.published;
     if (prev !== null && prev.expiresAt <= now) prev = null;
+    const starting = advertise && !claim && (prev === null || !eligible(prev));
+    if (!starting) this.speakAt = null;
+    else if (this.speakAt === null) this.speakAt = now + stagger(score(draft));
     let due;
-    if (advertise) {
+    if (starting && this.speakAt !== null && now < this.speakAt) {
+      due = false;
+    } else if (advertise) {
       due = prev === null || now >= prev.issuedAt + this.republishMs || prev.elected !== claim || !eligible(prev) || score(draft) * 4 < score(prev) * 3;
     } else {
       due = prev !== null && (prev.elected || (eligible(prev) && !fit));
     }
     if (!due) return null;
     this.published = draft;
+    this.speakAt = null;
     return advertBody(draft);
   }
 
@@ -390,7 +440,7 @@ export class SupernodeView {
   nextDeadline(now) {
     let deadline = now + this.republishMs;
     for (const a of this.held.values()) if (a.expiresAt > now) deadline = Math.min(deadline, a.expiresAt);
-    if (now < this.warmAt) deadline = Math.min(deadline, this.warmAt);
+    for (const at of [this.warmAt, this.speakAt]) if (at !== null && at > now) deadline = Math.min(deadline, at);
     if (this.published !== null) {
       for (const at of [this.published.issuedAt + this.minGapMs, this.published.issuedAt + this.republishMs]) {
         if (at > now) deadline = Math.min(deadline, at);
