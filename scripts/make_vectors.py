@@ -38,6 +38,7 @@ from scripts import (
     post_vectors,
     shard_vectors,
     share_vectors,
+    supernode_vectors,
     transfer_vectors,
 )
 
@@ -480,6 +481,7 @@ def files() -> dict[str, Any]:
         "shard.json": shard_vectors.shard_vectors(),
         "mail.json": mail_vectors.mail_vectors(),
         "meshsig.json": meshsig_vectors.meshsig_vectors(),
+        "supernode.json": supernode_vectors.supernode_vectors(),
     }
 
 

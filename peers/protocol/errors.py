@@ -97,3 +97,8 @@ HOPS_EXHAUSTED = "hops_exhausted"
 NO_ROUTE = "no_route"
 DUPLICATE = "duplicate"
 QUEUE_FULL = "queue_full"
+# Supernodes (docs/protocol.md "Supernodes"); expired, not_yet_valid, ttl_too_long,
+# peer_mismatch, wrong_community, replay and rate_limited as above.
+ADVERT_TOO_LARGE = "advert_too_large"
+BAD_ADVERT = "bad_advert"
+TABLE_FULL = "table_full"

@@ -83,3 +83,8 @@ export const HOPS_EXHAUSTED = "hops_exhausted";
 export const NO_ROUTE = "no_route";
 export const DUPLICATE = "duplicate";
 export const QUEUE_FULL = "queue_full";
+// Supernodes (docs/protocol.md "Supernodes"); expired, not_yet_valid, ttl_too_long,
+// peer_mismatch, wrong_community, replay and rate_limited as above.
+export const ADVERT_TOO_LARGE = "advert_too_large";
+export const BAD_ADVERT = "bad_advert";
+export const TABLE_FULL = "table_full";
