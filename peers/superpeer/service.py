@@ -39,6 +39,7 @@ from peers.protocol.node_actions import (
 )
 from peers.protocol.posts import verify_post
 from peers.protocol.shard import KIND_RECOVER_REQ, parse_message
+from peers.protocol.supernode import TOPIC_SUPERNODE, LocalState
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import (
     MAX_FRAME_BYTES,
@@ -73,6 +74,7 @@ from .mailbox import Mailbox
 from .meshsignaling import MeshSignaling
 from .relay import AdvertRelay, GossipAdverts
 from .store import ChunkStore
+from .supernodes import SuperPeerSupernodes
 from .supervision import Supervisor
 from .transport import FramedChannel, FrameTransport
 
@@ -202,6 +204,16 @@ class SuperPeerService:
             clock=now_ms,
             blocked=lambda peer_id: peer_id in self.blocked,
         )
+        # the election of supernodes: a super-peer is always a candidate
+        self.supernodes = SuperPeerSupernodes(
+            self.peer_id,
+            self.key,
+            config.community,
+            publish=self._publish,
+            local=self._supernode_numbers,
+            clock=now_ms,
+        )
+        self.started_at = now_ms()
         # shares of other identities, if the operator allows it
         self.guardian: SuperPeerGuardian | None = None
         if config.guardian:
@@ -267,6 +279,7 @@ class SuperPeerService:
         self.supervisor = Supervisor(self)
         self.spawn(self.holder.uploader.run(), "uploader")
         self.spawn(self.fetcher.run_writer(), "writer")
+        self.spawn(self.supernodes.run(self.stopping), "supernodes")
         self.supervisor.start()
         self.started.set()
 
@@ -328,6 +341,7 @@ class SuperPeerService:
         # Key announcements are kept for peers who are away (docs/superpeer.md "Key directory").
         node.gossip_checks[XKEY_TOPIC] = check_key_announcement
         node.gossip_checks[XKEY_REQ_TOPIC] = check_key_request
+        node.gossip_checks[TOPIC_SUPERNODE] = self.supernodes.check
         return node
 
     def new_ticket(self, now: int) -> dict[str, Any]:
@@ -480,6 +494,7 @@ class SuperPeerService:
                 self.fetcher.peer_connected(action.peer_id, now)
             self.mailbox.peer_opened(action.conn_id, action.peer_id, action.caps)
             self.meshsig.opened(action.conn_id, action.peer_id, action.caps)
+            self.supernodes.peer_opened()
             if self.guardian is not None and "shard" in action.caps:
                 self.spawn(self.guardian.owner_connected(action.peer_id), "guardian-receipts")
                 self.guardian.announce(now, new_peer=True)
@@ -567,6 +582,14 @@ class SuperPeerService:
     def _for_guardian(self, envelope: dict[str, Any], now: int) -> None:
         if self.guardian is not None:
             self.guardian.take(envelope, now)
+
+    def _supernode_numbers(self, now: int) -> LocalState:
+        """Uptime, healthy connections and the live peers known (the swarm's size seen here)."""
+        node = self.node
+        conns = 0 if node is None else len(node.mesh.open())
+        swarm = 1 if node is None else node.book.live_count(now) + 1
+        uptime = max(0, (now - self.started_at) // 1000)
+        return LocalState(uptime=uptime, up_kbps=0, conns=conns, swarm=swarm, superpeer=True)
 
     def _publish(self, topic: str, data: object) -> None:
         if self.node is not None:

@@ -16,6 +16,7 @@ import { MailService } from "./content/mail.js";
 import { OutboxService } from "./content/outbox.js";
 import { OutboxUI } from "./ui/outbox.js";
 import { SwarmPeer } from "./adapters/peer.js";
+import { Supernodes } from "./adapters/supernodes.js";
 import { openStore } from "./adapters/store.js";
 import { SwarmUI } from "./ui/status.js";
 
@@ -88,6 +89,7 @@ async function main() {
   const linkQuery = new URL(location.href).searchParams.has("community") ? `?community=${encodeURIComponent(config.community)}` : "";
   peer.beforeConnect = async () => {
     const settings = await store.getSettings();
+    peer.supernodes = new Supernodes({ peer }).start(settings);
     peer.files = await new FileService({ peer, store: content, linkQuery }).start(settings);
     peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
     peer.posts = await new PostService({ peer, store: content }).start(settings);

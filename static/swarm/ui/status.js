@@ -93,6 +93,7 @@ export class SwarmUI {
     const s = this.status;
     if (s.dataset.state !== state) s.dataset.state = state;
     s.dataset.peerCount = String(peers);
+    s.dataset.supernode = String(this.peer.supernodes?.self ?? false); // DESIGN section 11
     s.dataset.reason = reason ?? ""; // the first reason's text
     s.dataset.reasons = reasons.join(" "); // every reason's code (DESIGN section 11)
     s.querySelector(".state-label").textContent = state;
@@ -111,13 +112,20 @@ export class SwarmUI {
       ...peers.map((p) =>
         el(
           "tr",
-          { class: `peer health-${p.health}`, "data-peer-row": "", "data-peer-id": p.peerId, "data-via": this.peer.viaOf(p.peerId) },
+          {
+            class: `peer health-${p.health}`,
+            "data-peer-row": "",
+            "data-peer-id": p.peerId,
+            "data-via": this.peer.viaOf(p.peerId),
+            "data-supernode": String(this.peer.supernodes?.isSupernode(p.peerId) ?? false),
+          },
           el(
             "td",
             { class: "mono", title: `${p.peerId}\n${p.agent ?? ""}${p.outbound ? " (we dialed)" : " (dialed us)"}` },
             el("span", { class: "health-dot" }),
             short(p.peerId),
             this.peer.viaOf(p.peerId) === "mesh" ? el("small", { class: "muted", title: "signaled through other peers" }, " · mesh") : null,
+            this.peer.supernodes?.isSupernode(p.peerId) ? el("small", { class: "supernode-tag", title: "elected supernode" }, " · supernode") : null,
           ),
           el(
             "td",
@@ -176,6 +184,7 @@ export class SwarmUI {
     $("toggle-pause").checked = mesh.paused;
     $("toggle-isolate").checked = mesh.isolated;
     $("toggle-approval").checked = mesh.options.approval === "manual";
+    if (this.peer.supernodes) $("toggle-supernode").checked = this.peer.supernodes.optIn;
     const now = peer.clock();
     const state = peer.schedule.state(now);
     const next = Math.max(0, peer.schedule.nextRoundAt - now);
@@ -219,6 +228,7 @@ export class SwarmUI {
     $("toggle-pause").addEventListener("change", (e) => peer.setPaused(e.target.checked));
     $("toggle-isolate").addEventListener("change", (e) => peer.setIsolated(e.target.checked));
     $("toggle-approval").addEventListener("change", (e) => peer.setApproval(e.target.checked ? "manual" : "auto"));
+    $("toggle-supernode").addEventListener("change", (e) => peer.supernodes?.setOptIn(e.target.checked));
     $("rendezvous-retry").addEventListener("click", () => peer.retryRendezvous());
     // Communities: this page belongs to one (its URL says which); joining another loads the
     // page for it, leaving goes back to the server's default.
