@@ -23,6 +23,7 @@ from peers.protocol.wire import DIGEST_ID_RE
 from shared.clock import now_ms
 
 from .modules import PageAssets, module_preloads, page_assets, versioned_root
+from .turn import TURN_PATH, ice_servers, issue
 
 DEFAULT_BEACONS = ["/beacon/v1/"]
 DEFAULT_CAPSULES = ["/capsules/{community}.json"]
@@ -40,7 +41,10 @@ def _pinned_keys() -> list[dict[str, Any]]:
 
 
 def page_config(community: str) -> dict[str, Any]:
-    """The JSON the page starts from (validated again by the browser)."""
+    """The JSON the page starts from (validated again by the browser). With TURN on, the
+    ICE servers carry short-lived credentials (a random user) and ``turn`` says when they
+    expire and where fresh ones are (page/turn.py)."""
+    credentials = issue()
     return {
         "community": community,
         "beacons": settings.SWARM_BEACON_URLS or DEFAULT_BEACONS,
@@ -48,7 +52,11 @@ def page_config(community: str) -> dict[str, Any]:
         "capsule_keys": _pinned_keys(),
         "signaling": settings.SWARM_SIGNAL_URLS or DEFAULT_SIGNALING,
         "signal_key": settings.SWARM_SIGNAL_KEY,
-        "ice_servers": settings.SWARM_ICE_SERVERS,
+        "ice_servers": ice_servers(credentials),
+        "ice_transport_policy": settings.SWARM_ICE_TRANSPORT_POLICY,
+        "turn": None
+        if credentials is None
+        else {"url": TURN_PATH, "expires": credentials.expires, "ttl_s": settings.SWARM_TURN_TTL_S},
         "seeds": settings.SWARM_SEED_PEERS,
         "mesh": {
             "target": settings.SWARM_MESH_TARGET,

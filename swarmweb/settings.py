@@ -11,6 +11,9 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from peers.protocol.errors import ProtocolError
+from peers.protocol.turn import turn_secret_from
+
 # Lets admin classes and querysets be written with type parameters (ModelAdmin[Model]).
 django_stubs_ext.monkeypatch()
 
@@ -347,6 +350,8 @@ SWARM_CAPSULE_URLS = env.list("SWARM_CAPSULE_URLS", default=[])
 SWARM_CAPSULE_KEYS = env.list("SWARM_CAPSULE_KEYS", default=[])
 SWARM_SIGNAL_URLS = env.list("SWARM_SIGNAL_URLS", default=[])
 SWARM_ICE_SERVERS = env.json("SWARM_ICE_SERVERS", default=[])
+# "all" (any candidate) or "relay" (TURN only: hides the addresses, tests the TURN path).
+SWARM_ICE_TRANSPORT_POLICY = env.str("SWARM_ICE_TRANSPORT_POLICY", default="all")
 SWARM_SEED_PEERS = env.list("SWARM_SEED_PEERS", default=[])
 SWARM_MESH_TARGET = env.int("SWARM_MESH_TARGET", default=6)
 SWARM_MESH_MAX = env.int("SWARM_MESH_MAX", default=10)
@@ -356,6 +361,22 @@ SWARM_RENDEZVOUS_RETRY_S = env.int("SWARM_RENDEZVOUS_RETRY_S", default=15)
 SWARM_RENDEZVOUS_PAUSE_AFTER = env.int("SWARM_RENDEZVOUS_PAUSE_AFTER", default=3)
 SWARM_RENDEZVOUS_PAUSE_S = env.int("SWARM_RENDEZVOUS_PAUSE_S", default=120)
 SWARM_RENDEZVOUS_TIMEOUT_S = env.int("SWARM_RENDEZVOUS_TIMEOUT_S", default=8)
+
+# --- Swarm: TURN with short-lived credentials (docs/operations.md "TURN"). ---
+# The TURN REST scheme (coturn's use-auth-secret): the secret is shared with the TURN
+# server and the super-peer and never sent to a page; pages get credentials that live
+# SWARM_TURN_TTL_S and fetch fresh ones from /turn/credentials (at most SWARM_TURN_RATE a
+# minute per address).
+SWARM_TURN_URLS = env.list("SWARM_TURN_URLS", default=[])
+SWARM_TURN_SECRET = env.str("SWARM_TURN_SECRET", default="")
+SWARM_TURN_TTL_S = env.int("SWARM_TURN_TTL_S", default=3600)
+SWARM_TURN_RATE = env.int("SWARM_TURN_RATE", default=12)
+if SWARM_ICE_TRANSPORT_POLICY not in ("all", "relay"):
+    raise ImproperlyConfigured("SWARM_ICE_TRANSPORT_POLICY must be all or relay")
+try:  # refused at start-up, not at the first page
+    turn_secret_from(SWARM_TURN_URLS, SWARM_TURN_SECRET, SWARM_TURN_TTL_S)
+except ProtocolError as _exc:
+    raise ImproperlyConfigured(f"SWARM_TURN_*: {_exc.message}") from _exc
 
 # --- Swarm: the Python PeerJS peer / super-peer's ICE (docs/peerjs.md, docs/configuration.md). ---
 # RTCIceServer list as JSON (default none: no STUN/TURN), and the local addresses to gather

@@ -7,17 +7,24 @@ Two aiortc/aioice defaults are wrong for a server-side peer, so both are explici
 - aioice gathers host candidates on every interface except 127.0.0.1. With
   ``host_addresses`` set, :func:`gather_on_configured_addresses` gathers on exactly those
   addresses (127.0.0.1 allowed, which loopback tests need) before aiortc would gather itself.
+
+With a :class:`~peers.protocol.turn.TurnSecret` (``SWARM_TURN_*``), every new connection gets
+TURN credentials computed at that moment from the shared secret, so they never run out.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+from peers.protocol.errors import ProtocolError
+from peers.protocol.turn import TurnSecret, turn_secret_from
 
 from .errors import PeerJSError
 
@@ -42,10 +49,13 @@ class IceServer:
 @dataclass(frozen=True)
 class IceConfig:
     """``servers``: ICE servers (default none); ``host_addresses``: local IPs to gather on
-    (default: aioice's choice, every interface but loopback)."""
+    (default: aioice's choice, every interface but loopback); ``turn``: TURN URLs and the
+    shared secret, credentials made per connection for ``turn_user`` (default a random id)."""
 
     servers: tuple[IceServer, ...] = ()
     host_addresses: tuple[str, ...] = field(default=())
+    turn: TurnSecret | None = None
+    turn_user: str | None = None
 
     def __post_init__(self) -> None:
         for address in self.host_addresses:
@@ -54,15 +64,36 @@ class IceConfig:
             except ValueError as exc:
                 raise PeerJSError(BAD_ICE_CONFIG, f"{address!r} is not an IP address") from exc
 
-    def rtc_configuration(self) -> RTCConfiguration:
-        return RTCConfiguration(iceServers=[server.to_rtc() for server in self.servers])
+    def ice_servers(self, now_s: float | None = None) -> tuple[IceServer, ...]:
+        """The configured servers and, with TURN, an entry with credentials fresh at ``now_s``."""
+        if self.turn is None:
+            return self.servers
+        issued = self.turn.issue(time.time() if now_s is None else now_s, self.turn_user)
+        return (*self.servers, IceServer(issued.urls, issued.username, issued.credential))
+
+    def rtc_configuration(self, now_s: float | None = None) -> RTCConfiguration:
+        return RTCConfiguration(iceServers=[server.to_rtc() for server in self.ice_servers(now_s)])
 
     @classmethod
-    def from_settings(cls, servers: Any, host_addresses: Iterable[str]) -> IceConfig:
+    def from_settings(
+        cls,
+        servers: Any,
+        host_addresses: Iterable[str],
+        turn_urls: Iterable[str] = (),
+        turn_secret: str = "",
+        turn_ttl_s: int = 3600,
+    ) -> IceConfig:
         """Build from settings values: ``servers`` is JSON text or a parsed list of
-        ``{"urls": str | [str], "username"?: str, "credential"?: str}``."""
+        ``{"urls": str | [str], "username"?: str, "credential"?: str}``; the TURN values are
+        ``SWARM_TURN_URLS``, ``SWARM_TURN_SECRET`` and ``SWARM_TURN_TTL_S``."""
+        try:
+            turn = turn_secret_from(list(turn_urls), turn_secret, turn_ttl_s)
+        except ProtocolError as exc:
+            raise PeerJSError(BAD_ICE_CONFIG, exc.message) from exc
         return cls(
-            parse_ice_servers(servers), tuple(a.strip() for a in host_addresses if a.strip())
+            parse_ice_servers(servers),
+            tuple(a.strip() for a in host_addresses if a.strip()),
+            turn=turn,
         )
 
 

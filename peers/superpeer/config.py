@@ -111,7 +111,11 @@ class SuperPeerConfig:
             key_path=Path(settings.VAR_DIR) / "keys" / "superpeer.pem",
             storage_bytes=settings.SWARM_SUPERPEER_STORAGE_BYTES,
             ice=IceConfig.from_settings(
-                settings.SWARM_SUPERPEER_ICE_SERVERS, settings.SWARM_SUPERPEER_HOST_ADDRESSES
+                settings.SWARM_SUPERPEER_ICE_SERVERS,
+                settings.SWARM_SUPERPEER_HOST_ADDRESSES,
+                getattr(settings, "SWARM_TURN_URLS", ()),
+                getattr(settings, "SWARM_TURN_SECRET", ""),
+                getattr(settings, "SWARM_TURN_TTL_S", 3600),
             ),
             seeds=tuple(settings.SWARM_SUPERPEER_SEEDS),
             mesh_target=settings.SWARM_SUPERPEER_MESH_TARGET,

@@ -52,6 +52,13 @@ const positive = (value, fallback, name) => {
   return value;
 };
 
+// TURN credentials (page/turn.py): where fresh ones are and when those in iceServers expire.
+function parseTurn(raw, base) {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object") throw new ConfigError("turn must be an object");
+  return { url: url(raw.url, base, "turn.url"), expires: positive(raw.expires, 0, "turn.expires"), ttlS: positive(raw.ttl_s, 3600, "turn.ttl_s") };
+}
+
 /** Parse the raw page config; `base` is the page URL (relative URLs point at this server). */
 export function parseConfig(raw, base) {
   if (raw === null || typeof raw !== "object") throw new ConfigError("config must be an object");
@@ -66,6 +73,9 @@ export function parseConfig(raw, base) {
   const seeds = list(raw.seeds, "seeds");
   for (const seed of seeds) if (typeof seed !== "string" || !PEER_ID_RE.test(seed)) throw new ConfigError(`seed ${seed} is not a peer id`);
   const iceServers = list(raw.ice_servers, "ice_servers");
+  const policy = raw.ice_transport_policy ?? "all";
+  if (policy !== "all" && policy !== "relay") throw new ConfigError("ice_transport_policy must be all or relay");
+  const turn = parseTurn(raw.turn, base);
   const mesh = raw.mesh ?? {};
   const target = positive(mesh.target, 6, "mesh.target");
   const max = positive(mesh.max, Math.max(10, target), "mesh.max");
@@ -82,5 +92,17 @@ export function parseConfig(raw, base) {
     backoffMs: positive(r.backoff_ms, RENDEZVOUS_DEFAULTS.backoffMs, "rendezvous.backoff_ms"),
     ticketTtlMs: positive(r.ticket_ttl_ms, RENDEZVOUS_DEFAULTS.ticketTtlMs, "rendezvous.ticket_ttl_ms"),
   };
-  return { community, beacons, capsules, capsuleKeys, signaling, seeds, iceServers, mesh: { target, max, approval }, rendezvous };
+  return {
+    community,
+    beacons,
+    capsules,
+    capsuleKeys,
+    signaling,
+    seeds,
+    iceServers,
+    iceTransportPolicy: policy,
+    turn,
+    mesh: { target, max, approval },
+    rendezvous,
+  };
 }

@@ -14,10 +14,11 @@ function connectionId() {
 
 export class MeshConnection {
   /**
-   * @param {{ peer: string, sid: string, iceServers: RTCIceServer[], signal: (kind: string, payload: any) => void,
-   *           connectionId?: string }} args  `signal` sends one of this session's messages through the mesh.
+   * @param {{ peer: string, sid: string, rtc: RTCConfiguration, signal: (kind: string, payload: any) => void,
+   *           connectionId?: string }} args  `rtc`: ICE servers and transport policy (the page's current
+   *           ones, TURN credentials included); `signal` sends one of this session's messages through the mesh.
    */
-  constructor({ peer, sid, iceServers, signal, connectionId: id = connectionId() }) {
+  constructor({ peer, sid, rtc, signal, connectionId: id = connectionId() }) {
     this.peer = peer;
     this.sid = sid;
     this.connectionId = id;
@@ -32,7 +33,7 @@ export class MeshConnection {
     this.dataChannel = null;
     this.remoteSet = false;
     this.early = []; // candidates that came before the remote description
-    this.peerConnection = new RTCPeerConnection({ iceServers });
+    this.peerConnection = new RTCPeerConnection({ ...rtc });
     this.peerConnection.addEventListener("icecandidate", (e) => {
       if (e.candidate) this.signal("candidate", { candidate: e.candidate.toJSON(), type: "data", connectionId: this.connectionId });
     });

@@ -10,6 +10,7 @@ import { SwarmNode } from "../protocol/node.js";
 import { pageStatus } from "./reasons.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
+import { TurnRefresher, watchIceErrors } from "./turn.js";
 import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
 import { encodeFrame } from "../protocol/wire.js";
 import { PEER_ID_RE } from "../protocol/encoding.js";
@@ -50,6 +51,11 @@ export class SwarmPeer extends EventTarget {
     this.beforeConnect = null;
     /** @type {Map<string, object> | null} beacon URL -> signed withdrawal of the ticket it stored */
     this.withdrawals = null;
+    // The RTCConfiguration of every new connection (PeerJS's and the mesh's): one object, whose
+    // iceServers the TURN refresher replaces with fresh credentials.
+    this.rtc = { iceServers: [...(config.iceServers ?? [])], iceTransportPolicy: config.iceTransportPolicy ?? "all" };
+    /** @type {TurnRefresher | null} */
+    this.turn = null;
   }
 
   log(level, source, code, message, peerId = null) {
@@ -97,10 +103,20 @@ export class SwarmPeer extends EventTarget {
       endpoints: this.config.signaling,
       peerId: this.peerId,
       signer: identity.signer,
-      iceServers: this.config.iceServers,
+      rtc: this.rtc,
       clock: this.clock,
       log: (level, code, message) => this.log(level, "signal", code, message),
     });
+    if (this.config.turn) {
+      this.turn = new TurnRefresher({
+        turn: this.config.turn,
+        rtc: this.rtc,
+        peerId: this.peerId,
+        fetchImpl: this.fetchImpl,
+        clock: this.clock,
+        log: (level, code, message) => this.log(level, "ice", code, message),
+      }).start();
+    }
     this.signaling.addEventListener("connection", (e) => this.#adopt(/** @type {CustomEvent} */ (e).detail, false));
     this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(/** @type {CustomEvent} */ (e).detail, PEER_UNAVAILABLE));
     this.signaling.addEventListener("state", () => {
@@ -235,7 +251,7 @@ export class SwarmPeer extends EventTarget {
     const conn = new MeshConnection({
       peer: peerId,
       sid,
-      iceServers: this.config.iceServers,
+      rtc: this.rtc,
       signal: (kind, payload) => {
         this.meshSignal
           .send({ to: peerId, sid, kind, payload, now: this.clock() })
@@ -304,6 +320,8 @@ export class SwarmPeer extends EventTarget {
   #adopt(conn, outbound) {
     const connId = `c${++this.serial}`;
     let opened = false;
+    // Why a STUN/TURN server failed this connection's gathering (refused TURN credentials: turn_auth_failed).
+    watchIceErrors(conn.peerConnection, (level, code, message) => this.log(level, "ice", code, message, conn.peer));
     const onOpen = () => {
       if (opened) return;
       opened = true;
@@ -684,6 +702,7 @@ export class SwarmPeer extends EventTarget {
     this.destroyed = true;
     clearTimeout(this.tickTimer);
     for (const t of this.timers) clearInterval(t);
+    this.turn?.stop();
     this.signaling?.stop();
   }
 }

@@ -12,13 +12,17 @@ const FATAL = new Set(["browser-incompatible", "invalid-key", "invalid-id", "ssl
 const UNAVAILABLE_RE = /Could not connect to peer (\S+)/;
 
 export class Signaling extends EventTarget {
-  /** @param {{ endpoints: any[], peerId: string, signer: any, iceServers?: object[], clock?: () => number, log?: (level: string, code: string, message: string) => void }} args */
-  constructor({ endpoints, peerId, signer, iceServers = [], clock = Date.now, log = () => {} }) {
+  /**
+   * `rtc` is the RTCConfiguration PeerJS makes every connection with; it is shared, not copied,
+   * so fresh TURN credentials written into it (turn.js) reach the next connection.
+   * @param {{ endpoints: any[], peerId: string, signer: any, rtc?: {iceServers: object[], iceTransportPolicy?: string}, clock?: () => number, log?: (level: string, code: string, message: string) => void }} args
+   */
+  constructor({ endpoints, peerId, signer, rtc = { iceServers: [] }, clock = Date.now, log = () => {} }) {
     super();
     this.endpoints = endpoints;
     this.peerId = peerId;
     this.signer = signer;
-    this.iceServers = iceServers;
+    this.rtc = rtc;
     this.clock = clock;
     this.log = log;
     this.index = 0;
@@ -59,7 +63,7 @@ export class Signaling extends EventTarget {
       secure,
       key,
       token: await this.#token(),
-      config: { iceServers: this.iceServers },
+      config: this.rtc,
       debug: 0,
     });
     if (this.peer) this.retired.push(this.peer);
