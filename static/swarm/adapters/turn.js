@@ -28,7 +28,16 @@ export class TurnRefresher {
    *           fetchImpl?: typeof fetch, clock?: () => number, log?: (level: string, code: string, message: string) => void,
    *           setTimer?: (fn: () => void, ms: number) => any, clearTimer?: (t: any) => void }} args
    */
-  constructor({ turn, rtc, peerId, fetchImpl = (i, o) => fetch(i, o), clock = Date.now, log = () => {}, setTimer = setTimeout, clearTimer = clearTimeout }) {
+  constructor({
+    turn,
+    rtc,
+    peerId,
+    fetchImpl = (i, o) => fetch(i, o),
+    clock = Date.now,
+    log = () => {},
+    setTimer = (fn, ms) => setTimeout(fn, ms),
+    clearTimer = (t) => clearTimeout(t),
+  }) {
     this.turn = turn;
     this.rtc = rtc;
     this.peerId = peerId;

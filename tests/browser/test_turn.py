@@ -1,0 +1,240 @@
+"""Pages forced to relay through a real coturn (docs/operations.md "TURN").
+
+The test starts ``turnserver`` on 127.0.0.1 with ``use-auth-secret`` and a secret, and a
+server whose pages use ``iceTransportPolicy: "relay"`` with short-lived credentials derived
+from that secret. Two pages connect and transfer a file; getStats shows that the pair in use
+is relay on both ends. Then pages whose credentials coturn must refuse (made with a wrong
+secret; expired) do not connect and say why (``turn_auth_failed``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from peers.protocol.turn import TurnSecret
+from tests.browser.conftest import new_context
+from tests.browser.content_support import (  # noqa: F401
+    Site,
+    codes,
+    diagnostics,
+    peer_id,
+    wait_connected,
+)
+from tests.support.live import free_port, start_daphne
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+TURNSERVER = shutil.which("turnserver")
+SECRET = "swarm-turn-test-" + secrets.token_hex(8)
+SIZE = 512 * 1024
+
+
+@pytest.fixture(scope="module")
+def turn_port(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[int]:
+    if TURNSERVER is None:
+        pytest.skip("turnserver is missing: apt-get install coturn (.ci/run installs it)")
+    work = tmp_path_factory.mktemp("coturn")
+    port = free_port()
+    log = artifacts_dir / f"turnserver-{port}.log"
+    proc = subprocess.Popen(
+        [
+            TURNSERVER,
+            "-n",  # no configuration file: only these options
+            f"--listening-port={port}",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            "--use-auth-secret",
+            f"--static-auth-secret={SECRET}",
+            "--realm=swarm.test",
+            "--allow-loopback-peers",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            f"--db={work / 'turndb'}",
+            f"--pidfile={work / 'turnserver.pid'}",
+            f"--log-file={log}",
+            "--simple-log",
+            "--verbose",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        # Up once it answers on its TCP port (it listens on UDP and TCP).
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"turnserver did not start; see {log}") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def turn_url(port: int) -> str:
+    return f"turn:127.0.0.1:{port}?transport=udp"
+
+
+@pytest.fixture(scope="module")
+def site(
+    live_db: None,
+    browser: Browser,
+    turn_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    artifacts_dir: Path,
+) -> Iterator[Site]:
+    shots = artifacts_dir / "screenshots"
+    shots.mkdir(exist_ok=True)
+    server = start_daphne(
+        tmp_path_factory.mktemp("turn-var"),
+        artifacts_dir,
+        {
+            "SWARM_TURN_URLS": turn_url(turn_port),
+            "SWARM_TURN_SECRET": SECRET,
+            "SWARM_TURN_TTL_S": "600",
+            "SWARM_ICE_TRANSPORT_POLICY": "relay",
+        },
+        name="turn-web",
+    )
+    state = Site(server, browser, f"turn-{secrets.token_hex(3)}", shots)
+    yield state
+    state.close()
+
+
+SELECTED_PAIR = """async (id) => {
+  const conns = [...window.swarm.conns.values()].filter((c) => c.peer === id && c.open);
+  const out = [];
+  for (const conn of conns) {
+    const stats = await conn.peerConnection.getStats();
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        pair = stats.get(s.selectedCandidatePairId);
+      }
+    });
+    if (!pair) stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+    });
+    out.push({
+      local: pair ? stats.get(pair.localCandidateId)?.candidateType : null,
+      remote: pair ? stats.get(pair.remoteCandidateId)?.candidateType : null,
+      policy: conn.peerConnection.getConfiguration().iceTransportPolicy,
+    });
+  }
+  return out;
+}"""
+
+
+def share(page: Page, path: Path) -> str:
+    page.wait_for_selector("#files:not([hidden])")
+    page.locator("#share-file").set_input_files(str(path))
+    page.wait_for_function(
+        "() => document.querySelector('#share-link')?.href.includes('/f/')", timeout=60_000
+    )
+    return str(page.locator("#share-link").get_attribute("href"))
+
+
+def test_two_pages_forced_to_relay_connect_and_transfer_a_file(site: Site, tmp_path: Path) -> None:
+    data = random.Random(18).randbytes(SIZE)
+    path = tmp_path / "relayed.bin"
+    path.write_bytes(data)
+    a = site.open()
+    pid_a = peer_id(a)
+    link = share(a, path)
+    b = site.open(link)
+    pid_b = peer_id(b)
+    wait_connected(b, [pid_a], timeout_s=60)
+    b.wait_for_function(
+        "() => ['complete', 'failed'].includes(document.querySelector('#download')?.dataset.state)",
+        timeout=90_000,
+    )
+    state = b.locator("#download").get_attribute("data-state")
+    recent = [f"{e['source']}/{e['code']}: {e['message']}" for e in diagnostics(b)[-30:]]
+    assert state == "complete", "\n".join(recent)
+    assert b.locator("#download").get_attribute("data-sha256") == hashlib.sha256(data).hexdigest()
+    for page, other in ((b, pid_a), (a, pid_b)):
+        pairs = page.evaluate(SELECTED_PAIR, other)
+        assert pairs, f"no open connection to {other}"
+        for pair in pairs:
+            assert pair == {"local": "relay", "remote": "relay", "policy": "relay"}
+        # The peers table says so too (DESIGN section 11).
+        page.wait_for_selector(
+            f'[data-peer-row][data-peer-id="{other}"][data-ice="relay"]',
+            state="attached",
+            timeout=15_000,
+        )
+    # The credentials carry the refresh endpoint; the secret never reaches the page.
+    config = a.evaluate("() => document.getElementById('swarm-config').textContent")
+    assert SECRET not in config
+    assert json.loads(config)["turn"]["url"] == "/turn/credentials"
+
+
+# A page holding the given TURN credentials: every RTCPeerConnection it makes gets them in
+# place of the ones the server handed out (the page's own code runs unchanged).
+HOLD_CREDENTIALS = """([username, credential]) => {
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Original {
+    constructor(config = {}, ...rest) {
+      const iceServers = (config.iceServers ?? []).map(
+        (s) => (s.username ? { ...s, username, credential } : s));
+      super({ ...config, iceServers }, ...rest);
+    }
+  };
+}"""
+
+
+@pytest.mark.parametrize("case", ["wrong_secret", "expired"])
+def test_refused_credentials_fail_the_connection_and_the_page_says_why(
+    site: Site, turn_port: int, case: str
+) -> None:
+    community = f"turn-{case.replace('_', '-')}-{secrets.token_hex(3)}"
+    url = f"{site.server.url}/?community={community}"
+    now = time.time()
+    if case == "wrong_secret":
+        issued = TurnSecret((turn_url(turn_port),), "not-the-secret", 600).issue(now)
+    else:  # the right secret, an expiry in the past
+        issued = TurnSecret((turn_url(turn_port),), SECRET, 60).issue(now - 120)
+    pages = []
+    for _ in range(2):
+        context = new_context(site.browser, site.server.url)
+        site.contexts.append(context)
+        context.add_init_script(
+            f"({HOLD_CREDENTIALS})({json.dumps([issued.username, issued.credential])})"
+        )
+        pages.append(site.open(url, context=context))
+    ids = [peer_id(p) for p in pages]
+    pages[1].evaluate(
+        "(id) => { document.querySelector('#peer-connect').value = id;"
+        " document.querySelector('#peer-connect-go').click(); }",
+        ids[0],
+    )
+    pages[1].wait_for_function(
+        "() => window.swarm.diagnostics.list('debug').some((e) => e.code === 'turn_auth_failed')",
+        timeout=30_000,
+    )
+    event = next(e for e in diagnostics(pages[1]) if e["code"] == "turn_auth_failed")
+    assert event["source"] == "ice"
+    assert "401" in event["message"]
+    assert not pages[1].evaluate("() => window.swarm.connectedPeers().length")
+    assert not pages[0].evaluate("() => window.swarm.connectedPeers().length")
