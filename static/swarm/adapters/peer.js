@@ -10,7 +10,7 @@ import { SwarmNode } from "../protocol/node.js";
 import { pageStatus } from "./reasons.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
-import { TurnRefresher, watchIceErrors } from "./turn.js";
+import { selectedCandidateType, TurnRefresher, watchIceErrors } from "./turn.js";
 import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
 import { encodeFrame } from "../protocol/wire.js";
 import { PEER_ID_RE } from "../protocol/encoding.js";
@@ -327,6 +327,7 @@ export class SwarmPeer extends EventTarget {
       opened = true;
       this.conns.set(connId, conn);
       this.node.opened(connId, conn.peer, outbound, this.clock());
+      this.#learnIce(conn);
       this.#flush();
       this.#changed();
     };
@@ -532,6 +533,27 @@ export class SwarmPeer extends EventTarget {
   viaOf(peerId) {
     const conn = this.node?.mesh.open().find((c) => c.peerId === peerId);
     return conn && this.conns.get(conn.id)?.viaMesh ? "mesh" : "server";
+  }
+
+  /** host | srflx | prflx | relay: the local candidate type of the pair the connection uses, once known. */
+  iceOf(peerId) {
+    const conn = this.node?.mesh.open().find((c) => c.peerId === peerId);
+    return conn ? (this.conns.get(conn.id)?.iceType ?? null) : null;
+  }
+
+  // The selected candidate pair may be reported a moment after the channel opens: ask a few times.
+  async #learnIce(conn, tries = 5) {
+    try {
+      const type = await selectedCandidateType(conn.peerConnection);
+      if (type) {
+        conn.iceType = type;
+        this.#changed();
+        return;
+      }
+    } catch {
+      // closed meanwhile
+    }
+    if (tries > 1 && conn.open) setTimeout(() => this.#learnIce(conn, tries - 1), 1_000);
   }
 
   /** Open connections (the page hook of DESIGN section 9). */

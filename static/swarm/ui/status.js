@@ -118,6 +118,7 @@ export class SwarmUI {
             "data-peer-id": p.peerId,
             "data-via": this.peer.viaOf(p.peerId),
             "data-supernode": String(this.peer.supernodes?.isSupernode(p.peerId) ?? false),
+            "data-ice": this.peer.iceOf(p.peerId),
           },
           el(
             "td",
