@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from page import turn as page_turn
 from page.views import page_config
 from peers.peerjs.errors import PeerJSError
 from peers.peerjs.ice import IceConfig
@@ -46,7 +45,9 @@ def test_issue_names_expiry_and_user_and_signs_the_username() -> None:
 def test_random_user_when_none_and_the_credential_verifies() -> None:
     issued = TurnSecret(tuple(URLS), SECRET, ttl_s=60).issue(1000)
     expires, user = issued.username.split(":")
-    assert expires == "1060" and user.startswith("r") and len(user) == 17
+    assert expires == "1060"
+    assert user.startswith("r")
+    assert len(user) == 17
     mac = hmac.new(SECRET.encode(), issued.username.encode(), hashlib.sha1).digest()
     assert base64.b64decode(issued.credential) == mac
 
@@ -77,8 +78,10 @@ def test_superpeer_ice_gets_fresh_credentials_per_connection() -> None:
     first = ice.ice_servers(now_s=1000)
     later = ice.ice_servers(now_s=5000)
     assert first[0].urls == ("stun:127.0.0.1:3478",)
-    assert first[1].username is not None and first[1].username.startswith("1600:")
-    assert later[1].username is not None and later[1].username.startswith("5600:")
+    assert first[1].username is not None
+    assert first[1].username.startswith("1600:")
+    assert later[1].username is not None
+    assert later[1].username.startswith("5600:")
     assert first[1].credential == turn_password(SECRET, first[1].username)
     assert len(ice.rtc_configuration().iceServers) == 2
     with pytest.raises(PeerJSError) as info:
@@ -122,7 +125,8 @@ def test_page_config_without_turn(settings: Any) -> None:
     settings.SWARM_TURN_SECRET = ""
     settings.SWARM_ICE_SERVERS = []
     config = page_config("default")
-    assert config["ice_servers"] == [] and config["turn"] is None
+    assert config["ice_servers"] == []
+    assert config["turn"] is None
 
 
 @pytest.mark.django_db
@@ -133,9 +137,11 @@ def test_endpoint_issues_for_the_peer(turn_on: Any) -> None:
     assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert SECRET not in response.content.decode()
-    stun, entry = body["ice_servers"]
+    _stun, entry = body["ice_servers"]
     expires, user = entry["username"].split(":")
-    assert user == PEER and int(expires) == body["expires"] and body["ttl_s"] == 600
+    assert user == PEER
+    assert int(expires) == body["expires"]
+    assert body["ttl_s"] == 600
     assert entry["credential"] == turn_password(SECRET, entry["username"])
 
 
@@ -154,9 +160,11 @@ def test_endpoint_disabled_and_wrong_method(settings: Any) -> None:
     settings.SWARM_TURN_SECRET = ""
     client, _ = _client()
     response = client.get("/turn/credentials")
-    assert response.status_code == 404 and response.json()["error"] == "turn_disabled"
+    assert response.status_code == 404
+    assert response.json()["error"] == "turn_disabled"
     response = client.post("/turn/credentials")
-    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
 
 
 @pytest.mark.django_db
