@@ -4,7 +4,9 @@ The test starts ``turnserver`` on 127.0.0.1 with ``use-auth-secret`` and a secre
 server whose pages use ``iceTransportPolicy: "relay"`` with short-lived credentials derived
 from that secret. Two pages connect and transfer a file; getStats shows that the pair in use
 is relay on both ends. Then pages whose credentials coturn must refuse (made with a wrong
-secret; expired) do not connect and say why (``turn_auth_failed``).
+secret; expired) do not connect and say why (``turn_auth_failed``). The Python peer of the
+super-peer, with the TURN secret, gets a relay candidate with credentials it computed and
+a relay-only peerjs page reaches it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
+from peers.peerjs.ice import IceConfig
+from peers.peerjs.peer import Peer
+from peers.peerjs.signaling import ServerAddress
 from peers.protocol.turn import TurnSecret
 from tests.browser.conftest import new_context
 from tests.browser.content_support import (  # noqa: F401
@@ -32,7 +37,10 @@ from tests.browser.content_support import (  # noqa: F401
     peer_id,
     wait_connected,
 )
+from tests.browser.test_superpeer_interop import MESSAGES, exchange
+from tests.support.aio_thread import LoopThread
 from tests.support.live import free_port, start_daphne
+from tests.support.peerjs_page import serve_page
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -238,3 +246,70 @@ def test_refused_credentials_fail_the_connection_and_the_page_says_why(
     assert "401" in event["message"]
     assert not pages[1].evaluate("() => window.swarm.connectedPeers().length")
     assert not pages[0].evaluate("() => window.swarm.connectedPeers().length")
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_page_reaches_it(
+    site: Site, turn_port: int, loop: LoopThread, browser: Browser
+) -> None:
+    """The super-peer's ICE (IceConfig with the TURN secret, as SWARM_TURN_* give it) gets a
+    relay candidate from coturn with credentials it computed; the peerjs page, relay only,
+    connects to it and they exchange messages both ways."""
+    ice = IceConfig(
+        host_addresses=("127.0.0.1",),
+        turn=TurnSecret((turn_url(turn_port),), SECRET, 600),
+        turn_user="superpeer",
+    )
+    address = ServerAddress("127.0.0.1", site.server.port, path="/signal/")
+
+    async def make() -> Peer:
+        peer = Peer(address, peer_id="py" + secrets.token_hex(6), ice=ice)
+        await peer.start()
+        return peer
+
+    python_peer = loop.run(make())
+    issued = TurnSecret((turn_url(turn_port),), SECRET, 600).issue(time.time())
+    with serve_page() as origin:
+        context = new_context(browser, origin)
+        try:
+            tab = context.new_page()
+            tab.goto(origin + "/")
+            options = {
+                "host": "127.0.0.1",
+                "port": site.server.port,
+                "path": "/signal/",
+                "key": "peerjs",
+                "debug": 0,
+                "config": {"iceServers": [issued.ice_server()], "iceTransportPolicy": "relay"},
+            }
+            tab.evaluate(
+                "([id, o]) => harness.start(id, o)", ["br" + secrets.token_hex(6), options]
+            )
+            cid = tab.evaluate(
+                "([id]) => harness.connect(id, {serialization: 'raw', reliable: true})",
+                [python_peer.id],
+            )
+            conn = loop.run(python_peer.accept(), 30)
+            loop.run(conn.wait_open(30))
+            exchange(loop, tab, conn, cid, MESSAGES["raw"])
+            pc = conn.peer_connection
+            gathered = pc.sctp.transport.transport.iceGatherer.getLocalCandidates()
+            assert "relay" in {c.type for c in gathered}, gathered
+            pairs = tab.evaluate(
+                SELECTED_PAIR.replace(
+                    "[...window.swarm.conns.values()].filter((c) => c.peer === id && c.open)",
+                    "[harness.conns[id]]",
+                ),
+                cid,
+            )
+            assert [p["local"] for p in pairs] == ["relay"]
+            assert [p["policy"] for p in pairs] == ["relay"]
+        finally:
+            context.close()
+            loop.run(python_peer.destroy())
