@@ -83,3 +83,11 @@ export const HOPS_EXHAUSTED = "hops_exhausted";
 export const NO_ROUTE = "no_route";
 export const DUPLICATE = "duplicate";
 export const QUEUE_FULL = "queue_full";
+// The DHT (docs/protocol.md "DHT"); record faults reuse the ticket codes above.
+export const RECORD_TOO_LARGE = "record_too_large";
+export const WRONG_KEY = "wrong_key";
+export const NOT_CLOSE = "not_close";
+export const STORE_FULL = "store_full";
+export const TIMEOUT = "timeout";
+export const UNREACHABLE = "unreachable";
+export const NOT_FOUND = "not_found";
