@@ -41,12 +41,14 @@ from .errors import (
     EXPIRED,
     NOT_CLOSE,
     NOT_FOUND,
+    NOT_YET_VALID,
     PEER_MISMATCH,
     RATE_LIMITED,
     RECORD_TOO_LARGE,
     REPLAY,
     STORE_FULL,
     TIMEOUT,
+    TTL_TOO_LONG,
     UNEXPECTED_FRAME,
     UNREACHABLE,
     WRONG_COMMUNITY,
@@ -553,6 +555,7 @@ class DhtStats:
 # Dht; a simulation running many checks each signature once): (community, sig) -> contact.
 VERIFIED_CACHE = 20_000
 _VERIFIED: OrderedDict[tuple[str, str], Contact] = OrderedDict()
+_REFUSED: OrderedDict[tuple[str, str], tuple[JsonObject, str]] = OrderedDict()
 
 
 def _copy(contact: Contact) -> Contact:
@@ -966,15 +969,26 @@ class Dht:
 
     def _contact(self, ticket: object, now: int) -> Contact:
         """A verified contact; signatures already checked are remembered (per process, by
-        community and ``sig``)."""
+        community and ``sig``), and so are tickets refused for a fault that time does not
+        change (a forged one sent again is refused without checking it again)."""
         sig = ticket.get("sig") if isinstance(ticket, dict) else None
         key = (self.community, sig) if isinstance(sig, str) else None
+        refused = _REFUSED.get(key) if key is not None else None
+        if refused is not None and refused[0] == ticket:
+            raise ProtocolError(refused[1], "refused before")
         known = _VERIFIED.get(key) if key is not None else None
         if known is not None and known.ticket == ticket:
             if now >= known.issued_at + CONTACT_MAX_AGE_MS:
                 raise ProtocolError(EXPIRED, "a contact's ticket is older than 1 h")
             return _copy(known)
-        contact = verify_contact(ticket, now=now, community=self.community)
+        try:
+            contact = verify_contact(ticket, now=now, community=self.community)
+        except ProtocolError as error:
+            if key is not None and error.code not in (EXPIRED, NOT_YET_VALID, TTL_TOO_LONG):
+                _REFUSED[key] = (cast(JsonObject, ticket), error.code)
+                while len(_REFUSED) > VERIFIED_CACHE:
+                    _REFUSED.popitem(last=False)
+            raise
         if key is not None:
             _VERIFIED[key] = contact
             while len(_VERIFIED) > VERIFIED_CACHE:

@@ -30,6 +30,7 @@ import {
   EXPIRED,
   NOT_CLOSE,
   NOT_FOUND,
+  NOT_YET_VALID,
   PEER_MISMATCH,
   ProtocolError,
   RATE_LIMITED,
@@ -37,6 +38,7 @@ import {
   REPLAY,
   STORE_FULL,
   TIMEOUT,
+  TTL_TOO_LONG,
   UNEXPECTED_FRAME,
   UNREACHABLE,
   WRONG_COMMUNITY,
@@ -62,7 +64,17 @@ export const STORED = "stored";
 const PROVIDE_FIELDS = ["chunks", "community", "expires_at", "issued_at", "manifest", "peer_id"];
 // Faults in what a neighbour sent that an honest peer never sends (it checks what it passes on):
 // they count against it like a bad frame. Time faults (expired, not_yet_valid) do not.
-export const VIOLATIONS = new Set([BAD_ENVELOPE, BAD_SIGNATURE, BAD_BODY, PEER_MISMATCH, WRONG_COMMUNITY, RECORD_TOO_LARGE, WRONG_KEY, UNEXPECTED_FRAME, RATE_LIMITED]);
+export const VIOLATIONS = new Set([
+  BAD_ENVELOPE,
+  BAD_SIGNATURE,
+  BAD_BODY,
+  PEER_MISMATCH,
+  WRONG_COMMUNITY,
+  RECORD_TOO_LARGE,
+  WRONG_KEY,
+  UNEXPECTED_FRAME,
+  RATE_LIMITED,
+]);
 
 /** Limits of one peer; rates are GCRA buckets per peer in integers (one token every *IntervalMs, *Burst saved up). */
 export const DHT_LIMITS = Object.freeze({
@@ -266,8 +278,8 @@ export class RoutingTable {
   heard(contact) {
     const index = this.#index(contact);
     if (index < 0) return null;
-    let bucket = this.buckets.get(index);
-    if (!bucket) this.buckets.set(index, (bucket = []));
+    if (!this.buckets.has(index)) this.buckets.set(index, []);
+    const bucket = this.buckets.get(index);
     const known = this.byPeer.get(contact.peerId);
     if (known) {
       bucket.splice(bucket.indexOf(known), 1);
@@ -282,8 +294,8 @@ export class RoutingTable {
       this.byPeer.set(contact.peerId, contact);
       return null;
     }
-    let spares = this.spares.get(index);
-    if (!spares) this.spares.set(index, (spares = []));
+    if (!this.spares.has(index)) this.spares.set(index, []);
+    const spares = this.spares.get(index);
     const at = spares.findIndex((c) => c.peerId === contact.peerId);
     if (at >= 0) spares.splice(at, 1);
     spares.push(contact);
@@ -474,6 +486,11 @@ function sameJson(a, b) {
 export const VERIFIED_CACHE = 20_000;
 const VERIFIED = new Map();
 
+function remember(key, entry) {
+  VERIFIED.set(key, entry);
+  while (VERIFIED.size > VERIFIED_CACHE) VERIFIED.delete(VERIFIED.keys().next().value);
+}
+
 /** The DHT of one peer; see the header and docs/protocol.md "DHT". Build it with Dht.create(). */
 export class Dht {
   /** @param {{ peerId: string, id: Uint8Array, community: string, signer: any, ticket: object, limits?: object, now?: number }} options */
@@ -573,7 +590,19 @@ export class Dht {
   async #start(kind, target, now, store = null) {
     const lim = this.limits;
     const t = toBig(target);
-    const lookup = { id: this.nextLookup++, kind, target, t, deadline: now + lim.lookupTimeoutMs, candidates: new Map(), inFlight: 0, messages: 0, records: [], hops: null, store };
+    const lookup = {
+      id: this.nextLookup++,
+      kind,
+      target,
+      t,
+      deadline: now + lim.lookupTimeoutMs,
+      candidates: new Map(),
+      inFlight: 0,
+      messages: 0,
+      records: [],
+      hops: null,
+      store,
+    };
     this.stats.lookups += 1;
     if (this.lookups.size >= lim.maxLookups) {
       this.#finish(lookup, RATE_LIMITED, now);
@@ -812,17 +841,27 @@ export class Dht {
 
   // --- contacts ---
 
-  // A verified contact; signatures already checked are remembered (per process, by community and sig).
+  // A verified contact; signatures already checked are remembered (per process, by community
+  // and sig), and so are tickets refused for a fault that time does not change (a forged one
+  // sent again is refused without checking it again).
   async #contact(ticket, now) {
     const key = isMap(ticket) && typeof ticket.sig === "string" ? `${this.community} ${ticket.sig}` : null;
     const known = key === null ? undefined : VERIFIED.get(key);
     if (known && sameJson(known.ticket, ticket)) {
+      if (known.refused) throw new ProtocolError(known.refused, "refused before");
       if (now >= known.issuedAt + CONTACT_MAX_AGE_MS) throw new ProtocolError(EXPIRED, "a contact's ticket is older than 1 h");
       return copyContact(known);
     }
-    const contact = await verifyContact(ticket, { now, community: this.community });
-    VERIFIED.set(key, contact);
-    while (VERIFIED.size > VERIFIED_CACHE) VERIFIED.delete(VERIFIED.keys().next().value);
+    let contact;
+    try {
+      contact = await verifyContact(ticket, { now, community: this.community });
+    } catch (error) {
+      if (key !== null && error instanceof ProtocolError && error.code !== EXPIRED && error.code !== NOT_YET_VALID && error.code !== TTL_TOO_LONG) {
+        remember(key, { ticket, refused: error.code });
+      }
+      throw error;
+    }
+    if (key !== null) remember(key, contact);
     return copyContact(contact);
   }
 
@@ -833,7 +872,12 @@ export class Dht {
       // A full bucket: is its least recently seen contact still there?
       this.probing.add(oldest.peerId);
       const id = this.#newRequest(oldest.peerId, null, now, true);
-      this.actions.push({ type: "send", peerId: oldest.peerId, ticket: oldest.ticket, frame: { t: "dht_find_node", id, ticket: this.ticket, target: this.id } });
+      this.actions.push({
+        type: "send",
+        peerId: oldest.peerId,
+        ticket: oldest.ticket,
+        frame: { t: "dht_find_node", id, ticket: this.ticket, target: this.id },
+      });
     }
   }
 
