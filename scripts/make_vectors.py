@@ -33,6 +33,7 @@ from peers.protocol.signal_token import make_signal_token
 from peers.protocol.ticket import make_ticket, make_withdrawal
 from scripts import (
     content_vectors,
+    dht_vectors,
     mail_vectors,
     meshsig_vectors,
     post_vectors,
@@ -482,6 +483,7 @@ def files() -> dict[str, Any]:
         "mail.json": mail_vectors.mail_vectors(),
         "meshsig.json": meshsig_vectors.meshsig_vectors(),
         "supernode.json": supernode_vectors.supernode_vectors(),
+        "dht.json": dht_vectors.dht_vectors(),
     }
 
 

@@ -26,6 +26,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from peers.protocol.dht import make_provider_record
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
 from peers.protocol.keywrap import x25519_public
@@ -223,6 +224,11 @@ def meshsig_offer(**kw: Any) -> dict[str, Any]:
     return make_signal(ALICE, **args)
 
 
+def dht_provide() -> dict[str, Any]:
+    manifest = b64url_encode(h("manifest"))
+    return make_provider_record(ALICE, community=COMMUNITY, manifest=manifest, chunks=3, now=NOW)
+
+
 def valid_frames() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -330,6 +336,37 @@ def valid_frames() -> list[dict[str, Any]]:
     add("reach_empty", {"t": "reach", "peers": []})
     add("reach_two", {"t": "reach", "peers": [pid(BOB), pid(CAROL)]})
     add("reach_64", {"t": "reach", "peers": [pid(key(f"reach-{i}")) for i in range(64)]})
+    # the DHT (contacts and peer records are presence tickets)
+    me = ticket(ALICE, 40)
+    contacts = [ticket(key(f"dht-{i}"), 41 + i) for i in range(20)]
+    add("dht_find_node", {"t": "dht_find_node", "id": 1, "ticket": me, "target": h("target")})
+    add(
+        "dht_find_value_peer",
+        {"t": "dht_find_value", "id": 2, "ticket": me, "kind": "peer", "key": h("peer")},
+    )
+    add(
+        "dht_find_value_provider",
+        {"t": "dht_find_value", "id": 2**32 - 1, "ticket": me, "kind": "provider", "key": h("m")},
+    )
+    add("dht_nodes_empty", {"t": "dht_nodes", "id": 1, "ticket": me, "nodes": []})
+    add("dht_nodes_20", {"t": "dht_nodes", "id": 1, "ticket": me, "nodes": contacts})
+    provide = dht_provide()
+    add(
+        "dht_value_records",
+        {"t": "dht_value", "id": 2, "ticket": me, "records": [provide], "nodes": []},
+    )
+    add(
+        "dht_value_nodes",
+        {"t": "dht_value", "id": 2, "ticket": me, "records": [], "nodes": contacts[:3]},
+    )
+    add(
+        "dht_store_8",
+        {"t": "dht_store", "id": 3, "ticket": me, "kind": "provider", "records": [provide] * 8},
+    )
+    add(
+        "dht_stored",
+        {"t": "dht_stored", "id": 3, "ticket": me, "codes": ["stored", "not_close", "replay"]},
+    )
     add("bye", {"t": "bye", "reason": "mesh_full"})
     # Receivers accept any field order and any integer/string width (not only the shortest).
     add(
@@ -441,7 +478,7 @@ def invalid_frames() -> list[dict[str, Any]]:
     bad("empty_type", {"t": ""}, "unknown_frame")
     bad("upper_case_type", {"t": "PING", "n": 1, "ts": NOW}, "unknown_frame")
     bad("object_prototype_name", {"t": "constructor"}, "unknown_frame")
-    bad("reserved_dht", {"t": "dht_find_node", "target": h("x")}, "unsupported_frame")
+    bad("reserved_dht", {"t": "dht_later", "target": h("x")}, "unsupported_frame")
     bad("reserved_sync", {"t": "sync_have"}, "unsupported_frame")
     bad("reserved_shard", {"t": "shard_put", "x": 1}, "unsupported_frame")
     bad("reserved_prefix_alone", {"t": "dht_"}, "unknown_frame")
@@ -585,6 +622,36 @@ def invalid_frames() -> list[dict[str, Any]]:
     sg_bin["body"]["payload"] = b"sdp"
     bad("signal_msg_with_binary", {**sg, "msg": sg_bin}, "bad_frame")
     bad("signal_extra_field", {**sg, "to": pid(CAROL)}, "bad_frame")
+    # dht
+    me = ticket(ALICE, 40)
+    fn = {"t": "dht_find_node", "id": 1, "ticket": me, "target": h("target")}
+    bad("dht_find_node_missing_ticket", {k: v for k, v in fn.items() if k != "ticket"}, "bad_frame")
+    bad("dht_find_node_id_negative", {**fn, "id": -1}, "bad_frame")
+    bad("dht_find_node_id_too_big", {**fn, "id": 2**32}, "bad_frame")
+    bad("dht_find_node_target_31_bytes", {**fn, "target": h("x")[:31]}, "bad_frame")
+    bad("dht_find_node_target_string", {**fn, "target": "x" * 32}, "bad_frame")
+    bad("dht_find_node_ticket_nil", {**fn, "ticket": None}, "bad_frame")
+    bad("dht_find_node_extra_field", {**fn, "kind": "peer"}, "bad_frame")
+    fv = {"t": "dht_find_value", "id": 2, "ticket": me, "kind": "peer", "key": h("peer")}
+    bad("dht_find_value_kind_unknown", {**fv, "kind": "node"}, "bad_frame")
+    bad("dht_find_value_kind_upper_case", {**fv, "kind": "PEER"}, "bad_frame")
+    bad("dht_find_value_missing_key", {k: v for k, v in fv.items() if k != "key"}, "bad_frame")
+    nodes21 = [ticket(key(f"dht-{i}"), 41 + i) for i in range(21)]
+    bad("dht_nodes_21", {"t": "dht_nodes", "id": 1, "ticket": me, "nodes": nodes21}, "bad_frame")
+    bad(
+        "dht_nodes_node_string",
+        {"t": "dht_nodes", "id": 1, "ticket": me, "nodes": ["x"]},
+        "bad_frame",
+    )
+    dv = {"t": "dht_value", "id": 2, "ticket": me, "records": [], "nodes": []}
+    bad("dht_value_missing_nodes", {k: v for k, v in dv.items() if k != "nodes"}, "bad_frame")
+    bad("dht_value_21_records", {**dv, "records": nodes21}, "bad_frame")
+    st = {"t": "dht_store", "id": 3, "ticket": me, "kind": "provider", "records": [dht_provide()]}
+    bad("dht_store_9_records", {**st, "records": [dht_provide()] * 9}, "bad_frame")
+    bad("dht_store_record_with_binary", {**st, "records": [{"sig": b"x"}]}, "bad_frame")
+    sd = {"t": "dht_stored", "id": 3, "ticket": me, "codes": ["stored"]}
+    bad("dht_stored_code_upper_case", {**sd, "codes": ["Stored"]}, "bad_frame")
+    bad("dht_stored_9_codes", {**sd, "codes": ["stored"] * 9}, "bad_frame")
     # reach
     bad("reach_missing_peers", {"t": "reach"}, "bad_frame")
     bad(

@@ -314,7 +314,7 @@ def test_reserved_frame_types_are_dropped_as_unsupported_frame_and_not_held_agai
     net.start()
     net.run_until(lambda: connected(a, b), 4)
     conn = next(iter(a.node.mesh.conns.values()))
-    reserved = msgpack.packb({"t": "dht_find_node", "target": 1})
+    reserved = msgpack.packb({"t": "dht_later", "target": 1})
     a.node.receive(conn.id, reserved, net.now)
     assert a.node.stats.dropped["unsupported_frame"] == 1
     # docs/protocol.md: "dropped and counted, not held against the sender" (node.js counts

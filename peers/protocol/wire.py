@@ -52,6 +52,11 @@ MAX_SYNC_ENTRIES = 256
 # `reach` advert lists.
 MAX_SIGNAL_HOPS = 6
 MAX_REACH_PEERS = 64
+# The DHT (docs/protocol.md "DHT"): contacts per answer (k), records per answer and per store.
+MAX_DHT_NODES = 20
+MAX_DHT_RECORDS = 20
+MAX_DHT_STORE = 8
+DHT_KIND_RE = re.compile(r"peer|provider")
 # Patterns match the whole string (re.fullmatch): JS's `$` never admits a trailing newline.
 CAP_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 REASON_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -391,6 +396,108 @@ class Reach(_Frame):
     FIELDS: ClassVar[tuple[Field, ...]] = (Field("peers", list_of(_peer_id, MAX_REACH_PEERS)),)
 
 
+_DHT_HEAD = (Field("id", _uint32), Field("ticket", envelope))
+_dht_id = binary(length=ID_BYTES)
+_dht_kind = text(DHT_KIND_RE)
+_dht_nodes = list_of(envelope, MAX_DHT_NODES)
+
+
+@dataclass(frozen=True, slots=True)
+class DhtFindNode(_Frame):
+    """The DHT (docs/protocol.md "DHT"): "which contacts do you know closest to ``target``?"
+    ``id`` pairs the answer with the request; ``ticket`` is the sender's presence ticket."""
+
+    id: int
+    ticket: JsonObject
+    target: bytes
+    t: ClassVar[str] = "dht_find_node"
+    FIELDS: ClassVar[tuple[Field, ...]] = (*_DHT_HEAD, Field("target", _dht_id))
+
+
+@dataclass(frozen=True, slots=True)
+class DhtFindValue(_Frame):
+    """Which records of ``kind`` (peer | provider) are held for ``key``."""
+
+    id: int
+    ticket: JsonObject
+    kind: str
+    key: bytes
+    t: ClassVar[str] = "dht_find_value"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        *_DHT_HEAD,
+        Field("kind", _dht_kind),
+        Field("key", _dht_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DhtStore(_Frame):
+    """Keep these signed records of ``kind`` (each is checked by the DHT layer)."""
+
+    id: int
+    ticket: JsonObject
+    kind: str
+    records: tuple[JsonObject, ...]
+    t: ClassVar[str] = "dht_store"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        *_DHT_HEAD,
+        Field("kind", _dht_kind),
+        Field("records", list_of(envelope, MAX_DHT_STORE)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DhtNodes(_Frame):
+    """The answer to ``dht_find_node``: contacts as their presence tickets."""
+
+    id: int
+    ticket: JsonObject
+    nodes: tuple[JsonObject, ...]
+    t: ClassVar[str] = "dht_nodes"
+    FIELDS: ClassVar[tuple[Field, ...]] = (*_DHT_HEAD, Field("nodes", _dht_nodes))
+
+
+@dataclass(frozen=True, slots=True)
+class DhtValue(_Frame):
+    """The answer to ``dht_find_value``: the records held, else closer contacts."""
+
+    id: int
+    ticket: JsonObject
+    records: tuple[JsonObject, ...]
+    nodes: tuple[JsonObject, ...]
+    t: ClassVar[str] = "dht_value"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        *_DHT_HEAD,
+        Field("records", list_of(envelope, MAX_DHT_RECORDS)),
+        Field("nodes", _dht_nodes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DhtStored(_Frame):
+    """The answer to ``dht_store``: one code per record (``stored`` or why not)."""
+
+    id: int
+    ticket: JsonObject
+    codes: tuple[str, ...]
+    t: ClassVar[str] = "dht_stored"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        *_DHT_HEAD,
+        Field("codes", list_of(text(REASON_RE), MAX_DHT_STORE)),
+    )
+
+
+DhtFrame = DhtFindNode | DhtFindValue | DhtStore | DhtNodes | DhtValue | DhtStored
+DHT_FRAMES: tuple[type[_Frame], ...] = (
+    DhtFindNode,
+    DhtFindValue,
+    DhtStore,
+    DhtNodes,
+    DhtValue,
+    DhtStored,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Bye(_Frame):
     reason: str
@@ -417,10 +524,11 @@ Frame = (
     | Mail
     | Signal
     | Reach
+    | DhtFrame
     | Bye
 )
 # Frames the node hands to the content layer (files, post sync, guardians, mail, mesh
-# signaling) instead of handling.
+# signaling, the DHT) instead of handling.
 ContentFrame = (
     Have
     | ManifestReq
@@ -434,6 +542,7 @@ ContentFrame = (
     | Mail
     | Signal
     | Reach
+    | DhtFrame
 )
 CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     Have,
@@ -448,6 +557,7 @@ CONTENT_FRAMES: tuple[type[_Frame], ...] = (
     Mail,
     Signal,
     Reach,
+    *DHT_FRAMES,
 )
 _ALL_FRAMES: tuple[type[_Frame], ...] = (
     Hello,

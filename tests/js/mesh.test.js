@@ -284,7 +284,7 @@ test("reserved frame types are dropped as unsupported_frame", async () => {
   const conn = [...a.node.mesh.conns.values()][0];
   const { Encoder } = await import("@msgpack/msgpack");
   for (let i = 0; i < 20; i++) {
-    await a.node.receive(conn.id, new Encoder().encode({ t: "dht_find_node", target: i }), net.now);
+    await a.node.receive(conn.id, new Encoder().encode({ t: "dht_later", target: i }), net.now);
   }
   assert.equal(a.node.stats.dropped.unsupported_frame, 20);
   // Not held against the sender: twenty of them do not get it disconnected as misbehaving.

@@ -88,3 +88,11 @@ export const QUEUE_FULL = "queue_full";
 export const ADVERT_TOO_LARGE = "advert_too_large";
 export const BAD_ADVERT = "bad_advert";
 export const TABLE_FULL = "table_full";
+// The DHT (docs/protocol.md "DHT"); record faults reuse the ticket codes above.
+export const RECORD_TOO_LARGE = "record_too_large";
+export const WRONG_KEY = "wrong_key";
+export const NOT_CLOSE = "not_close";
+export const STORE_FULL = "store_full";
+export const TIMEOUT = "timeout";
+export const UNREACHABLE = "unreachable";
+export const NOT_FOUND = "not_found";

@@ -33,7 +33,7 @@ const PRUNE_EVERY_MS = 30_000;
 const PEX_MAX_ASKING = 2;
 // Gossip that fails these checks was forwarded by a peer that should have checked it.
 const GOSSIP_VIOLATIONS = new Set([BAD_GOSSIP_ID, BAD_SIGNATURE, BAD_ENVELOPE, BAD_BODY, PEER_MISMATCH, WRONG_COMMUNITY]);
-// Frames handed to the content layer (files, post sync, guardians, mail) as "frame" actions.
+// Frames handed to the content layer (files, post sync, guardians, mail, mesh signaling, DHT) as "frame" actions.
 const CONTENT_FRAMES = new Set([
   "have",
   "manifest_req",
@@ -47,6 +47,12 @@ const CONTENT_FRAMES = new Set([
   "mail",
   "signal",
   "reach",
+  "dht_find_node",
+  "dht_find_value",
+  "dht_store",
+  "dht_nodes",
+  "dht_value",
+  "dht_stored",
 ]);
 
 function newStats() {

@@ -25,6 +25,11 @@ export const MAX_SYNC_ENTRIES = 256;
 // `reach` advert lists.
 export const MAX_SIGNAL_HOPS = 6;
 export const MAX_REACH_PEERS = 64;
+// The DHT (docs/protocol.md "DHT"): contacts per answer (k), records per answer and per store.
+export const MAX_DHT_NODES = 20;
+export const MAX_DHT_RECORDS = 20;
+export const MAX_DHT_STORE = 8;
+const DHT_KIND_RE = /^(peer|provider)$/;
 // A signed object may nest one level deeper than its body (the body's own limit is 16).
 export const MAX_ENVELOPE_DEPTH = 17;
 export const CAP_RE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
@@ -166,6 +171,11 @@ const head = fields([
   ["hash", digestId],
 ]);
 
+const DHT_HEAD = [
+  ["id", uint32, true],
+  ["ticket", envelope, true],
+];
+
 // Field order here is the order senders write (after "t"); receivers accept any order.
 // [name, kind, required]
 const FRAMES = {
@@ -243,6 +253,15 @@ const FRAMES = {
   ],
   // The sender's other neighbours that take signal frames (its reach in one hop).
   reach: [["peers", list(peerId, MAX_REACH_PEERS), true]],
+  // The DHT (docs/protocol.md "DHT"): `id` pairs an answer with its request, `ticket` is the
+  // sender's presence ticket; contacts travel as presence tickets, records are checked by the
+  // DHT layer (dht.js).
+  dht_find_node: [...DHT_HEAD, ["target", id32, true]],
+  dht_find_value: [...DHT_HEAD, ["kind", str(DHT_KIND_RE), true], ["key", id32, true]],
+  dht_store: [...DHT_HEAD, ["kind", str(DHT_KIND_RE), true], ["records", list(envelope, MAX_DHT_STORE), true]],
+  dht_nodes: [...DHT_HEAD, ["nodes", list(envelope, MAX_DHT_NODES), true]],
+  dht_value: [...DHT_HEAD, ["records", list(envelope, MAX_DHT_RECORDS), true], ["nodes", list(envelope, MAX_DHT_NODES), true]],
+  dht_stored: [...DHT_HEAD, ["codes", list(str(REASON_RE), MAX_DHT_STORE), true]],
   bye: [["reason", str(REASON_RE), true]],
 };
 
