@@ -21,9 +21,15 @@ from tests.support.live import ROOT, free_port
 NO_CHROMIUM = {"CHROMIUM": "/nonexistent/chromium", "SWARM_INSTALL_CHROMIUM": "0"}
 
 
+# A make that runs this suite (`make test`) passes its level and flags down; a make started
+# here must behave as one started by hand ("Entering directory" lines, jobserver flags).
+MAKE_VARS = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+
+
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
     return subprocess.run(
-        command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        command, cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60
     )
 
 
