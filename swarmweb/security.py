@@ -72,7 +72,9 @@ def content_security_policy(nonce: str) -> str:
         *settings.SWARM_CAPSULE_URLS,
         *settings.SWARM_SIGNAL_URLS,
     ]
-    connect = ["'self'", *remote_origins(configured)]
+    # blob: the page's own object URLs (a file opened or saved, an identity backup) may be
+    # read back by the page and by the tabs it opens on them.
+    connect = ["'self'", "blob:", *remote_origins(configured)]
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'", f"'nonce-{nonce}'"],

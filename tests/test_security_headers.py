@@ -44,7 +44,7 @@ def test_the_page_allows_only_its_own_scripts(client: Client) -> None:
     assert csp["base-uri"] == ["'none'"]
     assert csp["frame-ancestors"] == ["'none'"]
     assert csp["worker-src"] == ["'self'"]
-    assert csp["connect-src"] == ["'self'"]
+    assert csp["connect-src"] == ["'self'", "blob:"]
     # Every inline script that runs carries that nonce: the import map is the only one;
     # the config blob is JSON, which is never run.
     html = response.content.decode()
@@ -90,6 +90,7 @@ def test_configured_remote_servers_may_be_reached(client: Client, settings: Any)
     settings.SWARM_SIGNAL_URLS = ["wss://Signal.example.org/signal/"]
     assert csp_of(client.get("/"))["connect-src"] == [
         "'self'",
+        "blob:",
         "https://beacon.example.org",
         "wss://beacon.example.org",
         "https://mirror.example.net:8443",
