@@ -127,6 +127,10 @@ async function main() {
   }
 }
 
+// Every form of the page is handled by its script: none may submit natively (a click before
+// the UI has mounted its handlers would otherwise reload the page).
+addEventListener("submit", (event) => event.preventDefault(), true);
+
 // A page restored from the back/forward cache said bye to its peers when it was hidden.
 addEventListener("pageshow", (event) => {
   if (event.persisted) location.reload();

@@ -232,11 +232,11 @@ def test_refused_credentials_fail_the_connection_and_the_page_says_why(
         )
         pages.append(site.open(url, context=context))
     ids = [peer_id(p) for p in pages]
-    pages[1].evaluate(
-        "(id) => { document.querySelector('#peer-connect').value = id;"
-        " document.querySelector('#peer-connect-go').click(); }",
-        ids[0],
-    )
+    # Through the API, not the form: the page may not have mounted its UI yet when its peer id
+    # is known, and a click then would submit the form natively and reload the page.
+    for page in pages:
+        page.wait_for_function("() => window.swarm.signaling?.state === 'open'", timeout=30_000)
+    assert pages[1].evaluate("(id) => window.swarm.connectTo(id)", ids[0]) == "dialing"
     pages[1].wait_for_function(
         "() => window.swarm.diagnostics.list('debug').some((e) => e.code === 'turn_auth_failed')",
         timeout=30_000,
