@@ -55,6 +55,7 @@ from .errors import (
     WRONG_KEY,
     ProtocolError,
 )
+from .ratelimit import GcraBuckets
 from .ticket import CLOCK_SKEW_MS, Ticket, check_lifetime, is_valid_community, verify_ticket
 from .wire import (
     MAX_CHUNKS_PER_MANIFEST,
@@ -564,30 +565,6 @@ def _copy(contact: Contact) -> Contact:
     )
 
 
-class _Buckets:
-    """GCRA token buckets by key, in integers: ``tat`` is the theoretical arrival time."""
-
-    def __init__(self, interval_ms: int, burst: int, max_keys: int) -> None:
-        self.interval = interval_ms
-        self.tolerance = (burst - 1) * interval_ms
-        self.max_keys = max_keys
-        self.tat: OrderedDict[str, int] = OrderedDict()
-
-    def take(self, key: str, now: int) -> bool:
-        tat = max(self.tat.get(key, now), now)
-        if tat - now > self.tolerance:
-            return False
-        self.tat[key] = tat + self.interval
-        self.tat.move_to_end(key)
-        while len(self.tat) > self.max_keys:
-            self.tat.popitem(last=False)
-        return True
-
-    def prune(self, now: int) -> None:
-        for key in [k for k, tat in self.tat.items() if tat <= now]:
-            del self.tat[key]
-
-
 @dataclass(slots=True)
 class _Candidate:
     contact: Contact
@@ -651,10 +628,10 @@ class Dht:
         self.lookups: dict[int, _Lookup] = {}
         self.probing: set[str] = set()
         self.published: dict[str, _Published] = {}
-        self.request_buckets = _Buckets(
+        self.request_buckets = GcraBuckets(
             lim.request_interval_ms, lim.request_burst, lim.max_rate_keys
         )
-        self.store_buckets = _Buckets(lim.store_interval_ms, lim.store_burst, lim.max_rate_keys)
+        self.store_buckets = GcraBuckets(lim.store_interval_ms, lim.store_burst, lim.max_rate_keys)
         self.next_request = 1
         self.next_lookup = 1
         self.next_prune_at = now + lim.prune_every_ms

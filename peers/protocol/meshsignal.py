@@ -54,6 +54,7 @@ from .errors import (
     UNKNOWN_KIND,
     ProtocolError,
 )
+from .ratelimit import GcraBuckets
 from .wire import MAX_REACH_PEERS, MAX_SIGNAL_HOPS, Reach, Signal
 
 DOMAIN_MESHSIG = "swarm/meshsig/v1"
@@ -302,30 +303,6 @@ def parse_signal(envelope: object, *, now: int) -> SignalMessage:
 # --- the relay ---
 
 
-class _Buckets:
-    """GCRA token buckets by key, in integers: ``tat`` is the theoretical arrival time."""
-
-    def __init__(self, interval_ms: int, burst: int, max_keys: int) -> None:
-        self.interval = interval_ms
-        self.tolerance = (burst - 1) * interval_ms
-        self.max_keys = max_keys
-        self.tat: OrderedDict[str, int] = OrderedDict()
-
-    def take(self, key: str, now: int) -> bool:
-        tat = max(self.tat.get(key, now), now)
-        if tat - now > self.tolerance:
-            return False
-        self.tat[key] = tat + self.interval
-        self.tat.move_to_end(key)
-        while len(self.tat) > self.max_keys:
-            self.tat.popitem(last=False)
-        return True
-
-    def prune(self, now: int) -> None:
-        for key in [k for k, tat in self.tat.items() if tat <= now]:
-            del self.tat[key]
-
-
 @dataclass(slots=True)
 class Neighbour:
     conn_id: str
@@ -383,10 +360,12 @@ class MeshSignal:
         self.pending: dict[str, list[_Pending]] = {}  # peer id -> messages waiting for a route
         # peer id -> (until, offer id): an offer was flooded, its answer is awaited
         self.discovering: dict[str, tuple[int, str]] = {}
-        self.conn_buckets = _Buckets(lim.conn_interval_ms, lim.conn_burst, lim.max_buckets)
-        self.reach_buckets = _Buckets(lim.reach_in_interval_ms, lim.reach_in_burst, lim.max_buckets)
-        self.origin_buckets = _Buckets(lim.origin_interval_ms, lim.origin_burst, lim.max_buckets)
-        self.flood_buckets = _Buckets(lim.flood_interval_ms, lim.flood_burst, lim.max_buckets)
+        self.conn_buckets = GcraBuckets(lim.conn_interval_ms, lim.conn_burst, lim.max_buckets)
+        self.reach_buckets = GcraBuckets(
+            lim.reach_in_interval_ms, lim.reach_in_burst, lim.max_buckets
+        )
+        self.origin_buckets = GcraBuckets(lim.origin_interval_ms, lim.origin_burst, lim.max_buckets)
+        self.flood_buckets = GcraBuckets(lim.flood_interval_ms, lim.flood_burst, lim.max_buckets)
         self.next_prune_at = now + lim.prune_every_ms
         self.stats = SignalStats()
         self.actions: list[SignalAction] = []

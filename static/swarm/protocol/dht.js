@@ -44,6 +44,7 @@ import {
   WRONG_COMMUNITY,
   WRONG_KEY,
 } from "./errors.js";
+import { GcraBuckets } from "./ratelimit.js";
 import { CLOCK_SKEW_MS, checkLifetime, isValidCommunity, verifyTicket } from "./ticket.js";
 import { MAX_CHUNKS_PER_MANIFEST, MAX_DHT_NODES, MAX_DHT_RECORDS, MAX_UINT32 } from "./wire.js";
 
@@ -447,29 +448,6 @@ export class RecordStore {
   }
 }
 
-// GCRA token buckets by key, in integers: `tat` is the theoretical arrival time.
-class Buckets {
-  constructor(intervalMs, burst, maxKeys) {
-    this.interval = intervalMs;
-    this.tolerance = (burst - 1) * intervalMs;
-    this.maxKeys = maxKeys;
-    this.tat = new Map();
-  }
-
-  take(key, now) {
-    const tat = Math.max(this.tat.get(key) ?? now, now);
-    if (tat - now > this.tolerance) return false;
-    this.tat.delete(key);
-    this.tat.set(key, tat + this.interval);
-    while (this.tat.size > this.maxKeys) this.tat.delete(this.tat.keys().next().value);
-    return true;
-  }
-
-  prune(now) {
-    for (const [key, tat] of this.tat) if (tat <= now) this.tat.delete(key);
-  }
-}
-
 const copyContact = (c) => ({ ...c, failures: 0 });
 
 // The same JSON value (key order aside): a remembered signature covers only what it signed.
@@ -509,8 +487,8 @@ export class Dht {
     this.lookups = new Map();
     this.probing = new Set();
     this.published = new Map();
-    this.requestBuckets = new Buckets(lim.requestIntervalMs, lim.requestBurst, lim.maxRateKeys);
-    this.storeBuckets = new Buckets(lim.storeIntervalMs, lim.storeBurst, lim.maxRateKeys);
+    this.requestBuckets = new GcraBuckets(lim.requestIntervalMs, lim.requestBurst, lim.maxRateKeys);
+    this.storeBuckets = new GcraBuckets(lim.storeIntervalMs, lim.storeBurst, lim.maxRateKeys);
     this.nextRequest = 1;
     this.nextLookup = 1;
     this.nextPruneAt = now + lim.pruneEveryMs;

@@ -37,6 +37,7 @@ import {
   UNEXPECTED_FRAME,
   UNKNOWN_KIND,
 } from "./errors.js";
+import { GcraBuckets } from "./ratelimit.js";
 import { MAX_REACH_PEERS, MAX_SIGNAL_HOPS } from "./wire.js";
 
 export const DOMAIN_MESHSIG = "swarm/meshsig/v1";
@@ -178,29 +179,6 @@ export async function parseSignal(envelope, { now }) {
   };
 }
 
-// GCRA token buckets by key, in integers: `tat` is the theoretical arrival time.
-class Buckets {
-  constructor(intervalMs, burst, maxKeys) {
-    this.interval = intervalMs;
-    this.tolerance = (burst - 1) * intervalMs;
-    this.maxKeys = maxKeys;
-    this.tat = new Map();
-  }
-
-  take(key, now) {
-    const tat = Math.max(this.tat.get(key) ?? now, now);
-    if (tat - now > this.tolerance) return false;
-    this.tat.delete(key);
-    this.tat.set(key, tat + this.interval);
-    while (this.tat.size > this.maxKeys) this.tat.delete(this.tat.keys().next().value);
-    return true;
-  }
-
-  prune(now) {
-    for (const [key, tat] of this.tat) if (tat <= now) this.tat.delete(key);
-  }
-}
-
 function newStats() {
   return { delivered: 0, sent: 0, relayed: 0, flooded: 0, reachSent: 0, dropped: {} };
 }
@@ -222,10 +200,10 @@ export class MeshSignal {
     this.seen = new Map(); // message id -> forget at
     this.pending = new Map(); // peer id -> [{to, hops, envelope, id, until}]
     this.discovering = new Map(); // peer id -> {until, id}: an offer was flooded, its answer is awaited
-    this.connBuckets = new Buckets(lim.connIntervalMs, lim.connBurst, lim.maxBuckets);
-    this.reachBuckets = new Buckets(lim.reachInIntervalMs, lim.reachInBurst, lim.maxBuckets);
-    this.originBuckets = new Buckets(lim.originIntervalMs, lim.originBurst, lim.maxBuckets);
-    this.floodBuckets = new Buckets(lim.floodIntervalMs, lim.floodBurst, lim.maxBuckets);
+    this.connBuckets = new GcraBuckets(lim.connIntervalMs, lim.connBurst, lim.maxBuckets);
+    this.reachBuckets = new GcraBuckets(lim.reachInIntervalMs, lim.reachInBurst, lim.maxBuckets);
+    this.originBuckets = new GcraBuckets(lim.originIntervalMs, lim.originBurst, lim.maxBuckets);
+    this.floodBuckets = new GcraBuckets(lim.floodIntervalMs, lim.floodBurst, lim.maxBuckets);
     this.nextPruneAt = now + lim.pruneEveryMs;
     this.stats = newStats();
     this.actions = [];
