@@ -8,7 +8,7 @@ stable :class:`ProtocolError` code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -51,6 +51,22 @@ class Verified:
     @property
     def peer_id(self) -> str:
         return peer_id_for_key(self.public_key)
+
+
+def check_envelope_size(envelope: object, limit: int, code: str, what: str) -> JsonObject:
+    """``envelope`` as a JSON object whose canonical JSON (RFC 8785) is at most ``limit``
+    bytes: ``bad_envelope`` for a value that is no canonical JSON object, ``code`` (with
+    "``what`` is at most ``limit`` B") beyond. The size check every signed message kind with
+    its own limit makes before its signature is checked."""
+    if not isinstance(envelope, dict):
+        raise ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object")
+    try:
+        size = len(rfc8785.dumps(envelope))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON") from exc
+    if size > limit:
+        raise ProtocolError(code, f"{what} is at most {limit} B, not {size}")
+    return cast(JsonObject, envelope)
 
 
 def canonical(body: JsonObject) -> bytes:

@@ -19,7 +19,7 @@ import itertools
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,9 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from .chunks import digest_id, is_file_id
 from .encoding import PEER_ID_RE, b64url_decode, b64url_encode, parse_json, peer_id_for_key
-from .envelope import MAX_SAFE_INTEGER, JsonObject, canonical, sign, verify
+from .envelope import MAX_SAFE_INTEGER, JsonObject, canonical, check_envelope_size, sign, verify
 from .errors import (
-    BAD_ENVELOPE,
     BAD_MAIL,
     BAD_RECIPIENT,
     EXPIRED,
@@ -275,15 +274,7 @@ def _content(data: bytes) -> Opened:
 
 
 def _check_size(envelope: object) -> JsonObject:
-    if not isinstance(envelope, dict):
-        raise ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object")
-    try:
-        size = len(rfc8785.dumps(envelope))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON") from exc
-    if size > MAX_MAIL_BYTES:
-        raise ProtocolError(MAIL_TOO_LARGE, f"a mail message is at most {MAX_MAIL_BYTES} B")
-    return cast(JsonObject, envelope)
+    return check_envelope_size(envelope, MAX_MAIL_BYTES, MAIL_TOO_LARGE, "a mail message")
 
 
 def _fail(message: str) -> ProtocolError:

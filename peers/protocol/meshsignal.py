@@ -29,12 +29,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .chunks import is_file_id
 from .encoding import PEER_ID_RE, b64url_encode, peer_id_for_key
-from .envelope import MAX_SAFE_INTEGER, JsonObject, sign, signing_input, verify
+from .envelope import MAX_SAFE_INTEGER, JsonObject, check_envelope_size, sign, signing_input, verify
 from .errors import (
     BAD_ENVELOPE,
     BAD_HOPS,
@@ -186,17 +185,7 @@ def signal_id(body: object) -> str:
 def check_size(envelope: object) -> JsonObject:
     """``bad_envelope`` for a value that is no canonical JSON object, ``signal_too_large``
     beyond :data:`MAX_SIGNAL_BYTES`."""
-    if not isinstance(envelope, dict):
-        raise ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object")
-    try:
-        size = len(rfc8785.dumps(envelope))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON") from exc
-    if size > MAX_SIGNAL_BYTES:
-        raise ProtocolError(
-            SIGNAL_TOO_LARGE, f"a signal message is at most {MAX_SIGNAL_BYTES} B, not {size}"
-        )
-    return cast(JsonObject, envelope)
+    return check_envelope_size(envelope, MAX_SIGNAL_BYTES, SIGNAL_TOO_LARGE, "a signal message")
 
 
 def _fail(message: str) -> ProtocolError:

@@ -24,15 +24,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from .chunks import is_digest_id, is_file_id
 from .encoding import PEER_ID_RE, b64url_decode, b64url_encode, peer_id_for_key
-from .envelope import DOMAIN_SHARD, MAX_SAFE_INTEGER, JsonObject, sign, verify
+from .envelope import DOMAIN_SHARD, MAX_SAFE_INTEGER, JsonObject, check_envelope_size, sign, verify
 from .errors import (
-    BAD_ENVELOPE,
     BAD_KEY,
     BAD_SHARD,
     BAD_SHARE,
@@ -429,14 +427,7 @@ def _share_text(data: bytes) -> str:
 
 
 def _check_size(envelope: object) -> None:
-    if not isinstance(envelope, dict):
-        raise ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object")
-    try:
-        size = len(rfc8785.dumps(envelope))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON") from exc
-    if size > MAX_MESSAGE_BYTES:
-        raise ProtocolError(SHARD_TOO_LARGE, f"a shard message is at most {MAX_MESSAGE_BYTES} B")
+    check_envelope_size(envelope, MAX_MESSAGE_BYTES, SHARD_TOO_LARGE, "a shard message")
 
 
 def _fail(message: str) -> ProtocolError:

@@ -17,15 +17,13 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .encoding import PEER_ID_RE, peer_id_for_key
-from .envelope import MAX_SAFE_INTEGER, JsonObject, sign, verify
+from .envelope import MAX_SAFE_INTEGER, JsonObject, check_envelope_size, sign, verify
 from .errors import (
     ADVERT_TOO_LARGE,
     BAD_ADVERT,
-    BAD_ENVELOPE,
     EXPIRED,
     NOT_YET_VALID,
     PEER_MISMATCH,
@@ -169,15 +167,7 @@ def check_body(body: JsonObject) -> Advert:
 
 
 def _check_size(envelope: object) -> JsonObject:
-    if not isinstance(envelope, dict):
-        raise ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object")
-    try:
-        size = len(rfc8785.dumps(envelope))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON") from exc
-    if size > MAX_ADVERT_BYTES:
-        raise ProtocolError(ADVERT_TOO_LARGE, f"an advert is at most {MAX_ADVERT_BYTES} B")
-    return envelope
+    return check_envelope_size(envelope, MAX_ADVERT_BYTES, ADVERT_TOO_LARGE, "an advert")
 
 
 def sign_advert(identity: Ed25519PrivateKey, body: JsonObject) -> JsonObject:
