@@ -115,6 +115,7 @@ async function main() {
   new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
   new GuardiansUI({ peer, guardians: peer.guardians }).mount();
   const panel = document.getElementById("download");
+  let download = null;
   if (panel) {
     let key = null;
     let keyError = null;
@@ -123,8 +124,11 @@ async function main() {
     } catch (error) {
       keyError = error;
     }
-    await new DownloadPanel({ peer, files: peer.files, manifestId: panel.dataset.manifestId, key, keyError }).mount();
+    download = new DownloadPanel({ peer, files: peer.files, manifestId: panel.dataset.manifestId, key, keyError }).mount();
   }
+  // Every control now has its handlers and shows the stored settings (tests wait for this).
+  document.documentElement.dataset.ui = "mounted";
+  await download;
 }
 
 // Every form of the page is handled by its script: none may submit natively (a click before

@@ -136,7 +136,7 @@ def test_a_download_counts_as_a_replica_only_when_opted_in_and_within_the_budget
 
         # The settings survive a reload; the copy is advertised as kept again.
         b.reload()
-        b.wait_for_function("() => window.swarm?.files")
+        b.wait_for_selector("html[data-ui=mounted]", state="attached")
         assert b.locator("#toggle-keep").is_checked()
         assert b.locator("#keep-budget").input_value() == "10"
         b.wait_for_function(
