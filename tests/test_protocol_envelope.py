@@ -7,8 +7,15 @@ import copy
 import pytest
 
 from peers.protocol.encoding import b64url_decode, b64url_encode, is_key_bound_id, peer_id_for_key
-from peers.protocol.envelope import DOMAIN_POST, DOMAIN_TICKET, canonical, sign, verify
-from peers.protocol.errors import ProtocolError
+from peers.protocol.envelope import (
+    DOMAIN_POST,
+    DOMAIN_TICKET,
+    canonical,
+    check_envelope_size,
+    sign,
+    verify,
+)
+from peers.protocol.errors import BAD_ENVELOPE, ProtocolError
 from tests.support.keys import seeded_key
 
 KEY = seeded_key("envelope")
@@ -112,3 +119,20 @@ def test_peer_id_and_base64url_refuse_a_trailing_newline() -> None:
     assert not is_key_bound_id(pid + "\n")
     with pytest.raises(ProtocolError):
         b64url_decode("AAE\n", field="x")
+
+
+def test_envelope_size_check_passes_within_the_limit_and_names_the_size_beyond() -> None:
+    envelope = {"body": {"text": "x" * 40}, "sig": "s"}
+    size = len(b'{"body":{"text":"' + b"x" * 40 + b'"},"sig":"s"}')
+    assert check_envelope_size(envelope, size, "thing_too_large", "a thing") is envelope
+    with pytest.raises(ProtocolError) as info:
+        check_envelope_size(envelope, size - 1, "thing_too_large", "a thing")
+    assert info.value.code == "thing_too_large"
+    assert str(info.value) == f"a thing is at most {size - 1} B, not {size}"
+
+
+@pytest.mark.parametrize("value", [None, [], "text", 7, {"n": float("nan")}, {"b": b"x"}])
+def test_envelope_size_check_refuses_what_is_no_canonical_json_object(value: object) -> None:
+    with pytest.raises(ProtocolError) as info:
+        check_envelope_size(value, 4096, "thing_too_large", "a thing")
+    assert info.value.code == BAD_ENVELOPE

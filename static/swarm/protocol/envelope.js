@@ -48,6 +48,26 @@ function checkJsonValue(value, path, depth) {
   throw new ProtocolError(BAD_ENVELOPE, `${path} is not a JSON value`);
 }
 
+/**
+ * `envelope` as a JSON object whose canonical JSON (RFC 8785) is at most `limit` bytes:
+ * bad_envelope for a value that is no canonical JSON object, `code` ("`what` is at most
+ * `limit` B, not N") beyond. The size check every signed message kind with its own limit makes
+ * before its signature is checked (peers/protocol/envelope.py check_envelope_size).
+ */
+export function checkEnvelopeSize(envelope, limit, code, what) {
+  if (!isPlainObject(envelope)) throw new ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object");
+  let text;
+  try {
+    text = canonicalize(envelope);
+  } catch {
+    throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
+  }
+  if (typeof text !== "string") throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
+  const size = utf8.encode(text).length;
+  if (size > limit) throw new ProtocolError(code, `${what} is at most ${limit} B, not ${size}`);
+  return envelope;
+}
+
 export function canonical(body) {
   checkJsonValue(body, "body", 0);
   try {

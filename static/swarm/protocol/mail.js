@@ -8,8 +8,8 @@ import canonicalize from "canonicalize";
 
 import { digestId, isFileId } from "./chunks.js";
 import { b64urlDecode, b64urlEncode, PEER_ID_RE, peerIdForKey, utf8 } from "./encoding.js";
-import { canonical, sign, verify } from "./envelope.js";
-import { BAD_ENVELOPE, BAD_MAIL, BAD_RECIPIENT, EXPIRED, MAIL_TOO_LARGE, NOT_YET_VALID, PEER_MISMATCH, ProtocolError, WRONG_RECIPIENT } from "./errors.js";
+import { canonical, checkEnvelopeSize, sign, verify } from "./envelope.js";
+import { BAD_MAIL, BAD_RECIPIENT, EXPIRED, MAIL_TOO_LARGE, NOT_YET_VALID, PEER_MISMATCH, ProtocolError, WRONG_RECIPIENT } from "./errors.js";
 import { MAX_SEALED_BYTES, MAX_SEALED_DATA, openSealed, SEAL_OVERHEAD, seal } from "./seal.js";
 
 export const DOMAIN_MAIL = "swarm/mail/v1";
@@ -158,17 +158,7 @@ export async function openMail(parsed, { keyPair, peerId }) {
 }
 
 function checkSize(envelope) {
-  if (envelope === null || typeof envelope !== "object" || Array.isArray(envelope)) {
-    throw new ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object");
-  }
-  let text;
-  try {
-    text = canonicalize(envelope);
-  } catch {
-    throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  }
-  if (typeof text !== "string") throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  if (utf8.encode(text).length > MAX_MAIL_BYTES) throw new ProtocolError(MAIL_TOO_LARGE, `a mail message is at most ${MAX_MAIL_BYTES} B`);
+  return checkEnvelopeSize(envelope, MAX_MAIL_BYTES, MAIL_TOO_LARGE, "a mail message");
 }
 
 function time(body, field) {

@@ -13,11 +13,9 @@
 // MeshSignal is sans-IO: neighbours, frames, local sends and `now` go in; frames to send,
 // messages to deliver and drops (a stable code, and whether the neighbour is to blame) come
 // out of takeActions().
-import canonicalize from "canonicalize";
-
 import { isFileId } from "./chunks.js";
-import { b64urlEncode, PEER_ID_RE, peerIdForKey, sha256, utf8 } from "./encoding.js";
-import { sign, signingInput, verify } from "./envelope.js";
+import { b64urlEncode, PEER_ID_RE, peerIdForKey, sha256 } from "./encoding.js";
+import { checkEnvelopeSize, sign, signingInput, verify } from "./envelope.js";
 import {
   BAD_ENVELOPE,
   BAD_HOPS,
@@ -105,17 +103,7 @@ export async function signalId(body) {
 
 /** bad_envelope for a value that is no canonical JSON object, signal_too_large beyond MAX_SIGNAL_BYTES. */
 export function checkSize(envelope) {
-  if (!isMap(envelope)) throw new ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object");
-  let text;
-  try {
-    text = canonicalize(envelope);
-  } catch {
-    throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  }
-  if (typeof text !== "string") throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  const size = utf8.encode(text).length;
-  if (size > MAX_SIGNAL_BYTES) throw new ProtocolError(SIGNAL_TOO_LARGE, `a signal message is at most ${MAX_SIGNAL_BYTES} B, not ${size}`);
-  return envelope;
+  return checkEnvelopeSize(envelope, MAX_SIGNAL_BYTES, SIGNAL_TOO_LARGE, "a signal message");
 }
 
 /** The body's fields, in order: v, kind (unknown_kind), the exact fields, from, to (bad_recipient), sid, created_at, hops. */

@@ -3,13 +3,10 @@
 // (owner -> guardian), receipt (guardian -> owner), revoke (owner -> guardians),
 // recover_req (temporary identity -> everyone), release and refuse (guardian -> temporary
 // identity). A share is opaque here: 1..33 words of printable ASCII (SLIP-39 lives elsewhere).
-import canonicalize from "canonicalize";
-
 import { isDigestId, isFileId } from "./chunks.js";
 import { b64urlDecode, b64urlEncode, PEER_ID_RE, peerIdForKey, utf8 } from "./encoding.js";
-import { DOMAIN_SHARD, sign, verify } from "./envelope.js";
+import { checkEnvelopeSize, DOMAIN_SHARD, sign, verify } from "./envelope.js";
 import {
-  BAD_ENVELOPE,
   BAD_KEY,
   BAD_SHARD,
   BAD_SHARE,
@@ -211,19 +208,7 @@ function shareText(data) {
 }
 
 function checkSize(envelope) {
-  if (envelope === null || typeof envelope !== "object" || Array.isArray(envelope)) {
-    throw new ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object");
-  }
-  let text;
-  try {
-    text = canonicalize(envelope);
-  } catch {
-    throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  }
-  if (typeof text !== "string") throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  if (utf8.encode(text).length > MAX_MESSAGE_BYTES) {
-    throw new ProtocolError(SHARD_TOO_LARGE, `a shard message is at most ${MAX_MESSAGE_BYTES} B`);
-  }
+  return checkEnvelopeSize(envelope, MAX_MESSAGE_BYTES, SHARD_TOO_LARGE, "a shard message");
 }
 
 const fail = (message) => new ProtocolError(BAD_SHARD, message);

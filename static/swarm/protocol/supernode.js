@@ -7,14 +7,11 @@
 //
 // SupernodeView is sans-IO: adverts, this peer's numbers and `now` go in; the elected set, and
 // the advert body this peer should sign and publish now, come out.
-import canonicalize from "canonicalize";
-
-import { PEER_ID_RE, peerIdForKey, utf8 } from "./encoding.js";
-import { sign, verify } from "./envelope.js";
+import { PEER_ID_RE, peerIdForKey } from "./encoding.js";
+import { checkEnvelopeSize, sign, verify } from "./envelope.js";
 import {
   ADVERT_TOO_LARGE,
   BAD_ADVERT,
-  BAD_ENVELOPE,
   EXPIRED,
   NOT_YET_VALID,
   PEER_MISMATCH,
@@ -61,7 +58,6 @@ export const MAX_STAGGER_MS = 20_000;
 export const EPOCH_MS = 86_400_000; // the tie-break changes daily
 
 const fail = (message) => new ProtocolError(BAD_ADVERT, message);
-const isMap = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 
 function int(body, key, low, high) {
   const value = body[key];
@@ -121,16 +117,7 @@ export function advertBody(a) {
 }
 
 function checkSize(envelope) {
-  if (!isMap(envelope)) throw new ProtocolError(BAD_ENVELOPE, "envelope must be a JSON object");
-  let text;
-  try {
-    text = canonicalize(envelope);
-  } catch {
-    throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  }
-  if (typeof text !== "string") throw new ProtocolError(BAD_ENVELOPE, "the envelope is not canonical JSON");
-  if (utf8.encode(text).length > MAX_ADVERT_BYTES) throw new ProtocolError(ADVERT_TOO_LARGE, `an advert is at most ${MAX_ADVERT_BYTES} B`);
-  return envelope;
+  return checkEnvelopeSize(envelope, MAX_ADVERT_BYTES, ADVERT_TOO_LARGE, "an advert");
 }
 
 /**
