@@ -22,6 +22,10 @@ test("one byte over the limit gets the kind's code and names the size found", ()
 
 test("no JSON object, or no canonical JSON, is bad_envelope", () => {
   for (const bad of [null, [], "text", 7, { n: Number.NaN }, { big: 10n }]) {
-    assert.throws(() => checkEnvelopeSize(bad, 4096, "thing_too_large", "a thing"), (e) => e.code === BAD_ENVELOPE, String(bad));
+    assert.throws(
+      () => checkEnvelopeSize(bad, 4096, "thing_too_large", "a thing"),
+      (e) => e.code === BAD_ENVELOPE,
+      String(bad),
+    );
   }
 });
