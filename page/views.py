@@ -52,6 +52,7 @@ def page_config(community: str) -> dict[str, Any]:
         "capsule_keys": _pinned_keys(),
         "signaling": settings.SWARM_SIGNAL_URLS or DEFAULT_SIGNALING,
         "signal_key": settings.SWARM_SIGNAL_KEY,
+        "doors": settings.SWARM_DOOR_URLS,
         "ice_servers": ice_servers(credentials),
         "ice_transport_policy": settings.SWARM_ICE_TRANSPORT_POLICY,
         "turn": None

@@ -71,6 +71,7 @@ def content_security_policy(nonce: str) -> str:
         *settings.SWARM_BEACON_URLS,
         *settings.SWARM_CAPSULE_URLS,
         *settings.SWARM_SIGNAL_URLS,
+        *settings.SWARM_DOOR_URLS,
     ]
     # blob: the page's own object URLs (a file opened or saved, an identity backup) may be
     # read back by the page and by the tabs it opens on them.

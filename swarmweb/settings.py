@@ -395,6 +395,14 @@ SWARM_SUPERPEER_BEACON_URLS = env.list(
     "SWARM_SUPERPEER_BEACON_URLS", default=[f"{_SUPERPEER_SERVER}/beacon/v1/"]
 )
 SWARM_SUPERPEER_COMMUNITY = env.str("SWARM_SUPERPEER_COMMUNITY", default=SWARM_COMMUNITY)
+# The door (docs/superpeer.md "The door"): host:port where the super-peer takes WebSockets
+# from pages that cannot reach the signaling server (empty: no door), and the door URLs the
+# page config names (default: this super-peer's door, ws:// on its address).
+SWARM_SUPERPEER_DOOR = env.str("SWARM_SUPERPEER_DOOR", default="")
+SWARM_DOOR_URLS = env.list(
+    "SWARM_DOOR_URLS",
+    default=[f"ws://{SWARM_SUPERPEER_DOOR}/"] if SWARM_SUPERPEER_DOOR else [],
+)
 SWARM_SUPERPEER_STORE_DIR = Path(
     env.str("SWARM_SUPERPEER_STORE_DIR", default=str(VAR_DIR / "chunks"))
 )

@@ -33,6 +33,7 @@ def test_defaults_point_at_this_server(client: Client, settings: Any, tmp_path: 
     assert config["beacons"] == ["/beacon/v1/"]
     assert config["capsules"] == ["/capsules/{community}.json"]
     assert config["signaling"] == ["/signal/"]
+    assert config["doors"] == []
     assert config["ice_servers"] == []
     assert [k["pk"] for k in config["capsule_keys"]] == [key.public_key]
     assert config["mesh"] == {"target": 6, "max": 10, "approval": "auto"}
@@ -46,6 +47,7 @@ def test_settings_override_urls_keys_and_ice(client: Client, settings: Any) -> N
     settings.SWARM_CAPSULE_URLS = ["https://mirror.example/{community}.json"]
     settings.SWARM_CAPSULE_KEYS = ["zJYZ5pEFovHFbYayaUmPyMqkLhKbVmqSuI1c43HifDY"]
     settings.SWARM_SIGNAL_URLS = ["wss://s1.example/signal/", "wss://s2.example/signal/"]
+    settings.SWARM_DOOR_URLS = ["wss://sp1.example:9443/"]
     settings.SWARM_ICE_SERVERS = [{"urls": "stun:stun.example:3478"}]
     settings.SWARM_MESH_APPROVAL = "manual"
     config, _ = page_config(client)
@@ -53,6 +55,7 @@ def test_settings_override_urls_keys_and_ice(client: Client, settings: Any) -> N
     assert config["capsules"] == settings.SWARM_CAPSULE_URLS
     assert config["capsule_keys"] == [{"pk": settings.SWARM_CAPSULE_KEYS[0]}]
     assert config["signaling"] == settings.SWARM_SIGNAL_URLS
+    assert config["doors"] == settings.SWARM_DOOR_URLS
     assert config["ice_servers"] == settings.SWARM_ICE_SERVERS
     assert config["mesh"]["approval"] == "manual"
 

@@ -88,6 +88,7 @@ def test_configured_remote_servers_may_be_reached(client: Client, settings: Any)
     settings.SWARM_BEACON_URLS = ["https://beacon.example.org/beacon/v1/", "/beacon/v1/"]
     settings.SWARM_CAPSULE_URLS = ["https://mirror.example.net:8443/capsules/{community}.json"]
     settings.SWARM_SIGNAL_URLS = ["wss://Signal.example.org/signal/"]
+    settings.SWARM_DOOR_URLS = ["wss://sp1.example.org:9443/"]
     assert csp_of(client.get("/"))["connect-src"] == [
         "'self'",
         "blob:",
@@ -97,6 +98,8 @@ def test_configured_remote_servers_may_be_reached(client: Client, settings: Any)
         "wss://mirror.example.net:8443",
         "https://signal.example.org",
         "wss://signal.example.org",
+        "https://sp1.example.org:9443",
+        "wss://sp1.example.org:9443",
     ]
 
 

@@ -33,6 +33,16 @@ def signal_address(url: str, key: str) -> ServerAddress:
     return ServerAddress(parts.hostname, port, path=parts.path or "/", key=key, secure=secure)
 
 
+def door_address(value: str) -> tuple[str, int] | None:
+    """``host:port`` (SWARM_SUPERPEER_DOOR) -> (host, port); empty -> None (no door)."""
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"SWARM_SUPERPEER_DOOR: {value!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True)
 class MailboxLimits:
     """What the mailbox holds (docs/superpeer.md "Mailboxes"): messages live at most
@@ -86,6 +96,9 @@ class SuperPeerConfig:
     # as a guardian"); off unless the operator allows it
     guardian: bool = False
     use_channel_layer: bool = True
+    # host:port of the door pages reach with the signaling server gone (docs/superpeer.md
+    # "The door"); None: no door
+    door: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not is_valid_community(self.community):
@@ -138,6 +151,7 @@ class SuperPeerConfig:
                 keys_ttl_ms=settings.SWARM_SUPERPEER_KEYS_TTL_S * 1000,
             ),
             guardian=settings.SWARM_SUPERPEER_GUARDIAN,
+            door=door_address(getattr(settings, "SWARM_SUPERPEER_DOOR", "")),
             # The in-process layer cannot reach another process: sync from the database only.
             use_channel_layer="InMemory" not in backend,
         )

@@ -59,6 +59,7 @@ from shared.db import db_sync_to_async
 
 from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
+from .door import Door
 from .fetcher import Fetcher
 from .guardian import REQUEST_TOPIC, SuperPeerGuardian
 from .holder import Holder
@@ -199,11 +200,21 @@ class SuperPeerService:
         self.meshsig = MeshSignaling(
             self.peer_id,
             self.key,
-            send_frame=self._send_content,
-            violation=self._conn_violation,
+            send_frame=self._send_signal,
+            violation=self._signal_violation,
             clock=now_ms,
             blocked=lambda peer_id: peer_id in self.blocked,
         )
+        # the door: pages that cannot reach the signaling server signal through a WebSocket
+        # of ours (docs/superpeer.md "The door")
+        self.door: Door | None = None
+        if config.door is not None:
+            self.door = Door(
+                *config.door,
+                meshsig=self.meshsig,
+                ticket=lambda: self.new_ticket(now_ms()),
+                blocked=lambda peer_id: peer_id in self.blocked,
+            )
         # the election of supernodes: a super-peer is always a candidate
         self.supernodes = SuperPeerSupernodes(
             self.peer_id,
@@ -272,6 +283,8 @@ class SuperPeerService:
             max_message_size=SUPERPEER_MAX_MESSAGE_BYTES,
         )
         self._attach_meshsig(self.peer)
+        if self.door is not None:
+            await self.door.start()
         try:
             await self.peer.start(timeout=OPEN_TIMEOUT_S)
         except PeerJSError as exc:  # the signaling client keeps retrying on its own
@@ -289,6 +302,8 @@ class SuperPeerService:
         if self.node is not None:
             self.node.leave(now_ms())
             self.pump()
+        if self.door is not None:
+            await self.door.stop()
         self.meshsig.stop()
         outboxes = list(self.outboxes.values())
         for outbox in outboxes:
@@ -572,6 +587,17 @@ class SuperPeerService:
         sent = self.node.send_content(conn_id, frame)
         self._schedule_pump()
         return sent
+
+    def _send_signal(self, conn_id: str, frame: Signal | Reach) -> bool:
+        if self.door is not None and Door.owns(conn_id):
+            return self.door.send(conn_id, frame)
+        return self._send_content(conn_id, frame)
+
+    def _signal_violation(self, conn_id: str, code: str, message: str) -> None:
+        if self.door is not None and Door.owns(conn_id):
+            self.door.violation(conn_id, code, message)
+        else:
+            self._conn_violation(conn_id, code, message)
 
     def _is_connected(self, peer_id: str) -> bool:
         node = self.node

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from peers.protocol.node import SwarmNode
 
     from .config import SuperPeerConfig
+    from .door import Door
     from .fetcher import Fetcher, Job
     from .guardian import SuperPeerGuardian
     from .holder import Holder
@@ -54,6 +55,7 @@ class Supervised(Protocol):
     mailbox: Mailbox
     keys: KeyDirectory
     meshsig: MeshSignaling
+    door: Door | None
     guardian: SuperPeerGuardian | None
     blocked: set[str]
     started_at: int  # ms
@@ -381,6 +383,8 @@ class Supervisor:
         stats["mailbox"] = service.mailbox.stats.as_json()
         stats["keys"] = service.keys.stats.as_json()
         stats["meshsignal"] = service.meshsig.stats.as_json(service.meshsig.core)
+        if service.door is not None:
+            stats["door"] = service.door.stats.as_json(len(service.door.sockets))
         if service.guardian is not None:
             stats["guardian"] = service.guardian.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
