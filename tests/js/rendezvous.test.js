@@ -39,6 +39,11 @@ test("config: relative URLs point at this server, signaling URLs become PeerJS o
     ],
   );
   assert.deepEqual(c.mesh, { target: 4, max: 8, approval: "manual" });
+  assert.deepEqual(c.doors, []);
+  assert.deepEqual(parseConfig(rawConfig({ doors: ["ws://127.0.0.1:8001/", "wss://sp.example/"] }), PAGE).doors, [
+    "ws://127.0.0.1:8001/",
+    "wss://sp.example/",
+  ]);
   assert.equal(c.rendezvous.refreshMs, RENDEZVOUS_DEFAULTS.refreshMs);
   assert.equal(c.capsuleKeys.length, capsules.keys.keys.length);
 });
@@ -51,6 +56,8 @@ test("config: bad values are refused with a clear message", () => {
     [{ seeds: ["alice"] }, /not a peer id/],
     [{ mesh: { target: 8, max: 4 } }, /mesh.max/],
     [{ mesh: { target: -1 } }, /positive integer/],
+    [{ doors: "ws://x/" }, /doors must be a list/],
+    [{ doors: ["https://sp.example/"] }, /doors\[0\] must be a ws: or wss: URL/],
   ];
   for (const [overrides, message] of bad) {
     assert.throws(() => parseConfig(rawConfig(overrides), PAGE), message);

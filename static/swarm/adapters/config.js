@@ -70,6 +70,13 @@ export function parseConfig(raw, base) {
   const key = typeof raw.signal_key === "string" && raw.signal_key ? raw.signal_key : "peerjs";
   const signaling = list(raw.signaling, "signaling").map((s, i) => signalingOptions(url(s, base, `signaling[${i}]`), key));
   if (signaling.length === 0) throw new ConfigError("at least one signaling endpoint is needed");
+  // Super-peers' doors (docs/superpeer.md "The door"): WebSockets for when signaling is gone.
+  const doors = list(raw.doors ?? [], "doors").map((d, i) => {
+    const href = url(d, base, `doors[${i}]`);
+    const scheme = new URL(href).protocol;
+    if (scheme !== "ws:" && scheme !== "wss:") throw new ConfigError(`doors[${i}] must be a ws: or wss: URL`);
+    return href;
+  });
   const seeds = list(raw.seeds, "seeds");
   for (const seed of seeds) if (typeof seed !== "string" || !PEER_ID_RE.test(seed)) throw new ConfigError(`seed ${seed} is not a peer id`);
   const iceServers = list(raw.ice_servers, "ice_servers");
@@ -98,6 +105,7 @@ export function parseConfig(raw, base) {
     capsules,
     capsuleKeys,
     signaling,
+    doors,
     seeds,
     iceServers,
     iceTransportPolicy: policy,

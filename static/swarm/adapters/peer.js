@@ -1,6 +1,7 @@
 // The running browser peer: binds the sans-IO SwarmNode to PeerJS DataConnections, timers,
 // IndexedDB and the rendezvous HTTP calls. window.swarm is an instance of this class.
 import { Diagnostics } from "./diagnostics.js";
+import { DOOR_CONN, Door } from "./door.js";
 import { loadOrCreateIdentity } from "./identity.js";
 import { MeshConnection } from "./meshconn.js";
 import { Metrics } from "./metrics.js";
@@ -26,6 +27,10 @@ const CAPS = ["gossip", "pex", "sync", "shard", "mail", "signal"];
 // Drops of mesh signaling worth a line in diagnostics (the others are counted in its stats).
 const MESH_DROPS_SHOWN = new Set(["no_route", "queue_full", "rate_limited"]);
 const REPLAY_RETRY_MS = 1_500;
+// A super-peer's door is tried once signaling has been down this long with no connection
+// to signal through, and again this long after a door closed without a connection.
+const DOOR_AFTER_MS = 3_000;
+const DOOR_RETRY_MS = 15_000;
 
 export class SwarmPeer extends EventTarget {
   /** @param {{ config: any, store: any, clock?: () => number, fetchImpl?: typeof fetch }} args */
@@ -120,6 +125,7 @@ export class SwarmPeer extends EventTarget {
     this.signaling.addEventListener("connection", (e) => this.#adopt(/** @type {CustomEvent} */ (e).detail, false));
     this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(/** @type {CustomEvent} */ (e).detail, PEER_UNAVAILABLE));
     this.signaling.addEventListener("state", () => {
+      if (this.signaling.state === "open") this.door?.close("door_signaling_back");
       // Open connections live on without signaling; only new dials need it.
       this.node.mesh.canDial = this.#canDial();
       this.#wake();
@@ -162,6 +168,7 @@ export class SwarmPeer extends EventTarget {
     this.meshSignal.tick(now);
     this.#flush();
     if (this.signaling?.state === "open" && this.node.mesh.canDial) this.#maybeRendezvous(now);
+    this.#maybeDoor(now);
     if (now - this.ticketAt > TICKET_REFRESH_MS && !this.refreshing) this.#refreshTicket(now);
     const next = Math.min(this.node.nextDeadline(now), this.schedule.nextRoundAt, now + TICK_MAX_MS);
     this.tickTimer = setTimeout(() => this.#wake(), Math.max(10, next - now));
@@ -210,7 +217,8 @@ export class SwarmPeer extends EventTarget {
 
   #meshFlush() {
     for (const action of this.meshSignal.takeActions()) {
-      if (action.type === "send") this.#send({ connId: action.connId, bytes: encodeFrame(action.frame) });
+      if (action.type === "send" && action.connId === DOOR_CONN) this.door?.send(encodeFrame(action.frame));
+      else if (action.type === "send") this.#send({ connId: action.connId, bytes: encodeFrame(action.frame) });
       else if (action.type === "deliver") this.#meshDeliver(action.message);
       else if (action.type === "drop") this.#meshDrop(action);
     }
@@ -281,6 +289,65 @@ export class SwarmPeer extends EventTarget {
       conn.close();
     });
     return true;
+  }
+
+  // --- a super-peer's door (adapters/door.js, docs/browser.md "With the server gone") ---
+
+  // With signaling down for DOOR_AFTER_MS and no connection to signal through, the page
+  // enters a super-peer's door (the config's doors in turn) and dials the super-peer through it.
+  #maybeDoor(now) {
+    const doors = this.config.doors ?? [];
+    if (doors.length === 0 || this.door || this.leaving || this.destroyed) return;
+    if (this.signaling?.state === "open") {
+      this.signalingDownSince = null;
+      return;
+    }
+    this.signalingDownSince ??= now;
+    if (now - this.signalingDownSince < DOOR_AFTER_MS || now < (this.doorRetryAt ?? 0)) return;
+    if (this.node.mesh.open().length > 0 || this.#meshRelays()) return;
+    if (typeof navigator !== "undefined" && navigator.onLine === false) return;
+    this.doorTurn = (this.doorTurn ?? -1) + 1;
+    const door = new Door({
+      url: doors[this.doorTurn % doors.length],
+      peerId: this.peerId,
+      signer: this.identity.signer,
+      community: this.community,
+      clock: this.clock,
+      log: (level, code, message) => this.log(level, "door", code, message),
+      onEnter: (superPeerId) => {
+        const at = this.clock();
+        this.meshSignal.connected(DOOR_CONN, superPeerId, ["signal"], at);
+        this.#meshFlush();
+        this.node.book.addHint(superPeerId, at);
+        this.node.mesh.canDial = this.#canDial();
+        if (!this.node.mesh.open().some((c) => c.peerId === superPeerId) && !this.node.mesh.dialing.has(superPeerId)) {
+          this.node.mesh.dialNow(superPeerId, at);
+        }
+        this.#flush();
+        this.#changed();
+      },
+      onFrame: (frame) => this.#meshFrame(DOOR_CONN, frame),
+      onLeave: (reason) => {
+        const at = this.clock();
+        if (door.superPeerId !== null) this.meshSignal.disconnected(DOOR_CONN, at);
+        if (this.door === door) this.door = null;
+        if (reason !== "door_done" && reason !== "door_signaling_back") this.doorRetryAt = at + DOOR_RETRY_MS;
+        this.log("info", "door", reason, `left the door at ${door.url}`);
+        this.#meshFlush();
+        this.#changed();
+      },
+    });
+    this.door = door;
+    this.log("info", "door", "door_try", `signaling is down: entering the door at ${door.url}`);
+    door.open().catch((error) => {
+      this.log("warn", "door", "door_failed", String(error?.message ?? error));
+      door.close("door_failed");
+    });
+  }
+
+  /** The door this page is in ({url, superPeerId}), or null. */
+  doorState() {
+    return this.door ? { url: this.door.url, superPeerId: this.door.superPeerId } : null;
   }
 
   #meshRelays() {
@@ -375,6 +442,8 @@ export class SwarmPeer extends EventTarget {
     }
     const caps = this.node.mesh.conns.get(action.connId)?.caps ?? [];
     this.meshSignal.connected(action.connId, action.peerId, caps, this.clock());
+    // Through the door to its super-peer: the connection now carries signaling itself.
+    if (this.door && this.door.superPeerId === action.peerId) this.door.close("door_done");
     this.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: action.peerId, caps } }));
     this.#changed();
   }
@@ -726,5 +795,6 @@ export class SwarmPeer extends EventTarget {
     for (const t of this.timers) clearInterval(t);
     this.turn?.stop();
     this.signaling?.stop();
+    this.door?.close("door_done");
   }
 }
