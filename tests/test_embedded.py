@@ -3,6 +3,7 @@ channel layer and kombu's filesystem broker under SWARM_VAR_DIR."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from shared.clock import now_ms
 from tests.support.keys import seeded_key, ticket
@@ -36,6 +39,25 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def door_refuses_a_bad_token(door: str) -> bool:
+    """Whether a door answers, closing a socket without a valid token with 4401 bad_token."""
+
+    async def knock() -> bool:
+        try:
+            async with ws_connect(f"{door}?id=x&token=y") as ws:
+                await asyncio.wait_for(ws.recv(), 5)
+        except ConnectionClosed as closed:
+            return closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (
+                4401,
+                "bad_token",
+            )
+        except OSError:
+            return False
+        return False
+
+    return asyncio.run(knock())
 
 
 def test_procfile_starts_web_worker_and_beat_with_no_servers_and_says_where_to_go(
@@ -76,6 +98,10 @@ def test_procfile_starts_web_worker_and_beat_with_no_servers_and_says_where_to_g
             "worker ready",
         )
         wait_for(lambda: "beat: Starting" in log_path.read_text(), 60, "beat")
+        # The super-peer keeps its door on the next port, and the page names it.
+        door = f"ws://127.0.0.1:{port + 1}/"
+        assert f'"doors": ["{door}"]' in httpx.get(f"{url}/", timeout=5).text
+        wait_for(lambda: door_refuses_a_bad_token(door), 60, "the super-peer's door")
 
         key = seeded_key("embedded")
         response = httpx.post(

@@ -284,7 +284,11 @@ class SuperPeerService:
         )
         self._attach_meshsig(self.peer)
         if self.door is not None:
-            await self.door.start()
+            try:
+                await self.door.start()
+            except OSError as exc:  # the port is taken: the super-peer serves on without it
+                logger.error("door not opened on %s:%d: %s", self.door.host, self.door.port, exc)
+                self.door = None
         try:
             await self.peer.start(timeout=OPEN_TIMEOUT_S)
         except PeerJSError as exc:  # the signaling client keeps retrying on its own
