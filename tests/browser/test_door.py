@@ -83,6 +83,7 @@ def test_a_page_that_loaded_once_joins_through_the_door_with_the_server_gone(
         # A visits once (its worker keeps the page, the config with the door in it) and leaves.
         a = a_context.new_page()
         a.goto(url)
+        a.wait_for_function("() => window.swarm?.config", timeout=30_000)
         assert a.evaluate("() => window.swarm.config.doors") == [f"ws://127.0.0.1:{door_port}/"]
         wait_offline_ready(a)
         ida = a.evaluate("() => window.swarm.peerId")
@@ -115,10 +116,17 @@ def test_a_page_that_loaded_once_joins_through_the_door_with_the_server_gone(
         codes = a.evaluate("() => window.swarm.diagnostics.list().map((e) => e.code)")
         assert "door_open" in codes
         assert "door_done" in codes
-        print(f"joined through the door {joined_s:.2f} s after opening the page")
+        phases = a.evaluate(
+            """() => Object.fromEntries(window.swarm.diagnostics.list().reverse()
+                 .filter((e) => ['signal_open', 'door_try', 'door_open', 'mesh_dial', 'first_peer',
+                                 'door_done'].includes(e.code) || e.source === 'signal')
+                 .map((e) => [e.code, Math.round(e.ts - performance.timeOrigin)]))"""
+        )
+        print(f"joined through the door {joined_s:.2f} s after opening the page; ms: {phases}")
 
-        # Then B, whom A never met, through the super-peer.
-        assert a.evaluate("(id) => window.swarm.connectTo(id)", idb) == "dialing"
+        # Then B, whom A never met, through the super-peer (PEX from the super-peer may have
+        # brought B already: A dials the peers it learns of through the mesh on its own).
+        assert a.evaluate("(id) => window.swarm.connectTo(id)", idb) in ("dialing", "connected")
         wait_connected(a, idb, timeout_s=30)
         assert a.evaluate("(id) => window.swarm.viaOf(id)", idb) == "mesh"
         wait_connected(b, ida)

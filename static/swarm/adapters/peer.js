@@ -27,8 +27,9 @@ const CAPS = ["gossip", "pex", "sync", "shard", "mail", "signal"];
 // Drops of mesh signaling worth a line in diagnostics (the others are counted in its stats).
 const MESH_DROPS_SHOWN = new Set(["no_route", "queue_full", "rate_limited"]);
 const REPLAY_RETRY_MS = 1_500;
-// A super-peer's door is tried once signaling has been down this long with no connection
-// to signal through, and again this long after a door closed without a connection.
+// A super-peer's door is tried when an attempt of signaling failed, or it has been down this
+// long, with no connection to signal through; again this long after a door closed without a
+// connection.
 const DOOR_AFTER_MS = 3_000;
 const DOOR_RETRY_MS = 15_000;
 
@@ -303,7 +304,9 @@ export class SwarmPeer extends EventTarget {
       return;
     }
     this.signalingDownSince ??= now;
-    if (now - this.signalingDownSince < DOOR_AFTER_MS || now < (this.doorRetryAt ?? 0)) return;
+    // An attempt that failed says enough; a server that neither answers nor refuses gets 3 s.
+    const failed = this.signaling?.retrying || this.signaling?.state === "failed";
+    if ((!failed && now - this.signalingDownSince < DOOR_AFTER_MS) || now < (this.doorRetryAt ?? 0)) return;
     if (this.node.mesh.open().length > 0 || this.#meshRelays()) return;
     if (typeof navigator !== "undefined" && navigator.onLine === false) return;
     this.doorTurn = (this.doorTurn ?? -1) + 1;

@@ -104,6 +104,11 @@ export class Signaling extends EventTarget {
     if (type === "unavailable-id" || peer.destroyed) this.#retry(type);
   }
 
+  /** Whether an attempt failed and the next one waits its back-off. */
+  get retrying() {
+    return this.timer !== null;
+  }
+
   #retry(reason) {
     if (this.timer !== null) return;
     this.failures += 1;
