@@ -17,6 +17,7 @@ one) nor during the warm-up after start, when this peer has not heard the others
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from .chunks import DIGEST_ID_RE
@@ -39,6 +40,7 @@ CLAIM_TIMEOUT_MS = 120_000  # under target this long without a new replica: wide
 WARMUP_MS = ANNOUNCE_EVERY_MS + 15_000  # hear the others before deciding anything
 RETRY_MS = 120_000  # after a failed fetch this peer stays out of that manifest's ranking
 MAX_ACTIVE = 2  # own repair fetches at a time
+SWEEP_MS = 60_000
 
 
 def _fail(message: str) -> ProtocolError:
@@ -112,6 +114,7 @@ def _fmix32(h: int) -> int:
     return h
 
 
+@functools.lru_cache(maxsize=65_536)
 def rendezvous_score(manifest_id: str, peer_id: str) -> int:
     """The rank key of ``peer_id`` for ``manifest_id`` (lower ranks first; ties by peer id).
 
@@ -176,6 +179,15 @@ class _Volunteer:
 
 
 @dataclass
+class _Counts:
+    held: dict[str, _Holding]
+    complete: set[str]
+    replicas: int
+    sources: int
+    target: int
+
+
+@dataclass
 class _Episode:
     replicas: int
     since: int
@@ -209,6 +221,7 @@ class RepairCore:
         self.active: dict[str, int] = {}  # own fetches: manifest -> started at
         self.retry_at: dict[str, int] = {}
         self.episodes: dict[str, _Episode] = {}
+        self.next_sweep = 0
 
     # --- inputs ---
 
@@ -321,27 +334,46 @@ class RepairCore:
         info = self.manifests.get(mid)
         if info is None:
             raise _fail("unknown manifest")
-        held = {h: x for h, x in self.holdings.get(mid, {}).items() if x.expires_at > now}
-        complete = {h for h, x in held.items() if x.chunks >= info.chunk_count}
-        replicas = sum(1 for h in complete if held[h].keep)
-        target = self._target(info)
-        candidates: list[str] = []
-        for peer_id, vol in self.volunteers.items():
-            if vol.expires_at <= now or peer_id in complete:
-                continue
-            fetching = peer_id in held  # a partial copy: it is at it, keep its rank
-            if fetching or (vol.slots > 0 and vol.spare >= info.size):
-                candidates.append(peer_id)
-        if self._self_eligible(mid, info, now) and self.self_id not in complete:
-            candidates.append(self.self_id)
-        candidates.sort(key=lambda p: (rendezvous_score(mid, p), p))
-        need = max(0, target - replicas)
+        counts = self._counts(mid, info, now)
+        candidates = self._candidates(mid, info, counts, now)
+        chosen = candidates[: self._window(mid, counts.replicas, counts.target, now)]
+        return ManifestView(
+            counts.replicas, counts.target, counts.sources, tuple(candidates), tuple(chosen)
+        )
+
+    def _counts(self, mid: str, info: _Manifest, now: int) -> _Counts:
+        held = self.holdings.get(mid, {})
+        complete: set[str] = set()
+        replicas = 0
+        for peer_id, h in held.items():
+            if h.expires_at > now and h.chunks >= info.chunk_count:
+                complete.add(peer_id)
+                replicas += h.keep
+        sources = len(complete) - (self.self_id in complete)
+        return _Counts(held, complete, replicas, sources, self._target(info))
+
+    def _may_fetch(
+        self, peer_id: str, vol: _Volunteer, info: _Manifest, counts: _Counts, now: int
+    ) -> bool:
+        if vol.expires_at <= now or peer_id in counts.complete:
+            return False
+        h = counts.held.get(peer_id)
+        fetching = (
+            h is not None and h.expires_at > now
+        )  # a partial copy: it is at it, keep its rank
+        return fetching or (vol.slots > 0 and vol.spare >= info.size)
+
+    def _candidates(self, mid: str, info: _Manifest, counts: _Counts, now: int) -> list[str]:
+        """Volunteers that may fetch ``mid``, best ranked first."""
+        out = [p for p, v in self.volunteers.items() if self._may_fetch(p, v, info, counts, now)]
+        if self._self_eligible(mid, info, now) and self.self_id not in counts.complete:
+            out.append(self.self_id)
+        return sorted(out, key=lambda p: (rendezvous_score(mid, p), p))
+
+    def _window(self, mid: str, replicas: int, target: int, now: int) -> int:
         episode = self.episodes.get(mid)
         rounds = 0 if episode is None else (now - episode.since) // self.config.claim_timeout_ms
-        chosen = candidates[: need * (1 + rounds)]
-        return ManifestView(
-            replicas, target, len(complete - {self.self_id}), tuple(candidates), tuple(chosen)
-        )
+        return max(0, target - replicas) * (1 + rounds)
 
     def _self_eligible(self, mid: str, info: _Manifest, now: int) -> bool:
         if not self.opted_in:
@@ -364,28 +396,35 @@ class RepairCore:
             return RepairDecision((), (), live)
         cancel: list[str] = []
         wanted: list[tuple[int, int, str]] = []
-        for mid in sorted(self.manifests):
-            info = self.manifests[mid]
-            target = self._target(info)
-            view = self.view(mid, now)
-            if view.replicas >= target:
+        for mid, info in self.manifests.items():
+            counts = self._counts(mid, info, now)
+            if counts.replicas >= counts.target:
                 self.episodes.pop(mid, None)
                 if mid in self.active:
                     cancel.append(mid)
                 continue
-            if view.sources == 0:  # nothing complete to copy from (lost, or only partial copies)
+            if counts.sources == 0:  # nothing complete to copy from (lost, or only partial copies)
                 self.episodes.pop(mid, None)
                 continue
             episode = self.episodes.get(mid)
-            if episode is None or episode.replicas != view.replicas:
-                self.episodes[mid] = _Episode(view.replicas, now)
-                view = self.view(mid, now)
-            if mid in self.active or self.self_id not in view.chosen:
+            if episode is None or episode.replicas != counts.replicas:
+                self.episodes[mid] = _Episode(counts.replicas, now)
+            if mid in self.active or self.self_id in counts.complete:
                 continue
-            held = self.holdings.get(mid, {}).get(self.self_id)
-            if held is not None and held.chunks >= info.chunk_count and held.expires_at > now:
+            if not self._self_eligible(mid, info, now):
                 continue
-            wanted.append((view.replicas, rendezvous_score(mid, self.self_id), mid))
+            # Self is chosen when fewer than `window` candidates rank before it.
+            window = self._window(mid, counts.replicas, counts.target, now)
+            mine = (rendezvous_score(mid, self.self_id), self.self_id)
+            before = 0
+            for peer_id, vol in self.volunteers.items():
+                if before >= window:
+                    break
+                if self._may_fetch(peer_id, vol, info, counts, now):
+                    before += (rendezvous_score(mid, peer_id), peer_id) < mine
+            if before < window:
+                wanted.append((counts.replicas, mine[0], mid))
+        cancel.sort()
         for mid in cancel:
             del self.active[mid]
         fetch: list[str] = []
@@ -398,6 +437,10 @@ class RepairCore:
         return RepairDecision(tuple(fetch), tuple(cancel), False)
 
     def _expire(self, now: int) -> None:
+        # Every read checks expires_at; this only frees the memory, once a minute.
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + SWEEP_MS
         for mid in list(self.holdings):
             held = self.holdings[mid]
             for holder in [h for h, x in held.items() if x.expires_at <= now]:

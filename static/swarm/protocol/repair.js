@@ -31,6 +31,7 @@ export const CLAIM_TIMEOUT_MS = 120_000; // under target this long without a new
 export const WARMUP_MS = ANNOUNCE_EVERY_MS + 15_000; // hear the others before deciding anything
 export const RETRY_MS = 120_000; // after a failed fetch this peer stays out of that manifest's ranking
 export const MAX_ACTIVE = 2; // own repair fetches at a time
+const SWEEP_MS = 60_000;
 
 const fail = (message) => new ProtocolError(BAD_REPAIR, message);
 
@@ -54,7 +55,13 @@ function manifestId(value) {
  * Returns `{spare, slots, backfillAt}`.
  */
 export function parseAnnouncement(data) {
-  if (data === null || typeof data !== "object" || Array.isArray(data) || Object.keys(data).sort().join() !== ANNOUNCE_KEYS.join()) {
+  if (
+    data === null ||
+    typeof data !== "object" ||
+    Array.isArray(data) ||
+    Object.keys(data).length !== 3 ||
+    !ANNOUNCE_KEYS.every((k) => Object.hasOwn(data, k))
+  ) {
     throw new ProtocolError(BAD_BODY, "repair gossip is {spare, slots, backfill_at}");
   }
   try {
@@ -74,6 +81,8 @@ export function announcementData({ spare, slots, backfillAt }) {
 }
 
 const utf8 = new TextEncoder();
+const SCORE_MEMO = 65_536; // (manifest, peer) scores remembered: ticks rank the same pairs again
+const scoreMemo = new Map();
 
 /**
  * The rank key of `peerId` for `manifestId` (lower ranks first; ties by peer id): FNV-1a 32
@@ -81,13 +90,18 @@ const utf8 = new TextEncoder();
  * security property (peer ids are bound to keys: a good rank costs key grinding).
  */
 export function rendezvousScore(manifestIdText, peerId) {
+  const key = `${manifestIdText}/${peerId}`;
+  const known = scoreMemo.get(key);
+  if (known !== undefined) return known;
   let h = 0x811c9dc5;
-  for (const byte of utf8.encode(`${manifestIdText}/${peerId}`)) h = Math.imul(h ^ byte, 0x01000193);
+  for (const byte of utf8.encode(key)) h = Math.imul(h ^ byte, 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
+  if (scoreMemo.size >= SCORE_MEMO) scoreMemo.clear();
+  scoreMemo.set(key, h >>> 0);
   return h >>> 0;
 }
 
@@ -133,6 +147,7 @@ export class RepairCore {
     this.active = new Map(); // own fetches: manifest -> started at
     this.retryAt = new Map();
     this.episodes = new Map(); // manifest -> {replicas, since}
+    this.nextSweep = 0;
   }
 
   // --- inputs ---
@@ -169,14 +184,16 @@ export class RepairCore {
     int(chunks, "chunks", 0, MAX_CHUNKS);
     if (typeof keep !== "boolean") throw fail("keep must be a boolean");
     int(now, "now", 0, MAX_SAFE);
-    const held = this.holdings.get(mid) ?? new Map();
+    let held = this.holdings.get(mid);
     if (chunks === 0) {
-      held.delete(holder);
-      if (held.size === 0) this.holdings.delete(mid);
+      if (held?.delete(holder) && held.size === 0) this.holdings.delete(mid);
       return;
     }
+    if (held === undefined) {
+      held = new Map();
+      this.holdings.set(mid, held);
+    }
     held.set(holder, { chunks, keep, expiresAt: now + this.config.holdingTtlMs });
-    this.holdings.set(mid, held);
   }
 
   /** `holder` left (its connection closed for good, signaling said so). */
@@ -238,25 +255,45 @@ export class RepairCore {
     const mid = manifestId(id);
     const info = this.manifests.get(mid);
     if (!info) throw fail("unknown manifest");
-    const held = new Map([...(this.holdings.get(mid) ?? [])].filter(([, h]) => h.expiresAt > now));
-    const complete = new Set([...held].filter(([, h]) => h.chunks >= info.chunkCount).map(([p]) => p));
+    const counts = this.#counts(mid, info, now);
+    const candidates = this.#candidates(mid, info, counts.held, counts.complete, now);
+    const chosen = candidates.slice(0, this.#window(mid, counts.replicas, counts.target, now));
+    return { replicas: counts.replicas, target: counts.target, sources: counts.sources, candidates, chosen };
+  }
+
+  #counts(mid, info, now) {
+    const held = this.holdings.get(mid);
+    const complete = new Set();
     let replicas = 0;
-    for (const p of complete) if (held.get(p).keep) replicas += 1;
-    const target = this.#target(info);
+    let partial = false;
+    for (const [peerId, h] of held ?? []) {
+      if (h.expiresAt <= now) continue;
+      if (h.chunks >= info.chunkCount) {
+        complete.add(peerId);
+        if (h.keep) replicas += 1;
+      } else partial = true;
+    }
+    const sources = complete.size - (complete.has(this.selfId) ? 1 : 0);
+    return { held, complete, partial, replicas, sources, target: this.#target(info) };
+  }
+
+  // Volunteers that may fetch `mid`, best ranked first.
+  #candidates(mid, info, held, complete, now) {
     const candidates = [];
     for (const [peerId, vol] of this.volunteers) {
       if (vol.expiresAt <= now || complete.has(peerId)) continue;
-      const fetching = held.has(peerId); // a partial copy: it is at it, keep its rank
+      const h = held?.get(peerId);
+      const fetching = h !== undefined && h.expiresAt > now; // a partial copy: it is at it, keep its rank
       if (fetching || (vol.slots > 0 && vol.spare >= info.size)) candidates.push(peerId);
     }
     if (this.#selfEligible(mid, info, now) && !complete.has(this.selfId)) candidates.push(this.selfId);
-    candidates.sort(byRank(mid));
-    const need = Math.max(0, target - replicas);
+    return candidates.sort(byRank(mid));
+  }
+
+  #window(mid, replicas, target, now) {
     const episode = this.episodes.get(mid);
     const rounds = episode ? Math.floor((now - episode.since) / this.config.claimTimeoutMs) : 0;
-    const chosen = candidates.slice(0, need * (1 + rounds));
-    const sources = complete.size - (complete.has(this.selfId) ? 1 : 0);
-    return { replicas, target, sources, candidates, chosen };
+    return Math.max(0, target - replicas) * (1 + rounds);
   }
 
   #selfEligible(mid, info, now) {
@@ -279,30 +316,37 @@ export class RepairCore {
     }
     const cancel = [];
     const wanted = [];
-    for (const mid of [...this.manifests.keys()].sort()) {
-      const info = this.manifests.get(mid);
-      const target = this.#target(info);
-      let view = this.view(mid, now);
-      if (view.replicas >= target) {
+    for (const [mid, info] of this.manifests) {
+      const counts = this.#counts(mid, info, now);
+      if (counts.replicas >= counts.target) {
         this.episodes.delete(mid);
         if (this.active.has(mid)) cancel.push(mid);
         continue;
       }
-      if (view.sources === 0) {
+      if (counts.sources === 0) {
         // nothing complete to copy from (lost, or only partial copies)
         this.episodes.delete(mid);
         continue;
       }
       const episode = this.episodes.get(mid);
-      if (!episode || episode.replicas !== view.replicas) {
-        this.episodes.set(mid, { replicas: view.replicas, since: now });
-        view = this.view(mid, now);
+      if (!episode || episode.replicas !== counts.replicas) this.episodes.set(mid, { replicas: counts.replicas, since: now });
+      if (this.active.has(mid) || counts.complete.has(this.selfId) || !this.#selfEligible(mid, info, now)) continue;
+      // Self is chosen when fewer than `window` candidates rank before it.
+      const window = this.#window(mid, counts.replicas, counts.target, now);
+      const mine = rendezvousScore(mid, this.selfId);
+      let before = 0;
+      for (const [peerId, vol] of this.volunteers) {
+        if (before >= window) break;
+        if (vol.expiresAt <= now || counts.complete.has(peerId)) continue;
+        const h = counts.held?.get(peerId);
+        const fetching = h !== undefined && h.expiresAt > now;
+        if (!fetching && !(vol.slots > 0 && vol.spare >= info.size)) continue;
+        const score = rendezvousScore(mid, peerId);
+        if (score < mine || (score === mine && peerId < this.selfId)) before += 1;
       }
-      if (this.active.has(mid) || !view.chosen.includes(this.selfId)) continue;
-      const own = this.holdings.get(mid)?.get(this.selfId);
-      if (own && own.chunks >= info.chunkCount && own.expiresAt > now) continue;
-      wanted.push([view.replicas, rendezvousScore(mid, this.selfId), mid]);
+      if (before < window) wanted.push([counts.replicas, mine, mid]);
     }
+    cancel.sort();
     for (const mid of cancel) this.active.delete(mid);
     wanted.sort((a, b) => a[0] - b[0] || a[1] - b[1] || (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0));
     const fetch = [];
@@ -315,12 +359,16 @@ export class RepairCore {
     return { fetch, cancel, workerLive: false };
   }
 
+  // Every read checks expiresAt; this only frees the memory, once a minute.
   #expire(now) {
-    for (const [mid, held] of [...this.holdings]) {
-      for (const [holder, h] of [...held]) if (h.expiresAt <= now) held.delete(holder);
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + SWEEP_MS;
+    // (deleting the entry being visited is safe in a Map's for-of)
+    for (const [mid, held] of this.holdings) {
+      for (const [holder, h] of held) if (h.expiresAt <= now) held.delete(holder);
       if (held.size === 0) this.holdings.delete(mid);
     }
-    for (const [peerId, v] of [...this.volunteers]) if (v.expiresAt <= now) this.volunteers.delete(peerId);
-    for (const [mid, t] of [...this.retryAt]) if (t <= now) this.retryAt.delete(mid);
+    for (const [peerId, v] of this.volunteers) if (v.expiresAt <= now) this.volunteers.delete(peerId);
+    for (const [mid, t] of this.retryAt) if (t <= now) this.retryAt.delete(mid);
   }
 }
