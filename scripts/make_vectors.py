@@ -37,6 +37,7 @@ from scripts import (
     mail_vectors,
     meshsig_vectors,
     post_vectors,
+    repair_vectors,
     shard_vectors,
     share_vectors,
     supernode_vectors,
@@ -484,6 +485,7 @@ def files() -> dict[str, Any]:
         "meshsig.json": meshsig_vectors.meshsig_vectors(),
         "supernode.json": supernode_vectors.supernode_vectors(),
         "dht.json": dht_vectors.dht_vectors(),
+        "repair.json": repair_vectors.repair_vectors(),
     }
 
 

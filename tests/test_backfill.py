@@ -21,6 +21,7 @@ from peers.replication.models import (
     PlannerState,
     ReplicaStatus,
 )
+from peers.replication.selectors import last_backfill_at
 from peers.replication.services import backfill_run
 from peers.superpeer.models import FetchJob, FileManifest, Holding, Pin, SuperPeer
 
@@ -460,3 +461,11 @@ def test_metrics_show_manifests_under_target_lost_and_jobs_by_state() -> None:
     assert "swarm_replication_manifests_lost 1" in text
     assert 'swarm_replication_jobs{state="queued"} 1' in text
     assert lost.manifest_id  # lost: nobody holds any chunk of it
+
+
+def test_last_backfill_at_is_the_end_of_the_newest_run() -> None:
+    assert last_backfill_at() == 0
+    BackfillRun.objects.create(trigger="t1", started_at=at(T0), duration_ms=40)
+    BackfillRun.objects.create(trigger="t2", started_at=at(T0 + 30 * S), duration_ms=25)
+    BackfillRun.objects.create(trigger="t0", started_at=at(T0 - 30 * S), duration_ms=900)
+    assert last_backfill_at() == T0 + 30 * S + 25

@@ -110,3 +110,5 @@ STORE_FULL = "store_full"
 TIMEOUT = "timeout"
 UNREACHABLE = "unreachable"
 NOT_FOUND = "not_found"
+# Repair by peers (docs/replication.md "Repair by peers"): a bad input to the repair core.
+BAD_REPAIR = "bad_repair"

@@ -10,7 +10,7 @@ from django.db.models import Count, F, QuerySet
 from peers.superpeer.models import FetchJob, FileManifest, Holding, SuperPeer
 
 from .feed import Facts, HoldingFact, JobFact, ManifestFact, SuperPeerFact
-from .models import Advert, CommunityTarget, ReplicaStatus
+from .models import Advert, BackfillRun, CommunityTarget, ReplicaStatus
 
 
 def _ms(value: object) -> int:
@@ -131,3 +131,12 @@ def job_counts() -> dict[str, int]:
         .values_list("state", "n")
     )
     return dict(rows)
+
+
+def last_backfill_at() -> int:
+    """When the newest backfill run ended (ms), 0 without one: the evidence a super-peer
+    announces as ``backfill_at`` (docs/replication.md "Repair by peers")."""
+    run = (
+        BackfillRun.objects.order_by("-started_at").values_list("started_at", "duration_ms").first()
+    )
+    return 0 if run is None else _ms(run[0]) + run[1]

@@ -38,6 +38,7 @@ from peers.protocol.node_actions import (
     Send,
 )
 from peers.protocol.posts import verify_post
+from peers.protocol.repair import REPAIR_TOPIC, check_repair_gossip
 from peers.protocol.shard import KIND_RECOVER_REQ, parse_message
 from peers.protocol.supernode import TOPIC_SUPERNODE, LocalState
 from peers.protocol.ticket import make_ticket, verify_ticket
@@ -361,6 +362,8 @@ class SuperPeerService:
         node.gossip_checks[XKEY_TOPIC] = check_key_announcement
         node.gossip_checks[XKEY_REQ_TOPIC] = check_key_request
         node.gossip_checks[TOPIC_SUPERNODE] = self.supernodes.check
+        # Volunteers for repair by peers (docs/replication.md "Repair by peers").
+        node.gossip_checks[REPAIR_TOPIC] = check_repair_gossip
         return node
 
     def new_ticket(self, now: int) -> dict[str, Any]:

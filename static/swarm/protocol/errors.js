@@ -96,3 +96,5 @@ export const STORE_FULL = "store_full";
 export const TIMEOUT = "timeout";
 export const UNREACHABLE = "unreachable";
 export const NOT_FOUND = "not_found";
+// Repair by peers (docs/replication.md "Repair by peers"): a bad input to the repair core.
+export const BAD_REPAIR = "bad_repair";
