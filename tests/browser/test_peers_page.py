@@ -1,15 +1,16 @@
 """The page people live in (issue 19), through the real UI: a peer known from the peer book
 but not connected is listed with why and dialed from the list; the status popover names a
-reason and its action works (paused -> Resume), by keyboard; node health figures and the
-signaling endpoint and beacons are shown."""
+reason and its action works (paused -> Resume by keyboard, signaling down -> Retry now);
+node health figures and the signaling endpoint and beacons are shown."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
+from tests.browser.conftest import new_context
 from tests.browser.content_support import Site, peer_id, site, wait_connected  # noqa: F401
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -152,4 +153,54 @@ def test_health_figures_and_the_signaling_endpoint_and_beacons_are_shown(site: S
     assert re.fullmatch(r"\d+ min", e.locator("#health-session").inner_text())
     e.screenshot(path=str(site.shots / "health-endpoints.png"), full_page=True)
     for page in (e, f):
+        page.close()
+
+
+def test_signaling_down_is_explained_and_retry_now_reconnects_at_once(site: Site) -> None:  # noqa: F811
+    """Signaling goes down for G only: the test stands between G and the server's WebSocket
+    and refuses it, so G backs off (1, 2, 4, 8 s...); once it lets it through again, Retry
+    now in the popover reconnects at once instead of at the end of the back-off."""
+    down = {"on": False}
+    sockets: list[WebSocketRoute] = []
+
+    def handle(ws: WebSocketRoute) -> None:
+        if down["on"]:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context = new_context(site.browser, site.server.url)
+    site.contexts.append(context)
+    g = context.new_page()
+    g.route_web_socket(re.compile(r".*/signal/.*"), handle)
+    g.goto(site.url, wait_until="commit")
+    h = site.open()
+    idh = peer_id(h)
+    wait_connected(g, [idh])
+    down["on"] = True
+    for ws in sockets:
+        ws.close()
+    expect(g.locator("#swarm-status")).to_have_attribute(
+        "data-reasons", re.compile(r"\bsignaling_down\b"), timeout=20_000
+    )
+    assert idh in {p["peerId"] for p in g.evaluate("() => window.swarm.connectedPeers()")}
+    g.wait_for_function("() => window.swarm.signaling.failures >= 4", timeout=30_000)
+    down["on"] = False
+    assert "signaling_down" in reasons(g)
+    g.locator("#status-details").click()
+    reason = g.locator('#status-popover li.status-reason[data-code="signaling_down"]')
+    expect(reason).to_contain_text("signaling unreachable")
+    retry = reason.locator('button.reason-action[data-action="retry"]')
+    expect(retry).to_have_text("Retry now")
+    g.screenshot(path=str(site.shots / "status-popover-signaling.png"))
+    retry.click()
+    g.wait_for_function("() => window.swarm.signaling.state === 'open'", timeout=6_000)
+    codes = g.evaluate("() => window.swarm.diagnostics.list('debug').map((e) => e.code)")
+    assert "signal_retry_now" in codes, "a pending back-off was cut short"
+    expect(g.locator("#swarm-status")).not_to_have_attribute(
+        "data-reasons", re.compile(r"\bsignaling_down\b")
+    )
+    expect(g.locator("#signal-endpoint")).to_have_attribute("data-state", "open")
+    for page in (g, h):
         page.close()
