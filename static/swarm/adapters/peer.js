@@ -605,14 +605,16 @@ export class SwarmPeer extends EventTarget {
 
   /**
    * Each configured beacon and capsule URL with its last rendezvous report: `state` = `ok`,
-   * `slow` (a beacon over BEACON_SLOW_MS), `failing` (with the error code) or `unknown` (no round yet).
+   * `slow` (a beacon over BEACON_SLOW_MS), `failing` (with the error code), `empty` (a capsule host
+   * with no capsule for this community yet: expected while it is young) or `unknown` (no round yet).
    */
   rendezvousEndpoints() {
     const reports = new Map((this.lastRound?.reports ?? []).map((r) => [`${r.source} ${r.url}`, r]));
     const row = (source, url) => {
       const r = reports.get(`${source} ${url}`);
       if (!r) return { source, url, state: "unknown", latencyMs: null, code: null, at: null };
-      const state = !r.ok ? "failing" : source === "beacon" && r.latencyMs > BEACON_SLOW_MS ? "slow" : "ok";
+      const failed = r.code === "no_capsule" ? "empty" : "failing";
+      const state = !r.ok ? failed : source === "beacon" && r.latencyMs > BEACON_SLOW_MS ? "slow" : "ok";
       return { source, url, state, latencyMs: r.latencyMs ?? null, code: r.ok ? null : (r.code ?? "error"), at: this.lastRound.at };
     };
     return [...this.config.beacons.map((url) => row("beacon", url)), ...this.config.capsules.map((url) => row("capsule", url))];
