@@ -211,6 +211,23 @@ def test_inbound_connections_beyond_the_maximum_get_bye_mesh_full() -> None:
     assert sum(1 for p in others if "bye_mesh_full" in p.closes) == 2
 
 
+def test_a_peer_always_allowed_is_let_in_beyond_the_maximum() -> None:
+    net = Network()
+    hub = net.add_peer(mesh=MeshOptions(max_conns=1, target=1))
+    others = []
+    assert hub.identity is not None
+    for _ in range(3):
+        p = net.add_peer()
+        p.node.add_candidates([hub.identity.ticket], "beacon", net.now)
+        others.append(p)
+    hub.node.mesh.allowed.add(others[2].peer_id)
+    net.start()
+    net.run_until(lambda: False, 4)
+    assert others[2].peer_id in open_peers(hub), "the allowed peer is connected"
+    assert len(open_peers(hub)) == 2
+    assert sum(1 for p in others if "bye_mesh_full" in p.closes) == 1
+
+
 def test_simultaneous_dials_leave_one_connection_the_same_on_both_sides() -> None:
     net, a, b = pair()
     assert a.identity is not None

@@ -108,7 +108,8 @@ class Mesh:
         self.conns: dict[str, Connection] = {}
         self.dialing: dict[str, int] = {}  # peer id -> deadline
         self.blocked: set[str] = set()
-        self.allowed: set[str] = set()  # "always" approved: never queued, kept when isolated
+        # "always" allowed: never queued, kept when isolated, not held to max
+        self.allowed: set[str] = set()
         self.denied: dict[str, int] = {}  # peer id -> until
         self.paused = False
         self.isolated = False
@@ -142,7 +143,12 @@ class Mesh:
         if self.denied.get(peer_id, 0) > now:
             return "denied"
         # Dials in flight count: once they open, the node must still be within its maximum.
-        if not outbound and len(self.conns) + len(self.dialing) >= self.options.max_conns:
+        # A peer always allowed is let in beyond it (the person chose it over the limit).
+        if (
+            not outbound
+            and peer_id not in self.allowed
+            and len(self.conns) + len(self.dialing) >= self.options.max_conns
+        ):
             return "mesh_full"
         return None
 

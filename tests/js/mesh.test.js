@@ -187,6 +187,23 @@ test("inbound connections beyond the maximum get bye mesh_full", async () => {
   assert.equal(others.filter((p) => p.closes.includes("bye_mesh_full")).length, 2);
 });
 
+test("a peer always allowed is let in beyond the maximum; others still get mesh_full", async () => {
+  const net = new Network();
+  const hub = await net.addPeer({ options: { mesh: { max: 1, target: 1 } } });
+  const others = [];
+  for (let i = 0; i < 3; i++) {
+    const p = await net.addPeer();
+    p.node.addCandidates([hub.identity.ticket], "beacon", net.now);
+    others.push(p);
+  }
+  hub.node.mesh.allowed.add(others[2].identity.peerId);
+  net.start();
+  await net.runUntil(() => false, 4);
+  assert.ok(openPeers(hub).includes(others[2].identity.peerId), "the allowed peer is connected");
+  assert.equal(openPeers(hub).length, 2);
+  assert.equal(others.filter((p) => p.closes.includes("bye_mesh_full")).length, 1);
+});
+
 test("simultaneous dials leave exactly one connection, the same on both sides", async () => {
   const { net, a, b } = await pair();
   b.node.addCandidates([a.identity.ticket], "beacon", net.now);

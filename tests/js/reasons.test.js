@@ -8,7 +8,7 @@ const healthy = { online: true, signal: "open", paused: false, isolated: false, 
 const status = (change) => pageStatus({ ...healthy, ...change });
 
 test("online: no reason", () => {
-  assert.deepEqual(status({}), { state: "online", reason: null, reasons: [], text: null, peers: 3 });
+  assert.deepEqual(status({}), { state: "online", reason: null, reasons: [], text: null, texts: [], peers: 3 });
 });
 
 test("without a network the page is offline and says why, first", () => {
@@ -37,4 +37,18 @@ test("paused, isolated, peers not answering, rendezvous failing", () => {
   assert.deepEqual([idle.state, idle.reason, idle.reasons], ["degraded", "2 peer(s) not responding", ["peers_unresponsive", "isolated"]]);
   assert.deepEqual(status({ peers: 0, rendezvousFailing: true }).reasons, ["no_peers", "rendezvous_failing"]);
   assert.deepEqual(status({ rendezvousFailing: true }).reasons, [], "connected: rendezvous is no reason to worry");
+});
+
+test("rendezvous failure streaks, slow beacons, blocked peers (a note: the state stays online)", () => {
+  assert.deepEqual(status({ rendezvousFailing: true, rendezvousStreak: 2 }).reasons, [], "two failed rounds with peers: not yet");
+  const streak = status({ rendezvousFailing: true, rendezvousStreak: 3 });
+  assert.deepEqual([streak.state, streak.reasons, streak.reason], ["degraded", ["rendezvous_failing"], "beacons and capsules unreachable (3 rounds in a row)"]);
+  assert.deepEqual(status({ rendezvousFailing: true, rendezvousStreak: 5, signal: "reconnecting" }).reasons, ["signaling_down"]);
+  const slow = status({ slowBeacons: 1 });
+  assert.deepEqual([slow.state, slow.reasons, slow.text], ["degraded", ["beacon_slow"], "beacon slow (over 3 s)"]);
+  const blocked = status({ blocked: 2 });
+  assert.deepEqual([blocked.state, blocked.reasons, blocked.text], ["online", ["peers_blocked"], "2 peers blocked"]);
+  assert.equal(status({ blocked: 1, peers: 0 }).text, "no peers connected · 1 peer blocked");
+  assert.deepEqual(status({ blocked: 1, peers: 0 }).texts, ["no peers connected", "1 peer blocked"]);
+  assert.deepEqual(status({ blocked: 1, paused: true }).reasons, ["paused"]);
 });

@@ -1,5 +1,7 @@
 // Per-peer metrics (DESIGN section 8): counters in daily buckets (UTC day), persisted to
-// IndexedDB by the adapter, plus short time series for the charts (peers, beacon latency).
+// IndexedDB by the adapter, plus short time series for the charts (peers, beacon latency),
+// and the rolling hour/day health window (healthwindow.js) fed by the same counts.
+import { HealthWindow, WINDOW_KEY } from "./healthwindow.js";
 
 export const COUNTERS = [
   "uptime_ms",
@@ -39,6 +41,7 @@ const FROM_NODE = {
 };
 
 export const dayOf = (now) => new Date(now).toISOString().slice(0, 10);
+const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 
 const emptyCounters = () => Object.fromEntries(COUNTERS.map((name) => [name, 0]));
 
@@ -52,6 +55,7 @@ export class Metrics {
     this.timeToFirstPeerMs = null;
     this.beaconLatency = new Map(); // beacon URL -> last latency (ms)
     this.series = { t: [], peers: [], latency: new Map() }; // latency: url -> values aligned with t
+    this.window = new HealthWindow(); // the last hour and day, in 5-minute buckets
   }
 
   add(name, n = 1, now) {
@@ -64,6 +68,7 @@ export class Metrics {
     }
     counters[name] += n;
     this.dirty.add(day);
+    this.window.add(name, n, now);
   }
 
   today(now) {
@@ -99,6 +104,7 @@ export class Metrics {
   beacon(url, latencyMs, ok, now) {
     this.add("beacon_announces", 1, now);
     if (!ok) this.add("beacon_failures", 1, now);
+    else this.window.beacon(latencyMs, now);
     this.beaconLatency.set(url, ok ? latencyMs : null);
   }
 
@@ -125,10 +131,18 @@ export class Metrics {
     return out;
   }
 
+  /** The health window's record for the metrics store, or null when unchanged. */
+  takeWindow() {
+    return this.window.take();
+  }
+
   load(records, now) {
     const oldest = dayOf(now - KEEP_DAYS * 86_400_000);
+    for (const record of records) {
+      if (record?.day === WINDOW_KEY) this.window.load(record, now);
+    }
     for (const { day, counters } of records) {
-      if (typeof day !== "string" || day < oldest || this.days.has(day)) continue;
+      if (typeof day !== "string" || !DAY_RE.test(day) || day < oldest || this.days.has(day)) continue;
       this.days.set(day, { ...emptyCounters(), ...counters });
     }
   }

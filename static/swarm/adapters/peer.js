@@ -8,7 +8,8 @@ import { Metrics } from "./metrics.js";
 import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
 import { MeshSignal, newSessionId } from "../protocol/meshsignal.js";
 import { SwarmNode } from "../protocol/node.js";
-import { pageStatus } from "./reasons.js";
+import { knownPeerRows } from "./knownpeers.js";
+import { BEACON_SLOW_MS, pageStatus } from "./reasons.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
 import { Signaling } from "./signaling.js";
 import { selectedCandidateType, TurnRefresher, watchIceErrors } from "./turn.js";
@@ -51,6 +52,7 @@ export class SwarmPeer extends EventTarget {
     this.received = []; // delivered gossip, newest last (capped)
     this.rendezvousRunning = false;
     this.lastRound = null;
+    this.rendezvousFailStreak = 0; // rounds in a row where every beacon and capsule failed
     this.timers = [];
     this.destroyed = false;
     /** @type {((peer: SwarmPeer) => Promise<void>) | null} set by main.js: content layers attach here */
@@ -497,6 +499,8 @@ export class SwarmPeer extends EventTarget {
           `${this.config.rendezvous.pauseAfter} empty rounds: cache and gossip only until ${new Date(this.schedule.pausedUntil).toLocaleTimeString()}`,
         );
       this.lastRound = { at: done, found: round.tickets.length, reports: round.reports.map(({ tickets, ...r }) => ({ ...r, count: tickets.length })) };
+      const allFailed = round.reports.length > 0 && round.reports.every((r) => !r.ok);
+      this.rendezvousFailStreak = allFailed ? this.rendezvousFailStreak + 1 : 0;
     } catch (error) {
       this.log("error", "rendezvous", "round_failed", String(error?.stack ?? error));
       this.schedule.done({ found: 0, connected: this.node.mesh.open().length }, this.clock());
@@ -561,7 +565,8 @@ export class SwarmPeer extends EventTarget {
     this.metrics.syncNode(this.node.stats, now);
     try {
       await this.store.savePeers(this.community, this.node.book.toRecords());
-      await this.store.saveMetrics(this.metrics.takeDirty(), this.metrics.expiredDays(now));
+      const window = this.metrics.takeWindow(); // the hour/day health buckets (healthwindow.js)
+      await this.store.saveMetrics([...this.metrics.takeDirty(), ...(window ? [window] : [])], this.metrics.expiredDays(now));
     } catch (error) {
       this.log("warn", "store", "persist_failed", String(error?.message ?? error));
     }
@@ -639,7 +644,7 @@ export class SwarmPeer extends EventTarget {
 
   /** online / degraded / offline for #swarm-status, with the reason codes (adapters/reasons.js). */
   status() {
-    if (!this.node) return { state: "offline", reason: "starting", reasons: ["starting"], text: "starting", peers: 0 };
+    if (!this.node) return { state: "offline", reason: "starting", reasons: ["starting"], text: "starting", texts: ["starting"], peers: 0 };
     const now = this.clock();
     const open = this.node.mesh.open();
     const reports = this.lastRound?.reports ?? [];
@@ -651,7 +656,40 @@ export class SwarmPeer extends EventTarget {
       peers: open.length,
       unresponsive: open.filter((c) => c.health.state(now) !== "ok").length,
       rendezvousFailing: reports.length > 0 && reports.every((r) => !r.ok),
+      rendezvousStreak: this.rendezvousFailStreak,
+      slowBeacons: [...this.metrics.beaconLatency.values()].filter((ms) => ms !== null && ms > BEACON_SLOW_MS).length,
+      blocked: this.node.mesh.blocked.size,
     });
+  }
+
+  /** Peers known from the peer book but not connected, with why (adapters/knownpeers.js). */
+  knownPeers() {
+    if (!this.node) return [];
+    return knownPeerRows({ book: this.node.book, mesh: this.node.mesh, now: this.clock(), canDial: this.#canDial() });
+  }
+
+  /** The signaling endpoint in use: `{url, state, index, count, openedAt}`. */
+  signalingInfo() {
+    const s = this.signaling;
+    if (!s) return null;
+    return { url: s.endpoint.url, state: s.state, index: s.index, count: s.endpoints.length, openedAt: s.openedAt };
+  }
+
+  /**
+   * Each configured beacon and capsule URL with its last rendezvous report: `state` = `ok`,
+   * `slow` (a beacon over BEACON_SLOW_MS), `failing` (with the error code), `empty` (a capsule host
+   * with no capsule for this community yet: expected while it is young) or `unknown` (no round yet).
+   */
+  rendezvousEndpoints() {
+    const reports = new Map((this.lastRound?.reports ?? []).map((r) => [`${r.source} ${r.url}`, r]));
+    const row = (source, url) => {
+      const r = reports.get(`${source} ${url}`);
+      if (!r) return { source, url, state: "unknown", latencyMs: null, code: null, at: null };
+      const failed = r.code === "no_capsule" ? "empty" : "failing";
+      const state = !r.ok ? failed : source === "beacon" && r.latencyMs > BEACON_SLOW_MS ? "slow" : "ok";
+      return { source, url, state, latencyMs: r.latencyMs ?? null, code: r.ok ? null : (r.code ?? "error"), at: this.lastRound.at };
+    };
+    return [...this.config.beacons.map((url) => row("beacon", url)), ...this.config.capsules.map((url) => row("capsule", url))];
   }
 
   // New connections need signaling (open) and a network (the browser says it has one).
@@ -771,6 +809,28 @@ export class SwarmPeer extends EventTarget {
     this.node.setApproval(mode, this.clock());
     this.#flush();
     await this.#saveSettings();
+    this.#changed();
+  }
+
+  /**
+   * "Always allow" a peer, or stop: allowed peers skip the approval queue, stay and get dialed
+   * while isolated, and are let in beyond the mesh maximum (protocol/mesh.js); kept in settings.
+   */
+  async setAllowed(peerId, allowed) {
+    if (typeof peerId !== "string" || !PEER_ID_RE.test(peerId) || peerId === this.peerId) {
+      throw Object.assign(new Error("not another peer's id"), { code: "bad_peer_id" });
+    }
+    if (allowed) this.node.mesh.allowed.add(peerId);
+    else this.node.mesh.allowed.delete(peerId);
+    this.log("info", "mesh", allowed ? "allowed" : "unallowed", allowed ? "peer always allowed" : "peer no longer always allowed", peerId);
+    await this.#saveSettings();
+    this.#changed();
+  }
+
+  /** Retry now (the status popover): reconnect signaling and run a rendezvous round at once. */
+  retryNow() {
+    this.signaling?.retryNow();
+    if (!this.schedule.suspended) this.retryRendezvous();
     this.#changed();
   }
 

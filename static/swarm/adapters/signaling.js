@@ -149,7 +149,7 @@ export class Signaling extends EventTarget {
     clearTimeout(this.timer);
     this.timer = null;
     this.failures = 0;
-    this.log("info", "signal_retry_now", "network back: reconnecting signaling now");
+    this.log("info", "signal_retry_now", "reconnecting signaling now");
     this.#reconnect();
   }
 

@@ -69,7 +69,7 @@ export class Mesh {
     this.conns = new Map(); // conn id -> Connection
     this.dialing = new Map(); // peer id -> deadline
     this.blocked = new Set();
-    this.allowed = new Set(); // "always" approved: never queued, kept when isolated
+    this.allowed = new Set(); // "always" allowed: never queued, kept when isolated, not held to max
     this.denied = new Map(); // peer id -> until
     this.paused = false;
     this.isolated = false;
@@ -99,7 +99,8 @@ export class Mesh {
     if (this.isolated && !this.allowed.has(peerId)) return "isolated";
     if ((this.denied.get(peerId) ?? 0) > now) return "denied";
     // Dials in flight count: once they open, the node must still be within its maximum.
-    if (!outbound && this.conns.size + this.dialing.size >= this.options.max) return "mesh_full";
+    // A peer always allowed is let in beyond it (the person chose it over the limit).
+    if (!outbound && !this.allowed.has(peerId) && this.conns.size + this.dialing.size >= this.options.max) return "mesh_full";
     return null;
   }
 

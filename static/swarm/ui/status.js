@@ -3,6 +3,9 @@
 
 import { BAD_BACKUP, exportIdentity, IdentityError, importIdentity, MAX_BACKUP_CHARS, readBackup } from "../adapters/identity.js";
 import { isValidCommunity } from "../protocol/ticket.js";
+import { HealthUI } from "./health.js";
+import { KnownPeersUI } from "./known.js";
+import { StatusPopover } from "./popover.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
@@ -73,6 +76,8 @@ export class SwarmUI {
     $("mesh-target").textContent = `target ${peer.config.mesh.target} · max ${peer.config.mesh.max}`;
     this.#controls();
     this.#feed();
+    // Known peers, node health and endpoints, the status popover (issue 19): their own modules.
+    this.parts = [new KnownPeersUI(peer).mount(), new HealthUI(peer).mount(), new StatusPopover(peer).mount()];
     // uPlot (145 KB) is fetched after the page has started: nothing waits for the charts.
     import("uplot").then(({ default: uPlot }) => this.#charts(uPlot));
     peer.addEventListener("change", () => this.render());
@@ -86,6 +91,7 @@ export class SwarmUI {
     this.#peers();
     this.#queue();
     this.#side();
+    for (const part of this.parts ?? []) part.render();
   }
 
   #status() {
