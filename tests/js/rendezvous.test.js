@@ -40,10 +40,7 @@ test("config: relative URLs point at this server, signaling URLs become PeerJS o
   );
   assert.deepEqual(c.mesh, { target: 4, max: 8, approval: "manual" });
   assert.deepEqual(c.doors, []);
-  assert.deepEqual(parseConfig(rawConfig({ doors: ["ws://127.0.0.1:8001/", "wss://sp.example/"] }), PAGE).doors, [
-    "ws://127.0.0.1:8001/",
-    "wss://sp.example/",
-  ]);
+  assert.deepEqual(parseConfig(rawConfig({ doors: ["ws://127.0.0.1:8001/", "wss://sp.example/"] }), PAGE).doors, ["ws://127.0.0.1:8001/", "wss://sp.example/"]);
   assert.equal(c.rendezvous.refreshMs, RENDEZVOUS_DEFAULTS.refreshMs);
   assert.equal(c.capsuleKeys.length, capsules.keys.keys.length);
 });
