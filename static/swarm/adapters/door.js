@@ -23,7 +23,16 @@ export class Door {
    *           WebSocketImpl?: typeof WebSocket }} args
    */
   constructor({ url, peerId, signer, community, clock, log, onEnter, onFrame, onLeave, WebSocketImpl = WebSocket }) {
-    Object.assign(this, { url, peerId, signer, community, clock, log, onEnter, onFrame, onLeave, WebSocketImpl });
+    this.url = url;
+    this.peerId = peerId;
+    this.signer = signer;
+    this.community = community;
+    this.clock = clock;
+    this.log = log;
+    this.onEnter = onEnter;
+    this.onFrame = onFrame;
+    this.onLeave = onLeave;
+    this.WebSocketImpl = WebSocketImpl;
     this.superPeerId = null;
     this.ws = null;
     this.closed = false;
