@@ -3,6 +3,7 @@
 
 import { BAD_BACKUP, exportIdentity, IdentityError, importIdentity, MAX_BACKUP_CHARS, readBackup } from "../adapters/identity.js";
 import { isValidCommunity } from "../protocol/ticket.js";
+import { PauseBlockControls } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
@@ -72,6 +73,8 @@ export class SwarmUI {
       : "Signing key is non-extractable; export makes an encrypted backup.";
     $("mesh-target").textContent = `target ${peer.config.mesh.target} · max ${peer.config.mesh.max}`;
     this.#controls();
+    this.pauseBlock = new PauseBlockControls(peer); // pause and blocks (ui/controls.js)
+    this.pauseBlock.mount();
     this.#feed();
     // uPlot (145 KB) is fetched after the page has started: nothing waits for the charts.
     import("uplot").then(({ default: uPlot }) => this.#charts(uPlot));
@@ -86,6 +89,7 @@ export class SwarmUI {
     this.#peers();
     this.#queue();
     this.#side();
+    this.pauseBlock?.render();
   }
 
   #status() {
@@ -182,7 +186,6 @@ export class SwarmUI {
     const { peer } = this;
     const mesh = peer.node?.mesh;
     if (!mesh) return;
-    $("toggle-pause").checked = mesh.paused;
     $("toggle-isolate").checked = mesh.isolated;
     $("toggle-approval").checked = mesh.options.approval === "manual";
     if (this.peer.supernodes) $("toggle-supernode").checked = this.peer.supernodes.optIn;
@@ -199,17 +202,6 @@ export class SwarmUI {
             : `next round in ${duration(next)}`;
     $("rendezvous-state").textContent = label;
     $("rendezvous-state").dataset.state = state;
-    $("blocked-count").textContent = String(mesh.blocked.size);
-    $("blocked-list").replaceChildren(
-      ...[...mesh.blocked].map((id) =>
-        el(
-          "li",
-          {},
-          el("span", { class: "mono small", title: id }, short(id)),
-          el("button", { type: "button", class: "btn tiny", onclick: () => peer.unblock(id) }, "Unblock"),
-        ),
-      ),
-    );
     const stats = peer.node.stats;
     const ttfp = peer.timeToFirstPeerMs === null ? "–" : `${peer.timeToFirstPeerMs} ms`;
     $("net-stats").replaceChildren(
@@ -226,7 +218,6 @@ export class SwarmUI {
 
   #controls() {
     const { peer } = this;
-    $("toggle-pause").addEventListener("change", (e) => peer.setPaused(e.target.checked));
     $("toggle-isolate").addEventListener("change", (e) => peer.setIsolated(e.target.checked));
     $("toggle-approval").addEventListener("change", (e) => peer.setApproval(e.target.checked ? "manual" : "auto"));
     $("toggle-supernode").addEventListener("change", (e) => peer.supernodes?.setOptIn(e.target.checked));
