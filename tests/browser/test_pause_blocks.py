@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.content_support import Site, diagnostics, peer_id, site  # noqa: F401
+from tests.browser.test_accessibility import DESKTOP, PHONE, axe_violations, overflowing
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -254,7 +255,8 @@ def test_a_timed_pause_and_a_timed_block_lift_themselves_across_a_reload(
     block_in_ui(a, OTHER_ID, "inbound", "for a moment", "0.2")
     a.wait_for_selector(f'#blocked-list .block-item[data-peer-id="{OTHER_ID}"]')
     [row] = block_rows(a)
-    assert row["direction"] == "inbound" and row["until"] != ""
+    assert row["direction"] == "inbound"
+    assert row["until"] != ""
     # A duration under the minimum is refused with a stable code.
     pause_in_ui(a, "both", "0.01")
     a.wait_for_selector("#pause-error[data-error='bad_deadline']")
@@ -277,6 +279,50 @@ def test_a_timed_pause_and_a_timed_block_lift_themselves_across_a_reload(
     assert events(a, "pause_ended")
     assert events(a, "block_expired", OTHER_ID)
     a.wait_for_function(
-        "() => window.swarm.store.getSettings().then((s) => s.pause === null && s.blocks.length === 0)"
+        "() => window.swarm.store.getSettings()"
+        ".then((s) => s.pause === null && s.blocks.length === 0)"
     )
+    a.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_pause_and_block_controls_work_by_keyboard_and_pass_axe(
+    site: Site,  # noqa: F811
+    viewport: dict[str, int],
+) -> None:
+    tag = "phone" if viewport is PHONE else "desktop"
+    a = site.open()
+    a.set_viewport_size(viewport)
+    peer_id(a)
+    # Keyboard only: open the block list, type an id, Enter blocks it.
+    a.locator("#blocked-details summary").focus()
+    a.keyboard.press("Enter")
+    a.keyboard.press("Tab")
+    assert a.evaluate("() => document.activeElement.id") == "block-peer-id"
+    a.keyboard.type(OTHER_ID)
+    a.keyboard.press("Enter")
+    a.wait_for_selector(f'#blocked-list .block-item[data-peer-id="{OTHER_ID}"]')
+    # The pause form: both ways for a custom number of minutes, by keyboard.
+    a.locator("#pause-details summary").focus()
+    a.keyboard.press("Enter")
+    a.keyboard.press("Tab")
+    assert a.evaluate("() => document.activeElement.id") == "pause-direction"
+    a.locator("#pause-for").select_option("custom")
+    assert a.evaluate("() => document.activeElement.id") == "pause-minutes"
+    a.keyboard.type("30")
+    a.keyboard.press("Enter")
+    a.wait_for_selector("#pause-state[data-direction='both']")
+    assert a.locator("#pause-state").get_attribute("data-until") != ""
+    a.wait_for_timeout(500)
+    assert axe_violations(a) == []
+    if viewport is PHONE:
+        assert overflowing(a) == []
+    a.locator("#controls-card").screenshot(path=str(site.shots / f"pause-blocks-{tag}.png"))
+    # Lift and resume by keyboard too.
+    a.locator(f'#blocked-list .block-item[data-peer-id="{OTHER_ID}"] button.unblock').focus()
+    a.keyboard.press("Enter")
+    a.wait_for_function("() => document.querySelectorAll('#blocked-list .block-item').length === 0")
+    a.locator("#pause-resume").focus()
+    a.keyboard.press("Enter")
+    a.wait_for_selector("#pause-state[data-direction='']", state="attached")
     a.close()
