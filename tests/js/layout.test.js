@@ -1,7 +1,7 @@
 // The browser modules' layers (docs/browser.md "Modules"): protocol/ is pure and imports only
 // protocol/ and vendored packages; each protocol module mirrors the Python module of the same
 // name in peers/protocol/ (the exceptions stand for Python packages: the platform's Ed25519 and
-// SLIP-39, which Python has from shamir-mnemonic); adapters/ and
+// SLIP-39, which Python has from shamir-mnemonic; and controls.js, the person's decisions); adapters/ and
 // content/ never import the UI.
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -11,8 +11,9 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const SWARM = join(ROOT, "static/swarm");
-// Ed25519: WebCrypto or @noble, Python has `cryptography`; SLIP-39: Python has `shamir-mnemonic`.
-const JS_ONLY = new Set(["ed25519.js", "slip39.js", "slip39_words.js"]);
+// Ed25519: WebCrypto or @noble, Python has `cryptography`; SLIP-39: Python has `shamir-mnemonic`;
+// controls.js: the pause and block list a person sets at the page (the super-peer has no one there).
+const JS_ONLY = new Set(["ed25519.js", "slip39.js", "slip39_words.js", "controls.js"]);
 const IMPORT_RE = /(?:^|[;}\s])(?:import|export)\s+(?:[\w*{}\s,$]*?\s*from\s*)?["']([^"'\n]+)["']/gm;
 
 function imports(folder) {

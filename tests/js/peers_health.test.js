@@ -67,16 +67,20 @@ test("known peers: limit, signaling, pause, isolation, blocks and the allow list
   assert.equal(rows[b].why, "isolated");
   assert.equal(rows[c].allowed, true);
   assert.notEqual(rows[c].why, "isolated", "an always-allowed peer is dialed when isolated");
-  mesh.paused = true;
+  mesh.setPaused(true, now);
   assert.equal(byId(knownPeerRows({ book, mesh, now, canDial: true }))[b].why, "paused");
+  mesh.setPause("inbound", null, now);
+  assert.notEqual(byId(knownPeerRows({ book, mesh, now, canDial: true }))[b].why, "paused", "inbound only: this page still dials");
   // Blocking removes a peer from the book; an allowed peer the book forgot is still listed.
-  mesh.paused = false;
+  mesh.setPaused(false, now);
   mesh.isolated = false;
   book.remove(c);
   rows = byId(knownPeerRows({ book, mesh, now, canDial: true }));
   assert.equal(rows[c].why, "no_ticket");
   assert.equal(rows[c].score, null);
-  mesh.blocked.add(b);
+  mesh.blocked.add(b, { direction: "inbound" }, now);
+  assert.notEqual(byId(knownPeerRows({ book, mesh, now, canDial: true }))[b].why, "blocked", "inbound only: this page may dial it");
+  mesh.blocked.add(b, { direction: "outbound" }, now);
   assert.equal(byId(knownPeerRows({ book, mesh, now, canDial: true }))[b].why, "blocked");
 });
 

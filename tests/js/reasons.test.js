@@ -52,3 +52,14 @@ test("rendezvous failure streaks, slow beacons, blocked peers (a note: the state
   assert.deepEqual(status({ blocked: 1, peers: 0 }).texts, ["no peers connected", "1 peer blocked"]);
   assert.deepEqual(status({ blocked: 1, paused: true }).reasons, ["paused"]);
 });
+
+test("a pause says which way and until when; one way paused keeps the page's other connections", () => {
+  const at = (ms) => `t${ms}`;
+  const both = status({ paused: true, pause: { direction: "both", until: 5 }, formatTime: at });
+  assert.deepEqual([both.state, both.reasons, both.reason, both.peers], ["offline", ["paused"], "paused until t5", 0]);
+  const inbound = status({ pause: { direction: "inbound", until: null } });
+  assert.deepEqual([inbound.state, inbound.reasons, inbound.text, inbound.peers], ["degraded", ["paused"], "paused inbound", 3]);
+  const out = status({ pause: { direction: "outbound", until: 9 }, formatTime: at, peers: 0 });
+  assert.deepEqual([out.state, out.reasons, out.reason], ["offline", ["paused", "no_peers"], "paused outbound until t9"]);
+  assert.deepEqual(status({ pause: { direction: null, until: null } }).reasons, [], "not paused");
+});

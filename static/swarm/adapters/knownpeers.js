@@ -76,10 +76,11 @@ export function knownPeerRows({ book, mesh, now, canDial, limit = MAX_ROWS }) {
     conns += 1;
   }
   const state = {
-    paused: mesh.paused,
+    // What keeps this page from dialing: an outbound (or two-way) pause or block.
+    paused: mesh.pause ? mesh.pause.covers("outbound") : mesh.paused,
     isolated: mesh.isolated,
     canDial,
-    blocked: mesh.blocked,
+    blocked: mesh.blocked.outboundIds ? new Set(mesh.blocked.outboundIds(now)) : mesh.blocked,
     allowed: mesh.allowed,
     denied: mesh.denied,
     dialing: mesh.dialing,

@@ -1,5 +1,6 @@
 // The running browser peer: binds the sans-IO SwarmNode to PeerJS DataConnections, timers,
 // IndexedDB and the rendezvous HTTP calls. window.swarm is an instance of this class.
+import { BlockList, parseBlocksFile, Pause } from "../protocol/controls.js";
 import { Diagnostics } from "./diagnostics.js";
 import { DOOR_CONN, Door } from "./door.js";
 import { loadOrCreateIdentity } from "./identity.js";
@@ -33,6 +34,8 @@ const REPLAY_RETRY_MS = 1_500;
 // connection.
 const DOOR_AFTER_MS = 3_000;
 const DOOR_RETRY_MS = 15_000;
+// A timed pause or block lifted itself: the settings store must forget it too.
+const CONTROL_EXPIRIES = new Set(["pause_ended", "block_expired"]);
 
 export class SwarmPeer extends EventTarget {
   /** @param {{ config: any, store: any, clock?: () => number, fetchImpl?: typeof fetch }} args */
@@ -94,9 +97,13 @@ export class SwarmPeer extends EventTarget {
     this.meshSessions = new Map(); // session id -> MeshConnection
     this.meshOffers = new Map(); // id of an offer this page sent -> session id
     this.meshQueue = Promise.resolve();
-    for (const id of settings.blocked ?? []) this.node.mesh.blocked.add(id);
+    // Blocks and the pause hold deadlines, not durations: one that passed while the page was
+    // closed is over now (controls.js).
+    this.node.mesh.blocked = BlockList.fromSettings(settings, now);
     for (const id of settings.allowed ?? []) this.node.mesh.allowed.add(id);
-    this.node.mesh.paused = Boolean(settings.paused);
+    const { pause, expired } = Pause.fromSettings(settings, now);
+    this.node.mesh.pause = pause;
+    if (expired) this.log("info", "mesh", "pause_ended", `pause (${expired.direction}) ended at ${new Date(expired.until).toISOString()}: resumed`);
     this.node.mesh.isolated = Boolean(settings.isolated);
     this.schedule = new RendezvousSchedule(this.config.rendezvous, now);
     this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
@@ -194,8 +201,10 @@ export class SwarmPeer extends EventTarget {
       else if (action.type === "close") this.#close(action.connId);
       else if (action.type === "dial") this.#dial(action.peerId);
       else if (action.type === "deliver") this.#deliver(action);
-      else if (action.type === "event") this.log(action.level, action.source, action.code, action.message, action.peerId);
-      else if (action.type === "opened") this.#opened(action);
+      else if (action.type === "event") {
+        this.log(action.level, action.source, action.code, action.message, action.peerId);
+        if (CONTROL_EXPIRIES.has(action.code)) this.#controlsExpired();
+      } else if (action.type === "opened") this.#opened(action);
       else if (action.type === "closed") {
         this.meshSignal.disconnected(action.connId, this.clock());
         this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId } }));
@@ -248,7 +257,7 @@ export class SwarmPeer extends EventTarget {
       if (session.peer === from) session.receive(kind, payload);
       return;
     }
-    if (kind !== "offer" || this.node.mesh.blocked.has(from) || this.node.mesh.open().some((c) => c.peerId === from)) return;
+    if (kind !== "offer" || this.node.mesh.blocked.blocks(from, "inbound", this.clock()) || this.node.mesh.open().some((c) => c.peerId === from)) return;
     const conn = this.#meshSession(from, sid);
     this.log("info", "meshsig", "mesh_offer", `${from} dials through the mesh`, from);
     this.#adopt(conn, false);
@@ -574,14 +583,31 @@ export class SwarmPeer extends EventTarget {
 
   async #saveSettings() {
     const mesh = this.node.mesh;
+    // Other parts keep settings here too; `blocked` (ids) and `paused` (a boolean) are the
+    // older forms of `blocks` and `pause`, read once by start().
+    const { blocked: _ids, paused: _paused, ...others } = await this.store.getSettings();
     await this.store.putSettings({
-      ...(await this.store.getSettings()), // other parts keep settings here too
-      blocked: [...mesh.blocked],
+      ...others,
+      blocks: mesh.blocked.toRecords(),
       allowed: [...mesh.allowed],
-      paused: mesh.paused,
+      pause: mesh.pause.toRecord(),
       isolated: mesh.isolated,
       approval: mesh.options.approval,
     });
+  }
+
+  // A timed pause or block ended in tick(): rendezvous may run again, the store forgets it.
+  #controlsExpired() {
+    this.#suspendRendezvous();
+    this.#saveSettings().catch((error) => this.log("warn", "store", "settings_failed", String(error?.message ?? error)));
+    this.#changed();
+  }
+
+  // Fully paused or isolated: no rendezvous (paused one way, rounds go on: the other way needs them).
+  #suspendRendezvous() {
+    const was = this.schedule.suspended;
+    this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
+    if (was && !this.schedule.suspended) this.schedule.hurry(this.clock());
   }
 
   // --- what the page and the person can do ---
@@ -594,8 +620,9 @@ export class SwarmPeer extends EventTarget {
     if (typeof peerId !== "string" || !PEER_ID_RE.test(peerId) || peerId === this.peerId) {
       throw Object.assign(new Error("not another peer's id"), { code: "bad_peer_id" });
     }
-    if (this.node.mesh.blocked.has(peerId)) throw Object.assign(new Error("this peer is blocked"), { code: "blocked" });
     if (this.node.mesh.open().some((c) => c.peerId === peerId)) return "connected";
+    if (this.node.mesh.blocked.blocks(peerId, "outbound", this.clock())) throw Object.assign(new Error("this peer is blocked"), { code: "blocked" });
+    if (this.node.mesh.pause.outbound) throw Object.assign(new Error("outbound connections are paused"), { code: "paused" });
     this.node.mesh.canDial = this.#canDial();
     const now = this.clock();
     this.node.book.addHint(peerId, now);
@@ -652,6 +679,7 @@ export class SwarmPeer extends EventTarget {
       online: typeof navigator === "undefined" || navigator.onLine !== false,
       signal: this.signaling?.state,
       paused: this.node.mesh.paused,
+      pause: { direction: this.node.mesh.pause.direction, until: this.node.mesh.pause.until },
       isolated: this.node.mesh.isolated,
       peers: open.length,
       unresponsive: open.filter((c) => c.health.state(now) !== "ok").length,
@@ -757,18 +785,48 @@ export class SwarmPeer extends EventTarget {
     this.#flush();
   }
 
-  async block(peerId) {
-    this.node.block(peerId, this.clock());
-    this.log("info", "mesh", "blocked", "peer blocked", peerId);
+  /**
+   * Block a peer by id, connected or not (docs/browser.md "Pause and blocks"). Throws a
+   * ControlError (code bad_peer_id, own_peer_id, bad_direction, bad_reason, bad_deadline).
+   * @param {string} peerId
+   * @param {{ direction?: "inbound" | "outbound" | "both", reason?: string | null, until?: number | null }} [options]
+   */
+  async block(peerId, options = {}) {
+    const entry = this.node.block(peerId, this.clock(), options);
+    const until = entry.until === null ? "" : ` until ${new Date(entry.until).toISOString()}`;
+    this.log("info", "mesh", "blocked", `peer blocked (${entry.direction})${until}${entry.reason ? `: ${entry.reason}` : ""}`, entry.peerId);
     this.#flush();
     await this.#saveSettings();
     this.#changed();
+    return entry;
   }
 
   async unblock(peerId) {
-    this.node.unblock(peerId);
+    if (this.node.unblock(peerId)) this.log("info", "mesh", "unblocked", "block lifted", peerId);
+    await this.#saveSettings();
+    this.#wake();
+    this.#changed();
+  }
+
+  /** The block list as an export file (controls.js BlockList.exportFile). */
+  exportBlocks() {
+    return this.node.mesh.blocked.exportFile(this.clock());
+  }
+
+  /**
+   * Merge an export file's blocks into the list: all or nothing (ControlError bad_blocks_file).
+   * @param {string} text
+   */
+  async importBlocks(text) {
+    const now = this.clock();
+    const entries = parseBlocksFile(text, { now, selfId: this.peerId });
+    // What the new blocks refuse applies at once (open connections, dials, the peer book).
+    const counts = this.node.mesh.importBlocks(entries, now);
+    this.log("info", "mesh", "blocks_imported", `${counts.added} block(s) added, ${counts.updated} updated, ${counts.unchanged} unchanged`);
+    this.#flush();
     await this.#saveSettings();
     this.#changed();
+    return counts;
   }
 
   async approve(peerId, { always = false } = {}) {
@@ -784,11 +842,35 @@ export class SwarmPeer extends EventTarget {
     this.#changed();
   }
 
+  /** Pause both ways until resumed (true), or resume (false): the Controls card's toggle. */
   async setPaused(paused) {
-    this.node.setPaused(paused, this.clock());
-    this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
-    if (!paused) this.schedule.hurry(this.clock());
-    this.log("info", "mesh", paused ? "paused" : "resumed", paused ? "mesh paused: no traffic" : "mesh resumed");
+    if (paused) await this.pause("both");
+    else await this.resume();
+  }
+
+  /**
+   * Pause "inbound", "outbound" or "both" until `until` (ms since the epoch; null: until
+   * resumed). Throws a ControlError (bad_direction, bad_deadline).
+   * @param {"inbound" | "outbound" | "both"} direction
+   * @param {{ until?: number | null }} [options]
+   */
+  async pause(direction, { until = null } = {}) {
+    this.node.setPause(direction, until, this.clock());
+    this.#suspendRendezvous();
+    const when = until === null ? "until resumed" : `until ${new Date(until).toISOString()}`;
+    const what = direction === "both" ? "mesh paused: no traffic" : `${direction} connections paused`;
+    this.log("info", "mesh", "paused", `${what}, ${when}`);
+    this.#flush();
+    await this.#saveSettings();
+    this.#wake();
+    this.#changed();
+  }
+
+  async resume() {
+    this.node.setPaused(false, this.clock());
+    this.#suspendRendezvous();
+    this.schedule.hurry(this.clock());
+    this.log("info", "mesh", "resumed", "mesh resumed");
     this.#flush();
     await this.#saveSettings();
     this.#wake();
@@ -797,7 +879,7 @@ export class SwarmPeer extends EventTarget {
 
   async setIsolated(isolated) {
     this.node.setIsolated(isolated, this.clock());
-    this.schedule.suspended = this.node.mesh.paused || this.node.mesh.isolated;
+    this.#suspendRendezvous();
     this.log("info", "mesh", isolated ? "isolated" : "unisolated", isolated ? "isolated: allowed peers only" : "isolation off");
     this.#flush();
     await this.#saveSettings();

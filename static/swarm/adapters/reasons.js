@@ -21,15 +21,25 @@ export const RENDEZVOUS_STREAK = 3;
 // Reasons that say what the person chose rather than what went wrong: listed, state unchanged.
 const NOTES = new Set(["peers_blocked"]);
 
+/** "paused", "paused inbound", "paused outbound until 14:05" (controls.js Pause). */
+export function pauseText(pause, formatTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) {
+  if (!pause?.direction) return REASON_TEXT.paused;
+  const which = pause.direction === "both" ? "" : ` ${pause.direction}`;
+  return `${REASON_TEXT.paused}${which}${pause.until ? ` until ${formatTime(pause.until)}` : ""}`;
+}
+
 /**
  * @param {{ online: boolean, signal?: string, paused: boolean, isolated: boolean, peers: number,
  *   unresponsive: number, rendezvousFailing: boolean, rendezvousStreak?: number,
- *   slowBeacons?: number, blocked?: number }} s
+ *   slowBeacons?: number, blocked?: number,
+ *   pause?: { direction: string | null, until: number | null } | null, formatTime?: (ms: number) => string }} s
  *   `online`: navigator.onLine; `signal`: the signaling state (open, connecting, reconnecting,
  *   failed...); `peers`: open connections; `unresponsive`: those not answering pings;
  *   `rendezvousFailing`: every beacon and capsule of the last round failed;
  *   `rendezvousStreak`: rounds in a row that did; `slowBeacons`: beacons whose last announce
- *   took over BEACON_SLOW_MS; `blocked`: peers this page blocks (a note: the state stays).
+ *   took over BEACON_SLOW_MS; `blocked`: peers this page blocks (a note: the state stays);
+ *   `paused`: both directions paused; `pause`: which direction and until when (one
+ *   direction: reason "paused" too, but the page keeps its other connections).
  * @returns {{ state: "online" | "degraded" | "offline", reason: string | null, reasons: string[], text: string | null, texts: string[], peers: number }}
  *   `reason`: the text of the first reason (data-reason), `text`: every reason's text,
  *   `texts`: each reason's text, in the order of `reasons` (the status popover).
@@ -44,10 +54,12 @@ export function pageStatus(s) {
   if (!s.online) add("network_offline");
   /** @type {"online" | "degraded" | "offline"} */
   let state = "online";
+  const pause = s.pause?.direction ? s.pause : null;
   if (s.paused) {
-    add("paused");
+    add("paused", pauseText(pause, s.formatTime));
     state = "offline";
   } else {
+    if (pause) add("paused", pauseText(pause, s.formatTime));
     if (s.signal !== "open") add("signaling_down", s.signal === "failed" ? "signaling refused this page" : REASON_TEXT.signaling_down);
     if (s.peers === 0) add("no_peers");
     if (s.unresponsive > 0) add("peers_unresponsive", `${s.unresponsive} ${REASON_TEXT.peers_unresponsive}`);

@@ -1,6 +1,7 @@
 // The mesh: which connections this node keeps. Hello exchange, target size, dialing with
 // backoff, duplicate connections, the manual approval queue, blocks, pause and isolation.
 // Pure: callers pass `now`; decisions come out as actions through `emit`.
+import { BlockList, Pause } from "./controls.js";
 import { Health } from "./health.js";
 import { PexChannel } from "./pex.js";
 import { PROTOCOL_VERSION } from "./wire.js";
@@ -68,15 +69,20 @@ export class Mesh {
     this.options = { ...MESH_DEFAULTS, ...options };
     this.conns = new Map(); // conn id -> Connection
     this.dialing = new Map(); // peer id -> deadline
-    this.blocked = new Set();
+    this.blocked = new BlockList(); // per peer: inbound, outbound or both, maybe until a time
     this.allowed = new Set(); // "always" allowed: never queued, kept when isolated, not held to max
     this.denied = new Map(); // peer id -> until
-    this.paused = false;
+    this.pause = new Pause(); // inbound, outbound or both, maybe until a time
     this.isolated = false;
     this.canDial = true; // false while the adapter cannot reach signaling (no new dials)
     this.ticket = null; // our own ticket, sent in hello
     this.caps = ["gossip", "pex"];
     this.agent = "swarm-web/1";
+  }
+
+  /** Fully paused (both directions): nothing is dialed, accepted or sent. */
+  get paused() {
+    return this.pause.inbound && this.pause.outbound;
   }
 
   // --- queries ---
@@ -94,8 +100,9 @@ export class Mesh {
   }
 
   #refusal(peerId, outbound, now) {
-    if (this.paused) return "paused";
-    if (this.blocked.has(peerId)) return "blocked";
+    const direction = outbound ? "outbound" : "inbound";
+    if (this.pause.covers(direction)) return "paused";
+    if (this.blocked.blocks(peerId, direction, now)) return "blocked";
     if (this.isolated && !this.allowed.has(peerId)) return "isolated";
     if ((this.denied.get(peerId) ?? 0) > now) return "denied";
     // Dials in flight count: once they open, the node must still be within its maximum.
@@ -112,8 +119,8 @@ export class Mesh {
     if (outbound) this.dialing.delete(peerId);
     const refusal = this.#refusal(peerId, outbound, now);
     if (refusal) {
-      // A paused node sends nothing at all, not even the reason.
-      if (refusal !== "paused") this.emit({ type: "send", connId, frame: { t: "bye", reason: refusal } });
+      // A fully paused node sends nothing at all, not even the reason; paused one way, it says so.
+      if (refusal !== "paused" || !this.paused) this.emit({ type: "send", connId, frame: { t: "bye", reason: refusal } });
       this.emit({ type: "close", connId, reason: refusal });
       this.emit({
         type: "event",
@@ -260,15 +267,28 @@ export class Mesh {
     }
     for (const [peerId, deadline] of this.dialing) if (now >= deadline) this.dialFailed(peerId, now, "timeout");
     for (const [peerId, until] of this.denied) if (until <= now) this.denied.delete(peerId);
+    this.#expireControls(now);
     this.#dial(now);
   }
 
+  // A timed pause or block whose time has come lifts itself (the adapter saves the settings).
+  #expireControls(now) {
+    const ended = this.pause.expire(now);
+    if (ended) {
+      const until = new Date(ended.until).toISOString();
+      this.emit({ type: "event", level: "info", source: "mesh", code: "pause_ended", message: `pause (${ended.direction}) ended at ${until}: resumed` });
+    }
+    for (const entry of this.blocked.expire(now)) {
+      this.emit({ type: "event", level: "info", source: "mesh", code: "block_expired", peerId: entry.peerId, message: `block (${entry.direction}) expired` });
+    }
+  }
+
   #dial(now) {
-    if (this.paused || !this.canDial) return;
+    if (this.pause.outbound || !this.canDial) return;
     const need = this.options.target - this.conns.size - this.dialing.size;
     const slots = Math.min(need, this.options.maxDialing - this.dialing.size);
     if (slots <= 0) return;
-    const exclude = new Set([this.selfId, ...this.blocked, ...this.dialing.keys(), ...this.denied.keys()]);
+    const exclude = new Set([this.selfId, ...this.blocked.outboundIds(now), ...this.dialing.keys(), ...this.denied.keys()]);
     for (const conn of this.conns.values()) exclude.add(conn.peerId);
     const allow = this.isolated ? this.allowed : null;
     for (const entry of this.book.dialCandidates(now, { exclude, limit: slots, allow })) {
@@ -284,18 +304,19 @@ export class Mesh {
       if (conn.state === "open") next = Math.min(next, conn.health.nextDeadline(now));
     }
     for (const deadline of this.dialing.values()) next = Math.min(next, deadline);
-    return next;
+    return Math.min(next, this.pause.nextDeadline(), this.blocked.nextDeadline());
   }
 
   // --- what the person at the keyboard decides ---
 
   /**
    * Dial `peerId` now, beyond the target (the page's "Connect by id"; the Python mirror has no
-   * person at the keyboard). False when it is this peer, blocked, connected or being dialed.
+   * person at the keyboard). False when it is this peer, blocked outbound, connected or being
+   * dialed, or when outbound connections are paused.
    */
   dialNow(peerId, now) {
-    if (peerId === this.selfId || this.blocked.has(peerId) || this.dialing.has(peerId) || this.connsOf(peerId).length > 0) return false;
-    if (!this.canDial) return false;
+    if (peerId === this.selfId || this.blocked.blocks(peerId, "outbound", now) || this.dialing.has(peerId) || this.connsOf(peerId).length > 0) return false;
+    if (!this.canDial || this.pause.outbound) return false;
     this.dialing.set(peerId, now + this.options.dialTimeoutMs);
     this.emit({ type: "dial", peerId, ticket: null });
     return true;
@@ -312,16 +333,41 @@ export class Mesh {
     for (const conn of this.connsOf(peerId)) this.close(conn, "denied", now);
   }
 
-  block(peerId, now) {
-    this.blocked.add(peerId);
-    this.allowed.delete(peerId);
-    this.dialing.delete(peerId);
-    this.book.remove(peerId);
-    for (const conn of this.connsOf(peerId)) this.close(conn, "blocked", now);
+  /**
+   * Block a peer (controls.js BlockList.add: throws ControlError on a bad id or option).
+   * Inbound: its connections to this page are refused and closed; outbound: this page does not
+   * dial it (and forgets its address); both: neither, and it is no longer "always" allowed.
+   * @param {string} peerId
+   * @param {number} now
+   * @param {{ direction?: "inbound" | "outbound" | "both", reason?: string | null, until?: number | null }} [options]
+   */
+  block(peerId, now, options = {}) {
+    const entry = this.blocked.add(peerId, { ...options, selfId: this.selfId }, now);
+    this.#enforce(entry, now);
+    return entry;
+  }
+
+  /** Merge blocks read from an export file (controls.js parseBlocksFile) and enforce them. */
+  importBlocks(entries, now) {
+    const counts = this.blocked.merge(entries, now);
+    for (const { peerId } of entries) this.#enforce(this.blocked.get(peerId), now);
+    return counts;
+  }
+
+  #enforce(entry, now) {
+    const { peerId } = entry;
+    if (entry.direction === "both") this.allowed.delete(peerId);
+    if (entry.direction !== "inbound") {
+      this.dialing.delete(peerId);
+      this.book.remove(peerId);
+    }
+    for (const conn of this.connsOf(peerId)) {
+      if (this.blocked.blocks(peerId, conn.outbound ? "outbound" : "inbound", now)) this.close(conn, "blocked", now);
+    }
   }
 
   unblock(peerId) {
-    this.blocked.delete(peerId);
+    return this.blocked.delete(peerId);
   }
 
   setApproval(mode, now) {
@@ -329,12 +375,25 @@ export class Mesh {
     if (this.options.approval === "auto") for (const conn of this.queue()) this.#makeOpen(conn, now);
   }
 
-  /** Pause: every connection closes, nothing is dialed or accepted until resumed. */
+  /** Pause both ways until resumed (true), or resume (false). */
   setPaused(paused, now) {
-    this.paused = Boolean(paused);
-    if (!this.paused) return;
-    this.dialing.clear();
-    for (const conn of [...this.conns.values()]) this.close(conn, "paused", now);
+    if (paused) this.setPause("both", null, now);
+    else this.pause.resume();
+  }
+
+  /**
+   * Pause `direction` until `until` (ms since the epoch; null: until resumed), replacing an
+   * earlier pause. Open connections of a paused direction close with bye "paused"; then inbound
+   * refuses new inbound connections with bye "paused" (fully paused: with no word at all),
+   * outbound dials none.
+   * @param {"inbound" | "outbound" | "both"} direction
+   * @param {number | null} until
+   * @param {number} now
+   */
+  setPause(direction, until, now) {
+    this.pause.set(direction, until, now);
+    if (this.pause.outbound) this.dialing.clear();
+    for (const conn of [...this.conns.values()]) if (this.pause.covers(conn.outbound ? "outbound" : "inbound")) this.close(conn, "paused", now);
   }
 
   /** The page is going away: tell every peer (bye "leaving") so nobody waits for a timeout. */

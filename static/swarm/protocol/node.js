@@ -148,7 +148,7 @@ export class SwarmNode {
 
   /** Verified tickets from rendezvous (beacons, capsules, cache). */
   addCandidates(verifiedTickets, source, now) {
-    for (const t of verifiedTickets) if (!this.mesh.blocked.has(t.peerId)) this.book.addTicket(t, source, now);
+    for (const t of verifiedTickets) if (!this.mesh.blocked.blocks(t.peerId, "outbound", now)) this.book.addTicket(t, source, now);
   }
 
   addSeeds(peerIds, now) {
@@ -312,7 +312,7 @@ export class SwarmNode {
     }
     const { accepted, rejected } = await verifyPexTickets(frame.peers, { now, community: this.community, book: this.book });
     for (const verified of accepted) {
-      if (!this.mesh.blocked.has(verified.peerId)) this.book.addTicket(verified, "pex", now);
+      if (!this.mesh.blocked.blocks(verified.peerId, "outbound", now)) this.book.addTicket(verified, "pex", now);
     }
     this.stats.pexTickets += accepted.length;
     this.stats.pexRejected += rejected.length;
@@ -438,12 +438,13 @@ export class SwarmNode {
 
   // --- decisions from the UI ---
 
-  block(peerId, now) {
-    this.mesh.block(peerId, now);
+  /** Mesh.block: options { direction, reason, until }; returns the block. */
+  block(peerId, now, options) {
+    return this.mesh.block(peerId, now, options);
   }
 
   unblock(peerId) {
-    this.mesh.unblock(peerId);
+    return this.mesh.unblock(peerId);
   }
 
   approve(peerId, now, options) {
@@ -456,6 +457,11 @@ export class SwarmNode {
 
   setPaused(paused, now) {
     this.mesh.setPaused(paused, now);
+  }
+
+  /** Mesh.setPause: "inbound" | "outbound" | "both", until a time (ms) or null. */
+  setPause(direction, until, now) {
+    this.mesh.setPause(direction, until, now);
   }
 
   leave(now) {

@@ -6,6 +6,7 @@ import { isValidCommunity } from "../protocol/ticket.js";
 import { HealthUI } from "./health.js";
 import { KnownPeersUI } from "./known.js";
 import { StatusPopover } from "./popover.js";
+import { PauseBlockControls } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
@@ -75,6 +76,8 @@ export class SwarmUI {
       : "Signing key is non-extractable; export makes an encrypted backup.";
     $("mesh-target").textContent = `target ${peer.config.mesh.target} · max ${peer.config.mesh.max}`;
     this.#controls();
+    this.pauseBlock = new PauseBlockControls(peer); // pause and blocks (ui/controls.js)
+    this.pauseBlock.mount();
     this.#feed();
     // Known peers, node health and endpoints, the status popover (issue 19): their own modules.
     this.parts = [new KnownPeersUI(peer).mount(), new HealthUI(peer).mount(), new StatusPopover(peer).mount()];
@@ -92,6 +95,7 @@ export class SwarmUI {
     this.#queue();
     this.#side();
     for (const part of this.parts ?? []) part.render();
+    this.pauseBlock?.render();
   }
 
   #status() {
@@ -188,7 +192,6 @@ export class SwarmUI {
     const { peer } = this;
     const mesh = peer.node?.mesh;
     if (!mesh) return;
-    $("toggle-pause").checked = mesh.paused;
     $("toggle-isolate").checked = mesh.isolated;
     $("toggle-approval").checked = mesh.options.approval === "manual";
     if (this.peer.supernodes) $("toggle-supernode").checked = this.peer.supernodes.optIn;
@@ -205,17 +208,6 @@ export class SwarmUI {
             : `next round in ${duration(next)}`;
     $("rendezvous-state").textContent = label;
     $("rendezvous-state").dataset.state = state;
-    $("blocked-count").textContent = String(mesh.blocked.size);
-    $("blocked-list").replaceChildren(
-      ...[...mesh.blocked].map((id) =>
-        el(
-          "li",
-          {},
-          el("span", { class: "mono small", title: id }, short(id)),
-          el("button", { type: "button", class: "btn tiny", onclick: () => peer.unblock(id) }, "Unblock"),
-        ),
-      ),
-    );
     const stats = peer.node.stats;
     const ttfp = peer.timeToFirstPeerMs === null ? "–" : `${peer.timeToFirstPeerMs} ms`;
     $("net-stats").replaceChildren(
@@ -232,7 +224,6 @@ export class SwarmUI {
 
   #controls() {
     const { peer } = this;
-    $("toggle-pause").addEventListener("change", (e) => peer.setPaused(e.target.checked));
     $("toggle-isolate").addEventListener("change", (e) => peer.setIsolated(e.target.checked));
     $("toggle-approval").addEventListener("change", (e) => peer.setApproval(e.target.checked ? "manual" : "auto"));
     $("toggle-supernode").addEventListener("change", (e) => peer.supernodes?.setOptIn(e.target.checked));
