@@ -11,6 +11,7 @@ a relay-only peerjs page reaches it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -255,17 +256,19 @@ def loop() -> Iterator[LoopThread]:
     thread.close()
 
 
+@pytest.mark.parametrize("policy", ["all", "relay"])
 def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_page_reaches_it(
-    site: Site, turn_port: int, loop: LoopThread, browser: Browser
+    site: Site, turn_port: int, loop: LoopThread, browser: Browser, policy: str
 ) -> None:
     """The super-peer's ICE (IceConfig with the TURN secret, as SWARM_TURN_* give it) gets a
     relay candidate from coturn with credentials it computed; the peerjs page, relay only,
-    connects to it and they exchange messages both ways."""
-    ice = IceConfig(
-        host_addresses=("127.0.0.1",),
-        turn=TurnSecret((turn_url(turn_port),), SECRET, 600),
-        turn_user="superpeer",
+    connects to it and they exchange messages both ways. With the super-peer forced to relay
+    too (SWARM_SUPERPEER_ICE_TRANSPORT_POLICY=relay) it gathers nothing but relay candidates,
+    even with a host address configured, so the pair in use is relay on its side as well."""
+    ice = IceConfig.from_settings(
+        [], ["127.0.0.1"], [turn_url(turn_port)], SECRET, 600, transport_policy=policy
     )
+    ice = dataclasses.replace(ice, turn_user="superpeer")
     address = ServerAddress("127.0.0.1", site.server.port, path="/signal/")
 
     async def make() -> Peer:
@@ -300,7 +303,10 @@ def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_pa
             exchange(loop, tab, conn, cid, MESSAGES["raw"])
             pc = conn.peer_connection
             gathered = pc.sctp.transport.transport.iceGatherer.getLocalCandidates()
-            assert "relay" in {c.type for c in gathered}, gathered
+            if policy == "relay":
+                assert {c.type for c in gathered} == {"relay"}, gathered
+            else:
+                assert {"host", "relay"} <= {c.type for c in gathered}, gathered
             pairs = tab.evaluate(
                 SELECTED_PAIR.replace(
                     "[...window.swarm.conns.values()].filter((c) => c.peer === id && c.open)",
@@ -310,6 +316,8 @@ def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_pa
             )
             assert [p["local"] for p in pairs] == ["relay"]
             assert [p["policy"] for p in pairs] == ["relay"]
+            if policy == "relay":  # the page sees the super-peer's relay address, nothing else
+                assert [p["remote"] for p in pairs] == ["relay"]
         finally:
             context.close()
             loop.run(python_peer.destroy())
