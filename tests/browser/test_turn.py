@@ -16,9 +16,6 @@ import hashlib
 import json
 import random
 import secrets
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,12 +37,12 @@ from tests.browser.content_support import (  # noqa: F401
 )
 from tests.browser.test_superpeer_interop import MESSAGES, exchange
 from tests.support.aio_thread import LoopThread
-from tests.support.live import free_port, start_daphne
+from tests.support.coturn import MISSING, TURNSERVER, run_turnserver
+from tests.support.live import start_daphne
 from tests.support.peerjs_page import serve_page
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
-TURNSERVER = shutil.which("turnserver")
 SECRET = "swarm-turn-test-" + secrets.token_hex(8)
 SIZE = 512 * 1024
 
@@ -53,52 +50,9 @@ SIZE = 512 * 1024
 @pytest.fixture(scope="module")
 def turn_port(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[int]:
     if TURNSERVER is None:
-        pytest.skip("turnserver is missing: apt-get install coturn (.ci/run installs it)")
-    work = tmp_path_factory.mktemp("coturn")
-    port = free_port()
-    log = artifacts_dir / f"turnserver-{port}.log"
-    proc = subprocess.Popen(
-        [
-            TURNSERVER,
-            "-n",  # no configuration file: only these options
-            f"--listening-port={port}",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            "--use-auth-secret",
-            f"--static-auth-secret={SECRET}",
-            "--realm=swarm.test",
-            "--allow-loopback-peers",
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            f"--db={work / 'turndb'}",
-            f"--pidfile={work / 'turnserver.pid'}",
-            f"--log-file={log}",
-            "--simple-log",
-            "--verbose",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        # Up once it answers on its TCP port (it listens on UDP and TCP).
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"turnserver did not start; see {log}") from None
-                time.sleep(0.2)
+        pytest.skip(MISSING)
+    with run_turnserver(SECRET, tmp_path_factory.mktemp("coturn"), artifacts_dir) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def turn_url(port: int) -> str:
