@@ -12,6 +12,9 @@ plain HTTP from that address, made a secure context with Chromium's
 2. With TURN (the default ``all`` policy: host and srflx candidates are tried too), a file
    moves from one page to the other, and the pair each page uses has a relay candidate (one
    page's relay address, reached from the other page's NAT mapping as a prflx candidate).
+3. The super-peer's Python peer, forced to relay (``SWARM_SUPERPEER_ICE_TRANSPORT_POLICY``),
+   runs in B's namespace (tests/support/netns_peer.py) and a peerjs page in A's namespace
+   connects to it through coturn; messages go both ways.
 
 Needs root and network namespaces; skips with the reason otherwise (``.ci/run`` installs
 nftables, iproute2 and coturn).
@@ -21,8 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import queue
 import random
 import secrets
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +39,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright
 
+from peers.protocol.turn import TurnSecret
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, new_context
 from tests.browser.content_support import Site, diagnostics, peer_id
+from tests.browser.test_superpeer_interop import MESSAGES, describe, untag
 from tests.browser.test_turn import SELECTED_PAIR, share
 from tests.support import natlab
 from tests.support.coturn import MISSING, TURNSERVER, run_turnserver
-from tests.support.live import Server, base_env, free_port, spawn_daphne
+from tests.support.live import ROOT, Server, base_env, free_port, spawn_daphne
+from tests.support.peerjs_page import serve_page
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -68,6 +80,9 @@ class NatSites:
     lab: natlab.NatLab
     direct: Server  # STUN only
     turn: Server  # STUN and TURN
+    turn_url: str
+    stun_url: str
+    harness: str  # origin of the peerjs test page (tests/support/peerjs_page.py)
     browsers: tuple[Browser, Browser]  # one Chromium in each peer namespace
 
 
@@ -93,15 +108,20 @@ def sites(
     work = tmp_path_factory.mktemp("turn-nat")
     servers: list[Server] = []
     browsers: list[Browser] = []
-    with run_turnserver(SECRET, work, artifacts_dir, address=natlab.PUBLIC) as turn_port:
-        stun = [{"urls": f"stun:{natlab.PUBLIC}:{turn_port}"}]
+    with (
+        run_turnserver(SECRET, work, artifacts_dir, address=natlab.PUBLIC) as turn_port,
+        serve_page(natlab.PUBLIC, loopback_ice=False) as harness,
+    ):
+        stun_url = f"stun:{natlab.PUBLIC}:{turn_port}"
+        stun = [{"urls": stun_url}]
+        turn_url = f"turn:{natlab.PUBLIC}:{turn_port}?transport=udp"
         try:
             for name, extra in (
                 ("direct", {}),
                 (
                     "turn",
                     {
-                        "SWARM_TURN_URLS": f"turn:{natlab.PUBLIC}:{turn_port}?transport=udp",
+                        "SWARM_TURN_URLS": turn_url,
                         "SWARM_TURN_SECRET": SECRET,
                         "SWARM_TURN_TTL_S": "600",
                     },
@@ -126,7 +146,7 @@ def sites(
                         host=natlab.PUBLIC,
                     )
                 )
-            origins = ",".join(server.url for server in servers)
+            origins = ",".join([*(server.url for server in servers), harness])
             for peer in lab.peers:
                 executable = natlab.netns_executable(work, peer.namespace, CHROMIUM)
                 browsers.append(
@@ -139,7 +159,15 @@ def sites(
                         headless=True,
                     )
                 )
-            yield NatSites(lab, servers[0], servers[1], (browsers[0], browsers[1]))
+            yield NatSites(
+                lab,
+                servers[0],
+                servers[1],
+                turn_url,
+                stun_url,
+                harness,
+                (browsers[0], browsers[1]),
+            )
         finally:
             for browser in browsers:
                 browser.close()
@@ -262,7 +290,107 @@ def test_with_turn_a_file_crosses_the_nats_through_the_relay(
                 assert "relay" in (pair["local"], pair["remote"]), pair
                 assert "host" not in (pair["local"], pair["remote"]), pair
             records = page.evaluate("() => window.__pcs")
-            assert any("srflx" in r["local"] and "relay" in r["local"] for r in records), records
+            # the connection in use had offered a server-reflexive candidate too (STUN did
+            # its part); whichever end's relay carries it, that one did not do
+            assert any("connected" in r["states"] and "srflx" in r["local"] for r in records), (
+                records
+            )
     finally:
         close_contexts(a_site)
         close_contexts(b_site)
+
+
+def lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    out: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.put(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return out
+
+
+def test_the_superpeer_peer_forced_to_relay_answers_a_page_across_the_nats(
+    sites: NatSites, artifacts_dir: Path
+) -> None:
+    """The super-peer's Python peer (peers.peerjs with SWARM_SUPERPEER_ICE_TRANSPORT_POLICY=
+    relay and credentials it computes from the TURN secret) runs in B's namespace; a peerjs
+    page in A's namespace (all candidates, STUN and TURN) connects to it through coturn and
+    data goes both ways."""
+    python_id = "py" + secrets.token_hex(6)
+    log = (artifacts_dir / f"netns-peer-{python_id}.log").open("w")
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            sites.lab.b.namespace,
+            sys.executable,
+            "-m",
+            "tests.support.netns_peer",
+            natlab.PUBLIC,
+            str(sites.turn.port),
+            python_id,
+            sites.turn_url,
+            "relay",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "SWARM_TURN_SECRET": SECRET},
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    lines = lines_of(proc)
+    try:
+        assert lines.get(timeout=60) == "ready"
+        issued = TurnSecret((sites.turn_url,), SECRET, 600).issue(time.time())
+        context = new_context(sites.browsers[0], sites.harness)
+        try:
+            tab = context.new_page()
+            tab.goto(sites.harness + "/")
+            options = {
+                "host": natlab.PUBLIC,
+                "port": sites.turn.port,
+                "path": "/signal/",
+                "key": "peerjs",
+                "debug": 0,
+                "config": {
+                    "iceServers": [{"urls": sites.stun_url}, issued.ice_server()],
+                    "iceTransportPolicy": "all",
+                },
+            }
+            tab.evaluate(
+                "([id, o]) => harness.start(id, o)", ["br" + secrets.token_hex(6), options]
+            )
+            cid = tab.evaluate(
+                "([id]) => harness.connect(id, {serialization: 'raw', reliable: true})",
+                [python_id],
+            )
+            opened = lines.get(timeout=90)
+            assert opened == 'open ["relay"]', opened
+            for message in MESSAGES["raw"]:
+                tab.evaluate("([c, v]) => harness.send(c, v)", [cid, message])
+                taken = tab.evaluate("([c]) => harness.take(c, 1, 60000)", [cid])
+                assert taken == [describe(untag(message))]
+            pairs = tab.evaluate(
+                SELECTED_PAIR.replace(
+                    "[...window.swarm.conns.values()].filter((c) => c.peer === id && c.open)",
+                    "[harness.conns[id]]",
+                ),
+                cid,
+            )
+            # the Python peer offered nothing but its relay address
+            assert [p["remote"] for p in pairs] == ["relay"], pairs
+            assert [p["policy"] for p in pairs] == ["all"], pairs
+            tab.evaluate("([c]) => harness.send(c, 'bye')", [cid])
+            assert lines.get(timeout=30) == "done"
+        finally:
+            context.close()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+        log.close()
