@@ -383,6 +383,25 @@ except ProtocolError as _exc:
 # host candidates on (empty: every interface except loopback).
 SWARM_SUPERPEER_ICE_SERVERS = env.json("SWARM_SUPERPEER_ICE_SERVERS", default=[])
 SWARM_SUPERPEER_HOST_ADDRESSES = env.list("SWARM_SUPERPEER_HOST_ADDRESSES", default=[])
+# "all", or "relay": only TURN candidates (needs SWARM_TURN_* or a turn: server above).
+SWARM_SUPERPEER_ICE_TRANSPORT_POLICY = env.str(
+    "SWARM_SUPERPEER_ICE_TRANSPORT_POLICY", default="all"
+)
+if SWARM_SUPERPEER_ICE_TRANSPORT_POLICY not in ("all", "relay"):
+    raise ImproperlyConfigured("SWARM_SUPERPEER_ICE_TRANSPORT_POLICY must be all or relay")
+_superpeer_turn_urls = [
+    url
+    for server in SWARM_SUPERPEER_ICE_SERVERS
+    if isinstance(server, dict) and isinstance(server.get("urls"), str | list)
+    for url in ([server["urls"]] if isinstance(server["urls"], str) else server["urls"])
+    if isinstance(url, str) and url.startswith(("turn:", "turns:"))
+]
+if SWARM_SUPERPEER_ICE_TRANSPORT_POLICY == "relay" and not (
+    any(u.strip() for u in SWARM_TURN_URLS) or _superpeer_turn_urls
+):
+    raise ImproperlyConfigured(
+        "SWARM_SUPERPEER_ICE_TRANSPORT_POLICY=relay needs a TURN server (SWARM_TURN_URLS)"
+    )
 
 # --- Swarm: the super-peer (docs/superpeer.md, docs/configuration.md "Super-peer"). ---
 _SUPERPEER_SERVER = (

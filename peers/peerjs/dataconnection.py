@@ -180,7 +180,7 @@ class DataConnection:
     async def start_as_originator(self) -> None:
         channel = self._pc.createDataChannel(self.label, ordered=self.reliable)
         self._attach(channel)
-        await gather_on_configured_addresses(self._pc, self._ice.host_addresses)
+        await gather_on_configured_addresses(self._pc, self._ice.gather_addresses)
         await self._pc.setLocalDescription(await self._pc.createOffer())
         offer = m.Offer(
             connection_id=self.connection_id,
@@ -195,7 +195,7 @@ class DataConnection:
     async def answer(self, offer: m.Offer) -> None:
         await self._pc.setRemoteDescription(RTCSessionDescription(offer.sdp.sdp, "offer"))
         await self._remote_description_set()
-        await gather_on_configured_addresses(self._pc, self._ice.host_addresses)
+        await gather_on_configured_addresses(self._pc, self._ice.gather_addresses)
         await self._pc.setLocalDescription(await self._pc.createAnswer())
         answer = m.Answer(
             self.connection_id, m.SessionDescription("answer", self._pc.localDescription.sdp)

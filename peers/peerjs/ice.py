@@ -10,6 +10,10 @@ Two aiortc/aioice defaults are wrong for a server-side peer, so both are explici
 
 With a :class:`~peers.protocol.turn.TurnSecret` (``SWARM_TURN_*``), every new connection gets
 TURN credentials computed at that moment from the shared secret, so they never run out.
+
+``transport_policy="relay"`` is the browsers' ``iceTransportPolicy: "relay"``: aiortc passes it
+to aioice (``RTCConfiguration.iceTransportPolicy``), which then gathers only relay candidates;
+host addresses are then not gathered on either (they would be host candidates).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 
 from peers.protocol.errors import ProtocolError
 from peers.protocol.turn import TurnSecret, turn_secret_from
@@ -30,6 +34,7 @@ from .errors import PeerJSError
 
 BAD_ICE_CONFIG = "bad_ice_config"
 ICE_COMPONENT_RTP = 1
+TRANSPORT_POLICIES = ("all", "relay")
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,14 @@ class IceServer:
 class IceConfig:
     """``servers``: ICE servers (default none); ``host_addresses``: local IPs to gather on
     (default: aioice's choice, every interface but loopback); ``turn``: TURN URLs and the
-    shared secret, credentials made per connection for ``turn_user`` (default a random id)."""
+    shared secret, credentials made per connection for ``turn_user`` (default a random id);
+    ``transport_policy``: ``"all"`` or ``"relay"`` (only TURN candidates; needs a TURN server)."""
 
     servers: tuple[IceServer, ...] = ()
     host_addresses: tuple[str, ...] = field(default=())
     turn: TurnSecret | None = None
     turn_user: str | None = None
+    transport_policy: str = "all"
 
     def __post_init__(self) -> None:
         for address in self.host_addresses:
@@ -63,6 +70,24 @@ class IceConfig:
                 ipaddress.ip_address(address)
             except ValueError as exc:
                 raise PeerJSError(BAD_ICE_CONFIG, f"{address!r} is not an IP address") from exc
+        if self.transport_policy not in TRANSPORT_POLICIES:
+            raise PeerJSError(
+                BAD_ICE_CONFIG, f"transport policy {self.transport_policy!r} is not all or relay"
+            )
+        if self.transport_policy == "relay" and not self.has_turn:
+            raise PeerJSError(BAD_ICE_CONFIG, "the relay transport policy needs a TURN server")
+
+    @property
+    def has_turn(self) -> bool:
+        return self.turn is not None or any(
+            url.startswith(("turn:", "turns:")) for server in self.servers for url in server.urls
+        )
+
+    @property
+    def gather_addresses(self) -> tuple[str, ...]:
+        """The addresses :func:`gather_on_configured_addresses` binds host candidates on:
+        none with the relay policy (aioice then gathers the relay candidates itself)."""
+        return self.host_addresses if self.transport_policy == "all" else ()
 
     def ice_servers(self, now_s: float | None = None) -> tuple[IceServer, ...]:
         """The configured servers and, with TURN, an entry with credentials fresh at ``now_s``."""
@@ -72,7 +97,10 @@ class IceConfig:
         return (*self.servers, IceServer(issued.urls, issued.username, issued.credential))
 
     def rtc_configuration(self, now_s: float | None = None) -> RTCConfiguration:
-        return RTCConfiguration(iceServers=[server.to_rtc() for server in self.ice_servers(now_s)])
+        return RTCConfiguration(
+            iceServers=[server.to_rtc() for server in self.ice_servers(now_s)],
+            iceTransportPolicy=RTCIceTransportPolicy(self.transport_policy),
+        )
 
     @classmethod
     def from_settings(
@@ -82,10 +110,12 @@ class IceConfig:
         turn_urls: Iterable[str] = (),
         turn_secret: str = "",
         turn_ttl_s: int = 3600,
+        transport_policy: str = "all",
     ) -> IceConfig:
         """Build from settings values: ``servers`` is JSON text or a parsed list of
         ``{"urls": str | [str], "username"?: str, "credential"?: str}``; the TURN values are
-        ``SWARM_TURN_URLS``, ``SWARM_TURN_SECRET`` and ``SWARM_TURN_TTL_S``."""
+        ``SWARM_TURN_URLS``, ``SWARM_TURN_SECRET`` and ``SWARM_TURN_TTL_S``; the policy is
+        ``SWARM_SUPERPEER_ICE_TRANSPORT_POLICY``."""
         try:
             turn = turn_secret_from(list(turn_urls), turn_secret, turn_ttl_s)
         except ProtocolError as exc:
@@ -94,6 +124,7 @@ class IceConfig:
             parse_ice_servers(servers),
             tuple(a.strip() for a in host_addresses if a.strip()),
             turn=turn,
+            transport_policy=transport_policy,
         )
 
 

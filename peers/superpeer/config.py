@@ -129,6 +129,7 @@ class SuperPeerConfig:
                 getattr(settings, "SWARM_TURN_URLS", ()),
                 getattr(settings, "SWARM_TURN_SECRET", ""),
                 getattr(settings, "SWARM_TURN_TTL_S", 3600),
+                getattr(settings, "SWARM_SUPERPEER_ICE_TRANSPORT_POLICY", "all"),
             ),
             seeds=tuple(settings.SWARM_SUPERPEER_SEEDS),
             mesh_target=settings.SWARM_SUPERPEER_MESH_TARGET,

@@ -11,13 +11,11 @@ a relay-only peerjs page reaches it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
 import secrets
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,12 +37,12 @@ from tests.browser.content_support import (  # noqa: F401
 )
 from tests.browser.test_superpeer_interop import MESSAGES, exchange
 from tests.support.aio_thread import LoopThread
-from tests.support.live import free_port, start_daphne
+from tests.support.coturn import MISSING, TURNSERVER, run_turnserver
+from tests.support.live import start_daphne
 from tests.support.peerjs_page import serve_page
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
-TURNSERVER = shutil.which("turnserver")
 SECRET = "swarm-turn-test-" + secrets.token_hex(8)
 SIZE = 512 * 1024
 
@@ -52,52 +50,9 @@ SIZE = 512 * 1024
 @pytest.fixture(scope="module")
 def turn_port(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[int]:
     if TURNSERVER is None:
-        pytest.skip("turnserver is missing: apt-get install coturn (.ci/run installs it)")
-    work = tmp_path_factory.mktemp("coturn")
-    port = free_port()
-    log = artifacts_dir / f"turnserver-{port}.log"
-    proc = subprocess.Popen(
-        [
-            TURNSERVER,
-            "-n",  # no configuration file: only these options
-            f"--listening-port={port}",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            "--use-auth-secret",
-            f"--static-auth-secret={SECRET}",
-            "--realm=swarm.test",
-            "--allow-loopback-peers",
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            f"--db={work / 'turndb'}",
-            f"--pidfile={work / 'turnserver.pid'}",
-            f"--log-file={log}",
-            "--simple-log",
-            "--verbose",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        # Up once it answers on its TCP port (it listens on UDP and TCP).
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"turnserver did not start; see {log}") from None
-                time.sleep(0.2)
+        pytest.skip(MISSING)
+    with run_turnserver(SECRET, tmp_path_factory.mktemp("coturn"), artifacts_dir) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def turn_url(port: int) -> str:
@@ -255,17 +210,19 @@ def loop() -> Iterator[LoopThread]:
     thread.close()
 
 
+@pytest.mark.parametrize("policy", ["all", "relay"])
 def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_page_reaches_it(
-    site: Site, turn_port: int, loop: LoopThread, browser: Browser
+    site: Site, turn_port: int, loop: LoopThread, browser: Browser, policy: str
 ) -> None:
     """The super-peer's ICE (IceConfig with the TURN secret, as SWARM_TURN_* give it) gets a
     relay candidate from coturn with credentials it computed; the peerjs page, relay only,
-    connects to it and they exchange messages both ways."""
-    ice = IceConfig(
-        host_addresses=("127.0.0.1",),
-        turn=TurnSecret((turn_url(turn_port),), SECRET, 600),
-        turn_user="superpeer",
+    connects to it and they exchange messages both ways. With the super-peer forced to relay
+    too (SWARM_SUPERPEER_ICE_TRANSPORT_POLICY=relay) it gathers nothing but relay candidates,
+    even with a host address configured, so the pair in use is relay on its side as well."""
+    ice = IceConfig.from_settings(
+        [], ["127.0.0.1"], [turn_url(turn_port)], SECRET, 600, transport_policy=policy
     )
+    ice = dataclasses.replace(ice, turn_user="superpeer")
     address = ServerAddress("127.0.0.1", site.server.port, path="/signal/")
 
     async def make() -> Peer:
@@ -300,7 +257,10 @@ def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_pa
             exchange(loop, tab, conn, cid, MESSAGES["raw"])
             pc = conn.peer_connection
             gathered = pc.sctp.transport.transport.iceGatherer.getLocalCandidates()
-            assert "relay" in {c.type for c in gathered}, gathered
+            if policy == "relay":
+                assert {c.type for c in gathered} == {"relay"}, gathered
+            else:
+                assert {"host", "relay"} <= {c.type for c in gathered}, gathered
             pairs = tab.evaluate(
                 SELECTED_PAIR.replace(
                     "[...window.swarm.conns.values()].filter((c) => c.peer === id && c.open)",
@@ -310,6 +270,8 @@ def test_the_python_superpeer_peer_makes_its_own_credentials_and_a_relay_only_pa
             )
             assert [p["local"] for p in pairs] == ["relay"]
             assert [p["policy"] for p in pairs] == ["relay"]
+            if policy == "relay":  # the page sees the super-peer's relay address, nothing else
+                assert [p["remote"] for p in pairs] == ["relay"]
         finally:
             context.close()
             loop.run(python_peer.destroy())

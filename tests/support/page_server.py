@@ -18,6 +18,7 @@ from typing import Any
 HTML = "text/html; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
 LOOPBACK_ICE = {"/loopback-ice.js": (Path(__file__).with_name("loopback_ice.js"), JS)}
+EMPTY_JS = Path(__file__).with_name("empty.js")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,15 +54,23 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(files: Mapping[str, tuple[Path, str]], static: Path | None = None) -> Iterator[str]:
+def serve(
+    files: Mapping[str, tuple[Path, str]],
+    static: Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    loopback_ice: bool = True,
+) -> Iterator[str]:
     """Serve ``files`` (URL path -> (file, content type)) and ``static`` under ``/static/``
-    on a free 127.0.0.1 port; yields the origin."""
-    handler = partial(_Handler, files={**LOOPBACK_ICE, **files}, static=static)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    on a free port of ``host``; yields the origin. ``loopback_ice=False`` serves an empty
+    ``/loopback-ice.js`` (a page whose candidates must leave loopback: the NAT test)."""
+    ice = LOOPBACK_ICE if loopback_ice else {"/loopback-ice.js": (EMPTY_JS, JS)}
+    handler = partial(_Handler, files={**ice, **files}, static=static)
+    server = ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

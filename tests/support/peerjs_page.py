@@ -20,7 +20,8 @@ FILES = {
 
 
 @contextmanager
-def serve_page() -> Iterator[str]:
-    """Serve the page on a free 127.0.0.1 port; yields its origin."""
-    with serve(FILES) as origin:
+def serve_page(host: str = "127.0.0.1", *, loopback_ice: bool = True) -> Iterator[str]:
+    """Serve the page on a free port of ``host`` (127.0.0.1); yields its origin. Its
+    candidates are kept to loopback unless ``loopback_ice`` is False."""
+    with serve(FILES, host=host, loopback_ice=loopback_ice) as origin:
         yield origin
