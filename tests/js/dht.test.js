@@ -302,7 +302,11 @@ test("a value lookup asks on past the k closest while they have no record", asyn
   const a = await peer({ k: 2, valueWindow: 3 });
   const target = await peer();
   const three = [await peer(), await peer(), await peer()];
-  const dist = (p) => { let d = 0n; for (let i = 0; i < 32; i++) d = (d << 8n) | BigInt(p.dht.id[i] ^ target.dht.id[i]); return d; };
+  const dist = (p) => {
+    let d = 0n;
+    for (let i = 0; i < 32; i++) d = (d << 8n) | BigInt(p.dht.id[i] ^ target.dht.id[i]);
+    return d;
+  };
   const [x, y, z] = three.sort((p, q) => (dist(p) < dist(q) ? -1 : 1));
   await a.dht.seen(x.ticket, NOW);
   await a.dht.seen(y.ticket, NOW);
@@ -316,7 +320,10 @@ test("a value lookup asks on past the k closest while they have no record", asyn
     await a.dht.receive(o.peerId, { t: "dht_value", id: send.frame.id, ticket: o.ticket, records: [], nodes: [z.ticket] }, NOW + 1);
     later.push(...a.dht.takeActions().filter((s) => s.type === "send"));
   }
-  assert.deepEqual(later.map((s) => s.peerId), [z.peerId]);
+  assert.deepEqual(
+    later.map((s) => s.peerId),
+    [z.peerId],
+  );
   await a.dht.receive(z.peerId, { t: "dht_value", id: later[0].frame.id, ticket: z.ticket, records: [], nodes: [] }, NOW + 2);
   assert.deepEqual(
     a.dht

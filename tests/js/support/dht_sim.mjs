@@ -86,7 +86,19 @@ const randomPeerId = (random) => {
  *   log?: (line: string) => void }} options (limits: DHT_LIMITS overrides for every peer;
  *   forge false: bad peers answer only with their colluders' real tickets, nothing forged)
  */
-export async function simulate({ n, churn = 0.3, bad = 0.1, lookups = 1000, manifests = 200, joinMs = n * 10, runMs = 240_000, seed = 1, limits = {}, forge = true, log = () => {} }) {
+export async function simulate({
+  n,
+  churn = 0.3,
+  bad = 0.1,
+  lookups = 1000,
+  manifests = 200,
+  joinMs = n * 10,
+  runMs = 240_000,
+  seed = 1,
+  limits = {},
+  forge = true,
+  log = () => {},
+}) {
   const random = mulberry32(seed);
   const queue = new Queue();
   const peers = []; // {index, peerId, dht, bad, alive, joinedAt}
