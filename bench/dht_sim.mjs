@@ -6,10 +6,16 @@ import os from "node:os";
 
 import { simulate } from "../tests/js/support/dht_sim.mjs";
 
+// Environment: DHT_LIMITS='{"replicas": 8}' overrides limits of every peer; DHT_FORGE=0 makes the
+// bad peers answer only with real tickets (their colluders), nothing a check catches.
 const [n = 10_000, lookups = 2000, seed = 1] = process.argv.slice(2).map(Number);
+const limits = JSON.parse(process.env.DHT_LIMITS ?? "{}");
+const forge = process.env.DHT_FORGE !== "0";
 console.log(`machine: ${os.cpus().length} cpus (${os.cpus()[0]?.model.trim()}), node ${process.version}`);
-console.log(`peers ${n}, churn 30% during the run, 10% bad peers, ${lookups} lookups, seed ${seed}`);
-const r = await simulate({ n, lookups, manifests: Math.max(50, Math.round(n / 20)), seed, log: (line) => console.log(line) });
+console.log(
+  `peers ${n}, churn 30% during the run, 10% bad peers${forge ? "" : " (forging nothing)"}, ${lookups} lookups, seed ${seed}, limits ${JSON.stringify(limits)}`,
+);
+const r = await simulate({ n, lookups, manifests: Math.max(50, Math.round(n / 20)), seed, limits, forge, log: (line) => console.log(line) });
 const pct = (x) => `${(100 * x).toFixed(2)}%`;
 console.log(`peers made ${r.peersMade} (left ${r.left}, bad ${pct(r.badShare)})`);
 console.log(`lookups ${r.lookups} (unfinished ${r.unfinished}): success ${pct(r.success)} (peer ${pct(r.successPeer)}, provider ${pct(r.successProvider)})`);

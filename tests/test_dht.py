@@ -378,6 +378,8 @@ def test_bad_answers_are_dropped_and_blamed() -> None:
     ]
     (done,) = [x for x in actions if isinstance(x, DhtDone)]
     assert (done.ok, done.code, done.messages) == (False, "not_found", 1)
+    # A peer caught lying leaves the table.
+    assert a.dht.table.get(b.peer_id) is None
     # An answer to nothing, an answer from another peer's ticket, a sender's bad ticket.
     a.dht.receive(b.peer_id, answer, NOW + 2)
     a.dht.receive(c.peer_id, DhtNodes(id=9, ticket=b.ticket, nodes=()), NOW + 2)
@@ -391,11 +393,39 @@ def test_bad_answers_are_dropped_and_blamed() -> None:
         ("bad_envelope", True),
     ]
     # A wrong answer type for the lookup.
+    a.dht.seen(b.ticket, NOW + 3)
     a.dht.find_node(c.dht.id, NOW + 3)
     (send,) = a.dht.take_actions()
     a.dht.receive(b.peer_id, DhtStored(id=send.frame.id, ticket=b.ticket, codes=()), NOW + 4)
     codes = [(x.code, x.violation) for x in a.dht.take_actions() if isinstance(x, DhtDrop)]
     assert codes == [("unexpected_frame", True)]
+    assert a.dht.table.get(b.peer_id) is None
+
+
+def test_a_value_lookup_asks_on_past_the_k_closest_while_they_have_no_record() -> None:
+    limits = DhtLimits(k=2, value_window=3)
+    a, target = Peer("window-a", limits=limits), Peer("window-target")
+    t = int.from_bytes(target.dht.id, "big")
+    x, y, z = sorted(
+        (Peer(f"window-{i}") for i in range(3)), key=lambda p: int.from_bytes(p.dht.id, "big") ^ t
+    )
+    a.dht.seen(x.ticket, NOW)
+    a.dht.seen(y.ticket, NOW)
+    a.dht.find_peer(target.peer_id, NOW)
+    asked = [s for s in a.dht.take_actions() if isinstance(s, DhtSend)]
+    assert {s.peer_id for s in asked} == {x.peer_id, y.peer_id}
+    # Both answer with no record and z, farther than both: past the k = 2 closest.
+    later: list[DhtSend] = []
+    for send in asked:
+        o = x if send.peer_id == x.peer_id else y
+        answer = DhtValue(id=send.frame.id, ticket=o.ticket, records=(), nodes=(z.ticket,))
+        a.dht.receive(o.peer_id, answer, NOW + 1)
+        later += [s for s in a.dht.take_actions() if isinstance(s, DhtSend)]
+    assert [s.peer_id for s in later] == [z.peer_id]
+    answer = DhtValue(id=later[0].frame.id, ticket=z.ticket, records=(), nodes=())
+    a.dht.receive(z.peer_id, answer, NOW + 2)
+    (done,) = [x for x in a.dht.take_actions() if isinstance(x, DhtDone)]
+    assert (done.ok, done.code, done.messages) == (False, "not_found", 3)
 
 
 def test_requests_and_stores_are_rate_limited_per_peer() -> None:
@@ -492,12 +522,12 @@ def test_the_record_store_is_bounded_per_publisher_per_key_and_in_all() -> None:
 
 
 def test_provider_records_are_republished_and_stored_at_the_closest() -> None:
-    net, peers = network(12)
+    net, peers = network(12, limits=DhtLimits(replicas=8))  # fewer than the 12 peers
     manifest = b64url_encode(hashlib.sha256(b"republished").digest())
     peers[0].dht.provide(manifest, 2, NOW + 1)
     net.pump(NOW + 1)
     holders = [p for p in peers if p.dht.store.get("provider", provider_key(manifest), NOW + 1)]
-    # The 8 closest that answered, and the publisher too when it is among the closest.
+    # The replicas = 8 closest that answered, and the publisher too when among the closest.
     assert len([p for p in holders if p is not peers[0]]) == 8
     ranked = sorted(peers, key=lambda p: distance(p.dht.id, provider_key(manifest)))
     assert {p.peer_id for p in holders} <= {p.peer_id for p in ranked[:9]}
@@ -518,7 +548,7 @@ def test_provider_records_are_republished_and_stored_at_the_closest() -> None:
 def test_provide_domain_and_limits_are_the_spec() -> None:
     assert DOMAIN_PROVIDE == "swarm/provide/v1"
     lim = DhtLimits()
-    assert (lim.k, lim.alpha, lim.replicas) == (20, 3, 8)
+    assert (lim.k, lim.alpha, lim.replicas, lim.value_window) == (20, 3, 20, 40)
     with pytest.raises(ProtocolError) as error:
         make_provider_record(KEYS["alice"], community="main", manifest="x", chunks=1, now=NOW)
     assert error.value.code == "bad_body"

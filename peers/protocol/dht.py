@@ -113,7 +113,9 @@ class DhtLimits:
 
     k: int = 20  # contacts per bucket and per answer
     alpha: int = 3  # requests in flight per lookup
-    replicas: int = 8  # nodes a record is stored at (the closest found)
+    replicas: int = 20  # nodes a record is stored at (the closest that answered)
+    # a value lookup whose k closest gave no record asks on, up to the closest this many
+    value_window: int = 40
     spare: int = 8  # replacement contacts kept per full bucket
     max_failures: int = 2  # failed requests in a row before a contact is dropped
     request_timeout_ms: int = 5_000  # includes dialing a contact not connected
@@ -570,7 +572,7 @@ class _Candidate:
     contact: Contact
     dist: int
     depth: int
-    state: str = "new"  # new | asked | answered | failed
+    state: str = "new"  # new | asked | answered | failed | bad (its answer had a violation)
 
 
 @dataclass(slots=True)
@@ -730,13 +732,20 @@ class Dht:
 
     def _step(self, lookup: _Lookup, now: int) -> None:
         """Ask the closest contacts not yet asked, ``alpha`` at a time; finish when the
-        ``k`` closest still standing have all answered or failed."""
+        ``k`` closest still standing (not failed, not caught lying) have all answered or
+        failed. A value lookup whose ``k`` closest were all asked without a record asks on,
+        up to the ``value_window`` closest."""
         if lookup.id not in self.lookups:
             return
+        lim = self.limits
         ranked = sorted(
-            (c for c in lookup.candidates.values() if c.state != "failed"), key=lambda c: c.dist
-        )[: self.limits.k]
-        for candidate in ranked:
+            (c for c in lookup.candidates.values() if c.state not in ("failed", "bad")),
+            key=lambda c: c.dist,
+        )
+        window = lim.k
+        if lookup.kind != KIND_NODE and all(c.state != "new" for c in ranked[: lim.k]):
+            window = max(lim.k, lim.value_window)
+        for candidate in ranked[:window]:
             if lookup.in_flight >= self.limits.alpha:
                 break
             if candidate.state == "new":
@@ -830,12 +839,20 @@ class Dht:
             candidate.state = "answered"
             depth = candidate.depth
         expected = DhtNodes if lookup.kind == KIND_NODE else DhtValue
+        violations = 0
         if not isinstance(frame, expected):
             self._drop(UNEXPECTED_FRAME, peer_id, f"{frame.t} answers a {lookup.kind} lookup")
+            violations += 1
         else:
             if isinstance(frame, DhtValue):
-                self._take_records(lookup, frame.records, peer_id, depth, now)
-            self._take_nodes(lookup, frame.nodes, peer_id, depth, now)
+                violations += self._take_records(lookup, frame.records, peer_id, depth, now)
+            violations += self._take_nodes(lookup, frame.nodes, peer_id, depth, now)
+        if violations:
+            # An answer an honest peer never sends: the peer leaves the table, and this lookup
+            # neither counts it among the closest nor stores at it.
+            if candidate is not None:
+                candidate.state = "bad"
+            self.table.remove(peer_id)
         if lookup.records:
             self._finish(lookup, None, now)
         else:
@@ -843,7 +860,9 @@ class Dht:
 
     def _take_records(
         self, lookup: _Lookup, envelopes: tuple[JsonObject, ...], peer_id: str, depth: int, now: int
-    ) -> None:
+    ) -> int:
+        """Take the answer's valid records; return how many were violations."""
+        violations = 0
         for envelope in envelopes:
             try:
                 record = verify_record(lookup.kind, envelope, now=now, community=self.community)
@@ -851,21 +870,26 @@ class Dht:
                     raise ProtocolError(WRONG_KEY, "a record for another key")
             except ProtocolError as error:
                 self._drop(error.code, peer_id, f"record: {error.message}")
+                violations += error.code in VIOLATIONS
                 continue
             if all(r.peer_id != record.peer_id for r in lookup.records):
                 lookup.records.append(record)
                 if lookup.hops is None:
                     lookup.hops = depth
+        return violations
 
     def _take_nodes(
         self, lookup: _Lookup, envelopes: tuple[JsonObject, ...], peer_id: str, depth: int, now: int
-    ) -> None:
+    ) -> int:
+        """Take the answer's valid contacts as candidates; return how many were violations."""
+        violations = 0
         t = int.from_bytes(lookup.target, "big")
         for envelope in envelopes:
             try:
                 contact = self._contact(envelope, now)
             except ProtocolError as error:
                 self._drop(error.code, peer_id, f"contact: {error.message}")
+                violations += error.code in VIOLATIONS
                 continue
             if contact.peer_id == self.peer_id or contact.peer_id in lookup.candidates:
                 continue
@@ -879,6 +903,7 @@ class Dht:
             fresh = sorted((c for c in keep if c.state == "new"), key=lambda c: c.dist)
             room = max(0, self.limits.max_candidates - len(fixed))
             lookup.candidates = {c.contact.peer_id: c for c in fixed + fresh[:room]}
+        return violations
 
     def _on_request(
         self, sender: Contact, frame: DhtFindNode | DhtFindValue | DhtStore, now: int

@@ -44,7 +44,7 @@ test("node ids, distances, buckets and provider keys are the vectors'", async ()
   for (const c of ids.provider_keys) assert.equal(hex(providerKey(c.manifest)), c.key);
   await rejectsWith(nodeId("alice"), "bad_body");
   assert.equal(DOMAIN_PROVIDE, "swarm/provide/v1");
-  assert.deepEqual([DHT_LIMITS.k, DHT_LIMITS.alpha, DHT_LIMITS.replicas], [20, 3, 8]);
+  assert.deepEqual([DHT_LIMITS.k, DHT_LIMITS.alpha, DHT_LIMITS.replicas, DHT_LIMITS.valueWindow], [20, 3, 20, 40]);
 });
 
 test("a routing table gives the closest contacts to a target, nearest first", async () => {
@@ -269,6 +269,7 @@ test("bad answers are dropped and blamed; bad senders too", async () => {
     actions.filter((x) => x.type === "done").map((d) => [d.ok, d.code, d.messages]),
     [[false, "not_found", 1]],
   );
+  assert.equal(a.dht.table.get(b.peerId), undefined, "a peer caught lying leaves the table");
   await a.dht.receive(b.peerId, answer, NOW + 2);
   await a.dht.receive(c.peerId, { t: "dht_nodes", id: 9, ticket: b.ticket, nodes: [] }, NOW + 2);
   await a.dht.receive(b.peerId, { t: "dht_nodes", id: 9, ticket: forged, nodes: [] }, NOW + 2);
@@ -281,6 +282,55 @@ test("bad answers are dropped and blamed; bad senders too", async () => {
       ["bad_signature", true],
       ["bad_envelope", true],
     ],
+  );
+  // A wrong answer type for the lookup.
+  await a.dht.seen(b.ticket, NOW + 3);
+  await a.dht.findNode(c.dht.id, NOW + 3);
+  const [find] = a.dht.takeActions();
+  await a.dht.receive(b.peerId, { t: "dht_stored", id: find.frame.id, ticket: b.ticket, codes: [] }, NOW + 4);
+  assert.deepEqual(
+    a.dht
+      .takeActions()
+      .filter((x) => x.type === "drop")
+      .map((x) => [x.code, x.violation]),
+    [["unexpected_frame", true]],
+  );
+  assert.equal(a.dht.table.get(b.peerId), undefined);
+});
+
+test("a value lookup asks on past the k closest while they have no record", async () => {
+  const a = await peer({ k: 2, valueWindow: 3 });
+  const target = await peer();
+  const three = [await peer(), await peer(), await peer()];
+  const dist = (p) => {
+    let d = 0n;
+    for (let i = 0; i < 32; i++) d = (d << 8n) | BigInt(p.dht.id[i] ^ target.dht.id[i]);
+    return d;
+  };
+  const [x, y, z] = three.sort((p, q) => (dist(p) < dist(q) ? -1 : 1));
+  await a.dht.seen(x.ticket, NOW);
+  await a.dht.seen(y.ticket, NOW);
+  await a.dht.findPeer(target.peerId, NOW);
+  const asked = a.dht.takeActions().filter((s) => s.type === "send");
+  assert.deepEqual(asked.map((s) => s.peerId).sort(), [x.peerId, y.peerId].sort());
+  // Both answer with no record and z, farther than both: past the k = 2 closest.
+  const later = [];
+  for (const send of asked) {
+    const o = send.peerId === x.peerId ? x : y;
+    await a.dht.receive(o.peerId, { t: "dht_value", id: send.frame.id, ticket: o.ticket, records: [], nodes: [z.ticket] }, NOW + 1);
+    later.push(...a.dht.takeActions().filter((s) => s.type === "send"));
+  }
+  assert.deepEqual(
+    later.map((s) => s.peerId),
+    [z.peerId],
+  );
+  await a.dht.receive(z.peerId, { t: "dht_value", id: later[0].frame.id, ticket: z.ticket, records: [], nodes: [] }, NOW + 2);
+  assert.deepEqual(
+    a.dht
+      .takeActions()
+      .filter((d) => d.type === "done")
+      .map((d) => [d.ok, d.code, d.messages]),
+    [[false, "not_found", 3]],
   );
 });
 

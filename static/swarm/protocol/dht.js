@@ -81,7 +81,8 @@ export const VIOLATIONS = new Set([
 export const DHT_LIMITS = Object.freeze({
   k: 20, // contacts per bucket and per answer
   alpha: 3, // requests in flight per lookup
-  replicas: 8, // nodes a record is stored at (the closest found)
+  replicas: 20, // nodes a record is stored at (the closest that answered)
+  valueWindow: 40, // a value lookup whose k closest gave no record asks on, up to the closest this many
   spare: 8, // replacement contacts kept per full bucket
   maxFailures: 2, // failed requests in a row before a contact is dropped
   requestTimeoutMs: 5_000, // includes dialing a contact not connected
@@ -604,12 +605,16 @@ export class Dht {
   }
 
   // Ask the closest contacts not yet asked, alpha at a time; finish when the k closest still
-  // standing have all answered or failed.
+  // standing (not failed, not caught lying) have all answered or failed. A value lookup whose
+  // k closest were all asked without a record asks on, up to the valueWindow closest.
   #step(lookup, now) {
     if (!this.lookups.has(lookup.id)) return;
-    const ranked = [...lookup.candidates.values()].filter((c) => c.state !== "failed");
+    const lim = this.limits;
+    const ranked = [...lookup.candidates.values()].filter((c) => c.state !== "failed" && c.state !== "bad");
     ranked.sort(byDist);
-    for (const candidate of ranked.slice(0, this.limits.k)) {
+    let window = lim.k;
+    if (lookup.kind !== KIND_NODE && ranked.slice(0, lim.k).every((c) => c.state !== "new")) window = Math.max(lim.k, lim.valueWindow);
+    for (const candidate of ranked.slice(0, window)) {
       if (lookup.inFlight >= this.limits.alpha) break;
       if (candidate.state === "new") {
         candidate.state = "asked";
@@ -703,17 +708,28 @@ export class Dht {
       depth = candidate.depth;
     }
     const expected = lookup.kind === KIND_NODE ? "dht_nodes" : "dht_value";
-    if (frame.t !== expected) this.#drop(UNEXPECTED_FRAME, peerId, `${frame.t} answers a ${lookup.kind} lookup`);
-    else {
-      if (frame.t === "dht_value") await this.#takeRecords(lookup, frame.records, peerId, depth, now);
-      await this.#takeNodes(lookup, frame.nodes, peerId, depth, now);
+    let violations = 0;
+    if (frame.t !== expected) {
+      this.#drop(UNEXPECTED_FRAME, peerId, `${frame.t} answers a ${lookup.kind} lookup`);
+      violations += 1;
+    } else {
+      if (frame.t === "dht_value") violations += await this.#takeRecords(lookup, frame.records, peerId, depth, now);
+      violations += await this.#takeNodes(lookup, frame.nodes, peerId, depth, now);
+    }
+    if (violations > 0) {
+      // An answer an honest peer never sends: the peer leaves the table, and this lookup
+      // neither counts it among the closest nor stores at it.
+      if (candidate) candidate.state = "bad";
+      this.table.remove(peerId);
     }
     if (!this.lookups.has(lookup.id)) return; // ended while the answer was checked
     if (lookup.records.length > 0) this.#finish(lookup, null, now);
     else this.#step(lookup, now);
   }
 
+  // Both resolve how many of the answer's records or contacts were violations.
   async #takeRecords(lookup, envelopes, peerId, depth, now) {
+    let violations = 0;
     for (const envelope of envelopes) {
       let record;
       try {
@@ -722,6 +738,7 @@ export class Dht {
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         this.#drop(error.code, peerId, `record: ${error.message}`);
+        if (VIOLATIONS.has(error.code)) violations += 1;
         continue;
       }
       if (lookup.records.every((r) => r.peerId !== record.peerId)) {
@@ -729,9 +746,11 @@ export class Dht {
         lookup.hops ??= depth;
       }
     }
+    return violations;
   }
 
   async #takeNodes(lookup, envelopes, peerId, depth, now) {
+    let violations = 0;
     for (const envelope of envelopes) {
       let contact;
       try {
@@ -739,6 +758,7 @@ export class Dht {
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         this.#drop(error.code, peerId, `contact: ${error.message}`);
+        if (VIOLATIONS.has(error.code)) violations += 1;
         continue;
       }
       if (contact.peerId === this.peerId || lookup.candidates.has(contact.peerId)) continue;
@@ -752,6 +772,7 @@ export class Dht {
       const room = Math.max(0, this.limits.maxCandidates - fixed.length);
       lookup.candidates = new Map([...fixed, ...fresh.slice(0, room)].map((c) => [c.contact.peerId, c]));
     }
+    return violations;
   }
 
   async #onRequest(sender, frame, now) {

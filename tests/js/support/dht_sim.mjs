@@ -82,9 +82,23 @@ const randomPeerId = (random) => {
 
 /**
  * @param {{ n: number, churn?: number, bad?: number, lookups?: number, manifests?: number,
- *   joinMs?: number, runMs?: number, seed?: number, log?: (line: string) => void }} options
+ *   joinMs?: number, runMs?: number, seed?: number, limits?: object, forge?: boolean,
+ *   log?: (line: string) => void }} options (limits: DHT_LIMITS overrides for every peer;
+ *   forge false: bad peers answer only with their colluders' real tickets, nothing forged)
  */
-export async function simulate({ n, churn = 0.3, bad = 0.1, lookups = 1000, manifests = 200, joinMs = n * 10, runMs = 240_000, seed = 1, log = () => {} }) {
+export async function simulate({
+  n,
+  churn = 0.3,
+  bad = 0.1,
+  lookups = 1000,
+  manifests = 200,
+  joinMs = n * 10,
+  runMs = 240_000,
+  seed = 1,
+  limits = {},
+  forge = true,
+  log = () => {},
+}) {
   const random = mulberry32(seed);
   const queue = new Queue();
   const peers = []; // {index, peerId, dht, bad, alive, joinedAt}
@@ -102,7 +116,7 @@ export async function simulate({ n, churn = 0.3, bad = 0.1, lookups = 1000, mani
     const signer = await ed25519.signerFromSeed(seedBytes);
     const peerId = await peerIdForKey(signer.publicKey);
     const ticket = await makeTicket(signer, { peerId, community: COMMUNITY, now: sim.now, ttlMs: 600_000 });
-    const dht = await Dht.create({ peerId, community: COMMUNITY, signer, ticket, now: sim.now });
+    const dht = await Dht.create({ peerId, community: COMMUNITY, signer, ticket, limits, now: sim.now });
     const peer = { index: peers.length, peerId, signer, dht, bad: isBad, alive: true, joinedAt: sim.now, ticking: false };
     peers.push(peer);
     byId.set(peerId, peer);
@@ -152,6 +166,11 @@ export async function simulate({ n, churn = 0.3, bad = 0.1, lookups = 1000, mani
       .sort((a, b) => a.d - b.d)
       .slice(0, 16)
       .map((x) => x.p.dht.ticket);
+    if (!forge) {
+      // Only real tickets: the colluders, nothing a check can catch.
+      if (frame.t === "dht_find_node") return { t: "dht_nodes", ...base, nodes: colluding };
+      return { t: "dht_value", ...base, records: [], nodes: colluding };
+    }
     const nodes = [...(await forged(peer)), ...colluding].slice(0, 20);
     if (frame.t === "dht_find_node") return { t: "dht_nodes", ...base, nodes };
     return { t: "dht_value", ...base, records: [(await forged(peer))[0]], nodes };
