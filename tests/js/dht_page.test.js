@@ -3,8 +3,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { DhtCourier, MAX_PROVIDED, providedSet } from "../../static/swarm/adapters/dht.js";
+import { DhtCourier, MAX_PROVIDED, PageDht, providedSet } from "../../static/swarm/adapters/dht.js";
 import { parseConfig } from "../../static/swarm/adapters/config.js";
+import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
+import { b64urlEncode, peerIdForKey, sha256, utf8 } from "../../static/swarm/protocol/encoding.js";
+import { makeTicket, verifyTicket } from "../../static/swarm/protocol/ticket.js";
+import { decodeFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
 
 const frame = (id) => ({ t: "dht_find_node", id });
 
@@ -89,4 +93,112 @@ test("the page config switches have gossip off, and only with a boolean", () => 
   assert.equal(parseConfig(base, "http://x/").haveGossip, true);
   assert.equal(parseConfig({ ...base, have_gossip: false }, "http://x/").haveGossip, false);
   assert.throws(() => parseConfig({ ...base, have_gossip: "no" }, "http://x/"), { code: "bad_config" });
+});
+
+// --- PageDht over fake pages: connections that must be dialed, frames through the codec ---
+
+class FakePage extends EventTarget {
+  constructor(world, signer, peerId, ticket) {
+    super();
+    Object.assign(this, { world, peerId, community: "main", identity: { signer }, config: {}, logs: [], violations: [], dials: [] });
+    this.links = new Map(); // peer id -> verified ticket of the other side
+    this.node = {
+      mesh: {
+        ticket: ticket.envelope,
+        options: { target: 6 },
+        open: () => [...this.links].map(([id, t]) => ({ peerId: id, ticket: t })),
+      },
+      candidates: [],
+      addCandidates(tickets) {
+        this.candidates.push(...tickets.map((t) => t.peerId));
+      },
+    };
+    this.verified = ticket;
+  }
+  log(_level, _source, code) {
+    this.logs.push(code);
+  }
+  contentViolation(peerId, code) {
+    this.violations.push([peerId, code]);
+  }
+  send(peerId, frame) {
+    if (!this.links.has(peerId)) return false;
+    const bytes = encodeFrame(frame);
+    setImmediate(() => this.world.get(peerId).dispatchEvent(new CustomEvent("frame", { detail: { peerId: this.peerId, frame: decodeFrame(bytes) } })));
+    return true;
+  }
+  dial(peerId) {
+    this.dials.push(peerId);
+    const other = this.world.get(peerId);
+    if (!other || other.down) {
+      setImmediate(() => this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId } })));
+      return true;
+    }
+    setTimeout(() => connect(this, other), 20);
+    return true;
+  }
+  disconnect() {}
+}
+
+function connect(a, b) {
+  a.links.set(b.peerId, b.verified);
+  b.links.set(a.peerId, a.verified);
+  a.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: b.peerId, caps: ["dht"] } }));
+  b.dispatchEvent(new CustomEvent("peer-open", { detail: { peerId: a.peerId, caps: ["dht"] } }));
+}
+
+let pages = 0;
+async function fakePage(world, files = null) {
+  const signer = await ed25519.signerFromSeed(await sha256(utf8.encode(`page dht ${pages++}`)));
+  const peerId = await peerIdForKey(signer.publicKey);
+  const now = Date.now();
+  const ticket = await verifyTicket(await makeTicket(signer, { peerId, community: "main", now, ttlMs: 180_000 }), { now, community: "main" });
+  const page = new FakePage(world, signer, peerId, ticket);
+  world.set(peerId, page);
+  page.dht = await new PageDht({ peer: page, files }).start();
+  return page;
+}
+
+const until = async (check, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+test("pages join through one peer, publish what they hold, and reach providers they are not connected to", async () => {
+  const world = new Map();
+  const manifest = b64urlEncode(await sha256(utf8.encode("a file")));
+  const held = { advertiser: { holdings: () => [{ id: manifest, chunks: 5 }] }, downloads: { active: new Map() }, holders: new Map() };
+  const a = await fakePage(world);
+  const b = await fakePage(world);
+  const c = await fakePage(world, held);
+  try {
+    connect(a, b);
+    connect(b, c);
+    await until(() => a.dht.joined && c.dht.joined && c.dht.provided.has(manifest));
+    assert.ok(c.logs.includes("dht_provided"));
+    // A is not connected to C: the lookup dials it (or B answers with C's record).
+    const found = await a.dht.findProviders(manifest);
+    assert.equal(found.ok, true);
+    assert.deepEqual(found.providers, [{ peerId: c.peerId, chunks: 5 }]);
+    const peer = await a.dht.findPeer(c.peerId);
+    assert.equal(peer.ok, true);
+    assert.equal(peer.ticket.body.peer_id, c.peerId);
+    assert.deepEqual(a.violations, []);
+    // A peer that cannot be dialed fails at once, not after the request timeout.
+    const d = await fakePage(world);
+    connect(d, b);
+    await until(() => d.dht.joined && b.dht.core.table.get(d.peerId));
+    d.down = true;
+    for (const p of [a, b, c]) p.links.delete(d.peerId);
+    const started = Date.now();
+    await a.dht.core.findNode(d.dht.core.id, Date.now()); // B names D; A dials D; the dial fails
+    await until(() => (a.dht.core.stats.dropped.unreachable ?? 0) >= 1, 4_000);
+    assert.ok(a.dials.includes(d.peerId));
+    assert.ok(Date.now() - started < 4_000, "the request failed at the dial, not at the 5 s timeout");
+  } finally {
+    for (const p of world.values()) p.dht.destroy();
+  }
 });

@@ -17,6 +17,7 @@
 // - Uses: findPeer (SwarmPeer.connectTo falls back to it for a peer it knows no ticket of),
 //   and downloads that find no holder among the connected peers ask for providers and dial them.
 import { CAP_DHT, Dht } from "../protocol/dht.js";
+import { UNEXPECTED_FRAME } from "../protocol/errors.js";
 import { verifyTicket } from "../protocol/ticket.js";
 
 export const MAX_PROVIDED = 64; // the per-publisher bound of every node's store (DHT_LIMITS.maxPerPublisher)
@@ -148,6 +149,7 @@ export class PageDht extends EventTarget {
     this.providing = new Set();
     this.asked = new Map(); // manifest -> when its providers were last looked up
     this.joined = false;
+    this.lateAnswers = 0; // answers to no request (mostly after their request timed out)
     this.lookups = []; // the last lookups, newest last: {kind, ok, code, hops, messages, found}
     this.timer = null;
   }
@@ -320,11 +322,17 @@ export class PageDht extends EventTarget {
     resolve(action);
   }
 
+  // A violation counts against the connection like a bad frame, except an answer to no request:
+  // on a slow machine or network that is mostly an honest answer that came after the request
+  // timed out (5 s, dialing included), and the node's frame limits bound the rest.
   #drop({ code, violation, peerId, reason }) {
-    if (violation && peerId) {
-      this.peer.log("warn", "dht", code, reason, peerId);
-      this.peer.contentViolation(peerId, code, `dht: ${reason}`);
+    if (!violation || !peerId) return;
+    if (code === UNEXPECTED_FRAME) {
+      this.lateAnswers += 1;
+      return;
     }
+    this.peer.log("warn", "dht", code, reason, peerId);
+    this.peer.contentViolation(peerId, code, `dht: ${reason}`);
   }
 
   // --- time ---
