@@ -626,7 +626,8 @@ export class SwarmPeer extends EventTarget {
   /**
    * Connect to a peer by its id now ("Connect by id", DESIGN section 11): through signaling,
    * or through the mesh when signaling is down. "connected", "dialing", or throws with a code.
-   * A peer this page knows no ticket of is first looked up in the DHT ("looking_up"): its peer
+   * A peer this page knows no ticket of is first looked up in the DHT ("looking_up", when the
+   * DHT has contacts to ask): its peer
    * record proves it is live in this community (and adds it to the peer book), then it is
    * dialed; it is dialed by id all the same when the lookup finds nothing (the server may
    * know it). The outcome is a "connect" event {peerId, how, code}.
@@ -642,7 +643,8 @@ export class SwarmPeer extends EventTarget {
     if (!this.node.mesh.canDial) {
       throw Object.assign(new Error("nothing to dial with: no signaling and no peer that relays signaling"), { code: "cannot_dial" });
     }
-    if (this.dht && !this.node.book.entries.get(peerId)?.ticket) {
+    // (A DHT that knows no contact yet has nobody to ask: dialed by id at once.)
+    if (this.dht?.core?.table.size > 0 && !this.node.book.entries.get(peerId)?.ticket) {
       this.#connectThroughDht(peerId);
       return "looking_up";
     }
