@@ -154,11 +154,16 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     downloader.evaluate(
         "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
     )
-    downloader.wait_for_function(
-        "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
-        arg=manifest_id,
-        timeout=60_000,
-    )
+    try:
+        downloader.wait_for_function(
+            "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
+            arg=manifest_id,
+            timeout=90_000,
+        )
+    except Exception:
+        print(downloader.evaluate(STATE), downloader.evaluate("() => window.swarm.dht.summary()"))
+        print(downloader.evaluate("(id) => window.swarm.files.progressOf(id)", manifest_id))
+        raise
     record = downloader.evaluate(
         "(id) => { const r = window.swarm.files.files.get(id); "
         "return {sha: r.sha256, sources: r.sources}; }",
