@@ -59,6 +59,7 @@ def page_config(community: str) -> dict[str, Any]:
         if credentials is None
         else {"url": TURN_PATH, "expires": credentials.expires, "ttl_s": settings.SWARM_TURN_TTL_S},
         "seeds": settings.SWARM_SEED_PEERS,
+        "have_gossip": settings.SWARM_HAVE_GOSSIP,
         "mesh": {
             "target": settings.SWARM_MESH_TARGET,
             "max": settings.SWARM_MESH_MAX,

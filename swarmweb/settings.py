@@ -353,6 +353,9 @@ SWARM_ICE_SERVERS = env.json("SWARM_ICE_SERVERS", default=[])
 # "all" (any candidate) or "relay" (TURN only: hides the addresses, tests the TURN path).
 SWARM_ICE_TRANSPORT_POLICY = env.str("SWARM_ICE_TRANSPORT_POLICY", default="all")
 SWARM_SEED_PEERS = env.list("SWARM_SEED_PEERS", default=[])
+# Flooded `have` adverts (topic `have`) from the pages; off: holders beyond the connected
+# peers are found through the DHT only.
+SWARM_HAVE_GOSSIP = env.bool("SWARM_HAVE_GOSSIP", default=True)
 SWARM_MESH_TARGET = env.int("SWARM_MESH_TARGET", default=6)
 SWARM_MESH_MAX = env.int("SWARM_MESH_MAX", default=10)
 SWARM_MESH_APPROVAL = env.str("SWARM_MESH_APPROVAL", default="auto")

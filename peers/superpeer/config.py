@@ -15,7 +15,7 @@ from peers.protocol.transfer import TransferOptions
 # "shard" and "mail": it takes shard_msg and mail frames for peers who are away
 # (docs/superpeer.md "Mailboxes"); "signal": it relays signal and reach frames and takes
 # connections signaled through the mesh (docs/superpeer.md "Signaling through the mesh").
-SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard", "mail", "signal")
+SUPERPEER_CAPS = ("gossip", "pex", "superpeer", "chunks", "shard", "mail", "signal", "dht")
 AGENT = "swarm-superpeer/1"
 
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -43,9 +43,11 @@ from peers.protocol.shard import KIND_RECOVER_REQ, parse_message
 from peers.protocol.supernode import TOPIC_SUPERNODE, LocalState
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import (
+    DHT_FRAMES,
     MAX_FRAME_BYTES,
     ChunkReq,
     ContentFrame,
+    DhtFrame,
     Have,
     ManifestReq,
     Reach,
@@ -60,6 +62,7 @@ from shared.db import db_sync_to_async
 
 from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
+from .dht import SuperPeerDht
 from .door import Door
 from .fetcher import Fetcher
 from .guardian import REQUEST_TOPIC, SuperPeerGuardian
@@ -163,6 +166,8 @@ class SuperPeerService:
         )
         self.node: SwarmNode | None = None
         self.peer: Peer | None = None
+        # the DHT (docs/superpeer.md "DHT"): made with the node, which has the first ticket
+        self.dht: SuperPeerDht | None = None
         self.conns: dict[str, FramedChannel] = {}
         self.outboxes: dict[str, Outbox] = {}
         self.stopping = asyncio.Event()
@@ -275,6 +280,7 @@ class SuperPeerService:
             len(self.holder.manifests),
         )
         self.node = self.make_node(now_ms())
+        self.dht = self.make_dht(self.node)
         self.peer = Peer(
             self.config.signal,
             peer_id=self.peer_id,
@@ -298,6 +304,7 @@ class SuperPeerService:
         self.spawn(self.holder.uploader.run(), "uploader")
         self.spawn(self.fetcher.run_writer(), "writer")
         self.spawn(self.supernodes.run(self.stopping), "supernodes")
+        self.spawn(self.dht.run(self.stopping), "dht")
         self.supervisor.start()
         self.started.set()
 
@@ -366,6 +373,22 @@ class SuperPeerService:
         node.gossip_checks[REPAIR_TOPIC] = check_repair_gossip
         return node
 
+    def make_dht(self, node: SwarmNode) -> SuperPeerDht:
+        """The DHT over this super-peer's connections; it dials through :meth:`dial`."""
+        assert node.mesh.ticket is not None
+        return SuperPeerDht(
+            self.peer_id,
+            self.key,
+            self.config.community,
+            node.mesh.ticket,
+            send_to=self._send_to_peer,
+            connected=self._is_connected,
+            dial=self.dial,
+            violation=self._peer_violation,
+            held=self._held_chunks,
+            clock=now_ms,
+        )
+
     def new_ticket(self, now: int) -> dict[str, Any]:
         ticket = make_ticket(
             self.key,
@@ -421,6 +444,8 @@ class SuperPeerService:
         except PeerJSError as exc:
             assert self.node is not None
             self.node.dial_failed(peer_id, now_ms(), exc.code)
+            if self.dht is not None:
+                self.dht.dial_failed(peer_id)
             return
         self.spawn(self._run_connection(conn, outbound=True), f"out-{conn.connection_id}")
 
@@ -434,6 +459,8 @@ class SuperPeerService:
         except PeerJSError as exc:
             assert self.node is not None
             self.node.dial_failed(peer_id, now_ms(), exc.code)
+            if self.dht is not None:
+                self.dht.dial_failed(peer_id)
             return None
         self.spawn(self._run_connection(conn, outbound=True), f"mesh-{conn.connection_id}")
         return conn
@@ -446,6 +473,8 @@ class SuperPeerService:
         except PeerJSError as exc:
             if outbound:
                 node.dial_failed(conn.peer, now_ms(), exc.code)
+                if self.dht is not None:
+                    self.dht.dial_failed(conn.peer)
                 self.pump()
             await conn.close()
             return
@@ -516,6 +545,11 @@ class SuperPeerService:
                 self.fetcher.peer_connected(action.peer_id, now)
             self.mailbox.peer_opened(action.conn_id, action.peer_id, action.caps)
             self.meshsig.opened(action.conn_id, action.peer_id, action.caps)
+            if self.dht is not None:
+                mesh_conn = node.mesh.conns.get(action.conn_id)
+                peer_ticket = None if mesh_conn is None else mesh_conn.ticket
+                envelope = None if peer_ticket is None else peer_ticket.envelope
+                self.dht.opened(action.peer_id, action.caps, envelope)
             self.supernodes.peer_opened()
             if self.guardian is not None and "shard" in action.caps:
                 self.spawn(self.guardian.owner_connected(action.peer_id), "guardian-receipts")
@@ -573,6 +607,9 @@ class SuperPeerService:
             self.mailbox.received_mail(conn_id, peer_id, frame, now)
         elif isinstance(frame, Signal | Reach):
             self.meshsig.received(conn_id, frame)
+        elif isinstance(frame, DHT_FRAMES):
+            if self.dht is not None:
+                self.dht.received(peer_id, cast(DhtFrame, frame))
         else:
             self.fetcher.on_frame(peer_id, frame, now)
 
@@ -605,6 +642,31 @@ class SuperPeerService:
             self.door.violation(conn_id, code, message)
         else:
             self._conn_violation(conn_id, code, message)
+
+    def _send_to_peer(self, peer_id: str, frame: ContentFrame) -> bool:
+        """``frame`` on the open connection to ``peer_id``; False when there is none."""
+        node = self.node
+        if node is None:
+            return False
+        for conn in node.mesh.conns.values():
+            if conn.peer_id == peer_id and conn.state == "open":
+                return self._send_content(conn.id, frame)
+        return False
+
+    def _peer_violation(self, peer_id: str, code: str, message: str) -> None:
+        node = self.node
+        if node is None:
+            return
+        for conn in list(node.mesh.conns.values()):
+            if conn.peer_id == peer_id:
+                node.content_violation(conn.id, code, message, now_ms())
+        self._schedule_pump()
+
+    def _held_chunks(self) -> dict[str, int]:
+        """Manifest id -> chunks held, for the provider records."""
+        present = self.index.present
+        manifests = self.holder.manifests
+        return {mid: sum(1 for c in m.chunks if c in present) for mid, m in manifests.items()}
 
     def _is_connected(self, peer_id: str) -> bool:
         node = self.node

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from peers.protocol.node import SwarmNode
 
     from .config import SuperPeerConfig
+    from .dht import SuperPeerDht
     from .door import Door
     from .fetcher import Fetcher, Job
     from .guardian import SuperPeerGuardian
@@ -56,6 +57,7 @@ class Supervised(Protocol):
     keys: KeyDirectory
     meshsig: MeshSignaling
     door: Door | None
+    dht: SuperPeerDht | None
     guardian: SuperPeerGuardian | None
     blocked: set[str]
     started_at: int  # ms
@@ -157,6 +159,8 @@ class Supervisor:
         if service.node is None:
             return
         service.node.set_ticket(ticket)
+        if service.dht is not None:  # the peer record's republish
+            service.dht.set_ticket(ticket)
         tickets = await self.announcer.announce(ticket, now)
         service.node.add_candidates(
             [t for t in tickets if t.peer_id not in service.blocked], "beacon", now_ms()
@@ -385,6 +389,8 @@ class Supervisor:
         stats["meshsignal"] = service.meshsig.stats.as_json(service.meshsig.core)
         if service.door is not None:
             stats["door"] = service.door.stats.as_json(len(service.door.sockets))
+        if service.dht is not None:
+            stats["dht"] = service.dht.stats.as_json(service.dht.core)
         if service.guardian is not None:
             stats["guardian"] = service.guardian.stats.as_json()
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner

@@ -15,6 +15,7 @@ import { KeyShare } from "./content/keyshare.js";
 import { MailService } from "./content/mail.js";
 import { OutboxService } from "./content/outbox.js";
 import { OutboxUI } from "./ui/outbox.js";
+import { PageDht } from "./adapters/dht.js";
 import { SwarmPeer } from "./adapters/peer.js";
 import { Supernodes } from "./adapters/supernodes.js";
 import { openStore } from "./adapters/store.js";
@@ -91,6 +92,7 @@ async function main() {
     const settings = await store.getSettings();
     peer.supernodes = new Supernodes({ peer }).start(settings);
     peer.files = await new FileService({ peer, store: content, linkQuery }).start(settings);
+    peer.dht = await new PageDht({ peer, files: peer.files }).start();
     peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
     peer.posts = await new PostService({ peer, store: content }).start(settings);
     peer.guardians = await new GuardianService({ peer, store: content, keys: peer.keys, onRecovered: (id) => onRestored(id) }).start();

@@ -99,8 +99,12 @@ export function parseConfig(raw, base) {
     backoffMs: positive(r.backoff_ms, RENDEZVOUS_DEFAULTS.backoffMs, "rendezvous.backoff_ms"),
     ticketTtlMs: positive(r.ticket_ttl_ms, RENDEZVOUS_DEFAULTS.ticketTtlMs, "rendezvous.ticket_ttl_ms"),
   };
+  // have_gossip: false turns off the flooded `have` adverts (direct ones to connected peers
+  // stay; holders beyond them are found through the DHT).
+  if (raw.have_gossip !== undefined && typeof raw.have_gossip !== "boolean") throw new ConfigError("have_gossip must be true or false");
   return {
     community,
+    haveGossip: raw.have_gossip !== false,
     beacons,
     capsules,
     capsuleKeys,

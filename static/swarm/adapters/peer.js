@@ -24,8 +24,9 @@ const PERSIST_MS = 15_000;
 const TICKET_REFRESH_MS = 60_000;
 const CLOSE_DELAY_MS = 250; // let a bye reach the peer before the channel closes
 // sync: answers sync_summary (post sync); shard: takes shard_msg frames (guardians, recovery);
-// mail: takes mail frames; signal: relays and takes signaling through the mesh (signal, reach)
-const CAPS = ["gossip", "pex", "sync", "shard", "mail", "signal"];
+// mail: takes mail frames; signal: relays and takes signaling through the mesh (signal, reach);
+// dht: takes dht_* frames (adapters/dht.js)
+const CAPS = ["gossip", "pex", "sync", "shard", "mail", "signal", "dht"];
 // Drops of mesh signaling worth a line in diagnostics (the others are counted in its stats).
 const MESH_DROPS_SHOWN = new Set(["no_route", "queue_full", "rate_limited"]);
 const REPLAY_RETRY_MS = 1_500;
@@ -67,6 +68,8 @@ export class SwarmPeer extends EventTarget {
     this.rtc = { iceServers: [...(config.iceServers ?? [])], iceTransportPolicy: config.iceTransportPolicy ?? "all" };
     /** @type {TurnRefresher | null} */
     this.turn = null;
+    /** @type {import("./dht.js").PageDht | null} set by main.js: the DHT ("Connect by id" falls back to it) */
+    this.dht = null;
   }
 
   log(level, source, code, message, peerId = null) {
@@ -187,10 +190,16 @@ export class SwarmPeer extends EventTarget {
   async #refreshTicket(now) {
     this.refreshing = true;
     try {
-      this.node.setTicket(await this.#newTicket(now));
+      this.#useTicket(await this.#newTicket(now));
     } finally {
       this.refreshing = false;
     }
+  }
+
+  // A new ticket of this page: in its hellos from now on, and its DHT peer record ("ticket" event).
+  #useTicket(ticket) {
+    this.node.setTicket(ticket);
+    this.dispatchEvent(new CustomEvent("ticket", { detail: ticket.envelope }));
   }
 
   // --- node outputs ---
@@ -387,6 +396,7 @@ export class SwarmPeer extends EventTarget {
     const conn = this.signaling.connect(peerId);
     if (!conn) {
       this.node.dialFailed(peerId, this.clock(), "signaling down");
+      this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId, reason: "signaling down" } }));
       return;
     }
     this.#adopt(conn, true);
@@ -394,6 +404,7 @@ export class SwarmPeer extends EventTarget {
 
   #dialFailed(peerId, reason) {
     this.node.dialFailed(peerId, this.clock(), reason);
+    this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId, reason } }));
     this.#flush();
   }
 
@@ -486,7 +497,7 @@ export class SwarmPeer extends EventTarget {
     this.rendezvousRunning = true;
     try {
       const ticket = await this.#newTicket(now); // each announce carries a fresh nonce
-      this.node.setTicket(ticket);
+      this.#useTicket(ticket);
       const want = this.config.mesh.target;
       const round = await runRound({ config: this.config, ticket: ticket.envelope, selfId: this.peerId, want, fetchImpl: this.fetchImpl, clock: this.clock });
       const done = this.clock();
@@ -615,6 +626,11 @@ export class SwarmPeer extends EventTarget {
   /**
    * Connect to a peer by its id now ("Connect by id", DESIGN section 11): through signaling,
    * or through the mesh when signaling is down. "connected", "dialing", or throws with a code.
+   * A peer this page knows no ticket of is first looked up in the DHT ("looking_up", when the
+   * DHT has contacts to ask): its peer
+   * record proves it is live in this community (and adds it to the peer book), then it is
+   * dialed; it is dialed by id all the same when the lookup finds nothing (the server may
+   * know it). The outcome is a "connect" event {peerId, how, code}.
    */
   connectTo(peerId) {
     if (typeof peerId !== "string" || !PEER_ID_RE.test(peerId) || peerId === this.peerId) {
@@ -624,13 +640,59 @@ export class SwarmPeer extends EventTarget {
     if (this.node.mesh.blocked.blocks(peerId, "outbound", this.clock())) throw Object.assign(new Error("this peer is blocked"), { code: "blocked" });
     if (this.node.mesh.pause.outbound) throw Object.assign(new Error("outbound connections are paused"), { code: "paused" });
     this.node.mesh.canDial = this.#canDial();
+    if (!this.node.mesh.canDial) {
+      throw Object.assign(new Error("nothing to dial with: no signaling and no peer that relays signaling"), { code: "cannot_dial" });
+    }
+    // (A DHT that knows no contact yet has nobody to ask: dialed by id at once.)
+    if (this.dht?.core?.table.size > 0 && !this.node.book.entries.get(peerId)?.ticket) {
+      this.#connectThroughDht(peerId);
+      return "looking_up";
+    }
+    this.#connectNow(peerId);
+    return "dialing";
+  }
+
+  #connectNow(peerId) {
     const now = this.clock();
     this.node.book.addHint(peerId, now);
-    if (!this.node.mesh.dialing.has(peerId) && !this.node.mesh.dialNow(peerId, now)) {
+    if (!this.node.mesh.dialing.has(peerId) && !this.node.mesh.dialNow(peerId, now) && !this.node.mesh.open().some((c) => c.peerId === peerId)) {
       throw Object.assign(new Error("nothing to dial with: no signaling and no peer that relays signaling"), { code: "cannot_dial" });
     }
     this.#flush();
-    return "dialing";
+  }
+
+  async #connectThroughDht(peerId) {
+    let found = { ok: false, code: "error", ticket: null, hops: null };
+    try {
+      found = await this.dht.findPeer(peerId);
+      if (found.ok) {
+        const now = this.clock();
+        this.node.addCandidates([await verifyTicket(found.ticket, { now, community: this.community })], "dht", now);
+        this.log("info", "dht", "dht_peer_found", `peer record found in ${found.hops} hop(s)`, peerId);
+      } else this.log("info", "dht", "dht_peer_not_found", `no peer record (${found.code}): dialing by id`, peerId);
+      this.#connectNow(peerId);
+      this.dispatchEvent(new CustomEvent("connect", { detail: { peerId, how: "dialing", code: found.ok ? null : found.code } }));
+    } catch (error) {
+      this.log("info", "dht", error?.code ?? "error", String(error?.message ?? error), peerId);
+      this.dispatchEvent(new CustomEvent("connect", { detail: { peerId, how: "failed", code: error?.code ?? "error" } }));
+    }
+  }
+
+  /** Dial `peerId` for the DHT or a download (beyond the mesh target); false when nothing can dial it. */
+  dial(peerId) {
+    if (this.node.mesh.blocked.has(peerId)) return false;
+    if (this.node.mesh.open().some((c) => c.peerId === peerId) || this.node.mesh.dialing.has(peerId)) return true;
+    this.node.mesh.canDial = this.#canDial();
+    const ok = this.node.mesh.dialNow(peerId, this.clock());
+    this.#flush();
+    return ok;
+  }
+
+  /** Close the connection to `peerId` (a DHT connection gone idle). */
+  disconnect(peerId, reason) {
+    const now = this.clock();
+    for (const conn of this.node.mesh.connsOf(peerId)) this.node.mesh.close(conn, reason, now);
+    this.#flush();
   }
 
   /** How each open connection came: "mesh" (signaled through peers) or "server". */

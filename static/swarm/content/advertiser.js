@@ -89,7 +89,8 @@ export class Advertiser {
 
   // Publish the `have` gossip when due (rate-limited in HaveGossip), forget expired holders.
   #gossipTick() {
-    if (typeof this.peer.publish !== "function") return;
+    // The page config can turn the flooded adverts off (have_gossip: false; docs/configuration.md).
+    if (typeof this.peer.publish !== "function" || this.peer.config?.haveGossip === false) return;
     const now = this.clock();
     this.gossip.prune(now);
     this.gossip.tick(now, { connected: this.peer.connectedPeers().length > 0 });

@@ -246,7 +246,8 @@ export class SwarmUI {
       const id = $("peer-connect").value.trim();
       try {
         const how = peer.connectTo(id);
-        $("peer-connect-result").textContent = how === "connected" ? "already connected" : `dialing ${short(id)}…`;
+        const said = { connected: "already connected", looking_up: `looking ${short(id)} up in the DHT…` };
+        $("peer-connect-result").textContent = said[how] ?? `dialing ${short(id)}…`;
         $("peer-connect").value = "";
       } catch (error) {
         $("peer-connect-result").textContent = `${error.code}: ${error.message}`;
