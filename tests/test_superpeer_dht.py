@@ -13,7 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peers.protocol.dht import DhtLimits, make_provider_record
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.ticket import make_ticket
-from peers.protocol.wire import DhtFindNode, DhtFrame, DhtStore, decode_frame, encode_frame
+from peers.protocol.wire import (
+    DhtFindNode,
+    DhtFrame,
+    DhtNodes,
+    DhtStore,
+    decode_frame,
+    encode_frame,
+)
 from peers.superpeer.dht import MAX_PROVIDED, PROVIDE_GAP_MS, Courier, SuperPeerDht
 
 NOW = 1_800_000_000_000
@@ -208,3 +215,15 @@ def test_what_is_held_is_provided_paced_at_most_max_provided_and_withdrawn_when_
     w.nodes[a].provide_held(w.clock())
     assert gone not in w.nodes[a].provided
     assert gone not in w.nodes[a].core.published
+
+
+def test_an_answer_to_no_request_is_counted_not_blamed() -> None:
+    """Under load an answer may come after its request timed out: counted (late_answers),
+    not held against the connection, which a violation would close after a few."""
+    w = World()
+    a, b = w.add("late-a"), w.add("late-b")
+    w.connect(a, b)
+    w.nodes[a].received(b, DhtNodes(id=12345, ticket=w.tickets[b], nodes=()))
+    assert w.violations == []
+    assert w.nodes[a].stats.late_answers == 1
+    assert w.nodes[a].stats.as_json(w.nodes[a].core)["late_answers"] == 1

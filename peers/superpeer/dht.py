@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.dht import CAP_DHT, Dht, DhtDone, DhtDrop, DhtLimits, DhtSend
 from peers.protocol.envelope import JsonObject
-from peers.protocol.errors import ProtocolError
+from peers.protocol.errors import UNEXPECTED_FRAME, ProtocolError
 from peers.protocol.wire import DhtFrame
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class SuperPeerDhtStats:
     provided: int = 0
     lookups: dict[str, int] = field(default_factory=dict)  # "kind ok|code" -> count
     violations: dict[str, int] = field(default_factory=dict)
+    late_answers: int = 0  # answers to no request (mostly after their request timed out)
 
     def as_json(self, core: Dht) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -260,9 +261,16 @@ class SuperPeerDht:
                 self.core.unprovide(manifest)  # tried again at the next round
 
     def _drop(self, action: DhtDrop) -> None:
-        if action.violation and action.peer_id is not None:
-            self.stats.violations[action.code] = self.stats.violations.get(action.code, 0) + 1
-            self.violation(action.peer_id, action.code, f"dht: {action.reason}")
+        """A violation counts against the connection like a bad frame, except an answer to no
+        request (as in the page's adapter): under load that is mostly an honest answer that came
+        after its request timed out, and the node's frame limits bound the rest."""
+        if not action.violation or action.peer_id is None:
+            return
+        if action.code == UNEXPECTED_FRAME:
+            self.stats.late_answers += 1
+            return
+        self.stats.violations[action.code] = self.stats.violations.get(action.code, 0) + 1
+        self.violation(action.peer_id, action.code, f"dht: {action.reason}")
 
     # --- provider records of what is held ---
 

@@ -134,13 +134,15 @@ def test_a_shared_file_reaches_b_then_c_from_two_holders_then_d_despite_a_bad_ch
     assert from_a_before_close > 0
     assert served_to(b, pid_c) > 0
     a.close()
-    assert held_now(c, manifest_id) < CHUNKS, "A closed mid-transfer"
+    held_at_close = held_now(c, manifest_id)
+    assert held_at_close < CHUNKS, "A closed mid-transfer"
     assert wait_download(c)["sha256"] == sha
     sources = record(c, manifest_id)["sources"]
     assert sources[pid_a] > 0
     assert sources[pid_b] > 0
     assert sources[pid_a] + sources[pid_b] == CHUNKS
-    assert sources[pid_b] > sources[pid_a], "B served the rest after A left"
+    # Whatever C lacked when A left came from B (how much each sent before depends on the load).
+    assert sources[pid_b] >= CHUNKS - held_at_close, "B served the rest after A left"
 
     # D: B corrupts the first chunk it sends to D (its page code is altered for the test).
     b.evaluate("() => { window.swarm.files.uploader.limitBps = 0; }")
