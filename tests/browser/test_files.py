@@ -90,7 +90,14 @@ def served_to(page: Page, peer: str) -> int:
 
 
 def held_now(page: Page, manifest_id: str) -> int:
-    return int(page.evaluate("(id) => window.swarm.files.progressOf(id)?.held ?? 0", manifest_id))
+    """Chunks of the file the page holds: the download's count while it runs, all once done."""
+    return int(
+        page.evaluate(
+            """([id, all]) => window.swarm.files.progressOf(id)?.held
+                 ?? (window.swarm.files.files.get(id)?.state === 'complete' ? all : 0)""",
+            [manifest_id, CHUNKS],
+        )
+    )
 
 
 def test_a_shared_file_reaches_b_then_c_from_two_holders_then_d_despite_a_bad_chunk(
@@ -128,14 +135,13 @@ def test_a_shared_file_reaches_b_then_c_from_two_holders_then_d_despite_a_bad_ch
         arg=[manifest_id, CHUNKS // 4],
         timeout=60_000,
     )
-    c.screenshot(path=str(site.shots / "files-two-sources.png"))
-    a.screenshot(path=str(site.shots / "files-serving.png"))
     from_a_before_close = served_to(a, pid_c)
     assert from_a_before_close > 0
     assert served_to(b, pid_c) > 0
     a.close()
     held_at_close = held_now(c, manifest_id)
     assert held_at_close < CHUNKS, "A closed mid-transfer"
+    c.screenshot(path=str(site.shots / "files-two-sources.png"))
     assert wait_download(c)["sha256"] == sha
     sources = record(c, manifest_id)["sources"]
     assert sources[pid_a] > 0

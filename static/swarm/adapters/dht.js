@@ -6,7 +6,7 @@
 //   page is not connected to waits here (DhtCourier) while the page dials it (SwarmPeer.dial:
 //   the signaling server, or the mesh when the server is out of reach) and goes out once the
 //   connection opens; a dial that fails is the core's `unreachable`. Connections dialed only
-//   for the DHT are closed again when idle and the mesh has its target without them.
+//   for the DHT stay open like any other once the DHT is done with them.
 // - Contacts: every connection whose hello lists `dht` is `seen` with its verified ticket; the
 //   first one starts a lookup of this page's own id (Kademlia's join: bootstrap from any one
 //   peer), whose contacts also go to the peer book as live tickets (the mesh can dial them
@@ -357,13 +357,11 @@ export class PageDht extends EventTarget {
       });
   }
 
-  // Connections dialed for the DHT only go again once idle, unless the mesh needs them.
+  // Connections dialed for the DHT stop being tracked once idle for the DHT; they stay open
+  // like any other (the mesh's limits decide): closing them cut downloads and super-peers'
+  // pins that had come to use them (the full browser suite's super-peer kill test).
   #closeIdle(now) {
-    const mesh = this.peer.node.mesh;
-    for (const peerId of this.courier.idle(now)) {
-      this.courier.closed(peerId);
-      if (mesh.open().length > mesh.options.target) this.peer.disconnect(peerId, "dht_idle");
-    }
+    for (const peerId of this.courier.idle(now)) this.courier.closed(peerId);
   }
 
   // What the page holds is provided; downloads without a holder ask for providers.
