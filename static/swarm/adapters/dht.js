@@ -6,7 +6,7 @@
 //   page is not connected to waits here (DhtCourier) while the page dials it (SwarmPeer.dial:
 //   the signaling server, or the mesh when the server is out of reach) and goes out once the
 //   connection opens; a dial that fails is the core's `unreachable`. Connections dialed only
-//   for the DHT stay open like any other once the DHT is done with them.
+//   for the DHT are closed again when idle, unless the mesh needs them or they carry other traffic.
 // - Contacts: every connection whose hello lists `dht` is `seen` with its verified ticket; the
 //   first one starts a lookup of this page's own id (Kademlia's join: bootstrap from any one
 //   peer), whose contacts also go to the peer book as live tickets (the mesh can dial them
@@ -23,6 +23,7 @@ import { verifyTicket } from "../protocol/ticket.js";
 export const MAX_PROVIDED = 64; // the per-publisher bound of every node's store (DHT_LIMITS.maxPerPublisher)
 const SYNC_MS = 5_000; // provider records and downloads are looked at this often
 const TICK_MAX_MS = 1_000;
+const IN_USE_BYTES = 64 * 1024; // traffic over an idle period that keeps a DHT-dialed connection open
 const JOIN_DELAY_MS = 500; // after the first contact: the join lookup and the peer record
 const PROVIDER_RETRY_MS = 20_000; // a download still without holders asks the DHT again after this
 const MAX_PROVIDER_DIALS = 4; // providers of one file dialed per lookup
@@ -150,6 +151,7 @@ export class PageDht extends EventTarget {
     this.asked = new Map(); // manifest -> when its providers were last looked up
     this.joined = false;
     this.lateAnswers = 0; // answers to no request (mostly after their request timed out)
+    this.moved = new Map(); // peer id -> bytes its connections had moved at the last idle look
     this.lookups = []; // the last lookups, newest last: {kind, ok, code, hops, messages, found}
     this.timer = null;
   }
@@ -357,11 +359,27 @@ export class PageDht extends EventTarget {
       });
   }
 
-  // Connections dialed for the DHT stop being tracked once idle for the DHT; they stay open
-  // like any other (the mesh's limits decide): closing them cut downloads and super-peers'
-  // pins that had come to use them (the full browser suite's super-peer kill test).
+  // Connections dialed for the DHT go again once idle, unless the mesh needs them or they
+  // came to carry other traffic (more than IN_USE_BYTES since the last look: chunks for a
+  // download or a super-peer's pin; pings alone stay far below it). Closing those cut pins
+  // (the full browser suite's super-peer kill test).
   #closeIdle(now) {
-    for (const peerId of this.courier.idle(now)) this.courier.closed(peerId);
+    const mesh = this.peer.node.mesh;
+    for (const peerId of this.courier.idle(now)) {
+      const moved = mesh
+        .open()
+        .filter((c) => c.peerId === peerId)
+        .reduce((n, c) => n + c.bytesIn + c.bytesOut, 0);
+      const before = this.moved.get(peerId) ?? 0;
+      this.moved.set(peerId, moved);
+      if (moved - before > IN_USE_BYTES) {
+        this.courier.ours.set(peerId, now); // in use: looked at again after another idleMs
+        continue;
+      }
+      this.courier.closed(peerId);
+      this.moved.delete(peerId);
+      if (mesh.open().length > mesh.options.target) this.peer.disconnect(peerId, "dht_idle");
+    }
   }
 
   // What the page holds is provided; downloads without a holder ask for providers.
