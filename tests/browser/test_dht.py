@@ -203,6 +203,13 @@ def test_connect_by_id_finds_a_peer_it_knows_no_ticket_of_through_the_dht(
         idb,
     )
     assert a.evaluate("(id) => !window.swarm.node.book.entries.get(id)?.ticket", idb)
+    # What the lookup needs (without it Connect by id dials by id at once, by design): A's DHT
+    # has contacts to ask, and B has joined and published its peer record.
+    a.wait_for_function("() => window.swarm.dht.summary().contacts > 0", timeout=30_000)
+    b.wait_for_function(
+        "() => window.swarm.diagnostics.list().some((e) => e.code === 'dht_joined')",
+        timeout=30_000,
+    )
     a.locator("#peer-connect").fill(idb)
     a.locator("#peer-connect-go").click()
     a.wait_for_function(
