@@ -95,6 +95,16 @@ class HttpConnection:
         self.reader = self.writer = None
 
 
+def scratch_database(suffix: str) -> str:
+    """A fresh, migrated PostgreSQL database beside DATABASE_URL's (``<name>_<suffix>``); its URL."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("set DATABASE_URL (PostgreSQL): see the docstring")
+    scratch = url.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1] + f"_{suffix}"
+    prepare_database(scratch)
+    return scratch
+
+
 def prepare_database(url: str) -> None:
     """Drop and re-create the PostgreSQL database at ``url``, then migrate it."""
     import psycopg

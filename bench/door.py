@@ -29,17 +29,6 @@ sys.path.insert(0, str(ROOT))
 VAR = Path(tempfile.mkdtemp(prefix="bench-door-"))
 
 
-def scratch_database() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        sys.exit("set DATABASE_URL (PostgreSQL): see the docstring")
-    from bench.common import prepare_database
-
-    scratch = url.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1] + "_doorbench"
-    prepare_database(scratch)
-    return scratch
-
-
 def ms(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):.0f} ms, mean {statistics.fmean(values):.0f} ms,"
@@ -131,7 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    os.environ["DATABASE_URL"] = scratch_database()
+    from bench.common import scratch_database
+
+    os.environ["DATABASE_URL"] = scratch_database("doorbench")
     os.environ["SWARM_VAR_DIR"] = str(VAR / "var")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "swarmweb.settings")
     import django

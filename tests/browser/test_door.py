@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from tests.browser.conftest import new_context
+from tests.browser.test_mesh_signal import connected, wait_connected
 from tests.browser.test_offline_shell import daphne_on, wait_offline_ready
 from tests.support.live import Server, free_port
 from tests.support.superpeer import start_superpeer
@@ -41,22 +42,6 @@ def web(var_dir: Path, artifacts_dir: Path, door_port: int) -> Iterator[Server]:
     )
     yield server
     server.stop()
-
-
-def count(page: Page, other: str) -> int:
-    return int(
-        page.evaluate(
-            "(id) => window.swarm.connectedPeers().filter((p) => p.peerId === id).length", other
-        )
-    )
-
-
-def wait_connected(page: Page, other: str, timeout_s: float = 45) -> None:
-    page.wait_for_function(
-        "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
-        arg=other,
-        timeout=timeout_s * 1000,
-    )
 
 
 def test_a_page_that_loaded_once_joins_through_the_door_with_the_server_gone(
@@ -97,7 +82,7 @@ def test_a_page_that_loaded_once_joins_through_the_door_with_the_server_gone(
 
         web.kill()
         b.wait_for_function("() => window.swarm.signaling.state !== 'open'", timeout=20_000)
-        assert count(b, sp.peer_id) == 1
+        assert connected(b, sp.peer_id) == 1
 
         # A comes back: the page from its worker, signaling unreachable, so the door.
         started = time.monotonic()
@@ -137,9 +122,9 @@ def test_a_page_that_loaded_once_joins_through_the_door_with_the_server_gone(
         try:
             a.wait_for_function("() => window.swarm.signaling.state === 'open'", timeout=60_000)
             a.wait_for_timeout(3_000)
-            assert count(a, sp.peer_id) == 1
-            assert count(a, idb) == 1
-            assert count(b, ida) == 1
+            assert connected(a, sp.peer_id) == 1
+            assert connected(a, idb) == 1
+            assert connected(b, ida) == 1
             assert a.evaluate("() => window.swarm.doorState()") is None
         finally:
             again.stop()
