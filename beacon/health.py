@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import time
 
+from django.db import InterfaceError, OperationalError
+
 from ops.models import Block
+from ops.views import blocking_check
 from shared.clock import now_ms
-from shared.db import db_sync_to_async
+from shared.db import check_idle_connections
 
 from . import store
 from .limits import get_state
@@ -35,7 +38,14 @@ def record(*, ok: bool) -> None:
 
 
 def _read_blocks_table() -> None:
-    Block.objects.exists()
+    try:
+        Block.objects.exists()
+    except (OperationalError, InterfaceError):
+        check_idle_connections()  # as the beacon's own reads do (shared.db.db_sync_to_async)
+        raise
+
+
+_check_blocks_table = blocking_check(_read_blocks_table)
 
 
 async def check() -> None:
@@ -44,5 +54,5 @@ async def check() -> None:
         ago = time.monotonic() - _last_fault
         raise RuntimeError(f"the last beacon request failed {ago:.1f} s ago (503)")
     await store.ping()
-    await db_sync_to_async(_read_blocks_table)()
+    await _check_blocks_table()
     await get_state().precheck(ip_key=None, rate=1.0, burst=1, peer_key=None, now_ms=now_ms())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -29,11 +30,8 @@ View = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
 
 
 def _check_database() -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    finally:
-        connection.close()  # a thread of the default executor: give the connection back
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def _check_broker() -> None:
@@ -52,18 +50,46 @@ async def _check_channel_layer() -> None:
         raise RuntimeError("channel layer returned another message")
 
 
+# Blocking checks run on threads of their own, not through sync_to_async: asgiref waits
+# for a sync function to return even when the awaiting task is cancelled, so a check
+# stuck on a database that went away (the pool waits up to its timeout for a
+# connection) held the whole /healthz answer past CHECK_TIMEOUT_S, and probes saw a hang
+# instead of a 503. Here the answer goes at the timeout; the thread finishes later. A few
+# threads: while they are all stuck, further checks queue and time out (503), as they
+# should.
+_check_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="healthz")
+
+
+def blocking_check(fn: Callable[[], None]) -> Check:
+    """A check from a blocking function that uses Django's database connection: run on
+    the health threads, the thread's connection given back after each call."""
+
+    def call() -> None:
+        try:
+            fn()
+        finally:
+            connection.close()  # back to the pool (or closed, unpooled)
+
+    async def check() -> None:
+        await asyncio.wrap_future(_check_threads.submit(call))
+
+    return check
+
+
 async def _run(check: Check) -> dict[str, Any]:
     try:
         await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_S:g} s"}
     except Exception as exc:  # a health check reports every failure, whatever its kind
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"ok": True}
 
 
 BASE_CHECKS: tuple[tuple[str, Check], ...] = (
-    ("database", sync_to_async(_check_database, thread_sensitive=False)),
+    ("database", blocking_check(_check_database)),
     ("channel_layer", _check_channel_layer),
-    ("broker", sync_to_async(_check_broker, thread_sensitive=False)),
+    ("broker", blocking_check(_check_broker)),
 )
 
 

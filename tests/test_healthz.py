@@ -5,11 +5,13 @@ signaling process whose link to Redis is being set up again."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
 
 from beacon import health
+from ops import views
 from peers.signaling import asgi as signaling_asgi
 from shared.fastpath import PerLoop
 from tests.support.asgi import ApiClient
@@ -95,3 +97,37 @@ def test_a_signaling_node_is_unhealthy_only_for_a_recent_relay_failure(
     node.route_failed_at = time.monotonic()
     monkeypatch.setattr("peers.signaling.node.ROUTE_FAULT_WINDOW_S", 0.0)
     assert node.health() is None  # too old to say anything about now
+
+
+class _StuckBlocks:
+    """The block table read as it went while PostgreSQL was stopped: Django's pool waits
+    (up to its own timeout, 10 s) for a connection it cannot make."""
+
+    release = threading.Event()
+
+    class objects:  # stands in for the model's manager
+        @staticmethod
+        def exists() -> bool:
+            _StuckBlocks.release.wait(10)
+            return False
+
+
+async def test_a_check_stuck_in_a_blocking_call_answers_503_at_the_check_timeout(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "Block", _StuckBlocks)
+    monkeypatch.setattr(views, "CHECK_TIMEOUT_S", 0.5)
+    _StuckBlocks.release.clear()
+    started = time.monotonic()
+    try:
+        response = await api.get("/healthz")
+        took = time.monotonic() - started
+    finally:
+        _StuckBlocks.release.set()
+    # The answer goes at the timeout, not when the stuck thread returns: probes saw a
+    # hang (10 s, their own timeout) for the whole outage before.
+    assert took < 3.0, took
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["beacon"] == {"ok": False, "error": "no answer within 0.5 s"}
+    assert checks["database"] == {"ok": True}
