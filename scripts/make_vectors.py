@@ -34,6 +34,7 @@ from peers.protocol.ticket import make_ticket, make_withdrawal
 from scripts import (
     content_vectors,
     dht_vectors,
+    dialpath_vectors,
     mail_vectors,
     meshsig_vectors,
     post_vectors,
@@ -486,6 +487,7 @@ def files() -> dict[str, Any]:
         "supernode.json": supernode_vectors.supernode_vectors(),
         "dht.json": dht_vectors.dht_vectors(),
         "repair.json": repair_vectors.repair_vectors(),
+        "dialpath.json": dialpath_vectors.dialpath_vectors(),
     }
 
 

@@ -296,6 +296,24 @@ def test_a_route_lives_route_ttl_after_its_last_message() -> None:
     assert drops == [(0, "no_route", None)]
 
 
+def test_has_route_knows_neighbours_their_reach_and_learned_routes() -> None:
+    nodes = line(5)
+    alice, bob, carol, dave, erin = nodes
+    now = NOW + 6000
+    assert alice.has_route(bob.peer_id, now)  # a neighbour
+    assert alice.has_route(carol.peer_id, now)  # in bob's reach
+    # Three and four hops: beyond anyone's reach adverts, only a flood would find them.
+    assert not alice.has_route(dave.peer_id, now)
+    assert not alice.has_route(erin.peer_id, now)
+    erin.send(to=alice.peer_id, sid=new_session_id(), kind="offer", payload=1, now=now)
+    run(nodes, now)
+    assert alice.has_route(erin.peer_id, now)  # learned from erin's offer
+    assert not alice.has_route(erin.peer_id, now + alice.limits.route_ttl_ms)
+    bob.disconnected("1>0", now)
+    alice.disconnected("0>1", now)
+    assert not alice.has_route(carol.peer_id, now)
+
+
 def test_a_disconnect_drops_the_routes_through_it_and_updates_reach() -> None:
     nodes = line(3)
     alice, bob, carol = nodes

@@ -1,6 +1,7 @@
 """Signaling through the mesh between super-peers on aiortc over loopback: T (in this
 process) and C (a `manage.py superpeer` process) are connected only to B (another
-process). With the signaling server up T dials C through it; then the whole web process
+process). With the signaling server up T dials C through it, then again through the mesh
+(each path needs its figures: peers/protocol/dialpath.py); then the whole web process
 (signaling) is stopped and T dials C again: the offer and answer go through B as signed
 `signal` frames, the DataConnection opens and both sides exchange the swarm hello."""
 
@@ -16,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from peers.superpeer.models import SuperPeer
+from shared.clock import now_ms
 from tests.support.aio_thread import LoopThread
 from tests.support.live import start_daphne
 from tests.support.meshsignal_line import (
@@ -50,8 +52,18 @@ def test_two_super_peers_connect_through_a_third_with_the_signaling_server_stopp
         t, b, c = line.t, line.b, line.c
         assert t.peer is not None
         assert t.peer.open
+        # B's reach adverts (every 5 s) name C: T knows a route to it through the mesh.
+        loop.run(until(lambda: t.meshsig.core.has_route(c.peer_id, now_ms()), 20, "a route"), 30)
         through_server = loop.run(timed_connect(line, mesh=False), 90)
-        assert t.meshsig.stats.dials == 0, "the server was up: dialed through it"
+        assert t.meshsig.stats.dials == 0, "the server was up, no figures yet: through it"
+        loop.run(disconnect(line), 60)
+        # With the server up, the next dial goes through the mesh: each path needs figures
+        # (peers/protocol/dialpath.py).
+        through_mesh_up = loop.run(timed_connect(line, mesh=False), 90)
+        assert t.meshsig.stats.dials == 1, "the server was up, the mesh had no figure yet"
+        figures = t.dial_paths.data()
+        assert figures["routed"] == 2, figures
+        assert figures["server"]["samples"] == figures["mesh"]["samples"] == 1, figures
         loop.run(disconnect(line), 60)
 
         web.stop()
@@ -60,9 +72,10 @@ def test_two_super_peers_connect_through_a_third_with_the_signaling_server_stopp
         through_mesh = loop.run(timed_connect(line, mesh=False), 90)  # the service picks
         print(
             f"\nT -> C open with hello: through the signaling server {through_server * 1000:.0f}"
-            f" ms, through the mesh (server stopped) {through_mesh * 1000:.0f} ms"
+            f" ms, through the mesh with the server up {through_mesh_up * 1000:.0f} ms,"
+            f" through the mesh (server stopped) {through_mesh * 1000:.0f} ms"
         )
-        assert t.meshsig.stats.dials == 1
+        assert t.meshsig.stats.dials == 2
         assert t.meshsig.stats.retries == 0, "B's reach named C: no flood to retry"
         [conn] = [dc for dc in peer.connections() if dc.peer == c.peer_id]
         assert conn.open
@@ -79,8 +92,8 @@ def test_two_super_peers_connect_through_a_third_with_the_signaling_server_stopp
             c_row, b_row = status(c.peer_id), status(b.peer_id)
             return (
                 t.peer_id in peers_of(c_row)
-                and c_row["stats"].get("meshsignal", {}).get("offers") == 1
-                and b_row["stats"].get("meshsignal", {}).get("core", {}).get("relayed", 0) >= 2
+                and c_row["stats"].get("meshsignal", {}).get("offers") == 2
+                and b_row["stats"].get("meshsignal", {}).get("core", {}).get("relayed", 0) >= 4
             )
 
         deadline = time.monotonic() + 15
@@ -88,9 +101,9 @@ def test_two_super_peers_connect_through_a_third_with_the_signaling_server_stopp
             time.sleep(0.1)
         c_row = status(c.peer_id)
         assert t.peer_id in peers_of(c_row), c_row
-        assert c_row["stats"]["meshsignal"]["offers"] == 1
+        assert c_row["stats"]["meshsignal"]["offers"] == 2
         b_row = status(b.peer_id)
-        assert b_row["stats"]["meshsignal"]["core"]["relayed"] >= 2, b_row["stats"]
+        assert b_row["stats"]["meshsignal"]["core"]["relayed"] >= 4, b_row["stats"]
         assert peers_of(b_row) >= {t.peer_id, c.peer_id}
     finally:
         if line is not None:

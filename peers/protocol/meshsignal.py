@@ -524,6 +524,11 @@ class MeshSignal:
 
     # --- routing ---
 
+    def has_route(self, to: str, now: int) -> bool:
+        """Whether an offer to ``to`` would follow a known route (a neighbour, a
+        neighbour's ``reach``, a learned route) rather than a flood."""
+        return self._route(to, default_hops(KIND_OFFER), exclude=None, now=now) is not None
+
     def _route(self, to: str, hops: int, *, exclude: str | None, now: int) -> str | None:
         """The connection to send a message for ``to`` on, with ``hops`` forwards left
         here (a sender: its budget); None when no known route fits."""

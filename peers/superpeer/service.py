@@ -15,14 +15,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.peerjs.dataconnection import DataConnection
-from peers.peerjs.errors import PeerJSError
+from peers.peerjs.errors import PEER_UNAVAILABLE, PeerJSError
 from peers.peerjs.peer import Peer
 from peers.peerjs.tokens import key_bound_token
+from peers.protocol.dialpath import MAX_DIAL_MS, MESH, SERVER, DialPaths
 from peers.protocol.errors import ProtocolError
 from peers.protocol.have_gossip import HAVE_TOPIC, check_have_gossip, parse_have_gossip
 from peers.protocol.mesh import MeshOptions
@@ -105,6 +107,15 @@ def _check_post(data: Any, now: int) -> None:
 
 def _check_recover_request(data: Any, now: int) -> None:
     parse_message(data, now=now, kind=KIND_RECOVER_REQ)
+
+
+@dataclass(frozen=True, slots=True)
+class _DialTiming:
+    """How a dial of ours went out, for the figures of :class:`DialPaths`."""
+
+    path: str
+    started: int  # ms
+    counts_failure: bool  # both paths were possible: a failure counts against this one
 
 
 class Outbox:
@@ -203,6 +214,8 @@ class SuperPeerService:
         )
         # signaling through the mesh: relaying for others, and connections of its own when
         # the signaling server is out of reach (docs/superpeer.md "Signaling through the mesh")
+        # which way each dial goes while the server is up (peers/protocol/dialpath.py)
+        self.dial_paths = DialPaths()
         self.meshsig = MeshSignaling(
             self.peer_id,
             self.key,
@@ -436,8 +449,13 @@ class SuperPeerService:
         socket is not open and a neighbour takes signal frames."""
         if self.peer is None or self.stopping.is_set():
             return
-        if not self.peer.open and self.meshsig.reachable():
-            self.dial_through_mesh(peer_id)
+        # While the server is up, the mesh too when a route to the peer is known and the
+        # mesh has been faster (peers/protocol/dialpath.py).
+        now = now_ms()
+        routed = self.peer.open and self.meshsig.core.has_route(peer_id, now)
+        path = self.dial_paths.choose(server_up=self.peer.open, route_known=routed)
+        if path == MESH and self.meshsig.reachable():
+            self.dial_through_mesh(peer_id, timed=routed)
             return
         try:
             conn = self.peer.connect(peer_id, serialization="raw", reliable=True)
@@ -447,13 +465,19 @@ class SuperPeerService:
             if self.dht is not None:
                 self.dht.dial_failed(peer_id)
             return
-        self.spawn(self._run_connection(conn, outbound=True), f"out-{conn.connection_id}")
+        timing = _DialTiming(SERVER, now, counts_failure=routed)
+        self.spawn(
+            self._run_connection(conn, outbound=True, timing=timing), f"out-{conn.connection_id}"
+        )
 
-    def dial_through_mesh(self, peer_id: str) -> DataConnection | None:
+    def dial_through_mesh(self, peer_id: str, *, timed: bool = False) -> DataConnection | None:
         """Offer a connection to ``peer_id`` through the mesh, whatever the server's state;
-        it runs like any dialed connection once open. None when this peer cannot."""
+        it runs like any dialed connection once open. None when this peer cannot.
+        ``timed``: a failure counts against the mesh's figures (a dial the mesh was chosen
+        for while the server was up); its time to open counts in any case."""
         if self.peer is None or self.stopping.is_set():
             return None
+        started = now_ms()
         try:
             conn = self.meshsig.dial(peer_id)
         except PeerJSError as exc:
@@ -462,15 +486,23 @@ class SuperPeerService:
             if self.dht is not None:
                 self.dht.dial_failed(peer_id)
             return None
-        self.spawn(self._run_connection(conn, outbound=True), f"mesh-{conn.connection_id}")
+        timing = _DialTiming(MESH, started, counts_failure=timed)
+        self.spawn(
+            self._run_connection(conn, outbound=True, timing=timing), f"mesh-{conn.connection_id}"
+        )
         return conn
 
-    async def _run_connection(self, conn: DataConnection, *, outbound: bool) -> None:
+    async def _run_connection(
+        self, conn: DataConnection, *, outbound: bool, timing: _DialTiming | None = None
+    ) -> None:
         node = self.node
         assert node is not None
         try:
             await conn.wait_open(OPEN_TIMEOUT_S)
         except PeerJSError as exc:
+            # A peer the server says is not there is the peer's doing, not the path's.
+            if timing is not None and timing.counts_failure and exc.code != PEER_UNAVAILABLE:
+                self.dial_paths.record(timing.path, None)
             if outbound:
                 node.dial_failed(conn.peer, now_ms(), exc.code)
                 if self.dht is not None:
@@ -478,6 +510,8 @@ class SuperPeerService:
                 self.pump()
             await conn.close()
             return
+        if timing is not None:
+            self.dial_paths.record(timing.path, min(now_ms() - timing.started, MAX_DIAL_MS))
         transport = FrameTransport(conn.serialization)
         conn_id = conn.connection_id
         channel = FramedChannel(conn, transport)

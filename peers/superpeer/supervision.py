@@ -26,6 +26,7 @@ from .errors import SuperPeerError
 from .rendezvous import Announcer
 
 if TYPE_CHECKING:
+    from peers.protocol.dialpath import DialPaths
     from peers.protocol.node import SwarmNode
 
     from .config import SuperPeerConfig
@@ -56,6 +57,7 @@ class Supervised(Protocol):
     mailbox: Mailbox
     keys: KeyDirectory
     meshsig: MeshSignaling
+    dial_paths: DialPaths
     door: Door | None
     dht: SuperPeerDht | None
     guardian: SuperPeerGuardian | None
@@ -387,6 +389,7 @@ class Supervisor:
         stats["mailbox"] = service.mailbox.stats.as_json()
         stats["keys"] = service.keys.stats.as_json()
         stats["meshsignal"] = service.meshsig.stats.as_json(service.meshsig.core)
+        stats["dial_paths"] = service.dial_paths.data()
         if service.door is not None:
             stats["door"] = service.door.stats.as_json(len(service.door.sockets))
         if service.dht is not None:

@@ -158,3 +158,43 @@ def test_a_page_reaches_the_super_peer_through_the_mesh(
         assert b.evaluate("() => window.swarm.meshSignal.stats.relayed") > 0
     finally:
         sp.stop()
+
+
+def test_with_the_server_up_a_page_measures_both_paths_and_uses_the_mesh_too(
+    browser: Browser, web: Server
+) -> None:
+    """Dials to a peer a neighbour reaches go through the server and through the mesh in turn
+    until each path has its figures (protocol/dialpath.js), both with the server up."""
+    url = f"{web.url}/?community={community_name('dialpath')}"
+    a, b, c = (open_page(browser, url, web.url) for _ in range(3))
+    ida, idb, idc = (p.evaluate("() => window.swarm.peerId") for p in (a, b, c))
+    for page, others in ((a, [idb, idc]), (b, [ida, idc]), (c, [ida, idb])):
+        for other in others:
+            wait_connected(page, other)
+    vias = []
+    for _ in range(4):
+        part(a, idc)
+        part(c, ida)
+        a.wait_for_function(
+            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=idc
+        )
+        # B's reach adverts (every 5 s) list C: A knows a route to it.
+        a.wait_for_function(
+            "(id) => window.swarm.meshSignal.hasRoute(id, window.swarm.clock())",
+            arg=idc,
+            timeout=20_000,
+        )
+        assert a.evaluate("() => window.swarm.signaling.state") == "open"
+        assert a.evaluate("(id) => window.swarm.dial(id)", idc)
+        wait_connected(a, idc, timeout_s=30)
+        vias.append(a.evaluate("(id) => window.swarm.viaOf(id)", idc))
+    # Alternating from the server while either path has fewer than three figures.
+    assert vias == ["server", "mesh", "server", "mesh"]
+    figures = a.evaluate("() => window.swarm.dialPaths.data()")
+    print(f"\nA's dial paths after four dials to C: {figures}")
+    assert figures["routed"] == 4
+    for path in ("server", "mesh"):
+        assert figures[path]["samples"] == 2, figures
+        assert figures[path]["failures"] == 0, figures
+        assert 0 < figures[path]["avg_ms"] < 20_000, figures
+    assert b.evaluate("() => window.swarm.meshSignal.stats.relayed") > 0, "B relayed the offers"

@@ -224,6 +224,24 @@ test("a learned route lives routeTtlMs after its last message", async () => {
   );
 });
 
+test("hasRoute knows neighbours, their reach and learned routes", async () => {
+  const nodes = await line(5);
+  const [alice, bob, carol, dave, erin] = nodes;
+  const now = NOW + 6000;
+  assert.equal(alice.hasRoute(bob.peerId, now), true); // a neighbour
+  assert.equal(alice.hasRoute(carol.peerId, now), true); // in bob's reach
+  // Three and four hops: beyond anyone's reach adverts, only a flood would find them.
+  assert.equal(alice.hasRoute(dave.peerId, now), false);
+  assert.equal(alice.hasRoute(erin.peerId, now), false);
+  await erin.send({ to: alice.peerId, sid: newSessionId(), kind: "offer", payload: 1, now });
+  await run(nodes, now);
+  assert.equal(alice.hasRoute(erin.peerId, now), true); // learned from erin's offer
+  assert.equal(alice.hasRoute(erin.peerId, now + alice.limits.routeTtlMs), false);
+  bob.disconnected("1>0", now);
+  alice.disconnected("0>1", now);
+  assert.equal(alice.hasRoute(carol.peerId, now), false);
+});
+
 test("the sender is held to its own rate and queue limits", async () => {
   const alice = new MeshSignal({ peerId: pid("alice"), signer: signers.alice, limits: { originBurst: 3, maxPending: 1, maxPendingPeers: 1 }, now: NOW });
   alice.connected("c", pid("bob"), ["signal"], NOW);

@@ -4,6 +4,7 @@ import { BlockList, parseBlocksFile, Pause } from "../protocol/controls.js";
 import { Diagnostics } from "./diagnostics.js";
 import { DOOR_CONN, Door } from "./door.js";
 import { loadOrCreateIdentity } from "./identity.js";
+import { DialPaths, MAX_DIAL_MS, MESH, SERVER } from "../protocol/dialpath.js";
 import { MeshConnection } from "./meshconn.js";
 import { Metrics } from "./metrics.js";
 import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
@@ -97,6 +98,9 @@ export class SwarmPeer extends EventTarget {
     this.node.mesh.caps = CAPS;
     // Signaling through the mesh: relays for others, and dials through it when signaling is down.
     this.meshSignal = new MeshSignal({ peerId: this.peerId, signer: identity.signer, now });
+    // Which way dials go while the server is up, and what each way has cost (protocol/dialpath.js).
+    this.dialPaths = new DialPaths();
+    this.dialTimes = new Map(); // peer id -> { path, at, countsFailure } of the dial in flight
     this.meshSessions = new Map(); // session id -> MeshConnection
     this.meshOffers = new Map(); // id of an offer this page sent -> session id
     this.meshQueue = Promise.resolve();
@@ -391,18 +395,39 @@ export class SwarmPeer extends EventTarget {
     else setTimeout(() => conn.close(), CLOSE_DELAY_MS);
   }
 
+  // Through the server; through the mesh while it is down, or while it is up when a route to the
+  // peer is known and the mesh has been faster (protocol/dialpath.js).
   #dial(peerId) {
-    if (this.signaling.state !== "open" && this.#meshDial(peerId)) return;
+    const now = this.clock();
+    const serverUp = this.signaling.state === "open";
+    const routeKnown = serverUp && this.meshSignal.hasRoute(peerId, now);
+    const path = this.dialPaths.choose({ serverUp, routeKnown });
+    if (path === MESH && this.#meshDial(peerId)) {
+      this.dialTimes.set(peerId, { path: MESH, at: now, countsFailure: routeKnown });
+      return;
+    }
     const conn = this.signaling.connect(peerId);
     if (!conn) {
       this.node.dialFailed(peerId, this.clock(), "signaling down");
       this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId, reason: "signaling down" } }));
       return;
     }
+    this.dialTimes.set(peerId, { path: SERVER, at: now, countsFailure: routeKnown });
     this.#adopt(conn, true);
   }
 
+  // The figures of the path a dial took: its time to open, or a failure where both paths were
+  // possible (a peer the server says is not there is the peer's doing, not the path's).
+  #dialTimed(peerId, opened, reason) {
+    const timing = this.dialTimes.get(peerId);
+    if (!timing) return;
+    this.dialTimes.delete(peerId);
+    if (opened) this.dialPaths.record(timing.path, Math.min(MAX_DIAL_MS, Math.max(0, this.clock() - timing.at)));
+    else if (timing.countsFailure && reason !== PEER_UNAVAILABLE) this.dialPaths.record(timing.path, null);
+  }
+
   #dialFailed(peerId, reason) {
+    this.#dialTimed(peerId, false, reason);
     this.node.dialFailed(peerId, this.clock(), reason);
     this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId, reason } }));
     this.#flush();
@@ -417,6 +442,7 @@ export class SwarmPeer extends EventTarget {
     const onOpen = () => {
       if (opened) return;
       opened = true;
+      if (outbound) this.#dialTimed(conn.peer, true);
       this.conns.set(connId, conn);
       this.node.opened(connId, conn.peer, outbound, this.clock());
       this.#learnIce(conn);
