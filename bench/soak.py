@@ -49,6 +49,8 @@ from bench.common import git_revision, machine, percentile  # noqa: E402
 from bench.transfer import NO_THROTTLING, OPEN_BARE, RECEIVE_BARE, SEND_BARE  # noqa: E402
 from tests.browser.conftest import CHROMIUM  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
+from tests.support.live import free_port  # noqa: E402
+from tests.support.procfile import set_up, stack_env  # noqa: E402
 
 # Many pages share the browser: none in front, none throttled.
 CHROMIUM_ARGS = [*BROWSER_ARGS, *NO_THROTTLING]
@@ -76,14 +78,6 @@ DOWNLOAD_TIMEOUT_S = 180.0
 ROLES = [("web", "daphne"), ("worker", "worker"), ("beat", " beat"), ("superpeer", "superpeer")]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- the process set -------------------------------------------------------------------
 
 
@@ -97,17 +91,7 @@ class Stack:
     def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
         self.port = free_port()
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("SWARM_") and k not in ("DATABASE_URL", "REDIS_URL")
-        }
-        self.env = base | {
-            "SWARM_VAR_DIR": str(var_dir),
-            "SWARM_PORT": str(self.port),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env.update(env or {})
+        self.env = stack_env(var_dir, self.port, env)
         self.log_path = var_dir / "stack.log"
         self.proc: subprocess.Popen[bytes] | None = None
         STACKS.append(self)
@@ -117,16 +101,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> None:
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        python = str(ROOT / ".venv" / "bin" / "python")
-        for command in (["migrate", "--noinput", "-v", "0"], ["swarm_keys"]):
-            subprocess.run(
-                [python, "manage.py", *command],
-                cwd=ROOT,
-                env=self.env,
-                check=True,
-                capture_output=True,
-            )
+        set_up(self.var_dir, self.env)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [str(ROOT / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile"],

@@ -76,3 +76,12 @@ def diagnostics(page: Page) -> list[dict[str, Any]]:
 
 def codes(page: Page) -> set[str]:
     return {e["code"] for e in diagnostics(page)}
+
+
+def share_file(page: Page, path: Path) -> tuple[str, list[int]]:
+    """Share ``path`` through the Files card: the manifest id of its link and the file key."""
+    page.set_input_files("#share-file", str(path))
+    page.locator("#share-link").wait_for(timeout=30_000)
+    manifest_id = (page.locator("#share-link").get_attribute("href") or "").split("/f/")[1][:43]
+    key = page.evaluate("(id) => [...window.swarm.files.files.get(id).key]", manifest_id)
+    return manifest_id, key

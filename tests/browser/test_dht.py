@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.conftest import new_context
+from tests.browser.content_support import share_file
 from tests.support.live import Server, start_daphne
 from tests.support.superpeer import SuperPeerProcess, community_name, start_superpeer
 
@@ -136,10 +137,7 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     data = random.Random(17).randbytes(300_000)
     path = artifacts_dir / "dht-file.bin"
     path.write_bytes(data)
-    holder.set_input_files("#share-file", str(path))
-    holder.locator("#share-link").wait_for(timeout=30_000)
-    manifest_id = (holder.locator("#share-link").get_attribute("href") or "").split("/f/")[1][:43]
-    key = holder.evaluate("(id) => [...window.swarm.files.files.get(id).key]", manifest_id)
+    manifest_id, key = share_file(holder, path)
     # The holder's provider record is stored near the manifest's key.
     holder.wait_for_function(
         "(id) => window.swarm.dht.provided.has(id)", arg=manifest_id, timeout=30_000

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import new_context
+from tests.browser.content_support import share_file
 from tests.support.live import Server, spawn_daphne, start_daphne
 from tests.support.superpeer import community_name, start_superpeer
 
@@ -76,10 +77,7 @@ def test_a_page_dials_through_the_mesh_with_the_server_gone(
     data = random.Random(16).randbytes(700_000)
     path = artifacts_dir / "meshsig-file.bin"
     path.write_bytes(data)
-    c.set_input_files("#share-file", str(path))
-    c.locator("#share-link").wait_for(timeout=30_000)
-    manifest_id = (c.locator("#share-link").get_attribute("href") or "").split("/f/")[1][:43]
-    key = c.evaluate("(id) => [...window.swarm.files.files.get(id).key]", manifest_id)
+    manifest_id, key = share_file(c, path)
     # A and C part; B stays between them. Then the whole server goes.
     part(a, idc)
     part(c, ida)

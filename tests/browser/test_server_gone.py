@@ -1,0 +1,173 @@
+"""The swarm outlives its server (issue 16), on the `make run` process set with each role a
+process of its own (tests/support/procfile.py): six pages and the super-peer connected, then
+the web process is killed (signaling, beacon, capsules: the whole server) with the worker and
+beat. A page that was not connected to B dials B through the mesh and downloads B's file; a
+page that loaded once opens again from its service worker and joins through the super-peer's
+door (the one its cached config names); then the server comes back and every page signals
+through it again, with no connection doubled."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from tests.browser.conftest import new_context
+from tests.browser.content_support import share_file
+from tests.browser.test_mesh_signal import connected, part, wait_connected
+from tests.browser.test_offline_shell import wait_offline_ready
+from tests.support.procfile import ProcfileStack
+
+pytestmark = [pytest.mark.live]
+
+PAGES = 6
+
+
+@pytest.fixture
+def stack(tmp_path: Path, artifacts_dir: Path) -> Iterator[ProcfileStack]:
+    stack = ProcfileStack(tmp_path / "var", artifacts_dir)
+    stack.set_up()
+    for role in ("web", "worker", "beat", "superpeer"):
+        stack.start(role)
+    yield stack
+    stack.stop()
+
+
+def super_peer_of(page: Page, timeout_s: float = 60) -> str:
+    page.wait_for_function(
+        "() => window.swarm.connectedPeers().some((p) => p.caps.includes('superpeer'))",
+        timeout=timeout_s * 1000,
+    )
+    return str(
+        page.evaluate(
+            "() => window.swarm.connectedPeers().find((p) => p.caps.includes('superpeer')).peerId"
+        )
+    )
+
+
+def open_page(context: BrowserContext, url: str) -> Page:
+    page = context.new_page()
+    page.on("pageerror", lambda error: print(f"[page error] {error}"))
+    page.goto(url)
+    page.wait_for_function("() => window.swarm?.peerId && window.swarm.files", timeout=30_000)
+    return page
+
+
+def doubled(pages: dict[str, Page]) -> dict[str, dict[str, int]]:
+    """For each page, the peers it holds more than one open connection to."""
+    out = {}
+    for name, page in pages.items():
+        counts = page.evaluate(
+            """() => {
+              const n = {};
+              for (const p of window.swarm.connectedPeers()) n[p.peerId] = (n[p.peerId] ?? 0) + 1;
+              return n;
+            }"""
+        )
+        extra = {peer: n for peer, n in counts.items() if n > 1}
+        if extra:
+            out[name] = extra
+    return out
+
+
+def test_the_swarm_goes_on_without_its_server_and_comes_back_to_it(
+    browser: Browser, stack: ProcfileStack, artifacts_dir: Path
+) -> None:
+    community = f"gone-{secrets.token_hex(3)}"
+    url = f"{stack.url}/?community={community}"
+    contexts = [new_context(browser, stack.url) for _ in range(PAGES + 1)]
+    try:
+        # G visits once: its service worker keeps the page and the config naming the door.
+        g = open_page(contexts[PAGES], url)
+        assert g.evaluate("() => window.swarm.config.doors") == [
+            f"ws://127.0.0.1:{stack.door_port}/"
+        ]
+        wait_offline_ready(g)
+        idg = g.evaluate("() => window.swarm.peerId")
+        g.close()
+
+        pages = {name: open_page(contexts[i], url) for i, name in enumerate("ABCDEF")}
+        ids = {name: page.evaluate("() => window.swarm.peerId") for name, page in pages.items()}
+        sp = super_peer_of(pages["A"])
+        for page in pages.values():
+            wait_connected(page, sp, timeout_s=60)
+        a, b = pages["A"], pages["B"]
+
+        data = random.Random(16).randbytes(1_500_000)
+        path = artifacts_dir / "server-gone.bin"
+        path.write_bytes(data)
+        manifest_id, key = share_file(b, path)
+        # A and B part (B's file reaches A only through a connection A makes later).
+        part(a, ids["B"])
+        part(b, ids["A"])
+        a.wait_for_function(
+            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=ids["B"]
+        )
+
+        # The whole server goes, with the worker and beat.
+        for role in ("web", "worker", "beat"):
+            stack.kill(role)
+        for page in pages.values():
+            page.wait_for_function("() => window.swarm.signaling.state !== 'open'", timeout=20_000)
+        assert all(connected(page, sp) == 1 for page in pages.values())
+
+        # A dials B through the mesh (a page or the super-peer relays) and fetches B's file.
+        started = time.monotonic()
+        assert a.evaluate("(id) => window.swarm.connectTo(id)", ids["B"]) in (
+            "dialing",
+            "connected",
+        )
+        wait_connected(a, ids["B"], timeout_s=30)
+        mesh_dial_s = time.monotonic() - started
+        assert a.evaluate("(id) => window.swarm.viaOf(id)", ids["B"]) == "mesh"
+        a.evaluate(
+            "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))",
+            [manifest_id, key],
+        )
+        a.wait_for_function(
+            "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
+            arg=manifest_id,
+            timeout=60_000,
+        )
+        assert a.evaluate("(id) => window.swarm.files.files.get(id).sha256", manifest_id) == (
+            hashlib.sha256(data).hexdigest()
+        )
+
+        # G comes back from its worker's cache and joins through the super-peer's door.
+        started = time.monotonic()
+        g = contexts[PAGES].new_page()
+        response = g.goto(url, wait_until="domcontentloaded")
+        assert response is not None
+        assert response.from_service_worker
+        g.wait_for_function("() => window.swarm?.peerId", timeout=30_000)
+        assert g.evaluate("() => window.swarm.peerId") == idg
+        wait_connected(g, sp, timeout_s=30)
+        door_join_s = time.monotonic() - started
+        assert g.evaluate("(id) => window.swarm.viaOf(id)", sp) == "mesh"
+        # and on from the super-peer to a page it never met, through the mesh
+        g.wait_for_function("() => window.swarm.connectedPeers().length >= 2", timeout=30_000)
+        pages["G"] = g
+        print(
+            f"\nserver gone: A -> B through the mesh open in {mesh_dial_s:.2f} s; G joined"
+            f" through the door {door_join_s:.2f} s after opening"
+        )
+        a.screenshot(path=str(artifacts_dir / "screenshots" / "server-gone.png"))
+
+        # The server comes back: every page signals through it again, nothing doubled.
+        for role in ("web", "worker", "beat"):
+            stack.start(role)
+        for page in pages.values():
+            page.wait_for_function("() => window.swarm.signaling.state === 'open'", timeout=60_000)
+        time.sleep(5)
+        assert doubled(pages) == {}
+        assert connected(a, ids["B"]) == 1
+        assert connected(g, sp) == 1
+    finally:
+        for context in contexts:
+            context.close()
