@@ -11,23 +11,13 @@ import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
 import { peerIdForKey } from "../../static/swarm/protocol/encoding.js";
 import { MeshSignal, newSessionId } from "../../static/swarm/protocol/meshsignal.js";
 import { decodeFrame, encodeFrame } from "../../static/swarm/protocol/wire.js";
+import { prng } from "./support/sim.mjs";
 
 const NOW = 1_800_000_000_000;
 const CANDIDATES = 4; // each side trickles this many candidates after its offer or answer
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function buildMesh(n, seed, { dials = 3, maxConns = 10 } = {}) {
-  const random = mulberry32(seed);
+  const random = prng(seed);
   const peers = [];
   for (let i = 0; i < n; i++) {
     const seedBytes = new Uint8Array(32);
@@ -137,7 +127,7 @@ async function session(net, s, t, now, retryHops = 0) {
 
 async function simulate(n, seed, sessions, retryHops = 0) {
   const net = await buildMesh(n, seed);
-  const random = mulberry32(seed * 7 + 1);
+  const random = prng(seed * 7 + 1);
   const degrees = net.peers.map((p) => p.adj.size);
   const results = [];
   let now = NOW + 10_000;

@@ -24,6 +24,7 @@ import {
   TOPIC_SUPERNODE,
   tiebreak,
 } from "../../static/swarm/protocol/supernode.js";
+import { prng } from "./support/sim.mjs";
 
 const vectors = JSON.parse(readFileSync(new URL("../vectors/supernode.json", import.meta.url), "utf8"));
 const NOW = vectors.now;
@@ -42,17 +43,6 @@ const codeOf = (fn) => {
   return "ok";
 };
 const rejectsWith = (promise, code, message) => assert.rejects(promise, (e) => e instanceof ProtocolError && e.code === code, message);
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle(items, random) {
   for (let i = items.length - 1; i > 0; i--) {
@@ -95,7 +85,7 @@ test("seats and the tie-break are the vectors'", () => {
 });
 
 test("elections are the vectors' whatever the order of the adverts", () => {
-  const random = mulberry32(3);
+  const random = prng(3);
   for (const c of vectors.elections) {
     const adverts = c.adverts.map(checkBody);
     assert.deepEqual(elect(adverts, c.now), c.expect, c.name);
@@ -196,7 +186,7 @@ test("seat holders stay while challengers come and go: no flap", () => {
 });
 
 test("the set does not depend on the order adverts arrive in", () => {
-  const random = mulberry32(7);
+  const random = prng(7);
   const adverts = LABELS.map((label) => browser(label, NOW - Math.floor(random() * 100_000), { conns: Math.floor(random() * 40), swarm: 1000 }));
   let expected = null;
   for (let i = 0; i < 10; i++) {

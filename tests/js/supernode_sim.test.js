@@ -14,6 +14,7 @@ import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
 import { peerIdForKey } from "../../static/swarm/protocol/encoding.js";
 import { ProtocolError } from "../../static/swarm/protocol/errors.js";
 import { ADVERT_TTL_MS, MIN_GAP_MS, parseAdvert, SupernodeView, signAdvert } from "../../static/swarm/protocol/supernode.js";
+import { EventQueue, prng } from "./support/sim.mjs";
 
 const T0 = 1_800_000_000_000;
 const COMMUNITY = "main";
@@ -22,65 +23,9 @@ const TICK_MS = 5000; // a peer refreshes its numbers (connections, estimate) th
 const MIN_LINK_MS = 20;
 const MAX_LINK_MS = 150;
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// Events by time, then by order of scheduling.
-class Queue {
-  constructor() {
-    this.heap = [];
-    this.seq = 0;
-  }
-  push(t, event) {
-    const h = this.heap;
-    h.push({ t, seq: this.seq++, event });
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.#less(h[parent], h[i])) break;
-      [h[parent], h[i]] = [h[i], h[parent]];
-      i = parent;
-    }
-  }
-  pop() {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l], h[m])) m = l;
-        if (r < h.length && this.#less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i], h[m]];
-        i = m;
-      }
-    }
-    return top;
-  }
-  get size() {
-    return this.heap.length;
-  }
-  #less(a, b) {
-    return a.t < b.t || (a.t === b.t && a.seq < b.seq);
-  }
-}
-
 async function simulate({ n = 1000, superpeers = 2, seed = 1, warmupMs = 600_000, runMs = 1_200_000, churn = 0.2, supernodeLeaves = 8, degrades = 10 }) {
-  const random = mulberry32(seed);
-  const queue = new Queue();
+  const random = prng(seed);
+  const queue = new EventQueue();
   const peers = [];
   const adverts = new Map(); // signature -> parsed advert (each verified once: every peer would)
   const stats = { published: 0, frames: 0, refused: {}, handovers: 0 };
@@ -299,7 +244,7 @@ async function simulate({ n = 1000, superpeers = 2, seed = 1, warmupMs = 600_000
   };
 
   while (queue.size > 0) {
-    const { t, event } = queue.pop();
+    const { t, item: event } = queue.pop();
     if (t > end) break;
     now = t;
     switch (event.kind) {

@@ -17,61 +17,12 @@ import { sign } from "../../../static/swarm/protocol/envelope.js";
 import { Dht } from "../../../static/swarm/protocol/dht.js";
 import { makeTicket } from "../../../static/swarm/protocol/ticket.js";
 import { decodeFrame, encodeFrame } from "../../../static/swarm/protocol/wire.js";
+import { EventQueue, prng } from "./sim.mjs";
 
 export const NOW = 1_800_000_000_000;
 const COMMUNITY = "main";
 const TICK_MS = 250;
 const RENEW_MS = 150_000; // a page's ticket lives 180 s; it renews before
-
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// A binary heap of [at, seq, fn].
-class Queue {
-  constructor() {
-    this.heap = [];
-    this.seq = 0;
-  }
-  get size() {
-    return this.heap.length;
-  }
-  push(at, fn) {
-    const h = this.heap;
-    h.push([at, this.seq++, fn]);
-    for (let i = h.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (less(h[i], h[p])) [h[i], h[p], i] = [h[p], h[i], p];
-      else break;
-    }
-  }
-  pop() {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length) {
-      h[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && less(h[l], h[m])) m = l;
-        if (r < h.length && less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m], i] = [h[m], h[i], m];
-      }
-    }
-    return top;
-  }
-}
-const less = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 
 const randomPeerId = (random) => {
   const alphabet = "abcdefghijklmnopqrstuvwxyz234567";
@@ -99,8 +50,8 @@ export async function simulate({
   forge = true,
   log = () => {},
 }) {
-  const random = mulberry32(seed);
-  const queue = new Queue();
+  const random = prng(seed);
+  const queue = new EventQueue();
   const peers = []; // {index, peerId, dht, bad, alive, joinedAt}
   const byId = new Map();
   const sim = { now: NOW, frames: 0, bytes: 0, violations: 0, drops: {} };
@@ -232,8 +183,8 @@ export async function simulate({
   }
 
   async function run(until) {
-    while (queue.size && queue.heap[0][0] <= until) {
-      const [at, , fn] = queue.pop();
+    while (queue.size && queue.peek().t <= until) {
+      const { t: at, item: fn } = queue.pop();
       sim.now = at;
       await fn();
     }

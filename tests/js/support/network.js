@@ -9,16 +9,7 @@ import { makeTicket, verifyTicket } from "../../../static/swarm/protocol/ticket.
 export const T0 = 1_800_000_000_000;
 
 // Deterministic PRNG (mulberry32) so simulations repeat exactly.
-export function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from "./sim.mjs";
 
 export async function makeIdentity(community, now, ttlMs = 600_000) {
   const signer = await ed25519.generateSigner();

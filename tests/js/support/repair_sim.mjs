@@ -12,6 +12,7 @@
 import { pathToFileURL } from "node:url";
 
 import { RepairCore } from "../../../static/swarm/protocol/repair.js";
+import { EventQueue, prng } from "./sim.mjs";
 
 const T0 = 1_800_000_000_000;
 const STEP_MS = 5_000;
@@ -20,61 +21,6 @@ const MB = 1 << 20;
 const GROUPS = 8;
 const B32 = "abcdefghijklmnopqrstuvwxyz234567";
 const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Queue {
-  constructor() {
-    this.heap = [];
-    this.seq = 0;
-  }
-  push(t, fn) {
-    const h = this.heap;
-    h.push({ t, seq: this.seq++, fn });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (this.#less(h[p], h[i])) break;
-      [h[p], h[i]] = [h[i], h[p]];
-      i = p;
-    }
-  }
-  peek() {
-    return this.heap[0];
-  }
-  pop() {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l], h[m])) m = l;
-        if (r < h.length && this.#less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i], h[m]];
-        i = m;
-      }
-    }
-    return top;
-  }
-  #less(a, b) {
-    return a.t < b.t || (a.t === b.t && a.seq < b.seq);
-  }
-}
 
 /**
  * Run the simulation; returns the figures. Options: peers, minutes (after the server went),
@@ -95,14 +41,14 @@ export function runRepairSim({
   progress = false,
 } = {}) {
   const started = performance.now();
-  const random = mulberry32(seed);
+  const random = prng(seed);
   const pick = (arr) => arr[Math.floor(random() * arr.length)];
   const uniform = (lo, hi) => lo + Math.floor(random() * (hi - lo));
   const newPeerId = () => `p${Array.from({ length: 32 }, () => B32[Math.floor(random() * 32)]).join("")}`;
   const newManifestId = () => `${Array.from({ length: 42 }, () => B64[Math.floor(random() * 64)]).join("")}A`;
   const config = naive ? { claimTimeoutMs: 1 } : {};
 
-  const queue = new Queue();
+  const queue = new EventQueue();
   let now = T0 - preMinutes * 60_000; // the worker running, then the server goes at T0
   const serverGoneAt = T0;
   const lastBackfill = T0 - 30_000;
@@ -325,7 +271,7 @@ export function runRepairSim({
     while (queue.peek() && queue.peek().t <= stepEnd) {
       const e = queue.pop();
       now = Math.max(now, e.t);
-      e.fn();
+      e.item();
     }
     now = stepEnd;
     if (now >= nextChurn) {
