@@ -11,16 +11,14 @@ import pytest
 
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.errors import BAD_BODY, ProtocolError
-from peers.protocol.gossip import make_gossip
 from peers.protocol.have_gossip import HAVE_TOPIC, check_have_gossip, parse_have_gossip
-from peers.protocol.node import SwarmNode
 from peers.protocol.replication.model import ManifestInfo
 from peers.protocol.replication.planner import ReplicationPlanner
 from peers.protocol.replication.state import ReplicationConfig
-from peers.protocol.wire import MAX_HAVE_MANIFESTS, Holding, encode_frame
+from peers.protocol.wire import MAX_HAVE_MANIFESTS, Holding
 from peers.replication.feed import Facts, HoldingFact, ManifestFact, SuperPeerFact, feed
 from peers.superpeer.relay import GossipAdverts
-from tests.support.swarm_network import Network, SimPeer
+from tests.support.swarm_network import relay_through_check
 
 T0 = 1_700_000_000_000
 TTL = 600_000
@@ -70,49 +68,16 @@ def test_a_bad_have_gossip_is_refused_as_bad_body(data: object) -> None:
     assert info.value.code == BAD_BODY
 
 
-def node_of(peer: SimPeer) -> SwarmNode:
-    assert isinstance(peer.node, SwarmNode)
-    return peer.node
-
-
 def test_the_python_node_drops_a_bad_have_gossip_and_relays_a_good_one() -> None:
-    net = Network()
-    a, b, c = net.add_peer(), net.add_peer(), net.add_peer()
-    assert a.identity is not None
-    assert b.identity is not None
-    assert c.identity is not None
-    node_of(a).add_candidates([b.identity.ticket], "beacon", net.now)
-    node_of(b).add_candidates([c.identity.ticket], "beacon", net.now)
-    node_of(a).block(c.peer_id, net.now)
-    node_of(c).block(a.peer_id, net.now)
-    net.start()
-    assert net.run_until(lambda: len(node_of(b).connected_peers(net.now)) == 2, 5)
-    middle = node_of(b)
-    middle.gossip_checks[HAVE_TOPIC] = check_have_gossip
-    [from_a] = [p.conn_id for p in middle.connected_peers(net.now) if p.peer_id == a.peer_id]
-
-    def gossip(data: object) -> bytes:
-        assert a.identity is not None
-        frame = make_gossip(
-            a.identity.key, origin=a.peer_id, community="main", topic=HAVE_TOPIC, now=net.now,
-            data=data,
-        )  # fmt: skip
-        return encode_frame(frame)
-
-    bad = gossip({"manifests": [{"id": mid(1), "chunks": 1}], "holder": OTHER})
-    good = gossip({"manifests": [{"id": mid(1), "chunks": 1, "keep": False}]})
-    middle.receive(from_a, bad, net.now)
-    middle.receive(from_a, good, net.now)
-    net.collect(b.peer_id)
-    assert [m.data for m in b.delivered.values()] == [
-        {"manifests": [{"id": mid(1), "chunks": 1, "keep": False}]}
-    ]
-    [message] = b.delivered.values()
-    assert message.origin == a.peer_id, "the holder is the signing origin"
-    assert middle.stats.dropped == {"gossip_have_bad_body": 1}
-    assert middle.mesh.conns[from_a].violations == [], "not held against the forwarder"
-    net.run_until(lambda: bool(c.delivered), 3)
-    assert [m.id for m in c.delivered.values()] == [message.id], "only the good one went on"
+    good = {"manifests": [{"id": mid(1), "chunks": 1, "keep": False}]}
+    bad = {"manifests": [{"id": mid(1), "chunks": 1}], "holder": OTHER}
+    relay = relay_through_check(HAVE_TOPIC, check_have_gossip, [bad, good])
+    assert [m.data for m in relay.delivered] == [good]
+    [message] = relay.delivered
+    assert message.origin == relay.origin, "the holder is the signing origin"
+    assert relay.dropped == {"gossip_have_bad_body": 1}
+    assert relay.forwarder_violations == [], "not held against the forwarder"
+    assert relay.relayed == [message.id], "only the good one went on"
 
 
 def test_gossiped_adverts_are_recorded_until_the_ttl_and_written_as_they_change() -> None:

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from peers.protocol.errors import ProtocolError
-from peers.protocol.gossip import make_gossip
-from peers.protocol.node import SwarmNode
 from peers.protocol.repair import (
     REPAIR_TOPIC,
     RepairConfig,
@@ -20,8 +18,7 @@ from peers.protocol.repair import (
     parse_announcement,
     rendezvous_score,
 )
-from peers.protocol.wire import encode_frame
-from tests.support.swarm_network import Network, SimPeer
+from tests.support.swarm_network import relay_through_check
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "repair.json").read_text())
 
@@ -110,43 +107,14 @@ def test_own_announcement_reserves_active_fetches() -> None:
     assert core.own_announcement().data() == {"spare": 0, "slots": 0, "backfill_at": 0}
 
 
-def node_of(peer: SimPeer) -> SwarmNode:
-    assert isinstance(peer.node, SwarmNode)
-    return peer.node
-
-
 def test_the_python_node_drops_a_bad_repair_gossip_and_relays_a_good_one() -> None:
     """The super-peer's check (``gossip_checks[REPAIR_TOPIC]``) before delivery and relay."""
-    net = Network()
-    a, b, c = net.add_peer(), net.add_peer(), net.add_peer()
-    assert a.identity is not None
-    assert b.identity is not None
-    assert c.identity is not None
-    node_of(a).add_candidates([b.identity.ticket], "beacon", net.now)
-    node_of(b).add_candidates([c.identity.ticket], "beacon", net.now)
-    node_of(a).block(c.peer_id, net.now)
-    node_of(c).block(a.peer_id, net.now)
-    net.start()
-    assert net.run_until(lambda: len(node_of(b).connected_peers(net.now)) == 2, 5)
-    middle = node_of(b)
-    middle.gossip_checks[REPAIR_TOPIC] = check_repair_gossip
-    [from_a] = [p.conn_id for p in middle.connected_peers(net.now) if p.peer_id == a.peer_id]
-
-    def gossip(data: object) -> bytes:
-        assert a.identity is not None
-        frame = make_gossip(
-            a.identity.key, origin=a.peer_id, community="main", topic=REPAIR_TOPIC, now=net.now,
-            data=data,
-        )  # fmt: skip
-        return encode_frame(frame)
-
     good_data = {"spare": 1 << 30, "slots": 2, "backfill_at": 0}
-    middle.receive(from_a, gossip({**good_data, "slots": 65}), net.now)
-    middle.receive(from_a, gossip(good_data), net.now)
-    net.collect(b.peer_id)
-    assert [m.data for m in b.delivered.values()] == [good_data]
-    assert middle.stats.dropped == {"gossip_repair_bad_body": 1}
-    assert middle.mesh.conns[from_a].violations == [], "not held against the forwarder"
-    [message] = b.delivered.values()
-    net.run_until(lambda: bool(c.delivered), 3)
-    assert [m.id for m in c.delivered.values()] == [message.id], "only the good one went on"
+    relay = relay_through_check(
+        REPAIR_TOPIC, check_repair_gossip, [{**good_data, "slots": 65}, good_data]
+    )
+    assert [m.data for m in relay.delivered] == [good_data]
+    assert relay.dropped == {"gossip_repair_bad_body": 1}
+    assert relay.forwarder_violations == [], "not held against the forwarder"
+    [message] = relay.delivered
+    assert relay.relayed == [message.id], "only the good one went on"

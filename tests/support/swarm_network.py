@@ -16,11 +16,12 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.encoding import peer_id_for_key
-from peers.protocol.gossip import GossipMessage
+from peers.protocol.gossip import GossipMessage, make_gossip
 from peers.protocol.mesh import MeshOptions
-from peers.protocol.node import SwarmNode
+from peers.protocol.node import GossipCheck, SwarmNode
 from peers.protocol.node_actions import Action, Close, Deliver, Dial, Event, Send
 from peers.protocol.ticket import Ticket, make_ticket, verify_ticket
+from peers.protocol.wire import encode_frame
 
 T0 = 1_800_000_000_000
 
@@ -255,3 +256,49 @@ def pair(
     assert pb.identity is not None
     pa.node.add_candidates([pb.identity.ticket], "beacon", network.now)
     return network, pa, pb
+
+
+@dataclass
+class CheckedRelay:
+    """What a node's gossip check did in the middle of a line a - b - c (a and c apart)."""
+
+    origin: str  # a's peer id: the signer of every message sent
+    delivered: list[GossipMessage]  # at b, in order
+    dropped: dict[str, int]  # b's node's drops by code
+    forwarder_violations: list[Any]  # held against a's connection at b
+    relayed: list[str]  # the ids of the messages c got
+
+
+def relay_through_check(topic: str, check: GossipCheck, datas: list[object]) -> CheckedRelay:
+    """a gossips each of ``datas`` on ``topic`` to b, which checks them with ``check`` before
+    delivery and relay to c."""
+    net = Network()
+    a, b, c = net.add_peer(), net.add_peer(), net.add_peer()
+    assert a.identity is not None
+    assert b.identity is not None
+    assert c.identity is not None
+    a.node.add_candidates([b.identity.ticket], "beacon", net.now)
+    b.node.add_candidates([c.identity.ticket], "beacon", net.now)
+    a.node.block(c.peer_id, net.now)
+    c.node.block(a.peer_id, net.now)
+    net.start()
+    assert net.run_until(lambda: len(b.node.connected_peers(net.now)) == 2, 5)
+    middle: SwarmNode = b.node
+    middle.gossip_checks[topic] = check
+    [from_a] = [p.conn_id for p in middle.connected_peers(net.now) if p.peer_id == a.peer_id]
+    for data in datas:
+        frame = make_gossip(
+            a.identity.key, origin=a.peer_id, community=net.community, topic=topic, now=net.now,
+            data=data,
+        )  # fmt: skip
+        middle.receive(from_a, encode_frame(frame), net.now)
+    net.collect(b.peer_id)
+    delivered = list(b.delivered.values())
+    net.run_until(lambda: len(c.delivered) >= len(delivered), 3)
+    return CheckedRelay(
+        origin=a.peer_id,
+        delivered=delivered,
+        dropped=dict(middle.stats.dropped),
+        forwarder_violations=list(middle.mesh.conns[from_a].violations),
+        relayed=[m.id for m in c.delivered.values()],
+    )
