@@ -16,6 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from peers.protocol.dialpath import DialPaths
 from peers.superpeer.models import SuperPeer
 from shared.clock import now_ms
 from tests.support.aio_thread import LoopThread
@@ -54,6 +55,8 @@ def test_two_super_peers_connect_through_a_third_with_the_signaling_server_stopp
         assert t.peer.open
         # B's reach adverts (every 5 s) name C: T knows a route to it through the mesh.
         loop.run(until(lambda: t.meshsig.core.has_route(c.peer_id, now_ms()), 20, "a route"), 30)
+        # Fresh figures (T's dial to B counted one for the server): each path has none.
+        t.dial_paths = DialPaths()
         through_server = loop.run(timed_connect(line, mesh=False), 90)
         assert t.meshsig.stats.dials == 0, "the server was up, no figures yet: through it"
         loop.run(disconnect(line), 60)

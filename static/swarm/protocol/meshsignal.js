@@ -369,13 +369,13 @@ export class MeshSignal {
 
   // --- routing ---
 
-  // The connection to send a message for `to` on, with `hops` forwards left here (a sender: its
-  // budget); null when no known route fits.
   /** Whether an offer to `to` would follow a known route (a neighbour, a neighbour's `reach`, a learned route) rather than a flood. */
   hasRoute(to, now) {
     return this.#route(to, defaultHops(KIND_OFFER), null, now) !== null;
   }
 
+  // The connection to send a message for `to` on, with `hops` forwards left here (a sender: its
+  // budget); null when no known route fits.
   #route(to, hops, exclude, now) {
     if (hops < 1) return null;
     for (const n of this.neighbours.values()) if (n.signal && n.peerId === to && n.connId !== exclude) return n.connId;
