@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,8 +78,7 @@ def doubled(pages: dict[str, Page]) -> dict[str, dict[str, int]]:
 def test_the_swarm_goes_on_without_its_server_and_comes_back_to_it(
     browser: Browser, stack: ProcfileStack, artifacts_dir: Path
 ) -> None:
-    community = f"gone-{secrets.token_hex(3)}"
-    url = f"{stack.url}/?community={community}"
+    url = f"{stack.url}/"  # the community the super-peer serves (make run's default)
     contexts = [new_context(browser, stack.url) for _ in range(PAGES + 1)]
     try:
         # G visits once: its service worker keeps the page and the config naming the door.

@@ -85,7 +85,7 @@ class ProcfileStack:
         assert role not in self.procs or self.procs[role].poll() is not None, f"{role} runs"
         with self.log_path(role).open("ab") as log:
             self.procs[role] = subprocess.Popen(
-                ["sh", "-c", f"exec {self.roles[role]}"],
+                ["sh", "-c", self.roles[role]],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
