@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .mailbox import Mailbox
     from .meshsignaling import MeshSignaling
     from .relay import AdvertRelay, GossipAdverts
+    from .repair import SuperPeerRepair
 
 
 class Supervised(Protocol):
@@ -59,6 +60,7 @@ class Supervised(Protocol):
     door: Door | None
     dht: SuperPeerDht | None
     guardian: SuperPeerGuardian | None
+    repair: SuperPeerRepair | None
     blocked: set[str]
     started_at: int  # ms
     posts_stored: int
@@ -280,6 +282,9 @@ class Supervisor:
 
     async def persist(self, *, final: bool = False) -> None:
         service = self.service
+        if service.repair is not None and not final:
+            # Repair by peers: is a backfill worker running? (never raises)
+            await service.repair.read_database()
         holder, fetcher, index = service.holder, service.fetcher, service.index
         manifests = [holder.manifests[m] for m in holder.changed if m in holder.manifests]
         holdings = [
@@ -393,6 +398,8 @@ class Supervisor:
             stats["dht"] = service.dht.stats.as_json(service.dht.core)
         if service.guardian is not None:
             stats["guardian"] = service.guardian.stats.as_json()
+        if service.repair is not None:
+            stats["repair"] = service.repair.stats_json(now)
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {
