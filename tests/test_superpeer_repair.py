@@ -131,7 +131,7 @@ class Rig:
 
 def test_nothing_in_the_warm_up_then_one_job_per_under_target_manifest(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
-    rig.know(1, 2, 3, 4)
+    rig.know(1, 2, 3, 4, 5)  # 5: nobody holds it (lost, or not heard of yet)
     rig.have(A, 1)  # one kept copy: under target, something to copy from
     for holder in (A, B, C):  # at target
         rig.have(holder, 2)
@@ -156,6 +156,7 @@ def test_nothing_in_the_warm_up_then_one_job_per_under_target_manifest(tmp_path:
     assert len(rig.started) == 2, "a manifest in flight is not started again"
     stats = rig.repair.stats_json(rig.clock.now)
     assert (stats["fetching"], stats["started"], stats["worker_live"]) == (2, 2, False)
+    assert (stats["manifests"], stats["advertised"]) == (5, 4)
 
 
 def test_only_the_chosen_volunteers_fetch(tmp_path: Path) -> None:
@@ -426,7 +427,11 @@ async def test_the_status_write_reads_the_newest_backfill_run_and_survives_a_dat
     await rig.repair.read_database()
     assert rig.repair.backfill_at == T0 - 5000 + 250
     assert rig.repair.core.worker_live(T0)
-    assert manifest.id in rig.repair.core.manifests
+    assert rig.repair.catalog[manifest.id] == (len(manifest.chunks), 3000 + 16)
+    rig.have(A, 0)  # an advert of another manifest: nothing
+    assert rig.repair.core.manifests == {}, "heard of by the core once someone holds it"
+    frame = Have(manifests=(Holding(manifest.id, 1),))
+    rig.repair.have(A, rig.holder.on_have(A, frame), T0)
     assert rig.repair.core.manifests[manifest.id].chunk_count == len(manifest.chunks)
     assert rig.repair.db_ok is True
 

@@ -92,6 +92,9 @@ class SuperPeerRepair:
         )
         self.core = RepairCore(peer_id, clock(), config)
         self.superpeers: dict[str, None] = {}  # peer ids whose hello named "superpeer"
+        # manifests known (id -> chunk count, bytes of a stored copy); the core hears of
+        # one once someone advertises it, so its pass covers only manifests with holders
+        self.catalog: dict[str, tuple[int, int]] = {}
         self.jobs: dict[str, str] = {}  # manifest id -> repair job id, in flight
         self.own: set[str] = set()  # manifests whose own copy the core was told of
         self.backfill_at = 0  # when the newest backfill run ended (ms), 0: none seen
@@ -121,7 +124,7 @@ class SuperPeerRepair:
         """A ``have`` frame's entries as the holder recorded them (0 chunks withdraws)."""
         for manifest_id, chunks in recorded:
             keep = peer_id not in self.holder.cached.get(manifest_id, ())
-            self._safely(self.core.advert, peer_id, manifest_id, chunks, keep, now)
+            self._advert(peer_id, manifest_id, chunks, keep, now)
 
     def have_gossip(
         self, origin: str, holdings: Iterable[Holding], gossip: GossipAdverts, now: int
@@ -130,10 +133,10 @@ class SuperPeerRepair:
         for h in holdings:
             heard = gossip.heard.get((origin, h.id))
             if heard is None:  # withdrawn, or refused by the bounds
-                self._safely(self.core.advert, origin, h.id, 0, True, now)
+                self._advert(origin, h.id, 0, True, now)
             else:
                 chunks, keep, at = heard
-                self._safely(self.core.advert, origin, h.id, chunks, keep, at)
+                self._advert(origin, h.id, chunks, keep, at)
 
     def announcement(self, origin: str, data: object, issued_at: int, now: int) -> None:
         """A ``repair`` gossip; refused (and counted by code) when it is not well formed."""
@@ -146,8 +149,7 @@ class SuperPeerRepair:
 
     def learned(self, manifest: Manifest) -> None:
         """A verified manifest (learned from an advertiser)."""
-        size = sum(self.holder.lengths(manifest))
-        self._safely(self.core.manifest, manifest.id, len(manifest.chunks), size)
+        self._know(manifest.id, len(manifest.chunks), sum(self.holder.lengths(manifest)))
 
     def facts(self, facts: db.RepairFacts, now: int) -> None:
         """What a status write read: the newest backfill run, manifests saved meanwhile."""
@@ -156,7 +158,7 @@ class SuperPeerRepair:
             self._safely(self.core.worker_seen, min(facts.backfill_at, now))
         for pk, manifest_id, chunk_count, size in facts.manifests:
             self.manifest_cursor = max(self.manifest_cursor, pk)
-            self._safely(self.core.manifest, manifest_id, chunk_count, size)
+            self._know(manifest_id, chunk_count, size)
 
     async def read_database(self) -> None:
         """Read :class:`db.RepairFacts` off the event loop; with the database gone it
@@ -237,27 +239,38 @@ class SuperPeerRepair:
     def _refresh(self, now: int) -> None:
         """Its own manifests, copies and budget, and the adverts of connected holders
         (they say ``have`` only when something changes: kept live while connected)."""
-        core = self.core
         for manifest_id, manifest in self.holder.manifests.items():
-            if manifest_id not in core.manifests:
+            if manifest_id not in self.catalog:
                 self.learned(manifest)
         self._own_copies(now)
         cached = self.holder.cached
         for manifest_id, holders in self.holder.holders.items():
             for peer_id, chunks in holders.items():
                 keep = peer_id not in cached.get(manifest_id, ())
-                self._safely(core.advert, peer_id, manifest_id, chunks, keep, now)
+                self._advert(peer_id, manifest_id, chunks, keep, now)
         in_flight = sum(self.holder.bytes_held(m) for m in self.jobs)
         spare = max(0, self.quota - self.holder.index.used + in_flight)
-        core.set_self(opted_in=True, spare=spare, max_active=self.settings.slots)
+        self.core.set_self(opted_in=True, spare=spare, max_active=self.settings.slots)
 
     def _own_copies(self, now: int) -> None:
         held = {m: h.present for m, h in self.holder.index.manifests.items() if h.present > 0}
         for manifest_id in self.own - held.keys():
-            self._safely(self.core.advert, self.peer_id, manifest_id, 0, True, now)
+            self._advert(self.peer_id, manifest_id, 0, True, now)
         for manifest_id, chunks in held.items():
-            self._safely(self.core.advert, self.peer_id, manifest_id, chunks, True, now)
+            self._advert(self.peer_id, manifest_id, chunks, True, now)
         self.own = set(held)
+
+    def _know(self, manifest_id: str, chunk_count: int, size: int) -> None:
+        self.catalog[manifest_id] = (chunk_count, size)
+        if manifest_id in self.core.holdings or manifest_id in self.core.manifests:
+            self._safely(self.core.manifest, manifest_id, chunk_count, size)
+
+    def _advert(self, holder: str, manifest_id: str, chunks: int, keep: bool, at: int) -> None:
+        self._safely(self.core.advert, holder, manifest_id, chunks, keep, at)
+        if chunks > 0 and manifest_id not in self.core.manifests:
+            known = self.catalog.get(manifest_id)
+            if known is not None:
+                self._safely(self.core.manifest, manifest_id, *known)
 
     def _sources(self, manifest_id: str, now: int) -> tuple[str, ...]:
         """Complete holders the core knows of (the fetcher dials them first)."""
@@ -284,7 +297,8 @@ class SuperPeerRepair:
             "warming_up": now - self.core.started_at < self.core.config.warmup_ms,
             "backfill_at": self.backfill_at,
             "database": self.db_ok,
-            "manifests": len(self.core.manifests),
+            "manifests": len(self.catalog),
+            "advertised": len(self.core.manifests),
             "volunteers": len(self.core.volunteers),
             "fetching": len(self.jobs),
             "started": self.stats.started,
