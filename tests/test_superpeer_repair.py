@@ -275,6 +275,19 @@ def test_a_job_is_dropped_when_the_target_is_met_meanwhile(tmp_path: Path) -> No
     assert rig.repair.core.retry_at == {}
 
 
+def test_a_connected_holders_advert_stays_live_past_the_holding_ttl(tmp_path: Path) -> None:
+    """A peer says ``have`` once; while it stays connected its copy still counts."""
+    rig = Rig(tmp_path)
+    rig.know(1)
+    rig.have(A, 1)
+    for holder in (B, C):
+        rig.have(holder, 1)
+    for ms in range(WARMUP, 900_000, 5000):
+        assert rig.at(ms).repair.poll().fetch == ()
+    assert rig.repair.core.view(mid(1), rig.clock.now).replicas == 3
+    assert rig.gossip.heard == {}
+
+
 def test_a_departure_takes_the_holders_adverts_away(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.know(1)

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 MANIFESTS_PER_READ = 2000  # manifests taken from the database at one status write
 MAX_SUPERPEERS = 1024  # peers remembered as super-peers (by their hello)
 MAX_SOURCES = 8  # complete holders named to a repair job (dialed first)
+# Connected holders' adverts are given to the core again this often (they say ``have`` only
+# when something changes; the core forgets an advert after its holding TTL, 10 minutes).
+REFRESH_MS = 60_000
 
 StartJob = Callable[[str, str, str, tuple[str, ...], int], None]  # id, kind, manifest, sources
 CancelJob = Callable[[str, str, int], None]  # job id, reason, now
@@ -102,6 +105,7 @@ class SuperPeerRepair:
         self.db_ok: bool | None = None  # the last read's outcome (None: none yet)
         self.worker_live = False
         self.next_announce_at = 0
+        self.next_refresh_at = 0
         self.last_announcement: dict[str, object] | None = None
         self.stats = RepairStats()
 
@@ -237,17 +241,19 @@ class SuperPeerRepair:
         return decision
 
     def _refresh(self, now: int) -> None:
-        """Its own manifests, copies and budget, and the adverts of connected holders
-        (they say ``have`` only when something changes: kept live while connected)."""
+        """Its own manifests, copies and budget; every ``REFRESH_MS`` the adverts of
+        connected holders again (kept live while they stay connected)."""
         for manifest_id, manifest in self.holder.manifests.items():
             if manifest_id not in self.catalog:
                 self.learned(manifest)
         self._own_copies(now)
-        cached = self.holder.cached
-        for manifest_id, holders in self.holder.holders.items():
-            for peer_id, chunks in holders.items():
-                keep = peer_id not in cached.get(manifest_id, ())
-                self._advert(peer_id, manifest_id, chunks, keep, now)
+        if now >= self.next_refresh_at:
+            self.next_refresh_at = now + REFRESH_MS
+            cached = self.holder.cached
+            for manifest_id, holders in self.holder.holders.items():
+                for peer_id, chunks in holders.items():
+                    keep = peer_id not in cached.get(manifest_id, ())
+                    self._advert(peer_id, manifest_id, chunks, keep, now)
         in_flight = sum(self.holder.bytes_held(m) for m in self.jobs)
         spare = max(0, self.quota - self.holder.index.used + in_flight)
         self.core.set_self(opted_in=True, spare=spare, max_active=self.settings.slots)
