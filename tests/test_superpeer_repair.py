@@ -203,8 +203,11 @@ def test_no_job_while_the_worker_is_live_and_only_super_peers_are_believed(
     rig.repair.facts(db.RepairFacts(T0 + WARMUP + 10_000, []), rig.clock.now)
     assert rig.repair.poll().worker_live
     assert rig.started == []
+    # A replication job from the planner is evidence too.
+    rig.at(WARMUP + 10_000 + GRACE - 1000).repair.worker_job(rig.clock.now)
+    assert rig.at(WARMUP + 10_000 + GRACE).repair.poll().worker_live
     # The worker is silent for the grace period: repair starts.
-    rig.at(WARMUP + 10_000 + GRACE).repair.poll()
+    rig.at(WARMUP + 10_000 + 2 * GRACE - 1000).repair.poll()
     assert rig.jobs() == [mid(1)]
     assert rig.repair.last_announcement is not None
     assert rig.repair.last_announcement["backfill_at"] == T0 + WARMUP + 10_000

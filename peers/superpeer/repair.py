@@ -164,6 +164,10 @@ class SuperPeerRepair:
             self.manifest_cursor = max(self.manifest_cursor, pk)
             self._know(manifest_id, chunk_count, size)
 
+    def worker_job(self, now: int) -> None:
+        """A ``replication.fetch`` from the planner: the worker ran just now."""
+        self._safely(self.core.worker_seen, now)
+
     async def read_database(self) -> None:
         """Read :class:`db.RepairFacts` off the event loop; with the database gone it
         learns nothing new (and says so once)."""

@@ -264,6 +264,8 @@ class Supervisor:
                 if isinstance(control, Sync):
                     self.sync_now.set()
                 elif isinstance(control, PlannedJob):
+                    if self.service.repair is not None:  # the worker planned it just now
+                        self.service.repair.worker_job(now)
                     self.service.start_job(
                         control.job_id,
                         FetchJob.REPLICATION,
