@@ -9,7 +9,8 @@ named once they are connected; every connected peer is known to the scheduler, w
 them for the manifest when no holder answers (docs/protocol.md "Fetching a file"). A source
 that sends bad data is dropped from every download for ``PENALTY_MS`` and counted as a
 violation on its connection. A pin waits for a source as long as it takes; a replication
-or repair job gives up after ``NO_SOURCE_FAIL_MS`` of waiting (the planner retries it elsewhere).
+or repair job gives up after ``NO_SOURCE_FAIL_MS`` of waiting (the planner, or the repair
+core, retries it elsewhere).
 """
 
 from __future__ import annotations
