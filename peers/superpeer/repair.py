@@ -8,9 +8,9 @@ other volunteers (a ``backfill_at`` counts as worker evidence only from peers wh
 ``hello`` named the ``superpeer`` capability) and the newest backfill run, read at each
 status write. Every ``tick_s`` it runs the core; each manifest the core chooses it for is
 fetched as a job of kind ``repair`` through the ordinary fetcher path, whose end goes back
-to the core (``fetch_ended``). The finished copy is an unpinned holding like a backfill
-copy: advertised in ``have`` and written as a complete holding, so the planner counts it as
-a replica. While the worker is live (or during the warm-up) the core decides nothing.
+to the core (``fetch_ended``). The finished copy is a holding like any other (not pinned):
+advertised in ``have`` and written as a complete holding, so the planner counts it as a
+replica. While the worker is live (or during the warm-up) the core decides nothing.
 Every ``announce_s`` it publishes its own announcement on gossip topic ``repair``.
 """
 
