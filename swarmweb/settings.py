@@ -452,6 +452,15 @@ SWARM_SUPERPEER_MAILBOX_UPKEEP_S = env.float("SWARM_SUPERPEER_MAILBOX_UPKEEP_S",
 SWARM_SUPERPEER_KEYS_TTL_S = env.int("SWARM_SUPERPEER_KEYS_TTL_S", default=30 * 86400)
 # The super-peer as a guardian of identity shares (docs/superpeer.md): off unless allowed.
 SWARM_SUPERPEER_GUARDIAN = env.bool("SWARM_SUPERPEER_GUARDIAN", default=False)
+# Repair by peers without the backfill worker (docs/replication.md "Repair by peers")
+SWARM_SUPERPEER_REPAIR = env.bool("SWARM_SUPERPEER_REPAIR", default=True)
+SWARM_SUPERPEER_REPAIR_SLOTS = env.int("SWARM_SUPERPEER_REPAIR_SLOTS", default=4)
+SWARM_SUPERPEER_REPAIR_TICK_S = env.float("SWARM_SUPERPEER_REPAIR_TICK_S", default=5.0)
+SWARM_SUPERPEER_REPAIR_ANNOUNCE_S = env.float("SWARM_SUPERPEER_REPAIR_ANNOUNCE_S", default=60.0)
+SWARM_SUPERPEER_REPAIR_WARMUP_S = env.float("SWARM_SUPERPEER_REPAIR_WARMUP_S", default=75.0)
+SWARM_SUPERPEER_REPAIR_WORKER_GRACE_S = env.float(
+    "SWARM_SUPERPEER_REPAIR_WORKER_GRACE_S", default=180.0
+)
 
 # --- Swarm: replication backfill (docs/replication.md, docs/configuration.md "Replication"). ---
 SWARM_REPLICATION_TARGET = env.int("SWARM_REPLICATION_TARGET", default=3)

@@ -68,6 +68,34 @@ class MailboxLimits:
 
 
 @dataclass(frozen=True)
+class RepairSettings:
+    """Repair by peers on the super-peer (docs/replication.md "Repair by peers"): it
+    volunteers with ``slots`` repair fetches at a time and its storage budget left; it
+    decides every ``tick_s`` and announces itself every ``announce_s``. ``warmup_ms`` and
+    ``worker_grace_ms`` are the core's (``RepairConfig``); tests shorten them."""
+
+    enabled: bool = True
+    slots: int = 4
+    tick_s: float = 5.0
+    announce_s: float = 60.0
+    warmup_ms: int = 75_000
+    worker_grace_ms: int = 180_000
+    target: int = 3  # a manifest's target, as the planner's SWARM_REPLICATION_TARGET
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.slots <= 64:
+            raise ConfigError("SWARM_SUPERPEER_REPAIR_SLOTS must be in 0..64")
+        if self.tick_s <= 0 or self.announce_s <= 0:
+            raise ConfigError("SWARM_SUPERPEER_REPAIR_TICK_S and _ANNOUNCE_S must be positive")
+        if self.warmup_ms < 0 or self.worker_grace_ms <= 0:
+            raise ConfigError(
+                "SWARM_SUPERPEER_REPAIR_WARMUP_S must be >= 0, _WORKER_GRACE_S positive"
+            )
+        if not 0 <= self.target <= 32:
+            raise ConfigError("SWARM_REPLICATION_TARGET must be in 0..32 for repair by peers")
+
+
+@dataclass(frozen=True)
 class SuperPeerConfig:
     community: str
     signal_url: str
@@ -99,6 +127,7 @@ class SuperPeerConfig:
     # host:port of the door pages reach with the signaling server gone (docs/superpeer.md
     # "The door"); None: no door
     door: tuple[str, int] | None = None
+    repair: RepairSettings = field(default_factory=RepairSettings)
 
     def __post_init__(self) -> None:
         if not is_valid_community(self.community):
@@ -153,6 +182,15 @@ class SuperPeerConfig:
             ),
             guardian=settings.SWARM_SUPERPEER_GUARDIAN,
             door=door_address(getattr(settings, "SWARM_SUPERPEER_DOOR", "")),
+            repair=RepairSettings(
+                enabled=settings.SWARM_SUPERPEER_REPAIR,
+                slots=settings.SWARM_SUPERPEER_REPAIR_SLOTS,
+                tick_s=settings.SWARM_SUPERPEER_REPAIR_TICK_S,
+                announce_s=settings.SWARM_SUPERPEER_REPAIR_ANNOUNCE_S,
+                warmup_ms=int(settings.SWARM_SUPERPEER_REPAIR_WARMUP_S * 1000),
+                worker_grace_ms=int(settings.SWARM_SUPERPEER_REPAIR_WORKER_GRACE_S * 1000),
+                target=min(32, settings.SWARM_REPLICATION_TARGET),
+            ),
             # The in-process layer cannot reach another process: sync from the database only.
             use_channel_layer="InMemory" not in backend,
         )

@@ -18,6 +18,7 @@ from peers.protocol.encoding import b64url_decode, peer_id_for_key
 from peers.protocol.errors import OVER_QUOTA, ProtocolError
 from peers.protocol.manifest import Manifest, verify_manifest
 from peers.protocol.posts import PostEntry
+from peers.replication.selectors import last_backfill_at
 from peers.superpeer.models import (
     FetchJob,
     FileManifest,
@@ -430,3 +431,23 @@ def guardian_decisions(peer_id: str) -> list[tuple[str, str]]:
     not applied yet."""
     rows = GuardianRequest.objects.filter(guardian=peer_id).exclude(decision="")
     return list(rows.order_by("received_at").values_list("request_id", "decision"))
+
+
+@dataclass(frozen=True)
+class RepairFacts:
+    """What repair by peers reads at a status write (docs/replication.md "Repair by
+    peers"): when the newest backfill run ended (ms, 0: none), and manifests saved after
+    row ``after``: (row id, manifest id, chunk count, bytes of a stored copy)."""
+
+    backfill_at: int
+    manifests: list[tuple[int, str, int, int]]
+
+
+def repair_facts(after: int, limit: int) -> RepairFacts:
+    rows = (
+        FileManifest.objects.filter(pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", "manifest_id", "chunk_count", "size")[:limit]
+    )
+    manifests = [(pk, mid, count, size + 16 * count) for pk, mid, count, size in rows]
+    return RepairFacts(last_backfill_at(), manifests)

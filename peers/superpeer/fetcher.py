@@ -1,14 +1,16 @@
-"""Fetch jobs: pins and replication jobs turned into :class:`Download`s and chunk writes.
+"""Fetch jobs: pins, replication and repair jobs turned into :class:`Download`s and chunk
+writes.
 
 One download per manifest at a time (a second job for the same manifest rides along). At
 most ``max_jobs`` fetch at once (a job waiting for a source does not count); the others
-wait in order. Sources are the peers that
+wait in order; ``on_end`` hears of every job that ended. Sources are the peers that
 advertised the manifest (``have``) and, for replication jobs, the sources the planner
 named once they are connected; every connected peer is known to the scheduler, which asks
 them for the manifest when no holder answers (docs/protocol.md "Fetching a file"). A source
 that sends bad data is dropped from every download for ``PENALTY_MS`` and counted as a
 violation on its connection. A pin waits for a source as long as it takes; a replication
-job gives up after ``NO_SOURCE_FAIL_MS`` of waiting (the planner retries it elsewhere).
+or repair job gives up after ``NO_SOURCE_FAIL_MS`` of waiting (the planner, or the repair
+core, retries it elsewhere).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ PENALTY_MS = 30 * 60_000
 # A replication job with nobody to fetch from for this long fails (the planner retries it
 # elsewhere); a pin waits for as long as it takes.
 NO_SOURCE_FAIL_MS = 30_000
+# A repair job: a copy this super-peer makes on its own when no backfill worker runs
+# (docs/replication.md "Repair by peers"; peers/superpeer/repair.py). No database row: it
+# must work with the database gone. It gives up without a source like a replication job.
+REPAIR = "repair"
 
 Penalize = Callable[[str, str, str], None]  # peer id, code, message
 
@@ -84,6 +90,7 @@ class Fetcher:
         self.penalty: dict[str, int] = {}  # peer id -> until
         self.pinned: set[str] = set()
         self._writes: asyncio.Queue[tuple[Job, StoreChunk]] = asyncio.Queue()
+        self.on_end: Callable[[Job], None] | None = None  # a job ended (repair jobs)
 
     # --- jobs ---
 
@@ -104,7 +111,7 @@ class Fetcher:
         if self.active() >= self.max_jobs:
             self.waiting.append((job_id, kind, manifest_id, sources))
             return
-        give_up = NO_SOURCE_FAIL_MS if kind == FetchJob.REPLICATION else None
+        give_up = NO_SOURCE_FAIL_MS if kind in (FetchJob.REPLICATION, REPAIR) else None
         download = Download(
             manifest_id,
             has_chunk=self.holder.index.has_chunk,
@@ -138,6 +145,8 @@ class Fetcher:
         for job_id in (job.job_id, *job.aliases):
             self.finished[job_id] = job
         self.changed.add(job.manifest_id)
+        if self.on_end is not None:
+            self.on_end(job)
         self._fill_slots(now)
 
     def active(self) -> int:

@@ -66,7 +66,7 @@ from . import db
 from .config import AGENT, SUPERPEER_CAPS, SuperPeerConfig
 from .dht import SuperPeerDht
 from .door import Door
-from .fetcher import Fetcher
+from .fetcher import Fetcher, Job
 from .guardian import REQUEST_TOPIC, SuperPeerGuardian
 from .holder import Holder
 from .holdings import HoldingsIndex
@@ -80,6 +80,7 @@ from .keydir import (
 from .mailbox import Mailbox
 from .meshsignaling import MeshSignaling
 from .relay import AdvertRelay, GossipAdverts
+from .repair import SuperPeerRepair
 from .store import ChunkStore
 from .supernodes import SuperPeerSupernodes
 from .supervision import Supervisor
@@ -175,6 +176,7 @@ class SuperPeerService:
             config=config.download,
             max_jobs=config.max_jobs,
         )
+        self.fetcher.on_end = self._job_ended
         self.node: SwarmNode | None = None
         self.peer: Peer | None = None
         # the DHT (docs/superpeer.md "DHT"): made with the node, which has the first ticket
@@ -244,6 +246,20 @@ class SuperPeerService:
             clock=now_ms,
         )
         self.started_at = now_ms()
+        # repair by peers while no backfill worker runs (docs/replication.md)
+        self.repair: SuperPeerRepair | None = None
+        if config.repair.enabled:
+            self.repair = SuperPeerRepair(
+                self.peer_id,
+                config.repair,
+                holder=self.holder,
+                quota=config.storage_bytes,
+                clock=now_ms,
+                start_job=self.start_job,
+                cancel_job=self.fetcher.cancel,
+                publish=self._publish,
+                holding_ttl_ms=config.gossip_holding_ttl_ms,
+            )
         # shares of other identities, if the operator allows it
         self.guardian: SuperPeerGuardian | None = None
         if config.guardian:
@@ -318,6 +334,8 @@ class SuperPeerService:
         self.spawn(self.fetcher.run_writer(), "writer")
         self.spawn(self.supernodes.run(self.stopping), "supernodes")
         self.spawn(self.dht.run(self.stopping), "dht")
+        if self.repair is not None:
+            self.spawn(self.repair.run(self.stopping), "repair")
         self.supervisor.start()
         self.started.set()
 
@@ -538,7 +556,7 @@ class SuperPeerService:
             gone = self.holder.closed(conn_id)
             self.mailbox.peer_closed(conn_id)
             if gone is not None:
-                self.fetcher.peer_gone(gone, now_ms())
+                self._peer_gone(gone, now_ms())
                 self.pump()
             await conn.close()
 
@@ -585,6 +603,8 @@ class SuperPeerService:
                 envelope = None if peer_ticket is None else peer_ticket.envelope
                 self.dht.opened(action.peer_id, action.caps, envelope)
             self.supernodes.peer_opened()
+            if self.repair is not None:
+                self.repair.peer_opened(action.peer_id, action.caps)
             if self.guardian is not None and "shard" in action.caps:
                 self.spawn(self.guardian.owner_connected(action.peer_id), "guardian-receipts")
                 self.guardian.announce(now, new_peer=True)
@@ -593,7 +613,7 @@ class SuperPeerService:
             self.meshsig.closed(action.conn_id)
             gone = self.holder.closed(action.conn_id)
             if gone is not None:
-                self.fetcher.peer_gone(gone, now)
+                self._peer_gone(gone, now)
         elif isinstance(action, ContentReceived):
             self._content(action.conn_id, action.peer_id, action.frame, now)
         elif isinstance(action, Deliver):
@@ -607,6 +627,9 @@ class SuperPeerService:
                 self.keys.heard(action.message.data, now)
             elif action.message.topic == XKEY_REQ_TOPIC:
                 self.keys.asked(action.message.data, now)
+            elif action.message.topic == REPAIR_TOPIC and self.repair is not None:
+                message = action.message
+                self.repair.announcement(message.origin, message.data, message.issued_at, now)
         elif isinstance(action, Event):
             level = logging.WARNING if action.level in ("warn", "error") else logging.DEBUG
             logger.log(
@@ -622,6 +645,8 @@ class SuperPeerService:
         if isinstance(frame, Have):
             recorded = self.holder.on_have(peer_id, frame)
             self.fetcher.on_have(peer_id, recorded, now)
+            if self.repair is not None:
+                self.repair.have(peer_id, recorded, now)
             unknown = [a for a in recorded if a[0] not in self.holder.manifests]
             for manifest_id in self.relay.to_learn(peer_id, unknown, now):
                 self._send_content(conn_id, ManifestReq(id=manifest_id))
@@ -630,6 +655,8 @@ class SuperPeerService:
             manifest = self.relay.learned(peer_id, frame.id, frame.manifest, now)
             if manifest is not None:
                 self.spawn(db_sync_to_async(db.save_manifest)(manifest), "learn-manifest")
+                if self.repair is not None:
+                    self.repair.learned(manifest)
             self.fetcher.on_frame(peer_id, frame, now)
         elif isinstance(frame, ManifestReq):
             self.holder.on_manifest_req(conn_id, frame)
@@ -658,6 +685,18 @@ class SuperPeerService:
             logger.info("dropped a have gossip from %s: %s", origin, exc.code)
             return
         self.gossip_adverts.on_gossip(origin, holdings, message.issued_at, now)
+        if self.repair is not None:
+            self.repair.have_gossip(origin, holdings, self.gossip_adverts, now)
+
+    def _peer_gone(self, peer_id: str, now: int) -> None:
+        """The peer's last connection closed."""
+        self.fetcher.peer_gone(peer_id, now)
+        if self.repair is not None:
+            self.repair.peer_gone(peer_id)
+
+    def _job_ended(self, job: Job) -> None:
+        if self.repair is not None:
+            self.repair.job_ended(job)
 
     def _send_content(self, conn_id: str, frame: ContentFrame) -> bool:
         if self.node is None:

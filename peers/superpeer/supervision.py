@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .mailbox import Mailbox
     from .meshsignaling import MeshSignaling
     from .relay import AdvertRelay, GossipAdverts
+    from .repair import SuperPeerRepair
 
 
 class Supervised(Protocol):
@@ -61,6 +62,7 @@ class Supervised(Protocol):
     door: Door | None
     dht: SuperPeerDht | None
     guardian: SuperPeerGuardian | None
+    repair: SuperPeerRepair | None
     blocked: set[str]
     started_at: int  # ms
     posts_stored: int
@@ -264,6 +266,8 @@ class Supervisor:
                 if isinstance(control, Sync):
                     self.sync_now.set()
                 elif isinstance(control, PlannedJob):
+                    if self.service.repair is not None:  # the worker planned it just now
+                        self.service.repair.worker_job(now)
                     self.service.start_job(
                         control.job_id,
                         FetchJob.REPLICATION,
@@ -282,6 +286,9 @@ class Supervisor:
 
     async def persist(self, *, final: bool = False) -> None:
         service = self.service
+        if service.repair is not None and not final:
+            # Repair by peers: is a backfill worker running? (never raises)
+            await service.repair.read_database()
         holder, fetcher, index = service.holder, service.fetcher, service.index
         manifests = [holder.manifests[m] for m in holder.changed if m in holder.manifests]
         holdings = [
@@ -396,6 +403,8 @@ class Supervisor:
             stats["dht"] = service.dht.stats.as_json(service.dht.core)
         if service.guardian is not None:
             stats["guardian"] = service.guardian.stats.as_json()
+        if service.repair is not None:
+            stats["repair"] = service.repair.stats_json(now)
         stats["max_jobs"] = self.config.max_jobs  # for the replication planner
         stats["uptime_s"] = (now - service.started_at) // 1000
         return {

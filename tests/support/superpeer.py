@@ -74,6 +74,10 @@ def superpeer_env(
             "SWARM_SUPERPEER_ANNOUNCE_S": "2",
             "SWARM_SUPERPEER_SYNC_S": "2",
             "SWARM_SUPERPEER_STATUS_S": "0.5",
+            # Repair by peers only where a test asks for it: with no backfill run in the
+            # test database, a super-peer would start copying the files it sees held alone
+            # 75 s after it started, in tests that measure something else.
+            "SWARM_SUPERPEER_REPAIR": "false",
             **(overrides or {}),
         },
     )
