@@ -429,3 +429,34 @@ test("the page config carries the repair timings; bad ones are refused", async (
     assert.throws(() => parseConfig({ ...base, repair: bad }, "http://x/"), { code: "bad_config" }, JSON.stringify(bad));
   }
 });
+
+test("opting in later starts from the adverts already heard (a kept copy and a cached one)", async () => {
+  now = T0;
+  const net = new Map();
+  const alice = await page(net, "alice3");
+  const carol = await page(net, "carol3");
+  const bob = await page(net, "bob3");
+  const shared = await alice.files.share(new File([new Uint8Array(3 * 65536)], "three.bin"));
+  connect(alice.peer, carol.peer);
+  const got = event(carol.files, "complete", shared.id);
+  await carol.files.download(shared.id, shared.key);
+  await got; // Carol's copy is cached (she keeps nothing for the swarm): a source, not a replica
+  connect(alice.peer, bob.peer);
+  connect(carol.peer, bob.peer);
+  await until(() => bob.files.holders.get(shared.id)?.size === 2, "both adverts");
+  assert.equal(bob.files.holders.keeps(shared.id, alice.peer.peerId), true);
+  assert.equal(bob.files.holders.keeps(shared.id, carol.peer.peerId), false);
+  assert.equal(bob.repair.running, false);
+  await bob.files.setKeeping({ keep: true, budget: 10_000_000 });
+  assert.equal(bob.repair.running, true);
+  await until(() => bob.repair.view(shared.id), "the manifest learned from a holder");
+  const view = bob.repair.view(shared.id);
+  assert.equal(view.replicas, 1, "Alice's kept copy only");
+  assert.equal(view.sources, 2, "Carol's cached copy is a source");
+  // Carol's copy goes (she left without a word): the direct advert goes with the connection.
+  carol.peer.links.delete(bob.peer.peerId);
+  bob.peer.links.delete(carol.peer.peerId);
+  bob.peer.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: carol.peer.peerId, reason: "timeout" } }));
+  assert.equal(bob.files.holders.keeps(shared.id, carol.peer.peerId), true, "nothing known of it any more");
+  assert.equal(bob.files.holders.get(shared.id).has(carol.peer.peerId), false);
+});

@@ -328,8 +328,8 @@ export class FileService extends EventTarget {
   #onFrame({ peerId, frame }) {
     switch (frame.t) {
       case "have":
-        for (const { id, chunks } of frame.manifests) {
-          this.holders.advert(peerId, id, chunks);
+        for (const { id, chunks, keep = true } of frame.manifests) {
+          this.holders.advert(peerId, id, chunks, keep);
           this.downloads.have(peerId, id, chunks);
         }
         break;

@@ -8,6 +8,7 @@ export class Holders {
   constructor() {
     this.byFile = new Map(); // manifest id -> Map(peer id -> chunks advertised)
     this.perPeer = new Map(); // peer id -> manifests it has in `byFile`
+    this.cached = new Map(); // manifest id -> Set of peers whose copy is cached (`keep: false`), not kept
   }
 
   /** Map(peer id -> chunks) of the peers holding manifest `id`, or undefined. */
@@ -20,8 +21,13 @@ export class Holders {
     return this.byFile.size;
   }
 
-  /** `peerId` holds `chunks` chunks of `id` (0: none any more). */
-  advert(peerId, id, chunks) {
+  /** Whether `peerId` said its copy of `id` is kept (a replica), not only cached. */
+  keeps(id, peerId) {
+    return !this.cached.get(id)?.has(peerId);
+  }
+
+  /** `peerId` holds `chunks` chunks of `id` (0: none any more), kept or only cached (`keep` false). */
+  advert(peerId, id, chunks, keep = true) {
     const holders = this.byFile.get(id) ?? new Map();
     const kept = this.perPeer.get(peerId) ?? 0;
     if (chunks > 0 && !holders.has(peerId)) {
@@ -32,6 +38,9 @@ export class Holders {
     }
     if (chunks > 0) holders.set(peerId, chunks);
     else holders.delete(peerId);
+    const cached = this.cached.get(id);
+    if (chunks > 0 && !keep) this.cached.set(id, (cached ?? new Set()).add(peerId));
+    else if (cached?.delete(peerId) && cached.size === 0) this.cached.delete(id);
     if (holders.size) this.byFile.set(id, holders);
     else this.byFile.delete(id);
   }
@@ -45,6 +54,8 @@ export class Holders {
     for (const [id, holders] of this.byFile) {
       holders.delete(peerId);
       if (holders.size === 0) this.byFile.delete(id);
+      const cached = this.cached.get(id);
+      if (cached?.delete(peerId) && cached.size === 0) this.cached.delete(id);
     }
     this.perPeer.delete(peerId);
   }

@@ -308,6 +308,7 @@ export class RepairService {
     const keep = this.files.keeping.keep;
     if (keep && !this.planner.running) {
       this.planner.start(now);
+      this.#seed(now);
       this.peer.log("info", "repair", "repair_started", "keeping copies for the swarm: this page takes part in repair");
     } else if (!keep && this.planner.running) {
       const { announce, drop } = this.planner.stop();
@@ -322,6 +323,17 @@ export class RepairService {
       );
     }
     return this.planner.running;
+  }
+
+  // The adverts this page heard before it started: direct ones (while connected) and gossiped ones.
+  #seed(now) {
+    const direct = this.files.holders;
+    for (const [id, holders] of direct.byFile) {
+      for (const [peerId, chunks] of holders) this.planner.adverts(peerId, [{ id, chunks, keep: direct.keeps(id, peerId) }], now);
+    }
+    for (const [id, holders] of this.files.advertiser.gossip.heard) {
+      for (const [peerId, h] of holders) if (h.expiresAt > this.files.clock()) this.planner.adverts(peerId, [{ id, chunks: h.chunks, keep: h.keep }], h.issuedAt);
+    }
   }
 
   // This page's budget, the manifests of its records and its own adverts.
