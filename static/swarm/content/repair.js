@@ -254,6 +254,8 @@ export class RepairService {
       if (e.detail.reason === "bye_leaving") this.planner.holderGone(e.detail.peerId);
     });
     for (const p of this.peer.connectedPeers()) this.#caps(p.peerId, p.caps ?? []);
+    // Keyless copies left unfinished by an earlier page while the person no longer keeps copies: dropped.
+    if (!this.files.keeping.keep) for (const r of this.files.swarmCopies()) if (r.state !== "complete") this.#remove(r.id);
     this.files.addEventListener("keeping", () => this.step());
     this.files.addEventListener("kept", (e) => this.#ended(e.detail.id, true));
     this.files.addEventListener("failed", (e) => this.#failed(e.detail.id));
