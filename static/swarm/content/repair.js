@@ -333,8 +333,11 @@ export class RepairService {
     for (const [id, holders] of direct.byFile) {
       for (const [peerId, chunks] of holders) this.planner.adverts(peerId, [{ id, chunks, keep: direct.keeps(id, peerId) }], now);
     }
+    const live = this.files.clock();
     for (const [id, holders] of this.files.advertiser.gossip.heard) {
-      for (const [peerId, h] of holders) if (h.expiresAt > this.files.clock()) this.planner.adverts(peerId, [{ id, chunks: h.chunks, keep: h.keep }], h.issuedAt);
+      for (const [peerId, h] of holders) {
+        if (h.expiresAt > live) this.planner.adverts(peerId, [{ id, chunks: h.chunks, keep: h.keep }], h.issuedAt);
+      }
     }
   }
 
