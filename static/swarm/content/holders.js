@@ -1,7 +1,8 @@
 // Who holds which file, as connected peers said in `have` frames (docs/protocol.md "Files"):
-// manifest id -> peer id -> chunks held. A peer's entries go when it disconnects. The ids are
-// the peer's to choose, so what one peer can make us keep is bounded (as the super-peer's,
-// peers/superpeer/holder.py). Holders heard by gossip are advertiser.js's.
+// manifest id -> peer id -> chunks held, and which of those copies are only cached (`keep:
+// false`). A peer's entries go when it disconnects. The ids are the peer's to choose, so what
+// one peer can make us keep is bounded (as the super-peer's, peers/superpeer/holder.py).
+// Holders heard by gossip are advertiser.js's.
 export const MAX_ADVERTS_PER_PEER = 4096; // manifests one peer's adverts are kept for
 
 export class Holders {

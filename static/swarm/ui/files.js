@@ -123,11 +123,21 @@ export class FilesUI {
               ? `copying for the swarm without a key · ${pct(progress?.held ?? record.held ?? 0, total)}%`
               : `copy failed: ${record.message ?? record.reason}`;
         const size = record.size !== undefined && record.size !== null ? bytes(record.size) : "size unknown";
+        const name = record.name ?? `file ${record.id.slice(0, 10)}…`;
         return el(
           "li",
           { class: "swarm-copy", "data-id": record.id, "data-state": record.state, "data-keep": state },
-          el("span", { class: "swarm-copy-text", title: record.id }, `${record.name ?? `file ${record.id.slice(0, 10)}…`} · ${size} · ${what}`),
-          el("button", { type: "button", class: "btn tiny danger remove-swarm-copy", onclick: () => this.files.remove(record.id) }, "Remove"),
+          el("span", { class: "swarm-copy-text", title: record.id }, `${name} · ${size} · ${what}`),
+          el(
+            "button",
+            {
+              type: "button",
+              class: "btn tiny danger remove-swarm-copy",
+              "aria-label": `Remove the copy of ${name}`,
+              onclick: () => this.files.remove(record.id),
+            },
+            "Remove",
+          ),
         );
       }),
     );
