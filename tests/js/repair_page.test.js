@@ -460,3 +460,37 @@ test("opting in later starts from the adverts already heard (a kept copy and a c
   assert.equal(bob.files.holders.keeps(shared.id, carol.peer.peerId), true, "nothing known of it any more");
   assert.equal(bob.files.holders.get(shared.id).has(carol.peer.peerId), false);
 });
+
+test("only a peer whose hello said super-peer holds the page back with a recent backfill run", async () => {
+  now = T0;
+  const net = new Map();
+  const alice = await page(net, "alice4");
+  const bob = await page(net, "bob4", { keepForSwarm: { keep: true, budget: 10_000_000 } });
+  const sp = await page(net, "sp4");
+  const liar = await page(net, "liar4");
+  sp.peer.caps = ["gossip", "superpeer"];
+  const shared = await alice.files.share(new File([new Uint8Array(65536)], "one.bin"));
+  for (const other of [alice, sp, liar]) connect(other.peer, bob.peer);
+  await settle();
+  bob.repair.step();
+  await until(() => bob.repair.view(shared.id), "the manifest learned");
+  now += CONFIG.warmupMs;
+  // A page claims a backfill run a second ago: not believed.
+  await liar.peer.publish("repair", { spare: 0, slots: 0, backfill_at: now - 1_000 });
+  await settle();
+  assert.equal(bob.repair.superpeers.has(liar.peer.peerId), false);
+  assert.equal(bob.repair.planner.core.workerLive(now), false);
+  // The super-peer says the same: the worker is live, nothing is fetched.
+  await sp.peer.publish("repair", { spare: 0, slots: 0, backfill_at: now - 1_000 });
+  await settle();
+  assert.equal(bob.repair.superpeers.has(sp.peer.peerId), true);
+  bob.repair.step();
+  assert.equal(bob.repair.last.workerLive, true);
+  assert.deepEqual(bob.repair.last.fetch, []);
+  // Past the grace, with nothing newer heard, the volunteer repairs.
+  now += CONFIG.workerGraceMs;
+  const kept = event(bob.files, "kept", shared.id);
+  bob.repair.step();
+  assert.deepEqual(bob.repair.last.fetch, [shared.id]);
+  await kept;
+});
