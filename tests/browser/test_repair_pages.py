@@ -155,10 +155,15 @@ def test_volunteers_keep_keyless_copies_and_a_new_page_downloads_from_them(
             assert r["advert"] == {"id": manifest_id, "chunks": 8}, "advertised as a replica"
             assert r["used"] == SIZE + 16 * 8, "counted in the budget (ciphertext)"
             # Listed in the keep card, not among the person's files.
+            page.wait_for_function(
+                "(id) => document.querySelector(`#swarm-copies li[data-id='${id}']`)"
+                "?.dataset.keep === 'kept'",
+                arg=manifest_id,
+                timeout=5_000,
+            )
             row = page.locator(f'#swarm-copies li[data-id="{manifest_id}"]')
-            row.wait_for(timeout=5_000)
             assert "kept for the swarm without a key" in row.inner_text()
-            assert row.get_attribute("data-keep") == "kept"
+            assert "460.0 KB" in row.inner_text(), "its size"
             assert page.locator(f'#file-list li[data-id="{manifest_id}"]').count() == 0
             failure = page.evaluate(
                 "(id) => window.swarm.files.open(id).then(() => null, (e) => e.code)", manifest_id
@@ -205,7 +210,11 @@ def test_volunteers_keep_keyless_copies_and_a_new_page_downloads_from_them(
         # B's person removes B's copy: gone from storage and the card, not fetched again.
         b.locator(f'#swarm-copies li[data-id="{manifest_id}"] .remove-swarm-copy').click()
         b.wait_for_function("(id) => !window.swarm.files.files.get(id)", arg=manifest_id)
-        assert b.locator(f'#swarm-copies li[data-id="{manifest_id}"]').count() == 0
+        b.wait_for_function(
+            "(id) => !document.querySelector(`#swarm-copies li[data-id='${id}']`)",
+            arg=manifest_id,
+            timeout=5_000,
+        )
         b.wait_for_timeout(5_000)  # several ticks past the warm-up
         assert record(b, manifest_id) is None
         assert b.evaluate("() => window.swarm.repair.stats.fetched") == 1
