@@ -164,6 +164,7 @@ def test_volunteers_keep_keyless_copies_and_a_new_page_downloads_from_them(
             row = page.locator(f'#swarm-copies li[data-id="{manifest_id}"]')
             assert "kept for the swarm without a key" in row.inner_text()
             assert "460.0 KB" in row.inner_text(), "its size"
+            assert "(1 without a key)" in page.locator("#keep-usage").inner_text()
             assert page.locator(f'#file-list li[data-id="{manifest_id}"]').count() == 0
             failure = page.evaluate(
                 "(id) => window.swarm.files.open(id).then(() => null, (e) => e.code)", manifest_id

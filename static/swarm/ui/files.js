@@ -97,8 +97,9 @@ export class FilesUI {
     usage.dataset.used = String(plan.used);
     const copies = this.files.swarmCopies();
     usage.dataset.keyless = String(copies.length);
+    const keyless = copies.filter((r) => plan.kept.has(r.id)).length;
     usage.textContent = plan.keep
-      ? `${plan.kept.size} download${plan.kept.size === 1 ? "" : "s"} kept · ${bytes(plan.used)} of ${bytes(plan.budget)}${plan.refused.size ? ` · ${plan.refused.size} not kept (budget full)` : ""}`
+      ? `${plan.kept.size} download${plan.kept.size === 1 ? "" : "s"} kept${keyless ? ` (${keyless} without a key)` : ""} · ${bytes(plan.used)} of ${bytes(plan.budget)}${plan.refused.size ? ` · ${plan.refused.size} not kept (budget full)` : ""}`
       : "Off: downloads are cached, not counted as replicas. Files you share are always kept.";
     this.#swarmCopies(copies);
   }
