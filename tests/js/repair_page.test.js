@@ -494,3 +494,45 @@ test("only a peer whose hello said super-peer holds the page back with a recent 
   assert.deepEqual(bob.repair.last.fetch, [shared.id]);
   await kept;
 });
+
+test("a copy the person removed stays declined after a reload (kept with the settings)", async () => {
+  now = T0;
+  const net = new Map();
+  const alice = await page(net, "alice5");
+  const bob = await page(net, "bob5", { keepForSwarm: { keep: true, budget: 10_000_000 } });
+  const settings = { keepForSwarm: { keep: true, budget: 10_000_000 } };
+  bob.peer.store = {
+    async getSettings() {
+      return structuredClone(settings);
+    },
+    async putSettings(next) {
+      Object.assign(settings, structuredClone(next));
+    },
+  };
+  const shared = await alice.files.share(new File([new Uint8Array(65536)], "one.bin"));
+  connect(alice.peer, bob.peer);
+  await settle();
+  bob.repair.step();
+  await until(() => bob.repair.view(shared.id), "the manifest learned");
+  now += CONFIG.warmupMs;
+  const kept = event(bob.files, "kept", shared.id);
+  bob.repair.step();
+  await kept;
+  await bob.files.remove(shared.id);
+  await until(() => settings.repairDeclined?.length === 1, "the removal saved");
+  assert.deepEqual(settings.repairDeclined, [shared.id]);
+  // The page again (same storage, same settings): a new service declines it from the start.
+  const again = new RepairService({ peer: bob.peer, files: bob.files, clock }).start({ timers: false });
+  await again.loaded;
+  assert.equal(again.planner.declined.has(shared.id), true);
+  now += 300_000;
+  again.step();
+  await settle();
+  assert.deepEqual(again.last.fetch, []);
+  assert.equal(again.view(shared.id), null);
+  // Garbage in the settings is ignored.
+  settings.repairDeclined = ["not an id", 7];
+  const third = new RepairService({ peer: bob.peer, files: bob.files, clock }).start({ timers: false });
+  await third.loaded;
+  assert.equal(third.planner.declined.size, 0);
+});

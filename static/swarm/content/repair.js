@@ -14,6 +14,7 @@ import { MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
 import { verifyManifest } from "../protocol/manifest.js";
 import { announcementData, DEFAULT_CONFIG, MAX_ACTIVE, parseAnnouncement, RepairCore, TOPIC_REPAIR } from "../protocol/repair.js";
 import { checkHaveGossip, TOPIC_HAVE } from "../protocol/have_gossip.js";
+import { isDigestId } from "../protocol/chunks.js";
 import { isKeyless, storedSize } from "./keeping.js";
 
 export { TOPIC_REPAIR } from "../protocol/repair.js";
@@ -26,6 +27,8 @@ export const MAX_ASKING = 4; // manifest requests in flight
 export const ASK_TIMEOUT_MS = 15_000; // a holder that has not answered by then: ask another
 export const ASK_AGAIN_MS = 60_000; // a manifest nobody gave: asked again after this
 export const MAX_SUPERPEERS = 256;
+export const DECLINED_SETTING = "repairDeclined"; // settings key: manifests whose keyless copy the person removed
+export const MAX_DECLINED = 512; // the newest are remembered
 
 /** Spare keep budget (bytes) a plan leaves: the budget less what the kept copies occupy; 0 when opted out. */
 export function spareOf(plan) {
@@ -185,7 +188,9 @@ export class RepairPlanner {
 
   /** The person removed manifest `id` (a copy this page kept without a key): never fetched again. */
   decline(id) {
+    this.declined.delete(id);
     this.declined.add(id);
+    if (this.declined.size > MAX_DECLINED) this.declined.delete(this.declined.values().next().value);
     this.unknown.delete(id);
     if (this.fetching.delete(id)) this.core?.fetchEnded(id, true, 0);
     if (this.known.delete(id)) this.core?.forget(id);
@@ -260,6 +265,7 @@ export class RepairService {
     this.files.addEventListener("kept", (e) => this.#ended(e.detail.id, true));
     this.files.addEventListener("failed", (e) => this.#failed(e.detail.id));
     this.files.addEventListener("removed", (e) => this.#removed(e.detail));
+    this.loaded = this.#loadDeclined();
     if (timers) {
       this.timer = setInterval(() => this.step(), this.config.tickMs);
       /** @type {any} */ (this.timer).unref?.();
@@ -402,9 +408,24 @@ export class RepairService {
   }
 
   #removed({ id, role }) {
-    if (this.dropping.has(id)) return;
-    // The person removed a copy kept for the swarm (or it became their own): not fetched again.
-    if (role === "swarm") this.planner.decline(id);
+    if (this.dropping.has(id) || role !== "swarm") return;
+    // The person removed a copy kept for the swarm (or it became their own): not fetched
+    // again, also after a reload (kept with the settings).
+    this.planner.decline(id);
+    this.#saveDeclined().catch((error) => this.peer.log("warn", "repair", "settings_failed", `could not save the removed copies: ${error.message}`));
+  }
+
+  async #loadDeclined() {
+    const settings = (await this.peer.store?.getSettings?.()) ?? {};
+    const ids = settings[DECLINED_SETTING];
+    if (!Array.isArray(ids)) return;
+    for (const id of ids.slice(-MAX_DECLINED)) if (isDigestId(id)) this.planner.decline(id);
+  }
+
+  async #saveDeclined() {
+    const store = this.peer.store;
+    if (!store) return;
+    await store.putSettings({ ...(await store.getSettings()), [DECLINED_SETTING]: [...this.planner.declined] });
   }
 
   #publish(data) {
