@@ -219,6 +219,11 @@ def test_volunteers_keep_keyless_copies_and_a_new_page_downloads_from_them(
         b.wait_for_timeout(5_000)  # several ticks past the warm-up
         assert record(b, manifest_id) is None
         assert b.evaluate("() => window.swarm.repair.stats.fetched") == 1
+        # Declined for good: kept with the settings, so a reload does not fetch it again.
+        assert b.evaluate(
+            "(id) => window.swarm.store.getSettings().then((s) => s.repairDeclined.includes(id))",
+            manifest_id,
+        )
     finally:
         for context in contexts:
             context.close()
