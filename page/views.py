@@ -2,7 +2,7 @@
 
 The page carries its configuration as JSON (``#swarm-config``, parsed by
 ``static/swarm/adapters/config.js``): beacons, capsule URLs and pinned capsule keys, signaling
-endpoints, ICE servers, seeds, mesh and rendezvous settings (docs/configuration.md).
+endpoints, ICE servers, seeds, mesh, repair and rendezvous settings (docs/configuration.md).
 Empty URL settings mean this server: relative URLs that the page resolves itself.
 """
 
@@ -64,6 +64,13 @@ def page_config(community: str) -> dict[str, Any]:
             "target": settings.SWARM_MESH_TARGET,
             "max": settings.SWARM_MESH_MAX,
             "approval": settings.SWARM_MESH_APPROVAL,
+        },
+        "repair": {
+            "tick_ms": settings.SWARM_REPAIR_TICK_S * 1000,
+            "announce_ms": settings.SWARM_REPAIR_ANNOUNCE_S * 1000,
+            "warmup_ms": settings.SWARM_REPAIR_WARMUP_S * 1000,
+            "worker_grace_ms": settings.SWARM_REPAIR_WORKER_GRACE_S * 1000,
+            "fetch_timeout_ms": settings.SWARM_REPAIR_FETCH_TIMEOUT_S * 1000,
         },
         "rendezvous": {
             "refresh_ms": settings.SWARM_RENDEZVOUS_REFRESH_S * 1000,

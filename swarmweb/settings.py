@@ -356,6 +356,14 @@ SWARM_SEED_PEERS = env.list("SWARM_SEED_PEERS", default=[])
 # Flooded `have` adverts (topic `have`) from the pages; off: holders beyond the connected
 # peers are found through the DHT only.
 SWARM_HAVE_GOSSIP = env.bool("SWARM_HAVE_GOSSIP", default=True)
+# Repair by peers in the page (docs/replication.md "Repair by peers"): how often a page that
+# keeps copies for the swarm decides and announces itself, how long it listens after it
+# starts, how recent a backfill run must be to hold it back, how long one repair fetch may take.
+SWARM_REPAIR_TICK_S = env.int("SWARM_REPAIR_TICK_S", default=5)
+SWARM_REPAIR_ANNOUNCE_S = env.int("SWARM_REPAIR_ANNOUNCE_S", default=60)
+SWARM_REPAIR_WARMUP_S = env.int("SWARM_REPAIR_WARMUP_S", default=75)
+SWARM_REPAIR_WORKER_GRACE_S = env.int("SWARM_REPAIR_WORKER_GRACE_S", default=180)
+SWARM_REPAIR_FETCH_TIMEOUT_S = env.int("SWARM_REPAIR_FETCH_TIMEOUT_S", default=600)
 SWARM_MESH_TARGET = env.int("SWARM_MESH_TARGET", default=6)
 SWARM_MESH_MAX = env.int("SWARM_MESH_MAX", default=10)
 SWARM_MESH_APPROVAL = env.str("SWARM_MESH_APPROVAL", default="auto")

@@ -38,6 +38,13 @@ def test_defaults_point_at_this_server(client: Client, settings: Any, tmp_path: 
     assert [k["pk"] for k in config["capsule_keys"]] == [key.public_key]
     assert config["mesh"] == {"target": 6, "max": 10, "approval": "auto"}
     assert config["rendezvous"]["retry_ms"] == 15_000
+    assert config["repair"] == {
+        "tick_ms": 5_000,
+        "announce_ms": 60_000,
+        "warmup_ms": 75_000,
+        "worker_grace_ms": 180_000,
+        "fetch_timeout_ms": 600_000,
+    }
     assert 'id="swarm-status" data-state="offline"' in html
     assert 'data-community="main"' in html
 
@@ -50,7 +57,11 @@ def test_settings_override_urls_keys_and_ice(client: Client, settings: Any) -> N
     settings.SWARM_DOOR_URLS = ["wss://sp1.example:9443/"]
     settings.SWARM_ICE_SERVERS = [{"urls": "stun:stun.example:3478"}]
     settings.SWARM_MESH_APPROVAL = "manual"
+    settings.SWARM_REPAIR_WARMUP_S = 2
+    settings.SWARM_REPAIR_ANNOUNCE_S = 3
     config, _ = page_config(client)
+    assert config["repair"]["warmup_ms"] == 2_000
+    assert config["repair"]["announce_ms"] == 3_000
     assert config["beacons"] == settings.SWARM_BEACON_URLS
     assert config["capsules"] == settings.SWARM_CAPSULE_URLS
     assert config["capsule_keys"] == [{"pk": settings.SWARM_CAPSULE_KEYS[0]}]

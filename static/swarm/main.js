@@ -10,6 +10,7 @@ import { FeedUI } from "./ui/feed.js";
 import { GuardianService } from "./content/guardians.js";
 import { GuardiansUI } from "./ui/guardians.js";
 import { FileService } from "./content/files.js";
+import { RepairService } from "./content/repair.js";
 import { DownloadPanel, FilesUI } from "./ui/files.js";
 import { KeyShare } from "./content/keyshare.js";
 import { MailService } from "./content/mail.js";
@@ -92,6 +93,8 @@ async function main() {
     const settings = await store.getSettings();
     peer.supernodes = new Supernodes({ peer }).start(settings);
     peer.files = await new FileService({ peer, store: content, linkQuery }).start(settings);
+    // Repair by peers: while the person keeps copies for the swarm (docs/replication.md).
+    peer.repair = new RepairService({ peer, files: peer.files }).start();
     peer.dht = await new PageDht({ peer, files: peer.files }).start();
     peer.keys = await new KeyShare({ peer, store: content, files: peer.files }).start();
     peer.posts = await new PostService({ peer, store: content }).start(settings);

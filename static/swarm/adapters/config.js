@@ -15,6 +15,15 @@ export const RENDEZVOUS_DEFAULTS = Object.freeze({
   ticketTtlMs: 180_000,
 });
 
+// Repair by peers in the page (content/repair.js, docs/replication.md "Repair by peers").
+export const REPAIR_DEFAULTS = Object.freeze({
+  tickMs: 5_000, // how often the page's repair core decides
+  announceMs: 60_000, // its `repair` gossip while opted in
+  warmupMs: 75_000, // after start, listen before deciding (one announcement and the clock skew)
+  workerGraceMs: 180_000, // a backfill run a super-peer saw this recently: the worker is running
+  fetchTimeoutMs: 600_000, // a repair fetch not complete by then is dropped (and retried later)
+});
+
 export class ConfigError extends Error {
   constructor(message) {
     super(message);
@@ -102,6 +111,15 @@ export function parseConfig(raw, base) {
   // have_gossip: false turns off the flooded `have` adverts (direct ones to connected peers
   // stay; holders beyond them are found through the DHT).
   if (raw.have_gossip !== undefined && typeof raw.have_gossip !== "boolean") throw new ConfigError("have_gossip must be true or false");
+  const rp = raw.repair ?? {};
+  if (typeof rp !== "object") throw new ConfigError("repair must be an object");
+  const repair = {
+    tickMs: positive(rp.tick_ms, REPAIR_DEFAULTS.tickMs, "repair.tick_ms"),
+    announceMs: positive(rp.announce_ms, REPAIR_DEFAULTS.announceMs, "repair.announce_ms"),
+    warmupMs: rp.warmup_ms === 0 ? 0 : positive(rp.warmup_ms, REPAIR_DEFAULTS.warmupMs, "repair.warmup_ms"),
+    workerGraceMs: positive(rp.worker_grace_ms, REPAIR_DEFAULTS.workerGraceMs, "repair.worker_grace_ms"),
+    fetchTimeoutMs: positive(rp.fetch_timeout_ms, REPAIR_DEFAULTS.fetchTimeoutMs, "repair.fetch_timeout_ms"),
+  };
   return {
     community,
     haveGossip: raw.have_gossip !== false,
@@ -116,5 +134,6 @@ export function parseConfig(raw, base) {
     turn,
     mesh: { target, max, approval },
     rendezvous,
+    repair,
   };
 }

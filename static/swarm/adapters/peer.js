@@ -220,7 +220,8 @@ export class SwarmPeer extends EventTarget {
       } else if (action.type === "opened") this.#opened(action);
       else if (action.type === "closed") {
         this.meshSignal.disconnected(action.connId, this.clock());
-        this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId } }));
+        // reason: why it closed ("bye_leaving": the peer went away for good).
+        this.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: action.peerId, reason: action.reason ?? null } }));
         this.#changed();
       } else if (action.type === "frame") {
         if (action.frame.t === "signal" || action.frame.t === "reach") this.#meshFrame(action.connId, action.frame);

@@ -3,10 +3,13 @@
 // chunk re-hashed before the transfer hears of it; state lives in IndexedDB (the file record
 // and the chunks already stored), so a reload resumes where it stopped. A Download knows
 // its owner only through a DownloadHost (downloads.js makes it): nothing else reaches it.
+// A copy kept for the swarm without a key (repair by peers) is fetched the same way and
+// stored, never decrypted: it completes with no plaintext.
 import { asBytes, CHUNK_SIZE, decryptChunk, digestId, importFileKey } from "../protocol/chunks.js";
 import { BAD_CHUNK, CHUNK_MISMATCH, DECRYPT_FAILED, ProtocolError, WRONG_FILE } from "../protocol/errors.js";
 import { ciphertextLength, verifyManifest } from "../protocol/manifest.js";
 import { Transfer } from "../protocol/transfer.js";
+import { isKeyless } from "./keeping.js";
 import { assemble } from "./opening.js";
 
 const MAX_LOST_ROUNDS = 3; // re-fetches of chunks the store lost before the download fails
@@ -26,7 +29,7 @@ const wall = () => performance.timeOrigin + performance.now();
  * @property {(record: object) => Promise<void>} save persists the file record (changed in place)
  * @property {(id: string, count: number) => void} held the number of chunks held changed
  * @property {(download: Download) => void} progressed after every step
- * @property {(download: Download, bytes: Uint8Array, sha256: string) => Promise<void>} completed
+ * @property {(download: Download, bytes: Uint8Array|null, sha256: string|null) => Promise<void>} completed (null, null: a keyless copy)
  * @property {(download: Download, code: string, message: string) => Promise<void>} failed
  */
 
@@ -48,12 +51,15 @@ export class Download {
     this.plain = null;
     this.opened = null;
     this.opening = new Set();
+    // A copy kept for the swarm without a key (keeping.js SWARM_ROLE): the ciphertext is
+    // checked against the signed manifest and stored, never decrypted nor assembled.
+    this.keyless = isKeyless(record);
   }
 
   /** Begin with the connected peers' ids and the holders already advertised (peer id -> chunks). */
   async start({ peers = [], holders = [] } = {}) {
     const now = this.host.clock();
-    this.cryptoKey = await importFileKey(this.record.key);
+    this.cryptoKey = this.keyless ? null : await importFileKey(this.record.key);
     if (this.record.envelope) {
       this.manifest = await verifyManifest(this.record.envelope, { expectedId: this.id });
       this.#allocate();
@@ -163,7 +169,7 @@ export class Download {
     } else if (t.chunkAccepted(peerId, index, data.length, now)) {
       this.times.firstChunkAt ??= wall();
       this.host.write(expected, data).catch((error) => this.#writeFailed(error));
-      this.#open(index, data);
+      if (!this.keyless) this.#open(index, data);
       this.host.held(this.id, t.heldCount);
     } else {
       this.stats.duplicates += 1;
@@ -183,9 +189,10 @@ export class Download {
   }
 
   #allocate() {
+    this.heldAtStart = new Uint8Array(this.manifest.chunks.length);
+    if (this.keyless) return;
     this.plain = new Uint8Array(this.manifest.size);
     this.opened = new Uint8Array(this.manifest.chunks.length);
-    this.heldAtStart = new Uint8Array(this.manifest.chunks.length);
   }
 
   #open(index, data) {
@@ -261,6 +268,12 @@ export class Download {
       });
       if (absent.length > 0) {
         this.#refetch(absent);
+        return;
+      }
+      if (this.keyless) {
+        // Every chunk hashed to its id on arrival and is stored: the copy is complete.
+        this.times.doneAt = wall();
+        await this.host.completed(this, null, null);
         return;
       }
       const { bytes, sha256, missing } = await assemble(this.host.store, this.manifest, this.cryptoKey, { into: this.plain, opened: this.opened });

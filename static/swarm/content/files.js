@@ -4,14 +4,16 @@
 // counts (uploader.js), what we advertise and the holders gossiped (advertiser.js), the
 // holders connected peers advertise (holders.js), keeping for the swarm (keeping.js), opening
 // (opening.js). The UI (ui/files.js) reads it and listens to its "change", "complete" and
-// "failed" events.
+// "failed" events. Copies kept for the swarm without a key (role SWARM_ROLE, started by the
+// repair adapter, content/repair.js) live here too: fetched, counted, advertised and served
+// like downloads, never opened, listed apart (swarmCopies()); they end with "kept" events.
 import { shareFragment } from "../protocol/chunks.js";
 import { MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
 import { Advertiser } from "./advertiser.js";
 import { Downloads } from "./downloads.js";
 import { FileError } from "./errors.js";
 import { Holders } from "./holders.js";
-import { KEEP_SETTING, Keeper } from "./keeping.js";
+import { isKeyless, KEEP_SETTING, Keeper, SWARM_ROLE } from "./keeping.js";
 import { Opener } from "./opening.js";
 import { Sharing } from "./sharing.js";
 import { Uploader, UploadStats } from "./uploader.js";
@@ -94,8 +96,40 @@ export class FileService extends EventTarget {
     this.peer.log(level, "files", code, message, peerId);
   }
 
+  /** The person's files (shared, downloaded, offered), newest first; not the keyless copies. */
   list() {
-    return [...this.files.values()].sort((a, b) => b.addedAt - a.addedAt);
+    return [...this.files.values()].filter((r) => !isKeyless(r)).sort((a, b) => b.addedAt - a.addedAt);
+  }
+
+  /** Copies kept for the swarm without a key (repair), oldest first. */
+  swarmCopies() {
+    return [...this.files.values()].filter(isKeyless).sort((a, b) => a.addedAt - b.addedAt);
+  }
+
+  /**
+   * Fetch the ciphertext of manifest `id` to keep for the swarm without its key (repair by
+   * peers: content/repair.js): from the holders, checked against the signed manifest, stored,
+   * never opened. Resolves the new record, or null when this page already has that file.
+   */
+  async keepForSwarm(id) {
+    if (this.files.has(id)) return null;
+    const record = {
+      id,
+      role: SWARM_ROLE,
+      state: "fetching",
+      reason: null,
+      key: null,
+      fileId: null,
+      from: null,
+      envelope: null,
+      addedAt: this.clock(),
+      held: 0,
+      name: null,
+    };
+    await this.saveRecord(record);
+    this.log("info", "swarm_copy_started", `keeping a copy of ${id} for the swarm (no key)`);
+    this.#startDownload(record);
+    return record;
   }
 
   shareLink(record) {
@@ -121,6 +155,7 @@ export class FileService extends EventTarget {
     const plan = this.#replan();
     this.log("info", "keep_settings", `keep copies for the swarm: ${next.keep ? "on" : "off"}, budget ${next.budget} bytes, ${plan.kept.size} kept`);
     this.advertiser.advertise();
+    this.dispatchEvent(new Event("keeping"));
     this.#changed();
     return next;
   }
@@ -145,7 +180,10 @@ export class FileService extends EventTarget {
   /** Fetch a file by manifest id with its key (from a share link or a wrapped key). */
   async download(manifestId, key, { fileId = null, from = null } = {}) {
     const existing = this.files.get(manifestId);
-    if (existing && existing.state !== "offered" && existing.state !== "failed") return existing;
+    const keyless = isKeyless(existing);
+    if (existing && !keyless && existing.state !== "offered" && existing.state !== "failed") return existing;
+    // A copy kept for the swarm without a key becomes this download: the chunks it holds stay.
+    if (keyless) this.downloads.stop(manifestId);
     const record = {
       ...(existing ?? {}),
       id: manifestId,
@@ -169,6 +207,7 @@ export class FileService extends EventTarget {
     const cached = this.opener.cached(id);
     if (cached) return cached;
     const record = this.files.get(id);
+    if (isKeyless(record)) throw new FileError("no_key", "this copy is kept for the swarm: this page has no key to open it");
     if (record?.state !== "complete") throw new FileError("not_ready", "the file is not complete");
     const { url, missing } = await this.opener.open(record);
     if (url) return url;
@@ -180,11 +219,12 @@ export class FileService extends EventTarget {
     throw new FileError("incomplete", `${missing.length} chunk(s) of this file were missing from browser storage; fetching them again`);
   }
 
-  async remove(id) {
+  /** Delete a file and its chunks (`keepChunks`: the record only, its chunks stay stored). */
+  async remove(id, { keepChunks = false } = {}) {
     const record = this.files.get(id);
     if (!record) return;
     this.downloads.stop(id);
-    const chunkIds = record.envelope ? record.envelope.body.chunks : [];
+    const chunkIds = record.envelope && !keepChunks ? record.envelope.body.chunks : [];
     await this.store.deleteFile(id, chunkIds);
     this.files.delete(id);
     this.opener.forget(id);
@@ -192,6 +232,7 @@ export class FileService extends EventTarget {
     this.#replan(); // room freed: a download refused before may fit now
     this.advertiser.advertise();
     this.log("info", "file_deleted", `${record.name ?? id} deleted`);
+    this.dispatchEvent(new CustomEvent("removed", { detail: { id, role: record.role } }));
     this.#changed();
   }
 
@@ -222,6 +263,14 @@ export class FileService extends EventTarget {
   }
 
   async #completed(record, { bytes, sha256, served }) {
+    if (isKeyless(record)) {
+      // Nothing to open: counted in the budget, advertised (kept when it fits), served.
+      this.#replan();
+      this.#held(record.id, record.chunkCount, { now: true });
+      this.log("info", "swarm_copy_complete", `${record.name ?? record.id}: ${record.chunkCount} chunks kept for the swarm (no key)`);
+      this.dispatchEvent(new CustomEvent("kept", { detail: { id: record.id } }));
+      return;
+    }
     this.opener.keep(record.id, bytes);
     this.#replan();
     this.#held(record.id, record.chunkCount, { now: true });
@@ -279,8 +328,8 @@ export class FileService extends EventTarget {
   #onFrame({ peerId, frame }) {
     switch (frame.t) {
       case "have":
-        for (const { id, chunks } of frame.manifests) {
-          this.holders.advert(peerId, id, chunks);
+        for (const { id, chunks, keep = true } of frame.manifests) {
+          this.holders.advert(peerId, id, chunks, keep);
           this.downloads.have(peerId, id, chunks);
         }
         break;

@@ -5,12 +5,17 @@
 // advertised as a cached copy (`keep` false: a source, never counted as a replica).
 // Within the budget, the oldest kept downloads win: a download that would go past it is
 // refused (not kept), with a message saying why; nothing is ever deleted to make room.
+// A copy kept for the swarm without a key (role SWARM_ROLE, fetched by repair: content/repair.js)
+// is a download here like any other: counted in the budget, kept or refused the same way.
 import { TAG_BYTES } from "../protocol/chunks.js";
 
 export const KEEP_SETTING = "keepForSwarm"; // settings key: { keep, budget }
 export const DEFAULT_BUDGET = 1_000_000_000; // bytes (1 GB)
 export const MAX_BUDGET = 1e15; // 1 PB: any larger number is a typo
 export const KEEP_DEFAULTS = Object.freeze({ keep: false, budget: DEFAULT_BUDGET });
+// The role of a record kept for the swarm without a key (a repair copy, content/repair.js):
+// ciphertext fetched, stored, advertised and served like a download's, never opened.
+export const SWARM_ROLE = "swarm";
 
 export class KeepError extends Error {
   constructor(code, message) {
@@ -87,6 +92,9 @@ export function advertFor(record, plan, maxChunks = Infinity) {
   if (!isDownload(record) || plan.kept.has(record.id)) return { id: record.id, chunks };
   return { id: record.id, chunks, keep: false };
 }
+
+/** Whether `record` is kept for the swarm without a key (a repair copy). */
+export const isKeyless = (record) => record?.role === SWARM_ROLE;
 
 /** How a record stands: "own" (shared), "kept", "refused", "cached" (opt-in off or not complete). */
 export function keepState(record, plan) {

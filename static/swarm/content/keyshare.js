@@ -7,6 +7,7 @@ import { PEER_ID_RE } from "../protocol/encoding.js";
 import { BAD_BODY, BAD_WRAPPED_KEY, DECRYPT_FAILED, ProtocolError } from "../protocol/errors.js";
 import { identityKeyAgreementPair } from "../adapters/identity.js";
 import { makeKeyAnnouncement, unwrapFileKey, verifyKeyAnnouncement, wrapFileKey } from "../protocol/keywrap.js";
+import { isKeyless } from "./keeping.js";
 
 export const TOPIC_XKEY = "xkey"; // data: a swarm/xkey/v1 announcement
 export const TOPIC_XKEY_REQ = "xkey-req"; // data: {peer_id}: "announce your key"
@@ -174,8 +175,12 @@ export class KeyShare extends EventTarget {
 
   async #onWrapped(from, { manifest, wrapped }) {
     const existing = this.files.files.get(manifest);
-    if (existing && existing.state !== "offered" && existing.state !== "failed") return;
+    const keyless = isKeyless(existing);
+    if (existing && !keyless && existing.state !== "offered" && existing.state !== "failed") return;
     const key = await this.#unwrap(wrapped);
+    // A copy kept here for the swarm without a key: offered now; its chunks stay in storage
+    // and a download of it finds them there.
+    if (keyless) await this.files.remove(manifest, { keepChunks: true });
     const record = {
       id: manifest,
       role: "offered",

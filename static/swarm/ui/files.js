@@ -95,9 +95,53 @@ export class FilesUI {
     const { plan } = this.files;
     usage.dataset.kept = String(plan.kept.size);
     usage.dataset.used = String(plan.used);
+    const copies = this.files.swarmCopies();
+    usage.dataset.keyless = String(copies.length);
+    const keyless = copies.filter((r) => plan.kept.has(r.id)).length;
     usage.textContent = plan.keep
-      ? `${plan.kept.size} download${plan.kept.size === 1 ? "" : "s"} kept · ${bytes(plan.used)} of ${bytes(plan.budget)}${plan.refused.size ? ` · ${plan.refused.size} not kept (budget full)` : ""}`
+      ? `${plan.kept.size} download${plan.kept.size === 1 ? "" : "s"} kept${keyless ? ` (${keyless} without a key)` : ""} · ${bytes(plan.used)} of ${bytes(plan.budget)}${plan.refused.size ? ` · ${plan.refused.size} not kept (budget full)` : ""}`
       : "Off: downloads are cached, not counted as replicas. Files you share are always kept.";
+    this.#swarmCopies(copies);
+  }
+
+  // Copies kept for the swarm without a key (repair by peers): not the person's files, never
+  // opened here; each says what it takes and can be removed.
+  #swarmCopies(copies) {
+    const list = $("swarm-copies");
+    if (!list) return;
+    list.hidden = copies.length === 0;
+    list.replaceChildren(
+      ...copies.map((record) => {
+        const progress = this.files.progressOf(record.id);
+        const total = progress?.total ?? record.chunkCount ?? 0;
+        const state = record.state === "complete" ? this.files.keepStateOf(record.id).state : record.state;
+        const what =
+          record.state === "complete"
+            ? state === "kept"
+              ? "kept for the swarm without a key"
+              : "held for the swarm without a key (not counted: budget full or keeping off)"
+            : record.state === "fetching"
+              ? `copying for the swarm without a key · ${pct(progress?.held ?? record.held ?? 0, total)}%`
+              : `copy failed: ${record.message ?? record.reason}`;
+        const size = record.size !== undefined && record.size !== null ? bytes(record.size) : "size unknown";
+        const name = record.name ?? `file ${record.id.slice(0, 10)}…`;
+        return el(
+          "li",
+          { class: "swarm-copy", "data-id": record.id, "data-state": record.state, "data-keep": state },
+          el("span", { class: "swarm-copy-text", title: record.id }, `${name} · ${size} · ${what}`),
+          el(
+            "button",
+            {
+              type: "button",
+              class: "btn tiny danger remove-swarm-copy",
+              "aria-label": `Remove the copy of ${name}`,
+              onclick: () => this.files.remove(record.id),
+            },
+            "Remove",
+          ),
+        );
+      }),
+    );
   }
 
   async #share(file) {
