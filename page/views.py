@@ -66,11 +66,11 @@ def page_config(community: str) -> dict[str, Any]:
             "approval": settings.SWARM_MESH_APPROVAL,
         },
         "repair": {
-            "tick_ms": settings.SWARM_REPAIR_TICK_S * 1000,
-            "announce_ms": settings.SWARM_REPAIR_ANNOUNCE_S * 1000,
-            "warmup_ms": settings.SWARM_REPAIR_WARMUP_S * 1000,
-            "worker_grace_ms": settings.SWARM_REPAIR_WORKER_GRACE_S * 1000,
-            "fetch_timeout_ms": settings.SWARM_REPAIR_FETCH_TIMEOUT_S * 1000,
+            "tick_ms": round(settings.SWARM_REPAIR_TICK_S * 1000),
+            "announce_ms": round(settings.SWARM_REPAIR_ANNOUNCE_S * 1000),
+            "warmup_ms": round(settings.SWARM_REPAIR_WARMUP_S * 1000),
+            "worker_grace_ms": round(settings.SWARM_REPAIR_WORKER_GRACE_S * 1000),
+            "fetch_timeout_ms": round(settings.SWARM_REPAIR_FETCH_TIMEOUT_S * 1000),
         },
         "rendezvous": {
             "refresh_ms": settings.SWARM_RENDEZVOUS_REFRESH_S * 1000,

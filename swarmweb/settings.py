@@ -359,10 +359,10 @@ SWARM_HAVE_GOSSIP = env.bool("SWARM_HAVE_GOSSIP", default=True)
 # Repair by peers in the page (docs/replication.md "Repair by peers"): how often a page that
 # keeps copies for the swarm decides and announces itself, how long it listens after it
 # starts, how recent a backfill run must be to hold it back, how long one repair fetch may take.
-SWARM_REPAIR_TICK_S = env.int("SWARM_REPAIR_TICK_S", default=5)
-SWARM_REPAIR_ANNOUNCE_S = env.int("SWARM_REPAIR_ANNOUNCE_S", default=60)
-SWARM_REPAIR_WARMUP_S = env.int("SWARM_REPAIR_WARMUP_S", default=75)
-SWARM_REPAIR_WORKER_GRACE_S = env.int("SWARM_REPAIR_WORKER_GRACE_S", default=180)
+SWARM_REPAIR_TICK_S = env.float("SWARM_REPAIR_TICK_S", default=5.0)
+SWARM_REPAIR_ANNOUNCE_S = env.float("SWARM_REPAIR_ANNOUNCE_S", default=60.0)
+SWARM_REPAIR_WARMUP_S = env.float("SWARM_REPAIR_WARMUP_S", default=75.0)
+SWARM_REPAIR_WORKER_GRACE_S = env.float("SWARM_REPAIR_WORKER_GRACE_S", default=180.0)
 SWARM_REPAIR_FETCH_TIMEOUT_S = env.int("SWARM_REPAIR_FETCH_TIMEOUT_S", default=600)
 SWARM_MESH_TARGET = env.int("SWARM_MESH_TARGET", default=6)
 SWARM_MESH_MAX = env.int("SWARM_MESH_MAX", default=10)
@@ -463,12 +463,7 @@ SWARM_SUPERPEER_GUARDIAN = env.bool("SWARM_SUPERPEER_GUARDIAN", default=False)
 # Repair by peers without the backfill worker (docs/replication.md "Repair by peers")
 SWARM_SUPERPEER_REPAIR = env.bool("SWARM_SUPERPEER_REPAIR", default=True)
 SWARM_SUPERPEER_REPAIR_SLOTS = env.int("SWARM_SUPERPEER_REPAIR_SLOTS", default=4)
-SWARM_SUPERPEER_REPAIR_TICK_S = env.float("SWARM_SUPERPEER_REPAIR_TICK_S", default=5.0)
-SWARM_SUPERPEER_REPAIR_ANNOUNCE_S = env.float("SWARM_SUPERPEER_REPAIR_ANNOUNCE_S", default=60.0)
-SWARM_SUPERPEER_REPAIR_WARMUP_S = env.float("SWARM_SUPERPEER_REPAIR_WARMUP_S", default=75.0)
-SWARM_SUPERPEER_REPAIR_WORKER_GRACE_S = env.float(
-    "SWARM_SUPERPEER_REPAIR_WORKER_GRACE_S", default=180.0
-)
+# Its timings are the pages' (SWARM_REPAIR_TICK_S, _ANNOUNCE_S, _WARMUP_S, _WORKER_GRACE_S).
 
 # --- Swarm: replication backfill (docs/replication.md, docs/configuration.md "Replication"). ---
 SWARM_REPLICATION_TARGET = env.int("SWARM_REPLICATION_TARGET", default=3)

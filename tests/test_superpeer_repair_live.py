@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 MIB = 1024 * 1024
 REPAIR = {
     "SWARM_SUPERPEER_REPAIR": "true",
-    "SWARM_SUPERPEER_REPAIR_WARMUP_S": "2",
-    "SWARM_SUPERPEER_REPAIR_TICK_S": "0.5",
-    "SWARM_SUPERPEER_REPAIR_ANNOUNCE_S": "2",
+    "SWARM_REPAIR_WARMUP_S": "2",
+    "SWARM_REPAIR_TICK_S": "0.5",
+    "SWARM_REPAIR_ANNOUNCE_S": "2",
 }
 
 

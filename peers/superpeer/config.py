@@ -86,11 +86,9 @@ class RepairSettings:
         if not 0 <= self.slots <= 64:
             raise ConfigError("SWARM_SUPERPEER_REPAIR_SLOTS must be in 0..64")
         if self.tick_s <= 0 or self.announce_s <= 0:
-            raise ConfigError("SWARM_SUPERPEER_REPAIR_TICK_S and _ANNOUNCE_S must be positive")
+            raise ConfigError("SWARM_REPAIR_TICK_S and _ANNOUNCE_S must be positive")
         if self.warmup_ms < 0 or self.worker_grace_ms <= 0:
-            raise ConfigError(
-                "SWARM_SUPERPEER_REPAIR_WARMUP_S must be >= 0, _WORKER_GRACE_S positive"
-            )
+            raise ConfigError("SWARM_REPAIR_WARMUP_S must be >= 0, _WORKER_GRACE_S positive")
         if not 0 <= self.target <= 32:
             raise ConfigError("SWARM_REPLICATION_TARGET must be in 0..32 for repair by peers")
 
@@ -185,10 +183,10 @@ class SuperPeerConfig:
             repair=RepairSettings(
                 enabled=settings.SWARM_SUPERPEER_REPAIR,
                 slots=settings.SWARM_SUPERPEER_REPAIR_SLOTS,
-                tick_s=settings.SWARM_SUPERPEER_REPAIR_TICK_S,
-                announce_s=settings.SWARM_SUPERPEER_REPAIR_ANNOUNCE_S,
-                warmup_ms=int(settings.SWARM_SUPERPEER_REPAIR_WARMUP_S * 1000),
-                worker_grace_ms=int(settings.SWARM_SUPERPEER_REPAIR_WORKER_GRACE_S * 1000),
+                tick_s=settings.SWARM_REPAIR_TICK_S,
+                announce_s=settings.SWARM_REPAIR_ANNOUNCE_S,
+                warmup_ms=int(settings.SWARM_REPAIR_WARMUP_S * 1000),
+                worker_grace_ms=int(settings.SWARM_REPAIR_WORKER_GRACE_S * 1000),
                 target=min(32, settings.SWARM_REPLICATION_TARGET),
             ),
             # The in-process layer cannot reach another process: sync from the database only.
