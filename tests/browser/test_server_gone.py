@@ -3,8 +3,10 @@ process of its own (tests/support/procfile.py): six pages and the super-peer con
 the web process is killed (signaling, beacon, capsules: the whole server) with the worker and
 beat. A page that was not connected to B dials B through the mesh and downloads B's file; a
 page that loaded once opens again from its service worker and joins through the super-peer's
-door (the one its cached config names); then the server comes back and every page signals
-through it again, with no connection doubled."""
+door (the one its cached config names); a file shared after the server went, whose sharer
+then leaves, is repaired to its target (3) by the volunteers (two pages keeping copies for
+the swarm) and the super-peer, without the worker; then the server comes back and every page
+signals through it again, with no connection doubled."""
 
 from __future__ import annotations
 
@@ -21,16 +23,26 @@ from tests.browser.conftest import new_context
 from tests.browser.content_support import share_file
 from tests.browser.test_mesh_signal import connected, part, wait_connected
 from tests.browser.test_offline_shell import wait_offline_ready
+from tests.browser.test_repair_pages import keep_for_swarm
 from tests.support.procfile import ProcfileStack
 
 pytestmark = [pytest.mark.live]
 
 PAGES = 6
+# Repair sooner than in production: a short warm-up and announcement period, and a worker
+# taken for gone 35 s after the last backfill run it made (they run every 30 s).
+REPAIR = {
+    "SWARM_REPAIR_WARMUP_S": "3",
+    "SWARM_REPAIR_TICK_S": "1",
+    "SWARM_REPAIR_ANNOUNCE_S": "3",
+    "SWARM_REPAIR_WORKER_GRACE_S": "35",
+    "SWARM_SUPERPEER_STATUS_S": "2",
+}
 
 
 @pytest.fixture
 def stack(tmp_path: Path, artifacts_dir: Path) -> Iterator[ProcfileStack]:
-    stack = ProcfileStack(tmp_path / "var", artifacts_dir)
+    stack = ProcfileStack(tmp_path / "var", artifacts_dir, REPAIR)
     stack.set_up()
     for role in ("web", "worker", "beat", "superpeer"):
         stack.start(role)
@@ -96,6 +108,9 @@ def test_the_swarm_goes_on_without_its_server_and_comes_back_to_it(
         for page in pages.values():
             wait_connected(page, sp, timeout_s=60)
         a, b = pages["A"], pages["B"]
+        d, e, f = pages["D"], pages["E"], pages["F"]
+        for volunteer in (e, f):  # keep copies for the swarm
+            keep_for_swarm(volunteer)
 
         data = random.Random(16).randbytes(1_500_000)
         path = artifacts_dir / "server-gone.bin"
@@ -156,6 +171,55 @@ def test_the_swarm_goes_on_without_its_server_and_comes_back_to_it(
             f" through the door {door_join_s:.2f} s after opening"
         )
         a.screenshot(path=str(artifacts_dir / "screenshots" / "server-gone.png"))
+
+        # D shares a file (no server: nobody but the swarm hears of it), then leaves. The
+        # volunteers and the super-peer bring it to three complete kept copies without D.
+        started = time.monotonic()
+        repaired_data = random.Random(17).randbytes(700_000)
+        repaired = artifacts_dir / "server-gone-repaired.bin"
+        repaired.write_bytes(repaired_data)
+        repaired_id, repaired_key = share_file(d, repaired)
+        e.wait_for_function(
+            "(id) => window.swarm.repair.view(id)?.replicas === 3", arg=repaired_id, timeout=120_000
+        )
+        first_repair_s = time.monotonic() - started
+        d.close()
+        del pages["D"]
+        holders = f"""(id) => {{
+          const h = window.swarm.files.holders.get(id), n = window.swarm.files.files.get(id);
+          return ['{ids["E"]}', '{ids["F"]}', '{sp}'].filter((p) => h?.get(p) === n?.chunkCount
+            || (p === window.swarm.peerId && n?.state === 'complete'));
+        }}"""
+        e.wait_for_function(
+            f"(id) => ({holders})(id).length === 3 && window.swarm.repair.view(id)?.replicas === 3",
+            arg=repaired_id,
+            timeout=120_000,
+        )
+        repaired_s = time.monotonic() - started
+        for volunteer in (e, f):
+            copy = volunteer.evaluate(
+                "(id) => { const r = window.swarm.files.files.get(id);"
+                " return { role: r.role, state: r.state, key: r.key }; }",
+                repaired_id,
+            )
+            assert copy == {"role": "swarm", "state": "complete", "key": None}, copy
+        # Anyone with the link can still read it: from the copies made without the worker.
+        a.evaluate(
+            "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))",
+            [repaired_id, repaired_key],
+        )
+        a.wait_for_function(
+            "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
+            arg=repaired_id,
+            timeout=60_000,
+        )
+        assert a.evaluate("(id) => window.swarm.files.files.get(id).sha256", repaired_id) == (
+            hashlib.sha256(repaired_data).hexdigest()
+        )
+        print(
+            f"repair without the worker: 3 replicas {first_repair_s:.1f} s after D shared,"
+            f" 3 again without D {repaired_s:.1f} s after it shared"
+        )
 
         # The server comes back: every page signals through it again, nothing doubled.
         for role in ("web", "worker", "beat"):
