@@ -8,8 +8,8 @@ Creates a scratch PostgreSQL database beside ``DATABASE_URL``'s (``<name>_doorbe
 daphne whose page config names the door, and a ``manage.py superpeer`` with its door open.
 Each of ``--rounds`` Chromium profiles loads the page once (its service worker keeps it) and
 closes it. Then, with the server up, each profile opens the page again and is timed from the
-navigation to its first open connection (the super-peer, the only other peer: the page hook
-``timeToFirstPeerMs``); then the web process is stopped and each profile opens the page once
+navigation to its first open connection (the super-peer, the only other peer: the time of the
+page's ``first_peer`` diagnostic, from ``performance.timeOrigin``); then the web process is stopped and each profile opens the page once
 more, from its worker, and is timed the same way, now through the door. Printed: both
 series and, for the door, the page's own marks (door entered, first peer).
 """
@@ -39,7 +39,7 @@ def ms(values: list[float]) -> str:
 MARKS = """() => {
   const t = (code) => window.swarm.diagnostics.list().find((e) => e.code === code)?.ts;
   const rel = (ts) => (ts === undefined ? null : Math.round(ts - performance.timeOrigin));
-  return { door: rel(t("door_open")), first: window.swarm.timeToFirstPeerMs };
+  return { door: rel(t("door_open")), first: rel(t("first_peer")) };
 }"""
 
 
