@@ -5,11 +5,12 @@ import * as ed25519 from "../../../static/swarm/protocol/ed25519.js";
 import { peerIdForKey } from "../../../static/swarm/protocol/encoding.js";
 import { SwarmNode } from "../../../static/swarm/protocol/node.js";
 import { makeTicket, verifyTicket } from "../../../static/swarm/protocol/ticket.js";
+import { prng } from "./sim.mjs";
 
 export const T0 = 1_800_000_000_000;
 
 // Deterministic PRNG (mulberry32) so simulations repeat exactly.
-export { prng } from "./sim.mjs";
+export { prng };
 
 export async function makeIdentity(community, now, ttlMs = 600_000) {
   const signer = await ed25519.generateSigner();
