@@ -29,7 +29,14 @@ from .errors import (
     WRONG_COMMUNITY,
     ProtocolError,
 )
-from .gossip import GossipLog, check_gossip, make_gossip, relay_frame
+from .gossip import (
+    DEFAULT_GOSSIP_TTL,
+    GossipLog,
+    GossipMessage,
+    check_gossip,
+    make_gossip,
+    relay_frame,
+)
 from .mesh import Connection, ConnState, Mesh, MeshOptions, TokenBucket
 from .node_actions import Action, ContentReceived, Deliver, Dial, Event, Level, Opened, Send
 from .node_views import NodeStats, NodeStatus, PeerView, mesh_status, peer_views
@@ -60,6 +67,10 @@ FRAME_RATE_PER_S = 500
 FRAME_BURST = 1000
 PRUNE_EVERY_MS = 30_000
 PEX_MAX_ASKING = 2
+# A peer's renewed ticket, sent to its neighbours (gossip ttl 0, never relayed): what they
+# hold of it stays fresh for their PEX answers with no beacon around (docs/protocol.md
+# "Renewed tickets").
+TICKET_TOPIC = "ticket"
 # The content layer's check of one gossip topic: raises ProtocolError for bad data.
 GossipCheck = Callable[[Any, int], None]
 # Gossip that fails these checks was forwarded by a peer that should have checked it.
@@ -321,6 +332,10 @@ class SwarmNode:
             else:
                 self._drop(f"gossip_{error.code}")  # too old or early: clocks differ
             return
+        if message.topic == TICKET_TOPIC:
+            self.log.add(id_hex, message.issued_at)
+            self._take_ticket(message, now)
+            return  # a neighbour's: taken, neither delivered nor relayed
         content_check = self.gossip_checks.get(message.topic)
         if content_check is not None:
             try:
@@ -340,6 +355,30 @@ class SwarmNode:
         if relay is not None:
             self._flood(relay, except_conn=conn)
 
+    def _take_ticket(self, message: GossipMessage, now: int) -> None:
+        """A renewed ticket by gossip: its signer's own, then merged (the newest wins)."""
+        try:
+            ticket = verify_ticket(message.data, now=now, community=self.community)
+        except ProtocolError as error:
+            self._drop(f"gossip_ticket_{error.code}")
+            return
+        if ticket.peer_id != message.origin:
+            self._drop(f"gossip_ticket_{PEER_MISMATCH}")
+            return
+        if ticket.peer_id in self.mesh.blocked:
+            return
+        if self.book.add_ticket(ticket, "hello", now) == "added":
+            self.stats.tickets_renewed += 1
+
+    def renew_ticket(self, ticket: Ticket | JsonObject, now: int) -> str | None:
+        """A new ticket of this node: in hellos from now on, and sent to the open
+        connections (gossip ``ticket``, ttl 0); the gossip id, or None with nobody to tell."""
+        self.set_ticket(ticket)
+        if not any("gossip" in c.caps for c in self.mesh.open()):
+            return None
+        envelope = ticket.envelope if isinstance(ticket, Ticket) else ticket
+        return self.publish(TICKET_TOPIC, envelope, now, ttl=0)
+
     def _flood(self, frame: Gossip, except_conn: Connection | None = None) -> None:
         data = encode_frame(frame)
         for conn in self.mesh.open():
@@ -349,7 +388,7 @@ class SwarmNode:
             if except_conn is not None:
                 self.stats.gossip_relayed += 1
 
-    def publish(self, topic: str, data: object, now: int) -> str:
+    def publish(self, topic: str, data: object, now: int, *, ttl: int = DEFAULT_GOSSIP_TTL) -> str:
         """Sign and flood a message; returns its id (hex)."""
         frame = make_gossip(
             self.private_key,
@@ -358,6 +397,7 @@ class SwarmNode:
             topic=topic,
             data=data,
             now=now,
+            ttl=ttl,
         )
         id_hex = frame.id.hex()
         self.log.add(id_hex, now)

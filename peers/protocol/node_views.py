@@ -25,6 +25,7 @@ class NodeStats:
     pex_requests: int = 0
     pex_tickets: int = 0
     pex_rejected: int = 0
+    tickets_renewed: int = 0  # neighbours' renewed tickets taken (gossip topic ``ticket``)
     first_peer_at: int | None = None
 
 

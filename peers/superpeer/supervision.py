@@ -162,7 +162,9 @@ class Supervisor:
         ticket = service.new_ticket(now)
         if service.node is None:
             return
-        service.node.set_ticket(ticket)
+        # in hellos, and to the neighbours: fresh for their PEX answers (docs/protocol.md
+        # "Renewed tickets")
+        service.node.renew_ticket(ticket, now)
         if service.dht is not None:  # the peer record's republish
             service.dht.set_ticket(ticket)
         tickets = await self.announcer.announce(ticket, now)

@@ -85,7 +85,9 @@ async def start_line(web: Server, base: Path, logs: Path, community: str) -> Mes
     await t.start()
     line = MeshLine(b, c, t)
     await until(lambda: reaches(t, b.peer_id, c.peer_id), 60, "B to reach T and C", b, c)
-    assert not t._is_connected(c.peer_id)
+    if t._is_connected(c.peer_id):
+        # T's DHT joining may have dialed C (B named it among the closest): apart again.
+        await disconnect(line)
     return line
 
 

@@ -23,6 +23,7 @@ const TICK_MAX_MS = 1_000; // run the node at least this often (cheap; keeps the
 const SAMPLE_MS = 5_000;
 const PERSIST_MS = 15_000;
 const TICKET_REFRESH_MS = 60_000;
+const TICKET_GOSSIP_MS = 60_000; // a renewed ticket goes to the neighbours at most this often
 const CLOSE_DELAY_MS = 250; // let a bye reach the peer before the channel closes
 // sync: answers sync_summary (post sync); shard: takes shard_msg frames (guardians, recovery);
 // mail: takes mail frames; signal: relays and takes signaling through the mesh (signal, reach);
@@ -52,6 +53,7 @@ export class SwarmPeer extends EventTarget {
     this.metrics = new Metrics({ now: clock() });
     this.startedAt = performance.now();
     this.timeToFirstPeerMs = null;
+    this.ticketSentAt = Number.NEGATIVE_INFINITY; // when a renewed ticket last went to the neighbours
     this.conns = new Map(); // conn id -> DataConnection
     this.serial = 0;
     this.received = []; // delivered gossip, newest last (capped)
@@ -200,9 +202,20 @@ export class SwarmPeer extends EventTarget {
     }
   }
 
-  // A new ticket of this page: in its hellos from now on, and its DHT peer record ("ticket" event).
+  // A new ticket of this page: in its hellos from now on, to its neighbours (at most once a
+  // minute: what they hold of it stays fresh for their PEX answers, docs/protocol.md "Renewed
+  // tickets") and its DHT peer record ("ticket" event).
   #useTicket(ticket) {
-    this.node.setTicket(ticket);
+    const now = this.clock();
+    if (now - this.ticketSentAt >= TICKET_GOSSIP_MS) {
+      this.ticketSentAt = now;
+      this.node.renewTicket(ticket, now).then(
+        () => this.#flush(),
+        (error) => this.log("error", "mesh", "internal_error", String(error?.stack ?? error)),
+      );
+    } else {
+      this.node.setTicket(ticket);
+    }
     this.dispatchEvent(new CustomEvent("ticket", { detail: ticket.envelope }));
   }
 

@@ -16,7 +16,7 @@ import {
   UNSUPPORTED_VERSION,
   WRONG_COMMUNITY,
 } from "./errors.js";
-import { checkGossip, GossipLog, makeGossip } from "./gossip.js";
+import { checkGossip, DEFAULT_GOSSIP_TTL, GossipLog, makeGossip } from "./gossip.js";
 import { Mesh } from "./mesh.js";
 import { PeerBook } from "./peerbook.js";
 import { PEX_INTERVAL_MS, verifyPexTickets } from "./pex.js";
@@ -31,6 +31,9 @@ export const FRAME_RATE_PER_S = 500;
 export const FRAME_BURST = 1000;
 const PRUNE_EVERY_MS = 30_000;
 const PEX_MAX_ASKING = 2;
+// A peer's renewed ticket, sent to its neighbours (gossip ttl 0, never relayed): what they hold
+// of it stays fresh for their PEX answers with no beacon around (docs/protocol.md "Renewed tickets").
+export const TICKET_TOPIC = "ticket";
 // Gossip that fails these checks was forwarded by a peer that should have checked it.
 const GOSSIP_VIOLATIONS = new Set([BAD_GOSSIP_ID, BAD_SIGNATURE, BAD_ENVELOPE, BAD_BODY, PEER_MISMATCH, WRONG_COMMUNITY]);
 // Frames handed to the content layer (files, post sync, guardians, mail, mesh signaling, DHT) as "frame" actions.
@@ -72,6 +75,7 @@ function newStats() {
     pexRequests: 0,
     pexTickets: 0,
     pexRejected: 0,
+    ticketsRenewed: 0, // neighbours' renewed tickets taken (gossip topic `ticket`)
     firstPeerAt: null,
   };
 }
@@ -338,6 +342,11 @@ export class SwarmNode {
       this.stats.gossipDuplicates += 1;
       return;
     }
+    if (message.topic === TICKET_TOPIC) {
+      this.log.add(idHex, message.issuedAt);
+      await this.#takeTicket(message, now);
+      return; // a neighbour's: taken, neither delivered nor relayed
+    }
     const contentCheck = this.gossipChecks.get(message.topic);
     if (contentCheck) {
       try {
@@ -392,6 +401,34 @@ export class SwarmNode {
     return true;
   }
 
+  // A renewed ticket by gossip: its signer's own, then merged (the newest wins).
+  async #takeTicket(message, now) {
+    let ticket;
+    try {
+      ticket = await verifyTicket(message.data, { now, community: this.community });
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.#drop(`gossip_ticket_${error.code}`);
+      return;
+    }
+    if (ticket.peerId !== message.origin) {
+      this.#drop(`gossip_ticket_${PEER_MISMATCH}`);
+      return;
+    }
+    if (this.mesh.blocked.blocks(ticket.peerId, "outbound", now)) return;
+    if (this.book.addTicket(ticket, "hello", now) === "added") this.stats.ticketsRenewed += 1;
+  }
+
+  /**
+   * A new ticket of this node: in hellos from now on, and sent to the open connections (gossip
+   * `ticket`, ttl 0). Resolves the gossip id, or null with nobody to tell.
+   */
+  async renewTicket(verified, now) {
+    this.setTicket(verified);
+    if (!this.mesh.open().some((c) => c.caps.includes("gossip"))) return null;
+    return this.publish(TICKET_TOPIC, verified.envelope ?? verified, now, { ttl: 0 });
+  }
+
   /** Count bad content (e.g. chunk_mismatch) against an open peer, like a bad frame. */
   contentViolation(peerId, code, message, now) {
     const conn = this.mesh.open().find((c) => c.peerId === peerId);
@@ -399,8 +436,8 @@ export class SwarmNode {
   }
 
   /** Sign and flood a message; resolves its id (hex). */
-  async publish(topic, data, now) {
-    const frame = await makeGossip(this.signer, { origin: this.peerId, community: this.community, topic, data, now });
+  async publish(topic, data, now, { ttl = DEFAULT_GOSSIP_TTL } = {}) {
+    const frame = await makeGossip(this.signer, { origin: this.peerId, community: this.community, topic, data, now, ttl });
     const idHex = hex(frame.id);
     this.log.add(idHex, now);
     this.stats.gossipPublished += 1;
