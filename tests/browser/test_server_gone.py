@@ -44,10 +44,12 @@ REPAIR = {
 def stack(tmp_path: Path, artifacts_dir: Path) -> Iterator[ProcfileStack]:
     stack = ProcfileStack(tmp_path / "var", artifacts_dir, REPAIR)
     stack.set_up()
-    for role in ("web", "worker", "beat", "superpeer"):
-        stack.start(role)
-    yield stack
-    stack.stop()
+    try:
+        for role in ("web", "worker", "beat", "superpeer"):
+            stack.start(role)
+        yield stack
+    finally:
+        stack.stop()
 
 
 def super_peer_of(page: Page, timeout_s: float = 60) -> str:

@@ -58,37 +58,52 @@ def reaches(t: SuperPeerService, via: str, peer_id: str) -> bool:
 
 
 async def start_line(web: Server, base: Path, logs: Path, community: str) -> MeshLine:
-    b = await asyncio.to_thread(start_superpeer, base / "b", logs, web, community, ONLY_B, "mesh-b")
-    c = await asyncio.to_thread(
-        start_superpeer,
-        base / "c",
-        logs,
-        web,
-        community,
-        {**ONLY_B, "SWARM_SUPERPEER_SEEDS": b.peer_id},
-        "mesh-c",
-    )
-    config = SuperPeerConfig(
-        community=community,
-        signal_url=f"{web.url}/signal/",
-        signal_key="peerjs",
-        beacon_urls=(),
-        store_dir=base / "t" / "chunks",
-        key_path=base / "t" / "key",
-        storage_bytes=1 << 20,
-        ice=IceConfig(host_addresses=("127.0.0.1",)),
-        seeds=(b.peer_id,),
-        mesh_target=1,
-        use_channel_layer=False,
-    )
-    t = SuperPeerService(config)
-    await t.start()
-    line = MeshLine(b, c, t)
-    await until(lambda: reaches(t, b.peer_id, c.peer_id), 60, "B to reach T and C", b, c)
-    if t._is_connected(c.peer_id):
-        # T's DHT joining may have dialed C (B named it among the closest): apart again.
-        await disconnect(line)
-    return line
+    """B and C as processes, T in this loop; stopped again if the line cannot be made (a
+    failed set-up must leave no super-peer holding the test database)."""
+    started: list[SuperPeerProcess] = []
+    t: SuperPeerService | None = None
+    try:
+        b = await asyncio.to_thread(
+            start_superpeer, base / "b", logs, web, community, ONLY_B, "mesh-b"
+        )
+        started.append(b)
+        c = await asyncio.to_thread(
+            start_superpeer,
+            base / "c",
+            logs,
+            web,
+            community,
+            {**ONLY_B, "SWARM_SUPERPEER_SEEDS": b.peer_id},
+            "mesh-c",
+        )
+        started.append(c)
+        config = SuperPeerConfig(
+            community=community,
+            signal_url=f"{web.url}/signal/",
+            signal_key="peerjs",
+            beacon_urls=(),
+            store_dir=base / "t" / "chunks",
+            key_path=base / "t" / "key",
+            storage_bytes=1 << 20,
+            ice=IceConfig(host_addresses=("127.0.0.1",)),
+            seeds=(b.peer_id,),
+            mesh_target=1,
+            use_channel_layer=False,
+        )
+        t = SuperPeerService(config)
+        await t.start()
+        line = MeshLine(b, c, t)
+        await until(lambda: reaches(t, b.peer_id, c.peer_id), 60, "B to reach T and C", b, c)
+        if t._is_connected(c.peer_id):
+            # T's DHT joining may have dialed C (B named it among the closest): apart again.
+            await disconnect(line)
+        return line
+    except BaseException:
+        if t is not None:
+            await t.shutdown()
+        for process in started:
+            await asyncio.to_thread(process.stop)
+        raise
 
 
 async def timed_connect(line: MeshLine, *, mesh: bool) -> float:
