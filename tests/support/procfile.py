@@ -7,6 +7,7 @@ under a temporary var dir, the in-process layer), after the set-up `make run` do
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -112,18 +113,39 @@ class ProcfileStack:
     def kill(self, role: str) -> None:
         """SIGKILL to the role's whole process group (a crash: nothing is said to anyone)."""
         proc = self.procs.get(role)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        while _alive(proc.pid):
+            time.sleep(0.05)
 
     def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is not None:
-                continue
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        """SIGTERM to every role's process group, SIGKILL to what is left after 15 s (the
+        groups, not only the shells: a celery worker outlives its shell)."""
+        groups = [proc.pid for proc in self.procs.values()]
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for proc in self.procs.values():
+                proc.poll()  # reap the shell: a zombie still counts as a member
+            if not any(_alive(pgid) for pgid in groups):
+                break
+            time.sleep(0.2)
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
