@@ -49,7 +49,7 @@ from bench.common import git_revision, machine, percentile  # noqa: E402
 from bench.transfer import NO_THROTTLING, OPEN_BARE, RECEIVE_BARE, SEND_BARE  # noqa: E402
 from tests.browser.conftest import CHROMIUM  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
-from tests.support.live import free_port  # noqa: E402
+from tests.support.live import free_port_pair  # noqa: E402
 from tests.support.procfile import set_up, stack_env  # noqa: E402
 
 # Many pages share the browser: none in front, none throttled.
@@ -90,7 +90,7 @@ class Stack:
 
     def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
-        self.port = free_port()
+        self.port = free_port_pair()  # the door goes on the next one
         self.env = stack_env(var_dir, self.port, env)
         self.log_path = var_dir / "stack.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from shared.clock import now_ms
 from tests.support.keys import seeded_key, ticket
-from tests.support.live import ROOT, VENV_BIN, free_port
+from tests.support.live import ROOT, VENV_BIN, free_port_pair
 
 pytestmark = pytest.mark.live
 
@@ -63,7 +63,7 @@ def door_refuses_a_bad_token(door: str) -> bool:
 def test_procfile_starts_web_worker_and_beat_with_no_servers_and_says_where_to_go(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
+    port = free_port_pair()  # the super-peer's door goes on the next one
     env = embedded_env(tmp_path / "var", port)
     for command in (["migrate", "--noinput"], ["swarm_keys"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)

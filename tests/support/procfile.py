@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.live import LOOPBACK_LIMITS_OFF, ROOT, free_port
+from tests.support.live import LOOPBACK_LIMITS_OFF, ROOT, free_port_pair
 
 
 def procfile_roles(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -58,7 +58,7 @@ class ProcfileStack:
     def __init__(self, var_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.var_dir = var_dir
         self.log_dir = log_dir
-        self.port = free_port()
+        self.port = free_port_pair()  # the door goes on the next one
         self.env = stack_env(var_dir, self.port, {**LOOPBACK_LIMITS_OFF, **(env or {})})
         self.roles = procfile_roles()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
