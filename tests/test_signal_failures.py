@@ -14,6 +14,7 @@ import pytest
 from peers.protocol.signal_token import make_signal_token
 from tests.support.keys import peer_id, seeded_key
 from tests.support.live import Server, start_daphne
+from tests.support.redis_server import RedisServer
 from tests.support.signal import Cluster, SignalClient, new_id, start_cluster
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -23,22 +24,30 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 def restricted(
     live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
 ) -> Iterator[Cluster]:
-    """Two processes, three ids at most, key-bound ids only, discovery on."""
-    started = start_cluster(
-        "restricted",
-        2,
-        tmp_path_factory.mktemp("signal-restricted"),
-        artifacts_dir,
-        {
-            "SWARM_SIGNAL_CONCURRENT_LIMIT": "3",
-            "SWARM_SIGNAL_PLAIN_IDS": "false",
-            "SWARM_SIGNAL_ALLOW_DISCOVERY": "true",
-            "SWARM_SIGNAL_KEY": "swarmkey",
-        },
-        redis=True,
-    )
-    yield started
-    started.stop()
+    """Two processes, three ids at most, key-bound ids only, discovery on. On a Redis of
+    their own: the limit counts every id in the directory, and ids of processes other tests
+    killed stay there until they are reaped."""
+    redis = RedisServer(tmp_path_factory.mktemp("signal-restricted-redis"), artifacts_dir)
+    redis.start()
+    try:
+        started = start_cluster(
+            "restricted",
+            2,
+            tmp_path_factory.mktemp("signal-restricted"),
+            artifacts_dir,
+            {
+                "SWARM_SIGNAL_CONCURRENT_LIMIT": "3",
+                "SWARM_SIGNAL_PLAIN_IDS": "false",
+                "SWARM_SIGNAL_ALLOW_DISCOVERY": "true",
+                "SWARM_SIGNAL_KEY": "swarmkey",
+                "REDIS_URL": redis.url(0),
+            },
+            redis=True,
+        )
+        yield started
+        started.stop()
+    finally:
+        redis.stop()
 
 
 def _key_client(n: int) -> tuple[str, str]:
