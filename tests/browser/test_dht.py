@@ -34,7 +34,10 @@ STATE = """() => ({
 def web(
     live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
 ) -> Iterator[Server]:
-    overrides = {"SWARM_HAVE_GOSSIP": "false", "SWARM_MESH_TARGET": "2", "SWARM_MESH_MAX": "6"}
+    # Few mesh connections (target 2), so most pairs are apart and the DHT is what joins them;
+    # room for all the others (8: seven pages and the super-peer), so that a page the DHT names
+    # is never too full to take the dial (a full page refuses any newcomer: bye mesh_full).
+    overrides = {"SWARM_HAVE_GOSSIP": "false", "SWARM_MESH_TARGET": "2", "SWARM_MESH_MAX": "8"}
     var_dir = tmp_path_factory.mktemp("dht-web")
     for attempt in range(3):  # a loaded machine may take longer than 30 s to start it
         try:
@@ -129,8 +132,8 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     holder = pages[0]
     hid = peer_id(holder)
     assert holder.evaluate("() => window.swarm.config.haveGossip") is False
-    # The downloader: a page not connected to the holder.
-    downloader = next(p for p in pages[1:] if not connected(p, hid))
+    # The downloader: another page, kept apart from the holder (below).
+    downloader = pages[1]
     did = peer_id(downloader)
     keep_apart(downloader, hid)
     keep_apart(holder, did)
@@ -142,13 +145,19 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     holder.wait_for_function(
         "(id) => window.swarm.dht.provided.has(id)", arg=manifest_id, timeout=30_000
     )
-    # DHT traffic itself opens connections (the holder's store reached the closest nodes):
-    # part them again so the download starts with no holder among its peers.
-    keep_apart(downloader, hid)
-    keep_apart(holder, did)
-    downloader.wait_for_function(
-        "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=hid
-    )
+    # DHT traffic itself opens connections (the holder's store reached the closest nodes, and
+    # its DHT may dial again to finish it): part them until they stay apart, so the download
+    # starts with no holder among its peers.
+    for _ in range(8):
+        keep_apart(downloader, hid)
+        keep_apart(holder, did)
+        downloader.wait_for_function(
+            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=hid
+        )
+        downloader.wait_for_timeout(2_000)
+        if not connected(downloader, hid):
+            break
+    assert not connected(downloader, hid), "the holder's DHT kept dialing the downloader"
     downloader.evaluate(
         "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
     )
@@ -184,14 +193,20 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
 def test_connect_by_id_finds_a_peer_it_knows_no_ticket_of_through_the_dht(
     pages: list[Page],
 ) -> None:
-    # A pair not connected; the first forgets the other's ticket.
-    a, b = next(
-        (x, y)
-        for x in pages
-        for y in pages
-        if x is not y and not connected(x, peer_id(y)) and not connected(y, peer_id(x))
-    )
-    idb = peer_id(b)
+    # A pair kept apart (the mesh has room for everyone, so it may have joined them); the
+    # first forgets the other's ticket.
+    a, b = pages[-1], pages[-2]
+    ida, idb = peer_id(a), peer_id(b)
+    for _ in range(8):
+        keep_apart(a, idb)
+        keep_apart(b, ida)
+        a.wait_for_function(
+            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=idb
+        )
+        a.wait_for_timeout(2_000)
+        if not connected(a, idb):
+            break
+    assert not connected(a, idb), "they kept dialing each other"
     a.evaluate(
         """(id) => {
           const s = window.swarm, now = s.clock();

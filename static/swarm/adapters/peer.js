@@ -695,7 +695,8 @@ export class SwarmPeer extends EventTarget {
   #connectNow(peerId) {
     const now = this.clock();
     this.node.book.addHint(peerId, now);
-    if (!this.node.mesh.dialing.has(peerId) && !this.node.mesh.dialNow(peerId, now) && !this.node.mesh.open().some((c) => c.peerId === peerId)) {
+    // A connection with the peer in any state (one it is opening to us, say) is as good as a dial.
+    if (!this.node.mesh.dialing.has(peerId) && this.node.mesh.connsOf(peerId).length === 0 && !this.node.mesh.dialNow(peerId, now)) {
       throw Object.assign(new Error("nothing to dial with: no signaling and no peer that relays signaling"), { code: "cannot_dial" });
     }
     this.#flush();
