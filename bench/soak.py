@@ -42,7 +42,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
 
 from bench.common import git_revision, machine, percentile  # noqa: E402
@@ -50,7 +49,7 @@ from bench.transfer import NO_THROTTLING, OPEN_BARE, RECEIVE_BARE, SEND_BARE  # 
 from tests.browser.conftest import CHROMIUM  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
 from tests.support.live import free_port_pair  # noqa: E402
-from tests.support.procfile import set_up, stack_env  # noqa: E402
+from tests.support.procfile import set_up, stack_env, wait_healthy  # noqa: E402
 
 # Many pages share the browser: none in front, none throttled.
 CHROMIUM_ARGS = [*BROWSER_ARGS, *NO_THROTTLING]
@@ -111,17 +110,7 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the stack exited:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"the stack did not answer /healthz:\n{self.log()[-4000:]}")
+        wait_healthy(self.url, self.proc, self.log, "the stack", timeout_s)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -3,6 +3,7 @@ profiles joined to one community, and waits on the page hooks of DESIGN section 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,3 +86,17 @@ def share_file(page: Page, path: Path) -> tuple[str, list[int]]:
     manifest_id = (page.locator("#share-link").get_attribute("href") or "").split("/f/")[1][:43]
     key = page.evaluate("(id) => [...window.swarm.files.files.get(id).key]", manifest_id)
     return manifest_id, key
+
+
+def download_by_key(page: Page, manifest_id: str, key: list[int], data: bytes) -> None:
+    """Download ``manifest_id`` with its key through the file service and check every byte."""
+    page.evaluate(
+        "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
+    )
+    page.wait_for_function(
+        "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
+        arg=manifest_id,
+        timeout=60_000,
+    )
+    sha = page.evaluate("(id) => window.swarm.files.files.get(id).sha256", manifest_id)
+    assert sha == hashlib.sha256(data).hexdigest()

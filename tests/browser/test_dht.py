@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.conftest import new_context
 from tests.browser.content_support import share_file
+from tests.browser.test_mesh_signal import stay_apart
 from tests.support.live import Server, start_daphne
 from tests.support.superpeer import SuperPeerProcess, community_name, start_superpeer
 
@@ -148,16 +149,7 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     # DHT traffic itself opens connections (the holder's store reached the closest nodes, and
     # its DHT may dial again to finish it): part them until they stay apart, so the download
     # starts with no holder among its peers.
-    for _ in range(8):
-        keep_apart(downloader, hid)
-        keep_apart(holder, did)
-        downloader.wait_for_function(
-            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=hid
-        )
-        downloader.wait_for_timeout(2_000)
-        if not connected(downloader, hid):
-            break
-    assert not connected(downloader, hid), "the holder's DHT kept dialing the downloader"
+    stay_apart(downloader, did, holder, hid, part_with=keep_apart, settle_ms=2_000, tries=8)
     downloader.evaluate(
         "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
     )
@@ -197,16 +189,7 @@ def test_connect_by_id_finds_a_peer_it_knows_no_ticket_of_through_the_dht(
     # first forgets the other's ticket.
     a, b = pages[-1], pages[-2]
     ida, idb = peer_id(a), peer_id(b)
-    for _ in range(8):
-        keep_apart(a, idb)
-        keep_apart(b, ida)
-        a.wait_for_function(
-            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=idb
-        )
-        a.wait_for_timeout(2_000)
-        if not connected(a, idb):
-            break
-    assert not connected(a, idb), "they kept dialing each other"
+    stay_apart(a, ida, b, idb, part_with=keep_apart, settle_ms=2_000, tries=8)
     a.evaluate(
         """(id) => {
           const s = window.swarm, now = s.clock();

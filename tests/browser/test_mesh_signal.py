@@ -4,16 +4,15 @@ and fetches a file from it over that connection; when the server is back, nothin
 
 from __future__ import annotations
 
-import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import new_context
-from tests.browser.content_support import share_file
+from tests.browser.content_support import download_by_key, share_file
 from tests.support.live import Server, spawn_daphne, start_daphne
 from tests.support.superpeer import community_name, start_superpeer
 
@@ -65,6 +64,30 @@ def part(page: Page, other: str) -> None:
     )
 
 
+def stay_apart(
+    a: Page,
+    ida: str,
+    b: Page,
+    idb: str,
+    *,
+    part_with: Callable[[Page, str], None] = part,
+    settle_ms: int = 1_500,
+    tries: int = 5,
+) -> None:
+    """Part a and b (``part_with`` on both sides) until they stay apart for ``settle_ms``: a
+    page's DHT may dial the other again on its own right after a part."""
+    for _ in range(tries):
+        part_with(a, idb)
+        part_with(b, ida)
+        a.wait_for_function(
+            "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=idb
+        )
+        a.wait_for_timeout(settle_ms)
+        if connected(a, idb) == 0:
+            return
+    raise AssertionError("they kept dialing each other")
+
+
 def test_a_page_dials_through_the_mesh_with_the_server_gone(
     browser: Browser, web: Server, artifacts_dir: Path
 ) -> None:
@@ -98,17 +121,7 @@ def test_a_page_dials_through_the_mesh_with_the_server_gone(
     wait_connected(c, ida)
     assert b.evaluate("() => window.swarm.meshSignal.stats.relayed") > 0, "B relayed the signaling"
     # A fetches C's file over the mesh-signaled connection (B never had it).
-    a.evaluate(
-        "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
-    )
-    a.wait_for_function(
-        "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
-        arg=manifest_id,
-        timeout=60_000,
-    )
-    assert a.evaluate("(id) => window.swarm.files.files.get(id).sha256", manifest_id) == (
-        hashlib.sha256(data).hexdigest()
-    )
+    download_by_key(a, manifest_id, key, data)
     assert not b.evaluate("(id) => window.swarm.files.files.has(id)", manifest_id)
     a.screenshot(path=str(artifacts_dir / "screenshots" / "mesh-signal-connected.png"))
 
@@ -173,16 +186,7 @@ def test_with_the_server_up_a_page_measures_both_paths_and_uses_the_mesh_too(
     a.evaluate("() => { window.swarm.dialPaths = new window.swarm.dialPaths.constructor(); }")
     vias = []
     for _ in range(4):
-        # Apart, and staying so: C's DHT may dial A again on its own right after a part.
-        for _ in range(5):
-            part(a, idc)
-            part(c, ida)
-            a.wait_for_function(
-                "(id) => !window.swarm.connectedPeers().some((p) => p.peerId === id)", arg=idc
-            )
-            a.wait_for_timeout(1_500)
-            if connected(a, idc) == 0:
-                break
+        stay_apart(a, ida, c, idc)
         # B's reach adverts (at most every 5 s) list C: A knows a route to it through B.
         a.wait_for_function(
             """([b, c]) => [...window.swarm.meshSignal.neighbours.values()].some(

@@ -10,7 +10,6 @@ signals through it again, with no connection doubled."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.conftest import new_context
-from tests.browser.content_support import share_file
+from tests.browser.content_support import download_by_key, share_file
 from tests.browser.test_mesh_signal import connected, part, wait_connected
 from tests.browser.test_offline_shell import wait_offline_ready
 from tests.browser.test_repair_pages import keep_for_swarm
@@ -141,18 +140,7 @@ def test_the_swarm_goes_on_without_its_server_and_comes_back_to_it(
         wait_connected(a, ids["B"], timeout_s=30)
         mesh_dial_s = time.monotonic() - started
         assert a.evaluate("(id) => window.swarm.viaOf(id)", ids["B"]) == "mesh"
-        a.evaluate(
-            "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))",
-            [manifest_id, key],
-        )
-        a.wait_for_function(
-            "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
-            arg=manifest_id,
-            timeout=60_000,
-        )
-        assert a.evaluate("(id) => window.swarm.files.files.get(id).sha256", manifest_id) == (
-            hashlib.sha256(data).hexdigest()
-        )
+        download_by_key(a, manifest_id, key, data)
 
         # G comes back from its worker's cache and joins through the super-peer's door.
         started = time.monotonic()
@@ -206,18 +194,7 @@ def test_the_swarm_goes_on_without_its_server_and_comes_back_to_it(
             )
             assert copy == {"role": "swarm", "state": "complete", "key": None}, copy
         # Anyone with the link can still read it: from the copies made without the worker.
-        a.evaluate(
-            "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))",
-            [repaired_id, repaired_key],
-        )
-        a.wait_for_function(
-            "(id) => window.swarm.files.files.get(id)?.state === 'complete'",
-            arg=repaired_id,
-            timeout=60_000,
-        )
-        assert a.evaluate("(id) => window.swarm.files.files.get(id).sha256", repaired_id) == (
-            hashlib.sha256(repaired_data).hexdigest()
-        )
+        download_by_key(a, repaired_id, repaired_key, repaired_data)
         print(
             f"repair without the worker: 3 replicas {first_repair_s:.1f} s after D shared,"
             f" 3 again without D {repaired_s:.1f} s after it shared"

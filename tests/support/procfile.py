@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -40,6 +40,28 @@ def stack_env(var_dir: Path, port: int, extra: Mapping[str, str] | None = None) 
     }
     env = base | {"SWARM_VAR_DIR": str(var_dir), "SWARM_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     return env | dict(extra or {})
+
+
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    log: Callable[[], str],
+    what: str,
+    timeout_s: float = 60.0,
+) -> None:
+    """Until ``url``/healthz answers 200; RuntimeError with the log's tail if ``proc`` exits
+    or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited:\n{log()[-4000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} did not answer /healthz:\n{log()[-4000:]}")
 
 
 def set_up(var_dir: Path, env: Mapping[str, str]) -> None:
@@ -97,18 +119,7 @@ class ProcfileStack:
             self.wait_web()
 
     def wait_web(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            proc = self.procs["web"]
-            if proc.poll() is not None:
-                raise RuntimeError(f"web exited:\n{self.log('web')[-4000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"web did not answer /healthz:\n{self.log('web')[-4000:]}")
+        wait_healthy(self.url, self.procs["web"], lambda: self.log("web"), "web", timeout_s)
 
     def kill(self, role: str) -> None:
         """SIGKILL to the role's whole process group (a crash: nothing is said to anyone)."""
