@@ -488,6 +488,40 @@ def files() -> dict[str, Any]:
         "dht.json": dht_vectors.dht_vectors(),
         "repair.json": repair_vectors.repair_vectors(),
         "dialpath.json": dialpath_vectors.dialpath_vectors(),
+        "errand.json": errand_vectors(),
+    }
+
+
+def errand_vectors() -> dict[str, Any]:
+    """What a dial is for, from a DataConnection's PeerJS metadata (docs/protocol.md
+    "Errands"). Written out by hand: ``errand`` is what both mirrors must read (None: an
+    ordinary dial)."""
+    manifest = "M" * 42 + "A"
+    content = {"errand": "content", "manifest": manifest}
+    cases: list[tuple[str, Any, Any]] = [
+        ("dht", {"errand": "dht"}, {"errand": "dht"}),
+        ("content", content, content),
+        ("content, keys in the other order", {"manifest": manifest, "errand": "content"}, content),
+        ("no metadata", None, None),
+        ("a string", "dht", None),
+        ("a list", ["dht"], None),
+        ("an empty object", {}, None),
+        ("an unknown errand", {"errand": "chat"}, None),
+        ("dht with another field", {"errand": "dht", "extra": 1}, None),
+        ("content without its manifest", {"errand": "content"}, None),
+        ("content, manifest too short", {"errand": "content", "manifest": "short"}, None),
+        (
+            "content, manifest not a digest id (last character)",
+            {"errand": "content", "manifest": "M" * 42 + "B"},
+            None,
+        ),
+        ("content, manifest a number", {"errand": "content", "manifest": 7}, None),
+        ("content with another field", {**content, "more": True}, None),
+        ("errand not a string", {"errand": 1}, None),
+    ]
+    return {
+        "description": "errand_of(metadata) -> errand (null: an ordinary dial)",
+        "cases": [{"name": n, "metadata": m, "errand": e} for n, m, e in cases],
     }
 
 

@@ -87,7 +87,7 @@ class Line:
         self.alice.opened("ab", BOB, ("gossip", "signal"))
         self.run()
 
-    def _connect(self, peer: str, carrier: SignalCarrier) -> Any:
+    def _connect(self, peer: str, carrier: SignalCarrier, metadata: Any = None) -> Any:
         conn = FakeConn(peer, carrier)
         self.conns.append(conn)
         return conn

@@ -7,14 +7,24 @@ browser and docs/protocol.md disagree (the doc wins; each such place says so).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import msgpack
 import pytest
 
+from peers.protocol.errand import DHT_ERRAND, Errand, content_errand
 from peers.protocol.mesh import MeshOptions
 from peers.protocol.node_actions import Action, Close, ContentReceived, Send
 from peers.protocol.ticket import make_ticket, verify_ticket
-from peers.protocol.wire import ManifestReq, Pex, PexReq, Ping, WireError, encode_frame
+from peers.protocol.wire import (
+    DhtFindNode,
+    ManifestReq,
+    Pex,
+    PexReq,
+    Ping,
+    WireError,
+    encode_frame,
+)
 from tests.support.swarm_network import Network, SimPeer, make_identity, pair
 
 
@@ -226,6 +236,89 @@ def test_a_peer_always_allowed_is_let_in_beyond_the_maximum() -> None:
     assert others[2].peer_id in open_peers(hub), "the allowed peer is connected"
     assert len(open_peers(hub)) == 2
     assert sum(1 for p in others if "bye_mesh_full" in p.closes) == 1
+
+
+MANIFEST = "M" * 42 + "A"
+
+
+def full_hub(
+    n: int,
+    errand: Errand | None,
+    admits: Callable[[Errand], bool] = lambda errand: True,
+    **options: int,
+) -> tuple[Network, SimPeer, SimPeer, list[SimPeer]]:
+    """A hub at its maximum (1) with one member, and ``n`` more peers that each dial it
+    once for ``errand`` (a hint's errand goes with the mesh's own dial of it)."""
+    net = Network()
+    hub = net.add_peer(mesh=MeshOptions(max_conns=1, target=1, **options))
+    hub.node.mesh.admits = admits
+    member = net.add_peer()
+    assert hub.identity is not None
+    member.node.add_candidates([hub.identity.ticket], "beacon", net.now)
+    net.start()
+    assert net.run_until(lambda: connected(hub, member), 5)
+    others = []
+    for _ in range(n):
+        p = net.add_peer(mesh=MeshOptions(target=1))
+        p.node.add_hints([hub.peer_id], net.now, errand)
+        others.append(p)
+    net.run_until(lambda: False, 4)
+    return net, hub, member, others
+
+
+def test_a_full_node_takes_errands_it_admits_up_to_its_spare() -> None:
+    _, hub, member, others = full_hub(4, DHT_ERRAND, spare=2)
+    assert member.peer_id in open_peers(hub)
+    assert len(open_peers(hub)) == 3, "the member and two errands"
+    assert hub.node.mesh.errands() == 2
+    assert sum(1 for p in others if "bye_mesh_full" in p.closes) == 2
+    assert sum(1 for e in hub.events if e.code == "errand_taken") == 2
+
+
+def test_a_full_node_refuses_an_errand_it_does_not_admit_and_a_dial_naming_none() -> None:
+    wanted: list[Errand] = []
+
+    def refuse(errand: Errand) -> bool:
+        wanted.append(errand)
+        return False
+
+    _, hub, _, others = full_hub(2, content_errand(MANIFEST), refuse)
+    assert wanted == [content_errand(MANIFEST)] * 2
+    assert len(open_peers(hub)) == 1
+    assert sum(1 for p in others if "bye_mesh_full" in p.closes) == 2
+    _, plain_hub, _, plain = full_hub(2, None)
+    assert len(open_peers(plain_hub)) == 1
+    assert sum(1 for p in plain if "bye_mesh_full" in p.closes) == 2
+
+
+def test_an_idle_errand_connection_is_closed_beyond_the_maximum_and_use_keeps_it() -> None:
+    net, hub, _, others = full_hub(2, DHT_ERRAND, errand_idle_ms=30_000)
+    busy, idle = others
+    assert hub.node.mesh.errands() == 2
+    kept = hub.node.mesh.conns_of(busy.peer_id)[0]
+    assert busy.identity is not None
+    for t in range(4):
+        # Nobody answers (the hub runs no DHT); the request counts as use all the same.
+        frame = DhtFindNode(id=t + 1, ticket=busy.identity.ticket.envelope, target=bytes(32))
+        assert busy.node.send_to(hub.peer_id, frame)
+        net.collect(busy.peer_id)
+        net.advance(10_000)
+    assert kept.id in hub.node.mesh.conns, "in use: kept"
+    assert "bye_idle" in idle.closes, "idle for 30 s: closed"
+    assert idle.peer_id not in open_peers(hub)
+    net.advance(40_000)
+    assert "bye_idle" in busy.closes, "and once its use stops, the busy one too"
+    assert hub.node.mesh.errands() == 0
+
+
+def test_an_errand_connection_becomes_a_member_once_the_node_is_within_its_maximum() -> None:
+    net, hub, member, others = full_hub(1, DHT_ERRAND)
+    (guest,) = others
+    net.disconnect(member.peer_id)
+    net.advance(31_000)
+    assert guest.peer_id in open_peers(hub), "kept: the node is within its maximum"
+    assert hub.node.mesh.errands() == 0, "no longer an errand: a member like any other"
+    assert "bye_idle" not in guest.closes
 
 
 def test_simultaneous_dials_leave_one_connection_the_same_on_both_sides() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .envelope import JsonObject
+from .errand import Errand
 from .health import Health
 from .node_actions import Action, Close, Closed, Dial, Event, Level, Opened
 from .peerbook import PeerBook
@@ -42,6 +43,8 @@ TRANSITIONS: dict[tuple[ConnState, str], ConnState] = {
 class MeshOptions:
     target: int = 6  # connections the node dials up to
     max_conns: int = 10  # connections it accepts (inbound beyond this get bye "mesh_full")
+    spare: int = 4  # errand connections it takes beyond max (a download from it, a DHT request)
+    errand_idle_ms: int = 30_000  # an errand connection beyond max unused this long is closed
     max_dialing: int = 3
     dial_timeout_ms: int = 15_000
     hello_timeout_ms: int = 10_000
@@ -78,6 +81,9 @@ class Connection:
         self.frames_out = 0
         self.violations: list[int] = []
         self.tokens: TokenBucket | None = None  # frame rate bucket, set by the node
+        # Taken beyond max for this errand; None: an ordinary member.
+        self.errand: Errand | None = None
+        self.used_at = now  # last frame of a download or DHT request
 
     def move(self, event: str) -> None:
         try:
@@ -118,6 +124,9 @@ class Mesh:
         self.caps = caps
         self.agent = agent
         self._serial = 0
+        # Whether this node takes an errand beyond its maximum: it holds the manifest, it
+        # runs a DHT (set by the adapter).
+        self.admits: Callable[[Errand], bool] = lambda errand: False
 
     # --- queries ---
 
@@ -154,13 +163,29 @@ class Mesh:
 
     # --- connection lifecycle ---
 
-    def opened(self, conn_id: str, peer_id: str, outbound: bool, now: int) -> Connection | None:
-        """A DataConnection opened (we dialed it, or the peer did)."""
+    def errands(self) -> int:
+        """Connections taken beyond the maximum for an errand and not yet members."""
+        return sum(1 for c in self.conns.values() if c.errand is not None)
+
+    def opened(
+        self, conn_id: str, peer_id: str, outbound: bool, now: int, errand: Errand | None = None
+    ) -> Connection | None:
+        """A DataConnection opened (we dialed it, or the peer did). ``errand``: what the
+        dialer said it is for (:func:`~peers.protocol.errand.errand_of`), inbound only."""
         if conn_id in self.conns:
             return self.conns[conn_id]
         if outbound:
             self.dialing.pop(peer_id, None)
         refusal = self._refusal(peer_id, outbound, now)
+        # A full node still takes a download of what it holds, or a DHT request, within spare.
+        as_errand = (
+            refusal == "mesh_full"
+            and errand is not None
+            and self.errands() < self.options.spare
+            and self.admits(errand)
+        )
+        if as_errand:
+            refusal = None
         if refusal is not None:
             # A paused node sends nothing at all, not even the reason (as the browser);
             # every other refusal is a bye then close.
@@ -175,6 +200,11 @@ class Mesh:
         self._serial += 1
         conn = Connection(conn_id, peer_id, outbound, now, self._serial)
         conn.deadline = now + self.options.hello_timeout_ms
+        if as_errand and errand is not None:
+            conn.errand = errand
+            self._event(
+                "info", "errand_taken", f"taken beyond the maximum for {errand.kind}", peer_id
+            )
         self.conns[conn_id] = conn
         if self.ticket is None:
             raise RuntimeError("the node has no ticket to send in its hello")
@@ -291,6 +321,10 @@ class Mesh:
         self.book.record_failure(conn.peer_id, now, backoff_ms=MISBEHAVING_RETRY_MS)
         self.close(conn, "misbehaving", now, level="warn")
 
+    def used(self, conn: Connection, now: int) -> None:
+        """The peer sent a frame of a download or a DHT request on ``conn``: it is in use."""
+        conn.used_at = now
+
     def dial_failed(self, peer_id: str, now: int, reason: str = "unreachable") -> None:
         if self.dialing.pop(peer_id, None) is None:
             return
@@ -311,6 +345,13 @@ class Mesh:
                     self.close(conn, "approval_timeout", now)
             elif conn.state == "open" and conn.health.state(now) == "stale":
                 self.close(conn, "stale", now, level="warn", retry_at=now + STALE_RETRY_MS)
+            elif conn.errand is not None and now >= conn.used_at + self.options.errand_idle_ms:
+                # Its errand is done: closed while the node is beyond its maximum, else it
+                # stays as a member.
+                if len(self.conns) > self.options.max_conns:
+                    self.close(conn, "idle", now)
+                else:
+                    conn.errand = None
         for peer_id, deadline in list(self.dialing.items()):
             if now >= deadline:
                 self.dial_failed(peer_id, now, "timeout")
@@ -331,7 +372,7 @@ class Mesh:
         allow = self.allowed if self.isolated else None
         for entry in self.book.dial_candidates(now, exclude=exclude, limit=slots, allow=allow):
             self.dialing[entry.peer_id] = now + self.options.dial_timeout_ms
-            self._emit(Dial(peer_id=entry.peer_id, ticket=entry.ticket))
+            self._emit(Dial(peer_id=entry.peer_id, ticket=entry.ticket, errand=entry.errand))
 
     def next_deadline(self, now: int) -> float:
         deadline: float = float("inf")
@@ -340,6 +381,8 @@ class Mesh:
                 deadline = min(deadline, conn.deadline)
             if conn.state == "open":
                 deadline = min(deadline, conn.health.next_deadline(now))
+            if conn.errand is not None:
+                deadline = min(deadline, conn.used_at + self.options.errand_idle_ms)
         for at in self.dialing.values():
             deadline = min(deadline, at)
         return deadline

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .envelope import JsonObject
+from .errand import Errand
 from .errors import (
     BAD_BODY,
     BAD_ENVELOPE,
@@ -83,6 +84,23 @@ GOSSIP_VIOLATIONS = frozenset(
 # connection), count a "violation" (a second hello), or "hold" (dropped while the peer
 # waits for approval, not held against it). Types not listed take the state's default.
 Policy = Literal["handle", "refuse", "violation", "hold"]
+# Frames of a download or a DHT request: they keep an errand connection (mesh.py) in use.
+ERRAND_FRAMES = frozenset(
+    {
+        "manifest_req",
+        "manifest",
+        "chunk_req",
+        "chunk",
+        "chunk_missing",
+        "dht_find_node",
+        "dht_find_value",
+        "dht_store",
+        "dht_nodes",
+        "dht_value",
+        "dht_stored",
+    }
+)
+
 FRAME_POLICY: dict[ConnState, tuple[dict[str, Policy], Policy]] = {
     "hello": ({"hello": "handle", "bye": "handle"}, "refuse"),
     "approval": (
@@ -183,14 +201,23 @@ class SwarmNode:
         for peer_id in peer_ids:
             self.book.add_seed(peer_id, now)
 
-    def add_hints(self, peer_ids: Iterable[str], now: int) -> None:
-        """Peers named as holders of something wanted: dialed first (peerbook.add_hint)."""
+    def add_hints(self, peer_ids: Iterable[str], now: int, errand: Errand | None = None) -> None:
+        """Peers named as holders of something wanted: dialed first (peerbook.add_hint),
+        for ``errand`` (a download of the manifest: a full holder still takes it)."""
         for peer_id in peer_ids:
-            self.book.add_hint(peer_id, now)
+            self.book.add_hint(peer_id, now, errand)
 
-    def opened(self, conn_id: str, remote_peer_id: str, outbound: bool, now: int) -> None:
-        """A DataConnection opened; ``remote_peer_id`` is its PeerJS id."""
-        self.mesh.opened(conn_id, remote_peer_id, outbound, now)
+    def opened(
+        self,
+        conn_id: str,
+        remote_peer_id: str,
+        outbound: bool,
+        now: int,
+        errand: Errand | None = None,
+    ) -> None:
+        """A DataConnection opened; ``remote_peer_id`` is its PeerJS id, ``errand`` what the
+        peer that dialed it said it is for (:func:`~peers.protocol.errand.errand_of`)."""
+        self.mesh.opened(conn_id, remote_peer_id, outbound, now, errand)
 
     def closed(self, conn_id: str, now: int) -> None:
         """The transport closed."""
@@ -250,6 +277,8 @@ class SwarmNode:
         elif isinstance(frame, Gossip):
             self._on_gossip(conn, frame, now)
         else:
+            if frame.t in ERRAND_FRAMES:
+                self.mesh.used(conn, now)
             self.actions.append(ContentReceived(conn.id, conn.peer_id, frame))
 
     def _take_token(self, conn: Connection, now: int) -> bool:

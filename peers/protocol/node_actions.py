@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .envelope import JsonObject
+from .errand import Errand
 from .gossip import GossipMessage
 from .wire import ContentFrame
 
@@ -38,6 +39,7 @@ class Dial:
 
     peer_id: str
     ticket: JsonObject | None
+    errand: Errand | None = None  # what the dial is for (mesh.errand_of), told to the peer
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .envelope import JsonObject
+from .errand import Errand
 from .ticket import Ticket
 
 DEFAULT_CAPACITY = 256
@@ -53,6 +54,7 @@ class PeerEntry:
     # (nor passed on in PEX) again until a newer ticket of it arrives or it connects to us.
     gone_at_issued: int | None = None
     hint: bool = False  # named as a holder (a share link, a replication job): dialed first
+    errand: Errand | None = None  # what a hint is dialed for: a download of its manifest
 
 
 class PeerBook:
@@ -135,7 +137,7 @@ class PeerBook:
             self.entries[peer_id] = entry
         entry.seed = True
 
-    def add_hint(self, peer_id: str, now: int) -> None:
+    def add_hint(self, peer_id: str, now: int, errand: Errand | None = None) -> None:
         """A peer named as a holder of something wanted (a share link's ``h=``, the sources of
         a replication job): dialed first, by id like a seed, but dropped like anyone else
         when signaling says it is gone."""
@@ -146,6 +148,8 @@ class PeerBook:
             entry = PeerEntry(peer_id=peer_id, source="hint", first_seen=now, last_seen=now)
             self.entries[peer_id] = entry
         entry.hint = True
+        if errand is not None:
+            entry.errand = errand
 
     def remove(self, peer_id: str) -> None:
         self.entries.pop(peer_id, None)
@@ -272,7 +276,7 @@ class PeerBook:
 
     def to_records(self) -> list[dict[str, Any]]:
         """Records for a persistent cache: peers that answered at least once."""
-        return [asdict(e) for e in self.entries.values() if e.successes > 0]
+        return [{**asdict(e), "errand": None} for e in self.entries.values() if e.successes > 0]
 
     def load_records(self, records: Iterable[Mapping[str, Any]], now: int) -> None:
         """Restore cached records (``to_records``); malformed fields are left at defaults."""

@@ -53,7 +53,7 @@ MAX_SESSIONS = 64  # mesh-signaled connections negotiating or open at once
 
 SendFrame = Callable[[str, Signal | Reach], bool]
 Violation = Callable[[str, str, str], None]
-Connect = Callable[[str, SignalCarrier], DataConnection]
+Connect = Callable[[str, SignalCarrier, Any], DataConnection]  # peer id, carrier, metadata
 TakeOffer = Callable[[str, Mapping[str, Any], SignalCarrier], DataConnection | None]
 
 
@@ -151,15 +151,16 @@ class MeshSignaling:
 
     # --- dialing ---
 
-    def dial(self, peer_id: str) -> DataConnection:
+    def dial(self, peer_id: str, metadata: Any = None) -> DataConnection:
         """Offer a connection to ``peer_id`` through the mesh (``raw``, reliable, as every
-        dial of the super-peer); the caller waits for it to open like any other."""
+        dial of the super-peer; ``metadata``: what it is for); the caller waits for it to
+        open like any other."""
         if self.connect is None:
             raise RuntimeError("no PeerJS peer to connect with yet")
         session = Session(self, peer_id, new_session_id(), outbound=True)
         self.sessions[(peer_id, session.sid)] = session
         self.stats.dials += 1
-        return self.connect(peer_id, session)
+        return self.connect(peer_id, session, metadata)
 
     # --- time ---
 

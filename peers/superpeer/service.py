@@ -25,6 +25,7 @@ from peers.peerjs.errors import PEER_UNAVAILABLE, PeerJSError
 from peers.peerjs.peer import Peer
 from peers.peerjs.tokens import key_bound_token
 from peers.protocol.dialpath import MAX_DIAL_MS, MESH, SERVER, DialPaths
+from peers.protocol.errand import DHT_ERRAND, ERRAND_DHT, Errand, content_errand, errand_of
 from peers.protocol.errors import ProtocolError
 from peers.protocol.have_gossip import HAVE_TOPIC, check_have_gossip, parse_have_gossip
 from peers.protocol.mesh import MeshOptions
@@ -402,7 +403,15 @@ class SuperPeerService:
         node.gossip_checks[TOPIC_SUPERNODE] = self.supernodes.check
         # Volunteers for repair by peers (docs/replication.md "Repair by peers").
         node.gossip_checks[REPAIR_TOPIC] = check_repair_gossip
+        # At its maximum it still takes a download of what it holds and a DHT request
+        # (within the mesh's spare; docs/protocol.md "Errands").
+        node.mesh.admits = self._admits
         return node
+
+    def _admits(self, errand: Errand) -> bool:
+        if errand.kind == ERRAND_DHT:
+            return self.dht is not None
+        return errand.manifest is not None and self.index.held(errand.manifest) > 0
 
     def make_dht(self, node: SwarmNode) -> SuperPeerDht:
         """The DHT over this super-peer's connections; it dials through :meth:`dial`."""
@@ -414,7 +423,7 @@ class SuperPeerService:
             node.mesh.ticket,
             send_to=self._send_to_peer,
             connected=self._is_connected,
-            dial=self.dial,
+            dial=lambda peer_id: self.dial(peer_id, DHT_ERRAND),
             violation=self._peer_violation,
             held=self._held_chunks,
             clock=now_ms,
@@ -442,7 +451,8 @@ class SuperPeerService:
         heard = sorted(gossiped, key=lambda peer: -gossiped[peer])[:MAX_GOSSIP_HINTS]
         hints = [s for s in dict.fromkeys((*sources, *heard)) if s != self.peer_id]
         if hints and self.node is not None:
-            self.node.add_hints(hints, now)
+            # Dialed for this manifest: a full holder still takes the download.
+            self.node.add_hints(hints, now, content_errand(manifest_id))
         self.fetcher.start(job_id, kind, manifest_id, sources, now)
         self.pump()
 
@@ -456,15 +466,18 @@ class SuperPeerService:
         ours are dialed ``raw`` and reliable; offers for us are announced to
         ``_incoming`` as if they came from the server."""
 
-        def connect(peer_id: str, carrier: Any) -> DataConnection:
-            return peer.connect(peer_id, serialization="raw", reliable=True, carrier=carrier)
+        def connect(peer_id: str, carrier: Any, metadata: Any = None) -> DataConnection:
+            return peer.connect(
+                peer_id, serialization="raw", reliable=True, carrier=carrier, metadata=metadata
+            )
 
         self.meshsig.connect = connect
         self.meshsig.take_offer = peer.take_offer
 
-    def dial(self, peer_id: str) -> None:
+    def dial(self, peer_id: str, errand: Errand | None = None) -> None:
         """Dial through the signaling server, or through the mesh while the server's
-        socket is not open and a neighbour takes signal frames."""
+        socket is not open and a neighbour takes signal frames. ``errand``: what the dial
+        is for, told to the peer (PeerJS metadata): a full peer still takes it."""
         if self.peer is None or self.stopping.is_set():
             return
         # While the server is up, the mesh too when a route to the peer is known and the
@@ -472,11 +485,12 @@ class SuperPeerService:
         now = now_ms()
         routed = self.peer.open and self.meshsig.core.has_route(peer_id, now)
         path = self.dial_paths.choose(server_up=self.peer.open, route_known=routed)
+        metadata = errand.metadata() if errand is not None else None
         if path == MESH and self.meshsig.reachable():
-            self.dial_through_mesh(peer_id, timed=routed)
+            self.dial_through_mesh(peer_id, timed=routed, metadata=metadata)
             return
         try:
-            conn = self.peer.connect(peer_id, serialization="raw", reliable=True)
+            conn = self.peer.connect(peer_id, serialization="raw", reliable=True, metadata=metadata)
         except PeerJSError as exc:
             assert self.node is not None
             self.node.dial_failed(peer_id, now_ms(), exc.code)
@@ -488,7 +502,9 @@ class SuperPeerService:
             self._run_connection(conn, outbound=True, timing=timing), f"out-{conn.connection_id}"
         )
 
-    def dial_through_mesh(self, peer_id: str, *, timed: bool = False) -> DataConnection | None:
+    def dial_through_mesh(
+        self, peer_id: str, *, timed: bool = False, metadata: Any = None
+    ) -> DataConnection | None:
         """Offer a connection to ``peer_id`` through the mesh, whatever the server's state;
         it runs like any dialed connection once open. None when this peer cannot.
         ``timed``: a failure counts against the mesh's figures (a dial the mesh was chosen
@@ -497,7 +513,7 @@ class SuperPeerService:
             return None
         started = now_ms()
         try:
-            conn = self.meshsig.dial(peer_id)
+            conn = self.meshsig.dial(peer_id, metadata)
         except PeerJSError as exc:
             assert self.node is not None
             self.node.dial_failed(peer_id, now_ms(), exc.code)
@@ -535,7 +551,9 @@ class SuperPeerService:
         channel = FramedChannel(conn, transport)
         self.conns[conn_id] = channel
         self.outboxes[conn_id] = Outbox(channel, conn)
-        node.opened(conn_id, conn.peer, outbound, now_ms())
+        node.opened(
+            conn_id, conn.peer, outbound, now_ms(), None if outbound else errand_of(conn.metadata)
+        )
         self.pump()
         try:
             async for data in conn:
@@ -589,7 +607,7 @@ class SuperPeerService:
                 outbox.close()
         elif isinstance(action, Dial):
             if action.peer_id not in self.blocked:
-                self.dial(action.peer_id)
+                self.dial(action.peer_id, action.errand)
         elif isinstance(action, Opened):
             conn = self.conns.get(action.conn_id)
             if conn is not None:

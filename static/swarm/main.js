@@ -69,7 +69,12 @@ async function main() {
     return;
   }
   // A share link's holder hints (&h=): peers to dial before anyone else.
-  if (document.getElementById("download")) config.hints = parseShareHints(location.hash);
+  // They are dialed for its manifest (a full holder still takes that download).
+  const downloadCard = document.getElementById("download");
+  if (downloadCard) {
+    config.hints = parseShareHints(location.hash);
+    config.hintManifest = downloadCard.dataset.manifestId || null;
+  }
   const { store, problem } = await openStore();
   const peer = new SwarmPeer({ config, store });
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().

@@ -36,8 +36,8 @@ def web(
     live_db: None, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
 ) -> Iterator[Server]:
     # Few mesh connections (target 2), so most pairs are apart and the DHT is what joins them;
-    # room for all the others (8: seven pages and the super-peer), so that a page the DHT names
-    # is never too full to take the dial (a full page refuses any newcomer: bye mesh_full).
+    # room for all the others (8: seven pages and the super-peer) while the DHT forms; the
+    # download test then fills every page but the downloader to its maximum.
     overrides = {"SWARM_HAVE_GOSSIP": "false", "SWARM_MESH_TARGET": "2", "SWARM_MESH_MAX": "8"}
     var_dir = tmp_path_factory.mktemp("dht-web")
     for attempt in range(3):  # a loaded machine may take longer than 30 s to start it
@@ -150,6 +150,13 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     # its DHT may dial again to finish it): part them until they stay apart, so the download
     # starts with no holder among its peers.
     stay_apart(downloader, did, holder, hid, part_with=keep_apart, settle_ms=2_000, tries=8)
+    # Every other page is at its maximum now: a newcomer gets in only on an errand (the
+    # downloader's dial of the holder the DHT named, DHT requests; docs/protocol.md "Errands").
+    for page in pages:
+        if page is not downloader:
+            page.evaluate(
+                "() => { const m = window.swarm.node.mesh; m.options.max = m.conns.size; }"
+            )
     downloader.evaluate(
         "([id, key]) => window.swarm.files.download(id, new Uint8Array(key))", [manifest_id, key]
     )
@@ -170,6 +177,12 @@ def test_a_page_finds_a_holder_through_the_dht_and_downloads_with_gossip_off(
     )
     assert record["sha"] == hashlib.sha256(data).hexdigest()
     assert hid in record["sources"], "the chunks came from the holder the DHT named"
+    # The full holder took the download as an errand.
+    taken = holder.evaluate(
+        "() => window.swarm.diagnostics.list('debug')"
+        ".filter((e) => e.code === 'errand_taken').map((e) => [e.peerId, e.message])"
+    )
+    assert [did, "taken beyond the maximum for content"] in taken, taken
     assert "dht_providers" in codes(downloader)
     lookups = downloader.evaluate("() => window.swarm.dht.summary().lookups")
     assert any(lk["kind"] == "provider" and lk["ok"] for lk in lookups)

@@ -254,3 +254,66 @@ test("the uploader never queues more than bufferTarget (plus the chunk that cros
   assert.ok(channel.highest <= MIN_BUFFER + CHUNK + 200, `queued ${channel.highest} bytes at most`);
   assert.ok(channel.highest > MIN_BUFFER - CHUNK, "and it does fill up to the target");
 });
+
+// Two peers ask one holder for 40 chunks each: a page ("pa") and a super-peer ("sp"). Returns
+// how many of sp's chunks went out before pa's last one, and how long pa took.
+async function servePageAndSuperPeer({ background }) {
+  const { Uploader } = await import("../../static/swarm/content/uploader.js");
+  const CHUNK = 65_536 + 16;
+  const channels = new Map();
+  for (const id of ["pa", "sp"]) {
+    const channel = new EventTarget();
+    Object.assign(channel, { readyState: "open", bufferedAmount: 0, bufferedAmountLowThreshold: 0 });
+    channels.set(id, channel);
+  }
+  const drain = setInterval(() => {
+    for (const channel of channels.values()) {
+      channel.bufferedAmount = Math.max(0, channel.bufferedAmount - 4 * CHUNK);
+      if (channel.bufferedAmount <= channel.bufferedAmountLowThreshold) channel.dispatchEvent(new Event("bufferedamountlow"));
+    }
+  }, 2);
+  const order = [];
+  const peer = {
+    channel: (id) => channels.get(id),
+    rttOf: () => 1,
+    send: () => true,
+    sendEncoded(id, bytes) {
+      channels.get(id).bufferedAmount += bytes.length;
+      order.push(id);
+      return true;
+    },
+  };
+  // Reads take a moment, as IndexedDB's do.
+  const store = { getChunkParts: (ids) => new Promise((r) => setTimeout(() => r(ids.map(() => [new Uint8Array(CHUNK)])), 1)) };
+  const uploader = new Uploader({ peer, store, background });
+  const id = `${"M".repeat(42)}A`;
+  const started = performance.now();
+  for (let index = 0; index < 40; index++) {
+    uploader.request("sp", { manifest: id, index, chunk: `${"C".repeat(42)}A` });
+    uploader.request("pa", { manifest: id, index, chunk: `${"C".repeat(42)}A` });
+  }
+  let paDoneAt = null;
+  while (order.length < 80) {
+    if (paDoneAt === null && order.filter((x) => x === "pa").length === 40) paDoneAt = performance.now();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  clearInterval(drain);
+  paDoneAt ??= performance.now();
+  const paLast = order.lastIndexOf("pa");
+  return { spBefore: order.slice(0, paLast).filter((x) => x === "sp").length, paMs: paDoneAt - started, uploader };
+}
+
+test("a super-peer is served in the background: one batch per BACKGROUND_EVERY_MS while a page's requests wait", async () => {
+  const { BACKGROUND_EVERY_MS } = await import("../../static/swarm/content/uploader.js");
+  const { spBefore, paMs, uploader } = await servePageAndSuperPeer({ background: (peerId) => peerId === "sp" });
+  // One read batch (8 chunks) at once, then one per interval while the page is served.
+  const allowed = 8 * (1 + Math.floor(paMs / BACKGROUND_EVERY_MS));
+  assert.ok(spBefore <= allowed, `${spBefore} of the super-peer's chunks went out before the page's last (allowed ${allowed} in ${paMs} ms)`);
+  assert.ok(uploader.stats.yields > 0, "the super-peer waited");
+  assert.equal(uploader.stats.chunks, 80, "and was served in full once the page was");
+});
+
+test("without the background rule the two are served side by side", async () => {
+  const { spBefore } = await servePageAndSuperPeer({ background: () => false });
+  assert.ok(spBefore >= 24, `${spBefore} of the super-peer's chunks went out before the page's last`);
+});

@@ -204,6 +204,104 @@ test("a peer always allowed is let in beyond the maximum; others still get mesh_
   assert.equal(others.filter((p) => p.closes.includes("bye_mesh_full")).length, 1);
 });
 
+// A manifest id (a 43-character digest id).
+const MANIFEST = `${"M".repeat(42)}A`;
+
+// A hub at its maximum (1) with one member, and `n` more peers that dial it once for `errand`.
+async function fullHub({ n, errand, admits = () => true, options = {} }) {
+  const net = new Network();
+  const hub = await net.addPeer({ options: { mesh: { max: 1, target: 1, ...options } } });
+  hub.node.mesh.admits = admits;
+  const member = await net.addPeer();
+  member.node.addCandidates([hub.identity.ticket], "beacon", net.now);
+  net.start();
+  await net.runUntil(() => connected(hub, member), 5);
+  const others = [];
+  for (let i = 0; i < n; i++) {
+    const p = await net.addPeer({ options: { mesh: { target: 0 } } });
+    p.node.addCandidates([hub.identity.ticket], "beacon", net.now);
+    assert.ok(p.node.mesh.dialNow(hub.identity.peerId, net.now, errand));
+    net.collect(p.identity.peerId);
+    others.push(p);
+  }
+  await net.runUntil(() => false, 4);
+  return { net, hub, member, others };
+}
+
+test("a full node takes errands it admits, up to its spare; beyond that mesh_full", async () => {
+  const { hub, member, others } = await fullHub({ n: 4, errand: { errand: "dht" }, options: { spare: 2 } });
+  assert.ok(openPeers(hub).includes(member.identity.peerId));
+  assert.equal(openPeers(hub).length, 3, "the member and two errands");
+  assert.equal(hub.node.mesh.errands(), 2);
+  assert.equal(others.filter((p) => p.closes.includes("bye_mesh_full")).length, 2);
+  assert.equal(hub.events.filter((e) => e.code === "errand_taken").length, 2);
+});
+
+test("a full node refuses an errand it does not admit, and a dial that names none", async () => {
+  const wanted = [];
+  const notHeld = await fullHub({
+    n: 2,
+    errand: { errand: "content", manifest: MANIFEST },
+    admits: (errand) => {
+      wanted.push(errand);
+      return false;
+    },
+  });
+  assert.deepEqual(wanted, [
+    { errand: "content", manifest: MANIFEST },
+    { errand: "content", manifest: MANIFEST },
+  ]);
+  assert.equal(openPeers(notHeld.hub).length, 1);
+  assert.equal(notHeld.others.filter((p) => p.closes.includes("bye_mesh_full")).length, 2);
+  const plain = await fullHub({ n: 2, errand: null });
+  assert.equal(openPeers(plain.hub).length, 1);
+  assert.equal(plain.others.filter((p) => p.closes.includes("bye_mesh_full")).length, 2);
+});
+
+test("an errand connection left idle is closed (bye idle) while the node is beyond its maximum; use keeps it", async () => {
+  const { net, hub, others } = await fullHub({ n: 2, errand: { errand: "dht" }, options: { errandIdleMs: 30_000 } });
+  const [busy, idle] = others;
+  assert.equal(hub.node.mesh.errands(), 2);
+  // `busy` asks a DHT request every 10 s (nobody answers it: the hub runs no DHT; the frame counts all the same).
+  const conn = hub.node.mesh.connsOf(busy.identity.peerId)[0];
+  for (let t = 0; t < 4; t++) {
+    busy.node.sendTo(hub.identity.peerId, { t: "dht_find_node", id: t + 1, ticket: busy.identity.ticket.envelope, target: new Uint8Array(32) });
+    net.collect(busy.identity.peerId);
+    await net.advance(10_000);
+  }
+  assert.ok(hub.node.mesh.conns.has(conn.id), "in use: kept");
+  assert.ok(idle.closes.includes("bye_idle"), "idle for 30 s: closed");
+  assert.ok(!openPeers(hub).includes(idle.identity.peerId));
+  await net.advance(40_000);
+  assert.ok(busy.closes.includes("bye_idle"), "and once its use stops, the busy one too");
+  assert.equal(hub.node.mesh.errands(), 0);
+});
+
+test("an errand connection becomes a member once the node is back within its maximum", async () => {
+  const { net, hub, member, others } = await fullHub({ n: 1, errand: { errand: "dht" } });
+  const [guest] = others;
+  net.disconnect(member.identity.peerId);
+  await net.advance(31_000);
+  assert.ok(openPeers(hub).includes(guest.identity.peerId), "kept: the node is within its maximum");
+  assert.equal(hub.node.mesh.errands(), 0, "no longer an errand: a member like any other");
+  assert.ok(!guest.closes.includes("bye_idle"));
+});
+
+test("a hint's errand goes with the mesh's own dial of it", async () => {
+  const net = new Network();
+  const hub = await net.addPeer({ options: { mesh: { max: 1, target: 1 } } });
+  hub.node.mesh.admits = (errand) => errand.errand === "content" && errand.manifest === MANIFEST;
+  const member = await net.addPeer();
+  member.node.addCandidates([hub.identity.ticket], "beacon", net.now);
+  const late = await net.addPeer();
+  net.start();
+  await net.runUntil(() => connected(hub, member), 5);
+  late.node.addHints([hub.identity.peerId], net.now, { errand: "content", manifest: MANIFEST });
+  await net.runUntil(() => connected(hub, late), 6);
+  assert.ok(connected(hub, late), "the full holder took the download");
+  assert.equal(hub.node.mesh.errands(), 1);
+});
+
 test("simultaneous dials leave exactly one connection, the same on both sides", async () => {
   const { net, a, b } = await pair();
   b.node.addCandidates([a.identity.ticket], "beacon", net.now);

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.encoding import peer_id_for_key
+from peers.protocol.errand import Errand
 from peers.protocol.gossip import GossipMessage, make_gossip
 from peers.protocol.mesh import MeshOptions
 from peers.protocol.node import GossipCheck, SwarmNode
@@ -155,7 +156,7 @@ class Network:
             elif isinstance(action, Close):
                 self._close(peer, action)
             elif isinstance(action, Dial):
-                self._dial(peer_id, action.peer_id)
+                self._dial(peer_id, action.peer_id, action.errand)
             elif isinstance(action, Deliver):
                 peer.delivered[action.message.id] = action.message
             elif isinstance(action, Event):
@@ -181,7 +182,9 @@ class Network:
             remote.open = False
             self.pending.append(("closed", link.remote, link.remote_conn))
 
-    def _dial(self, source: str, target_id: str) -> None:
+    def _dial(self, source: str, target_id: str, errand: Errand | None = None) -> None:
+        """``errand`` travels with the dial as PeerJS metadata would: the answering side
+        is told it."""
         target = self.peers.get(target_id)
         if target is None or not target.online:
             self.pending.append(("dial_failed", source, target_id))
@@ -191,8 +194,8 @@ class Network:
         a, b = f"c{n}a", f"c{n}b"
         self.links[a] = Link(owner=source, remote=target_id, remote_conn=b)
         self.links[b] = Link(owner=target_id, remote=source, remote_conn=a)
-        self.pending.append(("opened", target_id, b, source, False))
-        self.pending.append(("opened", source, a, target_id, True))
+        self.pending.append(("opened", target_id, b, source, False, errand))
+        self.pending.append(("opened", source, a, target_id, True, None))
 
     def start(self) -> None:
         """Let nodes act on the current time before the first round (initial dials)."""
@@ -212,7 +215,10 @@ class Network:
             if kind == "data":
                 peer.node.receive(args[0], args[1], self.now)
             elif kind == "opened":
-                peer.node.opened(args[0], args[1], args[2], self.now)
+                if args[3] is None:
+                    peer.node.opened(args[0], args[1], args[2], self.now)
+                else:
+                    peer.node.opened(args[0], args[1], args[2], self.now, args[3])
             elif kind == "closed":
                 peer.node.closed(args[0], self.now)
             elif kind == "dial_failed":

@@ -17,6 +17,7 @@
 // - Uses: findPeer (SwarmPeer.connectTo falls back to it for a peer it knows no ticket of),
 //   and downloads that find no holder among the connected peers ask for providers and dial them.
 import { CAP_DHT, Dht } from "../protocol/dht.js";
+import { ERRAND_CONTENT, ERRAND_DHT } from "../protocol/errand.js";
 import { UNEXPECTED_FRAME } from "../protocol/errors.js";
 import { verifyTicket } from "../protocol/ticket.js";
 
@@ -305,7 +306,7 @@ export class PageDht extends EventTarget {
   }
 
   #dial(peerId) {
-    if (!this.peer.dial(peerId)) queueMicrotask(() => this.#unreachable(peerId));
+    if (!this.peer.dial(peerId, { errand: ERRAND_DHT })) queueMicrotask(() => this.#unreachable(peerId));
   }
 
   #done(action) {
@@ -442,7 +443,7 @@ export class PageDht extends EventTarget {
     );
     for (const p of others.slice(0, MAX_PROVIDER_DIALS)) {
       if (this.peer.node.mesh.open().some((c) => c.peerId === p.peerId)) continue;
-      this.peer.dial(p.peerId);
+      this.peer.dial(p.peerId, { errand: ERRAND_CONTENT, manifest });
     }
   }
 

@@ -15,16 +15,18 @@ function connectionId() {
 export class MeshConnection {
   /**
    * @param {{ peer: string, sid: string, rtc: RTCConfiguration, signal: (kind: string, payload: any) => void,
-   *           connectionId?: string }} args  `rtc`: ICE servers and transport policy (the page's current
-   *           ones, TURN credentials included); `signal` sends one of this session's messages through the mesh.
+   *           connectionId?: string, metadata?: any }} args  `rtc`: ICE servers and transport policy (the page's current
+   *           ones, TURN credentials included); `signal` sends one of this session's messages through the mesh;
+   *           `metadata`: what a dial is for (PeerJS's metadata; the answering side takes the offer's).
    */
-  constructor({ peer, sid, rtc, signal, connectionId: id = connectionId() }) {
+  constructor({ peer, sid, rtc, signal, connectionId: id = connectionId(), metadata = null }) {
     this.peer = peer;
     this.sid = sid;
     this.connectionId = id;
     this.label = id;
     this.serialization = "raw";
     this.reliable = true;
+    this.metadata = metadata;
     this.open = false;
     this.viaMesh = true;
     this.signal = signal;
@@ -69,13 +71,14 @@ export class MeshConnection {
       label: this.label,
       serialization: this.serialization,
       reliable: this.reliable,
-      metadata: null,
+      metadata: this.metadata,
     });
     return this;
   }
 
   /** The answering side: take the offer's payload, answer through the mesh. */
   async accept(payload) {
+    this.metadata = payload?.metadata ?? null;
     this.peerConnection.addEventListener("datachannel", (e) => this.#channel(e.channel));
     await this.peerConnection.setRemoteDescription(payload.sdp);
     this.remoteSet = true;

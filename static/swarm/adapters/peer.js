@@ -7,6 +7,7 @@ import { loadOrCreateIdentity } from "./identity.js";
 import { DialPaths, MAX_DIAL_MS, MESH, SERVER } from "../protocol/dialpath.js";
 import { MeshConnection } from "./meshconn.js";
 import { Metrics } from "./metrics.js";
+import { ERRAND_CONTENT, ERRAND_DHT, errandOf } from "../protocol/errand.js";
 import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
 import { MeshSignal, newSessionId } from "../protocol/meshsignal.js";
 import { SwarmNode } from "../protocol/node.js";
@@ -73,6 +74,8 @@ export class SwarmPeer extends EventTarget {
     this.turn = null;
     /** @type {import("./dht.js").PageDht | null} set by main.js: the DHT ("Connect by id" falls back to it) */
     this.dht = null;
+    /** @type {import("../content/files.js").FileService | null} set by main.js: the page's files (a full page still serves them) */
+    this.files = null;
   }
 
   log(level, source, code, message, peerId = null) {
@@ -98,6 +101,10 @@ export class SwarmPeer extends EventTarget {
       now,
     });
     this.node.mesh.caps = CAPS;
+    // At its maximum the page still takes a download of what it holds and a DHT request (within
+    // the mesh's spare; docs/protocol.md "Errands").
+    this.node.mesh.admits = (errand) =>
+      errand.errand === ERRAND_DHT ? Boolean(this.dht?.joined) : errand.errand === ERRAND_CONTENT && Boolean(this.files?.holds(errand.manifest));
     // Signaling through the mesh: relays for others, and dials through it when signaling is down.
     this.meshSignal = new MeshSignal({ peerId: this.peerId, signer: identity.signer, now });
     // Which way dials go while the server is up, and what each way has cost (protocol/dialpath.js).
@@ -121,7 +128,9 @@ export class SwarmPeer extends EventTarget {
     const cached = await this.store.loadPeers(this.community);
     this.node.book.loadRecords(cached, now);
     this.node.addSeeds(this.config.seeds, now);
-    if (this.config.hints?.length) this.node.addHints(this.config.hints, now);
+    // A share link's holders are dialed for its manifest: full, they still take the download.
+    const linkErrand = this.config.hintManifest ? { errand: ERRAND_CONTENT, manifest: this.config.hintManifest } : null;
+    if (this.config.hints?.length) this.node.addHints(this.config.hints, now, linkErrand);
     this.log("info", "rendezvous", "cache_loaded", `${cached.length} cached peer(s), ${this.config.seeds.length} seed(s)`);
     this.signaling = new Signaling({
       endpoints: this.config.signaling,
@@ -225,7 +234,7 @@ export class SwarmPeer extends EventTarget {
     for (const action of this.node.takeActions()) {
       if (action.type === "send") this.#send(action);
       else if (action.type === "close") this.#close(action.connId);
-      else if (action.type === "dial") this.#dial(action.peerId);
+      else if (action.type === "dial") this.#dial(action.peerId, action.errand ?? null);
       else if (action.type === "deliver") this.#deliver(action);
       else if (action.type === "event") {
         this.log(action.level, action.source, action.code, action.message, action.peerId);
@@ -285,7 +294,7 @@ export class SwarmPeer extends EventTarget {
       return;
     }
     if (kind !== "offer" || this.node.mesh.blocked.blocks(from, "inbound", this.clock()) || this.node.mesh.open().some((c) => c.peerId === from)) return;
-    const conn = this.#meshSession(from, sid);
+    const conn = this.#meshSession(from, sid, null);
     this.log("info", "meshsig", "mesh_offer", `${from} dials through the mesh`, from);
     this.#adopt(conn, false);
     conn.accept(payload).catch((error) => {
@@ -294,11 +303,12 @@ export class SwarmPeer extends EventTarget {
     });
   }
 
-  #meshSession(peerId, sid) {
+  #meshSession(peerId, sid, metadata) {
     const conn = new MeshConnection({
       peer: peerId,
       sid,
       rtc: this.rtc,
+      metadata,
       signal: (kind, payload) => {
         this.meshSignal
           .send({ to: peerId, sid, kind, payload, now: this.clock() })
@@ -318,9 +328,9 @@ export class SwarmPeer extends EventTarget {
   }
 
   // Dial through the mesh: when signaling is down and a neighbour relays signaling.
-  #meshDial(peerId) {
+  #meshDial(peerId, metadata = null) {
     if (!this.#meshRelays()) return false;
-    const conn = this.#meshSession(peerId, newSessionId());
+    const conn = this.#meshSession(peerId, newSessionId(), metadata);
     this.log("info", "meshsig", "mesh_dial", `dialing ${peerId} through the mesh`, peerId);
     this.#adopt(conn, true);
     conn.dial().catch((error) => {
@@ -411,16 +421,17 @@ export class SwarmPeer extends EventTarget {
 
   // Through the server; through the mesh while it is down, or while it is up when a route to the
   // peer is known and the mesh has been faster (protocol/dialpath.js).
-  #dial(peerId) {
+  // `errand`: what the dial is for (mesh.js errandOf), told to the peer in the connection's metadata.
+  #dial(peerId, errand = null) {
     const now = this.clock();
     const serverUp = this.signaling.state === "open";
     const routeKnown = serverUp && this.meshSignal.hasRoute(peerId, now);
     const path = this.dialPaths.choose({ serverUp, routeKnown });
-    if (path === MESH && this.#meshDial(peerId)) {
+    if (path === MESH && this.#meshDial(peerId, errand)) {
       this.dialTimes.set(peerId, { path: MESH, at: now, countsFailure: routeKnown });
       return;
     }
-    const conn = this.signaling.connect(peerId);
+    const conn = this.signaling.connect(peerId, errand ?? undefined);
     if (!conn) {
       this.node.dialFailed(peerId, this.clock(), "signaling down");
       this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId, reason: "signaling down" } }));
@@ -458,7 +469,7 @@ export class SwarmPeer extends EventTarget {
       opened = true;
       if (outbound) this.#dialTimed(conn.peer, true);
       this.conns.set(connId, conn);
-      this.node.opened(connId, conn.peer, outbound, this.clock());
+      this.node.opened(connId, conn.peer, outbound, this.clock(), outbound ? null : errandOf(conn.metadata));
       this.#learnIce(conn);
       this.#flush();
       this.#changed();
@@ -719,12 +730,16 @@ export class SwarmPeer extends EventTarget {
     }
   }
 
-  /** Dial `peerId` for the DHT or a download (beyond the mesh target); false when nothing can dial it. */
-  dial(peerId) {
+  /**
+   * Dial `peerId` for the DHT or a download (beyond the mesh target); false when nothing can dial
+   * it. `errand` ({errand: "dht"} or {errand: "content", manifest}) is told to the peer, which
+   * takes the connection even at its maximum when it runs a DHT or holds the manifest.
+   */
+  dial(peerId, errand = null) {
     if (this.node.mesh.blocked.has(peerId)) return false;
     if (this.node.mesh.open().some((c) => c.peerId === peerId) || this.node.mesh.dialing.has(peerId)) return true;
     this.node.mesh.canDial = this.#canDial();
-    const ok = this.node.mesh.dialNow(peerId, this.clock());
+    const ok = this.node.mesh.dialNow(peerId, this.clock(), errand);
     this.#flush();
     return ok;
   }

@@ -153,10 +153,10 @@ export class Signaling extends EventTarget {
     this.#reconnect();
   }
 
-  /** An outbound DataConnection, or null while signaling is down. */
-  connect(peerId) {
+  /** An outbound DataConnection, or null while signaling is down. `metadata`: what it is for (mesh.js errandOf). */
+  connect(peerId, metadata = undefined) {
     if (!this.peer || this.state !== "open") return null;
-    return this.peer.connect(peerId, { serialization: "raw", reliable: true }) ?? null;
+    return this.peer.connect(peerId, { serialization: "raw", reliable: true, metadata }) ?? null;
   }
 
   /** Drop retired Peers once none of their connections is open. */

@@ -8,6 +8,7 @@
 // repair adapter, content/repair.js) live here too: fetched, counted, advertised and served
 // like downloads, never opened, listed apart (swarmCopies()); they end with "kept" events.
 import { shareFragment } from "../protocol/chunks.js";
+import { ERRAND_CONTENT } from "../protocol/errand.js";
 import { MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
 import { Advertiser } from "./advertiser.js";
 import { Downloads } from "./downloads.js";
@@ -15,6 +16,7 @@ import { FileError } from "./errors.js";
 import { Holders } from "./holders.js";
 import { isKeyless, KEEP_SETTING, Keeper, SWARM_ROLE } from "./keeping.js";
 import { Opener } from "./opening.js";
+import { SUPERPEER_CAP } from "./repair.js";
 import { Sharing } from "./sharing.js";
 import { Uploader, UploadStats } from "./uploader.js";
 
@@ -39,7 +41,13 @@ export class FileService extends EventTarget {
     this.sharer = new Sharing({ store, clock, changed, log });
     this.opener = new Opener(store);
     this.uploads = new UploadStats();
-    this.uploader = new Uploader({ peer, store, onServed: (peerId, id, bytes) => this.#served(peerId, id, bytes) });
+    // Super-peers (pins, replication) are served in the background of people's downloads.
+    this.uploader = new Uploader({
+      peer,
+      store,
+      onServed: (peerId, id, bytes) => this.#served(peerId, id, bytes),
+      background: (peerId) => Boolean(peer.node?.mesh.open().some((c) => c.peerId === peerId && c.caps?.includes(SUPERPEER_CAP))),
+    });
     this.advertiser = new Advertiser({ peer, clock, log, holdings: (ids) => this.#holdings(ids) });
     this.downloads = new Downloads({
       peer,
@@ -243,6 +251,11 @@ export class FileService extends EventTarget {
     this.#changed();
   }
 
+  /** Whether this page holds anything of manifest `id` it can serve (a full page still takes a download of it). */
+  holds(id) {
+    return this.#holdings(new Set([id])).length > 0;
+  }
+
   #startDownload(record) {
     // Peers that gossiped holding this file are dialed first, like a share link's holders
     // (the most complete first); a peer signaling says is gone is not redialed.
@@ -251,7 +264,7 @@ export class FileService extends EventTarget {
       .sort((a, b) => b[1].chunks - a[1].chunks)
       .slice(0, MAX_GOSSIP_HINTS)
       .map(([peerId]) => peerId);
-    if (hints.length) this.peer.node?.addHints?.(hints, this.clock());
+    if (hints.length) this.peer.node?.addHints?.(hints, this.clock(), { errand: ERRAND_CONTENT, manifest: record.id });
     this.downloads.start(record);
     this.#changed();
   }

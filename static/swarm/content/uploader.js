@@ -3,6 +3,9 @@
 // needs (bufferTarget); `bufferedamountlow` resumes it. Reads go to
 // IndexedDB a batch at a time. An optional upload limit (bytes/s, all peers together) paces it.
 // UploadStats counts what was served of each file (bytes, peers, recent rate) for the UI.
+// Super-peers are served in the background: while a page's request waits here, a super-peer
+// (pinning or replicating) gets one read batch every BACKGROUND_EVERY_MS, so a person's
+// download has the holder's channel and CPU and the super-peer's requests still do not time out.
 import { encodeChunkFrame } from "../protocol/wire.js";
 
 // How much a peer's DataChannel may hold before we wait: its path's bandwidth-delay product at
@@ -28,26 +31,51 @@ const READ_BATCH = 8;
 const MAX_QUEUE = 512; // requests waiting per peer; honest peers keep far fewer in flight
 const DRAIN_FALLBACK_MS = 1_000; // in case a bufferedamountlow event never comes
 const UPLOAD_RATE_WINDOW_MS = 2_000;
+export const BACKGROUND_EVERY_MS = 250; // a background peer's batch interval while a page waits
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Uploader {
-  /** @param {{ peer: any, store: any, onServed?: (peerId: string, id: string, bytes: number) => void }} args */
-  constructor({ peer, store, onServed = () => {} }) {
+  /**
+   * `background(peerId)`: whether the peer is served in the background (a super-peer).
+   * @param {{ peer: any, store: any, onServed?: (peerId: string, id: string, bytes: number) => void,
+   *           background?: (peerId: string) => boolean }} args
+   */
+  constructor({ peer, store, onServed = () => {}, background = () => false }) {
     this.peer = peer;
     this.store = store;
     this.onServed = onServed;
+    this.background = background;
     this.queues = new Map(); // peer id -> { requests, pumping }
     this.limitBps = 0; // 0: as fast as the channel takes it
     this.nextSendAt = 0;
     this.carried = new WeakMap(); // DataChannel -> bytes sent on it (the buffer ramps up with it)
-    this.stats = { chunks: 0, bytes: 0, missing: 0, dropped: 0, waits: 0, servedTo: {} };
+    this.stats = { chunks: 0, bytes: 0, missing: 0, dropped: 0, waits: 0, yields: 0, servedTo: {} };
+  }
+
+  // Whether a peer served in the foreground has requests here (waiting or being sent).
+  #foregroundBusy() {
+    for (const queue of this.queues.values()) {
+      if ((queue.requests.length > 0 || queue.pumping) && !queue.background) return true;
+    }
+    return false;
+  }
+
+  // A background peer's turn: at once while no page waits, else once per BACKGROUND_EVERY_MS.
+  async #yield(queue) {
+    for (;;) {
+      if (!this.#foregroundBusy()) return;
+      const wait = queue.servedAt + BACKGROUND_EVERY_MS - performance.now();
+      if (wait <= 0) return;
+      this.stats.yields += 1;
+      await sleep(Math.min(wait, 50));
+    }
   }
 
   request(peerId, frame) {
     let queue = this.queues.get(peerId);
     if (!queue) {
-      queue = { requests: [], pumping: false };
+      queue = { requests: [], pumping: false, background: this.background(peerId), servedAt: -Infinity };
       this.queues.set(peerId, queue);
     }
     if (queue.requests.length >= MAX_QUEUE) {
@@ -107,6 +135,11 @@ export class Uploader {
           break;
         }
         if (await this.#backpressure(peerId, channel)) continue;
+        if (queue.background) {
+          await this.#yield(queue);
+          if (this.queues.get(peerId) !== queue) return;
+          queue.servedAt = performance.now();
+        }
         const current = next ?? read(queue.requests.splice(0, READ_BATCH));
         const datas = await current.datas;
         next = queue.requests.length > 0 ? read(queue.requests.splice(0, READ_BATCH)) : null;

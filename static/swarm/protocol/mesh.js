@@ -10,6 +10,8 @@ import { PROTOCOL_VERSION } from "./wire.js";
 export const MESH_DEFAULTS = Object.freeze({
   target: 6, // connections the node dials up to
   max: 10, // connections it accepts (inbound beyond this get bye "mesh_full")
+  spare: 4, // errand connections it takes beyond max (a download from it, a DHT request)
+  errandIdleMs: 30_000, // an errand connection beyond max with no use for this long is closed
   maxDialing: 3,
   dialTimeoutMs: 15_000,
   helloTimeoutMs: 10_000,
@@ -46,6 +48,8 @@ export class Connection {
     this.framesOut = 0;
     this.violations = [];
     this.tokens = null; // frame rate bucket, set by the node
+    this.errand = null; // taken beyond max for this errand (errandOf); null: an ordinary member
+    this.usedAt = now; // last frame of a download or DHT request
   }
 }
 
@@ -53,6 +57,8 @@ export class Connection {
  * @typedef {object} MeshOptions
  * @property {number} target
  * @property {number} max
+ * @property {number} spare
+ * @property {number} errandIdleMs
  * @property {number} maxDialing
  * @property {number} dialTimeoutMs
  * @property {number} helloTimeoutMs
@@ -78,6 +84,8 @@ export class Mesh {
     this.ticket = null; // our own ticket, sent in hello
     this.caps = ["gossip", "pex"];
     this.agent = "swarm-web/1";
+    // Whether this node takes an errand beyond its maximum: it holds the manifest, it runs a DHT.
+    this.admits = (/** @type {{ errand: string, manifest?: string }} */ _errand) => false;
   }
 
   /** Fully paused (both directions): nothing is dialed, accepted or sent. */
@@ -113,11 +121,24 @@ export class Mesh {
 
   // --- connection lifecycle ---
 
-  /** A DataConnection opened (we dialed it, or the peer did). Returns the Connection or null. */
-  opened(connId, peerId, outbound, now) {
+  /** Connections taken beyond the maximum for an errand and not yet members. */
+  errands() {
+    let n = 0;
+    for (const conn of this.conns.values()) if (conn.errand !== null) n += 1;
+    return n;
+  }
+
+  /**
+   * A DataConnection opened (we dialed it, or the peer did). `errand`: what the dialer said it
+   * is for (errandOf), inbound only. Returns the Connection or null.
+   */
+  opened(connId, peerId, outbound, now, errand = null) {
     if (this.conns.has(connId)) return this.conns.get(connId);
     if (outbound) this.dialing.delete(peerId);
-    const refusal = this.#refusal(peerId, outbound, now);
+    let refusal = this.#refusal(peerId, outbound, now);
+    // A full node still takes a download of what it holds, or a DHT request, within `spare`.
+    const asErrand = refusal === "mesh_full" && errand !== null && this.errands() < this.options.spare && this.admits(errand);
+    if (asErrand) refusal = null;
     if (refusal) {
       // A fully paused node sends nothing at all, not even the reason; paused one way, it says so.
       if (refusal !== "paused" || !this.paused) this.emit({ type: "send", connId, frame: { t: "bye", reason: refusal } });
@@ -134,6 +155,10 @@ export class Mesh {
     }
     const conn = new Connection(connId, peerId, outbound, now);
     conn.deadline = now + this.options.helloTimeoutMs;
+    if (asErrand) {
+      conn.errand = errand;
+      this.emit({ type: "event", level: "info", source: "mesh", code: "errand_taken", peerId, message: `taken beyond the maximum for ${errand.errand}` });
+    }
     this.conns.set(connId, conn);
     const hello = { t: "hello", v: PROTOCOL_VERSION, ticket: this.ticket, caps: this.caps, agent: this.agent };
     this.emit({ type: "send", connId, frame: hello });
@@ -246,6 +271,11 @@ export class Mesh {
     this.close(conn, "misbehaving", now, { level: "warn" });
   }
 
+  /** The peer sent a frame of a download or a DHT request on `conn`: it is in use. */
+  used(conn, now) {
+    conn.usedAt = now;
+  }
+
   dialFailed(peerId, now, reason = "unreachable") {
     if (!this.dialing.delete(peerId)) return;
     this.book.recordFailure(peerId, now);
@@ -263,6 +293,10 @@ export class Mesh {
         this.close(conn, reason, now);
       } else if (conn.state === "open" && conn.health.state(now) === "stale") {
         this.close(conn, "stale", now, { level: "warn", retryAt: now + STALE_RETRY_MS });
+      } else if (conn.errand !== null && now >= conn.usedAt + this.options.errandIdleMs) {
+        // Its errand is done: closed while the node is beyond its maximum, else it stays as a member.
+        if (this.conns.size > this.options.max) this.close(conn, "idle", now);
+        else conn.errand = null;
       }
     }
     for (const [peerId, deadline] of this.dialing) if (now >= deadline) this.dialFailed(peerId, now, "timeout");
@@ -293,7 +327,7 @@ export class Mesh {
     const allow = this.isolated ? this.allowed : null;
     for (const entry of this.book.dialCandidates(now, { exclude, limit: slots, allow })) {
       this.dialing.set(entry.peerId, now + this.options.dialTimeoutMs);
-      this.emit({ type: "dial", peerId: entry.peerId, ticket: entry.ticket });
+      this.emit({ type: "dial", peerId: entry.peerId, ticket: entry.ticket, errand: entry.errand ?? null });
     }
   }
 
@@ -302,6 +336,7 @@ export class Mesh {
     for (const conn of this.conns.values()) {
       if (conn.deadline !== null) next = Math.min(next, conn.deadline);
       if (conn.state === "open") next = Math.min(next, conn.health.nextDeadline(now));
+      if (conn.errand !== null) next = Math.min(next, conn.usedAt + this.options.errandIdleMs);
     }
     for (const deadline of this.dialing.values()) next = Math.min(next, deadline);
     return Math.min(next, this.pause.nextDeadline(), this.blocked.nextDeadline());
@@ -312,13 +347,14 @@ export class Mesh {
   /**
    * Dial `peerId` now, beyond the target (the page's "Connect by id"; the Python mirror has no
    * person at the keyboard). False when it is this peer, blocked outbound, connected or being
-   * dialed, or when outbound connections are paused.
+   * dialed, or when outbound connections are paused. `errand`: what the dial is for (errandOf),
+   * told to the peer so that it takes the connection even when full.
    */
-  dialNow(peerId, now) {
+  dialNow(peerId, now, errand = null) {
     if (peerId === this.selfId || this.blocked.blocks(peerId, "outbound", now) || this.dialing.has(peerId) || this.connsOf(peerId).length > 0) return false;
     if (!this.canDial || this.pause.outbound) return false;
     this.dialing.set(peerId, now + this.options.dialTimeoutMs);
-    this.emit({ type: "dial", peerId, ticket: null });
+    this.emit({ type: "dial", peerId, ticket: null, errand });
     return true;
   }
 

@@ -58,6 +58,21 @@ const CONTENT_FRAMES = new Set([
   "dht_stored",
 ]);
 
+// Frames of a download or a DHT request: they keep an errand connection (mesh.js) in use.
+const ERRAND_FRAMES = new Set([
+  "manifest_req",
+  "manifest",
+  "chunk_req",
+  "chunk",
+  "chunk_missing",
+  "dht_find_node",
+  "dht_find_value",
+  "dht_store",
+  "dht_nodes",
+  "dht_value",
+  "dht_stored",
+]);
+
 function newStats() {
   return {
     bytesIn: 0,
@@ -160,12 +175,13 @@ export class SwarmNode {
   }
 
   /** Peers a share link names as holders: dialed before anyone else (peerbook.js addHint). */
-  addHints(peerIds, now) {
-    for (const id of peerIds) this.book.addHint(id, now);
+  addHints(peerIds, now, errand = null) {
+    for (const id of peerIds) this.book.addHint(id, now, errand);
   }
 
-  opened(connId, remotePeerId, outbound, now) {
-    this.mesh.opened(connId, remotePeerId, outbound, now);
+  /** A DataConnection opened; `errand`: what the peer that dialed it said it is for (mesh.js errandOf). */
+  opened(connId, remotePeerId, outbound, now, errand = null) {
+    this.mesh.opened(connId, remotePeerId, outbound, now, errand);
   }
 
   /** The transport closed; frames that arrived before the close are handled first. */
@@ -245,7 +261,10 @@ export class SwarmNode {
     if (frame.t === "pex_req") this.#onPexRequest(conn, frame, now);
     else if (frame.t === "pex") await this.#onPex(conn, frame, now);
     else if (frame.t === "gossip") await this.#onGossip(conn, frame, now);
-    else if (CONTENT_FRAMES.has(frame.t)) this.actions.push({ type: "frame", connId: conn.id, peerId: conn.peerId, frame });
+    else if (CONTENT_FRAMES.has(frame.t)) {
+      if (ERRAND_FRAMES.has(frame.t)) this.mesh.used(conn, now);
+      this.actions.push({ type: "frame", connId: conn.id, peerId: conn.peerId, frame });
+    }
   }
 
   #takeToken(conn, now) {

@@ -35,6 +35,7 @@ function newEntry(peerId, now, source) {
     // passed on in PEX) again until a newer ticket of it arrives or it connects to us.
     goneAtIssued: null,
     hint: false,
+    errand: null, // what a hint is dialed for (mesh.js errandOf): a download of its manifest
   };
 }
 
@@ -111,7 +112,7 @@ export class PeerBook {
   }
 
   /** A peer a share link names as a holder: dialed first (by id, like a seed) in this session. */
-  addHint(peerId, now) {
+  addHint(peerId, now, errand = null) {
     if (peerId === this.selfId) return;
     let entry = this.entries.get(peerId);
     if (!entry) {
@@ -119,6 +120,7 @@ export class PeerBook {
       this.entries.set(peerId, entry);
     }
     entry.hint = true;
+    if (errand) entry.errand = errand;
   }
 
   remove(peerId) {
@@ -229,7 +231,7 @@ export class PeerBook {
 
   /** Records for the IndexedDB cache: peers that answered at least once. */
   toRecords() {
-    return [...this.entries.values()].filter((e) => e.successes > 0).map((e) => ({ ...e, hint: false }));
+    return [...this.entries.values()].filter((e) => e.successes > 0).map((e) => ({ ...e, hint: false, errand: null }));
   }
 
   loadRecords(records, now) {

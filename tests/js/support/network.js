@@ -74,7 +74,7 @@ export class Network {
     for (const action of peer.node.takeActions()) {
       if (action.type === "send") this.#send(peerId, action);
       else if (action.type === "close") this.#close(peerId, action);
-      else if (action.type === "dial") this.#dial(peerId, action.peerId);
+      else if (action.type === "dial") this.#dial(peerId, action.peerId, action.errand ?? null);
       else if (action.type === "deliver") peer.delivered.set(action.message.id, action.message);
       else if (action.type === "event") peer.events.push(action);
     }
@@ -101,7 +101,8 @@ export class Network {
     }
   }
 
-  #dial(from, to) {
+  // `errand` travels with the dial as PeerJS metadata would: the answering side is told it.
+  #dial(from, to, errand) {
     const target = this.peers.get(to);
     if (!target?.online) {
       this.pending.push(["dialFailed", from, to]);
@@ -111,7 +112,7 @@ export class Network {
     const [a, b] = [`c${n}a`, `c${n}b`];
     this.links.set(a, { owner: from, remote: to, remoteConn: b, open: true });
     this.links.set(b, { owner: to, remote: from, remoteConn: a, open: true });
-    this.pending.push(["opened", to, b, from, false], ["opened", from, a, to, true]);
+    this.pending.push(["opened", to, b, from, false, errand], ["opened", from, a, to, true, null]);
   }
 
   /** Let nodes act on the current time before the first round (initial dials). */
@@ -133,7 +134,7 @@ export class Network {
       const peer = this.peers.get(peerId);
       if (!peer?.online) continue;
       if (kind === "data") receives.push(peer.node.receive(args[0], args[1], this.now));
-      else if (kind === "opened") peer.node.opened(args[0], args[1], args[2], this.now);
+      else if (kind === "opened") peer.node.opened(args[0], args[1], args[2], this.now, args[3] ?? null);
       else if (kind === "closed") receives.push(peer.node.closed(args[0], this.now));
       else if (kind === "dialFailed") peer.node.dialFailed(args[0], this.now, "unreachable");
     }
