@@ -36,28 +36,6 @@ const PEX_MAX_ASKING = 2;
 export const TICKET_TOPIC = "ticket";
 // Gossip that fails these checks was forwarded by a peer that should have checked it.
 const GOSSIP_VIOLATIONS = new Set([BAD_GOSSIP_ID, BAD_SIGNATURE, BAD_ENVELOPE, BAD_BODY, PEER_MISMATCH, WRONG_COMMUNITY]);
-// Frames handed to the content layer (files, post sync, guardians, mail, mesh signaling, DHT) as "frame" actions.
-const CONTENT_FRAMES = new Set([
-  "have",
-  "manifest_req",
-  "manifest",
-  "chunk_req",
-  "chunk",
-  "chunk_missing",
-  "sync_summary",
-  "sync_entries",
-  "shard_msg",
-  "mail",
-  "signal",
-  "reach",
-  "dht_find_node",
-  "dht_find_value",
-  "dht_store",
-  "dht_nodes",
-  "dht_value",
-  "dht_stored",
-]);
-
 // Frames of a download or a DHT request: they keep an errand connection (mesh.js) in use.
 const ERRAND_FRAMES = new Set([
   "manifest_req",
@@ -72,6 +50,8 @@ const ERRAND_FRAMES = new Set([
   "dht_value",
   "dht_stored",
 ]);
+// Frames handed to the content layer (files, post sync, guardians, mail, mesh signaling, DHT) as "frame" actions.
+const CONTENT_FRAMES = new Set([...ERRAND_FRAMES, "have", "sync_summary", "sync_entries", "shard_msg", "mail", "signal", "reach"]);
 
 function newStats() {
   return {
