@@ -32,6 +32,7 @@ from peers.protocol.dht import (
     verify_record,
 )
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
+from peers.protocol.envelope import JsonObject
 from peers.protocol.errors import ProtocolError
 from peers.protocol.ticket import make_ticket
 from peers.protocol.wire import (
@@ -428,6 +429,54 @@ def test_a_value_lookup_asks_on_past_the_k_closest_while_they_have_no_record() -
     assert (done.ok, done.code, done.messages) == (False, "not_found", 3)
 
 
+def _eclipse(paths: int) -> DhtDone:
+    """A scripted eclipse: ``a`` knows an honest contact and a colluder; colluders answer
+    first, with the two colluders closest to the target (no record); the honest contact names
+    the record's holder (farther than the colluders). The lookup's done action."""
+    a = Peer(f"eclipse-a-{paths}", limits=DhtLimits(k=2, alpha=2, value_window=2, paths=paths))
+    target = Peer("eclipse-target")
+    t = int.from_bytes(target.dht.id, "big")
+    others = sorted(
+        (Peer(f"eclipse-{i}") for i in range(8)), key=lambda p: int.from_bytes(p.dht.id, "big") ^ t
+    )
+    c1, c2, holder, honest, colluder = others[:5]
+    colluders = {c1.peer_id, c2.peer_id, colluder.peer_id}
+    by_id = {p.peer_id: p for p in others}
+    a.dht.seen(honest.ticket, NOW)
+    a.dht.seen(colluder.ticket, NOW)
+    a.dht.find_peer(target.peer_id, NOW)
+    for round_ in range(1, 10):
+        actions = a.dht.take_actions()
+        done = [x for x in actions if isinstance(x, DhtDone)]
+        if done:
+            return done[0]
+        sends = sorted(
+            (x for x in actions if isinstance(x, DhtSend)),
+            key=lambda x: x.peer_id not in colluders,  # the colluders answer first
+        )
+        for send in sends:
+            o = by_id[send.peer_id]
+            nodes: tuple[JsonObject, ...] = (c1.ticket, c2.ticket)
+            records: tuple[JsonObject, ...] = ()
+            if o is honest:
+                nodes = (holder.ticket,)
+            elif o is holder:
+                nodes, records = (), (target.ticket,)
+            else:
+                assert o.peer_id in colluders
+            answer = DhtValue(id=send.frame.id, ticket=o.ticket, records=records, nodes=nodes)
+            a.dht.receive(o.peer_id, answer, NOW + round_)
+    raise AssertionError("the lookup did not end")
+
+
+def test_disjoint_paths_colluders_that_capture_one_path_do_not_steer_the_other() -> None:
+    single = _eclipse(1)
+    assert (single.ok, single.code) == (False, "not_found"), "one path: the holder crowded out"
+    disjoint = _eclipse(2)
+    assert disjoint.ok, "two paths: the honest one reaches the holder"
+    assert len(disjoint.records) == 1
+
+
 def test_requests_and_stores_are_rate_limited_per_peer() -> None:
     limits = DhtLimits(
         request_burst=3, request_interval_ms=100, store_burst=1, store_interval_ms=1000
@@ -548,7 +597,7 @@ def test_provider_records_are_republished_and_stored_at_the_closest() -> None:
 def test_provide_domain_and_limits_are_the_spec() -> None:
     assert DOMAIN_PROVIDE == "swarm/provide/v1"
     lim = DhtLimits()
-    assert (lim.k, lim.alpha, lim.replicas, lim.value_window) == (20, 3, 20, 40)
+    assert (lim.k, lim.alpha, lim.replicas, lim.value_window, lim.paths) == (20, 3, 20, 40, 3)
     with pytest.raises(ProtocolError) as error:
         make_provider_record(KEYS["alice"], community="main", manifest="x", chunks=1, now=NOW)
     assert error.value.code == "bad_body"

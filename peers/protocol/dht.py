@@ -116,6 +116,8 @@ class DhtLimits:
     replicas: int = 20  # nodes a record is stored at (the closest that answered)
     # a value lookup whose k closest gave no record asks on, up to the closest this many
     value_window: int = 40
+    # disjoint paths of a value lookup (S/Kademlia): a contact belongs to the path that found it
+    paths: int = 3
     spare: int = 8  # replacement contacts kept per full bucket
     max_failures: int = 2  # failed requests in a row before a contact is dropped
     request_timeout_ms: int = 5_000  # includes dialing a contact not connected
@@ -573,6 +575,7 @@ class _Candidate:
     dist: int
     depth: int
     state: str = "new"  # new | asked | answered | failed | bad (its answer had a violation)
+    path: int = 0  # the disjoint path it belongs to
 
 
 @dataclass(slots=True)
@@ -583,6 +586,10 @@ class _Lookup:
     deadline: int
     candidates: dict[str, _Candidate] = field(default_factory=dict)
     in_flight: int = 0
+    # A value lookup runs ``paths`` disjoint paths: each contact is asked on behalf of the
+    # path that first heard of it, so colluders that capture one path cannot steer the others.
+    paths: int = 1
+    flying: list[int] = field(default_factory=list)  # requests in flight per path
     messages: int = 0
     records: list[Record] = field(default_factory=list)
     hops: int | None = None
@@ -712,10 +719,13 @@ class Dht:
             self._finish(lookup, RATE_LIMITED, now)
             return lookup.id
         self.lookups[lookup.id] = lookup
+        lookup.paths = 1 if kind == KIND_NODE else max(1, self.limits.paths)
+        lookup.flying = [0] * lookup.paths
         t = int.from_bytes(target, "big")
-        for contact in self.table.closest(target, self.limits.k):
+        # The closest contacts are dealt to the paths in turn (the closest of each path first).
+        for i, contact in enumerate(self.table.closest(target, self.limits.k)):
             lookup.candidates[contact.peer_id] = _Candidate(
-                contact, int.from_bytes(contact.id, "big") ^ t, 1
+                contact, int.from_bytes(contact.id, "big") ^ t, 1, path=i % lookup.paths
             )
         if store is not None and kind == KIND_NODE:
             self._store_locally(store, now)
@@ -734,27 +744,37 @@ class Dht:
         """Ask the closest contacts not yet asked, ``alpha`` at a time; finish when the
         ``k`` closest still standing (not failed, not caught lying) have all answered or
         failed. A value lookup whose ``k`` closest were all asked without a record asks on,
-        up to the ``value_window`` closest."""
+        up to the ``value_window`` closest. A value lookup does so on each of its disjoint
+        paths, ``alpha`` requests in flight on each."""
         if lookup.id not in self.lookups:
             return
+        for path in range(lookup.paths):
+            self._step_path(lookup, path, self.limits.alpha, now)
+        if lookup.in_flight == 0:
+            self._finish(lookup, NOT_FOUND if lookup.kind != KIND_NODE else None, now)
+
+    def _step_path(self, lookup: _Lookup, path: int, alpha: int, now: int) -> None:
         lim = self.limits
         ranked = sorted(
-            (c for c in lookup.candidates.values() if c.state not in ("failed", "bad")),
+            (
+                c
+                for c in lookup.candidates.values()
+                if c.path == path and c.state not in ("failed", "bad")
+            ),
             key=lambda c: c.dist,
         )
         window = lim.k
         if lookup.kind != KIND_NODE and all(c.state != "new" for c in ranked[: lim.k]):
             window = max(lim.k, lim.value_window)
         for candidate in ranked[:window]:
-            if lookup.in_flight >= self.limits.alpha:
+            if lookup.flying[path] >= alpha:
                 break
             if candidate.state == "new":
                 candidate.state = "asked"
                 lookup.in_flight += 1
+                lookup.flying[path] += 1
                 lookup.messages += 1
                 self._request(lookup, candidate.contact, now)
-        if lookup.in_flight == 0:
-            self._finish(lookup, NOT_FOUND if lookup.kind != KIND_NODE else None, now)
 
     def _request(self, lookup: _Lookup, contact: Contact, now: int) -> None:
         req_id = self._new_request(contact.peer_id, lookup.id, now)
@@ -835,9 +855,12 @@ class Dht:
         lookup.in_flight -= 1
         candidate = lookup.candidates.get(peer_id)
         depth = 1
+        path = 0
         if candidate is not None:
             candidate.state = "answered"
             depth = candidate.depth
+            path = candidate.path
+            lookup.flying[path] -= 1
         expected = DhtNodes if lookup.kind == KIND_NODE else DhtValue
         violations = 0
         if not isinstance(frame, expected):
@@ -846,7 +869,7 @@ class Dht:
         else:
             if isinstance(frame, DhtValue):
                 violations += self._take_records(lookup, frame.records, peer_id, depth, now)
-            violations += self._take_nodes(lookup, frame.nodes, peer_id, depth, now)
+            violations += self._take_nodes(lookup, frame.nodes, peer_id, depth, path, now)
         if violations:
             # An answer an honest peer never sends: the peer leaves the table, and this lookup
             # neither counts it among the closest nor stores at it.
@@ -879,7 +902,13 @@ class Dht:
         return violations
 
     def _take_nodes(
-        self, lookup: _Lookup, envelopes: tuple[JsonObject, ...], peer_id: str, depth: int, now: int
+        self,
+        lookup: _Lookup,
+        envelopes: tuple[JsonObject, ...],
+        peer_id: str,
+        depth: int,
+        path: int,
+        now: int,
     ) -> int:
         """Take the answer's valid contacts as candidates; return how many were violations."""
         violations = 0
@@ -894,7 +923,7 @@ class Dht:
             if contact.peer_id == self.peer_id or contact.peer_id in lookup.candidates:
                 continue
             lookup.candidates[contact.peer_id] = _Candidate(
-                contact, int.from_bytes(contact.id, "big") ^ t, depth + 1
+                contact, int.from_bytes(contact.id, "big") ^ t, depth + 1, path=path
             )
         if len(lookup.candidates) > self.limits.max_candidates:
             keep = sorted(lookup.candidates.values(), key=lambda c: (c.state == "new", c.dist))
@@ -1026,6 +1055,7 @@ class Dht:
         candidate = lookup.candidates.get(request.peer_id)
         if candidate is not None:
             candidate.state = "failed"
+            lookup.flying[candidate.path] -= 1
         self._step(lookup, now)
 
     def _drop(self, code: str, peer_id: str | None, reason: str) -> None:

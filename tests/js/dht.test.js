@@ -44,7 +44,7 @@ test("node ids, distances, buckets and provider keys are the vectors'", async ()
   for (const c of ids.provider_keys) assert.equal(hex(providerKey(c.manifest)), c.key);
   await rejectsWith(nodeId("alice"), "bad_body");
   assert.equal(DOMAIN_PROVIDE, "swarm/provide/v1");
-  assert.deepEqual([DHT_LIMITS.k, DHT_LIMITS.alpha, DHT_LIMITS.replicas, DHT_LIMITS.valueWindow], [20, 3, 20, 40]);
+  assert.deepEqual([DHT_LIMITS.k, DHT_LIMITS.alpha, DHT_LIMITS.replicas, DHT_LIMITS.valueWindow, DHT_LIMITS.paths], [20, 3, 20, 40, 3]);
 });
 
 test("a routing table gives the closest contacts to a target, nearest first", async () => {
@@ -332,6 +332,55 @@ test("a value lookup asks on past the k closest while they have no record", asyn
       .map((d) => [d.ok, d.code, d.messages]),
     [[false, "not_found", 3]],
   );
+});
+
+// A scripted eclipse: `a` knows an honest contact and a colluder; colluders answer first, with
+// the two colluders closest to the target (no record); the honest contact names the record's
+// holder (farther than the colluders). Returns the lookup's done action.
+async function eclipse(paths) {
+  const limits = { k: 2, alpha: 2, valueWindow: 2, paths };
+  const a = await peer(limits);
+  const target = await peer();
+  const others = [];
+  for (let i = 0; i < 8; i++) others.push(await peer());
+  const dist = (p) => {
+    let d = 0n;
+    for (let i = 0; i < 32; i++) d = (d << 8n) | BigInt(p.dht.id[i] ^ target.dht.id[i]);
+    return d;
+  };
+  others.sort((p, q) => (dist(p) < dist(q) ? -1 : 1));
+  const [c1, c2, holder, honest, colluder] = others;
+  const colluders = new Set([c1.peerId, c2.peerId, colluder.peerId]);
+  const byId = new Map(others.map((p) => [p.peerId, p]));
+  await a.dht.seen(honest.ticket, NOW);
+  await a.dht.seen(colluder.ticket, NOW);
+  await a.dht.findPeer(target.peerId, NOW);
+  for (let round = 1; round < 10; round++) {
+    const actions = a.dht.takeActions();
+    const done = actions.find((x) => x.type === "done");
+    if (done) return done;
+    // The colluders answer first (they are quick to, in this scenario).
+    const sends = actions.filter((x) => x.type === "send");
+    sends.sort((x, y) => Number(colluders.has(y.peerId)) - Number(colluders.has(x.peerId)));
+    for (const send of sends) {
+      const o = byId.get(send.peerId);
+      const base = { t: "dht_value", id: send.frame.id, ticket: o.ticket };
+      let answer = { ...base, records: [], nodes: [c1.ticket, c2.ticket] };
+      if (o === honest) answer = { ...base, records: [], nodes: [holder.ticket] };
+      else if (o === holder) answer = { ...base, records: [target.ticket], nodes: [] };
+      else assert.ok(colluders.has(o.peerId));
+      await a.dht.receive(o.peerId, answer, NOW + round);
+    }
+  }
+  throw new Error("the lookup did not end");
+}
+
+test("disjoint paths: colluders that capture one path of a value lookup do not steer the other", async () => {
+  const single = await eclipse(1);
+  assert.deepEqual([single.ok, single.code], [false, "not_found"], "one path: the colluders crowd the holder out");
+  const disjoint = await eclipse(2);
+  assert.equal(disjoint.ok, true, "two paths: the honest one reaches the holder");
+  assert.equal(disjoint.records.length, 1);
 });
 
 test("requests and stores are rate limited per peer; stores answer a code per record", async () => {

@@ -83,6 +83,7 @@ export const DHT_LIMITS = Object.freeze({
   alpha: 3, // requests in flight per lookup
   replicas: 20, // nodes a record is stored at (the closest that answered)
   valueWindow: 40, // a value lookup whose k closest gave no record asks on, up to the closest this many
+  paths: 3, // disjoint paths of a value lookup (S/Kademlia): a contact belongs to the path that found it
   spare: 8, // replacement contacts kept per full bucket
   maxFailures: 2, // failed requests in a row before a contact is dropped
   requestTimeoutMs: 5_000, // includes dialing a contact not connected
@@ -577,6 +578,10 @@ export class Dht {
       deadline: now + lim.lookupTimeoutMs,
       candidates: new Map(),
       inFlight: 0,
+      // A value lookup runs `paths` disjoint paths: each contact is asked on behalf of the path
+      // that first heard of it, so colluders that capture one path cannot steer the others.
+      paths: kind === KIND_NODE ? 1 : Math.max(1, lim.paths),
+      flying: [],
       messages: 0,
       records: [],
       hops: null,
@@ -588,8 +593,10 @@ export class Dht {
       return lookup.id;
     }
     this.lookups.set(lookup.id, lookup);
-    for (const contact of this.table.closest(t, lim.k)) {
-      lookup.candidates.set(contact.peerId, { contact, dist: contact.n ^ t, depth: 1, state: "new" });
+    lookup.flying = new Array(lookup.paths).fill(0);
+    // The closest contacts are dealt to the paths in turn (the closest of each path first).
+    for (const [i, contact] of this.table.closest(t, lim.k).entries()) {
+      lookup.candidates.set(contact.peerId, { contact, dist: contact.n ^ t, depth: 1, state: "new", path: i % lookup.paths });
     }
     if (store !== null && kind === KIND_NODE) await this.#storeLocally(store, now);
     this.#step(lookup, now);
@@ -606,19 +613,27 @@ export class Dht {
 
   // Ask the closest contacts not yet asked, alpha at a time; finish when the k closest still
   // standing (not failed, not caught lying) have all answered or failed. A value lookup whose
-  // k closest were all asked without a record asks on, up to the valueWindow closest.
+  // k closest were all asked without a record asks on, up to the valueWindow closest. A value
+  // lookup does so on each of its disjoint paths, alpha requests in flight on each.
   #step(lookup, now) {
     if (!this.lookups.has(lookup.id)) return;
     const lim = this.limits;
-    const ranked = [...lookup.candidates.values()].filter((c) => c.state !== "failed" && c.state !== "bad");
+    for (let path = 0; path < lookup.paths; path++) this.#stepPath(lookup, path, lim.alpha, now);
+    if (lookup.inFlight === 0) this.#finish(lookup, lookup.kind !== KIND_NODE ? NOT_FOUND : null, now);
+  }
+
+  #stepPath(lookup, path, alpha, now) {
+    const lim = this.limits;
+    const ranked = [...lookup.candidates.values()].filter((c) => c.path === path && c.state !== "failed" && c.state !== "bad");
     ranked.sort(byDist);
     let window = lim.k;
     if (lookup.kind !== KIND_NODE && ranked.slice(0, lim.k).every((c) => c.state !== "new")) window = Math.max(lim.k, lim.valueWindow);
     for (const candidate of ranked.slice(0, window)) {
-      if (lookup.inFlight >= this.limits.alpha) break;
+      if (lookup.flying[path] >= alpha) break;
       if (candidate.state === "new") {
         candidate.state = "asked";
         lookup.inFlight += 1;
+        lookup.flying[path] += 1;
         lookup.messages += 1;
         const id = this.#newRequest(candidate.contact.peerId, lookup.id, now);
         const frame =
@@ -628,7 +643,6 @@ export class Dht {
         this.actions.push({ type: "send", peerId: candidate.contact.peerId, ticket: candidate.contact.ticket, frame });
       }
     }
-    if (lookup.inFlight === 0) this.#finish(lookup, lookup.kind !== KIND_NODE ? NOT_FOUND : null, now);
   }
 
   #newRequest(peerId, lookup, now, probe = false) {
@@ -703,9 +717,12 @@ export class Dht {
     lookup.inFlight -= 1;
     const candidate = lookup.candidates.get(peerId);
     let depth = 1;
+    let path = 0;
     if (candidate) {
       candidate.state = "answered";
       depth = candidate.depth;
+      path = candidate.path;
+      lookup.flying[path] -= 1;
     }
     const expected = lookup.kind === KIND_NODE ? "dht_nodes" : "dht_value";
     let violations = 0;
@@ -714,7 +731,7 @@ export class Dht {
       violations += 1;
     } else {
       if (frame.t === "dht_value") violations += await this.#takeRecords(lookup, frame.records, peerId, depth, now);
-      violations += await this.#takeNodes(lookup, frame.nodes, peerId, depth, now);
+      violations += await this.#takeNodes(lookup, frame.nodes, peerId, depth, path, now);
     }
     if (violations > 0) {
       // An answer an honest peer never sends: the peer leaves the table, and this lookup
@@ -749,7 +766,7 @@ export class Dht {
     return violations;
   }
 
-  async #takeNodes(lookup, envelopes, peerId, depth, now) {
+  async #takeNodes(lookup, envelopes, peerId, depth, path, now) {
     let violations = 0;
     for (const envelope of envelopes) {
       let contact;
@@ -762,7 +779,7 @@ export class Dht {
         continue;
       }
       if (contact.peerId === this.peerId || lookup.candidates.has(contact.peerId)) continue;
-      lookup.candidates.set(contact.peerId, { contact, dist: contact.n ^ lookup.t, depth: depth + 1, state: "new" });
+      lookup.candidates.set(contact.peerId, { contact, dist: contact.n ^ lookup.t, depth: depth + 1, state: "new", path });
     }
     if (lookup.candidates.size > this.limits.maxCandidates) {
       // Contacts asked or answered stay (their requests are outstanding or done).
@@ -894,7 +911,10 @@ export class Dht {
     if (!lookup) return;
     lookup.inFlight -= 1;
     const candidate = lookup.candidates.get(request.peerId);
-    if (candidate) candidate.state = "failed";
+    if (candidate) {
+      candidate.state = "failed";
+      lookup.flying[candidate.path] -= 1;
+    }
     this.#step(lookup, now);
   }
 
