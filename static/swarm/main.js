@@ -22,6 +22,9 @@ import { Supernodes } from "./adapters/supernodes.js";
 import { openStore } from "./adapters/store.js";
 import { SwarmUI } from "./ui/status.js";
 
+// Where a page's start goes (bench/pagestart.py reads these): `swarm:<step>` marks.
+const mark = (step) => globalThis.performance?.mark?.(`swarm:${step}`);
+
 function fail(message) {
   const status = document.getElementById("swarm-status");
   status.dataset.state = "offline";
@@ -57,6 +60,7 @@ function explainInsecureContext() {
 }
 
 async function main() {
+  mark("main");
   if (!secureContext()) {
     explainInsecureContext();
     return;
@@ -71,6 +75,7 @@ async function main() {
   // A share link's holder hints (&h=): peers to dial before anyone else.
   if (document.getElementById("download")) config.hints = parseShareHints(location.hash);
   const { store, problem } = await openStore();
+  mark("store");
   const peer = new SwarmPeer({ config, store });
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().
   window.swarm = peer;
@@ -101,6 +106,7 @@ async function main() {
     peer.guardians = await new GuardianService({ peer, store: content, keys: peer.keys, onRecovered: (id) => onRestored(id) }).start();
     peer.mail = await new MailService({ peer, store: content, keys: peer.keys }).start();
     peer.outbox = await new OutboxService({ peer, store: content, mail: peer.mail, keys: peer.keys, files: peer.files, posts: peer.posts }).start();
+    mark("content");
   };
   // After a restore (backup or guardians) the other tabs and this one reload as that peer.
   const onRestored = (peerId) => {
@@ -133,6 +139,7 @@ async function main() {
   }
   // Every control now has its handlers and shows the stored settings (tests wait for this).
   document.documentElement.dataset.ui = "mounted";
+  mark("mounted");
   await download;
 }
 
