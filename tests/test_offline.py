@@ -256,3 +256,28 @@ async def test_nothing_is_held_with_debug_on() -> None:
             await client.get(url)
             await client.get(url)
     assert app.held == {}
+
+
+def test_the_preloads_are_the_start_first_then_what_main_imports_dynamically() -> None:
+    """main.js runs once its static graph is in; what it imports with import() is preloaded
+    too, after it (read from main.js itself: a new import() there is preloaded with no list
+    to keep); uPlot, imported deeper once the page has started, is not."""
+    assets = compute_page_assets()
+    main_js = (STATIC / "swarm/main.js").read_text()
+    dynamic = {
+        posixpath.normpath(posixpath.join("swarm", spec))
+        for spec in re.findall(r"""(?<![\w$.])import\(\s*["'](\.[^"'\n]+)["']\s*\)""", main_js)
+    }
+    assert {"swarm/content/feed.js", "swarm/ui/status.js", "swarm/adapters/dht.js"} <= dynamic
+    preloads = list(assets.preloads)
+    assert dynamic <= set(preloads), sorted(dynamic - set(preloads))
+    static_graph = set(modules._walk([modules.PAGE_ENTRY], modules._import_map(), dynamic=False))
+    assert not dynamic & static_graph, "a module main.js imports dynamically is also static"
+    first_dynamic = min(preloads.index(p) for p in preloads if p not in static_graph)
+    assert all(p in static_graph for p in preloads[:first_dynamic])
+    assert static_graph - {modules.PAGE_ENTRY} == set(preloads[:first_dynamic])
+    # What those modules import is preloaded too (their own static graphs).
+    later = set(modules._walk(sorted(dynamic), modules._import_map(), dynamic=False))
+    assert later <= set(preloads) | {modules.PAGE_ENTRY}
+    assert "vendor/uplot/uPlot.esm.js" not in preloads
+    assert "vendor/uplot/uPlot.esm.js" in assets.paths
