@@ -15,10 +15,10 @@ its navigation start (``performance.timeOrigin``):
   is the soak's time to first byte).
 
 Prints p50 / p95 / max of each. ``--root`` runs the stack of another checkout (e.g. a
-worktree at an earlier revision), so that two revisions can be measured in turns on the
-same machine with this one script:
+worktree at an earlier revision); given twice, both stacks run at once and their link pages
+take turns, so that two revisions are compared under the same load on a shared machine:
 
-    .venv/bin/python bench/pagestart.py [--runs 20] [--root PATH] [--json out.json]
+    .venv/bin/python bench/pagestart.py [--runs 20] [--root PATH [--root PATH]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -134,48 +134,66 @@ async def first_chunk(page: Page) -> dict[str, Any]:
     return dict(await page.evaluate(TIMELINE))
 
 
-async def run(root: Path, runs: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+async def prepare(swarm: Swarm, files: Path) -> str:
+    """A sharer page on the stack shares a small file; one link page warms the server."""
+    sharer = await swarm.open()
+    await wait_peers(sharer)
+    path = files / f"file-{secrets.token_hex(4)}.bin"
+    path.write_bytes(secrets.token_bytes(FILE_BYTES))
+    link = await share(sharer, path)
+    page = await swarm.open(link)
+    await first_chunk(page)
+    await swarm.close(page, goodbye=True)
+    return link
+
+
+async def run(roots: list[Path], runs: int) -> dict[Path, list[dict[str, Any]]]:
+    """``runs`` link pages on the stack of each root; with several roots, all stacks run at
+    once and their pages take turns (the order flipped each time), so that each revision
+    sees the same load."""
+    out: dict[Path, list[dict[str, Any]]] = {root: [] for root in roots}
     with tempfile.TemporaryDirectory(prefix="pagestart-") as tmp:
-        stack = RootStack(Path(tmp) / "var", root)
-        stack.start()
+        stacks = [RootStack(Path(tmp) / f"var{i}", root) for i, root in enumerate(roots)]
         try:
+            for stack in stacks:
+                stack.start()
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(
                     executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
                 )
-                swarm = Swarm(browser, stack.url, os.environ.get("SWARM_COMMUNITY", "main"))
-                print(
-                    f"pagestart: {runs} link pages on the make run stack of {root} "
-                    f"(rev {git_revision_of(root)}), Chromium {browser.version} ({machine()})",
-                    flush=True,
-                )
+                community = os.environ.get("SWARM_COMMUNITY", "main")
+                swarms = [Swarm(browser, stack.url, community) for stack in stacks]
+                for root in roots:
+                    print(
+                        f"pagestart: {runs} link pages on the make run stack of {root} "
+                        f"(rev {git_revision_of(root)}), Chromium {browser.version} "
+                        f"({machine()})",
+                        flush=True,
+                    )
                 try:
-                    sharer = await swarm.open()
-                    await wait_peers(sharer)
-                    path = Path(tmp) / "file.bin"
-                    path.write_bytes(secrets.token_bytes(FILE_BYTES))
-                    link = await share(sharer, path)
-                    # A first page off the record: the server's own first requests warm it.
-                    page = await swarm.open(link)
-                    await first_chunk(page)
-                    await swarm.close(page, goodbye=True)
+                    links = [await prepare(swarm, Path(tmp)) for swarm in swarms]
+                    turns = list(zip(roots, swarms, links, strict=True))
                     for i in range(runs):
-                        page = await swarm.open(link)
-                        timeline = await first_chunk(page)
-                        out.append(timeline)
-                        print(f"  {i + 1:3d}  " + "  ".join(f"{k} {timeline[k]}" for k in PHASES))
-                        await swarm.close(page, goodbye=True)
-                        await asyncio.sleep(0.5)
+                        for root, swarm, link in turns if i % 2 == 0 else turns[::-1]:
+                            page = await swarm.open(link)
+                            timeline = await first_chunk(page)
+                            out[root].append(timeline)
+                            steps = "  ".join(f"{k} {timeline[k]}" for k in PHASES)
+                            print(f"  {i + 1:3d} {root.name}  {steps}", flush=True)
+                            await swarm.close(page, goodbye=True)
+                            await asyncio.sleep(0.5)
                 finally:
-                    for context in list(swarm.contexts):
-                        await context.close()
+                    for swarm in swarms:
+                        for context in list(swarm.contexts):
+                            await context.close()
                     await browser.close()
         except BaseException:
-            print(stack.log()[-3000:], file=sys.stderr)
+            for stack in stacks:
+                print(stack.log()[-3000:], file=sys.stderr)
             raise
         finally:
-            stack.stop()
+            for stack in stacks:
+                stack.stop()
     return out
 
 
@@ -200,7 +218,7 @@ def report(timelines: list[dict[str, Any]]) -> None:
             f"  max {max(values):6.0f}  (n={len(values)})"
         )
     counts = [t["module_count"] for t in timelines]
-    print(f"  scripts and modules fetched before main(): {min(counts)}-{max(counts)}")
+    print(f"  scripts and modules asked for before main(): {min(counts)}-{max(counts)}")
 
 
 def _stop_on_signal(signum: int, _frame: object) -> None:
@@ -214,15 +232,23 @@ def main() -> None:
     signal.signal(signal.SIGINT, _stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose stack runs")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        help="a checkout whose stack runs (default this one); repeat to compare, in turns",
+    )
     parser.add_argument("--json", type=Path, help="write every page's timeline here")
     args = parser.parse_args()
     started = time.monotonic()
-    timelines = asyncio.run(run(args.root.resolve(), args.runs))
-    report(timelines)
+    roots = [root.resolve() for root in args.root or [ROOT]]
+    timelines = asyncio.run(run(roots, args.runs))
+    for root, series in timelines.items():
+        print(f"{root} (rev {git_revision_of(root)}):")
+        report(series)
     print(f"  ({time.monotonic() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps(timelines, indent=1))
+        args.json.write_text(json.dumps({str(k): v for k, v in timelines.items()}, indent=1))
 
 
 if __name__ == "__main__":
