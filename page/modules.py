@@ -93,6 +93,34 @@ def _walk(entries: Iterable[str], import_map: dict[str, str], *, dynamic: bool) 
     return seen
 
 
+def _entry_dynamic_imports(import_map: dict[str, str]) -> list[str]:
+    """What the entry itself imports with ``import("...")``: the parts of the page it starts
+    beside its start-up (main.js), static-relative."""
+    found = finders.find(PAGE_ENTRY)
+    if not isinstance(found, str):
+        return []
+    with open(found, encoding="utf-8") as source:
+        specs = DYNAMIC_IMPORT_RE.findall(source.read())
+    base = posixpath.dirname(PAGE_ENTRY)
+    return [
+        posixpath.normpath(posixpath.join(base, spec)) if spec.startswith(".") else import_map[spec]
+        for spec in specs
+        if spec.startswith(".") or spec in import_map
+    ]
+
+
+def _preload_order(import_map: dict[str, str]) -> list[str]:
+    """The entry's static graph first (main.js runs once all of it is in), then the graphs of
+    what the entry imports dynamically at once (fetched while the start-up runs): the
+    browser asks for the preloads in the page's order, so the start's modules come first.
+    Dynamic imports deeper in the graph (uPlot, for the charts) are not preloaded."""
+    order = _walk([PAGE_ENTRY], import_map, dynamic=False)
+    for path in _walk(_entry_dynamic_imports(import_map), import_map, dynamic=False):
+        if path not in order:
+            order.append(path)
+    return order
+
+
 def _template_paths() -> list[str]:
     """The static paths the page's templates name (styles, scripts, the import map)."""
     html = render_to_string("swarm/index.html", {"static_base": _MARKER})
@@ -105,7 +133,7 @@ class PageAssets:
 
     version: str
     paths: tuple[str, ...]  # static-relative, sorted
-    preloads: tuple[str, ...]  # the entry's static graph, in the order found
+    preloads: tuple[str, ...]  # the start's graph, then the rest (_preload_order)
     stamp: tuple[tuple[str, int, int], ...]  # (file, mtime, size): what the version was made of
 
     @property
@@ -142,7 +170,7 @@ def compute_page_assets() -> PageAssets:
     import_map = _import_map()
     named = _template_paths()
     paths = sorted(set(_walk(named, import_map, dynamic=True)))
-    preloads = tuple(p for p in _walk([PAGE_ENTRY], import_map, dynamic=False) if p != PAGE_ENTRY)
+    preloads = tuple(p for p in _preload_order(import_map) if p != PAGE_ENTRY)
     digest = hashlib.sha256()
     files: list[str] = []
     for path in paths:

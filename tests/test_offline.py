@@ -208,3 +208,76 @@ async def test_anything_else_under_the_versioned_prefix_is_not_found(
         response = await static_client.get(path.format(version=page_assets().version))
         assert response.status_code == 404
         assert response.headers["x-app"] == "django"
+
+
+async def test_a_versioned_file_is_answered_from_memory_after_its_first_request() -> None:
+    """The second request for a versioned file does not reach ServeStatic: the same bytes and
+    headers come from the held response (304 and HEAD too); a Range goes through it again."""
+    app = static_app(fallback)
+    assets = page_assets()
+    url = assets.base + "swarm/main.js"
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    async with client:
+        first = await client.get(url)
+        assert first.status_code == 200
+        reached: list[str] = []
+        serve_static = app.static
+
+        async def watched(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            reached.append(scope["path"])
+            await serve_static(scope, receive, send)
+
+        app.static = watched
+        again = await client.get(url)
+        assert again.status_code == 200
+        assert again.content == first.content == (STATIC / "swarm/main.js").read_bytes()
+        assert again.headers == first.headers
+        cached = await client.get(url, headers={"if-none-match": first.headers["etag"]})
+        assert cached.status_code == 304
+        assert cached.content == b""
+        assert cached.headers["cache-control"] == "max-age=31536000, immutable"
+        head = await client.head(url)
+        assert head.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-length"] == first.headers["content-length"]
+        assert reached == []
+        part = await client.get(url, headers={"range": "bytes=0-9"})
+        assert part.status_code == 206
+        assert part.content == first.content[:10]
+        assert reached == ["/static/swarm/main.js"]
+
+
+async def test_nothing_is_held_with_debug_on() -> None:
+    app = static_app(fallback)
+    url = page_assets().base + "swarm/main.js"
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    with override_settings(DEBUG=True):
+        async with client:
+            await client.get(url)
+            await client.get(url)
+    assert app.held == {}
+
+
+def test_the_preloads_are_the_start_first_then_what_main_imports_dynamically() -> None:
+    """main.js runs once its static graph is in; what it imports with import() is preloaded
+    too, after it (read from main.js itself: a new import() there is preloaded with no list
+    to keep); uPlot, imported deeper once the page has started, is not."""
+    assets = compute_page_assets()
+    main_js = (STATIC / "swarm/main.js").read_text()
+    dynamic = {
+        posixpath.normpath(posixpath.join("swarm", spec))
+        for spec in re.findall(r"""(?<![\w$.])import\(\s*["'](\.[^"'\n]+)["']\s*\)""", main_js)
+    }
+    assert {"swarm/content/feed.js", "swarm/ui/status.js", "swarm/adapters/dht.js"} <= dynamic
+    preloads = list(assets.preloads)
+    assert dynamic <= set(preloads), sorted(dynamic - set(preloads))
+    static_graph = set(modules._walk([modules.PAGE_ENTRY], modules._import_map(), dynamic=False))
+    assert not dynamic & static_graph, "a module main.js imports dynamically is also static"
+    first_dynamic = min(preloads.index(p) for p in preloads if p not in static_graph)
+    assert all(p in static_graph for p in preloads[:first_dynamic])
+    assert static_graph - {modules.PAGE_ENTRY} == set(preloads[:first_dynamic])
+    # What those modules import is preloaded too (their own static graphs).
+    later = set(modules._walk(sorted(dynamic), modules._import_map(), dynamic=False))
+    assert later <= set(preloads) | {modules.PAGE_ENTRY}
+    assert "vendor/uplot/uPlot.esm.js" not in preloads
+    assert "vendor/uplot/uPlot.esm.js" in assets.paths

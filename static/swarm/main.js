@@ -5,22 +5,47 @@ import { parseConfig } from "./adapters/config.js";
 import { ContentStore } from "./adapters/contentstore.js";
 import { IDENTITY_CHANNEL } from "./adapters/identity.js";
 import { staticVersion, startOffline } from "./adapters/offline.js";
-import { PostService } from "./content/feed.js";
-import { FeedUI } from "./ui/feed.js";
-import { GuardianService } from "./content/guardians.js";
-import { GuardiansUI } from "./ui/guardians.js";
 import { FileService } from "./content/files.js";
-import { RepairService } from "./content/repair.js";
 import { DownloadPanel, FilesUI } from "./ui/files.js";
-import { KeyShare } from "./content/keyshare.js";
-import { MailService } from "./content/mail.js";
-import { OutboxService } from "./content/outbox.js";
-import { OutboxUI } from "./ui/outbox.js";
-import { PageDht } from "./adapters/dht.js";
 import { SwarmPeer } from "./adapters/peer.js";
-import { Supernodes } from "./adapters/supernodes.js";
 import { openStore } from "./adapters/store.js";
-import { SwarmUI } from "./ui/status.js";
+
+// The rest of the page is imported here, at once, but not statically: main() runs as soon as
+// the modules above are in (storage, identity, signaling and files do not wait for these),
+// and they are awaited where they are first used, before any connection opens. The page
+// preloads them after its static graph (page/modules.py).
+const later = Promise.all([
+  import("./content/feed.js"),
+  import("./ui/feed.js"),
+  import("./content/guardians.js"),
+  import("./ui/guardians.js"),
+  import("./content/repair.js"),
+  import("./content/keyshare.js"),
+  import("./content/mail.js"),
+  import("./content/outbox.js"),
+  import("./ui/outbox.js"),
+  import("./adapters/dht.js"),
+  import("./adapters/supernodes.js"),
+  import("./ui/status.js"),
+]).then(([feed, feedUI, guardians, guardiansUI, repair, keyshare, mail, outbox, outboxUI, dht, supernodes, status]) => ({
+  PostService: feed.PostService,
+  FeedUI: feedUI.FeedUI,
+  GuardianService: guardians.GuardianService,
+  GuardiansUI: guardiansUI.GuardiansUI,
+  RepairService: repair.RepairService,
+  KeyShare: keyshare.KeyShare,
+  MailService: mail.MailService,
+  OutboxService: outbox.OutboxService,
+  OutboxUI: outboxUI.OutboxUI,
+  PageDht: dht.PageDht,
+  Supernodes: supernodes.Supernodes,
+  SwarmUI: status.SwarmUI,
+}));
+// Unhandled only if main() never awaits it (an insecure context): that page starts nothing.
+later.catch(() => {});
+
+// Where a page's start goes (bench/pagestart.py reads these): `swarm:<step>` marks.
+const mark = (step) => globalThis.performance?.mark?.(`swarm:${step}`);
 
 function fail(message) {
   const status = document.getElementById("swarm-status");
@@ -57,6 +82,7 @@ function explainInsecureContext() {
 }
 
 async function main() {
+  mark("main");
   if (!secureContext()) {
     explainInsecureContext();
     return;
@@ -76,6 +102,7 @@ async function main() {
     config.hintManifest = downloadCard.dataset.manifestId || null;
   }
   const { store, problem } = await openStore();
+  mark("store");
   const peer = new SwarmPeer({ config, store });
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().
   window.swarm = peer;
@@ -96,6 +123,7 @@ async function main() {
   const linkQuery = new URL(location.href).searchParams.has("community") ? `?community=${encodeURIComponent(config.community)}` : "";
   peer.beforeConnect = async () => {
     const settings = await store.getSettings();
+    const { PostService, GuardianService, RepairService, KeyShare, MailService, OutboxService, PageDht, Supernodes } = await later;
     peer.supernodes = new Supernodes({ peer }).start(settings);
     peer.files = await new FileService({ peer, store: content, linkQuery }).start(settings);
     // Repair by peers: while the person keeps copies for the swarm (docs/replication.md).
@@ -106,6 +134,7 @@ async function main() {
     peer.guardians = await new GuardianService({ peer, store: content, keys: peer.keys, onRecovered: (id) => onRestored(id) }).start();
     peer.mail = await new MailService({ peer, store: content, keys: peer.keys }).start();
     peer.outbox = await new OutboxService({ peer, store: content, mail: peer.mail, keys: peer.keys, files: peer.files, posts: peer.posts }).start();
+    mark("content");
   };
   // After a restore (backup or guardians) the other tabs and this one reload as that peer.
   const onRestored = (peerId) => {
@@ -119,11 +148,7 @@ async function main() {
     peer.log("error", "swarm", "start_failed", String(error?.stack ?? error));
     return;
   }
-  new SwarmUI(peer, { onRestored }).mount();
-  new FilesUI({ peer, files: peer.files, keys: peer.keys, outbox: peer.outbox }).mount();
-  new OutboxUI({ outbox: peer.outbox }).mount();
-  new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
-  new GuardiansUI({ peer, guardians: peer.guardians }).mount();
+  // A share link's download starts first: the cards below do not change what it fetches.
   const panel = document.getElementById("download");
   let download = null;
   if (panel) {
@@ -136,8 +161,15 @@ async function main() {
     }
     download = new DownloadPanel({ peer, files: peer.files, manifestId: panel.dataset.manifestId, key, keyError }).mount();
   }
+  const { FeedUI, GuardiansUI, OutboxUI, SwarmUI } = await later;
+  new SwarmUI(peer, { onRestored }).mount();
+  new FilesUI({ peer, files: peer.files, keys: peer.keys, outbox: peer.outbox }).mount();
+  new OutboxUI({ outbox: peer.outbox }).mount();
+  new FeedUI({ peer, posts: peer.posts, files: peer.files }).mount();
+  new GuardiansUI({ peer, guardians: peer.guardians }).mount();
   // Every control now has its handlers and shows the stored settings (tests wait for this).
   document.documentElement.dataset.ui = "mounted";
+  mark("mounted");
   await download;
 }
 

@@ -14,6 +14,7 @@ import { SwarmNode } from "../protocol/node.js";
 import { knownPeerRows } from "./knownpeers.js";
 import { BEACON_SLOW_MS, pageStatus } from "./reasons.js";
 import { RendezvousSchedule, runRound } from "./rendezvous.js";
+import { EarlyConnections } from "./early.js";
 import { Signaling } from "./signaling.js";
 import { selectedCandidateType, TurnRefresher, watchIceErrors } from "./turn.js";
 import { makeTicket, makeWithdrawal, verifyTicket } from "../protocol/ticket.js";
@@ -150,18 +151,23 @@ export class SwarmPeer extends EventTarget {
         log: (level, code, message) => this.log(level, "ice", code, message),
       }).start();
     }
-    this.signaling.addEventListener("connection", (e) => this.#adopt(/** @type {CustomEvent} */ (e).detail, false));
+    // Signaling opens while the content layers attach (its handshake overlaps theirs); until
+    // they have, nothing is dialed and a connection offered waits with its data (early.js).
+    const early = new EarlyConnections();
+    this.signaling.addEventListener("connection", (e) => early.offer(/** @type {CustomEvent} */ (e).detail, (conn) => this.#adopt(conn, false)));
     this.signaling.addEventListener("unavailable", (e) => this.#dialFailed(/** @type {CustomEvent} */ (e).detail, PEER_UNAVAILABLE));
     this.signaling.addEventListener("state", () => {
+      if (!early.ready) return; // the node wakes below, once the content layers are in
       if (this.signaling.state === "open") this.door?.close("door_signaling_back");
       // Open connections live on without signaling; only new dials need it.
       this.node.mesh.canDial = this.#canDial();
       this.#wake();
       this.#changed();
     });
+    this.signaling.start();
     // Content layers (files, feed) attach here, before any connection can open.
     if (this.beforeConnect) await this.beforeConnect(this);
-    this.signaling.start();
+    early.release((conn) => this.#adopt(conn, false));
     this.#sample();
     this.timers.push(setInterval(() => this.#sample(), SAMPLE_MS));
     this.timers.push(setInterval(() => this.persist(), PERSIST_MS));
