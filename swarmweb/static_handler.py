@@ -145,8 +145,10 @@ class VersionedStatic:
             etag = next((v for k, v in headers if k == b"etag"), None)
             length = next((v for k, v in headers if k == b"content-length"), None)
             whole = b"".join(body)
-            # Kept only when the body came as bytes (not as a path for the server to send).
-            if length is not None and int(length) == len(whole):
+            # Kept only when the body came as bytes (not as a path for the server to send),
+            # and not encoded for this client (a compressed variant is not for every client).
+            encoded = any(k == b"content-encoding" for k, _ in headers)
+            if length is not None and int(length) == len(whole) and not encoded:
                 self.held[rest] = HeldResponse(headers, whole, etag)
 
 
