@@ -9,14 +9,13 @@
 // like downloads, never opened, listed apart (swarmCopies()); they end with "kept" events.
 import { shareFragment } from "../protocol/chunks.js";
 import { ERRAND_CONTENT } from "../protocol/errand.js";
-import { MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
+import { CAP_SUPERPEER, MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
 import { Advertiser } from "./advertiser.js";
 import { Downloads } from "./downloads.js";
 import { FileError } from "./errors.js";
 import { Holders } from "./holders.js";
 import { isKeyless, KEEP_SETTING, Keeper, SWARM_ROLE } from "./keeping.js";
 import { Opener } from "./opening.js";
-import { SUPERPEER_CAP } from "./repair.js";
 import { Sharing } from "./sharing.js";
 import { Uploader, UploadStats } from "./uploader.js";
 
@@ -46,7 +45,7 @@ export class FileService extends EventTarget {
       peer,
       store,
       onServed: (peerId, id, bytes) => this.#served(peerId, id, bytes),
-      background: (peerId) => Boolean(peer.node?.mesh.open().some((c) => c.peerId === peerId && c.caps?.includes(SUPERPEER_CAP))),
+      background: (peerId) => Boolean(peer.node?.mesh.open().some((c) => c.peerId === peerId && c.caps?.includes(CAP_SUPERPEER))),
     });
     this.advertiser = new Advertiser({ peer, clock, log, holdings: (ids) => this.#holdings(ids) });
     this.downloads = new Downloads({

@@ -10,7 +10,7 @@
 // long, and what to announce when it stops. RepairService binds it to the page: `have` frames,
 // `have` and `repair` gossip, hello capabilities (super-peers), departures, the file service's
 // records, events and budget, and the timers.
-import { MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
+import { CAP_SUPERPEER, MAX_CHUNKS_PER_MANIFEST } from "../protocol/wire.js";
 import { verifyManifest } from "../protocol/manifest.js";
 import { announcementData, DEFAULT_CONFIG, MAX_ACTIVE, parseAnnouncement, RepairCore, TOPIC_REPAIR } from "../protocol/repair.js";
 import { checkHaveGossip, TOPIC_HAVE } from "../protocol/have_gossip.js";
@@ -19,7 +19,6 @@ import { isKeyless, storedSize } from "./keeping.js";
 
 export { TOPIC_REPAIR } from "../protocol/repair.js";
 
-export const SUPERPEER_CAP = "superpeer"; // hello capability of a super-peer (its backfill_at is believed)
 export const MAX_MANIFESTS = 2048; // manifests the core is told of (own records and learned ones)
 export const MAX_UNKNOWN = 512; // advertised manifests waiting to be learned
 export const MAX_UNKNOWN_HOLDERS = 32; // adverts remembered per manifest not learned yet
@@ -435,7 +434,8 @@ export class RepairService {
   }
 
   #caps(peerId, caps) {
-    if (!caps.includes(SUPERPEER_CAP) || this.superpeers.has(peerId)) return;
+    // A super-peer's backfill_at is believed (its hello capability says what it is).
+    if (!caps.includes(CAP_SUPERPEER) || this.superpeers.has(peerId)) return;
     if (this.superpeers.size >= MAX_SUPERPEERS) this.superpeers.delete(this.superpeers.values().next().value);
     this.superpeers.add(peerId);
   }

@@ -33,6 +33,7 @@ const DHT_KIND_RE = /^(peer|provider)$/;
 // A signed object may nest one level deeper than its body (the body's own limit is 16).
 export const MAX_ENVELOPE_DEPTH = 17;
 export const CAP_RE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+export const CAP_SUPERPEER = "superpeer"; // hello capability of a super-peer
 export const REASON_RE = /^[a-z][a-z0-9_]{0,31}$/;
 export const DIGEST_ID_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 // "" (from the first author) or a peer id: where a summary's range of authors starts.
