@@ -58,7 +58,13 @@ def site(
 
 
 def peer_id(page: Page) -> str:
-    page.wait_for_function("() => window.swarm?.peerId && window.swarm.files", timeout=20_000)
+    """The page's peer id, once its cards are mounted (they mount after a share link's
+    download has started, so the page's hooks come before its controls)."""
+    page.wait_for_function(
+        "() => window.swarm?.peerId && window.swarm.files"
+        " && document.documentElement.dataset.ui === 'mounted'",
+        timeout=20_000,
+    )
     return str(page.evaluate("() => window.swarm.peerId"))
 
 
