@@ -42,7 +42,14 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
 from bench.common import git_revision, machine, percentile  # noqa: E402
-from bench.soak import CHROMIUM_ARGS, STACKS, Stack, Swarm, share, wait_peers  # noqa: E402
+from bench.soak import (  # noqa: E402
+    CHROMIUM_ARGS,
+    Stack,
+    Swarm,
+    share,
+    stop_on_signal,
+    wait_peers,
+)
 from tests.browser.conftest import CHROMIUM  # noqa: E402
 from tests.support.procfile import wait_healthy  # noqa: E402
 
@@ -221,15 +228,9 @@ def report(timelines: list[dict[str, Any]]) -> None:
     print(f"  scripts and modules asked for before main(): {min(counts)}-{max(counts)}")
 
 
-def _stop_on_signal(signum: int, _frame: object) -> None:
-    for stack in list(STACKS):
-        stack.stop()
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument(

@@ -641,7 +641,7 @@ async def soak_run(
     return soak, result
 
 
-def _stop_on_signal(signum: int, _frame: object) -> None:
+def stop_on_signal(signum: int, _frame: object) -> None:
     """SIGTERM or SIGINT: the stack runs in a session of its own, so stop it here (the
     round in flight is lost) rather than leave web, worker, beat and super-peer running."""
     for stack in list(STACKS):
@@ -650,8 +650,8 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
