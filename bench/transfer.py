@@ -91,11 +91,12 @@ RECEIVE_BARE = """(total) => {
 }"""
 
 # The sending page sends `total` bytes in 64 KiB messages with the uploader's backpressure
-# thresholds and answers the time it started.
+# thresholds (content/uploader.js BUFFER_TARGET, resumed at a quarter of it) and answers the
+# time it started.
 SEND_BARE = """async (total) => {
   const { channel } = window.bare;
-  const HIGH = 4 * 1024 * 1024;
-  channel.bufferedAmountLowThreshold = 1024 * 1024;
+  const HIGH = 256 * 1024;
+  channel.bufferedAmountLowThreshold = HIGH / 4;
   const piece = crypto.getRandomValues(new Uint8Array(65536));
   const t0 = performance.timeOrigin + performance.now();
   for (let sent = 0; sent < total; sent += piece.length) {

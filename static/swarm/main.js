@@ -107,7 +107,11 @@ async function main() {
   // Read-only hooks for people and tests (DESIGN section 9): peerId, connectedPeers().
   window.swarm = peer;
   // The service worker keeps this version of the page for offline use (docs/offline.md).
-  startOffline({ version: staticVersion(import.meta.url), log: (level, code, message) => peer.log(level, "offline", code, message) });
+  startOffline({
+    version: staticVersion(import.meta.url),
+    log: (level, code, message) => peer.log(level, "offline", code, message),
+    busy: () => peer.files?.busy ?? false,
+  });
   // Tabs of this origin share the stored identity: when one restores another identity, the
   // others reload as it rather than keep running as the one it replaced (a tab without
   // IndexedDB has an identity of its own and nothing to reload).

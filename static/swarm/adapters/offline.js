@@ -14,9 +14,9 @@ export function staticVersion(moduleUrl) {
 /**
  * Register the worker (pages served under a versioned prefix only) and answer its questions.
  * Never throws and never waits: the page starts the same with or without a worker.
- * @param {{ version: string | null, log: (level: string, code: string, message: string) => void }} args
+ * @param {{ version: string | null, log: (level: string, code: string, message: string) => void, busy?: () => boolean }} args
  */
-export function startOffline({ version, log }) {
+export function startOffline({ version, log, busy = () => false }) {
   const container = globalThis.navigator?.serviceWorker;
   if (!container) {
     log("info", "sw_unsupported", "no service worker here: the page needs the server to load");
@@ -31,17 +31,28 @@ export function startOffline({ version, log }) {
   container.addEventListener("controllerchange", hello);
   hello();
   // Installing a worker fetches every file of the page (about 0.8 MB): not while the page
-  // starts and makes its first connections, but once it has loaded and the browser is idle.
-  whenSettled(() => register(container, log));
+  // starts and makes its first connections, nor while files move (`busy()`: the pages' CPU is
+  // what limits a transfer), but once it has loaded and the browser is idle.
+  whenSettled(() => register(container, log), busy);
 }
 
 const SETTLE_MS = 3_000;
+const BUSY_RECHECK_MS = 2_000;
+export const BUSY_MAX_MS = 120_000; // a download waiting for a holder does not keep it away for ever
 
-function whenSettled(run) {
-  const idle = () => (typeof requestIdleCallback === "function" ? requestIdleCallback(run, { timeout: SETTLE_MS }) : run());
+/** Runs `run` once the page has loaded, SETTLE_MS more have passed, the browser is idle and
+ * `busy()` is false (or has been true for BUSY_MAX_MS). */
+export function whenSettled(run, busy = () => false, { now = () => performance.now(), doc = globalThis.document, win = globalThis } = {}) {
+  let since = null;
+  const attempt = () => {
+    since ??= now();
+    if (busy() && now() - since < BUSY_MAX_MS) setTimeout(attempt, BUSY_RECHECK_MS);
+    else run();
+  };
+  const idle = () => (typeof win.requestIdleCallback === "function" ? win.requestIdleCallback(attempt, { timeout: SETTLE_MS }) : attempt());
   const later = () => setTimeout(idle, SETTLE_MS);
-  if (document.readyState === "complete") later();
-  else addEventListener("load", later, { once: true });
+  if (doc.readyState === "complete") later();
+  else win.addEventListener("load", later, { once: true });
 }
 
 function register(container, log) {

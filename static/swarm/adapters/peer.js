@@ -893,11 +893,6 @@ export class SwarmPeer extends EventTarget {
   }
 
   /** The open RTCDataChannel to a peer (the uploader watches its bufferedAmount), or null. */
-  /** The smallest ping round-trip time (ms) of the open connection to peerId, or null. */
-  rttOf(peerId) {
-    return this.node?.mesh.open().find((c) => c.peerId === peerId)?.health.minRtt ?? null;
-  }
-
   channel(peerId) {
     const conn = this.node?.mesh.open().find((c) => c.peerId === peerId);
     return conn ? (this.conns.get(conn.id)?.dataChannel ?? null) : null;

@@ -79,6 +79,12 @@ export class FileService extends EventTarget {
     return this.sharer.jobs;
   }
 
+  /** Whether files move here now (a share being made, a download, chunks being served):
+   * background work such as the offline copy waits for it (adapters/offline.js). */
+  get busy() {
+    return this.downloads.active.size > 0 || this.sharer.jobs.size > 0 || this.uploader.busy;
+  }
+
   /** The keep settings: { keep, budget } (keeping.js). */
   get keeping() {
     return this.keeper.settings;

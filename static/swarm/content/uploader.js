@@ -1,6 +1,6 @@
 // Serving chunks to peers that ask (chunk_req -> chunk | chunk_missing), one queue per peer.
-// Backpressure: nothing more is sent to a peer while its DataChannel holds more than its path
-// needs (bufferTarget); `bufferedamountlow` resumes it. Reads go to
+// Backpressure: nothing more is sent to a peer while its DataChannel holds more than
+// BUFFER_TARGET; `bufferedamountlow` resumes it. Reads go to
 // IndexedDB a batch at a time. An optional upload limit (bytes/s, all peers together) paces it.
 // UploadStats counts what was served of each file (bytes, peers, recent rate) for the UI.
 // Super-peers are served in the background: while a page's request waits here, a super-peer
@@ -8,25 +8,16 @@
 // download has the holder's channel and CPU and the super-peer's requests still do not time out.
 import { encodeChunkFrame } from "../protocol/wire.js";
 
-// How much a peer's DataChannel may hold before we wait: its path's bandwidth-delay product at
-// TARGET_RATE (from the connection's smallest ping round trip), between MIN_BUFFER and
-// MAX_BUFFER, and on a new connection no more than MIN_BUFFER doubled for every RAMP_BYTES it
-// has carried; `bufferedamountlow` at a quarter of it resumes. More than the path needs does not
-// go faster, it only overflows socket buffers: on loopback, 1-4 MiB queued on a new connection
-// lost packets at once and SCTP, with no round-trip sample yet, waited ~1 s per loss (the soak
-// saw 1-2 s stalls in the first 3 MiB of most downloads; docs/browser.md "Serving").
-export const MIN_BUFFER = 256 * 1024;
-export const MAX_BUFFER = 4 * 1024 * 1024;
-const TARGET_RATE = 50e6; // bytes/s a peer connection may carry
-const RAMP_BYTES = 4 * 1024 * 1024;
-
-/** Bytes to keep queued on a channel whose path takes `minRttMs` (null: not measured yet) and
- * that has carried `sent` bytes so far. */
-export function bufferTarget(minRttMs, sent = Infinity) {
-  const ramp = MIN_BUFFER * 2 ** Math.min(8, Math.floor(sent / RAMP_BYTES));
-  const bdp = minRttMs > 0 ? (TARGET_RATE * minRttMs) / 1000 : 0;
-  return Math.round(Math.min(MAX_BUFFER, ramp, Math.max(MIN_BUFFER, bdp)));
-}
+// How much a peer's DataChannel may hold before we wait; `bufferedamountlow` at a quarter of it
+// resumes. bufferedAmount counts only what SCTP has not sent yet (what is in flight lives in
+// its retransmission queue), so this needs to cover only the time the page takes to send
+// more, not the path's round trip; SCTP's congestion window covers the path. More queued does
+// not go faster: it lets SCTP grow its window and burst, packets are lost inside the browser
+// (none in the kernel's counters), and each loss beyond the first in a window costs a
+// retransmission timeout (~0.4 s) while the rest waits. Measured on fresh connections in the
+// make run stack (20 MiB, docs/browser.md "Serving"): 64 KiB 0.86 s median, 256 KiB 1.0 s,
+// 1 MiB 1.9 s, 4 MiB 3.0 s; in whole downloads 64-128 KiB was slower (more refills) than 256 KiB.
+export const BUFFER_TARGET = 256 * 1024;
 const READ_BATCH = 8;
 const MAX_QUEUE = 512; // requests waiting per peer; honest peers keep far fewer in flight
 const DRAIN_FALLBACK_MS = 1_000; // in case a bufferedamountlow event never comes
@@ -49,7 +40,6 @@ export class Uploader {
     this.queues = new Map(); // peer id -> { requests, pumping }
     this.limitBps = 0; // 0: as fast as the channel takes it
     this.nextSendAt = 0;
-    this.carried = new WeakMap(); // DataChannel -> bytes sent on it (the buffer ramps up with it)
     this.stats = { chunks: 0, bytes: 0, missing: 0, dropped: 0, waits: 0, yields: 0, servedTo: {} };
   }
 
@@ -70,6 +60,12 @@ export class Uploader {
       this.stats.yields += 1;
       await sleep(Math.min(wait, 50));
     }
+  }
+
+  /** Whether any peer's chunks wait here or are being sent. */
+  get busy() {
+    for (const queue of this.queues.values()) if (queue.requests.length > 0 || queue.pumping) return true;
+    return false;
   }
 
   request(peerId, frame) {
@@ -106,10 +102,9 @@ export class Uploader {
   }
 
   // Waits (and says so) while the channel holds more than its path needs.
-  async #backpressure(peerId, channel) {
-    const high = bufferTarget(this.peer.rttOf?.(peerId) ?? null, this.carried.get(channel) ?? 0);
-    if (channel.bufferedAmount <= high) return false;
-    channel.bufferedAmountLowThreshold = Math.floor(high / 4);
+  async #backpressure(channel) {
+    if (channel.bufferedAmount <= BUFFER_TARGET) return false;
+    channel.bufferedAmountLowThreshold = BUFFER_TARGET / 4;
     await this.#drained(channel);
     return true;
   }
@@ -134,7 +129,7 @@ export class Uploader {
           queue.requests.length = 0;
           break;
         }
-        if (await this.#backpressure(peerId, channel)) continue;
+        if (await this.#backpressure(channel)) continue;
         if (queue.background) {
           await this.#yield(queue);
           if (this.queues.get(peerId) !== queue) return;
@@ -153,13 +148,12 @@ export class Uploader {
           }
           const size = parts.reduce((n, p) => n + p.length, 0);
           await this.#pace(size);
-          while (channel.readyState === "open" && (await this.#backpressure(peerId, channel))) {
+          while (channel.readyState === "open" && (await this.#backpressure(channel))) {
             if (this.queues.get(peerId) !== queue) return;
           }
           if (this.queues.get(peerId) !== queue) return; // the peer left while we waited
           // Encoded here straight from the stored pieces (one copy instead of three).
           if (!this.peer.sendEncoded(peerId, encodeChunkFrame(manifest, index, chunk, parts), "chunk")) return;
-          this.carried.set(channel, (this.carried.get(channel) ?? 0) + size);
           this.stats.chunks += 1;
           this.stats.bytes += size;
           this.stats.servedTo[peerId] = (this.stats.servedTo[peerId] ?? 0) + size;
