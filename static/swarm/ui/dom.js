@@ -15,6 +15,26 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** `draw` at most once per `everyMs`, however often it is asked for: a request inside the
+ * interval is drawn at its end, with the state of then. While a file moves its progress
+ * changes many times a second, and every draw is style, layout and paint on the main thread,
+ * which the transfer needs (docs/browser.md "Serving"). */
+export function throttled(draw, everyMs, now = () => performance.now()) {
+  let timer = null;
+  let last = -Infinity;
+  const run = () => {
+    timer = null;
+    last = now();
+    draw();
+  };
+  return () => {
+    if (timer) return;
+    const wait = last + everyMs - now();
+    if (wait <= 0) run();
+    else timer = setTimeout(run, wait);
+  };
+}
+
 export function bytes(n) {
   if (n === null || n === undefined) return "–";
   if (n < 1000) return `${n} B`;

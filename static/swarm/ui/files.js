@@ -1,7 +1,7 @@
 // The files card (#files: share by picker or drag-and-drop, the list of files with progress,
 // links, open/save, share with a peer, delete) and the download panel of /f/<id> pages
 // (#download, DESIGN section 9: data-state fetching -> complete | failed, data-sha256).
-import { $, ago, bytes, copy, el, rate, short } from "./dom.js";
+import { $, ago, bytes, copy, el, rate, short, throttled } from "./dom.js";
 import { parseBudgetMb } from "../content/keeping.js";
 
 const REFRESH_MS = 500;
@@ -44,10 +44,11 @@ export class FilesUI {
     addEventListener("dragover", (e) => e.preventDefault());
     addEventListener("drop", (e) => e.preventDefault());
     $("share-copy").addEventListener("click", (e) => copy($("share-link").href, e.currentTarget));
-    this.files.addEventListener("change", () => this.render());
-    this.outbox.addEventListener("change", () => this.render());
+    const draw = throttled(() => this.render(), REFRESH_MS);
+    this.files.addEventListener("change", draw);
+    this.outbox.addEventListener("change", draw);
     this.peer.addEventListener("change", () => this.#peerOptions());
-    setInterval(() => this.render(), REFRESH_MS);
+    setInterval(draw, REFRESH_MS);
     this.#keepControls();
     this.render();
     this.#peerOptions();
@@ -377,10 +378,11 @@ export class DownloadPanel {
       this.#set("failed", { reason: this.keyError.code, message: `the link's key is unusable: ${this.keyError.message}` });
       return;
     }
-    this.files.addEventListener("change", () => this.render());
+    const draw = throttled(() => this.render(), REFRESH_MS);
+    this.files.addEventListener("change", draw);
     this.files.addEventListener("complete", (e) => e.detail.id === this.id && this.render());
     this.files.addEventListener("failed", (e) => e.detail.id === this.id && this.render());
-    setInterval(() => this.render(), REFRESH_MS);
+    setInterval(draw, REFRESH_MS);
     await this.files.download(this.id, this.key);
     this.render();
   }
