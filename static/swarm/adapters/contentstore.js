@@ -13,6 +13,11 @@ export const OWN_XKEY = "xkey"; // key of this peer's X25519 pair in the identit
 // under its id and the rest (at most 272 bytes) under id + TAIL: two inline values.
 export const INLINE_BYTES = 65280;
 const TAIL = "."; // not in the base64url alphabet: never part of a chunk id
+// The chunks written last are kept in memory too, up to RECENT_BYTES, and serve reads for
+// peers (getChunkParts): a file is most asked for just after it was shared or fetched, and
+// a read from memory costs none of IndexedDB's CPU (the request, the browser's read, the copy
+// back), which a transfer on a busy machine needs (docs/browser.md "Serving").
+export const RECENT_BYTES = 32 * 1024 * 1024;
 
 export class StorageFullError extends Error {
   constructor(message) {
@@ -57,6 +62,8 @@ export class ContentStore {
     // request (a 64 MiB transfer makes ~4,000 requests on each side).
     this.raw = db ? unwrap(db) : null;
     this.persistent = db !== null;
+    this.recent = new Map(); // chunk id -> bytes written (oldest first), RECENT_BYTES at most
+    this.recentBytes = 0;
     if (!db)
       this.mem = {
         files: new Map(),
@@ -104,6 +111,7 @@ export class ContentStore {
       for (const c of chunkIds) this.mem.chunks.delete(c);
       return;
     }
+    for (const c of chunkIds) this.#forget(c);
     const tx = this.db.transaction(["files", "chunks"], "readwrite");
     const chunks = tx.objectStore("chunks");
     await Promise.all([tx.objectStore("files").delete(id), ...chunkIds.flatMap((c) => [chunks.delete(c), chunks.delete(c + TAIL)]), tx.done]);
@@ -117,7 +125,7 @@ export class ContentStore {
       for (const { id, data } of chunks) this.mem.chunks.set(id, own(data));
       return Promise.resolve();
     }
-    return this.#write(
+    const written = this.#write(
       () =>
         new Promise((resolve, reject) => {
           const tx = this.raw.transaction("chunks", "readwrite");
@@ -134,15 +142,52 @@ export class ContentStore {
           tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"));
         }),
     );
+    // Kept in memory once stored (what failed to store is not served from here either).
+    return written.then(() => {
+      for (const { id, data } of chunks) this.#remember(id, data);
+    });
   }
 
-  /** Chunk bytes for each id (undefined where not held), one transaction. */
+  #remember(id, data) {
+    this.#forget(id);
+    if (data.byteLength > RECENT_BYTES) return;
+    this.recent.set(id, data);
+    this.recentBytes += data.byteLength;
+    for (const [old, bytes] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(old);
+      this.recentBytes -= bytes.byteLength;
+    }
+  }
+
+  #forget(id) {
+    const bytes = this.recent.get(id);
+    if (bytes === undefined) return;
+    this.recent.delete(id);
+    this.recentBytes -= bytes.byteLength;
+  }
+
+  /** Chunk bytes for each id (undefined where not held), one transaction: what IndexedDB holds. */
   async getChunks(ids) {
-    return (await this.getChunkParts(ids)).map((parts) => (parts === undefined ? undefined : join(...parts)));
+    return (await this.#readParts(ids)).map((parts) => (parts === undefined ? undefined : join(...parts)));
   }
 
-  /** Each chunk as the pieces it is stored in ([head] or [head, tail]; undefined: not held). */
-  getChunkParts(ids) {
+  /** Each chunk as pieces to send ([bytes], [head] or [head, tail]; undefined: not held): the
+   * chunks written last from memory, the rest from IndexedDB in one transaction. */
+  async getChunkParts(ids) {
+    if (!this.db || this.recent.size === 0) return this.#readParts(ids);
+    const out = ids.map((id) => {
+      const bytes = this.recent.get(id);
+      return bytes === undefined ? undefined : [bytes];
+    });
+    const misses = ids.filter((_, i) => out[i] === undefined);
+    if (misses.length === 0) return out;
+    const read = await this.#readParts(misses);
+    let next = 0;
+    return out.map((parts) => parts ?? read[next++]);
+  }
+
+  #readParts(ids) {
     if (!this.db) return Promise.resolve(ids.map((id) => (this.mem.chunks.has(id) ? [this.mem.chunks.get(id)] : undefined)));
     return new Promise((resolve, reject) => {
       const tx = this.raw.transaction("chunks", "readonly");
