@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.protocol.dht import (
+from peers.protocol.dht_records import (
     CONTACT_MAX_AGE_MS,
     DOMAIN_PROVIDE,
     MAX_RECORD_BYTES,

@@ -26,7 +26,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from peers.protocol.dht import make_provider_record
+from peers.protocol.dht_records import make_provider_record
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
 from peers.protocol.keywrap import x25519_public

@@ -13,16 +13,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.protocol.dht import (
+from peers.protocol.dht import Dht, DhtDone, DhtDrop, DhtSend
+from peers.protocol.dht_records import (
     DOMAIN_PROVIDE,
-    Dht,
-    DhtDone,
-    DhtDrop,
     DhtLimits,
-    DhtSend,
     Record,
-    RecordStore,
-    RoutingTable,
     bucket_index,
     distance,
     make_provider_record,
@@ -31,6 +26,7 @@ from peers.protocol.dht import (
     verify_contact,
     verify_record,
 )
+from peers.protocol.dht_table import RecordStore, RoutingTable
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import JsonObject
 from peers.protocol.errors import ProtocolError
@@ -83,7 +79,7 @@ def test_closest_contacts_in_a_routing_table() -> None:
 
 
 def _contact(peer_id: str) -> Any:
-    from peers.protocol.dht import Contact
+    from peers.protocol.dht_records import Contact
 
     return Contact(peer_id, node_id(peer_id), {}, NOW, NOW + 1)
 

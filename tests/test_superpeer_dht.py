@@ -10,7 +10,7 @@ import hashlib
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.protocol.dht import DhtLimits, make_provider_record
+from peers.protocol.dht_records import DhtLimits, make_provider_record
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.ticket import make_ticket
 from peers.protocol.wire import (

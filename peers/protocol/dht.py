@@ -23,7 +23,6 @@ the peer through the signaling server or the mesh), finished lookups (``DhtDone`
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -31,36 +30,46 @@ from typing import Any, cast
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .chunks import is_digest_id
-from .encoding import PEER_ID_RE, b64url_decode, peer_id_for_key
-from .envelope import DOMAIN_TICKET, JsonObject, sign, verify
+from .dht_records import (
+    CAP_DHT,
+    CONTACT_MARGIN_MS,
+    CONTACT_MAX_AGE_MS,
+    DOMAIN_PROVIDE,
+    KIND_NODE,
+    KIND_PEER,
+    KIND_PROVIDER,
+    STORED,
+    VIOLATIONS,
+    Contact,
+    DhtLimits,
+    Record,
+    bucket_index,
+    distance,
+    make_provider_record,
+    node_id,
+    provider_key,
+    verify_contact,
+    verify_record,
+)
+from .dht_table import RecordStore, RoutingTable
+from .envelope import DOMAIN_TICKET, JsonObject
 from .errors import (
-    BAD_BODY,
-    BAD_ENVELOPE,
-    BAD_SIGNATURE,
     EXPIRED,
     NOT_CLOSE,
     NOT_FOUND,
     NOT_YET_VALID,
     PEER_MISMATCH,
     RATE_LIMITED,
-    RECORD_TOO_LARGE,
-    REPLAY,
-    STORE_FULL,
     TIMEOUT,
     TTL_TOO_LONG,
     UNEXPECTED_FRAME,
     UNREACHABLE,
-    WRONG_COMMUNITY,
     WRONG_KEY,
     ProtocolError,
 )
 from .ratelimit import GcraBuckets
-from .ticket import CLOCK_SKEW_MS, Ticket, check_lifetime, is_valid_community, verify_ticket
 from .wire import (
-    MAX_CHUNKS_PER_MANIFEST,
     MAX_DHT_NODES,
-    MAX_DHT_RECORDS,
     MAX_UINT32,
     DhtFindNode,
     DhtFindValue,
@@ -70,432 +79,6 @@ from .wire import (
     DhtStored,
     DhtValue,
 )
-
-DOMAIN_PROVIDE = "swarm/provide/v1"
-CAP_DHT = "dht"
-ID_BYTES = 32
-ID_BITS = 256
-KIND_PEER = "peer"
-KIND_PROVIDER = "provider"
-KIND_NODE = "node"  # a lookup for the contacts closest to an id (no record)
-# Canonical JSON (RFC 8785) of a record or contact, in bytes: the beacon's announce limit.
-MAX_RECORD_BYTES = 4096
-PROVIDE_TTL_MS = 1_800_000  # default lifetime of a provider record: 30 min ...
-MAX_PROVIDE_TTL_MS = 3_600_000  # ... at most 1 h
-CONTACT_MAX_AGE_MS = 3_600_000  # a ticket is a usable contact up to 1 h after issued_at
-# A contact is handed out only while it has this long left, so it still verifies on arrival.
-CONTACT_MARGIN_MS = 60_000
-STORED = "stored"
-PROVIDE_FIELDS = frozenset(
-    {"peer_id", "community", "manifest", "chunks", "issued_at", "expires_at"}
-)
-# Faults in what a neighbour sent that an honest peer never sends (it checks what it passes
-# on): they count against it like a bad frame. Time faults (expired, not_yet_valid) do not.
-VIOLATIONS = frozenset(
-    {
-        BAD_ENVELOPE,
-        BAD_SIGNATURE,
-        BAD_BODY,
-        PEER_MISMATCH,
-        WRONG_COMMUNITY,
-        RECORD_TOO_LARGE,
-        WRONG_KEY,
-        UNEXPECTED_FRAME,
-        RATE_LIMITED,
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class DhtLimits:
-    """Limits of one peer (docs/protocol.md "DHT", "Limits"). Rates are GCRA buckets per
-    peer in integers: one token every ``*_interval_ms``, at most ``*_burst`` saved up."""
-
-    k: int = 20  # contacts per bucket and per answer
-    alpha: int = 3  # requests in flight per lookup
-    replicas: int = 20  # nodes a record is stored at (the closest that answered)
-    # a value lookup whose k closest gave no record asks on, up to the closest this many
-    value_window: int = 40
-    # disjoint paths of a value lookup (S/Kademlia): a contact belongs to the path that found it
-    paths: int = 3
-    spare: int = 8  # replacement contacts kept per full bucket
-    max_failures: int = 2  # failed requests in a row before a contact is dropped
-    request_timeout_ms: int = 5_000  # includes dialing a contact not connected
-    lookup_timeout_ms: int = 30_000
-    max_lookups: int = 32  # lookups running at once
-    max_candidates: int = 200  # contacts a lookup keeps (the closest)
-    request_interval_ms: int = 100  # requests taken per peer: 10/s ...
-    request_burst: int = 50  # ... bursts of 50; beyond: rate_limited (a violation)
-    store_interval_ms: int = 1_000  # dht_store frames taken per peer: 1/s ...
-    store_burst: int = 10  # ... bursts of 10
-    max_records: int = 4096  # records held for others, in all
-    max_per_publisher: int = 64  # ... per publisher (the record's signer)
-    max_per_key: int = 20  # provider records per manifest
-    max_rate_keys: int = 4096  # peers whose rate is tracked (least recently used dropped)
-    republish_ms: int = 900_000  # provider records are signed and stored again this often
-    prune_every_ms: int = 30_000
-
-
-# --- ids ---
-
-
-def node_id(peer_id: str) -> bytes:
-    """SHA-256 of the ASCII peer id: the node's 256-bit id and the key of its peer record."""
-    if not isinstance(peer_id, str) or not PEER_ID_RE.fullmatch(peer_id):
-        raise ProtocolError(BAD_BODY, "not a key-bound peer id")
-    return hashlib.sha256(peer_id.encode("ascii")).digest()
-
-
-def provider_key(manifest_id: str) -> bytes:
-    """The key of a manifest's provider records: the 32 bytes of its id."""
-    if not is_digest_id(manifest_id):
-        raise ProtocolError(BAD_BODY, "not a manifest id")
-    return b64url_decode(manifest_id, field="manifest", code=BAD_BODY)
-
-
-def distance(a: bytes, b: bytes) -> int:
-    """XOR distance of two ids, as an unsigned integer."""
-    return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
-
-
-def bucket_index(own: bytes, other: bytes) -> int:
-    """The bucket of ``other`` seen from ``own``: the highest set bit of their distance
-    (255 for the farther half of the id space), -1 for the same id."""
-    return distance(own, other).bit_length() - 1
-
-
-# --- records and contacts ---
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A verified record: a peer's presence ticket (``kind`` peer) or a provider record."""
-
-    kind: str
-    key: bytes
-    peer_id: str  # the publisher (signer)
-    issued_at: int
-    expires_at: int
-    envelope: JsonObject
-    manifest: str | None = None
-    chunks: int | None = None
-
-
-@dataclass(slots=True)
-class Contact:
-    """A peer of the routing table or of a lookup, with its presence ticket."""
-
-    peer_id: str
-    id: bytes
-    ticket: JsonObject
-    issued_at: int
-    expires_at: int
-    failures: int = 0
-
-
-def check_size(envelope: object) -> JsonObject:
-    """``bad_envelope`` for a value that is no canonical JSON object, ``record_too_large``
-    beyond :data:`MAX_RECORD_BYTES`."""
-    if not isinstance(envelope, dict):
-        raise ProtocolError(BAD_ENVELOPE, "a record must be a JSON object")
-    try:
-        size = len(rfc8785.dumps(envelope))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ProtocolError(BAD_ENVELOPE, "the record is not canonical JSON") from exc
-    if size > MAX_RECORD_BYTES:
-        raise ProtocolError(
-            RECORD_TOO_LARGE, f"a record is at most {MAX_RECORD_BYTES} B, not {size}"
-        )
-    return cast(JsonObject, envelope)
-
-
-def verify_contact(envelope: object, *, now: int, community: str) -> Contact:
-    """A presence ticket as a contact: size, then the ticket's checks for ``community``
-    except that a ticket expired as presence stays usable until ``issued_at + 1 h``."""
-    checked = check_size(envelope)
-    try:
-        ticket = verify_ticket(checked, now=now, community=community)
-    except ProtocolError as error:
-        if error.code != EXPIRED:
-            raise
-        body = checked["body"]  # every other check passed: the fields are sound
-        ticket = Ticket(
-            peer_id=body["peer_id"],
-            community=body["community"],
-            issued_at=body["issued_at"],
-            expires_at=body["expires_at"],
-            nonce=body["nonce"],
-            public_key=b64url_decode(checked["pk"], field="pk"),
-            signal=tuple(body.get("signal", ())),
-            caps=tuple(body.get("caps", ())),
-            envelope=checked,
-        )
-    if now >= ticket.issued_at + CONTACT_MAX_AGE_MS:
-        raise ProtocolError(EXPIRED, "a contact's ticket is older than 1 h")
-    return Contact(
-        ticket.peer_id, node_id(ticket.peer_id), checked, ticket.issued_at, ticket.expires_at
-    )
-
-
-def make_provider_record(
-    private_key: Ed25519PrivateKey,
-    *,
-    community: str,
-    manifest: str,
-    chunks: int,
-    now: int,
-    ttl_ms: int = PROVIDE_TTL_MS,
-) -> JsonObject:
-    """Sign "this peer holds ``chunks`` verified chunks of ``manifest``" (``swarm/provide/v1``)."""
-    body = {
-        "peer_id": peer_id_for_key(private_key.public_key().public_bytes_raw()),
-        "community": community,
-        "manifest": manifest,
-        "chunks": chunks,
-        "issued_at": now,
-        "expires_at": now + ttl_ms,
-    }
-    _check_provide_body(body)
-    return check_size(sign(DOMAIN_PROVIDE, body, private_key))
-
-
-def _check_provide_body(body: JsonObject) -> None:
-    if set(body) != PROVIDE_FIELDS:
-        raise ProtocolError(BAD_BODY, f"a provider record has exactly {sorted(PROVIDE_FIELDS)}")
-    if not isinstance(body["peer_id"], str) or not PEER_ID_RE.fullmatch(body["peer_id"]):
-        raise ProtocolError(BAD_BODY, "peer_id is not a key-bound peer id")
-    if not is_valid_community(body["community"]):
-        raise ProtocolError(BAD_BODY, "community name is invalid")
-    if not is_digest_id(body["manifest"]):
-        raise ProtocolError(BAD_BODY, "manifest is not a manifest id")
-    chunks = body["chunks"]
-    if type(chunks) is not int or not 0 <= chunks <= MAX_CHUNKS_PER_MANIFEST:
-        raise ProtocolError(BAD_BODY, f"chunks must be 0..{MAX_CHUNKS_PER_MANIFEST}")
-    for name in ("issued_at", "expires_at"):
-        if type(body[name]) is not int or body[name] < 0:
-            raise ProtocolError(BAD_BODY, f"{name} must be a non-negative integer (ms)")
-    if body["expires_at"] <= body["issued_at"]:
-        raise ProtocolError(BAD_BODY, "expires_at must be after issued_at")
-
-
-def verify_record(kind: str, envelope: object, *, now: int, community: str) -> Record:
-    """Check a record before it is stored or used. In order: size (``bad_envelope``,
-    ``record_too_large``), envelope and signature (``bad_envelope``, ``bad_signature``), body
-    (``bad_body``), signer (``peer_mismatch``), community (``wrong_community``), times
-    (``ttl_too_long``, ``not_yet_valid``, ``expired``). A peer record is a live ticket."""
-    checked = check_size(envelope)
-    if kind == KIND_PEER:
-        ticket = verify_ticket(checked, now=now, community=community)
-        return Record(
-            KIND_PEER,
-            node_id(ticket.peer_id),
-            ticket.peer_id,
-            ticket.issued_at,
-            ticket.expires_at,
-            checked,
-        )
-    if kind != KIND_PROVIDER:
-        raise ProtocolError(BAD_BODY, f"no record kind {kind!r}")
-    verified = verify(checked, DOMAIN_PROVIDE)
-    body = verified.body
-    _check_provide_body(body)
-    if verified.peer_id != body["peer_id"]:
-        raise ProtocolError(PEER_MISMATCH, "peer_id is not bound to the signing key")
-    if body["community"] != community:
-        raise ProtocolError(WRONG_COMMUNITY, "the record is for another community")
-    check_lifetime(
-        "provider record",
-        body["issued_at"],
-        body["expires_at"],
-        now=now,
-        max_ttl_ms=MAX_PROVIDE_TTL_MS,
-        skew_ms=CLOCK_SKEW_MS,
-    )
-    return Record(
-        KIND_PROVIDER,
-        provider_key(body["manifest"]),
-        body["peer_id"],
-        body["issued_at"],
-        body["expires_at"],
-        checked,
-        manifest=body["manifest"],
-        chunks=body["chunks"],
-    )
-
-
-# --- routing table ---
-
-
-class RoutingTable:
-    """256 k-buckets by :func:`bucket_index`, each least recently seen first, with a
-    replacement list of at most ``spare`` contacts per bucket (newest last)."""
-
-    def __init__(self, own: bytes, *, k: int, spare: int) -> None:
-        self.own = own
-        self.k = k
-        self.spare_max = spare
-        self.buckets: dict[int, list[Contact]] = {}
-        self.spares: dict[int, list[Contact]] = {}
-        self.by_peer: dict[str, Contact] = {}
-
-    def __len__(self) -> int:
-        return len(self.by_peer)
-
-    def get(self, peer_id: str) -> Contact | None:
-        return self.by_peer.get(peer_id)
-
-    def heard(self, contact: Contact) -> Contact | None:
-        """``contact`` answered or asked: it moves to the tail of its bucket (its ticket
-        kept when newer). A full bucket keeps it as a spare and returns its least recently
-        seen contact, whose liveness the caller checks (None: nothing to check)."""
-        index = bucket_index(self.own, contact.id)
-        if index < 0:
-            return None
-        bucket = self.buckets.setdefault(index, [])
-        known = self.by_peer.get(contact.peer_id)
-        if known is not None:
-            bucket.remove(known)
-            if contact.issued_at > known.issued_at:
-                known.ticket, known.issued_at = contact.ticket, contact.issued_at
-                known.expires_at = contact.expires_at
-            known.failures = 0
-            bucket.append(known)
-            return None
-        if len(bucket) < self.k:
-            contact.failures = 0
-            bucket.append(contact)
-            self.by_peer[contact.peer_id] = contact
-            return None
-        spares = self.spares.setdefault(index, [])
-        spares[:] = [c for c in spares if c.peer_id != contact.peer_id]
-        spares.append(contact)
-        del spares[: max(0, len(spares) - self.spare_max)]
-        return bucket[0]
-
-    def failed(self, peer_id: str, max_failures: int) -> bool:
-        """A request to ``peer_id`` failed; True when it was dropped from the table."""
-        contact = self.by_peer.get(peer_id)
-        if contact is None:
-            return False
-        contact.failures += 1
-        index = bucket_index(self.own, contact.id)
-        if contact.failures < max_failures and not self.spares.get(index):
-            return False
-        self.remove(peer_id)
-        return True
-
-    def remove(self, peer_id: str) -> None:
-        """Drop a contact; the newest spare of its bucket takes its place."""
-        contact = self.by_peer.pop(peer_id, None)
-        if contact is None:
-            return
-        index = bucket_index(self.own, contact.id)
-        bucket = self.buckets[index]
-        bucket.remove(contact)
-        spares = self.spares.get(index)
-        if spares:
-            spare = spares.pop()
-            spare.failures = 0
-            bucket.append(spare)
-            self.by_peer[spare.peer_id] = spare
-
-    def closest(self, target: bytes, n: int, *, exclude: str | None = None) -> list[Contact]:
-        """The ``n`` contacts closest to ``target`` (nearest first)."""
-        t = int.from_bytes(target, "big")
-        contacts = [c for c in self.by_peer.values() if c.peer_id != exclude]
-        contacts.sort(key=lambda c: int.from_bytes(c.id, "big") ^ t)
-        return contacts[:n]
-
-    def closer_than_self(self, key: bytes, limit: int) -> int:
-        """How many contacts are closer to ``key`` than this node (counted up to ``limit``)."""
-        own = distance(self.own, key)
-        count = 0
-        for c in self.by_peer.values():
-            if distance(c.id, key) < own:
-                count += 1
-                if count >= limit:
-                    break
-        return count
-
-
-# --- record store ---
-
-
-class RecordStore:
-    """Records held for others: one peer record per peer, provider records per manifest and
-    publisher. Bounded in all, per publisher and per key; when full, a record closer to this
-    node than the farthest held replaces it."""
-
-    def __init__(self, own: bytes, limits: DhtLimits) -> None:
-        self.own = own
-        self.limits = limits
-        self.records: dict[tuple[str, bytes, str], Record] = {}  # (kind, key, publisher)
-        self.per_key: dict[bytes, int] = {}  # provider records per key
-        self.per_publisher: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def put(self, record: Record) -> str:
-        """``stored``, or why not: ``replay`` (an as new or newer one is held),
-        ``store_full`` (in all, for this publisher or this key)."""
-        slot = (record.kind, record.key, record.peer_id)
-        held = self.records.get(slot)
-        if held is not None:
-            if held.issued_at >= record.issued_at:
-                return REPLAY
-            self.records[slot] = record
-            return STORED
-        lim = self.limits
-        if self.per_publisher.get(record.peer_id, 0) >= lim.max_per_publisher:
-            return STORE_FULL
-        if record.kind == KIND_PROVIDER and self.per_key.get(record.key, 0) >= lim.max_per_key:
-            same = [
-                r for s, r in self.records.items() if s[0] == KIND_PROVIDER and s[1] == record.key
-            ]
-            oldest = min(same, key=lambda r: r.issued_at)
-            if oldest.issued_at >= record.issued_at:
-                return STORE_FULL
-            self._remove(oldest)
-        if len(self.records) >= lim.max_records:
-            farthest = max(self.records.values(), key=lambda r: distance(self.own, r.key))
-            if distance(self.own, farthest.key) <= distance(self.own, record.key):
-                return STORE_FULL
-            self._remove(farthest)
-        self.records[slot] = record
-        self.per_publisher[record.peer_id] = self.per_publisher.get(record.peer_id, 0) + 1
-        if record.kind == KIND_PROVIDER:
-            self.per_key[record.key] = self.per_key.get(record.key, 0) + 1
-        return STORED
-
-    def _remove(self, record: Record) -> None:
-        del self.records[(record.kind, record.key, record.peer_id)]
-        left = self.per_publisher[record.peer_id] - 1
-        if left:
-            self.per_publisher[record.peer_id] = left
-        else:
-            del self.per_publisher[record.peer_id]
-        if record.kind == KIND_PROVIDER:
-            left = self.per_key[record.key] - 1
-            if left:
-                self.per_key[record.key] = left
-            else:
-                del self.per_key[record.key]
-
-    def get(self, kind: str, key: bytes, now: int) -> list[Record]:
-        """Live records of ``kind`` for ``key``, newest first (at most 20)."""
-        found = [
-            r
-            for s, r in self.records.items()
-            if s[0] == kind and s[1] == key and now < r.expires_at
-        ]
-        found.sort(key=lambda r: (-r.issued_at, r.peer_id))
-        return found[:MAX_DHT_RECORDS]
-
-    def prune(self, now: int) -> None:
-        for record in [r for r in self.records.values() if now >= r.expires_at]:
-            self._remove(record)
-
 
 # --- actions ---
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peers.protocol.dht import CAP_DHT, Dht, DhtDone, DhtDrop, DhtLimits, DhtSend
+from peers.protocol.dht import Dht, DhtDone, DhtDrop, DhtSend
+from peers.protocol.dht_records import CAP_DHT, DhtLimits
 from peers.protocol.envelope import JsonObject
 from peers.protocol.errors import UNEXPECTED_FRAME, ProtocolError
 from peers.protocol.wire import DhtFrame

@@ -1,5 +1,5 @@
 // A Kademlia DHT over the swarm's connections (docs/protocol.md "DHT"), mirror of
-// peers/protocol/dht.py: ids, k-buckets, signed records, iterative lookups.
+// peers/protocol/dht.py (with dht_records.py and dht_table.py): ids, k-buckets, signed records, iterative lookups.
 //
 // - Node id = SHA-256 of the ASCII peer id (32 bytes): computable from a peer id alone (what
 //   "Connect by id" knows) and bound to the key through the peer id. Distance is XOR read as a
