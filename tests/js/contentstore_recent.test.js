@@ -22,6 +22,11 @@ function fakeIdb({ failWrites = false } = {}) {
         put(value, key) {
           steps.push(() => data.set(key, value));
         },
+        getKey(key) {
+          const request = { onsuccess: null };
+          steps.push(() => request.onsuccess?.({ target: { result: data.has(key) ? key : undefined } }));
+          return request;
+        },
         get(key) {
           raw.reads += 1;
           const request = { onsuccess: null };
@@ -125,4 +130,15 @@ test("the assembly reads what IndexedDB holds, not memory (a lost write is fetch
   store.raw.data.clear(); // the browser lost it
   assert.deepEqual(await store.getChunks(["a"]), [undefined]);
   assert.equal((await store.getChunkParts(["a"]))[0][0][0], 1, "peers are still served the bytes");
+});
+
+test("heldIndices says which chunks IndexedDB holds, in one transaction", async () => {
+  const store = fakeIdb();
+  await store.putChunks([
+    { id: "b", data: chunk(2) },
+    { id: "d", data: chunk(4) },
+  ]);
+  assert.deepEqual(await store.heldIndices(["a", "b", "c", "d"]), [1, 3]);
+  store.raw.data.clear();
+  assert.deepEqual(await store.heldIndices(["a", "b", "c", "d"]), [], "what memory keeps is not counted as held");
 });

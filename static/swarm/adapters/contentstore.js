@@ -206,12 +206,23 @@ export class ContentStore {
   }
 
   /** Indices i for which chunkIds[i] is stored. */
-  async heldIndices(chunkIds) {
-    if (!this.db) return chunkIds.flatMap((id, i) => (this.mem.chunks.has(id) ? [i] : []));
-    const tx = this.db.transaction("chunks", "readonly");
-    const keys = await Promise.all(chunkIds.map((id) => tx.store.getKey(id)));
-    await tx.done;
-    return keys.flatMap((k, i) => (k === undefined ? [] : [i]));
+  heldIndices(chunkIds) {
+    if (!this.db) return Promise.resolve(chunkIds.flatMap((id, i) => (this.mem.chunks.has(id) ? [i] : [])));
+    // The plain API: one promise for the transaction, not one per chunk (a download's start
+    // and end ask for every chunk of the file).
+    return new Promise((resolve, reject) => {
+      const tx = this.raw.transaction("chunks", "readonly");
+      const store = tx.objectStore("chunks");
+      const held = new Uint8Array(chunkIds.length);
+      chunkIds.forEach((id, i) => {
+        store.getKey(id).onsuccess = (e) => {
+          if (/** @type {IDBRequest} */ (e.target).result !== undefined) held[i] = 1;
+        };
+      });
+      tx.oncomplete = () => resolve(chunkIds.flatMap((_, i) => (held[i] ? [i] : [])));
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"));
+    });
   }
 
   // --- posts ---

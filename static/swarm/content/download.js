@@ -121,10 +121,15 @@ export class Download {
       this.#fail(WRONG_FILE, "the key received is for another file than this manifest");
       return;
     }
+    let saved;
     try {
-      const held = await this.host.store.heldIndices(manifest.chunks);
+      // What is held already and whether it fits, at once (two IndexedDB and quota round
+      // trips that the first chunk would otherwise wait for in turn).
       const need = manifest.chunks.reduce((n, _, i) => n + ciphertextLength(manifest, i), 0);
-      await this.host.store.reserve(need, `${manifest.name} (${(manifest.size / 1e6).toFixed(1)} MB)`);
+      const [held] = await Promise.all([
+        this.host.store.heldIndices(manifest.chunks),
+        this.host.store.reserve(need, `${manifest.name} (${(manifest.size / 1e6).toFixed(1)} MB)`),
+      ]);
       this.manifest = manifest;
       this.#allocate();
       for (const i of held) this.heldAtStart[i] = 1;
@@ -138,7 +143,9 @@ export class Download {
         createdAt: manifest.createdAt,
         fileId: manifest.fileId,
       });
-      await this.host.save(this.record);
+      // Chunks are asked for while the record is saved: a reload before it is saved starts
+      // again from the manifest, and chunks stored meanwhile are found held then.
+      saved = this.host.save(this.record);
       this.times.manifestAt = wall();
       t.manifestReady(peerId, manifest.chunks.length, held, this.host.clock());
     } catch (error) {
@@ -146,6 +153,11 @@ export class Download {
       return;
     }
     this.#step();
+    try {
+      await saved;
+    } catch (error) {
+      this.#fail(error.code ?? "error", error.message);
+    }
   }
 
   async onChunk(peerId, frame) {
