@@ -34,6 +34,10 @@ const CAPS = ["gossip", "pex", "sync", "shard", "mail", "signal", "dht"];
 // Drops of mesh signaling worth a line in diagnostics (the others are counted in its stats).
 const MESH_DROPS_SHOWN = new Set(["no_route", "queue_full", "rate_limited"]);
 const REPLAY_RETRY_MS = 1_500;
+// A share link's page dials the link's holders first and starts its rendezvous round (beacons,
+// capsules, and the dials they bring: each a WebRTC handshake on the same CPU) this much
+// later (docs/browser.md "Bootstrap and rendezvous").
+export const LINK_RENDEZVOUS_DELAY_MS = 1_000;
 // A super-peer's door is tried when an attempt of signaling failed, or it has been down this
 // long, with no connection to signal through; again this long after a door closed without a
 // connection.
@@ -131,7 +135,12 @@ export class SwarmPeer extends EventTarget {
     this.node.addSeeds(this.config.seeds, now);
     // A share link's holders are dialed for its manifest: full, they still take the download.
     const linkErrand = this.config.hintManifest ? { errand: ERRAND_CONTENT, manifest: this.config.hintManifest } : null;
-    if (this.config.hints?.length) this.node.addHints(this.config.hints, now, linkErrand);
+    if (this.config.hints?.length) {
+      this.node.addHints(this.config.hints, now, linkErrand);
+      if (linkErrand) {
+        this.schedule.nextRoundAt = now + LINK_RENDEZVOUS_DELAY_MS;
+      }
+    }
     this.log("info", "rendezvous", "cache_loaded", `${cached.length} cached peer(s), ${this.config.seeds.length} seed(s)`);
     this.signaling = new Signaling({
       endpoints: this.config.signaling,
