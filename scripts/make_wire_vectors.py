@@ -31,7 +31,7 @@ from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_MANIFEST, sign
 from peers.protocol.keywrap import x25519_public
 from peers.protocol.mail import make_ack, make_mail
-from peers.protocol.meshsignal import make_signal
+from peers.protocol.meshsignal_messages import make_signal
 from peers.protocol.posts import entry_hash, make_post
 from peers.protocol.shard import make_revoke, make_share
 from peers.protocol.ticket import make_ticket

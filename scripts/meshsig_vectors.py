@@ -14,7 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
 from peers.protocol.envelope import DOMAIN_GOSSIP, sign
-from peers.protocol.meshsignal import DOMAIN_MESHSIG, MAX_SIGNAL_BYTES, make_signal, signal_id
+from peers.protocol.meshsignal_messages import (
+    DOMAIN_MESHSIG,
+    MAX_SIGNAL_BYTES,
+    make_signal,
+    signal_id,
+)
 
 NOW = 1_800_000_000_000
 LABELS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace")

@@ -14,16 +14,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.errors import ProtocolError
 from peers.protocol.meshsignal import (
-    DOMAIN_MESHSIG,
-    MAX_AGE_MS,
-    MAX_SIGNAL_BYTES,
-    VIOLATIONS,
     MeshSignal,
     SignalAction,
     SignalDeliver,
     SignalDrop,
     SignalLimits,
     SignalSend,
+)
+from peers.protocol.meshsignal_messages import (
+    DOMAIN_MESHSIG,
+    MAX_AGE_MS,
+    MAX_SIGNAL_BYTES,
+    VIOLATIONS,
     make_signal,
     new_session_id,
     parse_signal,

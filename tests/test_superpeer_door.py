@@ -13,7 +13,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from peers.protocol.meshsignal import MeshSignal, SignalDeliver, SignalSend, new_session_id
+from peers.protocol.meshsignal import MeshSignal, SignalDeliver, SignalSend
+from peers.protocol.meshsignal_messages import new_session_id
 from peers.protocol.signal_token import make_signal_token
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import Have, decode_frame, encode_frame

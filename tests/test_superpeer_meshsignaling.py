@@ -13,13 +13,8 @@ import pytest
 from peers.peerjs import messages as m
 from peers.peerjs.carrier import BYE, SignalCarrier
 from peers.peerjs.errors import BAD_PAYLOAD, PeerJSError
-from peers.protocol.meshsignal import (
-    MeshSignal,
-    SignalDeliver,
-    SignalSend,
-    make_signal,
-    new_session_id,
-)
+from peers.protocol.meshsignal import MeshSignal, SignalDeliver, SignalSend
+from peers.protocol.meshsignal_messages import make_signal, new_session_id
 from peers.protocol.wire import Reach, Signal
 from peers.superpeer.meshsignaling import RETRY_HOPS, MeshSignaling
 from tests.support.keys import peer_id, seeded_key

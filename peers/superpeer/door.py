@@ -35,7 +35,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import WebSocketException
 
 from peers.protocol.errors import ProtocolError
-from peers.protocol.meshsignal import CAP_SIGNAL
+from peers.protocol.meshsignal_messages import CAP_SIGNAL
 from peers.protocol.signal_token import BAD_TOKEN, verify_signal_token
 from peers.protocol.wire import Reach, Signal, decode_frame, encode_frame
 

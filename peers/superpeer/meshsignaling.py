@@ -32,14 +32,16 @@ from peers.peerjs.dataconnection import DataConnection
 from peers.peerjs.errors import PeerJSError
 from peers.protocol.errors import NO_ROUTE, ProtocolError
 from peers.protocol.meshsignal import (
-    CAP_SIGNAL,
-    KIND_OFFER,
     MeshSignal,
     SignalDeliver,
     SignalDrop,
     SignalLimits,
-    SignalMessage,
     SignalSend,
+)
+from peers.protocol.meshsignal_messages import (
+    CAP_SIGNAL,
+    KIND_OFFER,
+    SignalMessage,
     new_session_id,
 )
 from peers.protocol.wire import Reach, Signal
