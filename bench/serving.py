@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,74 +31,33 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import Page  # noqa: E402
 
 from bench.common import git_revision, machine  # noqa: E402
 from bench.soak import (  # noqa: E402
-    CHROMIUM_ARGS,
     MIB,
     Soak,
-    Stack,
     Swarm,
     bare_transfer,
+    join_pair,
+    make_run_stack,
     ready,
     share,
     state_of,
     stop_on_signal,
     wait_peers,
 )
-from bench.transfer import RECEIVE_BARE, chromium_threads, thread_seconds  # noqa: E402
-from tests.browser.conftest import CHROMIUM  # noqa: E402
+from bench.transfer import chromium_threads, thread_seconds  # noqa: E402
 
 SIZE = 20 * MIB
-
-OPEN_CHANNEL = """async ({ other, id }) => {
-  const conn = window.swarm.node.mesh.open().find((c) => c.peerId === other);
-  const pc = window.swarm.conns.get(conn.id).peerConnection;
-  const channel = pc.createDataChannel(`bare-${id}`, { negotiated: true, id, ordered: true });
-  channel.binaryType = "arraybuffer";
-  window.bare = { channel };
-  if (channel.readyState !== "open") await new Promise((r) => channel.addEventListener("open", r, { once: true }));
-}"""
-
-SEND_WITH_TARGET = """async ({ total, high }) => {
-  const { channel } = window.bare;
-  channel.bufferedAmountLowThreshold = high / 4;
-  const piece = crypto.getRandomValues(new Uint8Array(65536));
-  const t0 = performance.timeOrigin + performance.now();
-  for (let sent = 0; sent < total; sent += piece.length) {
-    if (channel.bufferedAmount > high) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
-    channel.send(piece);
-  }
-  return t0;
-}"""
-
-
-async def connected_pair(swarm: Swarm) -> tuple[Page, Page, list[str]]:
-    a, b = await swarm.open(), await swarm.open()
-    await ready(a)
-    await ready(b)
-    ids = [str(await p.evaluate("() => window.swarm.peerId")) for p in (a, b)]
-    await a.wait_for_function(
-        "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
-        arg=ids[1],
-        timeout=30_000,
-    )
-    return a, b, ids
 
 
 async def bare_first_transfer(swarm: Swarm, target: int, channel: int) -> float:
     """Seconds for SIZE bytes, the first transfer on a fresh connection, queuing `target`."""
-    a, b, ids = await connected_pair(swarm)
+    a, b = await swarm.open(), await swarm.open()
     try:
-        await asyncio.gather(
-            a.evaluate(OPEN_CHANNEL, {"other": ids[1], "id": channel}),
-            b.evaluate(OPEN_CHANNEL, {"other": ids[0], "id": channel}),
-        )
-        await b.evaluate(RECEIVE_BARE, SIZE)
-        start = await a.evaluate(SEND_WITH_TARGET, {"total": SIZE, "high": target})
-        end = await b.evaluate("() => window.bare.done")
-        return float(end - start) / 1000
+        await join_pair(a, b)
+        return await bare_transfer(a, b, SIZE, channel=channel, high=target)
     finally:
         for page in (a, b):
             await swarm.close(page, goodbye=True)
@@ -154,29 +111,16 @@ def summary(label: str, values: list[float]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="serving-") as tmp:
-        stack = Stack(Path(tmp) / "var")
-        stack.start()
-        files = Path(tmp) / "files"
-        files.mkdir()
-        try:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-                )
-                swarm = Swarm(browser, stack.url, os.environ.get("SWARM_COMMUNITY", "main"))
-                print(
-                    f"serving 20 MiB on the make run stack, Chromium {browser.version} "
-                    f"({machine()}, rev {git_revision()})",
-                    flush=True,
-                )
-                if args.bare:
-                    await run_bare(swarm, [int(k) * 1024 for k in args.bare.split(",")], args.runs)
-                else:
-                    await run_fetch(Soak(stack, swarm, files, seed=1), swarm, args)
-                await browser.close()
-        finally:
-            stack.stop()
+    async with make_run_stack() as (stack, swarm, files):
+        print(
+            f"serving 20 MiB on the make run stack, Chromium {swarm.browser.version} "
+            f"({machine()}, rev {git_revision()})",
+            flush=True,
+        )
+        if args.bare:
+            await run_bare(swarm, [int(k) * 1024 for k in args.bare.split(",")], args.runs)
+        else:
+            await run_fetch(Soak(stack, swarm, files, seed=1), swarm, args)
 
 
 async def run_bare(swarm: Swarm, targets: list[int], runs: int) -> None:

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,13 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
 
 from bench.common import git_revision, machine, percentile  # noqa: E402
-from bench.transfer import NO_THROTTLING, OPEN_BARE, RECEIVE_BARE, SEND_BARE  # noqa: E402
+from bench.transfer import (  # noqa: E402
+    BARE_HIGH,
+    NO_THROTTLING,
+    OPEN_BARE,
+    RECEIVE_BARE,
+    SEND_BARE,
+)
 from tests.browser.conftest import CHROMIUM  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
 from tests.support.live import free_port_pair  # noqa: E402
@@ -228,6 +235,19 @@ class Swarm:
             if context in self.contexts:
                 self.contexts.remove(context)
             await context.close()
+
+
+async def join_pair(a: Page, b: Page, timeout_s: float = 30) -> list[str]:
+    """Wait until pages a and b are up and connected to each other; their peer ids."""
+    await ready(a, timeout_s)
+    await ready(b, timeout_s)
+    ids = [str(await p.evaluate("() => window.swarm.peerId")) for p in (a, b)]
+    await a.wait_for_function(
+        "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
+        arg=ids[1],
+        timeout=timeout_s * 1000,
+    )
+    return ids
 
 
 async def ready(page: Page, timeout_s: float = 30) -> None:
@@ -456,14 +476,7 @@ class Soak:
         a = await self.swarm.open()
         b = await self.swarm.open()
         try:
-            await ready(a)
-            await ready(b)
-            b_id = await b.evaluate("() => window.swarm.peerId")
-            await a.wait_for_function(
-                "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
-                arg=b_id,
-                timeout=30_000,
-            )
+            await join_pair(a, b)
             # The first megabytes of a new connection open its congestion window (as in
             # bench/transfer.py): warm up, then measure on a second channel.
             await bare_transfer(a, b, BARE_BYTES // 2, channel=901)
@@ -509,16 +522,18 @@ class Soak:
         return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
 
 
-async def bare_transfer(a: Page, b: Page, total: int, *, channel: int) -> float:
+async def bare_transfer(
+    a: Page, b: Page, total: int, *, channel: int, high: int = BARE_HIGH
+) -> float:
     """Seconds for `total` bytes over a bare RTCDataChannel (negotiated, id `channel`) on the
-    connection pages a and b already share."""
+    connection pages a and b already share, queuing at most `high` bytes."""
     ids = [await p.evaluate("() => window.swarm.peerId") for p in (a, b)]
     await asyncio.gather(
         a.evaluate(OPEN_BARE, {"other": ids[1], "id": channel}),
         b.evaluate(OPEN_BARE, {"other": ids[0], "id": channel}),
     )
     await b.evaluate(RECEIVE_BARE, total)
-    start = await a.evaluate(SEND_BARE, total)
+    start = await a.evaluate(SEND_BARE, {"total": total, "high": high})
     end = await b.evaluate("() => window.bare.done")
     return float(end - start) / 1000
 
@@ -611,9 +626,12 @@ def summary(soak: Soak) -> dict[str, Any]:
     }
 
 
-async def soak_run(
-    rounds: int, seed: int, *, report_every: int = 10, env: dict[str, str] | None = None
-) -> tuple[Soak, dict[str, Any]]:
+@contextlib.asynccontextmanager
+async def make_run_stack(
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[Stack, Swarm, Path]]:
+    """The `make run` process set on a temporary var dir, Chromium, and a folder for files;
+    all stopped on the way out (``SOAK_KEEP_LOG``: copy the stack's log there)."""
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         stack = Stack(Path(tmp) / "var", env)
         stack.start()
@@ -625,24 +643,32 @@ async def soak_run(
                     executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
                 )
                 swarm = Swarm(browser, stack.url, os.environ.get("SWARM_COMMUNITY", "main"))
-                soak = Soak(stack, swarm, files_dir, seed)
-                print(
-                    f"soak: {rounds} rounds on the make run stack at {stack.url}, Chromium "
-                    f"{browser.version} ({machine()}, rev {git_revision()}, seed {seed})",
-                    flush=True,
-                )
                 try:
-                    await soak.run(rounds, report_every)
+                    yield stack, swarm, files_dir
                 finally:
                     for context in list(swarm.contexts):
                         await context.close()
                     await browser.close()
-            result = summary(soak)
         finally:
             stack.stop()
             kept = os.environ.get("SOAK_KEEP_LOG")
             if kept:
                 shutil.copy(stack.log_path, kept)
+
+
+async def soak_run(
+    rounds: int, seed: int, *, report_every: int = 10, env: dict[str, str] | None = None
+) -> tuple[Soak, dict[str, Any]]:
+    async with make_run_stack(env) as (stack, swarm, files_dir):
+        soak = Soak(stack, swarm, files_dir, seed)
+        print(
+            f"soak: {rounds} rounds on the make run stack at {stack.url}, Chromium "
+            f"{swarm.browser.version} ({machine()}, rev {git_revision()}, seed {seed})",
+            flush=True,
+        )
+        await soak.run(rounds, report_every)
+        # While the stack runs: the summary reads its processes' CPU, its log and its database.
+        result = summary(soak)
     return soak, result
 
 

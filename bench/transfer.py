@@ -90,17 +90,17 @@ RECEIVE_BARE = """(total) => {
   });
 }"""
 
-# The sending page sends `total` bytes in 64 KiB messages with the uploader's backpressure
-# thresholds (content/uploader.js BUFFER_TARGET, resumed at a quarter of it) and answers the
-# time it started.
-SEND_BARE = """async (total) => {
+# The sending page sends `total` bytes in 64 KiB messages, queuing at most `high` bytes and
+# resuming at a quarter of it (by default the uploader's thresholds: content/uploader.js
+# BUFFER_TARGET), and answers the time it started.
+BARE_HIGH = 256 * 1024
+SEND_BARE = """async ({ total, high }) => {
   const { channel } = window.bare;
-  const HIGH = 256 * 1024;
-  channel.bufferedAmountLowThreshold = HIGH / 4;
+  channel.bufferedAmountLowThreshold = high / 4;
   const piece = crypto.getRandomValues(new Uint8Array(65536));
   const t0 = performance.timeOrigin + performance.now();
   for (let sent = 0; sent < total; sent += piece.length) {
-    if (channel.bufferedAmount > HIGH) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
+    if (channel.bufferedAmount > high) await new Promise((r) => channel.addEventListener("bufferedamountlow", r, { once: true }));
     channel.send(piece);
   }
   return t0;
@@ -166,7 +166,7 @@ def bare_transfer(a: Page, b: Page, mib: int, run: int) -> float:
         handle.json_value()
     b.evaluate(RECEIVE_BARE, mib * 1024 * 1024)
     BARE_CPU.start()
-    start = a.evaluate(SEND_BARE, mib * 1024 * 1024)
+    start = a.evaluate(SEND_BARE, {"total": mib * 1024 * 1024, "high": BARE_HIGH})
     end = b.evaluate("() => window.bare.done")
     BARE_CPU.stop()
     for page in (a, b):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page
 
 from tests.browser.content_support import Site, diagnostics, peer_id, site  # noqa: F401
 from tests.browser.test_files import share, wait_download
@@ -27,16 +28,22 @@ def first(entries: list[dict[str, Any]], code: str) -> dict[str, Any]:
     return min(found, key=lambda e: e["ts"])
 
 
+def shared(site: Site, tmp_path: Path, seed: int) -> tuple[bytes, Page, str]:  # noqa: F811
+    """A fresh page that shared SIZE random bytes: the bytes, the page, its link (naming
+    that page alone as the holder)."""
+    data = random.Random(seed).randbytes(SIZE)
+    path = tmp_path / f"shared-{seed}.bin"
+    path.write_bytes(data)
+    page = site.open()
+    peer_id(page)
+    return data, page, share(page, path)
+
+
 def test_a_link_page_reaches_the_holder_before_the_beacons(
     site: Site,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    data = random.Random(21).randbytes(SIZE)
-    path = tmp_path / "hinted.bin"
-    path.write_bytes(data)
-    a = site.open()
-    peer_id(a)
-    link = share(a, path)
+    data, _, link = shared(site, tmp_path, 21)
     b = site.open(link)
     state = wait_download(b)
     assert state["sha256"] == hashlib.sha256(data).hexdigest()
@@ -54,12 +61,7 @@ def test_a_link_whose_holder_left_finds_another_through_the_beacons(
     site: Site,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    data = random.Random(22).randbytes(SIZE)
-    path = tmp_path / "left.bin"
-    path.write_bytes(data)
-    a = site.open()
-    peer_id(a)
-    link = share(a, path)  # names a alone as the holder
+    data, a, link = shared(site, tmp_path, 22)
     b = site.open(link)
     assert wait_download(b)["state"] == "complete"
     b_id = peer_id(b)

@@ -43,12 +43,14 @@ export class Uploader {
     this.stats = { chunks: 0, bytes: 0, missing: 0, dropped: 0, waits: 0, yields: 0, servedTo: {} };
   }
 
-  // Whether a peer served in the foreground has requests here (waiting or being sent).
-  #foregroundBusy() {
-    for (const queue of this.queues.values()) {
-      if ((queue.requests.length > 0 || queue.pumping) && !queue.background) return true;
-    }
+  // Whether a peer whose queue passes `which` has requests here (waiting or being sent).
+  #busyWith(which) {
+    for (const queue of this.queues.values()) if ((queue.requests.length > 0 || queue.pumping) && which(queue)) return true;
     return false;
+  }
+
+  #foregroundBusy() {
+    return this.#busyWith((queue) => !queue.background);
   }
 
   // A background peer's turn: at once while no page waits, else once per BACKGROUND_EVERY_MS.
@@ -64,8 +66,7 @@ export class Uploader {
 
   /** Whether any peer's chunks wait here or are being sent. */
   get busy() {
-    for (const queue of this.queues.values()) if (queue.requests.length > 0 || queue.pumping) return true;
-    return false;
+    return this.#busyWith(() => true);
   }
 
   request(peerId, frame) {
