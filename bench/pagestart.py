@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
 from bench.common import git_revision, machine, percentile  # noqa: E402
-from bench.soak import (  # noqa: E402
+from bench.stack import (  # noqa: E402
     CHROMIUM_ARGS,
     Stack,
     Swarm,

@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import Page  # noqa: E402
 
 from bench.common import git_revision, machine  # noqa: E402
-from bench.soak import (  # noqa: E402
+from bench.soak import Soak  # noqa: E402
+from bench.stack import (  # noqa: E402
     MIB,
-    Soak,
     Swarm,
     bare_transfer,
     join_pair,

@@ -24,18 +24,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import random
 import secrets
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,24 +38,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
+from playwright.async_api import Page  # noqa: E402
 
 from bench.common import git_revision, machine, percentile  # noqa: E402
-from bench.transfer import (  # noqa: E402
-    BARE_HIGH,
-    NO_THROTTLING,
-    OPEN_BARE,
-    RECEIVE_BARE,
-    SEND_BARE,
+from bench.stack import (  # noqa: E402
+    MIB,
+    Stack,
+    Swarm,
+    bare_transfer,
+    diagnostics,
+    join_pair,
+    make_run_stack,
+    ready,
+    share,
+    state_of,
+    stop_on_signal,
+    wait_peers,
 )
-from tests.browser.conftest import CHROMIUM  # noqa: E402
-from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS  # noqa: E402
-from tests.support.live import free_port_pair  # noqa: E402
-from tests.support.procfile import set_up, stack_env, wait_healthy  # noqa: E402
 
-# Many pages share the browser: none in front, none throttled.
-CHROMIUM_ARGS = [*BROWSER_ARGS, *NO_THROTTLING]
-MIB = 1024 * 1024
 # (size, weight): mostly the 20 MiB of the targets, and the rest of the range.
 SIZES = [(1024, 1), (300 * 1024, 2), (3 * MIB, 2), (20 * MIB, 6), (64 * MIB, 1)]
 BARE_BYTES = 20 * MIB
@@ -83,104 +78,7 @@ DOWNLOAD_TIMEOUT_S = 180.0
 # round trip into the page's main thread and work for this process, on the CPU the pages
 # share (at 20 ms, 50 reads a second per download).
 WATCH_EVERY_S = 0.1
-
-
-# Procfile roles by a piece of their command line (the worker's pool processes count too).
-ROLES = [("web", "daphne"), ("worker", "worker"), ("beat", " beat"), ("superpeer", "superpeer")]
-
-
-# --- the process set -------------------------------------------------------------------
-
-
-STACKS: list[Stack] = []  # every stack started, stopped on SIGTERM/SIGINT (main)
-
-
-class Stack:
-    """`honcho start -f Procfile` on a free port and a temporary var dir, after the set-up
-    `make run` does (migrations, keys)."""
-
-    def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.var_dir = var_dir
-        self.port = free_port_pair()  # the door goes on the next one
-        self.env = stack_env(var_dir, self.port, env)
-        self.log_path = var_dir / "stack.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        STACKS.append(self)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 60.0) -> None:
-        set_up(self.var_dir, self.env)
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_healthy(self.url, self.proc, self.log, "the stack", timeout_s)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-
-    def count(self, needle: str) -> int:
-        return self.log().count(needle)
-
-    def jobs(self) -> dict[str, int]:
-        """The super-peer's fetch jobs by kind and state (from the embedded database)."""
-        import sqlite3
-
-        try:
-            with sqlite3.connect(self.var_dir / "swarm.sqlite3") as db:
-                rows = db.execute(
-                    "SELECT kind, state, COUNT(*) FROM peers_fetchjob GROUP BY kind, state"
-                ).fetchall()
-        except sqlite3.Error:
-            return {}
-        return {f"{kind} {state}": int(n) for kind, state, n in rows}
-
-    def cpu_by_process(self) -> dict[str, float]:
-        """CPU seconds used so far by each process of the set (by Procfile role), from /proc:
-        every descendant of the honcho process, grouped by what its command line runs."""
-        if self.proc is None:
-            return {}
-        procs: dict[int, tuple[int, str, float]] = {}  # pid -> (parent, command line, cpu s)
-        ticks = os.sysconf("SC_CLK_TCK")
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            procs[int(pid)] = (int(fields[1]), cmd, (int(fields[11]) + int(fields[12])) / ticks)
-        family = {self.proc.pid}
-        for _ in range(4):  # honcho -> its shell -> the process -> pool processes
-            family |= {pid for pid, (parent, _, _) in procs.items() if parent in family}
-        out: dict[str, float] = {}
-        for member in family - {self.proc.pid}:
-            if member in procs:
-                _, cmd, cpu = procs[member]
-                role = next((r for r, key in ROLES if key in cmd), "other")
-                out[role] = out.get(role, 0.0) + cpu
-        return out
-
-
-# --- pages ---------------------------------------------------------------------------------
+KEPT_OUT = {"reload", "holder_left"}  # disturbances that stop the download for a while
 
 
 @dataclass
@@ -199,121 +97,6 @@ class Download:
     diagnostics: list[str] | None = None
 
 
-class Swarm:
-    """The browser and its pages, all in fresh profiles."""
-
-    def __init__(self, browser: Browser, origin: str, community: str) -> None:
-        self.browser = browser
-        self.origin = origin
-        self.community = community
-        self.contexts: list[BrowserContext] = []
-
-    async def context(self) -> BrowserContext:
-        context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
-        await context.grant_permissions(["camera", "microphone"], origin=self.origin)
-        self.contexts.append(context)
-        return context
-
-    async def open(self, url: str | None = None, context: BrowserContext | None = None) -> Page:
-        context = context or await self.context()
-        page = await context.new_page()
-        await page.goto(url or f"{self.origin}/?community={self.community}", wait_until="commit")
-        return page
-
-    async def close(self, page: Page, goodbye: bool) -> None:
-        """Leave: close the page (pagehide runs) or crash its renderer (no goodbye at all)."""
-        context = page.context
-        try:
-            if goodbye:
-                await page.close()
-            else:
-                cdp = await context.new_cdp_session(page)
-                # The crash answers with an error, or not at all.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(cdp.send("Page.crash"), 2)
-        finally:
-            if context in self.contexts:
-                self.contexts.remove(context)
-            await context.close()
-
-
-async def join_pair(a: Page, b: Page, timeout_s: float = 30) -> list[str]:
-    """Wait until pages a and b are up and connected to each other; their peer ids."""
-    await ready(a, timeout_s)
-    await ready(b, timeout_s)
-    ids = [str(await p.evaluate("() => window.swarm.peerId")) for p in (a, b)]
-    await a.wait_for_function(
-        "(id) => window.swarm.connectedPeers().some((p) => p.peerId === id)",
-        arg=ids[1],
-        timeout=timeout_s * 1000,
-    )
-    return ids
-
-
-async def ready(page: Page, timeout_s: float = 30) -> None:
-    await page.wait_for_function(
-        "() => window.swarm?.files && document.querySelector('#files:not([hidden])')",
-        timeout=timeout_s * 1000,
-    )
-
-
-async def wait_peers(page: Page, count: int = 1, timeout_s: float = 30) -> None:
-    await page.wait_for_function(
-        "(n) => window.swarm?.node && window.swarm.connectedPeers().length >= n",
-        arg=count,
-        timeout=timeout_s * 1000,
-    )
-
-
-async def share(page: Page, path: Path) -> str:
-    await ready(page)
-    await page.locator("#share-file").set_input_files(str(path))
-    await page.wait_for_function(
-        "() => document.querySelector('#share-link')?.href.includes('/f/')", timeout=120_000
-    )
-    return str(await page.locator("#share-link").get_attribute("href"))
-
-
-async def diagnostics(page: Page) -> list[str]:
-    try:
-        entries = await page.evaluate(
-            "() => window.swarm.diagnostics.list('debug').slice(-60)"
-            ".map((e) => ({ ...e, ms: Math.round(e.ts - performance.timeOrigin) }))"
-        )
-        connected = await page.evaluate("() => window.swarm.connectedPeers().map((p) => p.peerId)")
-    except Exception as error:
-        return [f"(page unreadable: {error})"]
-    return [f"connected: {connected}"] + [
-        f"{e.get('ms')} ms {e.get('level')} {e.get('source')}/{e.get('code')} "
-        f"{e.get('peerId') or ''}: "
-        f"{e.get('message')}"
-        for e in entries
-    ]
-
-
-DOWNLOAD_STATE = """() => {
-  const node = document.querySelector('#download');
-  const id = node?.dataset.manifestId;
-  const files = window.swarm?.files;
-  const record = files?.files.get(id);
-  const progress = files?.progressOf(id);
-  return {
-    state: node?.dataset.state ?? null,
-    reason: node?.dataset.reason ?? null,
-    sha256: node?.dataset.sha256 ?? null,
-    held: progress?.held ?? record?.held ?? 0,
-    total: progress?.total ?? record?.chunkCount ?? null,
-    timings: record?.timings ?? null,
-    sources: record?.sources ?? null,
-    origin: performance.timeOrigin,
-  };
-}"""
-
-
-async def state_of(page: Page) -> dict[str, Any]:
-    return dict(await page.evaluate(DOWNLOAD_STATE))
-
-
 # --- one round ----------------------------------------------------------------------------
 
 
@@ -327,6 +110,7 @@ class Soak:
         self.residents: list[Page] = []  # pages that stay (holders of earlier files)
         self.bare_s: list[float] = []
         self.posts = 0
+        self.stopped: str | None = None  # why the rounds ended early, if they did
 
     def make_file(self, size: int) -> tuple[Path, str]:
         data = self.rng.randbytes(size)
@@ -500,9 +284,16 @@ class Soak:
                 or (round_no > PARALLEL_ROUND and self.rng.random() < 0.2)
             )
             count = 2 if parallel else 1
-            results = await asyncio.gather(
-                *(self.flow(round_no + i, parallel) for i in range(count))
-            )
+            try:
+                results = await asyncio.gather(
+                    *(self.flow(round_no + i, parallel) for i in range(count))
+                )
+            except Exception as error:
+                # Something a round cannot go on from (the web server refusing connections):
+                # the rounds so far are still reported, with why the soak stopped.
+                self.stopped = f"round {round_no}: {type(error).__name__}: "
+                self.stopped += str(error).splitlines()[0][:200]
+                break
             self.downloads.extend(results)
             await self.post()
             for r in results:
@@ -522,22 +313,6 @@ class Soak:
         return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
 
 
-async def bare_transfer(
-    a: Page, b: Page, total: int, *, channel: int, high: int = BARE_HIGH
-) -> float:
-    """Seconds for `total` bytes over a bare RTCDataChannel (negotiated, id `channel`) on the
-    connection pages a and b already share, queuing at most `high` bytes."""
-    ids = [await p.evaluate("() => window.swarm.peerId") for p in (a, b)]
-    await asyncio.gather(
-        a.evaluate(OPEN_BARE, {"other": ids[1], "id": channel}),
-        b.evaluate(OPEN_BARE, {"other": ids[0], "id": channel}),
-    )
-    await b.evaluate(RECEIVE_BARE, total)
-    start = await a.evaluate(SEND_BARE, {"total": total, "high": high})
-    end = await b.evaluate("() => window.bare.done")
-    return float(end - start) / 1000
-
-
 # --- the report -------------------------------------------------------------------------
 
 
@@ -554,7 +329,8 @@ def stats(values: list[float]) -> str:
     )
 
 
-def ratio_line(label: str, values: list[float], bare: float) -> str:
+def ratio_line(label: str, downloads: list[Download], bare: float) -> str:
+    values = [d.transfer_s for d in downloads if d.transfer_s is not None]
     return (
         f"  {label}: p50 {percentile(values, 50) / bare:5.1f}x"
         f"  p95 {percentile(values, 95) / bare:5.1f}x  max {max(values) / bare:5.1f}x"
@@ -572,11 +348,23 @@ def summary(soak: Soak) -> dict[str, Any]:
     bare = statistics.median(soak.bare_s) if soak.bare_s else None
     twenty = [d for d in complete if d.size == 20 * MIB and d.total_s is not None]
     print(f"\nsoak: {len(downloads)} downloads, {soak.posts} posts")
+    if soak.stopped:
+        print(f"  STOPPED EARLY, {soak.stopped}")
+        exited = soak.stack.exited()
+        if exited:
+            print(f"  the make run stack: {exited}")
     print(f"  outcomes: {soak.short_summary()}")
     reasons = Counter(f"{d.outcome}: {d.reason}" for d in failures)
     for reason, n in reasons.most_common():
         print(f"    {n:4d}  {reason}")
     print(f"  time to first byte (link opened -> first chunk stored): {stats(ttfb)}")
+    for label, parallel in (("one flow", False), ("two flows at once", True)):
+        values = [
+            d.ttfb_s
+            for d in complete
+            if d.ttfb_s is not None and ("parallel" in d.events) == parallel
+        ]
+        print(f"    {label:18s} {stats(values)}")
     for size, _ in SIZES:
         times = [d.total_s for d in complete if d.size == size and d.total_s is not None]
         print(f"  download time (link opened -> complete), {size / MIB:7.2f} MiB: {stats(times)}")
@@ -584,17 +372,23 @@ def summary(soak: Soak) -> dict[str, Any]:
         print(
             f"  bare RTCDataChannel, 20 MiB, same run: {bare:.2f} s (median of {len(soak.bare_s)})"
         )
-        moving = [d.transfer_s for d in twenty if d.transfer_s is not None]
-        plain = [d.transfer_s for d in twenty if d.transfer_s is not None and not d.events]
+        moving = [d for d in twenty if d.transfer_s is not None]
         print(ratio_line("20 MiB first byte -> complete / bare, all", moving, bare))
-        if plain:
-            print(ratio_line("20 MiB first byte -> complete / bare, undisturbed", plain, bare))
+        # The page stays and its holder stays (the issue's condition for "0 failures"); two
+        # flows at once count here. A reload or the only holder's departure is a pause of
+        # a page's start inside the download, shown on its own.
+        stayed = [d for d in moving if not KEPT_OUT & set(d.events)]
+        for label, group in (
+            ("page and holder stay", stayed),
+            ("undisturbed", [d for d in moving if not d.events]),
+            ("reloaded or holder left", [d for d in moving if KEPT_OUT & set(d.events)]),
+        ):
+            if group:
+                print(ratio_line(f"20 MiB first byte -> complete / bare, {label}", group, bare))
+        totals = [d.total_s for d in twenty if d.total_s]
         print(
-            ratio_line(
-                "20 MiB link opened -> complete / bare, all",
-                [d.total_s for d in twenty if d.total_s],
-                bare,
-            )
+            f"  20 MiB link opened -> complete / bare, all: p50 {percentile(totals, 50) / bare:5.1f}x"
+            f"  p95 {percentile(totals, 95) / bare:5.1f}x  (n={len(totals)})"
         )
     phases = [d.timings for d in twenty if d.timings and not d.events]
     if phases:
@@ -623,37 +417,8 @@ def summary(soak: Soak) -> dict[str, Any]:
         "bare_s": soak.bare_s,
         "failures": len(failures),
         "posts": soak.posts,
+        "stopped": soak.stopped,
     }
-
-
-@contextlib.asynccontextmanager
-async def make_run_stack(
-    env: dict[str, str] | None = None,
-) -> AsyncIterator[tuple[Stack, Swarm, Path]]:
-    """The `make run` process set on a temporary var dir, Chromium, and a folder for files;
-    all stopped on the way out (``SOAK_KEEP_LOG``: copy the stack's log there)."""
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        stack = Stack(Path(tmp) / "var", env)
-        stack.start()
-        files_dir = Path(tmp) / "files"
-        files_dir.mkdir()
-        try:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-                )
-                swarm = Swarm(browser, stack.url, os.environ.get("SWARM_COMMUNITY", "main"))
-                try:
-                    yield stack, swarm, files_dir
-                finally:
-                    for context in list(swarm.contexts):
-                        await context.close()
-                    await browser.close()
-        finally:
-            stack.stop()
-            kept = os.environ.get("SOAK_KEEP_LOG")
-            if kept:
-                shutil.copy(stack.log_path, kept)
 
 
 async def soak_run(
@@ -670,14 +435,6 @@ async def soak_run(
         # While the stack runs: the summary reads its processes' CPU, its log and its database.
         result = summary(soak)
     return soak, result
-
-
-def stop_on_signal(signum: int, _frame: object) -> None:
-    """SIGTERM or SIGINT: the stack runs in a session of its own, so stop it here (the
-    round in flight is lost) rather than leave web, worker, beat and super-peer running."""
-    for stack in list(STACKS):
-        stack.stop()
-    raise SystemExit(128 + signum)
 
 
 def main() -> None:
@@ -699,7 +456,7 @@ def main() -> None:
     _, result = asyncio.run(soak_run(args.rounds, args.seed, env=env))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    sys.exit(1 if result["failures"] else 0)
+    sys.exit(1 if result["failures"] or result["stopped"] else 0)
 
 
 if __name__ == "__main__":
