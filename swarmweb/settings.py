@@ -206,6 +206,8 @@ else:
 # --- Celery: Redis broker, or kombu's filesystem transport with no server. ---
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
+    # kombu's filesystem transport with whole-or-nothing writes (swarmweb/broker.py).
+    CELERY_BROKER_TRANSPORT = "swarmweb.broker:Transport"
     _queue_dir = VAR_DIR / "celery" / "queue"
     _processed_dir = VAR_DIR / "celery" / "processed"
     _control_dir = VAR_DIR / "celery" / "control"
