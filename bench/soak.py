@@ -79,6 +79,7 @@ DOWNLOAD_TIMEOUT_S = 180.0
 # share (at 20 ms, 50 reads a second per download).
 WATCH_EVERY_S = 0.1
 KEPT_OUT = {"reload", "holder_left"}  # disturbances that stop the download for a while
+STACK_STOP_WAIT_S = 20.0  # a stopped soak waits this long for the stack to say how it ended
 
 
 @dataclass
@@ -291,8 +292,8 @@ class Soak:
             except Exception as error:
                 # Something a round cannot go on from (the web server refusing connections):
                 # the rounds so far are still reported, with why the soak stopped.
-                self.stopped = f"round {round_no}: {type(error).__name__}: "
-                self.stopped += str(error).splitlines()[0][:200]
+                reason = str(error).splitlines()[0][:200]
+                self.stopped = f"round {round_no}: {type(error).__name__}: {reason}"
                 break
             self.downloads.extend(results)
             await self.post()
@@ -329,8 +330,15 @@ def stats(values: list[float]) -> str:
     )
 
 
-def ratio_line(label: str, downloads: list[Download], bare: float) -> str:
-    values = [d.transfer_s for d in downloads if d.transfer_s is not None]
+def transfers(downloads: list[Download]) -> list[float]:
+    return [d.transfer_s for d in downloads if d.transfer_s is not None]
+
+
+def stopped_for_a_while(download: Download) -> bool:
+    return bool(KEPT_OUT & set(download.events))
+
+
+def ratio_line(label: str, values: list[float], bare: float) -> str:
     return (
         f"  {label}: p50 {percentile(values, 50) / bare:5.1f}x"
         f"  p95 {percentile(values, 95) / bare:5.1f}x  max {max(values) / bare:5.1f}x"
@@ -350,7 +358,7 @@ def summary(soak: Soak) -> dict[str, Any]:
     print(f"\nsoak: {len(downloads)} downloads, {soak.posts} posts")
     if soak.stopped:
         print(f"  STOPPED EARLY, {soak.stopped}")
-        exited = soak.stack.exited()
+        exited = soak.stack.exited(wait_s=STACK_STOP_WAIT_S)
         if exited:
             print(f"  the make run stack: {exited}")
     print(f"  outcomes: {soak.short_summary()}")
@@ -373,23 +381,20 @@ def summary(soak: Soak) -> dict[str, Any]:
             f"  bare RTCDataChannel, 20 MiB, same run: {bare:.2f} s (median of {len(soak.bare_s)})"
         )
         moving = [d for d in twenty if d.transfer_s is not None]
-        print(ratio_line("20 MiB first byte -> complete / bare, all", moving, bare))
+        print(ratio_line("20 MiB first byte -> complete / bare, all", transfers(moving), bare))
         # The page stays and its holder stays (the condition for "0 failures"); two
         # flows at once count here. A reload or the only holder's departure is a pause of
         # a page's start inside the download, shown on its own.
-        stayed = [d for d in moving if not KEPT_OUT & set(d.events)]
         for label, group in (
-            ("page and holder stay", stayed),
+            ("page and holder stay", [d for d in moving if not stopped_for_a_while(d)]),
             ("undisturbed", [d for d in moving if not d.events]),
-            ("reloaded or holder left", [d for d in moving if KEPT_OUT & set(d.events)]),
+            ("reloaded or holder left", [d for d in moving if stopped_for_a_while(d)]),
         ):
             if group:
-                print(ratio_line(f"20 MiB first byte -> complete / bare, {label}", group, bare))
+                label = f"20 MiB first byte -> complete / bare, {label}"
+                print(ratio_line(label, transfers(group), bare))
         totals = [d.total_s for d in twenty if d.total_s]
-        print(
-            f"  20 MiB link opened -> complete / bare, all: p50 {percentile(totals, 50) / bare:5.1f}x"
-            f"  p95 {percentile(totals, 95) / bare:5.1f}x  (n={len(totals)})"
-        )
+        print(ratio_line("20 MiB link opened -> complete / bare, all", totals, bare))
     phases = [d.timings for d in twenty if d.timings and not d.events]
     if phases:
         print("  where the time goes, 20 MiB undisturbed (ms after the link was opened, p50):")

@@ -101,17 +101,28 @@ class Stack:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
 
-    def exited(self) -> str | None:
-        """None while the process set runs; else how it ended: honcho's exit code and its
-        own lines (which process stopped first, and how), with the log's last lines."""
-        if self.proc is None or self.proc.poll() is None:
+    def exited(self, wait_s: float = 0.0) -> str | None:
+        """None while the process set runs (after waiting up to `wait_s` for it to end: honcho
+        takes a few seconds to stop the rest once one process exits); else how it ended:
+        honcho's exit code and its own lines (which process stopped first, and how), with the
+        log's last lines."""
+        if self.proc is None:
+            return None
+        try:
+            self.proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
             return None
         lines = self.log().splitlines()
-        system = [line for line in lines if line.split("|", 1)[0].strip().startswith("system")]
+        # honcho's own lines past the start: "<time> system      | worker.1 stopped (rc=1)"
+        system = [
+            line
+            for line in lines
+            if line.split("|", 1)[0].split()[-1:] == ["system"] and " started (pid=" not in line
+        ]
         return "\n    ".join(
             [
                 f"honcho exited with {self.proc.returncode}",
-                *system[-8:],
+                *system[-12:],
                 "last lines:",
                 *lines[-25:],
             ]

@@ -37,7 +37,8 @@ PARTIAL_SUFFIX = ".part"  # a message being written: "<ms>_<uuid>.<queue>.msg.pa
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu names it message or payload
+    # kombu's own base classes disagree on the second argument's name (message, payload).
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Put a message onto `queue`: written whole, then renamed into place."""
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
