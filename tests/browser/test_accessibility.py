@@ -1,6 +1,8 @@
 """Accessibility and phone width (issue 19): axe-core (npm, injected by the test) finds no
 serious or critical violation on the home page, a download page and the admin dashboard,
-on a desktop and at 390x844; at phone width nothing is wider than the viewport."""
+on a desktop and at 390x844; at phone width nothing is wider than the viewport. The peers
+table keeps to its card on a 1280x800 laptop and on a phone, rows tagged mesh and
+supernode included."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Browser, Page
 
-from tests.browser.content_support import Site, peer_id, site  # noqa: F401
+from tests.browser.content_support import Site, peer_id, site, wait_connected  # noqa: F401
 from tests.browser.test_files import share
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text()
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 860}
+LAPTOP = {"width": 1280, "height": 800}
 
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
@@ -105,3 +108,82 @@ def test_admin_dashboard(site: Site, browser: Browser, viewport: dict[str, int])
     page.wait_for_timeout(1_000)
     check(page, f"dashboard-{'phone' if viewport is PHONE else 'desktop'}", site.shots, False)
     page.close()
+
+
+# The widest row the peers card shows: the real connection, told to be signaled through the
+# mesh and an elected supernode, with a day's uptime and hundreds of MB each way. The page
+# renders it itself (ui/status.js and swarm.css); only the figures it reads are changed.
+WIDEST_ROW = """() => {
+  const swarm = window.swarm;
+  const real = swarm.connectedPeers.bind(swarm);
+  const MB = 1024 * 1024;
+  swarm.viaOf = () => "mesh";
+  swarm.supernodes.isSupernode = () => true;
+  swarm.connectedPeers = () => real().map((p) => ({
+    ...p, rtt: 1234, loss: 0.37, bytesOut: 987.6 * MB, bytesIn: 876.5 * MB,
+    since: swarm.clock() - (23 * 3600 + 59 * 60) * 1000,
+  }));
+}"""
+
+PEERS_BOX = """() => {
+  const card = document.getElementById("peers-card");
+  const box = (e) => {
+    const r = e.getBoundingClientRect();
+    return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+  };
+  const c = card.getBoundingClientRect();
+  const style = getComputedStyle(card);
+  return {
+    card: box(card),
+    content: {
+      left: c.left + card.clientLeft + parseFloat(style.paddingLeft),
+      right: c.left + card.clientLeft + card.clientWidth - parseFloat(style.paddingRight),
+    },
+    scrollWidth: card.scrollWidth,
+    clientWidth: card.clientWidth,
+    table: box(card.querySelector("table.peers")),
+    buttons: [...card.querySelectorAll("#peer-rows button.block-peer")].map(box),
+  };
+}"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_peers_table_keeps_to_its_card(
+    site: Site,  # noqa: F811
+    viewport: dict[str, int],
+) -> None:
+    a, b = open_at(site, viewport), site.open()
+    idb = peer_id(b)  # the full id is in the cell's title; the cell shows 7…4 of its characters
+    wait_connected(a, [idb])
+    a.wait_for_function("() => Boolean(window.swarm.supernodes)", timeout=20_000)
+    a.evaluate(WIDEST_ROW)
+    # The next render (every second, or on a change) draws the tagged row.
+    row = a.locator(f'#peer-rows tr[data-peer-row][data-peer-id="{idb}"][data-via="mesh"]')
+    row.locator(".supernode-tag").wait_for(timeout=10_000)
+    first = row.locator("td").first
+    assert first.inner_text().endswith("· mesh · supernode")
+    assert (first.get_attribute("title") or "").startswith(idb)
+    assert "23h 59m" in row.inner_text()
+    assert "987.6 MB" in row.inner_text()
+
+    tag = "laptop" if viewport is LAPTOP else "phone"
+    a.locator("#peers-card").screenshot(path=str(site.shots / f"a11y-peers-{tag}.png"))
+    got = a.evaluate(PEERS_BOX)
+    assert got["buttons"], "the row has its Block button"
+    card, content = got["card"], got["content"]
+    outside = [
+        button
+        for button in got["buttons"]
+        if button["left"] < content["left"] - 0.5
+        or button["right"] > content["right"] + 0.5
+        or button["top"] < card["top"]
+        or button["bottom"] > card["bottom"]
+    ]
+    assert outside == [], f"Block buttons reach out of the peers card: {got}"
+    assert got["table"]["right"] <= content["right"] + 0.5, f"the table overflows the card: {got}"
+    assert got["scrollWidth"] <= got["clientWidth"], f"the peers card scrolls sideways: {got}"
+    if viewport is PHONE:
+        assert overflowing(a) == []
+    assert axe_violations(a) == [], f"peers-{tag}"
+    for page in (a, b):
+        page.close()
