@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peers.protocol.dht_records import DhtLimits, make_provider_record
 from peers.protocol.encoding import b64url_encode, peer_id_for_key
+from peers.protocol.mesh import PEER_UNAVAILABLE
 from peers.protocol.ticket import make_ticket
 from peers.protocol.wire import (
     DhtFindNode,
@@ -46,6 +47,7 @@ class World:
         self.tickets: dict[str, dict[str, object]] = {}
         self.links: set[frozenset[str]] = set()
         self.unreachable: set[str] = set()  # dials to these fail
+        self.absent: set[str] = set()  # dials to these fail with peer_unavailable
         self.queue: list[tuple[str, str, bytes]] = []
         self.dials: list[tuple[str, str]] = []
         self.violations: list[tuple[str, str, str]] = []
@@ -91,6 +93,8 @@ class World:
                 frm, to = self.dials.pop(0)
                 if to in self.unreachable:
                     self.nodes[frm].dial_failed(to)
+                elif to in self.absent:
+                    self.nodes[frm].dial_failed(to, PEER_UNAVAILABLE)
                 else:
                     self.connect(frm, to)
             elif self.queue:
@@ -169,6 +173,73 @@ def test_a_peer_that_cannot_be_dialed_fails_its_requests_at_once() -> None:
     w.nodes[a].find_peer(c)
     w.pump()
     assert w.nodes[a].stats.lookups == {"node ok": 1, "peer ok": 1}
+
+
+def test_a_peer_signaling_calls_absent_is_not_dialed_again_until_a_newer_ticket() -> None:
+    """The super-peer dialed pages that had left again and again (their tickets still in other
+    nodes' tables, so every lookup named them): a ``peer_unavailable`` dial takes the contact
+    out of the table and keeps that ticket from being dialed again."""
+    w = World()
+    a, b, c = w.add("g-a"), w.add("g-b"), w.add("g-c")
+    w.connect(a, b)
+    w.connect(b, c)
+    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
+    w.nodes[b].flush()
+    w.pump()
+    w.links.discard(frozenset((a, c)))
+    w.links.discard(frozenset((b, c)))
+    w.absent.add(c)  # C's page closed; B still names it
+    dht = w.nodes[a]
+    dht.core.find_node(w.nodes[c].core.id, w.clock())
+    dht.flush()
+    w.pump()
+    assert dht.stats.dials == 1
+    assert dht.core.table.get(c) is None, "out of the table at once"
+    assert dht.gone == {c: w.tickets[c]["body"]["issued_at"]}  # type: ignore[index]
+    # Every later lookup hears C's same ticket from B: its request fails at once, undialed.
+    for _ in range(3):
+        w.clock.now += 60_000
+        lookup = dht.core.find_node(w.nodes[c].core.id, w.clock())
+        dht.flush()
+        w.pump()
+        assert lookup not in dht.core.lookups, "the lookup ended without waiting for C"
+    assert dht.stats.dials == 1
+    assert dht.stats.gone_skipped == 3
+    assert dht.stats.lookups == {"node ok": 4}
+    assert not dht.core.requests
+    # C comes back: a newer ticket (its page reopened) is dialed again.
+    key_c = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"g-c").digest())
+    w.tickets[c] = make_ticket(key_c, community=COMMUNITY, now=w.clock(), ttl_ms=600_000)
+    w.nodes[c].set_ticket(w.tickets[c])
+    w.absent.discard(c)
+    w.nodes[b].core.seen(w.tickets[c], w.clock())  # B hears C's new ticket
+    dht.core.find_node(w.nodes[c].core.id, w.clock())
+    dht.flush()
+    w.pump()
+    assert dht.stats.dials == 2
+    assert c not in dht.gone, "connected again"
+
+
+def test_a_ticket_the_peer_book_knows_stale_is_not_dialed() -> None:
+    """A peer the mesh learned was gone (a dial of its own, or its bye on leaving) is not
+    dialed by the DHT either, for that ticket (``known_gone``: the book's ``stale_since``)."""
+    w = World()
+    a, b, c = w.add("k-a"), w.add("k-b"), w.add("k-c")
+    w.connect(a, b)
+    w.connect(b, c)
+    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
+    w.nodes[b].flush()
+    w.pump()
+    w.links.discard(frozenset((a, c)))
+    stale = {c: w.tickets[c]["body"]["issued_at"]}  # type: ignore[index]
+    dht = w.nodes[a]
+    dht.known_gone = lambda peer_id, issued: issued <= stale.get(peer_id, -1)
+    dht.core.find_node(w.nodes[c].core.id, w.clock())
+    dht.flush()
+    w.pump()
+    assert dht.stats.dials == 0
+    assert dht.stats.gone_skipped == 1
+    assert dht.stats.lookups == {"node ok": 1}
 
 
 def test_forged_records_are_refused_with_their_code_and_blamed() -> None:

@@ -13,7 +13,7 @@ import msgpack
 import pytest
 
 from peers.protocol.errand import DHT_ERRAND, Errand, content_errand
-from peers.protocol.mesh import MeshOptions
+from peers.protocol.mesh import PEER_UNAVAILABLE, MeshOptions
 from peers.protocol.node_actions import Action, Close, ContentReceived, Send
 from peers.protocol.ticket import make_ticket, verify_ticket
 from peers.protocol.wire import (
@@ -319,6 +319,27 @@ def test_an_errand_connection_becomes_a_member_once_the_node_is_within_its_maxim
     assert guest.peer_id in open_peers(hub), "kept: the node is within its maximum"
     assert hub.node.mesh.errands() == 0, "no longer an errand: a member like any other"
     assert "bye_idle" not in guest.closes
+
+
+def test_a_peer_signaling_calls_absent_on_another_parts_dial_is_not_dialed_for_that_ticket() -> (
+    None
+):
+    net, a, b = pair()
+    assert b.identity is not None
+    # The DHT (not the mesh) dialed b and signaling answered peer_unavailable.
+    a.node.dial_failed(b.peer_id, net.now, PEER_UNAVAILABLE)
+    assert a.node.book.stale_since(b.peer_id, b.identity.ticket.issued_at)
+    net.start()
+    net.run_until(lambda: False, 4)
+    assert not a.node.mesh.conns, "b's ticket is known stale: not dialed"
+    assert not a.node.mesh.dialing
+    # A newer ticket of b (its page reopened) is dialed.
+    envelope = make_ticket(b.identity.key, community="main", now=net.now + 1, ttl_ms=180_000)
+    newer = verify_ticket(envelope, now=net.now + 1, community="main")
+    b.node.set_ticket(newer)
+    a.node.book.add_ticket(newer, "beacon", net.now + 1)
+    assert not a.node.book.stale_since(b.peer_id, newer.issued_at)
+    assert net.run_until(lambda: connected(a, b), 4)
 
 
 def test_simultaneous_dials_leave_one_connection_the_same_on_both_sides() -> None:

@@ -326,11 +326,12 @@ class Mesh:
         conn.used_at = now
 
     def dial_failed(self, peer_id: str, now: int, reason: str = "unreachable") -> None:
+        # Whoever dialed it (the mesh, the DHT, an errand): signaling says its ticket is stale.
+        if reason == PEER_UNAVAILABLE:
+            self.book.record_gone(peer_id, now)
         if self.dialing.pop(peer_id, None) is None:
             return
         self.book.record_failure(peer_id, now)
-        if reason == PEER_UNAVAILABLE:
-            self.book.record_gone(peer_id, now)
         self._event("info", "dial_failed", f"could not connect: {reason}", peer_id)
 
     # --- periodic work: timeouts, stale connections, dialing ---

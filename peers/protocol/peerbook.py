@@ -184,6 +184,16 @@ class PeerBook:
         if entry is not None and not entry.seed:
             entry.gone_at_issued = entry.issued_at
 
+    def stale_since(self, peer_id: str, issued_at: int) -> bool:
+        """True when a ticket of ``peer_id`` issued at ``issued_at`` is no newer than the one
+        signaling said was not there."""
+        entry = self.entries.get(peer_id)
+        return bool(
+            entry is not None
+            and entry.gone_at_issued is not None
+            and issued_at <= entry.gone_at_issued
+        )
+
     @staticmethod
     def is_gone(entry: PeerEntry) -> bool:
         return entry.gone_at_issued is not None and entry.gone_at_issued >= entry.issued_at

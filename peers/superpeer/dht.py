@@ -27,6 +27,7 @@ from peers.protocol.dht import Dht, DhtDone, DhtDrop, DhtSend
 from peers.protocol.dht_records import CAP_DHT, DhtLimits
 from peers.protocol.envelope import JsonObject
 from peers.protocol.errors import UNEXPECTED_FRAME, ProtocolError
+from peers.protocol.mesh import PEER_UNAVAILABLE
 from peers.protocol.wire import DhtFrame
 
 logger = logging.getLogger(__name__)
@@ -37,11 +38,21 @@ HELD_EVERY_MS = 30_000  # what is held is looked at this often
 # which take 1 dht_store per second from a peer (bursts of 10) and count more as a violation.
 PROVIDE_GAP_MS = 2_000
 MAX_SLEEP_S = 1.0
+GONE_MAX = 4096  # peers remembered as gone (oldest forgotten first)
 
 SendTo = Callable[[str, DhtFrame], bool]  # (peer id, frame) -> sent on an open connection
 Dial = Callable[[str], None]
 Violation = Callable[[str, str, str], None]  # (peer id, code, message)
 Held = Callable[[], dict[str, int]]  # manifest id -> chunks held
+# (peer id, its ticket's issued_at) -> True when another part knows that ticket to be stale
+KnownGone = Callable[[str, int], bool]
+
+
+def issued_at(ticket: JsonObject | None) -> int:
+    """A contact ticket's ``issued_at`` (0 when it has none)."""
+    body = ticket.get("body") if ticket is not None else None
+    value = body.get("issued_at") if isinstance(body, dict) else None
+    return value if type(value) is int else 0
 
 
 @dataclass
@@ -121,6 +132,7 @@ class SuperPeerDhtStats:
     sent: int = 0
     dials: int = 0
     unreachable: int = 0
+    gone_skipped: int = 0  # requests failed at once: signaling said the peer is not there
     provided: int = 0
     lookups: dict[str, int] = field(default_factory=dict)  # "kind ok|code" -> count
     violations: dict[str, int] = field(default_factory=dict)
@@ -159,6 +171,7 @@ class SuperPeerDht:
         held: Held,
         clock: Callable[[], int],
         limits: DhtLimits | None = None,
+        known_gone: KnownGone | None = None,
     ) -> None:
         self.clock = clock
         self.core = Dht(
@@ -174,6 +187,12 @@ class SuperPeerDht:
         self.dial = dial
         self.violation = violation
         self.held = held
+        self.known_gone = known_gone
+        # peer id -> issued_at of the newest ticket of it known when signaling answered that
+        # it is not there: not dialed again until a newer ticket of it (or its connection)
+        # comes, as the peer book does (docs/superpeer.md "DHT").
+        self.gone: dict[str, int] = {}
+        self._dialed: dict[str, int] = {}  # peer id -> issued_at of the contact being dialed
         self.courier = Courier(wait_ms=self.core.limits.request_timeout_ms)
         self.provided: dict[str, int] = {}  # manifest -> chunks provided
         self._providing: dict[int, tuple[str, int]] = {}  # lookup -> (manifest, chunks)
@@ -186,6 +205,8 @@ class SuperPeerDht:
     # --- inputs from the service ---
 
     def opened(self, peer_id: str, caps: Iterable[str], ticket: JsonObject | None) -> None:
+        self.gone.pop(peer_id, None)
+        self._dialed.pop(peer_id, None)
         for frame in self.courier.opened(peer_id):
             self._deliver(peer_id, frame)
         if CAP_DHT in caps and ticket is not None:
@@ -196,7 +217,12 @@ class SuperPeerDht:
         self.core.receive(peer_id, frame, self.clock())
         self.flush()
 
-    def dial_failed(self, peer_id: str) -> None:
+    def dial_failed(self, peer_id: str, reason: str | None = None) -> None:
+        """A dial failed; ``peer_unavailable`` (signaling says the peer is not there) also
+        takes it out of the table and keeps it from being dialed again for that ticket."""
+        dialed = self._dialed.pop(peer_id, 0)
+        if reason == PEER_UNAVAILABLE:
+            self._mark_gone(peer_id, dialed)
         if self.courier.failed(peer_id):
             self.stats.unreachable += 1
             self.core.unreachable(peer_id, self.clock())
@@ -217,29 +243,62 @@ class SuperPeerDht:
         self.flush()
         return lookup
 
+    def _mark_gone(self, peer_id: str, issued: int) -> None:
+        known = self.core.table.get(peer_id)
+        if known is not None:
+            issued = max(issued, known.issued_at)
+            self.core.table.remove(peer_id)  # a spare takes its place
+        self.gone[peer_id] = max(self.gone.pop(peer_id, 0), issued)
+        while len(self.gone) > GONE_MAX:
+            del self.gone[next(iter(self.gone))]
+
+    def is_gone(self, peer_id: str, ticket: JsonObject | None) -> bool:
+        """True when ``ticket`` is no newer than the one signaling said was not there (here
+        or, through ``known_gone``, in the peer book)."""
+        issued = issued_at(ticket)
+        at = self.gone.get(peer_id)
+        if at is not None and issued <= at:
+            return True
+        return self.known_gone is not None and self.known_gone(peer_id, issued)
+
     # --- the core's decisions ---
 
     def flush(self) -> None:
-        for action in self.core.take_actions():
-            if isinstance(action, DhtSend):
-                self._send(action)
-            elif isinstance(action, DhtDone):
-                self._done(action)
-            elif isinstance(action, DhtDrop):
-                self._drop(action)
+        while actions := self.core.take_actions():
+            for action in actions:
+                if isinstance(action, DhtSend):
+                    self._send(action)
+                elif isinstance(action, DhtDone):
+                    self._done(action)
+                elif isinstance(action, DhtDrop):
+                    self._drop(action)
         self.wake.set()
 
     def _send(self, action: DhtSend) -> None:
+        connected = self.connected(action.peer_id)
+        if (
+            not connected
+            and action.ticket is not None
+            and self.is_gone(action.peer_id, action.ticket)
+        ):
+            # Not dialed: its request fails now and the lookup asks the next contact.
+            self.stats.gone_skipped += 1
+            self.core.unreachable(action.peer_id, self.clock())
+            return
         how = self.courier.route(
             action.peer_id,
             action.frame,
-            connected=self.connected(action.peer_id),
+            connected=connected,
             answer=action.ticket is None,
             now=self.clock(),
         )
         if how == "send":
             self._deliver(action.peer_id, action.frame)
-        elif how == "dial":
+            return
+        if how in ("dial", "queued"):
+            issued = issued_at(action.ticket)
+            self._dialed[action.peer_id] = max(self._dialed.get(action.peer_id, 0), issued)
+        if how == "dial":
             self.stats.dials += 1
             self.dial(action.peer_id)
 
@@ -314,6 +373,7 @@ class SuperPeerDht:
                 self.core.tick(now)
                 expired, dial = self.courier.sweep(now)
                 for peer_id in expired:
+                    self._dialed.pop(peer_id, None)
                     self.core.unreachable(peer_id, now)
                 for peer_id in dial:
                     self.stats.dials += 1

@@ -427,6 +427,7 @@ class SuperPeerService:
             violation=self._peer_violation,
             held=self._held_chunks,
             clock=now_ms,
+            known_gone=node.book.stale_since,
         )
 
     def new_ticket(self, now: int) -> dict[str, Any]:
@@ -495,7 +496,7 @@ class SuperPeerService:
             assert self.node is not None
             self.node.dial_failed(peer_id, now_ms(), exc.code)
             if self.dht is not None:
-                self.dht.dial_failed(peer_id)
+                self.dht.dial_failed(peer_id, exc.code)
             return
         timing = _DialTiming(SERVER, now, counts_failure=routed)
         self.spawn(
@@ -518,7 +519,7 @@ class SuperPeerService:
             assert self.node is not None
             self.node.dial_failed(peer_id, now_ms(), exc.code)
             if self.dht is not None:
-                self.dht.dial_failed(peer_id)
+                self.dht.dial_failed(peer_id, exc.code)
             return None
         timing = _DialTiming(MESH, started, counts_failure=timed)
         self.spawn(
@@ -540,7 +541,7 @@ class SuperPeerService:
             if outbound:
                 node.dial_failed(conn.peer, now_ms(), exc.code)
                 if self.dht is not None:
-                    self.dht.dial_failed(conn.peer)
+                    self.dht.dial_failed(conn.peer, exc.code)
                 self.pump()
             await conn.close()
             return

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { makeTicket, verifyTicket } from "../../static/swarm/protocol/ticket.js";
 import { encodeFrame } from "../../static/swarm/protocol/wire.js";
 import { makeIdentity, Network, pair } from "./support/network.js";
 
@@ -300,6 +301,22 @@ test("a hint's errand goes with the mesh's own dial of it", async () => {
   await net.runUntil(() => connected(hub, late), 6);
   assert.ok(connected(hub, late), "the full holder took the download");
   assert.equal(hub.node.mesh.errands(), 1);
+});
+
+test("a peer signaling calls absent on another part's dial is not dialed by the mesh for that ticket", async () => {
+  const { net, a, b } = await pair();
+  // The DHT (not the mesh) dialed b and signaling answered peer_unavailable.
+  a.node.dialFailed(b.identity.peerId, net.now, "peer_unavailable");
+  net.start();
+  await net.runUntil(() => false, 4);
+  assert.equal(a.node.mesh.conns.size, 0, "b's ticket is known stale: not dialed");
+  assert.equal(a.node.mesh.dialing.size, 0);
+  // A newer ticket of b (its page reopened) is dialed.
+  const env = await makeTicket(b.identity.signer, { peerId: b.identity.peerId, community: "main", now: net.now + 1 });
+  const newer = await verifyTicket(env, { now: net.now + 1, community: "main" });
+  b.node.setTicket(newer);
+  a.node.book.addTicket(newer, "beacon", net.now + 1);
+  assert.ok(await net.runUntil(() => connected(a, b), 4));
 });
 
 test("simultaneous dials leave exactly one connection, the same on both sides", async () => {

@@ -277,9 +277,10 @@ export class Mesh {
   }
 
   dialFailed(peerId, now, reason = "unreachable") {
+    // Whoever dialed it (the mesh, the DHT, an errand): signaling says its ticket is stale.
+    if (reason === PEER_UNAVAILABLE) this.book.recordGone(peerId);
     if (!this.dialing.delete(peerId)) return;
     this.book.recordFailure(peerId, now);
-    if (reason === PEER_UNAVAILABLE) this.book.recordGone(peerId);
     this.emit({ type: "event", level: "info", source: "mesh", code: "dial_failed", peerId, message: `could not connect: ${reason}` });
   }
 
