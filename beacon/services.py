@@ -16,7 +16,7 @@ from peers.protocol.encoding import parse_json
 from peers.protocol.errors import REPLAY, ProtocolError
 from peers.protocol.ticket import Ticket, is_valid_community, verify_ticket, verify_withdrawal
 
-from . import store
+from . import presence, store
 from .exceptions import BeaconError, bad_json, blocked, community_limit, rate_limited
 from .limits import Precheck, SharedState, get_state
 from .models import PresenceTicket
@@ -117,7 +117,7 @@ async def _announce(*, community: str, raw: bytes, ip: str | None, now: int) -> 
         now,
         f"{ticket.issued_at} {ticket.nonce}",
     )
-    return AnnounceResult(ticket=ticket, peers_json=peers)
+    return AnnounceResult(ticket=ticket, peers_json=await presence.skip_departed(peers))
 
 
 WITHDRAWN = "withdrawn"
@@ -238,7 +238,7 @@ async def peers_list(*, community: str, ip: str | None, now: int, limit: int) ->
     database = await store.get_database()
     async with database.session() as session:
         rows = await session.all(store.PEERS_BY_NAME, [community, now, limit])
-    return [r[0] for r in rows]
+    return await presence.skip_departed([r[0] for r in rows])
 
 
 def tickets_prune(*, now: int) -> int:

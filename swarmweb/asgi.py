@@ -16,14 +16,17 @@ django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from beacon import presence  # noqa: E402
 from beacon.asgi import BeaconApp  # noqa: E402
-from peers.signaling.asgi import SignalHttpApp  # noqa: E402
+from peers.signaling.asgi import Departures, SignalHttpApp  # noqa: E402
 from shared.clientaddr import ClientAddressMiddleware  # noqa: E402
 from swarmweb import connlimits  # noqa: E402
 from swarmweb.routing import websocket_urlpatterns  # noqa: E402
 from swarmweb.static_handler import static_app  # noqa: E402
 
 connlimits.install()
+# The beacon skips the tickets of peers signaling saw leave (beacon/presence.py).
+presence.set_departures(Departures())
 
 # The client address is resolved first (trusted proxies only), so every limit below sees it.
 application = ClientAddressMiddleware(

@@ -1,5 +1,7 @@
 """The PeerJS signaling protocol over real WebSockets against real daphne processes.
 
+The beacon beside it skips the tickets of peers whose socket closed (beacon/presence.py).
+
 Every test runs twice: on one process with the directory in memory (the embedded
 default) and on two processes sharing Redis, where clients alternate between the two
 processes so that every exchange crosses from one to the other.
@@ -17,7 +19,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from peers.protocol.signal_token import make_signal_token
-from tests.support.keys import peer_id, seeded_key
+from tests.support.keys import peer_id, seeded_key, ticket
 from tests.support.signal import (
     Cluster,
     SignalClient,
@@ -410,3 +412,55 @@ async def test_counters_reach_metrics(cluster: Cluster) -> None:
     assert float(connected[0].split()[1]) >= 2
     await a.close()
     await b.close()
+
+
+# --- the beacon and signaling ----------------------------------------------------------
+
+
+async def test_the_beacon_skips_a_peer_whose_socket_closed_until_it_holds_one_again(
+    cluster: Cluster,
+) -> None:
+    """A page closed without its goodbye stays on the beacon until its ticket expires; every
+    page that announced meanwhile dialed it and waited for EXPIRE. Its socket's close is
+    what signaling knows: the beacon (of the process that saw it close) skips its ticket
+    until the peer holds a socket again, on any process. A peer that never connected to
+    signaling (an HTTP client of the beacon alone) is listed as before."""
+    name = "gone-" + new_id()
+    keys = {who: seeded_key(f"{name}-{who}") for who in ("left", "back", "http")}
+    now = int(time.time() * 1000)
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def listed(n: int) -> set[str]:
+            answer = await http.get(
+                f"{cluster.http(n)}/beacon/v1/{name}/peers",
+                headers={"x-forwarded-for": "10.77.0.99"},
+            )
+            assert answer.status_code == 200
+            return {p["body"]["peer_id"] for p in answer.json()["peers"]}
+
+        sockets = {}
+        for who in ("left", "back"):
+            token = make_signal_token(keys[who], now=now)
+            client = await SignalClient.connect(cluster.ws(0), peer_id(keys[who]), token)
+            sockets[who] = await client.opened()
+        for i, who in enumerate(keys):
+            answer = await http.post(
+                f"{cluster.http(0)}/beacon/v1/{name}/announce",
+                json=ticket(keys[who], name, now),
+                headers={"x-forwarded-for": f"10.77.0.{i + 1}"},
+            )
+            assert answer.status_code == 200
+        everyone = {peer_id(k) for k in keys.values()}
+        assert await listed(0) == everyone
+        await sockets["left"].close()
+        await sockets["back"].close()
+        deadline = time.monotonic() + 5
+        while await listed(0) != {peer_id(keys["http"])} and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await listed(0) == {peer_id(keys["http"])}, "both closed: both skipped"
+        # "back" reconnects (on the other process when there are two), its ticket unchanged.
+        token = make_signal_token(keys["back"], now=int(time.time() * 1000))
+        again = await SignalClient.connect(cluster.ws(1), peer_id(keys["back"]), token)
+        await again.opened()
+        assert await listed(0) == {peer_id(keys["back"]), peer_id(keys["http"])}
+        await again.close()

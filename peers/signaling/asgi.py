@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 
@@ -70,6 +71,23 @@ _nodes = PerLoop(_new_node, keep=None)
 def get_node() -> SignalNode:
     """This event loop's signaling node (daphne runs one loop; tests may run several)."""
     return _nodes.get()
+
+
+class Departures:
+    """What this loop's signaling node knows of peers that left, for the beacon
+    (beacon/presence.py; set up by swarmweb/asgi.py). No node yet: nobody left."""
+
+    def any(self) -> bool:
+        node = _nodes.current()
+        return node is not None and node.any()
+
+    def left_at(self, peer_id: str) -> int | None:
+        node = _nodes.current()
+        return None if node is None else node.left_at(peer_id)
+
+    async def holding(self, peer_ids: Iterable[str]) -> set[str]:
+        node = _nodes.current()
+        return set(peer_ids) if node is None else await node.holding(peer_ids)
 
 
 def health() -> str | None:

@@ -111,6 +111,9 @@ class MemoryDirectory:
         self._deadlines.pop(peer_id, None)
         return ClaimResult(REPLACED if previous else OPENED, previous, queued)
 
+    def holds(self, peer_id: str) -> bool:
+        return peer_id in self._holders
+
     def release(self, peer_id: str, proc: str, conn: int) -> bool:
         """Free ``peer_id`` if ``(proc, conn)`` still holds it (not a newer connection)."""
         current = self._holders.get(peer_id)

@@ -14,7 +14,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +44,10 @@ METRICS_EVERY_S = 1.0
 QUEUE_TTL_MARGIN_MS = 60_000
 CLAIM_WAIT_S = 2.0  # a claim while the link to Redis is being set up again waits this long
 ROUTE_FAULT_WINDOW_S = 30.0
+# Departures remembered for the beacon (beacon/presence.py): the newest, at most this many,
+# none older than the longest ticket lifetime (600 s), after which its ticket has expired anyway.
+DEPARTED_MAX = 10_000
+DEPARTED_KEEP_MS = 600_000
 
 
 class SignalNode:
@@ -83,6 +87,7 @@ class SignalNode:
         self._blocks_loading: asyncio.Task[None] | None = None
         self._enforced_version: str | None = None
         self._failing: set[str] = set()
+        self._departed: dict[str, int] = {}  # id -> when its socket here closed (oldest first)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -256,14 +261,49 @@ class SignalNode:
         except Exception:
             log.exception("claiming a signaling id failed")
             return self.hub.unavailable(claim.conn, claim.peer_id)
+        if result.status in (d.OPENED, d.REPLACED):
+            self._departed.pop(claim.peer_id, None)
         return self.hub.claimed(claim.conn, claim.peer_id, result, now_ms())
 
     async def _release(self, release: Release) -> None:
         if self.memory is not None:
-            self.memory.release(release.peer_id, self.proc, release.conn)
+            if self.memory.release(release.peer_id, self.proc, release.conn):
+                self._departure(release.peer_id)
         elif self.link is not None:
             # Queued, and retried until Redis takes it: an id must never stay taken.
             self.link.release(release.peer_id, release.conn)
+            self._departure(release.peer_id)  # `holding` tells if another socket took it
+
+    # --- departures, for the beacon (beacon/presence.py) -------------------------------
+
+    def _departure(self, peer_id: str) -> None:
+        now = now_ms()
+        self._departed.pop(peer_id, None)
+        self._departed[peer_id] = now
+        while self._departed:
+            oldest, at = next(iter(self._departed.items()))
+            if len(self._departed) <= DEPARTED_MAX and at > now - DEPARTED_KEEP_MS:
+                break
+            del self._departed[oldest]
+
+    def any(self) -> bool:
+        return bool(self._departed)
+
+    def left_at(self, peer_id: str) -> int | None:
+        """When ``peer_id``'s socket on this process last closed (None: not known to)."""
+        return self._departed.get(peer_id)
+
+    async def holding(self, peer_ids: Iterable[str]) -> set[str]:
+        """Those of ``peer_ids`` that hold a socket now, on any process; with Redis out of
+        reach, all of them (nothing is skipped on a guess)."""
+        wanted = list(peer_ids)
+        if self.memory is not None:
+            return {p for p in wanted if self.memory.holds(p)}
+        try:
+            return await self._shared().holding(wanted)
+        except Exception as exc:
+            log.info("signaling directory not read for the beacon: %s", exc)
+            return set(wanted)
 
     # --- the shared directory's callbacks ---------------------------------------------
 

@@ -138,6 +138,13 @@ class RedisDirectory:
         queued = tuple(frame.decode() for frame in reply[3:])
         return d.ClaimResult(status, previous, queued)
 
+    async def holding(self, peer_ids: list[str]) -> set[str]:
+        """Those of ``peer_ids`` with an entry in the registry (held by some process)."""
+        if not peer_ids:
+            return set()
+        values = await self.redis.hmget(self._reg, peer_ids)
+        return {p for p, v in zip(peer_ids, values, strict=True) if v is not None}
+
     async def release(self, peer_id: str, proc: str, conn: int) -> bool:
         args = [self.prefix, peer_id, proc, conn]
         return bool(await self._call("release", [self._reg], args))
