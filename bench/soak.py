@@ -413,6 +413,9 @@ def summary(soak: Soak) -> dict[str, Any]:
         print("  super-peer fetch jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(jobs.items())))
     redials = soak.stack.count("peer_unavailable")
     print(f"  super-peer dials answered peer_unavailable: {redials}")
+    expired = soak.stack.metric("swarm_signal_expired_total")
+    if expired is not None:
+        print(f"  signaling EXPIREs (offers to peers not connected, every peer's): {expired:.0f}")
     for d in failures[:5]:
         print(f"\n  failure in round {d.round} ({d.outcome}: {d.reason}):")
         for line in (d.diagnostics or [])[:30]:

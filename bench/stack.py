@@ -131,6 +131,21 @@ class Stack:
     def count(self, needle: str) -> int:
         return self.log().count(needle)
 
+    def metric(self, name: str) -> float | None:
+        """The sum of a metric's samples in the web process's /metrics (None: unreadable)."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((f"{name} ", f"{name}{{"))
+        )
+
     def jobs(self) -> dict[str, int]:
         """The super-peer's fetch jobs by kind and state (from the embedded database)."""
         import sqlite3

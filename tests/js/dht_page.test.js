@@ -130,8 +130,9 @@ class FakePage extends EventTarget {
   dial(peerId) {
     this.dials.push(peerId);
     const other = this.world.get(peerId);
-    if (!other || other.down) {
-      setImmediate(() => this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId } })));
+    if (!other || other.down || other.absent) {
+      const reason = other?.absent ? "peer_unavailable" : "unreachable";
+      setImmediate(() => this.dispatchEvent(new CustomEvent("dial-failed", { detail: { peerId, reason } })));
       return true;
     }
     setTimeout(() => connect(this, other), 20);
@@ -198,6 +199,40 @@ test("pages join through one peer, publish what they hold, and reach providers t
     await until(() => (a.dht.core.stats.dropped.unreachable ?? 0) >= 1, 4_000);
     assert.ok(a.dials.includes(d.peerId));
     assert.ok(Date.now() - started < 4_000, "the request failed at the dial, not at the 5 s timeout");
+  } finally {
+    for (const p of world.values()) p.dht.destroy();
+  }
+});
+
+test("a peer signaling calls absent is dialed once: out of the table, its ticket not dialed again until a newer one", async () => {
+  const world = new Map();
+  const [a, b, d] = [await fakePage(world), await fakePage(world), await fakePage(world)];
+  try {
+    connect(a, b);
+    connect(d, b);
+    await until(() => a.dht.joined && d.dht.joined && b.dht.core.table.get(d.peerId));
+    d.absent = true; // its page closed; B still names it
+    for (const p of [a, b]) p.links.delete(d.peerId);
+    for (let round = 0; round < 3; round++) {
+      const before = a.dht.core.stats.dropped.unreachable ?? 0;
+      await a.dht.core.findNode(d.dht.core.id, Date.now());
+      await until(() => (a.dht.core.stats.dropped.unreachable ?? 0) > before, 4_000);
+    }
+    assert.equal(a.dials.filter((p) => p === d.peerId).length, 1, "dialed once");
+    assert.ok(a.dht.goneSkipped >= 2, "the later lookups failed it at once");
+    assert.equal(a.dht.core.table.get(d.peerId), undefined);
+    assert.equal(a.dht.gone.get(d.peerId), d.verified.issuedAt);
+    // D comes back: a newer ticket of it is dialed.
+    const now = Date.now() + 1_000;
+    const fresh = await verifyTicket(await makeTicket(d.identity.signer, { peerId: d.peerId, community: "main", now, ttlMs: 180_000 }), {
+      now,
+      community: "main",
+    });
+    d.verified = fresh;
+    d.absent = false;
+    await b.dht.core.seen(fresh.envelope, now);
+    await a.dht.core.findNode(d.dht.core.id, Date.now());
+    await until(() => a.dials.filter((p) => p === d.peerId).length === 2, 4_000);
   } finally {
     for (const p of world.values()) p.dht.destroy();
   }

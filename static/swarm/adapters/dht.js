@@ -19,11 +19,16 @@
 import { CAP_DHT, Dht } from "../protocol/dht.js";
 import { ERRAND_CONTENT, ERRAND_DHT } from "../protocol/errand.js";
 import { UNEXPECTED_FRAME } from "../protocol/errors.js";
+import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
 import { verifyTicket } from "../protocol/ticket.js";
 
 export const MAX_PROVIDED = 64; // the per-publisher bound of every node's store (DHT_LIMITS.maxPerPublisher)
 const SYNC_MS = 5_000; // provider records and downloads are looked at this often
 const TICK_MAX_MS = 1_000;
+const GONE_MAX = 4096; // peers remembered as gone (oldest forgotten first)
+
+/** A contact ticket's issued_at (0 when it has none). */
+const issuedAtOf = (ticket) => (Number.isInteger(ticket?.body?.issued_at) ? ticket.body.issued_at : 0);
 const IN_USE_BYTES = 64 * 1024; // traffic over an idle period that keeps a DHT-dialed connection open
 const JOIN_DELAY_MS = 500; // after the first contact: the join lookup and the peer record
 const PROVIDER_RETRY_MS = 20_000; // a download still without holders asks the DHT again after this
@@ -154,6 +159,12 @@ export class PageDht extends EventTarget {
     this.lateAnswers = 0; // answers to no request (mostly after their request timed out)
     this.moved = new Map(); // peer id -> bytes its connections had moved at the last idle look
     this.lookups = []; // the last lookups, newest last: {kind, ok, code, hops, messages, found}
+    // peer id -> issuedAt of the newest ticket of it known when signaling answered that it is
+    // not there: not dialed again until a newer ticket of it (or its connection) comes, as the
+    // peer book does; the same for a ticket the book knows stale (the super-peer's DHT too).
+    this.gone = new Map();
+    this.dialed = new Map(); // peer id -> issuedAt of the contact being dialed
+    this.goneSkipped = 0;
     this.timer = null;
   }
 
@@ -167,7 +178,13 @@ export class PageDht extends EventTarget {
     });
     peer.addEventListener("peer-open", (e) => this.#opened(/** @type {CustomEvent} */ (e).detail));
     peer.addEventListener("peer-close", (e) => this.courier.closed(/** @type {CustomEvent} */ (e).detail.peerId));
-    peer.addEventListener("dial-failed", (e) => this.#unreachable(/** @type {CustomEvent} */ (e).detail.peerId));
+    peer.addEventListener("dial-failed", (e) => {
+      const { peerId, reason } = /** @type {CustomEvent} */ (e).detail;
+      const dialed = this.dialed.get(peerId) ?? 0;
+      this.dialed.delete(peerId);
+      if (reason === PEER_UNAVAILABLE) this.#markGone(peerId, dialed);
+      this.#unreachable(peerId);
+    });
     peer.addEventListener("ticket", (e) => this.#ticket(/** @type {CustomEvent} */ (e).detail));
     this.syncTimer = setInterval(() => this.#sync(), SYNC_MS);
     this.#wake();
@@ -228,6 +245,8 @@ export class PageDht extends EventTarget {
 
   async #opened({ peerId, caps }) {
     const now = this.clock();
+    this.gone.delete(peerId);
+    this.dialed.delete(peerId);
     for (const frame of this.courier.opened(peerId, now)) this.peer.send(peerId, frame);
     if (!caps?.includes(CAP_DHT)) return;
     const conn = this.peer.node.mesh.open().find((c) => c.peerId === peerId);
@@ -289,20 +308,52 @@ export class PageDht extends EventTarget {
   // --- outputs ---
 
   #flush() {
-    for (const action of this.core.takeActions()) {
-      if (action.type === "send") this.#send(action);
-      else if (action.type === "done") this.#done(action);
-      else if (action.type === "drop") this.#drop(action);
+    for (let actions = this.core.takeActions(); actions.length > 0; actions = this.core.takeActions()) {
+      for (const action of actions) {
+        if (action.type === "send") this.#send(action);
+        else if (action.type === "done") this.#done(action);
+        else if (action.type === "drop") this.#drop(action);
+      }
     }
+  }
+
+  #markGone(peerId, issuedAt) {
+    const known = this.core?.table.get(peerId);
+    let at = issuedAt;
+    if (known) {
+      at = Math.max(at, known.issuedAt);
+      this.core.table.remove(peerId); // a spare takes its place
+    }
+    at = Math.max(at, this.gone.get(peerId) ?? 0);
+    this.gone.delete(peerId);
+    this.gone.set(peerId, at);
+    while (this.gone.size > GONE_MAX) this.gone.delete(this.gone.keys().next().value);
+  }
+
+  /** True when `ticket` is no newer than the one signaling said was not there (here or in the peer book). */
+  isGone(peerId, ticket) {
+    const issuedAt = issuedAtOf(ticket);
+    const at = this.gone.get(peerId);
+    if (at !== undefined && issuedAt <= at) return true;
+    return this.peer.node.book?.staleSince?.(peerId, issuedAt) ?? false;
   }
 
   #send({ peerId, ticket, frame }) {
     const now = this.clock();
     const connected = this.peer.node.mesh.open().some((c) => c.peerId === peerId);
+    if (!connected && ticket !== null && this.isGone(peerId, ticket)) {
+      // Not dialed: its request fails now and the lookup asks the next contact.
+      this.goneSkipped += 1;
+      this.core.unreachable(peerId, now);
+      return;
+    }
     const how = this.courier.route(peerId, frame, { connected, answer: ticket === null, now });
     if (how === "send") {
       if (!this.peer.send(peerId, frame) && this.courier.failed(peerId)) this.core.unreachable(peerId, now);
-    } else if (how === "dial") this.#dial(peerId);
+      return;
+    }
+    if (how === "dial" || how === "queued") this.dialed.set(peerId, Math.max(this.dialed.get(peerId) ?? 0, issuedAtOf(ticket)));
+    if (how === "dial") this.#dial(peerId);
   }
 
   #dial(peerId) {
@@ -348,7 +399,10 @@ export class PageDht extends EventTarget {
       .tick(now)
       .then(() => {
         const { expired, dial } = this.courier.sweep(now);
-        for (const peerId of expired) this.core.unreachable(peerId, now);
+        for (const peerId of expired) {
+          this.dialed.delete(peerId);
+          this.core.unreachable(peerId, now);
+        }
         for (const peerId of dial) this.#dial(peerId);
         this.#flush();
         this.#closeIdle(now);

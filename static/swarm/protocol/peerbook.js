@@ -144,6 +144,12 @@ export class PeerBook {
     if (entry && !entry.seed) entry.goneAtIssued = entry.issuedAt;
   }
 
+  /** True when a ticket of `peerId` issued at `issuedAt` is no newer than the one signaling said was not there. */
+  staleSince(peerId, issuedAt) {
+    const entry = this.entries.get(peerId);
+    return entry?.goneAtIssued !== null && entry?.goneAtIssued !== undefined && issuedAt <= entry.goneAtIssued;
+  }
+
   /**
    * A failed dial or a dropped peer: exponential backoff before it is dialed again.
    * @param {string} peerId
