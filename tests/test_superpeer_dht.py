@@ -220,6 +220,31 @@ def test_a_peer_signaling_calls_absent_is_not_dialed_again_until_a_newer_ticket(
     assert c not in dht.gone, "connected again"
 
 
+def test_a_peer_that_says_it_is_leaving_leaves_the_table_and_no_answer_names_it() -> None:
+    """Its contact would otherwise go on in find_node answers, and every node that hears it
+    (each new page joining) would dial a closed page once."""
+    w = World()
+    a, b, c = w.add("l-a"), w.add("l-b"), w.add("l-c")
+    w.connect(a, b)
+    w.connect(b, c)
+    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
+    w.nodes[b].flush()
+    w.pump()
+    assert w.nodes[b].core.table.get(c) is not None
+    w.links.discard(frozenset((b, c)))
+    w.nodes[b].peer_left(c)  # C's bye leaving reached B
+    assert w.nodes[b].core.table.get(c) is None
+    # A looks up C's id through B: B no longer names C, so A dials nobody.
+    w.links.discard(frozenset((a, c)))
+    w.nodes[a].core.table.remove(c)
+    w.nodes[a].core.find_node(w.nodes[c].core.id, w.clock())
+    w.nodes[a].flush()
+    w.pump()
+    assert (a, c) not in w.dials
+    assert w.nodes[a].stats.dials == 0
+    assert w.nodes[b].is_gone(c, w.tickets[c])
+
+
 def test_a_ticket_the_peer_book_knows_stale_is_not_dialed() -> None:
     """A peer the mesh learned was gone (a dial of its own, or its bye on leaving) is not
     dialed by the DHT either, for that ticket (``known_gone``: the book's ``stale_since``)."""

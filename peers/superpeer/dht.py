@@ -243,6 +243,11 @@ class SuperPeerDht:
         self.flush()
         return lookup
 
+    def peer_left(self, peer_id: str) -> None:
+        """The peer said ``bye leaving``: out of the table, so that no answer names it to
+        others (who would each dial it), and its ticket is not dialed again."""
+        self._mark_gone(peer_id, 0)
+
     def _mark_gone(self, peer_id: str, issued: int) -> None:
         known = self.core.table.get(peer_id)
         if known is not None:

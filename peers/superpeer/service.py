@@ -28,7 +28,7 @@ from peers.protocol.dialpath import MAX_DIAL_MS, MESH, SERVER, DialPaths
 from peers.protocol.errand import DHT_ERRAND, ERRAND_DHT, Errand, content_errand, errand_of
 from peers.protocol.errors import ProtocolError
 from peers.protocol.have_gossip import HAVE_TOPIC, check_have_gossip, parse_have_gossip
-from peers.protocol.mesh import MeshOptions
+from peers.protocol.mesh import LEAVING, MeshOptions
 from peers.protocol.node import SwarmNode
 from peers.protocol.node_actions import (
     Close,
@@ -633,6 +633,8 @@ class SuperPeerService:
             gone = self.holder.closed(action.conn_id)
             if gone is not None:
                 self._peer_gone(gone, now)
+            if self.dht is not None and action.reason == f"bye_{LEAVING}":
+                self.dht.peer_left(action.peer_id)
         elif isinstance(action, ContentReceived):
             self._content(action.conn_id, action.peer_id, action.frame, now)
         elif isinstance(action, Deliver):

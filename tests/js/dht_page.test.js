@@ -237,3 +237,30 @@ test("a peer signaling calls absent is dialed once: out of the table, its ticket
     for (const p of world.values()) p.dht.destroy();
   }
 });
+
+test("a peer that says it is leaving leaves the table, so no answer names it to pages that would dial it", async () => {
+  const world = new Map();
+  const [a, b, d] = [await fakePage(world), await fakePage(world), await fakePage(world)];
+  try {
+    connect(d, b);
+    await until(() => d.dht.joined && b.dht.core.table.get(d.peerId));
+    b.links.delete(d.peerId);
+    d.links.delete(b.peerId);
+    b.dispatchEvent(new CustomEvent("peer-close", { detail: { peerId: d.peerId, reason: "bye_leaving" } }));
+    assert.equal(b.dht.core.table.get(d.peerId), undefined);
+    d.absent = true;
+    // A joins through B and looks D's id up: B does not name D, so A dials nobody.
+    connect(a, b);
+    await until(() => a.dht.joined);
+    const before = a.dht.core.stats.requestsOut ?? 0;
+    await a.dht.core.findNode(d.dht.core.id, Date.now());
+    await until(() => (a.dht.core.stats.requestsOut ?? 0) > before, 4_000);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(
+      a.dials.filter((p) => p === d.peerId),
+      [],
+    );
+  } finally {
+    for (const p of world.values()) p.dht.destroy();
+  }
+});

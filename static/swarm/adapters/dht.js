@@ -177,7 +177,13 @@ export class PageDht extends EventTarget {
       if (typeof frame?.t === "string" && frame.t.startsWith("dht_")) this.#receive(peerId, frame);
     });
     peer.addEventListener("peer-open", (e) => this.#opened(/** @type {CustomEvent} */ (e).detail));
-    peer.addEventListener("peer-close", (e) => this.courier.closed(/** @type {CustomEvent} */ (e).detail.peerId));
+    peer.addEventListener("peer-close", (e) => {
+      const { peerId, reason } = /** @type {CustomEvent} */ (e).detail;
+      this.courier.closed(peerId);
+      // It said it is leaving: out of the table, so that no answer names it to others (who
+      // would each dial it), and its ticket is not dialed again.
+      if (reason === "bye_leaving") this.#markGone(peerId, 0);
+    });
     peer.addEventListener("dial-failed", (e) => {
       const { peerId, reason } = /** @type {CustomEvent} */ (e).detail;
       const dialed = this.dialed.get(peerId) ?? 0;
