@@ -105,6 +105,18 @@ class World:
         raise AssertionError("the world did not settle")
 
 
+def a_line(label: str) -> tuple[World, str, str, str]:
+    """A - B - C connected in a line, B having looked itself up (it knows C)."""
+    w = World()
+    a, b, c = w.add(f"{label}-a"), w.add(f"{label}-b"), w.add(f"{label}-c")
+    w.connect(a, b)
+    w.connect(b, c)
+    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
+    w.nodes[b].flush()
+    w.pump()
+    return w, a, b, c
+
+
 def test_the_courier_waits_for_a_dial_and_bounds_dials_and_time() -> None:
     c = Courier(max_dials=1, wait_ms=5_000)
     f1 = DhtFindNode(id=1, ticket={}, target=bytes(32))
@@ -149,13 +161,7 @@ def test_a_lookup_dials_a_provider_it_is_not_connected_to_and_finds_its_record()
 
 
 def test_a_peer_that_cannot_be_dialed_fails_its_requests_at_once() -> None:
-    w = World()
-    a, b, c = w.add("u-a"), w.add("u-b"), w.add("u-c")
-    w.connect(a, b)
-    w.connect(b, c)
-    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
-    w.nodes[b].flush()
-    w.pump()
+    w, a, _b, c = a_line("u")
     w.links.discard(frozenset((a, c)))
     w.unreachable.add(c)
     # A node lookup for C's id: B names C, A dials C, the dial fails.
@@ -179,13 +185,7 @@ def test_a_peer_signaling_calls_absent_is_not_dialed_again_until_a_newer_ticket(
     """The super-peer dialed pages that had left again and again (their tickets still in other
     nodes' tables, so every lookup named them): a ``peer_unavailable`` dial takes the contact
     out of the table and keeps that ticket from being dialed again."""
-    w = World()
-    a, b, c = w.add("g-a"), w.add("g-b"), w.add("g-c")
-    w.connect(a, b)
-    w.connect(b, c)
-    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
-    w.nodes[b].flush()
-    w.pump()
+    w, a, b, c = a_line("g")
     w.links.discard(frozenset((a, c)))
     w.links.discard(frozenset((b, c)))
     w.absent.add(c)  # C's page closed; B still names it
@@ -223,13 +223,7 @@ def test_a_peer_signaling_calls_absent_is_not_dialed_again_until_a_newer_ticket(
 def test_a_peer_that_says_it_is_leaving_leaves_the_table_and_no_answer_names_it() -> None:
     """Its contact would otherwise go on in find_node answers, and every node that hears it
     (each new page joining) would dial a closed page once."""
-    w = World()
-    a, b, c = w.add("l-a"), w.add("l-b"), w.add("l-c")
-    w.connect(a, b)
-    w.connect(b, c)
-    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
-    w.nodes[b].flush()
-    w.pump()
+    w, a, b, c = a_line("l")
     assert w.nodes[b].core.table.get(c) is not None
     w.links.discard(frozenset((b, c)))
     w.nodes[b].peer_left(c)  # C's bye leaving reached B
@@ -248,13 +242,7 @@ def test_a_peer_that_says_it_is_leaving_leaves_the_table_and_no_answer_names_it(
 def test_a_ticket_the_peer_book_knows_stale_is_not_dialed() -> None:
     """A peer the mesh learned was gone (a dial of its own, or its bye on leaving) is not
     dialed by the DHT either, for that ticket (``known_gone``: the book's ``stale_since``)."""
-    w = World()
-    a, b, c = w.add("k-a"), w.add("k-b"), w.add("k-c")
-    w.connect(a, b)
-    w.connect(b, c)
-    w.nodes[b].core.find_node(w.nodes[b].core.id, w.clock())
-    w.nodes[b].flush()
-    w.pump()
+    w, a, _b, c = a_line("k")
     w.links.discard(frozenset((a, c)))
     stale = {c: w.tickets[c]["body"]["issued_at"]}  # type: ignore[index]
     dht = w.nodes[a]
