@@ -31,6 +31,7 @@ class Departures(Protocol):
 
 
 _departures: Departures | None = None
+PEER_KEY = '"peer_id":"'
 
 
 def set_departures(departures: Departures | None) -> None:
@@ -56,6 +57,12 @@ async def skip_departed(peers_json: list[str]) -> list[str]:
         return peers_json
     left: dict[int, str] = {}
     for i, envelope in enumerate(peers_json):
+        # Stored compact (`"peer_id":"…"`, the only key of that name): a departed peer's row
+        # is found without parsing the others.
+        start = envelope.find(PEER_KEY)
+        end = envelope.find('"', start + len(PEER_KEY)) if start >= 0 else -1
+        if end < 0 or departures.left_at(envelope[start + len(PEER_KEY) : end]) is None:
+            continue
         parsed = _peer_and_issued(envelope)
         if parsed is None:
             continue
