@@ -90,8 +90,10 @@ def test_a_file_that_does_not_decode_is_dropped_and_the_next_message_read(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = Path(options(tmp_path)["data_folder_in"])
-    (folder / f"1_empty.{QUEUE}.msg").write_bytes(b"")
-    (folder / f"2_garbage.{QUEUE}.msg").write_bytes(b"\xff{not json")
+    # Names sort before any message's (`<monotonic ms>_<uuid>`, never a leading 0): "1_…" and
+    # "2_…" went either side of it depending on the machine's uptime.
+    (folder / f"0_a_empty.{QUEUE}.msg").write_bytes(b"")
+    (folder / f"0_b_garbage.{QUEUE}.msg").write_bytes(b"\xff{not json")
     producer, consumer = channel(tmp_path), channel(tmp_path)
     producer._put(QUEUE, {"body": "after"})
     with caplog.at_level(logging.ERROR, logger="swarmweb.broker"):
