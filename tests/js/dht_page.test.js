@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { DhtCourier, MAX_PROVIDED, PageDht, providedSet } from "../../static/swarm/adapters/dht.js";
+import { MAX_PROVIDED, PageDht, providedSet } from "../../static/swarm/adapters/dht.js";
+import { DhtCourier } from "../../static/swarm/adapters/dht_courier.js";
 import { parseConfig } from "../../static/swarm/adapters/config.js";
 import * as ed25519 from "../../static/swarm/protocol/ed25519.js";
 import { b64urlEncode, peerIdForKey, sha256, utf8 } from "../../static/swarm/protocol/encoding.js";

@@ -3,7 +3,7 @@
 //
 // - Frames: the node hands dht_* frames up as "frame" events; they go to the core in order per
 //   peer. The core's sends go on the open connection to that peer; a request for a peer the
-//   page is not connected to waits here (DhtCourier) while the page dials it (SwarmPeer.dial:
+//   page is not connected to waits here (DhtCourier, adapters/dht_courier.js) while the page dials it (SwarmPeer.dial:
 //   the signaling server, or the mesh when the server is out of reach) and goes out once the
 //   connection opens; a dial that fails is the core's `unreachable`. Connections dialed only
 //   for the DHT are closed again when idle, unless the mesh needs them or they carry other traffic.
@@ -21,6 +21,7 @@ import { ERRAND_CONTENT, ERRAND_DHT } from "../protocol/errand.js";
 import { UNEXPECTED_FRAME } from "../protocol/errors.js";
 import { PEER_UNAVAILABLE } from "../protocol/mesh.js";
 import { verifyTicket } from "../protocol/ticket.js";
+import { DhtCourier } from "./dht_courier.js";
 
 export const MAX_PROVIDED = 64; // the per-publisher bound of every node's store (DHT_LIMITS.maxPerPublisher)
 const SYNC_MS = 5_000; // provider records and downloads are looked at this often
@@ -36,100 +37,6 @@ const MAX_PROVIDER_DIALS = 4; // providers of one file dialed per lookup
 // One provider record stored per sync at most: each store reaches the same few closest nodes,
 // which take one dht_store per second from a peer (bursts of 10) and count more as a violation.
 const PROVIDE_AT_ONCE = 1;
-
-/**
- * What the page does with the core's sends, without IO (node --test covers it): frames for a
- * connected peer go out; frames for another peer wait while it is dialed (at most `maxDials`
- * dials at once, the others queued in order), at most `waitMs` (the core's request timeout);
- * answers (no ticket) to a peer no longer connected are dropped. It also remembers which
- * connections were dialed for the DHT and when they were last used.
- */
-export class DhtCourier {
-  constructor({ maxDials = 4, waitMs = 5_000, idleMs = 60_000, maxQueued = 32 } = {}) {
-    this.maxDials = maxDials;
-    this.waitMs = waitMs;
-    this.idleMs = idleMs;
-    this.maxQueued = maxQueued;
-    this.queued = new Map(); // peer id -> [{frame, at}]
-    this.dialing = new Map(); // peer id -> since
-    this.ours = new Map(); // peer id -> last used (connections opened for the DHT)
-  }
-
-  /** "send" (connected), "dial" (dial it now), "queued" (waits for a dial slot or the open), "drop". */
-  route(peerId, frame, { connected, answer, now }) {
-    if (connected) {
-      if (this.ours.has(peerId)) this.ours.set(peerId, now);
-      return "send";
-    }
-    if (answer) return "drop";
-    const queue = this.queued.get(peerId) ?? [];
-    if (queue.length >= this.maxQueued) return "drop";
-    queue.push({ frame, at: now });
-    this.queued.set(peerId, queue);
-    if (this.dialing.has(peerId) || this.dialing.size >= this.maxDials) return "queued";
-    this.dialing.set(peerId, now);
-    return "dial";
-  }
-
-  /** A connection to `peerId` opened: the frames waiting for it, in order. */
-  opened(peerId, now) {
-    const wasDialed = this.dialing.delete(peerId);
-    const frames = (this.queued.get(peerId) ?? []).map((q) => q.frame);
-    this.queued.delete(peerId);
-    if (wasDialed && frames.length) this.ours.set(peerId, now);
-    return frames;
-  }
-
-  /** A dial of `peerId` failed (or the page cannot dial): true when frames were waiting (the core hears `unreachable`). */
-  failed(peerId) {
-    const had = this.queued.has(peerId) || this.dialing.has(peerId);
-    this.queued.delete(peerId);
-    this.dialing.delete(peerId);
-    return had;
-  }
-
-  closed(peerId) {
-    this.ours.delete(peerId);
-  }
-
-  /**
-   * Time passes: frames older than waitMs are forgotten (their peers returned as `expired`,
-   * the core times their requests out itself), and queued peers get the dial slots freed
-   * (returned as `dial`).
-   */
-  sweep(now) {
-    const expired = [];
-    for (const [peerId, queue] of [...this.queued]) {
-      const left = queue.filter((q) => now - q.at < this.waitMs);
-      if (left.length) this.queued.set(peerId, left);
-      else {
-        this.queued.delete(peerId);
-        this.dialing.delete(peerId);
-        expired.push(peerId);
-      }
-    }
-    for (const [peerId, since] of [...this.dialing]) {
-      if (now - since >= this.waitMs) {
-        this.dialing.delete(peerId);
-        if (!expired.includes(peerId)) expired.push(peerId);
-        this.queued.delete(peerId);
-      }
-    }
-    const dial = [];
-    for (const peerId of this.queued.keys()) {
-      if (this.dialing.size >= this.maxDials) break;
-      if (this.dialing.has(peerId)) continue;
-      this.dialing.set(peerId, now);
-      dial.push(peerId);
-    }
-    return { expired, dial };
-  }
-
-  /** Connections opened for the DHT and unused for idleMs. */
-  idle(now) {
-    return [...this.ours].filter(([, at]) => now - at >= this.idleMs).map(([peerId]) => peerId);
-  }
-}
 
 /**
  * Which manifests to provide, from the file service's `have` entries ({id, chunks}): those
