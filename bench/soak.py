@@ -61,6 +61,11 @@ SIZES = [(1024, 1), (300 * 1024, 2), (3 * MIB, 2), (20 * MIB, 6), (64 * MIB, 1)]
 BARE_BYTES = 20 * MIB
 SLOW_FIRST_BYTE_S = 1.5  # the target: slower first bytes keep the page's diagnostics
 BARE_EVERY = 10  # rounds between measurements of the bare DataChannel (the median is used)
+BARE_TIMEOUT_S = 60.0  # 20 MiB take about a second: a probe still going after this has stalled
+BARE_STATE = """() => {
+  const c = window.bare?.channel;
+  return c ? `${c.readyState}, ${c.bufferedAmount} B queued` : "none";
+}"""
 # The first rounds: each size and each disturbance once (then rounds 5 and 6 run together).
 SCRIPTED: list[tuple[int, str | None]] = [
     (20 * MIB, None),
@@ -264,10 +269,23 @@ class Soak:
             await join_pair(a, b)
             # The first megabytes of a new connection open its congestion window (as in
             # bench/transfer.py): warm up, then measure on a second channel.
-            await bare_transfer(a, b, BARE_BYTES // 2, channel=901)
-            return await bare_transfer(a, b, BARE_BYTES, channel=903)
+            await asyncio.wait_for(
+                bare_transfer(a, b, BARE_BYTES // 2, channel=901), BARE_TIMEOUT_S
+            )
+            return await asyncio.wait_for(
+                bare_transfer(a, b, BARE_BYTES, channel=903), BARE_TIMEOUT_S
+            )
         except Exception as error:
-            print(f"  bare DataChannel measurement failed: {error}")
+            # A probe whose channel stalled or closed (its pages' connection dropped) waited
+            # for ever on its promise: it is given up, said, and the soak goes on.
+            states = []
+            for page in (a, b):
+                with contextlib.suppress(Exception):
+                    states.append(await asyncio.wait_for(page.evaluate(BARE_STATE), 5))
+            print(
+                f"  bare DataChannel measurement failed: {type(error).__name__}: {error} "
+                f"(channel on each side: {states})"
+            )
             return None
         finally:
             for page in (a, b):
