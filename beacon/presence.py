@@ -61,13 +61,11 @@ async def skip_departed(peers_json: list[str]) -> list[str]:
         # is found without parsing the others.
         start = envelope.find(PEER_KEY)
         end = envelope.find('"', start + len(PEER_KEY)) if start >= 0 else -1
-        if end < 0 or departures.left_at(envelope[start + len(PEER_KEY) : end]) is None:
+        at = departures.left_at(envelope[start + len(PEER_KEY) : end]) if end >= 0 else None
+        if at is None:
             continue
         parsed = _peer_and_issued(envelope)
-        if parsed is None:
-            continue
-        at = departures.left_at(parsed[0])
-        if at is not None and at > parsed[1]:
+        if parsed is not None and at > parsed[1]:
             left[i] = parsed[0]
     if not left:
         return peers_json

@@ -188,15 +188,11 @@ class PeerBook:
         """True when a ticket of ``peer_id`` issued at ``issued_at`` is no newer than the one
         signaling said was not there."""
         entry = self.entries.get(peer_id)
-        return bool(
-            entry is not None
-            and entry.gone_at_issued is not None
-            and issued_at <= entry.gone_at_issued
-        )
+        return entry is not None and _gone_for(entry, issued_at)
 
     @staticmethod
     def is_gone(entry: PeerEntry) -> bool:
-        return entry.gone_at_issued is not None and entry.gone_at_issued >= entry.issued_at
+        return _gone_for(entry, entry.issued_at)
 
     def defer_dial(self, peer_id: str, until: int) -> None:
         """Hold off dialing without counting a failure (mesh full, duplicate, paused...)."""
@@ -321,6 +317,11 @@ _INT_FIELDS = (
     "last_success",
     "last_failure",
 )
+
+
+def _gone_for(entry: PeerEntry, issued_at: int) -> bool:
+    """Signaling said ``entry``'s peer was not there while it held a ticket at least as new."""
+    return entry.gone_at_issued is not None and issued_at <= entry.gone_at_issued
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -493,15 +493,20 @@ class SuperPeerService:
         try:
             conn = self.peer.connect(peer_id, serialization="raw", reliable=True, metadata=metadata)
         except PeerJSError as exc:
-            assert self.node is not None
-            self.node.dial_failed(peer_id, now_ms(), exc.code)
-            if self.dht is not None:
-                self.dht.dial_failed(peer_id, exc.code)
+            self._dial_failed(peer_id, exc.code)
             return
         timing = _DialTiming(SERVER, now, counts_failure=routed)
         self.spawn(
             self._run_connection(conn, outbound=True, timing=timing), f"out-{conn.connection_id}"
         )
+
+    def _dial_failed(self, peer_id: str, code: str) -> None:
+        """A dial of ours failed: the node and the DHT hear why (``peer_unavailable``: the
+        peer is gone for that ticket)."""
+        assert self.node is not None
+        self.node.dial_failed(peer_id, now_ms(), code)
+        if self.dht is not None:
+            self.dht.dial_failed(peer_id, code)
 
     def dial_through_mesh(
         self, peer_id: str, *, timed: bool = False, metadata: Any = None
@@ -516,10 +521,7 @@ class SuperPeerService:
         try:
             conn = self.meshsig.dial(peer_id, metadata)
         except PeerJSError as exc:
-            assert self.node is not None
-            self.node.dial_failed(peer_id, now_ms(), exc.code)
-            if self.dht is not None:
-                self.dht.dial_failed(peer_id, exc.code)
+            self._dial_failed(peer_id, exc.code)
             return None
         timing = _DialTiming(MESH, started, counts_failure=timed)
         self.spawn(
@@ -539,9 +541,7 @@ class SuperPeerService:
             if timing is not None and timing.counts_failure and exc.code != PEER_UNAVAILABLE:
                 self.dial_paths.record(timing.path, None)
             if outbound:
-                node.dial_failed(conn.peer, now_ms(), exc.code)
-                if self.dht is not None:
-                    self.dht.dial_failed(conn.peer, exc.code)
+                self._dial_failed(conn.peer, exc.code)
                 self.pump()
             await conn.close()
             return

@@ -3,9 +3,9 @@
 //
 // - Frames: the node hands dht_* frames up as "frame" events; they go to the core in order per
 //   peer. The core's sends go on the open connection to that peer; a request for a peer the
-//   page is not connected to waits here (DhtCourier, adapters/dht_courier.js) while the page dials it (SwarmPeer.dial:
-//   the signaling server, or the mesh when the server is out of reach) and goes out once the
-//   connection opens; a dial that fails is the core's `unreachable`. Connections dialed only
+//   page is not connected to waits here (DhtCourier, adapters/dht_courier.js) while the page
+//   dials it (SwarmPeer.dial: the signaling server, or the mesh when the server is out of
+//   reach) and goes out once the connection opens; a dial that fails is the core's `unreachable`. Connections dialed only
 //   for the DHT are closed again when idle, unless the mesh needs them or they carry other traffic.
 // - Contacts: every connection whose hello lists `dht` is `seen` with its verified ticket; the
 //   first one starts a lookup of this page's own id (Kademlia's join: bootstrap from any one
@@ -27,9 +27,6 @@ export const MAX_PROVIDED = 64; // the per-publisher bound of every node's store
 const SYNC_MS = 5_000; // provider records and downloads are looked at this often
 const TICK_MAX_MS = 1_000;
 const GONE_MAX = 4096; // peers remembered as gone (oldest forgotten first)
-
-/** A contact ticket's issued_at (0 when it has none). */
-const issuedAtOf = (ticket) => (Number.isInteger(ticket?.body?.issued_at) ? ticket.body.issued_at : 0);
 const IN_USE_BYTES = 64 * 1024; // traffic over an idle period that keeps a DHT-dialed connection open
 const JOIN_DELAY_MS = 500; // after the first contact: the join lookup and the peer record
 const PROVIDER_RETRY_MS = 20_000; // a download still without holders asks the DHT again after this
@@ -37,6 +34,9 @@ const MAX_PROVIDER_DIALS = 4; // providers of one file dialed per lookup
 // One provider record stored per sync at most: each store reaches the same few closest nodes,
 // which take one dht_store per second from a peer (bursts of 10) and count more as a violation.
 const PROVIDE_AT_ONCE = 1;
+
+/** A contact ticket's issued_at (0 when it has none). */
+const issuedAtOf = (ticket) => (Number.isInteger(ticket?.body?.issued_at) ? ticket.body.issued_at : 0);
 
 /**
  * Which manifests to provide, from the file service's `have` entries ({id, chunks}): those

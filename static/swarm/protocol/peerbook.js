@@ -39,7 +39,9 @@ function newEntry(peerId, now, source) {
   };
 }
 
-const isGone = (entry) => entry.goneAtIssued !== null && entry.goneAtIssued !== undefined && entry.goneAtIssued >= entry.issuedAt;
+// Signaling said the entry's peer was not there while it held a ticket at least as new.
+const goneFor = (entry, issuedAt) => entry.goneAtIssued !== null && entry.goneAtIssued !== undefined && issuedAt <= entry.goneAtIssued;
+const isGone = (entry) => goneFor(entry, entry.issuedAt);
 
 export class PeerBook {
   /** @param {{ selfId?: string, capacity?: number, random?: () => number }} [args] */
@@ -147,7 +149,7 @@ export class PeerBook {
   /** True when a ticket of `peerId` issued at `issuedAt` is no newer than the one signaling said was not there. */
   staleSince(peerId, issuedAt) {
     const entry = this.entries.get(peerId);
-    return entry?.goneAtIssued !== null && entry?.goneAtIssued !== undefined && issuedAt <= entry.goneAtIssued;
+    return entry !== undefined && goneFor(entry, issuedAt);
   }
 
   /**
