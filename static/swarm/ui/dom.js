@@ -4,15 +4,75 @@ export const $ = (id) => document.getElementById(id);
 
 export const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
 
+// An element's handlers given to el() as `on<type>`: one listener per type calls the handler
+// stored here, so that patch() can give a node it keeps the handlers (and what they close
+// over) of the node it was compared with.
+const HANDLERS = Symbol("handlers");
+
+function dispatch(event) {
+  return this[HANDLERS]?.[event.type]?.call(this, event);
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value === true ? "" : value);
+    else if (key.startsWith("on")) {
+      node[HANDLERS] ??= {};
+      node[HANDLERS][key.slice(2)] = value;
+      node.addEventListener(key.slice(2), dispatch);
+    } else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value === true ? "" : value);
   }
   node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
   return node;
+}
+
+/**
+ * Make `parent`'s children look like `children` (nodes or strings, as el() takes them) while
+ * touching only what differs: a list redrawn every second with the same content causes no
+ * DOM change at all (no style, layout or paint), a changed figure changes one text node.
+ * Where the count of children differs, they are replaced. Kept elements take the new ones'
+ * handlers. Used by the cards that redraw on a timer (an idle page with a long feed rebuilt
+ * it every second, on every page).
+ */
+export function patch(parent, children) {
+  const next = children.filter((c) => c !== null && c !== undefined && c !== false).map((c) => (typeof c === "string" ? document.createTextNode(c) : c));
+  const old = parent.childNodes;
+  if (old.length !== next.length) {
+    parent.replaceChildren(...next);
+    return;
+  }
+  for (let i = 0; i < next.length; i += 1) morph(old[i], next[i]);
+}
+
+// The attributes that say which thing a row is. A row is changed in place only into the same
+// thing: when a list shifts, the row under a pointer about to click "Block" is replaced, not
+// made into another peer's row with the click still landing on it.
+const IDENTITY = ["data-id", "data-peer-id", "data-owner", "data-request"];
+
+function sameThing(old, next) {
+  if (old.nodeType !== Node.ELEMENT_NODE) return true;
+  return IDENTITY.every((name) => old.getAttribute(name) === next.getAttribute(name));
+}
+
+function morph(old, next) {
+  if (old.nodeType !== next.nodeType || old.nodeName !== next.nodeName || !sameThing(old, next)) {
+    old.replaceWith(next);
+    return;
+  }
+  if (old.nodeType === Node.TEXT_NODE) {
+    if (old.data !== next.data) old.data = next.data;
+    return;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (!old.isEqualNode(next)) old.replaceWith(next);
+    return;
+  }
+  for (const { name } of [...old.attributes]) if (!next.hasAttribute(name)) old.removeAttribute(name);
+  for (const { name, value } of next.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  for (const type of Object.keys(next[HANDLERS] ?? {})) old.addEventListener(type, dispatch);
+  old[HANDLERS] = next[HANDLERS];
+  patch(old, [...next.childNodes]);
 }
 
 /** `draw` at most once per `everyMs`, however often it is asked for: a request inside the
@@ -34,6 +94,24 @@ export function throttled(draw, everyMs, now = () => performance.now()) {
     else timer = setTimeout(run, wait);
   };
 }
+
+// Date.prototype.toLocaleString() and toLocaleTimeString() with options build a formatter on
+// every call (a feed of 100 posts redrawn every second spent most of its script time there).
+const DATE_TIME = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "numeric",
+  day: "numeric",
+  hour: "numeric",
+  minute: "numeric",
+  second: "numeric",
+});
+const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
+/** `new Date(ms).toLocaleString()`, with one formatter. */
+export const localTime = (ms) => DATE_TIME.format(ms);
+
+/** HH:MM:SS in the local time zone (the diagnostics feed, the charts' time axis). */
+export const clockTime = (ms) => CLOCK.format(ms);
 
 export function bytes(n) {
   if (n === null || n === undefined) return "–";

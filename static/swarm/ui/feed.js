@@ -1,7 +1,7 @@
 // The community feed card (#posts): the composer (name, text, attachments) and the posts,
 // each `.post[data-author][data-id]` (DESIGN section 9) with its author's chosen name and
 // short id; our own posts can be edited and deleted (new signed entries of our log).
-import { $, ago, avatar, bytes, clip, el, linkified, short } from "./dom.js";
+import { $, ago, avatar, bytes, clip, el, linkified, localTime, patch, short } from "./dom.js";
 import { MAX_TEXT_BYTES } from "../protocol/posts.js";
 
 const utf8 = new TextEncoder();
@@ -129,7 +129,7 @@ export class FeedUI {
     $("post-total").textContent =
       `${posts.length} post${posts.length === 1 ? "" : "s"} · ${this.posts.sync.logs.size} author${this.posts.sync.logs.size === 1 ? "" : "s"}`;
     $("posts-empty").hidden = posts.length > 0;
-    $("post-list").replaceChildren(...this.posts.forks.map((fork) => this.#fork(fork, now)), ...posts.map((post) => this.#post(post, now)));
+    patch($("post-list"), [...this.posts.forks.map((fork) => this.#fork(fork, now)), ...posts.map((post) => this.#post(post, now))]);
   }
 
   // A fork: the author signed two entries for one place in its log (two devices writing while
@@ -154,8 +154,8 @@ export class FeedUI {
       avatar(post.author, post.name),
       el("b", { class: "post-name" }, name),
       el("span", { class: "post-author mono", title: post.author }, short(post.author)),
-      el("time", { datetime: new Date(post.createdAt).toISOString(), title: new Date(post.createdAt).toLocaleString() }, ago(post.createdAt, now)),
-      post.editedAt ? el("span", { class: "edited", title: `edited ${new Date(post.editedAt).toLocaleString()}` }, "edited") : null,
+      el("time", { datetime: new Date(post.createdAt).toISOString(), title: localTime(post.createdAt) }, ago(post.createdAt, now)),
+      post.editedAt ? el("span", { class: "edited", title: `edited ${localTime(post.editedAt)}` }, "edited") : null,
       mine
         ? el(
             "span",

@@ -3,7 +3,7 @@
 // paper; the owners this page guards and their recovery requests (.recovery-request[data-for]
 // [data-code] with .recovery-approve / .recovery-refuse); the recovery of an identity on this
 // device (#recovery[data-state][data-have][data-need], its verification code, typed shares).
-import { $, ago, avatar, el, short } from "./dom.js";
+import { $, ago, avatar, el, patch, short } from "./dom.js";
 
 const REFRESH_MS = 5_000;
 const STATE_LABEL = { sent: "share sent, no receipt yet", held: "holds its share", revoked: "told to delete an old share" };
@@ -63,15 +63,16 @@ export class GuardiansUI {
           ),
         ),
       );
-    $("guardians").replaceChildren(...rows);
+    patch($("guardians"), rows);
   }
 
   #renderCandidates() {
     const list = this.guardians.candidates();
     const box = $("guardian-candidates");
     const checked = new Set([...box.querySelectorAll("input.guardian-pick:checked")].map((i) => /** @type {HTMLInputElement} */ (i).value));
-    box.replaceChildren(
-      ...list.map((c) =>
+    patch(
+      box,
+      list.map((c) =>
         el(
           "label",
           { class: "candidate small" },
@@ -121,8 +122,9 @@ export class GuardiansUI {
     const held = this.guardians.holding();
     const requests = this.guardians.requests();
     $("guarding-box").hidden = held.length === 0 && requests.length === 0;
-    $("guarding").replaceChildren(
-      ...held.map((h) =>
+    patch(
+      $("guarding"),
+      held.map((h) =>
         el(
           "li",
           { class: "guarded", "data-owner": h.owner },
@@ -131,7 +133,10 @@ export class GuardiansUI {
         ),
       ),
     );
-    $("recovery-requests").replaceChildren(...requests.map((r) => this.#requestRow(r)));
+    patch(
+      $("recovery-requests"),
+      requests.map((r) => this.#requestRow(r)),
+    );
   }
 
   #requestRow(r) {
@@ -238,6 +243,6 @@ export class GuardiansUI {
         ),
       ),
     ];
-    $("recovery-answers").replaceChildren(...answers);
+    patch($("recovery-answers"), answers);
   }
 }

@@ -1,6 +1,6 @@
 // The Outbox card (DESIGN section 11): one `.outbox-item[data-id][data-kind][data-state]` per
 // item of content/outbox.js, newest first, with what it waits for or whom it reached.
-import { $, ago, el, short } from "./dom.js";
+import { $, ago, el, patch, short } from "./dom.js";
 
 const REFRESH_MS = 5_000;
 const SHOWN = 50;
@@ -60,6 +60,6 @@ export class OutboxUI {
         el("span", { class: "muted small" }, ago(item.createdAt, now)),
       ),
     );
-    $("outbox").replaceChildren(...rows);
+    patch($("outbox"), rows);
   }
 }

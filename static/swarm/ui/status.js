@@ -7,13 +7,14 @@ import { HealthUI } from "./health.js";
 import { KnownPeersUI } from "./known.js";
 import { StatusPopover } from "./popover.js";
 import { PauseBlockControls } from "./controls.js";
+import { $, clockTime, el, patch, short, throttled } from "./dom.js";
 
-const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 1_000;
+// A change (a connection, a frame's figures) redraws the card at most this often: a page
+// joining the swarm changes many times a second, and each draw is style, layout and paint
+// on the main thread its start needs.
+const CHANGE_DRAW_MS = 250;
 const FEED_LIMIT = 200;
-
-const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
-const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 // Time axis labels as HH:MM:SS, without uPlot's second row with the date.
 // At least a minute of time on the x axis (a single sample would otherwise give a zero range).
 // Before the first sample the axis shows the last minute (not 00:00:00 of 1970).
@@ -45,17 +46,6 @@ function duration(ms) {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== null && value !== undefined) node.setAttribute(key, value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
-
 export class SwarmUI {
   /** `onRestored(peerId)`: called once another identity is stored (the page reloads as it). */
   constructor(peer, { onRestored = () => location.reload() } = {}) {
@@ -83,9 +73,15 @@ export class SwarmUI {
     this.parts = [new KnownPeersUI(peer).mount(), new HealthUI(peer).mount(), new StatusPopover(peer).mount()];
     // uPlot (145 KB) is fetched after the page has started: nothing waits for the charts.
     import("uplot").then(({ default: uPlot }) => this.#charts(uPlot));
-    peer.addEventListener("change", () => this.render());
+    // The indicator (DESIGN section 9) follows every change at once; it is a few attributes,
+    // set only when they differ. The rest of the card follows at most every CHANGE_DRAW_MS.
+    const draw = throttled(() => this.render(), CHANGE_DRAW_MS);
+    peer.addEventListener("change", () => {
+      this.#status();
+      draw();
+    });
     peer.addEventListener("sample", () => this.#updateCharts());
-    setInterval(() => this.render(), REFRESH_MS);
+    setInterval(draw, REFRESH_MS);
     this.render();
   }
 
@@ -101,25 +97,27 @@ export class SwarmUI {
   #status() {
     const { state, reason, reasons, text, peers } = this.peer.status();
     const s = this.status;
-    if (s.dataset.state !== state) s.dataset.state = state;
-    s.dataset.peerCount = String(peers);
-    s.dataset.supernode = String(this.peer.supernodes?.self ?? false); // DESIGN section 11
-    s.dataset.reason = reason ?? ""; // the first reason's text
-    s.dataset.reasons = reasons.join(" "); // every reason's code (DESIGN section 11)
-    s.querySelector(".state-label").textContent = state;
-    s.querySelector(".state-reason").textContent = text ?? `${peers} peer${peers === 1 ? "" : "s"}`;
-    document.title = `Swarm · ${state} · ${peers}`;
+    setData(s, "state", state);
+    setData(s, "peerCount", String(peers));
+    setData(s, "supernode", String(this.peer.supernodes?.self ?? false)); // DESIGN section 11
+    setData(s, "reason", reason ?? ""); // the first reason's text
+    setData(s, "reasons", reasons.join(" ")); // every reason's code (DESIGN section 11)
+    setText(s.querySelector(".state-label"), state);
+    setText(s.querySelector(".state-reason"), text ?? `${peers} peer${peers === 1 ? "" : "s"}`);
+    const title = `Swarm · ${state} · ${peers}`;
+    if (document.title !== title) document.title = title;
   }
 
   #peers() {
     const rows = $("peer-rows");
     const peers = this.peer.connectedPeers();
     const now = this.peer.clock();
-    $("peer-count").textContent = String(peers.length);
+    setText($("peer-count"), String(peers.length));
     $("peers-empty").hidden = peers.length > 0;
-    $("peers-empty").textContent = this.peer.node?.mesh.paused ? "Paused: no connections." : "No peer connected yet.";
-    rows.replaceChildren(
-      ...peers.map((p) =>
+    setText($("peers-empty"), this.peer.node?.mesh.paused ? "Paused: no connections." : "No peer connected yet.");
+    patch(
+      rows,
+      peers.map((p) =>
         el(
           "tr",
           {
@@ -169,9 +167,10 @@ export class SwarmUI {
   #queue() {
     const queue = this.peer.approvalQueue();
     $("approval-card").hidden = queue.length === 0;
-    $("queue-count").textContent = String(queue.length);
-    $("approval-queue").replaceChildren(
-      ...queue.map((q) =>
+    setText($("queue-count"), String(queue.length));
+    patch(
+      $("approval-queue"),
+      queue.map((q) =>
         el(
           "li",
           { class: "queue-item", "data-peer-id": q.peerId },
@@ -206,12 +205,13 @@ export class SwarmUI {
           : state === "paused"
             ? `paused, retry in ${duration(next)}`
             : `next round in ${duration(next)}`;
-    $("rendezvous-state").textContent = label;
-    $("rendezvous-state").dataset.state = state;
+    setText($("rendezvous-state"), label);
+    setData($("rendezvous-state"), "state", state);
     const stats = peer.node.stats;
     const ttfp = peer.timeToFirstPeerMs === null ? "–" : `${peer.timeToFirstPeerMs} ms`;
-    $("net-stats").replaceChildren(
-      ...[
+    patch(
+      $("net-stats"),
+      [
         ["known", peer.node.book.liveCount(now)],
         ["first peer", ttfp],
         ["sent", bytes(stats.bytesOut)],
@@ -396,4 +396,12 @@ export class SwarmUI {
     }
     this.latencyChart.setData([s.t, ...urls.map((u) => s.latency.get(u))]);
   }
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function setData(node, key, value) {
+  if (node.dataset[key] !== value) node.dataset[key] = value;
 }
