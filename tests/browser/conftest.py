@@ -25,6 +25,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--allow-loopback-in-peer-connection",
+    # Each Playwright page is a window of its own, and in headless Chromium 156 each window
+    # makes its omnibox popup (a WebUI page) in a renderer of its own at once: 0.6-0.8 CPU-s
+    # per page opened, on the 2 cores the pages under test share (docs/testing.md). A person's
+    # browser makes it once per window, not per link opened in a tab.
+    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
 ]
 
 # An init script: the page's CSP violations (securitypolicyviolation events) collect in

@@ -50,8 +50,8 @@ class Watched:
         return list(self.page.evaluate("() => window.__cspViolations"))
 
 
-def test_two_pages_start_and_connect_with_no_csp_violation(
-    beacon_server: Server, browser: Browser, screenshots: Path
+def test_two_pages_start_connect_post_and_share_with_no_csp_violation(
+    beacon_server: Server, browser: Browser, screenshots: Path, tmp_path: Path
 ) -> None:
     url = f"{beacon_server.url}/?community=csp{secrets.token_hex(4)}"
     contexts = [new_context(browser, beacon_server.url) for _ in range(2)]
@@ -75,6 +75,21 @@ def test_two_pages_start_and_connect_with_no_csp_violation(
         watched.page.wait_for_function(
             "() => navigator.serviceWorker.controller !== null", timeout=30_000
         )
+    # A post (its author's avatar is coloured by a custom property) and a shared file (its
+    # row's bar has a width): styles the cards set on elements they make.
+    first = pages[0].page
+    first.locator("#post-text").fill("a post under the policy")
+    first.locator("#post-send").click()
+    pages[1].page.wait_for_selector("#post-list .post .avatar", timeout=30_000)
+    shared = tmp_path / "csp.bin"
+    shared.write_bytes(secrets.token_bytes(200_000))
+    first.locator("#share-file").set_input_files(str(shared))
+    first.wait_for_selector("#file-list .bar span", timeout=30_000)
+    hue = pages[1].page.evaluate(
+        "() => document.querySelector('#post-list .avatar').style.getPropertyValue('--hue')"
+    )
+    assert hue.strip().isdigit()
+    assert first.evaluate("() => document.querySelector('#file-list .bar span').style.width")
     pages[0].page.screenshot(path=str(screenshots / "csp-page.png"))
     for watched in pages:
         header = watched.page.evaluate(

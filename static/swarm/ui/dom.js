@@ -17,6 +17,9 @@ export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "class") node.className = value;
+    // Through the CSSOM: the page's policy (style-src 'self') refuses style attributes, and
+    // the bars' widths and the avatars' colours were silently dropped.
+    else if (key === "style") node.style.cssText = value;
     else if (key.startsWith("on")) {
       node[HANDLERS] ??= {};
       node[HANDLERS][key.slice(2)] = value;
@@ -69,7 +72,11 @@ function morph(old, next) {
     return;
   }
   for (const { name } of [...old.attributes]) if (!next.hasAttribute(name)) old.removeAttribute(name);
-  for (const { name, value } of next.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  for (const { name, value } of next.attributes) {
+    if (old.getAttribute(name) === value) continue;
+    if (name === "style") old.style.cssText = next.style.cssText;
+    else old.setAttribute(name, value);
+  }
   for (const type of Object.keys(next[HANDLERS] ?? {})) old.addEventListener(type, dispatch);
   old[HANDLERS] = next[HANDLERS];
   patch(old, [...next.childNodes]);
