@@ -432,8 +432,12 @@ def summary(soak: Soak) -> dict[str, Any]:
     redials = soak.stack.count("peer_unavailable")
     print(f"  super-peer dials answered peer_unavailable: {redials}")
     expired = soak.stack.metric("swarm_signal_expired_total")
+    gone = soak.stack.metric("swarm_signal_gone_total") or 0
     if expired is not None:
-        print(f"  signaling EXPIREs (offers to peers not connected, every peer's): {expired:.0f}")
+        print(
+            f"  signaling EXPIREs (offers to peers not connected, every peer's): "
+            f"{expired + gone:.0f}, of which at once for a peer gone a while: {gone:.0f}"
+        )
     for d in failures[:5]:
         print(f"\n  failure in round {d.round} ({d.outcome}: {d.reason}):")
         for line in (d.diagnostics or [])[:30]:

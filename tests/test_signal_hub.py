@@ -450,6 +450,30 @@ def test_expire_once_per_sender_at_the_deadline_of_the_first_message() -> None:
     assert net.take(net.connect("carol")) == [{"type": "OPEN"}]
 
 
+def test_gone_answers_an_offer_with_expire_at_once_and_drops_the_rest_of_the_dial() -> None:
+    """The node asks ``gone`` instead of routing, for a peer that left a while ago
+    (peers/signaling/node.py ``_gone``): the OFFER's sender gets EXPIRE now, once; the
+    CANDIDATEs and ANSWERs of that dial are dropped and counted, never queued."""
+    net = Net(expire_timeout_ms=5000)
+    alice = opened(net, "alice")
+
+    def route(message: dict[str, Any]) -> Route:
+        effects = net.hub.receive(alice, json.dumps(message), net.now)
+        assert len(effects) == 1
+        assert isinstance(effects[0], Route)
+        return effects[0]
+
+    net.run(net.hub.gone(route({"type": "OFFER", "dst": "carol", "payload": 1}), net.now))
+    assert net.take(alice) == [{"type": "EXPIRE", "src": "carol", "dst": "alice"}]
+    for kind in ("CANDIDATE", "ANSWER"):
+        net.run(net.hub.gone(route({"type": kind, "dst": "carol"}), net.now))
+    net.advance(10_000)
+    assert net.take(alice) == []  # nothing was queued, so nothing expires later
+    assert net.hub.counters["gone", ""] == 1
+    assert net.hub.counters["dropped", "gone"] == 2
+    assert net.hub.counters["expired", ""] == 0
+
+
 def test_expire_for_a_sender_that_left_is_dropped() -> None:
     net = Net(expire_timeout_ms=5000)
     alice = opened(net, "alice")

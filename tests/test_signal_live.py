@@ -30,10 +30,12 @@ from tests.support.signal import (
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 EXPIRE_MS = 700
+GONE_AFTER_MS = 400
 ALIVE_MS = 1500
 SETTINGS = {
     "SWARM_TRUST_X_FORWARDED_FOR": "1",
     "SWARM_SIGNAL_EXPIRE_TIMEOUT_MS": str(EXPIRE_MS),
+    "SWARM_SIGNAL_GONE_AFTER_MS": str(GONE_AFTER_MS),
     "SWARM_SIGNAL_ALIVE_TIMEOUT_MS": str(ALIVE_MS),
     "SWARM_SIGNAL_QUEUE_LIMIT": "5",
     "SWARM_SIGNAL_MAX_FRAME_BYTES": "8192",
@@ -229,6 +231,46 @@ async def test_expire_once_per_sender_after_the_expire_timeout(cluster: Cluster)
     assert await a.silent(0.3)
     await a.close()
     await b.close()
+
+
+async def test_an_offer_to_a_peer_that_left_a_while_ago_expires_at_once_where_it_left(
+    cluster: Cluster,
+) -> None:
+    """With the directory in memory, an OFFER for a peer whose socket closed more than
+    SWARM_SIGNAL_GONE_AFTER_MS ago gets EXPIRE at once (not after the queue's wait), and the
+    dial's CANDIDATEs are dropped; a peer back within that time still gets what waited for
+    it. With Redis the queue decides, as for any absent id (docs/signaling.md)."""
+    a = await (await SignalClient.connect(cluster.ws(0), new_id("a"))).opened()
+    left = await (await SignalClient.connect(cluster.ws(0), new_id("left"))).opened()
+    await left.close()
+    await asyncio.sleep(GONE_AFTER_MS / 1000 + 0.2)
+    started = time.monotonic()
+    await a.send({"type": "OFFER", "dst": left.peer_id, "payload": 1})
+    await a.send({"type": "CANDIDATE", "dst": left.peer_id, "payload": 2})
+    assert await a.recv(timeout=3) == {"type": "EXPIRE", "src": left.peer_id, "dst": a.peer_id}
+    waited = time.monotonic() - started
+    if len(cluster.servers) == 1:
+        assert waited < EXPIRE_MS / 1000 / 2
+    else:
+        assert waited >= EXPIRE_MS / 1000 - 0.05
+    assert await a.silent(EXPIRE_MS / 1000 + 0.3)  # one EXPIRE: the candidate expires nothing
+
+    # Back within the time: the queue holds the offer for it, as for a reload.
+    back = await (await SignalClient.connect(cluster.ws(0), new_id("back"))).opened()
+    await back.close()
+    await asyncio.sleep(0.05)
+    await a.send({"type": "OFFER", "dst": back.peer_id, "payload": 3})
+    again = await SignalClient.connect(cluster.ws(1), back.peer_id)
+    assert await again.recv() == {"type": "OPEN"}
+    assert await again.recv() == {
+        "type": "OFFER",
+        "src": a.peer_id,
+        "dst": back.peer_id,
+        "payload": 3,
+    }
+    assert await a.silent(EXPIRE_MS / 1000 + 0.3)
+    await again.close()
+    await a.close()
 
 
 # --- key-bound ids ---------------------------------------------------------------------

@@ -39,6 +39,7 @@ def config_from_settings() -> SignalConfig:
     return SignalConfig(
         key=settings.SWARM_SIGNAL_KEY,
         expire_timeout_ms=settings.SWARM_SIGNAL_EXPIRE_TIMEOUT_MS,
+        gone_after_ms=settings.SWARM_SIGNAL_GONE_AFTER_MS,
         alive_timeout_ms=settings.SWARM_SIGNAL_ALIVE_TIMEOUT_MS,
         concurrent_limit=settings.SWARM_SIGNAL_CONCURRENT_LIMIT,
         allow_discovery=settings.SWARM_SIGNAL_ALLOW_DISCOVERY,

@@ -16,6 +16,9 @@ MAX_TOKEN_LENGTH = 512
 class SignalConfig:
     key: str = "peerjs"
     expire_timeout_ms: int = 5_000
+    # An OFFER to a peer whose socket on this process closed at least this long ago, and
+    # that holds none, gets EXPIRE at once (docs/signaling.md "A peer that left"; 0 = never).
+    gone_after_ms: int = 10_000
     alive_timeout_ms: int = 60_000
     concurrent_limit: int = 5_000
     allow_discovery: bool = False

@@ -316,6 +316,17 @@ class Hub:
         """Queued frames whose time ran out: one EXPIRE per (sender, destination)."""
         return self._expire(frames, now, "expired")
 
+    def gone(self, route: Route, now: int) -> list[Effect]:
+        """``route`` is for a peer that left a while ago and holds no socket: its sender
+        learns at once (an OFFER gets EXPIRE now, not after the queue's wait, so the dialer's
+        slot is free again); the rest of that dial (candidates) is dropped, not queued."""
+        if not route.notify:
+            return []
+        if m.frame_type(route.frame) != m.OFFER:
+            self.counters["dropped", "gone"] += 1
+            return []
+        return self._expire([route.frame], now, "gone")
+
     def unrouted(self, routes: list[Route], now: int) -> list[Effect]:
         """Redis did not take these routes: their senders get EXPIRE, as after a queue."""
         return self._expire([r.frame for r in routes if r.notify], now, "unrouted")

@@ -23,6 +23,7 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "replaced": ("swarm_signal_replaced_total", ""),
     "timed_out": ("swarm_signal_timeouts_total", ""),
     "unrouted": ("swarm_signal_unrouted_total", ""),
+    "gone": ("swarm_signal_gone_total", ""),
     "swept": ("swarm_signal_swept_total", "reason"),
 }
 HELP = {
@@ -35,6 +36,7 @@ HELP = {
     "swarm_signal_replaced_total": "Sockets closed because a newer connection took their id.",
     "swarm_signal_timeouts_total": "Sockets closed for sending no HEARTBEAT in time.",
     "swarm_signal_unrouted_total": "EXPIREs for messages Redis did not take (per sender, dst).",
+    "swarm_signal_gone_total": "EXPIREs sent at once: OFFERs to a peer that left a while ago.",
     "swarm_signal_swept_total": "Registry entries removed or sockets closed by sweeps, by reason.",
 }
 CONNECTED = "swarm_signal_connected_peers"

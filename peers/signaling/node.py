@@ -209,6 +209,9 @@ class SignalNode:
     def _route(self, route: Route, effects: list[Effect]) -> None:
         config = self.config
         if self.memory is not None:
+            if route.queueable and self._gone(route.dst):
+                effects.extend(self.hub.gone(route, now_ms()))
+                return
             status = self.memory.route(
                 route.dst,
                 route.frame,
@@ -285,6 +288,20 @@ class SignalNode:
             if len(self._departed) <= DEPARTED_MAX and at > now - DEPARTED_KEEP_MS:
                 break
             del self._departed[oldest]
+
+    def _gone(self, peer_id: str) -> bool:
+        """An OFFER to a peer whose socket here closed at least ``gone_after_ms`` ago, and
+        that holds none now, is answered EXPIRE at once instead of waiting in the queue for
+        the expire timeout: the queue is for a peer reconnecting (a reload takes a second or
+        two), and a dial of a page that left minutes ago (its ticket in a capsule, a PEX
+        answer or a DHT table) held the dialer's slot for those 5 s. Only where the directory
+        is this process's own (the embedded default); with Redis another process may hold
+        the id by now, and the queue decides (docs/signaling.md "A peer that left")."""
+        after = self.config.gone_after_ms
+        left = self._departed.get(peer_id)
+        if after <= 0 or left is None or self.memory is None or now_ms() - left < after:
+            return False
+        return not self.memory.holds(peer_id)
 
     def any(self) -> bool:
         return bool(self._departed)
