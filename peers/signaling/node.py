@@ -209,8 +209,9 @@ class SignalNode:
     def _route(self, route: Route, effects: list[Effect]) -> None:
         config = self.config
         if self.memory is not None:
-            if route.queueable and self._gone(route.dst):
-                effects.extend(self.hub.gone(route, now_ms()))
+            now = now_ms()
+            if route.queueable and self._gone(route.dst, now):
+                effects.extend(self.hub.gone(route, now))
                 return
             status = self.memory.route(
                 route.dst,
@@ -219,7 +220,6 @@ class SignalNode:
                 queue_limit=config.queue_limit,
                 deadline=route.deadline,
             )
-            now = now_ms()
             if status == d.SENT:
                 effects.extend(self.hub.deliver(route.dst, route.src, route.frame, now))
             effects.extend(self.hub.routed(route, status, now))
@@ -289,7 +289,7 @@ class SignalNode:
                 break
             del self._departed[oldest]
 
-    def _gone(self, peer_id: str) -> bool:
+    def _gone(self, peer_id: str, now: int) -> bool:
         """An OFFER to a peer whose socket here closed at least ``gone_after_ms`` ago, and
         that holds none now, is answered EXPIRE at once instead of waiting in the queue for
         the expire timeout: the queue is for a peer reconnecting (a reload takes a second or
@@ -299,7 +299,7 @@ class SignalNode:
         the id by now, and the queue decides (docs/signaling.md "A peer that left")."""
         after = self.config.gone_after_ms
         left = self._departed.get(peer_id)
-        if after <= 0 or left is None or self.memory is None or now_ms() - left < after:
+        if after <= 0 or left is None or self.memory is None or now - left < after:
             return False
         return not self.memory.holds(peer_id)
 

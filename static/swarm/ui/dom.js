@@ -2,6 +2,11 @@
 
 export const $ = (id) => document.getElementById(id);
 
+/** Set a node's text only when it differs (a write of the same text still costs a layout). */
+export function setText(node, text) {
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
 export const short = (peerId) => `${peerId.slice(0, 7)}…${peerId.slice(-4)}`;
 
 // An element's handlers given to el() as `on<type>`: one listener per type calls the handler

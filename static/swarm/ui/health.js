@@ -1,7 +1,7 @@
 // The Network card's node health (uptime, connection and rendezvous success, beacon latency
 // over the last hour and day: adapters/healthwindow.js) and where this page meets others (the
 // signaling endpoint in use, each beacon and capsule with its latency and state).
-import { $, el } from "./dom.js";
+import { $, el, setText } from "./dom.js";
 
 const percent = (r) => (r === null ? "–" : `${Math.round(r * 100)} %`);
 const ms = (v) => (v === null ? "–" : `${v} ms`);
@@ -50,10 +50,10 @@ export class HealthUI {
     for (const [metric, , text] of ROWS) {
       for (const [name, stats] of Object.entries(windows)) {
         const cell = this.table.querySelector(`tr[data-metric="${metric}"] td[data-span="${name}"]`);
-        set(cell, text(stats));
+        setText(cell, text(stats));
       }
     }
-    set($("health-session"), span(now - peer.metrics.startedAt));
+    setText($("health-session"), span(now - peer.metrics.startedAt));
     this.#endpoints(now);
   }
 
@@ -63,10 +63,10 @@ export class HealthUI {
     if (info && node) {
       node.dataset.state = info.state;
       node.dataset.url = info.url;
-      set(node.querySelector(".endpoint-url"), info.url);
+      setText(node.querySelector(".endpoint-url"), info.url);
       const since = info.state === "open" && info.openedAt ? `, for ${span(now - info.openedAt)}` : "";
       const which = info.count > 1 ? ` (endpoint ${info.index + 1} of ${info.count})` : "";
-      set(node.querySelector(".endpoint-state"), `${info.state}${since}${which}`);
+      setText(node.querySelector(".endpoint-state"), `${info.state}${since}${which}`);
     }
     const list = $("rendezvous-endpoints");
     if (!list) return;
@@ -90,8 +90,4 @@ export class HealthUI {
     );
     $("rendezvous-endpoints-empty").hidden = rows.length > 0;
   }
-}
-
-function set(node, text) {
-  if (node && node.textContent !== text) node.textContent = text;
 }

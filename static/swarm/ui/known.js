@@ -1,7 +1,7 @@
 // The Peers card's "Known, not connected" list: the peer book's peers this page is not
 // connected to, why (adapters/knownpeers.js), and Dial / Always allow / Block. Rows are
 // updated in place, so a focused button stays focused across the 1 s refresh.
-import { $, ago, el, short } from "./dom.js";
+import { $, ago, el, setText, short } from "./dom.js";
 
 export class KnownPeersUI {
   constructor(peer) {
@@ -99,8 +99,4 @@ export class KnownPeersUI {
     setText(allow, row.allowed ? "Allowed always" : "Always allow");
     li.querySelector(".known-dial").disabled = row.why === "dialing" || row.why === "connecting" || row.why === "blocked";
   }
-}
-
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
 }

@@ -7,7 +7,7 @@ import { HealthUI } from "./health.js";
 import { KnownPeersUI } from "./known.js";
 import { StatusPopover } from "./popover.js";
 import { PauseBlockControls } from "./controls.js";
-import { $, clockTime, el, patch, short, throttled } from "./dom.js";
+import { $, clockTime, el, patch, setText, short, throttled } from "./dom.js";
 
 const REFRESH_MS = 1_000;
 // A change (a connection, a frame's figures) redraws the card at most this often: a page
@@ -396,10 +396,6 @@ export class SwarmUI {
     }
     this.latencyChart.setData([s.t, ...urls.map((u) => s.latency.get(u))]);
   }
-}
-
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
 }
 
 function setData(node, key, value) {
